@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/// @title Charity ledger: an append-only, rule-enforcing record of a charity's fund flows
+/// @notice Charities (through their operator accounts) record campaigns, donations, refunds,
+/// disbursements with their allocations to donations, corrections and evidence document
+/// hashes. Every state change emits a past-tense event that carries everything an off-chain
+/// mirror needs, so the mirror never has to call back into contract state.
+/// @dev Amounts are integers in the minor unit of the campaign's ISO 4217 currency (cents,
+/// fen). Donor identity never goes on chain: a donation carries only a commitment
+/// `keccak256(salt ‖ donor reference)`; the donor's receipt holds the salt.
+interface ICharityLedger {
+    // ------------------------------------------------------------------ types
+
+    /// @notice One donation of a batch given to {recordDonations}.
+    /// @param donationId Unique, non-zero donation ID (the ID on the donor's receipt).
+    /// @param campaignId The campaign the donation belongs to.
+    /// @param amount Amount in the campaign currency's minor unit, 1..MAX_AMOUNT.
+    /// @param donorCommitment Non-zero `keccak256(salt ‖ donor reference)`.
+    /// @param channel Short code of the channel the money came through (for example "bank").
+    /// @param metadataHash Hash of off-chain metadata, or zero.
+    struct DonationInput {
+        bytes32 donationId;
+        bytes32 campaignId;
+        uint256 amount;
+        bytes32 donorCommitment;
+        bytes32 channel;
+        bytes32 metadataHash;
+    }
+
+    /// @notice How much of a disbursement one donation paid for.
+    struct Allocation {
+        bytes32 donationId;
+        uint256 amount;
+    }
+
+    /// @notice The kinds of record a correction may reference.
+    enum RecordKind {
+        Campaign,
+        Donation,
+        Refund,
+        Disbursement
+    }
+
+    /// @notice Chain state of a donation, as returned by {donationOf}.
+    struct DonationView {
+        bytes32 campaignId;
+        uint256 amount;
+        uint256 allocated;
+        uint256 refunded;
+        uint256 remaining;
+    }
+
+    /// @notice Chain state of a campaign, as returned by {campaignOf}.
+    struct CampaignView {
+        bytes32 charityId;
+        bytes3 currency;
+        bool closed;
+        uint256 goal;
+        uint256 received;
+        uint256 refunded;
+        uint256 disbursed;
+        uint256 available;
+        uint256 donationCount;
+        uint256 disbursementCount;
+    }
+
+    /// @notice Chain state of a disbursement, as returned by {disbursementOf}.
+    struct DisbursementView {
+        bytes32 campaignId;
+        uint256 amount;
+        uint256 allocationCount;
+        uint256 evidenceCount;
+    }
+
+    // ----------------------------------------------------------------- events
+
+    /// @notice A registrar registered a charity.
+    event CharityRegistered(bytes32 indexed charityId, string name, bytes32 metadataHash, address registrar);
+
+    /// @notice A registrar allowed `account` to write records for the charity.
+    event OperatorAdded(bytes32 indexed charityId, address indexed account, address registrar);
+
+    /// @notice A registrar withdrew `account`'s right to write records for the charity.
+    event OperatorRemoved(bytes32 indexed charityId, address indexed account, address registrar);
+
+    /// @notice An operator created a campaign.
+    event CampaignCreated(
+        bytes32 indexed campaignId,
+        bytes32 indexed charityId,
+        string name,
+        bytes3 currency,
+        uint256 goal,
+        bytes32 metadataHash,
+        address operator
+    );
+
+    /// @notice An operator closed a campaign; it takes no new donations from now on.
+    event CampaignClosed(bytes32 indexed campaignId, bytes32 indexed charityId, address operator);
+
+    /// @notice An operator recorded a donation. Emitted once per donation, also in batches.
+    event DonationRecorded(
+        bytes32 indexed donationId,
+        bytes32 indexed campaignId,
+        uint256 amount,
+        bytes32 donorCommitment,
+        bytes32 channel,
+        bytes32 metadataHash,
+        address operator
+    );
+
+    /// @notice An operator refunded (part of) a donation.
+    /// @param donationRefunded The donation's refunded total after this refund.
+    event DonationRefunded(
+        bytes32 indexed refundId,
+        bytes32 indexed donationId,
+        bytes32 indexed campaignId,
+        uint256 amount,
+        uint256 donationRefunded,
+        string reason,
+        address operator
+    );
+
+    /// @notice An operator recorded a disbursement; its allocations follow as
+    /// {DonationAllocated} events in the same transaction.
+    event DisbursementRecorded(
+        bytes32 indexed disbursementId,
+        bytes32 indexed campaignId,
+        uint256 amount,
+        string recipient,
+        string purpose,
+        uint256 allocationCount,
+        address operator
+    );
+
+    /// @notice Part of a disbursement was paid for by a donation.
+    /// @param donationAllocated The donation's allocated total after this allocation.
+    event DonationAllocated(
+        bytes32 indexed disbursementId,
+        bytes32 indexed donationId,
+        uint256 amount,
+        uint256 donationAllocated
+    );
+
+    /// @notice A document hash (sha-256 of an invoice, receipt, photo...) was anchored to a
+    /// disbursement.
+    event EvidenceAnchored(
+        bytes32 indexed disbursementId,
+        bytes32 indexed documentHash,
+        uint256 evidenceCount,
+        address operator
+    );
+
+    /// @notice An operator recorded a correction: a new record that references an earlier
+    /// one with a reason (and optionally the record that replaces it). Records are never edited.
+    event CorrectionRecorded(
+        bytes32 indexed correctionId,
+        bytes32 indexed charityId,
+        bytes32 indexed originalId,
+        RecordKind originalKind,
+        bytes32 replacementId,
+        string reason,
+        address operator
+    );
+
+    // ----------------------------------------------------------------- errors
+
+    /// @notice An ID (or a document hash) was zero.
+    error ZeroId();
+    /// @notice `amount` was zero or above `max`.
+    error InvalidAmount(uint256 amount, uint256 max);
+    /// @notice A text field was empty or longer than `maxLength` bytes.
+    error InvalidTextLength(uint256 length, uint256 maxLength);
+    /// @notice The currency was not three upper-case ASCII letters.
+    error InvalidCurrency(bytes3 currency);
+    /// @notice The donor commitment was zero.
+    error ZeroDonorCommitment(bytes32 donationId);
+    /// @notice A batch or allocation list was empty or longer than `max`.
+    error InvalidListLength(uint256 length, uint256 max);
+
+    error CharityAlreadyRegistered(bytes32 charityId);
+    error CharityNotFound(bytes32 charityId);
+    error OperatorAlreadyAdded(bytes32 charityId, address account);
+    error OperatorNotFound(bytes32 charityId, address account);
+    /// @notice `account` is not an operator of `charityId`.
+    error NotCharityOperator(bytes32 charityId, address account);
+
+    error CampaignAlreadyExists(bytes32 campaignId);
+    error CampaignNotFound(bytes32 campaignId);
+    /// @notice The campaign is closed and takes no new donations.
+    error CampaignIsClosed(bytes32 campaignId);
+
+    error DonationAlreadyExists(bytes32 donationId);
+    error DonationNotFound(bytes32 donationId);
+    error RefundAlreadyExists(bytes32 refundId);
+    error DisbursementAlreadyExists(bytes32 disbursementId);
+    error DisbursementNotFound(bytes32 disbursementId);
+    error CorrectionAlreadyExists(bytes32 correctionId);
+    /// @notice The record a correction references does not exist or belongs to another charity.
+    error RecordNotFound(RecordKind kind, bytes32 recordId);
+
+    /// @notice A refund or allocation asked more of a donation than it has left
+    /// (amount - allocated - refunded).
+    error DonationOverdrawn(bytes32 donationId, uint256 available, uint256 requested);
+    /// @notice A disbursement asked more than the campaign holds (received - refunded - disbursed).
+    error CampaignOverdrawn(bytes32 campaignId, uint256 available, uint256 requested);
+    /// @notice An allocation drew on a donation of another campaign.
+    error AllocationCampaignMismatch(bytes32 donationId, bytes32 donationCampaignId, bytes32 disbursementCampaignId);
+    /// @notice The allocations did not add up to the disbursement's amount.
+    error AllocationSumMismatch(uint256 disbursementAmount, uint256 allocatedSum);
+    /// @notice The same donation appeared twice in one disbursement's allocations.
+    error DuplicateAllocation(bytes32 donationId);
+    error EvidenceAlreadyAnchored(bytes32 disbursementId, bytes32 documentHash);
+
+    // -------------------------------------------------------- registrar writes
+
+    /// @notice Registers a charity. Only REGISTRAR_ROLE.
+    function registerCharity(bytes32 charityId, string calldata name, bytes32 metadataHash) external;
+
+    /// @notice Lets `account` write records for `charityId`. Only REGISTRAR_ROLE.
+    function addOperator(bytes32 charityId, address account) external;
+
+    /// @notice Withdraws `account`'s right to write records for `charityId`. Only REGISTRAR_ROLE.
+    function removeOperator(bytes32 charityId, address account) external;
+
+    // --------------------------------------------------------- operator writes
+
+    /// @notice Creates a campaign of `charityId`. Only that charity's operators.
+    /// @param currency ISO 4217 code, three upper-case letters.
+    /// @param goal Fundraising goal in the currency's minor unit, 1..MAX_GOAL.
+    function createCampaign(
+        bytes32 campaignId,
+        bytes32 charityId,
+        string calldata name,
+        bytes3 currency,
+        uint256 goal,
+        bytes32 metadataHash
+    ) external;
+
+    /// @notice Closes a campaign to new donations. Refunds and disbursements stay possible.
+    function closeCampaign(bytes32 campaignId) external;
+
+    /// @notice Records one donation to an open campaign.
+    function recordDonation(DonationInput calldata donation) external;
+
+    /// @notice Records 1..MAX_BATCH donations atomically; each must pass the same checks as
+    /// {recordDonation}, and the caller must operate every campaign named.
+    function recordDonations(DonationInput[] calldata donations) external;
+
+    /// @notice Refunds `amount` of a donation's unspent balance to the donor.
+    /// @dev Also the way to take back an amount recorded in error; record a correction
+    /// referencing the donation to say so.
+    function refundDonation(bytes32 refundId, bytes32 donationId, uint256 amount, string calldata reason) external;
+
+    /// @notice Records a disbursement from a campaign and the donations that paid for it.
+    /// @dev The allocations must draw on donations of the same campaign, name each donation
+    /// at most once, stay within each donation's remaining balance and add up to `amount`.
+    /// A non-zero `evidenceHash` is anchored as the disbursement's first evidence document.
+    function recordDisbursement(
+        bytes32 disbursementId,
+        bytes32 campaignId,
+        uint256 amount,
+        string calldata recipient,
+        string calldata purpose,
+        bytes32 evidenceHash,
+        Allocation[] calldata allocations
+    ) external;
+
+    /// @notice Anchors a document hash to a disbursement, at the time or later.
+    function anchorEvidence(bytes32 disbursementId, bytes32 documentHash) external;
+
+    /// @notice Records a correction of an earlier record of the caller's charity.
+    /// @param replacementId The record that replaces the original, or zero.
+    function recordCorrection(
+        bytes32 correctionId,
+        bytes32 charityId,
+        RecordKind originalKind,
+        bytes32 originalId,
+        bytes32 replacementId,
+        string calldata reason
+    ) external;
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The block the ledger was deployed in: where a mirror starts reading events.
+    function deploymentBlock() external view returns (uint256);
+
+    function isCharityRegistered(bytes32 charityId) external view returns (bool);
+
+    function isOperator(bytes32 charityId, address account) external view returns (bool);
+
+    /// @notice Amount, allocated, refunded and remaining of a donation; reverts if unknown.
+    function donationOf(bytes32 donationId) external view returns (DonationView memory);
+
+    /// @notice Totals of a campaign; reverts if unknown.
+    function campaignOf(bytes32 campaignId) external view returns (CampaignView memory);
+
+    /// @notice A disbursement's campaign, amount and counts; reverts if unknown.
+    function disbursementOf(bytes32 disbursementId) external view returns (DisbursementView memory);
+
+    /// @notice The donation a refund belongs to and its amount; reverts if unknown.
+    function refundOf(bytes32 refundId) external view returns (bytes32 donationId, uint256 amount);
+
+    function isEvidenceAnchored(bytes32 disbursementId, bytes32 documentHash) external view returns (bool);
+}

@@ -1,0 +1,106 @@
+"""The ledger contract as the service sees it: its committed artifact, a web3 connection
+to the configured chain, deployment, and decoding of the contract's custom errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.contract import Contract
+
+ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "contracts" / "artifacts"
+LEDGER = "CharityLedger"
+
+
+@lru_cache
+def load_artifact(name: str = LEDGER) -> dict[str, Any]:
+    """The committed build artifact (ABI, bytecode, compiler version and settings)."""
+    with (ARTIFACTS_DIR / f"{name}.json").open() as handle:
+        artifact: dict[str, Any] = json.load(handle)
+    return artifact
+
+
+def make_web3(rpc_url: str | None) -> Web3:
+    """A web3 connection: to `rpc_url`, or to a fresh in-process eth-tester chain."""
+    if not rpc_url:
+        return Web3(EthereumTesterProvider())
+    return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+
+
+def ledger_contract(w3: Web3, address: str) -> Contract:
+    return w3.eth.contract(address=to_checksum_address(address), abi=load_artifact()["abi"])
+
+
+@dataclass(frozen=True)
+class Deployment:
+    chain_id: int
+    address: str
+    block_number: int
+    tx_hash: str
+
+
+def deploy_ledger(w3: Web3, deployer: str, admin: str | None = None) -> Deployment:
+    """Deploy the ledger from an account the node holds (dev chains: eth-tester, anvil).
+
+    `admin` receives the admin, registrar and pauser roles (default: the deployer).
+    """
+    artifact = load_artifact()
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    tx_hash = factory.constructor(to_checksum_address(admin or deployer)).transact({"from": deployer})
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    if receipt["status"] != 1 or not receipt["contractAddress"]:
+        raise RuntimeError(f"ledger deployment failed in transaction {tx_hash.to_0x_hex()}")
+    return Deployment(
+        chain_id=w3.eth.chain_id,
+        address=receipt["contractAddress"],
+        block_number=receipt["blockNumber"],
+        tx_hash=tx_hash.to_0x_hex(),
+    )
+
+
+@dataclass(frozen=True)
+class ContractError:
+    """A custom error the contract reverted with, decoded from the revert data."""
+
+    name: str
+    args: tuple[Any, ...]
+    arg_names: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(zip(self.arg_names, self.args, strict=True))
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    if param["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(component) for component in param["components"])
+        return f"({inner}){param['type'][5:]}"
+    return str(param["type"])
+
+
+@lru_cache
+def _error_decoders() -> dict[bytes, tuple[str, list[str], tuple[str, ...]]]:
+    decoders = {}
+    # OpenZeppelin's errors appear in the ABI too (AccessControl, Pausable).
+    for item in load_artifact()["abi"]:
+        if item["type"] != "error":
+            continue
+        types = [_abi_type(param) for param in item["inputs"]]
+        selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+        decoders[selector] = (item["name"], types, tuple(p["name"] for p in item["inputs"]))
+    return decoders
+
+
+def decode_contract_error(data: bytes | str) -> ContractError | None:
+    """Decode revert data into the contract's custom error, or None if it is not one."""
+    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+    decoder = _error_decoders().get(raw[:4])
+    if decoder is None:
+        return None
+    name, types, names = decoder
+    return ContractError(name=name, args=tuple(abi_decode(types, raw[4:])), arg_names=names)
