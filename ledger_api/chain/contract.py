@@ -3,6 +3,8 @@ to the configured chain, deployment, and decoding of the contract's custom error
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -104,3 +106,38 @@ def decode_contract_error(data: bytes | str) -> ContractError | None:
         return None
     name, types, names = decoder
     return ContractError(name=name, args=tuple(abi_decode(types, raw[4:])), arg_names=names)
+
+
+def revert_data(exc: BaseException) -> bytes | None:
+    """The raw revert data carried by an exception from a call or transaction, if any.
+
+    JSON-RPC nodes give it to web3 as `ContractCustomError.data` (a hex string); the
+    in-process eth-tester raises `TransactionFailed` whose message is the repr of the
+    bytes (`execution reverted: b'...'`).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        data = getattr(current, "data", None)
+        if isinstance(data, str) and data.startswith("0x"):
+            return bytes.fromhex(data[2:])
+        if isinstance(data, bytes | bytearray):
+            return bytes(data)
+        if current.args and isinstance(current.args[0], bytes | bytearray):
+            return bytes(current.args[0])
+        if current.args and isinstance(current.args[0], str):
+            message = current.args[0].removeprefix("execution reverted: ")
+            if message.startswith(("b'", 'b"')):
+                with contextlib.suppress(ValueError, SyntaxError):
+                    value = ast.literal_eval(message)
+                    if isinstance(value, bytes):
+                        return value
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def contract_error_of(exc: BaseException) -> ContractError | None:
+    """The contract's custom error behind an exception, or None if there is none."""
+    data = revert_data(exc)
+    return decode_contract_error(data) if data else None
