@@ -10,7 +10,9 @@ from sqlalchemy import delete, insert
 
 from ledger_api.core.config import ROOT, Settings, get_settings
 
-app = typer.Typer(help="Charity ledger: record, mirror and trace charitable fund flows.", no_args_is_help=True)
+app = typer.Typer(
+    help="Charity ledger: record, mirror and trace charitable fund flows.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -42,7 +44,7 @@ def dev(
 ) -> None:
     """Run everything on embedded defaults in one process: chain, database and API."""
     from ledger_api.app import Runtime, create_app
-    from ledger_api.chain.contract import deploy_ledger, make_web3
+    from ledger_api.chain.contract import deploy_ledger, load_artifact, make_web3
     from ledger_api.core import db
     from ledger_api.core.models import Deployment as DeploymentRow
 
@@ -52,15 +54,14 @@ def dev(
     deployment = deploy_ledger(w3, deployer)
     db.upgrade(settings.database_url)
     engine = db.make_engine(settings.database_url)
-    from ledger_api.chain.contract import load_artifact
-
     with engine.begin() as connection:
-        table = DeploymentRow.__table__
         connection.execute(
-            delete(table).where(table.c.chain_id == deployment.chain_id, table.c.address == deployment.address)
+            delete(DeploymentRow).where(
+                DeploymentRow.chain_id == deployment.chain_id, DeploymentRow.address == deployment.address
+            )
         )
         connection.execute(
-            insert(table).values(
+            insert(DeploymentRow).values(
                 chain_id=deployment.chain_id,
                 address=deployment.address,
                 deployment_block=deployment.block_number,

@@ -65,7 +65,9 @@ class Ledger:
         ):
             ledger.send(fns.registerCharity(charity, f"Charity {name}", ZERO), admin)
             ledger.send(fns.addOperator(charity, operator), admin)
-            ledger.send(fns.createCampaign(campaign, charity, f"Campaign {name}", b"CNY", 10**9, ZERO), operator)
+            ledger.send(
+                fns.createCampaign(campaign, charity, f"Campaign {name}", b"CNY", 10**9, ZERO), operator
+            )
         return ledger
 
     @property
@@ -89,7 +91,9 @@ class Ledger:
         assert receipt["status"] == 0
         assert receipt["logs"] == []
 
-    def expect_view_error(self, call: ContractFunction, name: str, *args: Any, sender: str | None = None) -> None:
+    def expect_view_error(
+        self, call: ContractFunction, name: str, *args: Any, sender: str | None = None
+    ) -> None:
         """Calling (eth_call) reverts with exactly this custom error and arguments."""
         with pytest.raises(Exception) as info:
             call.call({"from": sender or self.stranger})
@@ -110,9 +114,18 @@ class Ledger:
         campaign: bytes | None = None,
         donor: str = "donor",
     ) -> tuple[bytes, bytes, int, bytes, bytes, bytes]:
-        return (donation_id, campaign or self.campaign_a, amount, commitment(donor), b"bank".ljust(32, b"\0"), ZERO)
+        return (
+            donation_id,
+            campaign or self.campaign_a,
+            amount,
+            commitment(donor),
+            b"bank".ljust(32, b"\0"),
+            ZERO,
+        )
 
-    def donate(self, label: str, amount: int, campaign: bytes | None = None, sender: str | None = None) -> bytes:
+    def donate(
+        self, label: str, amount: int, campaign: bytes | None = None, sender: str | None = None
+    ) -> bytes:
         donation_id = rid(label)
         self.send(self.fn.recordDonation(self.donation(donation_id, amount, campaign)), sender or self.op_a)
         return donation_id
@@ -127,7 +140,13 @@ class Ledger:
     ) -> TxReceipt:
         amount = sum(a for _, a in allocations)
         call = self.fn.recordDisbursement(
-            rid(label), campaign or self.campaign_a, amount, "CN-ORG-1", "school-meals", evidence, list(allocations)
+            rid(label),
+            campaign or self.campaign_a,
+            amount,
+            "CN-ORG-1",
+            "school-meals",
+            evidence,
+            list(allocations),
         )
         return self.send(call, sender or self.op_a)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import solcx
 from packaging.version import Version
+from solcx.install import get_executable
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = ROOT / "contracts"
@@ -50,16 +51,14 @@ def find_compiler() -> Path:
     """A native solc of the pinned version if there is one, else the solcjs shim."""
     wanted = Version(SOLC_VERSION)
     if wanted in solcx.get_installed_solc_versions():
-        return Path(solcx.get_executable(wanted))
+        return Path(get_executable(wanted))
     native = shutil.which("solc")
     if native and solcx.wrapper.get_solc_version(native) == wanted:
         return Path(native)
     solcjs = ROOT / "node_modules" / "solc" / "package.json"
     if solcjs.exists() and json.loads(solcjs.read_text())["version"] == SOLC_VERSION:
         return SHIM
-    raise CompilerNotFound(
-        f"no solc {SOLC_VERSION}: install it with py-solc-x, or run `npm ci` for solcjs"
-    )
+    raise CompilerNotFound(f"no solc {SOLC_VERSION}: install it with py-solc-x, or run `npm ci` for solcjs")
 
 
 def _sources() -> dict[str, dict[str, str]]:

@@ -23,9 +23,7 @@ def upgrade() -> None:
         sa.Column("deployment_block", sa.BigInteger(), nullable=False),
         sa.Column("deployment_tx", sa.String(66), nullable=True),
         sa.Column("source_hash", sa.String(64), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.UniqueConstraint("chain_id", "address", name="uq_deployments_chain_address"),
     )
 

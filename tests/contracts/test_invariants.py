@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from web3 import Web3
 
 from ledger_api.chain.contract import deploy_ledger, ledger_contract
@@ -19,7 +25,9 @@ from tests.ledger import MAX_AMOUNT, ZERO, Ledger, rid
 
 pytestmark = pytest.mark.slow
 
-AMOUNTS = st.one_of(st.integers(1, 5_000), st.sampled_from([1, MAX_AMOUNT]), st.sampled_from([0, MAX_AMOUNT + 1]))
+AMOUNTS = st.one_of(
+    st.integers(1, 5_000), st.sampled_from([1, MAX_AMOUNT]), st.sampled_from([0, MAX_AMOUNT + 1])
+)
 
 
 @dataclass
@@ -90,7 +98,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if not batch:
             inputs = inputs[:1]
         call = led.fn.recordDonations(inputs) if batch else led.fn.recordDonation(inputs[0])
-        for donation_id, _, amount, *_ in inputs:
+        for _, _, amount, *_ in inputs:
             if campaign.closed:
                 return led.expect_error(call, campaign.operator, "CampaignIsClosed", campaign_id)
             if not 0 < amount <= MAX_AMOUNT:
@@ -114,7 +122,9 @@ class LedgerMachine(RuleBasedStateMachine):
         if amount == 0:
             return led.expect_error(call, campaign.operator, "InvalidAmount", 0, MAX_AMOUNT)
         if amount > donation.remaining:
-            return led.expect_error(call, campaign.operator, "DonationOverdrawn", donation_id, donation.remaining, amount)
+            return led.expect_error(
+                call, campaign.operator, "DonationOverdrawn", donation_id, donation.remaining, amount
+            )
         led.send(call, campaign.operator)
         donation.refunded += amount
         campaign.refunded += amount
@@ -130,8 +140,13 @@ class LedgerMachine(RuleBasedStateMachine):
         own = sorted(d for d, m in model.donations.items() if m.campaign == campaign_id and m.remaining)
         anything = sorted(model.donations)
         picks = data.draw(
-            st.lists(st.sampled_from(own) if own and data.draw(st.booleans(), label="own only") else st.sampled_from(anything),
-                     min_size=1, max_size=5),
+            st.lists(
+                st.sampled_from(own)
+                if own and data.draw(st.booleans(), label="own only")
+                else st.sampled_from(anything),
+                min_size=1,
+                max_size=5,
+            ),
             label="donations",
         )
         allocations = []
@@ -141,7 +156,9 @@ class LedgerMachine(RuleBasedStateMachine):
             allocations.append((donation_id, amount))
         total = sum(a for _, a in allocations)
         amount = max(0, total + extra)
-        call = led.fn.recordDisbursement(model.new_id("disbursement"), campaign_id, amount, "CN-ORG", "food", ZERO, allocations)
+        call = led.fn.recordDisbursement(
+            model.new_id("disbursement"), campaign_id, amount, "CN-ORG", "food", ZERO, allocations
+        )
 
         # The contract's checks, in its order.
         expected: tuple[object, ...] | None = None
@@ -180,7 +197,9 @@ class LedgerMachine(RuleBasedStateMachine):
         campaign_id = data.draw(st.sampled_from(sorted(model.campaigns)), label="campaign")
         campaign = model.campaigns[campaign_id]
         if campaign.closed:
-            return led.expect_error(led.fn.closeCampaign(campaign_id), campaign.operator, "CampaignIsClosed", campaign_id)
+            return led.expect_error(
+                led.fn.closeCampaign(campaign_id), campaign.operator, "CampaignIsClosed", campaign_id
+            )
         led.send(led.fn.closeCampaign(campaign_id), campaign.operator)
         campaign.closed = True
 
@@ -191,7 +210,9 @@ class LedgerMachine(RuleBasedStateMachine):
         led, model = self.ledger, self.model
         donation_id = data.draw(st.sampled_from(sorted(model.donations)), label="donation")
         campaign = model.campaigns[model.donations[donation_id].campaign]
-        intruder = data.draw(st.sampled_from([led.stranger, led.op_b if campaign.operator == led.op_a else led.op_a]))
+        intruder = data.draw(
+            st.sampled_from([led.stranger, led.op_b if campaign.operator == led.op_a else led.op_a])
+        )
         call = led.fn.refundDonation(model.new_id("refund"), donation_id, 1, "x")
         led.expect_error(call, intruder, "NotCharityOperator", campaign.charity, intruder)
 
@@ -212,7 +233,10 @@ class LedgerMachine(RuleBasedStateMachine):
             )
             assert (charity, closed) == (model.charity, model.closed)
             assert (received, refunded, disbursed, available) == (
-                model.received, model.refunded, model.disbursed, model.available,
+                model.received,
+                model.refunded,
+                model.disbursed,
+                model.available,
             )
             assert (donations, disbursements) == (model.donations, model.disbursements)
             assert disbursed <= received - refunded

@@ -28,7 +28,12 @@ def test_registrar_registers_a_charity_with_its_operator(ledger: Ledger) -> None
     charity = rid("charity-c")
     receipt = ledger.send(ledger.fn.registerCharity(charity, "Charity C", rid("meta")), ledger.admin)
     [event] = ledger.events(receipt, "CharityRegistered")
-    assert event == {"charityId": charity, "name": "Charity C", "metadataHash": rid("meta"), "registrar": ledger.admin}
+    assert event == {
+        "charityId": charity,
+        "name": "Charity C",
+        "metadataHash": rid("meta"),
+        "registrar": ledger.admin,
+    }
     receipt = ledger.send(ledger.fn.addOperator(charity, ledger.stranger), ledger.admin)
     assert ledger.events(receipt, "OperatorAdded") == [
         {"charityId": charity, "account": ledger.stranger, "registrar": ledger.admin}
@@ -58,7 +63,12 @@ def test_only_registrars_register_charities_and_operators(ledger: Ledger) -> Non
 
 def test_charity_ids_are_unique_and_non_zero_and_names_bounded(ledger: Ledger) -> None:
     fn, admin = ledger.fn, ledger.admin
-    ledger.expect_error(fn.registerCharity(ledger.charity_a, "Again", ZERO), admin, "CharityAlreadyRegistered", ledger.charity_a)
+    ledger.expect_error(
+        fn.registerCharity(ledger.charity_a, "Again", ZERO),
+        admin,
+        "CharityAlreadyRegistered",
+        ledger.charity_a,
+    )
     ledger.expect_error(fn.registerCharity(ZERO, "Zero", ZERO), admin, "ZeroId")
     ledger.expect_error(fn.registerCharity(rid("e"), "", ZERO), admin, "InvalidTextLength", 0, 200)
     ledger.expect_error(fn.registerCharity(rid("l"), "n" * 201, ZERO), admin, "InvalidTextLength", 201, 200)
@@ -67,10 +77,22 @@ def test_charity_ids_are_unique_and_non_zero_and_names_bounded(ledger: Ledger) -
 
 def test_operator_changes_are_checked(ledger: Ledger) -> None:
     fn, admin = ledger.fn, ledger.admin
-    ledger.expect_error(fn.addOperator(rid("nobody"), ledger.stranger), admin, "CharityNotFound", rid("nobody"))
-    ledger.expect_error(fn.addOperator(ledger.charity_a, ledger.op_a), admin, "OperatorAlreadyAdded", ledger.charity_a, ledger.op_a)
     ledger.expect_error(
-        fn.removeOperator(ledger.charity_a, ledger.stranger), admin, "OperatorNotFound", ledger.charity_a, ledger.stranger
+        fn.addOperator(rid("nobody"), ledger.stranger), admin, "CharityNotFound", rid("nobody")
+    )
+    ledger.expect_error(
+        fn.addOperator(ledger.charity_a, ledger.op_a),
+        admin,
+        "OperatorAlreadyAdded",
+        ledger.charity_a,
+        ledger.op_a,
+    )
+    ledger.expect_error(
+        fn.removeOperator(ledger.charity_a, ledger.stranger),
+        admin,
+        "OperatorNotFound",
+        ledger.charity_a,
+        ledger.stranger,
     )
 
 
@@ -94,7 +116,8 @@ def test_a_removed_operator_can_no_longer_write(ledger: Ledger) -> None:
 def test_operator_creates_and_closes_a_campaign(ledger: Ledger) -> None:
     campaign = rid("campaign-new")
     receipt = ledger.send(
-        ledger.fn.createCampaign(campaign, ledger.charity_a, "Winter coats", b"USD", 5_000_00, rid("m")), ledger.op_a
+        ledger.fn.createCampaign(campaign, ledger.charity_a, "Winter coats", b"USD", 5_000_00, rid("m")),
+        ledger.op_a,
     )
     [event] = ledger.events(receipt, "CampaignCreated")
     assert event == {
@@ -119,15 +142,30 @@ def test_campaign_rules(ledger: Ledger) -> None:
     fn, op = ledger.fn, ledger.op_a
     new = rid("c-new")
     ledger.expect_error(
-        fn.createCampaign(ledger.campaign_a, ledger.charity_a, "Dup", b"CNY", 1, ZERO), op, "CampaignAlreadyExists", ledger.campaign_a
+        fn.createCampaign(ledger.campaign_a, ledger.charity_a, "Dup", b"CNY", 1, ZERO),
+        op,
+        "CampaignAlreadyExists",
+        ledger.campaign_a,
     )
     ledger.expect_error(fn.createCampaign(ZERO, ledger.charity_a, "Zero", b"CNY", 1, ZERO), op, "ZeroId")
-    ledger.expect_error(fn.createCampaign(new, rid("nobody"), "N", b"CNY", 1, ZERO), op, "CharityNotFound", rid("nobody"))
+    ledger.expect_error(
+        fn.createCampaign(new, rid("nobody"), "N", b"CNY", 1, ZERO), op, "CharityNotFound", rid("nobody")
+    )
     for currency in (b"cny", b"C1Y", b"\x00\x00\x00"):
-        ledger.expect_error(fn.createCampaign(new, ledger.charity_a, "N", currency, 1, ZERO), op, "InvalidCurrency", currency)
+        ledger.expect_error(
+            fn.createCampaign(new, ledger.charity_a, "N", currency, 1, ZERO), op, "InvalidCurrency", currency
+        )
     for goal in (0, MAX_GOAL + 1):
-        ledger.expect_error(fn.createCampaign(new, ledger.charity_a, "N", b"CNY", goal, ZERO), op, "InvalidAmount", goal, MAX_GOAL)
-    ledger.expect_error(fn.createCampaign(new, ledger.charity_a, "", b"CNY", 1, ZERO), op, "InvalidTextLength", 0, 200)
+        ledger.expect_error(
+            fn.createCampaign(new, ledger.charity_a, "N", b"CNY", goal, ZERO),
+            op,
+            "InvalidAmount",
+            goal,
+            MAX_GOAL,
+        )
+    ledger.expect_error(
+        fn.createCampaign(new, ledger.charity_a, "", b"CNY", 1, ZERO), op, "InvalidTextLength", 0, 200
+    )
     ledger.expect_error(fn.closeCampaign(new), op, "CampaignNotFound", new)
 
 
@@ -135,9 +173,15 @@ def test_only_the_charitys_operators_manage_its_campaigns(ledger: Ledger) -> Non
     fn = ledger.fn
     for sender in (ledger.stranger, ledger.op_b, ledger.admin):
         ledger.expect_error(
-            fn.createCampaign(rid("c"), ledger.charity_a, "N", b"CNY", 1, ZERO), sender, "NotCharityOperator", ledger.charity_a, sender
+            fn.createCampaign(rid("c"), ledger.charity_a, "N", b"CNY", 1, ZERO),
+            sender,
+            "NotCharityOperator",
+            ledger.charity_a,
+            sender,
         )
-        ledger.expect_error(fn.closeCampaign(ledger.campaign_a), sender, "NotCharityOperator", ledger.charity_a, sender)
+        ledger.expect_error(
+            fn.closeCampaign(ledger.campaign_a), sender, "NotCharityOperator", ledger.charity_a, sender
+        )
 
 
 # ------------------------------------------------------------- donations
@@ -163,20 +207,30 @@ def test_operator_records_a_donation(ledger: Ledger) -> None:
 def test_donation_rules(ledger: Ledger) -> None:
     fn, op = ledger.fn, ledger.op_a
     ledger.donate("d1", 100)
-    ledger.expect_error(fn.recordDonation(ledger.donation(rid("d1"), 5)), op, "DonationAlreadyExists", rid("d1"))
+    ledger.expect_error(
+        fn.recordDonation(ledger.donation(rid("d1"), 5)), op, "DonationAlreadyExists", rid("d1")
+    )
     ledger.expect_error(fn.recordDonation(ledger.donation(ZERO, 5)), op, "ZeroId")
     for amount in (0, MAX_AMOUNT + 1):
-        ledger.expect_error(fn.recordDonation(ledger.donation(rid("d2"), amount)), op, "InvalidAmount", amount, MAX_AMOUNT)
+        ledger.expect_error(
+            fn.recordDonation(ledger.donation(rid("d2"), amount)), op, "InvalidAmount", amount, MAX_AMOUNT
+        )
     no_donor = (rid("d2"), ledger.campaign_a, 5, ZERO, ZERO, ZERO)
     ledger.expect_error(fn.recordDonation(no_donor), op, "ZeroDonorCommitment", rid("d2"))
-    ledger.expect_error(fn.recordDonation(ledger.donation(rid("d2"), 5, rid("nope"))), op, "CampaignNotFound", rid("nope"))
+    ledger.expect_error(
+        fn.recordDonation(ledger.donation(rid("d2"), 5, rid("nope"))), op, "CampaignNotFound", rid("nope")
+    )
     ledger.send(fn.recordDonation(ledger.donation(rid("d-max"), MAX_AMOUNT)), op)
 
 
 def test_only_the_charitys_operators_record_its_donations(ledger: Ledger) -> None:
     for sender in (ledger.stranger, ledger.op_b, ledger.admin):
         ledger.expect_error(
-            ledger.fn.recordDonation(ledger.donation(rid("d"), 5)), sender, "NotCharityOperator", ledger.charity_a, sender
+            ledger.fn.recordDonation(ledger.donation(rid("d"), 5)),
+            sender,
+            "NotCharityOperator",
+            ledger.charity_a,
+            sender,
         )
 
 
@@ -184,10 +238,16 @@ def test_closed_campaigns_take_no_new_donations(ledger: Ledger) -> None:
     ledger.donate("before", 100)
     ledger.send(ledger.fn.closeCampaign(ledger.campaign_a), ledger.op_a)
     ledger.expect_error(
-        ledger.fn.recordDonation(ledger.donation(rid("after"), 5)), ledger.op_a, "CampaignIsClosed", ledger.campaign_a
+        ledger.fn.recordDonation(ledger.donation(rid("after"), 5)),
+        ledger.op_a,
+        "CampaignIsClosed",
+        ledger.campaign_a,
     )
     ledger.expect_error(
-        ledger.fn.recordDonations([ledger.donation(rid("after"), 5)]), ledger.op_a, "CampaignIsClosed", ledger.campaign_a
+        ledger.fn.recordDonations([ledger.donation(rid("after"), 5)]),
+        ledger.op_a,
+        "CampaignIsClosed",
+        ledger.campaign_a,
     )
     # Money already received can still be refunded and spent.
     ledger.send(ledger.fn.refundDonation(rid("r"), rid("before"), 10, "donor asked"), ledger.op_a)
@@ -222,7 +282,9 @@ def test_batch_size_is_bounded_and_every_campaign_is_checked(ledger: Ledger) -> 
     # A batch may span campaigns of the caller's charity.
     second = rid("campaign-a2")
     ledger.send(fn.createCampaign(second, ledger.charity_a, "A2", b"CNY", 10**6, ZERO), op)
-    ledger.send(fn.recordDonations([ledger.donation(rid("x1"), 7), ledger.donation(rid("x2"), 8, second)]), op)
+    ledger.send(
+        fn.recordDonations([ledger.donation(rid("x1"), 7), ledger.donation(rid("x2"), 8, second)]), op
+    )
     assert ledger.donation_view(rid("x2"))[:2] == (second, 8)
 
 
@@ -233,7 +295,9 @@ def test_refunds_never_exceed_what_is_left_of_a_donation(ledger: Ledger) -> None
     fn, op = ledger.fn, ledger.op_a
     donation = ledger.donate("d", 1_000)
     ledger.disburse("spend", [(donation, 600)])
-    ledger.expect_error(fn.refundDonation(rid("r1"), donation, 401, "too much"), op, "DonationOverdrawn", donation, 400, 401)
+    ledger.expect_error(
+        fn.refundDonation(rid("r1"), donation, 401, "too much"), op, "DonationOverdrawn", donation, 400, 401
+    )
     receipt = ledger.send(fn.refundDonation(rid("r1"), donation, 150, "donor asked"), op)
     assert ledger.events(receipt, "DonationRefunded") == [
         {
@@ -246,7 +310,9 @@ def test_refunds_never_exceed_what_is_left_of_a_donation(ledger: Ledger) -> None
             "operator": op,
         }
     ]
-    ledger.expect_error(fn.refundDonation(rid("r2"), donation, 251, "x"), op, "DonationOverdrawn", donation, 250, 251)
+    ledger.expect_error(
+        fn.refundDonation(rid("r2"), donation, 251, "x"), op, "DonationOverdrawn", donation, 250, 251
+    )
     ledger.send(fn.refundDonation(rid("r2"), donation, 250, "rest"), op)
     assert ledger.donation_view(donation) == (ledger.campaign_a, 1_000, 600, 400, 0)
     assert fn.refundOf(rid("r2")).call() == [donation, 250]
@@ -259,11 +325,19 @@ def test_refund_rules(ledger: Ledger) -> None:
     ledger.send(fn.refundDonation(rid("r"), donation, 1, "x"), op)
     ledger.expect_error(fn.refundDonation(rid("r"), donation, 1, "x"), op, "RefundAlreadyExists", rid("r"))
     ledger.expect_error(fn.refundDonation(ZERO, donation, 1, "x"), op, "ZeroId")
-    ledger.expect_error(fn.refundDonation(rid("r2"), rid("nope"), 1, "x"), op, "DonationNotFound", rid("nope"))
+    ledger.expect_error(
+        fn.refundDonation(rid("r2"), rid("nope"), 1, "x"), op, "DonationNotFound", rid("nope")
+    )
     ledger.expect_error(fn.refundDonation(rid("r2"), donation, 0, "x"), op, "InvalidAmount", 0, MAX_AMOUNT)
     ledger.expect_error(fn.refundDonation(rid("r2"), donation, 1, ""), op, "InvalidTextLength", 0, 256)
     for sender in (ledger.op_b, ledger.stranger):
-        ledger.expect_error(fn.refundDonation(rid("r2"), donation, 1, "x"), sender, "NotCharityOperator", ledger.charity_a, sender)
+        ledger.expect_error(
+            fn.refundDonation(rid("r2"), donation, 1, "x"),
+            sender,
+            "NotCharityOperator",
+            ledger.charity_a,
+            sender,
+        )
 
 
 # --------------------------------------------------------- disbursements
@@ -288,7 +362,12 @@ def test_disbursement_with_allocations_and_evidence(ledger: Ledger) -> None:
         {"disbursementId": rid("pay"), "donationId": d2, "amount": 120, "donationAllocated": 120},
     ]
     assert ledger.events(receipt, "EvidenceAnchored") == [
-        {"disbursementId": rid("pay"), "documentHash": rid("invoice"), "evidenceCount": 1, "operator": ledger.op_a}
+        {
+            "disbursementId": rid("pay"),
+            "documentHash": rid("invoice"),
+            "evidenceCount": 1,
+            "operator": ledger.op_a,
+        }
     ]
     assert ledger.fn.disbursementOf(rid("pay")).call() == (ledger.campaign_a, 620, 2, 1)
     assert ledger.donation_view(d1) == (ledger.campaign_a, 500, 500, 0, 0)
@@ -299,7 +378,9 @@ def test_disbursement_with_allocations_and_evidence(ledger: Ledger) -> None:
 def test_allocations_never_exceed_a_donation(ledger: Ledger) -> None:
     d1, d2 = ledger.donate("d1", 500), ledger.donate("d2", 300)
     ledger.send(ledger.fn.refundDonation(rid("r"), d1, 100, "x"), ledger.op_a)
-    call = ledger.fn.recordDisbursement(rid("p"), ledger.campaign_a, 500, "R", "P", ZERO, [(d1, 401), (d2, 99)])
+    call = ledger.fn.recordDisbursement(
+        rid("p"), ledger.campaign_a, 500, "R", "P", ZERO, [(d1, 401), (d2, 99)]
+    )
     ledger.expect_error(call, ledger.op_a, "DonationOverdrawn", d1, 400, 401)
     ledger.disburse("p1", [(d1, 400)])
     call = ledger.fn.recordDisbursement(rid("p2"), ledger.campaign_a, 1, "R", "P", ZERO, [(d1, 1)])
@@ -310,11 +391,15 @@ def test_allocations_draw_only_on_donations_of_the_same_campaign(ledger: Ledger)
     other = rid("campaign-a2")
     ledger.send(ledger.fn.createCampaign(other, ledger.charity_a, "A2", b"CNY", 10**6, ZERO), ledger.op_a)
     mine, theirs = ledger.donate("mine", 100), ledger.donate("theirs", 100, other)
-    call = ledger.fn.recordDisbursement(rid("p"), ledger.campaign_a, 100, "R", "P", ZERO, [(mine, 50), (theirs, 50)])
+    call = ledger.fn.recordDisbursement(
+        rid("p"), ledger.campaign_a, 100, "R", "P", ZERO, [(mine, 50), (theirs, 50)]
+    )
     ledger.expect_error(call, ledger.op_a, "AllocationCampaignMismatch", theirs, other, ledger.campaign_a)
     b_donation = ledger.donate("b", 100, ledger.campaign_b, sender=ledger.op_b)
     call = ledger.fn.recordDisbursement(rid("p"), ledger.campaign_a, 100, "R", "P", ZERO, [(b_donation, 100)])
-    ledger.expect_error(call, ledger.op_a, "AllocationCampaignMismatch", b_donation, ledger.campaign_b, ledger.campaign_a)
+    ledger.expect_error(
+        call, ledger.op_a, "AllocationCampaignMismatch", b_donation, ledger.campaign_b, ledger.campaign_a
+    )
 
 
 def test_a_campaign_never_pays_out_more_than_it_received_net_of_refunds(ledger: Ledger) -> None:
@@ -333,7 +418,9 @@ def test_disbursement_rules(ledger: Ledger) -> None:
 
     def disburse(label: str, amount: int, allocations: list[tuple[bytes, int]], **kw: str) -> object:
         recipient, purpose = kw.get("recipient", "R"), kw.get("purpose", "P")
-        return fn.recordDisbursement(rid(label), kw.get("campaign", campaign), amount, recipient, purpose, ZERO, allocations)
+        return fn.recordDisbursement(
+            rid(label), kw.get("campaign", campaign), amount, recipient, purpose, ZERO, allocations
+        )
 
     ledger.expect_error(disburse("p", 300, [(d1, 100), (d2, 100)]), op, "AllocationSumMismatch", 300, 200)
     ledger.expect_error(disburse("p", 200, [(d1, 100), (d1, 100)]), op, "DuplicateAllocation", d1)
@@ -343,14 +430,20 @@ def test_disbursement_rules(ledger: Ledger) -> None:
     ledger.expect_error(disburse("p", 0, [(d1, 0)]), op, "InvalidAmount", 0, MAX_AMOUNT)
     ledger.expect_error(disburse("p", 10, [(d1, 10)], recipient=""), op, "InvalidTextLength", 0, 128)
     ledger.expect_error(disburse("p", 10, [(d1, 10)], purpose="p" * 129), op, "InvalidTextLength", 129, 128)
-    ledger.expect_error(disburse("p", 10, [(d1, 10)], campaign=rid("nope")), op, "CampaignNotFound", rid("nope"))
+    ledger.expect_error(
+        disburse("p", 10, [(d1, 10)], campaign=rid("nope")), op, "CampaignNotFound", rid("nope")
+    )
     too_many = [(d1, 1)] * (MAX_LIST + 1)
-    ledger.expect_error(disburse("p", MAX_LIST + 1, too_many), op, "InvalidListLength", MAX_LIST + 1, MAX_LIST)
+    ledger.expect_error(
+        disburse("p", MAX_LIST + 1, too_many), op, "InvalidListLength", MAX_LIST + 1, MAX_LIST
+    )
     ledger.disburse("p", [(d1, 10)])
     ledger.expect_error(disburse("p", 10, [(d1, 10)]), op, "DisbursementAlreadyExists", rid("p"))
     ledger.expect_error(fn.recordDisbursement(ZERO, campaign, 10, "R", "P", ZERO, [(d1, 10)]), op, "ZeroId")
     for sender in (ledger.op_b, ledger.stranger):
-        ledger.expect_error(disburse("q", 10, [(d1, 10)]), sender, "NotCharityOperator", ledger.charity_a, sender)
+        ledger.expect_error(
+            disburse("q", 10, [(d1, 10)]), sender, "NotCharityOperator", ledger.charity_a, sender
+        )
     # A duplicate caught in one disbursement leaves no trace for the next one in the block.
     ledger.disburse("after-dup", [(d1, 5), (d2, 5)])
 
@@ -369,11 +462,15 @@ def test_evidence_is_anchored_once_per_document_and_only_by_the_charity(ledger: 
     ledger.send(fn.anchorEvidence(rid("p"), rid("invoice")), op)
     assert fn.disbursementOf(rid("p")).call()[3] == 2
     assert fn.isEvidenceAnchored(rid("p"), rid("photo")).call()
-    ledger.expect_error(fn.anchorEvidence(rid("p"), rid("photo")), op, "EvidenceAlreadyAnchored", rid("p"), rid("photo"))
+    ledger.expect_error(
+        fn.anchorEvidence(rid("p"), rid("photo")), op, "EvidenceAlreadyAnchored", rid("p"), rid("photo")
+    )
     ledger.expect_error(fn.anchorEvidence(rid("p"), ZERO), op, "ZeroId")
     ledger.expect_error(fn.anchorEvidence(rid("nope"), rid("x")), op, "DisbursementNotFound", rid("nope"))
     for sender in (ledger.op_b, ledger.stranger):
-        ledger.expect_error(fn.anchorEvidence(rid("p"), rid("x")), sender, "NotCharityOperator", ledger.charity_a, sender)
+        ledger.expect_error(
+            fn.anchorEvidence(rid("p"), rid("x")), sender, "NotCharityOperator", ledger.charity_a, sender
+        )
 
 
 # ----------------------------------------------------------- corrections
@@ -382,7 +479,9 @@ def test_evidence_is_anchored_once_per_document_and_only_by_the_charity(ledger: 
 def test_corrections_reference_an_existing_record_of_the_charity(ledger: Ledger) -> None:
     fn, op = ledger.fn, ledger.op_a
     wrong, right = ledger.donate("wrong", 1_000), ledger.donate("right", 100)
-    receipt = ledger.send(fn.recordCorrection(rid("c1"), ledger.charity_a, DONATION, wrong, right, "amount mis-keyed"), op)
+    receipt = ledger.send(
+        fn.recordCorrection(rid("c1"), ledger.charity_a, DONATION, wrong, right, "amount mis-keyed"), op
+    )
     assert ledger.events(receipt, "CorrectionRecorded") == [
         {
             "correctionId": rid("c1"),
@@ -395,13 +494,40 @@ def test_corrections_reference_an_existing_record_of_the_charity(ledger: Ledger)
         }
     ]
     a = ledger.charity_a
-    ledger.expect_error(fn.recordCorrection(rid("c1"), a, DONATION, wrong, ZERO, "x"), op, "CorrectionAlreadyExists", rid("c1"))
-    ledger.expect_error(fn.recordCorrection(rid("c2"), a, DONATION, rid("nope"), ZERO, "x"), op, "RecordNotFound", DONATION, rid("nope"))
-    ledger.expect_error(fn.recordCorrection(rid("c2"), a, DONATION, wrong, rid("nope"), "x"), op, "RecordNotFound", DONATION, rid("nope"))
-    ledger.expect_error(fn.recordCorrection(rid("c2"), a, REFUND, wrong, ZERO, "x"), op, "RecordNotFound", REFUND, wrong)
+    ledger.expect_error(
+        fn.recordCorrection(rid("c1"), a, DONATION, wrong, ZERO, "x"),
+        op,
+        "CorrectionAlreadyExists",
+        rid("c1"),
+    )
+    ledger.expect_error(
+        fn.recordCorrection(rid("c2"), a, DONATION, rid("nope"), ZERO, "x"),
+        op,
+        "RecordNotFound",
+        DONATION,
+        rid("nope"),
+    )
+    ledger.expect_error(
+        fn.recordCorrection(rid("c2"), a, DONATION, wrong, rid("nope"), "x"),
+        op,
+        "RecordNotFound",
+        DONATION,
+        rid("nope"),
+    )
+    ledger.expect_error(
+        fn.recordCorrection(rid("c2"), a, REFUND, wrong, ZERO, "x"), op, "RecordNotFound", REFUND, wrong
+    )
     theirs = ledger.donate("theirs", 5, ledger.campaign_b, sender=ledger.op_b)
-    ledger.expect_error(fn.recordCorrection(rid("c2"), a, DONATION, theirs, ZERO, "x"), op, "RecordNotFound", DONATION, theirs)
-    ledger.expect_error(fn.recordCorrection(rid("c2"), ledger.charity_b, DONATION, theirs, ZERO, "x"), op, "NotCharityOperator", ledger.charity_b, op)
+    ledger.expect_error(
+        fn.recordCorrection(rid("c2"), a, DONATION, theirs, ZERO, "x"), op, "RecordNotFound", DONATION, theirs
+    )
+    ledger.expect_error(
+        fn.recordCorrection(rid("c2"), ledger.charity_b, DONATION, theirs, ZERO, "x"),
+        op,
+        "NotCharityOperator",
+        ledger.charity_b,
+        op,
+    )
     ledger.send(fn.recordCorrection(rid("c3"), a, CAMPAIGN_KIND, ledger.campaign_a, ZERO, "goal typo"), op)
     ledger.send(fn.refundDonation(rid("r"), wrong, 900, "correction: amount mis-keyed"), op)
     ledger.send(fn.recordCorrection(rid("c4"), a, REFUND, rid("r"), ZERO, "reason text"), op)
@@ -416,7 +542,9 @@ def test_a_paused_contract_takes_no_writes(ledger: Ledger) -> None:
     fn, op = ledger.fn, ledger.op_a
     donation = ledger.donate("d", 100)
     ledger.disburse("p", [(donation, 10)])
-    ledger.expect_error(fn.pause(), ledger.stranger, "AccessControlUnauthorizedAccount", ledger.stranger, PAUSER_ROLE)
+    ledger.expect_error(
+        fn.pause(), ledger.stranger, "AccessControlUnauthorizedAccount", ledger.stranger, PAUSER_ROLE
+    )
     ledger.expect_error(fn.pause(), op, "AccessControlUnauthorizedAccount", op, PAUSER_ROLE)
     ledger.send(fn.pause(), ledger.admin)
     assert fn.paused().call()
