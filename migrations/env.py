@@ -3,8 +3,8 @@
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
 
+import indexer.models  # noqa: F401  (registers the chain-derived tables)
 from ledger_api.core.config import get_settings
 from ledger_api.core.db import make_engine
 from ledger_api.core.models import Base
@@ -28,7 +28,6 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     engine = make_engine(_url())
-    engine.pool = pool.NullPool(engine.pool._creator)  # type: ignore[attr-defined]
     with engine.connect() as connection:
         context.configure(
             connection=connection,

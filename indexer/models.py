@@ -1,0 +1,228 @@
+"""Chain-derived tables. The indexer is their only writer.
+
+IDs, hashes and addresses are stored as 0x-prefixed lower-case hex text (addresses
+checksummed), the same on SQLite and PostgreSQL. Amounts of single records are at most
+the contract's MAX_AMOUNT (10^18) and fit BigInteger exactly; campaign goals may reach
+10^24 and are kept as decimal text. Every row carries the block and log it came from, so
+a rollback deletes exactly what lies above the common ancestor, and finality is computed
+at read time from the cursor (block_number <= finalized height).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger_api.core.models import Base
+
+HEX32 = String(66)
+ADDRESS = String(42)
+
+
+class Origin:
+    """Where a row came from on chain."""
+
+    block_number: Mapped[int] = mapped_column(BigInteger, index=True)
+    tx_hash: Mapped[str] = mapped_column(HEX32)
+    log_index: Mapped[int] = mapped_column(Integer)
+
+
+class Cursor(Base):
+    """How far a deployment is indexed: the last indexed block and its hash."""
+
+    __tablename__ = "indexer_cursors"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(HEX32)
+    head_block: Mapped[int] = mapped_column(BigInteger)
+    finalized_block: Mapped[int] = mapped_column(BigInteger)
+
+
+class Block(Base):
+    """Hashes of indexed blocks: every block that holds ledger events, plus the
+    unfinalized window, whose parent hashes reveal reorgs."""
+
+    __tablename__ = "indexer_blocks"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(HEX32)
+    parent_hash: Mapped[str] = mapped_column(HEX32)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class Event(Base):
+    """Every ledger event, decoded, in chain order."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "block_number", "log_index", name="uq_events_position"),
+        Index("ix_events_deployment_name", "deployment_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(HEX32)
+    tx_hash: Mapped[str] = mapped_column(HEX32)
+    tx_index: Mapped[int] = mapped_column(Integer)
+    log_index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(40))
+    args: Mapped[str] = mapped_column(Text)  # JSON; ints as strings when beyond 2^53
+    sender: Mapped[str | None] = mapped_column(ADDRESS)
+
+
+class Charity(Origin, Base):
+    __tablename__ = "charities"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    charity_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    metadata_hash: Mapped[str] = mapped_column(HEX32)
+    registrar: Mapped[str] = mapped_column(ADDRESS)
+
+
+class Operator(Base):
+    """Current operator accounts; recomputed from the events of each (charity, account)."""
+
+    __tablename__ = "operators"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    charity_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    account: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class Campaign(Origin, Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_charity", "deployment_id", "charity_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    campaign_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    charity_id: Mapped[str] = mapped_column(HEX32)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    goal: Mapped[str] = mapped_column(String(40))
+    metadata_hash: Mapped[str] = mapped_column(HEX32)
+    operator: Mapped[str] = mapped_column(ADDRESS)
+    closed_block: Mapped[int | None] = mapped_column(BigInteger)
+    # Aggregates, recomputed from the rows below whenever they change.
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    disbursed: Mapped[int] = mapped_column(BigInteger, default=0)
+    donation_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    disbursement_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Donation(Origin, Base):
+    __tablename__ = "donations"
+    __table_args__ = (
+        Index("ix_donations_campaign", "deployment_id", "campaign_id", "block_number", "log_index"),
+    )
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    donation_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(HEX32)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    donor_commitment: Mapped[str] = mapped_column(HEX32)
+    channel: Mapped[str] = mapped_column(HEX32)
+    metadata_hash: Mapped[str] = mapped_column(HEX32)
+    operator: Mapped[str] = mapped_column(ADDRESS)
+    allocated: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Refund(Origin, Base):
+    __tablename__ = "refunds"
+    __table_args__ = (Index("ix_refunds_donation", "deployment_id", "donation_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    refund_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    donation_id: Mapped[str] = mapped_column(HEX32)
+    campaign_id: Mapped[str] = mapped_column(HEX32)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(256))
+    operator: Mapped[str] = mapped_column(ADDRESS)
+
+
+class Disbursement(Origin, Base):
+    __tablename__ = "disbursements"
+    __table_args__ = (Index("ix_disbursements_campaign", "deployment_id", "campaign_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(HEX32)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    recipient: Mapped[str] = mapped_column(String(128))
+    purpose: Mapped[str] = mapped_column(String(128))
+    allocation_count: Mapped[int] = mapped_column(Integer)
+    operator: Mapped[str] = mapped_column(ADDRESS)
+    evidence_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Allocation(Origin, Base):
+    __tablename__ = "allocations"
+    __table_args__ = (Index("ix_allocations_donation", "deployment_id", "donation_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    donation_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class Evidence(Origin, Base):
+    __tablename__ = "evidence"
+    __table_args__ = (Index("ix_evidence_document", "deployment_id", "document_hash"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    document_hash: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    operator: Mapped[str] = mapped_column(ADDRESS)
+
+
+class Correction(Origin, Base):
+    __tablename__ = "corrections"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    correction_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    charity_id: Mapped[str] = mapped_column(HEX32)
+    original_kind: Mapped[int] = mapped_column(Integer)
+    original_id: Mapped[str] = mapped_column(HEX32)
+    replacement_id: Mapped[str | None] = mapped_column(HEX32)
+    reason: Mapped[str] = mapped_column(String(256))
+    operator: Mapped[str] = mapped_column(ADDRESS)
+
+
+# Append-only projections: rows above a rollback point are deleted outright.
+APPEND_ONLY = (Charity, Campaign, Donation, Refund, Disbursement, Allocation, Evidence, Correction)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a model, typed as a Table (mypy sees `__table__` as a FromClause)."""
+    return cast(Table, model.__table__)

@@ -1,0 +1,368 @@
+"""Writes decoded events and the projections the API reads, and rolls them back.
+
+Rows are inserted in bulk with conflict-ignoring inserts keyed on the record IDs, so
+replaying a range changes nothing. Aggregates (campaign totals, a donation's allocated and
+refunded, a disbursement's evidence count, operator status) are never incremented: they
+are recomputed from the rows they summarise, for the keys a range or a rollback touched,
+by the same code on both paths, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from indexer import models as m
+from indexer.decoder import DecodedLog
+
+CHUNK = 900  # keys per IN (...) list, below SQLite's bound-parameter limits
+
+
+def hex0x(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _json_value(value: Any) -> Any:
+    return hex0x(value) if isinstance(value, bytes) else value
+
+
+def insert_ignore(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Bulk insert that skips rows whose key is already there."""
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(table).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing()
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(dialect)
+    connection.execute(statement, list(rows))
+
+
+@dataclass
+class Touched:
+    """Keys whose aggregates must be recomputed."""
+
+    campaigns: set[str] = field(default_factory=set)
+    donations: set[str] = field(default_factory=set)
+    disbursements: set[str] = field(default_factory=set)
+    operators: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, name: str, args: dict[str, Any]) -> None:
+        if "campaignId" in args:
+            self.campaigns.add(args["campaignId"])
+        if "donationId" in args:
+            self.donations.add(args["donationId"])
+        if "disbursementId" in args:
+            self.disbursements.add(args["disbursementId"])
+        if name in ("OperatorAdded", "OperatorRemoved"):
+            self.operators.add((args["charityId"], args["account"]))
+
+
+def _origin(log: DecodedLog) -> dict[str, Any]:
+    return {"block_number": log.block_number, "tx_hash": hex0x(log.tx_hash), "log_index": log.log_index}
+
+
+def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[DecodedLog]) -> Touched:
+    """Insert the events of a range and their projection rows; recompute aggregates."""
+    rows: dict[Table, list[dict[str, Any]]] = {}
+    events = []
+    closed: list[dict[str, Any]] = []
+    touched = Touched()
+
+    def add(model: type[m.Base], row: dict[str, Any]) -> None:
+        rows.setdefault(m.table(model), []).append({"deployment_id": deployment_id, **row})
+
+    for log in logs:
+        args = {k: _json_value(v) for k, v in log.args.items()}
+        touched.add(log.name, args)
+        events.append(
+            {
+                "deployment_id": deployment_id,
+                "block_number": log.block_number,
+                "block_hash": hex0x(log.block_hash),
+                "tx_hash": hex0x(log.tx_hash),
+                "tx_index": log.tx_index,
+                "log_index": log.log_index,
+                "name": log.name,
+                "args": json.dumps(args, separators=(",", ":")),
+                "sender": args.get("operator") or args.get("registrar"),
+            }
+        )
+        origin = _origin(log)
+        name = log.name
+        if name == "DonationRecorded":
+            add(
+                m.Donation,
+                {
+                    "donation_id": args["donationId"],
+                    "campaign_id": args["campaignId"],
+                    "amount": args["amount"],
+                    "donor_commitment": args["donorCommitment"],
+                    "channel": args["channel"],
+                    "metadata_hash": args["metadataHash"],
+                    "operator": args["operator"],
+                    "allocated": 0,
+                    "refunded": 0,
+                    **origin,
+                },
+            )
+        elif name == "DonationAllocated":
+            add(
+                m.Allocation,
+                {
+                    "disbursement_id": args["disbursementId"],
+                    "donation_id": args["donationId"],
+                    "amount": args["amount"],
+                    **origin,
+                },
+            )
+        elif name == "DisbursementRecorded":
+            add(
+                m.Disbursement,
+                {
+                    "disbursement_id": args["disbursementId"],
+                    "campaign_id": args["campaignId"],
+                    "amount": args["amount"],
+                    "recipient": args["recipient"],
+                    "purpose": args["purpose"],
+                    "allocation_count": args["allocationCount"],
+                    "operator": args["operator"],
+                    "evidence_count": 0,
+                    **origin,
+                },
+            )
+        elif name == "DonationRefunded":
+            add(
+                m.Refund,
+                {
+                    "refund_id": args["refundId"],
+                    "donation_id": args["donationId"],
+                    "campaign_id": args["campaignId"],
+                    "amount": args["amount"],
+                    "reason": args["reason"],
+                    "operator": args["operator"],
+                    **origin,
+                },
+            )
+        elif name == "EvidenceAnchored":
+            add(
+                m.Evidence,
+                {
+                    "disbursement_id": args["disbursementId"],
+                    "document_hash": args["documentHash"],
+                    "operator": args["operator"],
+                    **origin,
+                },
+            )
+        elif name == "CampaignCreated":
+            add(
+                m.Campaign,
+                {
+                    "campaign_id": args["campaignId"],
+                    "charity_id": args["charityId"],
+                    "name": args["name"],
+                    "currency": bytes.fromhex(args["currency"][2:]).decode("ascii"),
+                    "goal": str(args["goal"]),
+                    "metadata_hash": args["metadataHash"],
+                    "operator": args["operator"],
+                    "closed_block": None,
+                    "received": 0,
+                    "refunded": 0,
+                    "disbursed": 0,
+                    "donation_count": 0,
+                    "disbursement_count": 0,
+                    **origin,
+                },
+            )
+        elif name == "CampaignClosed":
+            closed.append({"c": args["campaignId"], "b": log.block_number})
+        elif name == "CharityRegistered":
+            add(
+                m.Charity,
+                {
+                    "charity_id": args["charityId"],
+                    "name": args["name"],
+                    "metadata_hash": args["metadataHash"],
+                    "registrar": args["registrar"],
+                    **origin,
+                },
+            )
+        elif name == "CorrectionRecorded":
+            replacement = args["replacementId"]
+            add(
+                m.Correction,
+                {
+                    "correction_id": args["correctionId"],
+                    "charity_id": args["charityId"],
+                    "original_kind": args["originalKind"],
+                    "original_id": args["originalId"],
+                    "replacement_id": None if int(replacement, 16) == 0 else replacement,
+                    "reason": args["reason"],
+                    "operator": args["operator"],
+                    **origin,
+                },
+            )
+
+    insert_ignore(connection, m.table(m.Event), events)
+    # Parents before children, so the projection order never depends on the range.
+    for model in (
+        m.Charity,
+        m.Campaign,
+        m.Donation,
+        m.Disbursement,
+        m.Allocation,
+        m.Refund,
+        m.Evidence,
+        m.Correction,
+    ):
+        insert_ignore(connection, m.table(model), rows.get(m.table(model), []))
+    if closed:
+        campaigns = m.table(m.Campaign)
+        connection.execute(
+            update(campaigns)
+            .where(
+                and_(campaigns.c.deployment_id == deployment_id, campaigns.c.campaign_id == bindparam("c"))
+            )
+            .values(closed_block=bindparam("b")),
+            closed,
+        )
+    refresh(connection, deployment_id, touched)
+    return touched
+
+
+def _chunks(keys: Iterable[Any]) -> Iterable[list[Any]]:
+    keys = sorted(keys)
+    for i in range(0, len(keys), CHUNK):
+        yield keys[i : i + CHUNK]
+
+
+def refresh(connection: Connection, deployment_id: int, touched: Touched) -> None:
+    """Recompute the aggregates of the touched keys from the rows they summarise."""
+    D, A, R, B, C, E = (
+        m.table(m.Donation),
+        m.table(m.Allocation),
+        m.table(m.Refund),
+        m.table(m.Disbursement),
+        m.table(m.Campaign),
+        m.table(m.Evidence),
+    )
+
+    def total(table: Table, column: str, key: str, outer: Table, outer_key: str) -> Any:
+        return (
+            select(func.coalesce(func.sum(table.c[column]), 0))
+            .where(table.c.deployment_id == outer.c.deployment_id, table.c[key] == outer.c[outer_key])
+            .scalar_subquery()
+        )
+
+    def count(table: Table, key: str, outer: Table, outer_key: str) -> Any:
+        return (
+            select(func.count())
+            .where(table.c.deployment_id == outer.c.deployment_id, table.c[key] == outer.c[outer_key])
+            .scalar_subquery()
+        )
+
+    for keys in _chunks(touched.donations):
+        connection.execute(
+            update(D)
+            .where(D.c.deployment_id == deployment_id, D.c.donation_id.in_(keys))
+            .values(
+                allocated=total(A, "amount", "donation_id", D, "donation_id"),
+                refunded=total(R, "amount", "donation_id", D, "donation_id"),
+            )
+        )
+    for keys in _chunks(touched.disbursements):
+        connection.execute(
+            update(B)
+            .where(B.c.deployment_id == deployment_id, B.c.disbursement_id.in_(keys))
+            .values(evidence_count=count(E, "disbursement_id", B, "disbursement_id"))
+        )
+    for keys in _chunks(touched.campaigns):
+        connection.execute(
+            update(C)
+            .where(C.c.deployment_id == deployment_id, C.c.campaign_id.in_(keys))
+            .values(
+                received=total(D, "amount", "campaign_id", C, "campaign_id"),
+                donation_count=count(D, "campaign_id", C, "campaign_id"),
+                refunded=total(R, "amount", "campaign_id", C, "campaign_id"),
+                disbursed=total(B, "amount", "campaign_id", C, "campaign_id"),
+                disbursement_count=count(B, "campaign_id", C, "campaign_id"),
+            )
+        )
+    _refresh_operators(connection, deployment_id, touched.operators)
+
+
+def _refresh_operators(connection: Connection, deployment_id: int, keys: set[tuple[str, str]]) -> None:
+    """An operator's status is that of its latest OperatorAdded/OperatorRemoved event."""
+    if not keys:
+        return
+    events, operators = m.table(m.Event), m.table(m.Operator)
+    latest: dict[tuple[str, str], tuple[int, int, bool]] = {}
+    result = connection.execute(
+        select(events.c.block_number, events.c.log_index, events.c.name, events.c.args).where(
+            events.c.deployment_id == deployment_id,
+            events.c.name.in_(["OperatorAdded", "OperatorRemoved"]),
+        )
+    )
+    for block_number, log_index, name, raw in result:
+        args = json.loads(raw)
+        key = (args["charityId"], args["account"])
+        if key in keys and (block_number, log_index) > latest.get(key, (-1, -1, False))[:2]:
+            latest[key] = (block_number, log_index, name == "OperatorAdded")
+    for charity_id, account in keys:
+        connection.execute(
+            delete(operators).where(
+                operators.c.deployment_id == deployment_id,
+                operators.c.charity_id == charity_id,
+                operators.c.account == account,
+            )
+        )
+        if (charity_id, account) in latest:
+            block_number, _, active = latest[(charity_id, account)]
+            connection.execute(
+                insert(operators).values(
+                    deployment_id=deployment_id,
+                    charity_id=charity_id,
+                    account=account,
+                    active=active,
+                    block_number=block_number,
+                )
+            )
+
+
+def rollback_above(connection: Connection, deployment_id: int, ancestor: int) -> int:
+    """Delete everything derived from blocks above `ancestor`; recompute what it touched.
+    Returns the number of events removed."""
+    events = m.table(m.Event)
+    touched = Touched()
+    removed = 0
+    for name, raw in connection.execute(
+        select(events.c.name, events.c.args).where(
+            events.c.deployment_id == deployment_id, events.c.block_number > ancestor
+        )
+    ):
+        touched.add(name, json.loads(raw))
+        removed += 1
+    for model in (*m.APPEND_ONLY, m.Event):
+        table = m.table(model)
+        connection.execute(
+            delete(table).where(table.c.deployment_id == deployment_id, table.c.block_number > ancestor)
+        )
+    blocks = m.table(m.Block)
+    connection.execute(
+        delete(blocks).where(blocks.c.deployment_id == deployment_id, blocks.c.number > ancestor)
+    )
+    campaigns = m.table(m.Campaign)
+    connection.execute(
+        update(campaigns)
+        .where(campaigns.c.deployment_id == deployment_id, campaigns.c.closed_block > ancestor)
+        .values(closed_block=None)
+    )
+    refresh(connection, deployment_id, touched)
+    return removed
