@@ -76,6 +76,66 @@ def dev(
     uvicorn.run(create_app(runtime), host=host or settings.host, port=port or settings.port)
 
 
+@app.command()
+def index(
+    rpc_url: str = typer.Option(None, help="JSON-RPC URL of the node (default LEDGER_RPC_URL)."),
+    database_url: str = typer.Option(None, help="SQLAlchemy URL (default LEDGER_DATABASE_URL)."),
+    address: str = typer.Option(..., help="Address of the ledger contract to mirror."),
+    confirmations: int = typer.Option(12, min=0, help="Blocks behind the head before a record is final."),
+    once: bool = typer.Option(False, help="Index up to the current head, then exit."),
+) -> None:
+    """Mirror a ledger deployment's events into SQL, as a process of its own."""
+    import logging
+
+    from sqlalchemy import select
+    from web3 import Web3
+
+    from indexer.indexer import Indexer, IndexerConfig
+    from ledger_api.chain.contract import ledger_contract, load_artifact, make_web3
+    from ledger_api.core import db
+    from ledger_api.core.models import Deployment as DeploymentRow
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    node_url = rpc_url or settings.rpc_url
+    if not node_url:
+        raise typer.BadParameter("an RPC URL is needed (--rpc-url or LEDGER_RPC_URL)", param_hint="--rpc-url")
+    database_url = database_url or settings.database_url
+    if not Web3.is_address(address):
+        raise typer.BadParameter(f"not an address: {address!r}", param_hint="--address")
+    w3 = make_web3(node_url)
+    if not w3.eth.get_code(Web3.to_checksum_address(address)):
+        raise typer.BadParameter(f"no contract at {address} on {node_url}", param_hint="--address")
+    contract = ledger_contract(w3, address)
+    chain_id = w3.eth.chain_id
+    db.upgrade(database_url)
+    engine = db.make_engine(database_url)
+    with engine.begin() as connection:
+        deployment_id = connection.execute(
+            select(DeploymentRow.id).where(
+                DeploymentRow.chain_id == chain_id, DeploymentRow.address == contract.address
+            )
+        ).scalar_one_or_none()
+        if deployment_id is None:
+            # The contract knows where it was deployed: the mirror starts there.
+            deployment_id = connection.execute(
+                insert(DeploymentRow)
+                .values(
+                    chain_id=chain_id,
+                    address=contract.address,
+                    deployment_block=contract.functions.deploymentBlock().call(),
+                    source_hash=load_artifact()["sourceHash"],
+                )
+                .returning(DeploymentRow.id)
+            ).scalar_one()
+    indexer = Indexer(w3, engine, deployment_id, IndexerConfig(confirmations=confirmations))
+    if once:
+        indexer.sync()
+        typer.echo(f"indexed {contract.address} on chain {chain_id} up to block {indexer.cursor()}")
+    else:
+        indexer.run()
+
+
 def main() -> None:
     app()
 

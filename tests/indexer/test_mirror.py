@@ -140,3 +140,36 @@ def test_after_a_reorg_the_mirror_equals_a_fresh_index(
     fresh.sync()
     assert dump(engine) == dump(fresh_engine)
     assert not any(r[0] == "0x" + rid("orphan-0").hex() for r in dump(engine)["donations"])
+
+
+def test_ledger_index_command_mirrors_a_deployment(chain: Ledger, tmp_path: Any) -> None:
+    """`ledger index --once` as a real process, against anvil, into a new SQLite file."""
+    import subprocess
+    import sys
+
+    activity(chain, "cli")
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ledger_api.cli",
+            "index",
+            "--rpc-url",
+            chain.w3.provider.endpoint_uri,  # type: ignore[attr-defined]
+            "--database-url",
+            url,
+            "--address",
+            chain.deployment.address,
+            "--once",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    on_chain = chain.w3.eth.get_logs(
+        {"address": chain.deployment.address, "fromBlock": 0, "toBlock": "latest"}
+    )
+    engine = db.make_engine(url)
+    rows = dump(engine)
+    assert len(rows["events"]) == len(on_chain) > 10
+    assert len(rows["donations"]) == 5
