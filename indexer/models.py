@@ -75,7 +75,7 @@ class Event(Base):
     tx_index: Mapped[int] = mapped_column(Integer)
     log_index: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(40))
-    args: Mapped[str] = mapped_column(Text)  # JSON; ints as strings when beyond 2^53
+    args: Mapped[str] = mapped_column(Text)  # JSON; integers exact (readers beyond 2^53 need big ints)
     sender: Mapped[str | None] = mapped_column(ADDRESS)
 
 
