@@ -12,15 +12,26 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_not_exception_type,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
 from web3 import Web3
 
+from indexer import metrics
 from indexer import models as m
 from indexer.decoder import DecodedLog, LogDecoder
+from indexer.lock import LockLost, WriterLock
 from indexer.projections import apply_logs, hex0x, insert_ignore, rollback_above
 from ledger_api.chain.contract import load_artifact
 from ledger_api.core.models import Deployment
@@ -38,34 +49,70 @@ class IndexerConfig:
     # answered query and halves (or drops to the node's stated limit) when refused.
     initial_range: int = 2_000
     max_range: int = 100_000
+    # A range whose eth_getLogs takes longer than this is halved next time, so one
+    # step never holds the indexer long on a slow node (see README: eth-tester).
+    target_seconds: float = 1.0
     # Seconds between polls once caught up with the head.
     poll_interval: float = 0.5
+    # Longest wait between retries when the node or the database fails.
+    max_backoff: float = 30.0
     # Block hashes kept below the finalized height (besides blocks holding events),
     # so a reorg deeper than the confirmation window still finds a common ancestor.
     reorg_window: int = 256
 
 
-class ReorgDeeperThanConfirmations(RuntimeWarning):
-    pass
+@dataclass(frozen=True)
+class RangeReport:
+    """What one step did: for progress bars, logs and metrics."""
+
+    start: int
+    end: int
+    head: int
+    finalized: int
+    events: int
+    seconds: float
+
+    @property
+    def caught_up(self) -> bool:
+        return self.end >= self.head
+
+
+def _waiter(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep for tenacity that ends at once when the indexer is told to stop."""
+
+    def sleep(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return sleep
 
 
 class Indexer:
     def __init__(
-        self, w3: Web3, engine: Engine, deployment_id: int, config: IndexerConfig | None = None
+        self,
+        w3: Web3,
+        engine: Engine,
+        deployment_id: int,
+        config: IndexerConfig | None = None,
+        on_range: Callable[[RangeReport], None] | None = None,
     ) -> None:
         self.w3 = w3
         self.engine = engine
         self.config = config or IndexerConfig()
+        self.on_range = on_range
         self.decoder = LogDecoder(load_artifact()["abi"])
         with engine.connect() as connection:
             row = connection.execute(
-                select(Deployment.address, Deployment.deployment_block).where(Deployment.id == deployment_id)
+                select(Deployment.chain_id, Deployment.address, Deployment.deployment_block).where(
+                    Deployment.id == deployment_id
+                )
             ).one()
         self.deployment_id = deployment_id
+        self.chain_id = row.chain_id
         self.address = Web3.to_checksum_address(row.address)
         self.start_block = row.deployment_block
         self.range = self.config.initial_range
         self.reorgs = 0
+        self.labels = {"chain_id": str(self.chain_id), "contract": self.address}
 
     # ---------------------------------------------------------------- state
 
@@ -80,17 +127,49 @@ class Indexer:
 
     # ----------------------------------------------------------------- loop
 
-    def run(self, stop: Any = None) -> None:
-        """Index until `stop` (a threading.Event) is set."""
-        while stop is None or not stop.is_set():
+    def run(self, stop: threading.Event | None = None, lock: WriterLock | None = None) -> None:
+        """Index until `stop` is set. A failed step (node gone, database down) is retried
+        with exponential backoff and jitter; the cursor makes the retry exact. If `lock` is
+        given, losing it ends the run (LockLost) so that a standby can take over."""
+        stop = stop or threading.Event()
+        retrying = Retrying(
+            retry=retry_if_not_exception_type(LockLost),
+            wait=wait_exponential_jitter(initial=0.25, max=self.config.max_backoff),
+            stop=stop_when_event_set(stop),
+            sleep=_waiter(stop),
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        while not stop.is_set():
             try:
-                caught_up = self.step()
+                caught_up = retrying(self._guarded_step, lock)
+            except LockLost:
+                raise
             except Exception:
-                log.exception("indexer step failed; retrying")
-                time.sleep(min(5.0, self.config.poll_interval * 4))
-                continue
+                if stop.is_set():
+                    return
+                raise
             if caught_up:
-                time.sleep(self.config.poll_interval)
+                stop.wait(self.config.poll_interval)
+
+    def _guarded_step(self, lock: WriterLock | None) -> bool:
+        if lock is not None:
+            lock.check()
+        return self.step()
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        metrics.ERRORS.labels(**self.labels).inc()
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "indexer step failed (%s: %s); attempt %d, retrying in %.1f s",
+            type(exc).__name__,
+            str(exc)[:200],
+            state.attempt_number,
+            wait,
+            extra={"attempt": state.attempt_number, "retry_in": round(wait, 2)},
+        )
+        log.debug("indexer step failure", exc_info=exc)
 
     def sync(self) -> None:
         """Index up to the current head (for tests and one-shot runs)."""
@@ -99,6 +178,7 @@ class Indexer:
 
     def step(self) -> bool:
         """Index one range; return True when caught up with the head."""
+        began = time.perf_counter()
         head = self.w3.eth.block_number
         cursor = self.cursor()
         if cursor is not None and not self._canonical(*cursor):
@@ -116,12 +196,42 @@ class Indexer:
             return False  # the chain changed under us: the next step rewinds
         if any(hex0x(lg.block_hash) != headers[lg.block_number]["hash"] for lg in logs):
             return False  # logs and headers from different forks: read the range again
-        self._write(logs, headers, end, head)
+        finalized = self._write(logs, headers, end, head)
+        self._report(RangeReport(start, end, head, finalized, len(logs), time.perf_counter() - began))
         return end >= head
+
+    def _report(self, report: RangeReport) -> None:
+        labels = self.labels
+        metrics.INDEXED_BLOCK.labels(**labels).set(report.end)
+        metrics.HEAD_BLOCK.labels(**labels).set(report.head)
+        metrics.FINALIZED_BLOCK.labels(**labels).set(report.finalized)
+        metrics.LAG_BLOCKS.labels(**labels).set(report.head - report.end)
+        metrics.EVENTS.labels(**labels).inc(report.events)
+        metrics.RANGE_SECONDS.labels(**labels).observe(report.seconds)
+        # Per-range lines only once caught up: during a backfill the progress bar speaks.
+        level = logging.INFO if report.caught_up and report.events else logging.DEBUG
+        log.log(
+            level,
+            "indexed blocks %d-%d: %d events",
+            report.start,
+            report.end,
+            report.events,
+            extra={
+                "from_block": report.start,
+                "to_block": report.end,
+                "head_block": report.head,
+                "finalized_block": report.finalized,
+                "events": report.events,
+                "ms": round(report.seconds * 1000, 1),
+            },
+        )
+        if self.on_range is not None:
+            self.on_range(report)
 
     # ------------------------------------------------------------- reading
 
     def _get_logs(self, start: int, end: int) -> list[DecodedLog] | None:
+        began = time.perf_counter()
         try:
             raw = self.w3.eth.get_logs(
                 {"address": self.address, "fromBlock": start, "toBlock": end, "topics": [self.decoder.topics]}
@@ -134,11 +244,15 @@ class Indexer:
             span = end - start + 1
             limit = int(hint.group(1)) if hint else 0
             self.range = max(1, min(span // 2, limit) if 0 < limit < span else span // 2)
+            metrics.REFUSED.labels(**self.labels).inc()
             log.info("eth_getLogs refused %d blocks (%s); trying %d", span, message[:120], self.range)
             if span == 1:
                 raise
             return None
-        self.range = min(self.config.max_range, self.range * 2)
+        if time.perf_counter() - began > self.config.target_seconds:
+            self.range = max(1, (end - start + 1) // 2)
+        else:
+            self.range = min(self.config.max_range, self.range * 2)
         decoded = [self.decoder.decode(dict(entry)) for entry in raw]
         return [d for d in decoded if d is not None]
 
@@ -158,7 +272,7 @@ class Indexer:
 
     # ------------------------------------------------------------- writing
 
-    def _write(self, logs: list[DecodedLog], headers: dict[int, dict[str, Any]], end: int, head: int) -> None:
+    def _write(self, logs: list[DecodedLog], headers: dict[int, dict[str, Any]], end: int, head: int) -> int:
         finalized = max(0, head - self.config.confirmations)
         with self.engine.begin() as connection:
             apply_logs(connection, self.deployment_id, logs)
@@ -198,6 +312,7 @@ class Indexer:
             )
             if updated.rowcount == 0:
                 connection.execute(cursor.insert().values(deployment_id=self.deployment_id, **values))
+        return finalized
 
     def _rewind(self, cursor_block: int, head: int) -> None:
         """Walk back to the highest stored block still canonical and delete what is above."""
@@ -214,7 +329,9 @@ class Indexer:
                 break
         depth = cursor_block - ancestor
         finalized = max(0, head - self.config.confirmations)
+        metrics.REORGS.labels(**self.labels).inc()
         if ancestor < finalized:
+            metrics.DEEP_REORGS.labels(**self.labels).inc()
             log.error(
                 "REORG DEEPER THAN THE CONFIRMATION WINDOW: %d blocks back to %d (finalized height was %d);"
                 " records marked final were wrong; re-indexing from %d",

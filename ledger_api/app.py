@@ -2,35 +2,83 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, text
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, select, text
 from web3 import Web3
 
+from indexer import models as im
+from indexer.service import BackgroundIndexer
 from ledger_api.chain.contract import Deployment
 from ledger_api.core.config import Settings
 
 
 @dataclass
 class Runtime:
-    """What the running service works with: its settings, chain and database."""
+    """What the running service works with: its settings, chain, database and, when it
+    runs one, the background indexer."""
 
     settings: Settings
     w3: Web3
     deployment: Deployment
     engine: Engine
+    deployment_id: int | None = None
+    indexer: BackgroundIndexer | None = None
+
+
+def _indexer_health(runtime: Runtime, head: int | None) -> dict[str, Any]:
+    """How far the SQL mirror is behind the chain, read from the cursor the indexer
+    commits with every range (so it is right whichever process writes the mirror)."""
+    health: dict[str, Any] = {
+        "confirmations": runtime.settings.effective_confirmations,
+        "in_process": runtime.indexer is not None,
+    }
+    if runtime.indexer is not None:
+        health["running"] = runtime.indexer.thread.is_alive()
+        health["reorgs"] = runtime.indexer.indexer.reorgs
+    if runtime.deployment_id is None:
+        return {**health, "status": "not configured"}
+    with runtime.engine.connect() as connection:
+        cursor = connection.execute(
+            select(im.Cursor.block_number, im.Cursor.finalized_block).where(
+                im.Cursor.deployment_id == runtime.deployment_id
+            )
+        ).one_or_none()
+    if cursor is None:
+        return {**health, "status": "starting", "indexed_block": None}
+    health.update(indexed_block=cursor.block_number, finalized_block=cursor.finalized_block)
+    if head is not None:
+        lag = max(0, head - cursor.block_number)
+        health["lag_blocks"] = lag
+        health["status"] = "ok" if lag <= runtime.settings.max_lag_blocks else "behind"
+    else:
+        health["status"] = "unknown"
+    return health
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="Charity ledger", version="0.1.0")
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if runtime.indexer is not None:
+            runtime.indexer.start()
+        try:
+            yield
+        finally:
+            if runtime.indexer is not None:
+                runtime.indexer.stop()
+
+    app = FastAPI(title="Charity ledger", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:
-        """Liveness and the deployment this service works with."""
+        """Liveness, the deployment this service works with, and how far the mirror lags."""
         body: dict[str, Any] = {
             "status": "ok",
             "chain": {
@@ -40,8 +88,10 @@ def create_app(runtime: Runtime) -> FastAPI:
                 "embedded": runtime.settings.embedded_chain,
             },
         }
+        head: int | None = None
         try:
-            body["chain"]["head_block"] = runtime.w3.eth.block_number
+            head = runtime.w3.eth.block_number
+            body["chain"]["head_block"] = head
         except Exception as exc:  # the node is down or unreachable
             body["status"] = "degraded"
             body["chain"]["error"] = f"chain node unreachable: {type(exc).__name__}"
@@ -49,9 +99,17 @@ def create_app(runtime: Runtime) -> FastAPI:
             with runtime.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
             body["database"] = {"status": "ok", "dialect": runtime.engine.dialect.name}
+            body["indexer"] = _indexer_health(runtime, head)
+            if body["indexer"]["status"] == "behind" or body["indexer"].get("running") is False:
+                body["status"] = "degraded"
         except Exception as exc:
             body["status"] = "degraded"
             body["database"] = {"status": "unreachable", "error": type(exc).__name__}
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics (indexer height, lag, finalized height, reorgs, errors)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

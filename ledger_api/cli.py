@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 import uvicorn
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 
 from ledger_api.core.config import ROOT, Settings, get_settings
 
@@ -37,42 +38,95 @@ def _embedded_database(settings: Settings) -> Settings:
     return settings
 
 
-@app.command()
-def dev(
-    host: str = typer.Option(None, help="Address to listen on (default LEDGER_HOST or 127.0.0.1)."),
-    port: int = typer.Option(None, help="Port to listen on (default LEDGER_PORT or 8000)."),
-) -> None:
-    """Run everything on embedded defaults in one process: chain, database and API."""
-    from ledger_api.app import Runtime, create_app
-    from ledger_api.chain.contract import deploy_ledger, load_artifact, make_web3
-    from ledger_api.core import db
+def _dev_deployment(settings: Settings, w3: Any, engine: Any) -> tuple[Any, int, bool]:
+    """The deployment `ledger dev` serves: LEDGER_CONTRACT_ADDRESS if set; on a real node,
+    the one this database already mirrors (so a restart resumes where it stopped);
+    otherwise a new one. Returns (deployment, its row id, whether it was just deployed)."""
+    from web3 import Web3
+
+    from indexer.service import ensure_deployment
+    from ledger_api.chain.contract import Deployment, deploy_ledger, load_artifact
     from ledger_api.core.models import Deployment as DeploymentRow
 
-    settings = _embedded_database(get_settings())
-    w3 = make_web3(settings.rpc_url)
-    deployer = w3.eth.accounts[0]
-    deployment = deploy_ledger(w3, deployer)
-    db.upgrade(settings.database_url)
-    engine = db.make_engine(settings.database_url)
+    chain_id = w3.eth.chain_id
+    address = settings.contract_address
+    if address is None and not settings.embedded_chain:
+        with engine.connect() as connection:
+            known = connection.execute(
+                select(DeploymentRow.address)
+                .where(DeploymentRow.chain_id == chain_id)
+                .order_by(DeploymentRow.id.desc())
+            ).scalars()
+            address = next((a for a in known if w3.eth.get_code(Web3.to_checksum_address(a))), None)
+    if address is not None:
+        if not Web3.is_address(address) or not w3.eth.get_code(Web3.to_checksum_address(address)):
+            raise typer.BadParameter(f"no ledger contract at {address!r} on this chain")
+        deployment_id = ensure_deployment(engine, w3, address)
+        with engine.connect() as connection:
+            row = connection.execute(select(DeploymentRow).where(DeploymentRow.id == deployment_id)).one()
+        return (
+            Deployment(chain_id, row.address, row.deployment_block, row.deployment_tx or ""),
+            deployment_id,
+            False,
+        )
+    deployment = deploy_ledger(w3, w3.eth.accounts[0])
     with engine.begin() as connection:
         connection.execute(
             delete(DeploymentRow).where(
                 DeploymentRow.chain_id == deployment.chain_id, DeploymentRow.address == deployment.address
             )
         )
-        connection.execute(
-            insert(DeploymentRow).values(
+        deployment_id = connection.execute(
+            insert(DeploymentRow)
+            .values(
                 chain_id=deployment.chain_id,
                 address=deployment.address,
                 deployment_block=deployment.block_number,
                 deployment_tx=deployment.tx_hash,
                 source_hash=load_artifact()["sourceHash"],
             )
-        )
+            .returning(DeploymentRow.id)
+        ).scalar_one()
+    return deployment, deployment_id, True
+
+
+@app.command()
+def dev(
+    host: str = typer.Option(None, help="Address to listen on (default LEDGER_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port to listen on (default LEDGER_PORT or 8000)."),
+) -> None:
+    """Run everything on embedded defaults in one process: chain, database, indexer and API."""
+    from indexer.indexer import IndexerConfig
+    from indexer.service import BackgroundIndexer
+    from ledger_api.app import Runtime, create_app
+    from ledger_api.chain.contract import make_web3
+    from ledger_api.core import db, logs
+
+    logs.configure(json_lines=False)
+    settings = _embedded_database(get_settings())
+    w3 = make_web3(settings.rpc_url)
+    db.upgrade(settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    deployment, deployment_id, fresh = _dev_deployment(settings, w3, engine)
     chain = "embedded eth-tester chain" if settings.embedded_chain else settings.rpc_url
-    typer.echo(f"ledger deployed at {deployment.address} on {chain} (chain id {deployment.chain_id})")
+    verb = "deployed" if fresh else "resuming"
+    typer.echo(f"ledger {verb} at {deployment.address} on {chain} (chain id {deployment.chain_id})")
     typer.echo(f"database: {engine.url.render_as_string(hide_password=True)}")
-    runtime = Runtime(settings=settings, w3=w3, deployment=deployment, engine=engine)
+    background = None
+    if settings.run_indexer:
+        config = IndexerConfig(
+            confirmations=settings.effective_confirmations,
+            poll_interval=0.2 if settings.embedded_chain else 0.5,
+        )
+        background = BackgroundIndexer(w3, engine, deployment_id, config)
+    runtime = Runtime(
+        settings=settings,
+        w3=w3,
+        deployment=deployment,
+        engine=engine,
+        deployment_id=deployment_id,
+        indexer=background,
+    )
     uvicorn.run(create_app(runtime), host=host or settings.host, port=port or settings.port)
 
 
@@ -80,60 +134,89 @@ def dev(
 def index(
     rpc_url: str = typer.Option(None, help="JSON-RPC URL of the node (default LEDGER_RPC_URL)."),
     database_url: str = typer.Option(None, help="SQLAlchemy URL (default LEDGER_DATABASE_URL)."),
-    address: str = typer.Option(..., help="Address of the ledger contract to mirror."),
-    confirmations: int = typer.Option(12, min=0, help="Blocks behind the head before a record is final."),
+    address: str = typer.Option(None, help="Ledger contract to mirror (default LEDGER_CONTRACT_ADDRESS)."),
+    confirmations: int = typer.Option(
+        None,
+        min=0,
+        help="Blocks behind the head before a record is final (default LEDGER_CONFIRMATIONS or 12).",
+    ),
     once: bool = typer.Option(False, help="Index up to the current head, then exit."),
+    max_range: int = typer.Option(100_000, min=1, help="Largest block span of one eth_getLogs."),
+    metrics_port: int = typer.Option(None, help="Serve Prometheus metrics on 127.0.0.1:PORT."),
+    log_format: str = typer.Option("json", help="Log lines as 'json' or 'text'."),
+    progress: str = typer.Option(
+        "auto", help="Backfill progress: 'bar', 'log' or 'auto' (bar on a terminal)."
+    ),
 ) -> None:
-    """Mirror a ledger deployment's events into SQL, as a process of its own."""
-    import logging
+    """Mirror a ledger deployment's events into SQL, as a process of its own.
 
-    from sqlalchemy import select
+    One writer per deployment: a second `ledger index` against the same database stands by
+    and takes over when the first one stops or dies.
+    """
+    import logging
+    import signal
+    import threading
+
     from web3 import Web3
 
     from indexer.indexer import Indexer, IndexerConfig
-    from ledger_api.chain.contract import ledger_contract, load_artifact, make_web3
-    from ledger_api.core import db
-    from ledger_api.core.models import Deployment as DeploymentRow
+    from indexer.lock import WriterLock
+    from indexer.progress import BackfillProgress
+    from indexer.service import ensure_deployment
+    from ledger_api.chain.contract import make_web3
+    from ledger_api.core import db, logs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if log_format not in ("json", "text"):
+        raise typer.BadParameter("use 'json' or 'text'", param_hint="--log-format")
+    if progress not in ("auto", "bar", "log"):
+        raise typer.BadParameter("use 'auto', 'bar' or 'log'", param_hint="--progress")
+    logs.configure(logging.INFO, json_lines=log_format == "json")
     settings = get_settings()
     node_url = rpc_url or settings.rpc_url
     if not node_url:
         raise typer.BadParameter("an RPC URL is needed (--rpc-url or LEDGER_RPC_URL)", param_hint="--rpc-url")
     database_url = database_url or settings.database_url
+    address = address or settings.contract_address or ""
     if not Web3.is_address(address):
         raise typer.BadParameter(f"not an address: {address!r}", param_hint="--address")
     w3 = make_web3(node_url)
     if not w3.eth.get_code(Web3.to_checksum_address(address)):
         raise typer.BadParameter(f"no contract at {address} on {node_url}", param_hint="--address")
-    contract = ledger_contract(w3, address)
-    chain_id = w3.eth.chain_id
     db.upgrade(database_url)
     engine = db.make_engine(database_url)
-    with engine.begin() as connection:
-        deployment_id = connection.execute(
-            select(DeploymentRow.id).where(
-                DeploymentRow.chain_id == chain_id, DeploymentRow.address == contract.address
+    deployment_id = ensure_deployment(engine, w3, address)
+    if confirmations is None:
+        confirmations = settings.confirmations if settings.confirmations is not None else 12
+    config = IndexerConfig(confirmations=confirmations, max_range=max_range)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    indexer = Indexer(w3, engine, deployment_id, config)
+    lock = WriterLock(engine, indexer.chain_id, indexer.address)
+    if not lock.acquire(stop=stop.is_set):
+        return
+    try:
+        cursor = indexer.cursor()
+        bar = BackfillProgress(
+            cursor[0] + 1 if cursor else indexer.start_block,
+            live=None if progress == "auto" else progress == "bar",
+        )
+        indexer.on_range = bar
+        if once:
+            indexer.sync()
+            bar.finish()
+            typer.echo(
+                f"indexed {indexer.address} on chain {indexer.chain_id} up to block {indexer.cursor()}"
             )
-        ).scalar_one_or_none()
-        if deployment_id is None:
-            # The contract knows where it was deployed: the mirror starts there.
-            deployment_id = connection.execute(
-                insert(DeploymentRow)
-                .values(
-                    chain_id=chain_id,
-                    address=contract.address,
-                    deployment_block=contract.functions.deploymentBlock().call(),
-                    source_hash=load_artifact()["sourceHash"],
-                )
-                .returning(DeploymentRow.id)
-            ).scalar_one()
-    indexer = Indexer(w3, engine, deployment_id, IndexerConfig(confirmations=confirmations))
-    if once:
-        indexer.sync()
-        typer.echo(f"indexed {contract.address} on chain {chain_id} up to block {indexer.cursor()}")
-    else:
-        indexer.run()
+        else:
+            indexer.run(stop, lock)
+    finally:
+        lock.release()
 
 
 def main() -> None:

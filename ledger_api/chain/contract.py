@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.contract import Contract
+from web3.types import RPCEndpoint, RPCResponse
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "contracts" / "artifacts"
 LEDGER = "CharityLedger"
@@ -28,10 +30,23 @@ def load_artifact(name: str = LEDGER) -> dict[str, Any]:
     return artifact
 
 
+class SerializedTesterProvider(EthereumTesterProvider):
+    """The in-process chain, one request at a time: eth-tester and py-evm are not
+    thread-safe, and the API's worker threads share the chain with the indexer thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.RLock()
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._lock:
+            return super().make_request(method, params)
+
+
 def make_web3(rpc_url: str | None) -> Web3:
     """A web3 connection: to `rpc_url`, or to a fresh in-process eth-tester chain."""
     if not rpc_url:
-        return Web3(EthereumTesterProvider())
+        return Web3(SerializedTesterProvider())
     return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
 
 

@@ -22,12 +22,25 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{ROOT / 'var' / 'ledger.db'}"
     # An existing ledger deployment to use; empty means deploy one (dev chains only).
     contract_address: str | None = None
+    # Blocks behind the head before a record counts as final. Unset: 12 on a real node,
+    # 0 on the embedded chain (one process mines it; it cannot reorganise).
+    confirmations: int | None = Field(default=None, ge=0)
+    # /healthz says "degraded" when the mirror is further than this behind the head.
+    max_lag_blocks: int = Field(default=64, ge=0)
+    # Run the indexer inside the API process (one writer per deployment is enforced by a lock).
+    run_indexer: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
     @property
     def embedded_chain(self) -> bool:
         return not self.rpc_url
+
+    @property
+    def effective_confirmations(self) -> int:
+        if self.confirmations is not None:
+            return self.confirmations
+        return 0 if self.embedded_chain else 12
 
 
 @lru_cache

@@ -1,0 +1,83 @@
+"""Running the indexer: the deployment row it mirrors, and a background thread for the
+API process (`ledger dev`, `ledger serve`) that holds the single-writer lock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+from web3 import Web3
+
+from indexer.indexer import Indexer, IndexerConfig
+from indexer.lock import LockLost, WriterLock
+from ledger_api.chain.contract import ledger_contract, load_artifact
+from ledger_api.core.models import Deployment
+
+log = logging.getLogger("indexer")
+
+
+def ensure_deployment(engine: Engine, w3: Web3, address: str) -> int:
+    """The id of the deployment row for `address` on the node's chain, created on first
+    use from the contract itself (it knows the block it was deployed in)."""
+    contract = ledger_contract(w3, address)
+    chain_id = w3.eth.chain_id
+    with engine.begin() as connection:
+        found = connection.execute(
+            select(Deployment.id).where(
+                Deployment.chain_id == chain_id, Deployment.address == contract.address
+            )
+        ).scalar_one_or_none()
+        if found is not None:
+            return int(found)
+        return int(
+            connection.execute(
+                insert(Deployment)
+                .values(
+                    chain_id=chain_id,
+                    address=contract.address,
+                    deployment_block=contract.functions.deploymentBlock().call(),
+                    source_hash=load_artifact()["sourceHash"],
+                )
+                .returning(Deployment.id)
+            ).scalar_one()
+        )
+
+
+class BackgroundIndexer:
+    """The indexer on a daemon thread: waits for the writer lock, then follows the chain
+    until stopped. If another process holds the lock, this one stands by (the API still
+    serves what the other writes)."""
+
+    def __init__(self, w3: Web3, engine: Engine, deployment_id: int, config: IndexerConfig) -> None:
+        self.indexer = Indexer(w3, engine, deployment_id, config)
+        self.lock = WriterLock(engine, self.indexer.chain_id, self.indexer.address)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="indexer", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _main(self) -> None:
+        while not self.stop_event.is_set():
+            if not self.lock.acquire(poll=1.0, stop=self.stop_event.is_set):
+                return
+            try:
+                self.indexer.run(self.stop_event, self.lock)
+            except LockLost as exc:
+                log.error("%s; standing by", exc)
+            except BaseException as exc:  # pragma: no cover - run() retries everything else
+                self.error = exc
+                log.exception("indexer thread stopped")
+                return
+            finally:
+                self.lock.release()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout)
+
+    def status(self) -> dict[str, Any]:
+        return {"running": self.thread.is_alive(), "reorgs": self.indexer.reorgs}
