@@ -110,7 +110,7 @@ class Indexer:
         self.chain_id = row.chain_id
         self.address = Web3.to_checksum_address(row.address)
         self.start_block = row.deployment_block
-        self.range = self.config.initial_range
+        self.range = min(self.config.initial_range, self.config.max_range)
         self.reorgs = 0
         self.labels = {"chain_id": str(self.chain_id), "contract": self.address}
 

@@ -35,6 +35,9 @@ def alembic_config(url: str) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    # The process has configured logging already (structured logs); alembic.ini's
+    # logging section is for the `alembic` command line only.
+    config.attributes["configure_logger"] = False
     return config
 
 
