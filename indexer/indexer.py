@@ -134,7 +134,7 @@ class Indexer:
         stop = stop or threading.Event()
         retrying = Retrying(
             retry=retry_if_not_exception_type(LockLost),
-            wait=wait_exponential_jitter(initial=0.25, max=self.config.max_backoff),
+            wait=wait_exponential_jitter(multiplier=0.25, max=self.config.max_backoff, jitter=0.25),
             stop=stop_when_event_set(stop),
             sleep=_waiter(stop),
             before_sleep=self._before_retry,
@@ -181,7 +181,8 @@ class Indexer:
         began = time.perf_counter()
         head = self.w3.eth.block_number
         cursor = self.cursor()
-        if cursor is not None and not self._canonical(*cursor):
+        # A tip above the head means the chain got shorter: that tip is gone too.
+        if cursor is not None and (cursor[0] > head or not self._canonical(*cursor)):
             self._rewind(cursor[0], head)
             return False
         start = cursor[0] + 1 if cursor else self.start_block
@@ -191,7 +192,11 @@ class Indexer:
         logs = self._get_logs(start, end)
         if logs is None:
             return False
-        headers = self._headers({lg.block_number for lg in logs} | {start, end})
+        # Every block of the unfinalized window (and the reorg window below it) keeps its
+        # hash, so a rewind finds the real fork point; further back, only blocks with
+        # events and range ends do, which keeps a backfill to a few header reads.
+        window = max(start, head - self.config.confirmations - self.config.reorg_window)
+        headers = self._headers({lg.block_number for lg in logs} | {start, end} | set(range(window, end + 1)))
         if cursor is not None and headers[start]["parentHash"] != cursor[1]:
             return False  # the chain changed under us: the next step rewinds
         if any(hex0x(lg.block_hash) != headers[lg.block_number]["hash"] for lg in logs):
