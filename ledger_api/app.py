@@ -12,11 +12,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, select, text
 from web3 import Web3
+from web3.contract import Contract
 
 from indexer import models as im
 from indexer.service import BackgroundIndexer
-from ledger_api.chain.contract import Deployment
+from ledger_api.chain.contract import Deployment, ledger_contract
+from ledger_api.chain.keystore import Keystore
+from ledger_api.chain.writer import ChainWriter, OutboxWorker
+from ledger_api.core import errors
 from ledger_api.core.config import Settings
+from ledger_api.core.idempotency import IdempotencyMiddleware
 
 
 @dataclass
@@ -30,6 +35,17 @@ class Runtime:
     engine: Engine
     deployment_id: int | None = None
     indexer: BackgroundIndexer | None = None
+    # The write side (absent when the service only reads).
+    keystore: Keystore | None = None
+    writer: ChainWriter | None = None
+    service_account: str | None = None
+    outbox: OutboxWorker | None = None
+    # Development chains fund new operator accounts from this node-held account.
+    faucet: str | None = None
+
+    @property
+    def contract(self) -> Contract:
+        return ledger_contract(self.w3, self.deployment.address)
 
 
 def _indexer_health(runtime: Runtime, head: int | None) -> dict[str, Any]:
@@ -67,14 +83,34 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if runtime.indexer is not None:
             runtime.indexer.start()
+        if runtime.outbox is not None:
+            runtime.outbox.start()
         try:
             yield
         finally:
+            if runtime.outbox is not None:
+                runtime.outbox.stop()
             if runtime.indexer is not None:
                 runtime.indexer.stop()
 
-    app = FastAPI(title="Charity ledger", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Charity ledger",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Record, mirror and trace charitable fund flows. Errors are RFC 9457 problem details.",
+    )
     app.state.runtime = runtime
+    errors.install(app)
+    app.add_middleware(IdempotencyMiddleware)
+    from ledger_api.campaigns.routes import router as campaigns
+    from ledger_api.charities.routes import router as charities
+    from ledger_api.disbursements.routes import router as disbursements
+    from ledger_api.donations.routes import router as donations
+    from ledger_api.keys.routes import router as keys
+    from ledger_api.transactions.routes import router as transactions
+
+    for router in (keys, charities, campaigns, donations, disbursements, transactions):
+        app.include_router(router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:

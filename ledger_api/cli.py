@@ -30,15 +30,24 @@ def _embedded_database(settings: Settings) -> Settings:
     """The embedded chain lives only as long as the process, so its records would be
     stale at the next start: unless a database was chosen explicitly, it gets a fresh
     SQLite file each time."""
-    if settings.embedded_chain and "database_url" not in settings.model_fields_set:
+    if not settings.embedded_chain:
+        return settings
+    if "database_url" not in settings.model_fields_set:
         path = ROOT / "var" / "embedded.db"
         for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
             stale.unlink(missing_ok=True)
-        return settings.model_copy(update={"database_url": f"sqlite:///{path}"})
+        settings = settings.model_copy(update={"database_url": f"sqlite:///{path}"})
+    if "keystore_path" not in settings.model_fields_set:
+        # The embedded chain's accounts die with it; so do their keys.
+        import shutil
+
+        keystore = ROOT / "var" / "embedded-keystore"
+        shutil.rmtree(keystore, ignore_errors=True)
+        settings = settings.model_copy(update={"keystore_path": keystore})
     return settings
 
 
-def _dev_deployment(settings: Settings, w3: Any, engine: Any) -> tuple[Any, int, bool]:
+def _dev_deployment(settings: Settings, w3: Any, engine: Any, admin: str) -> tuple[Any, int, bool]:
     """The deployment `ledger dev` serves: LEDGER_CONTRACT_ADDRESS if set; on a real node,
     the one this database already mirrors (so a restart resumes where it stopped);
     otherwise a new one. Returns (deployment, its row id, whether it was just deployed)."""
@@ -69,7 +78,7 @@ def _dev_deployment(settings: Settings, w3: Any, engine: Any) -> tuple[Any, int,
             deployment_id,
             False,
         )
-    deployment = deploy_ledger(w3, w3.eth.accounts[0])
+    deployment = deploy_ledger(w3, w3.eth.accounts[0], admin=admin)
     with engine.begin() as connection:
         connection.execute(
             delete(DeploymentRow).where(
@@ -94,24 +103,66 @@ def _dev_deployment(settings: Settings, w3: Any, engine: Any) -> tuple[Any, int,
 def dev(
     host: str = typer.Option(None, help="Address to listen on (default LEDGER_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port to listen on (default LEDGER_PORT or 8000)."),
+    demo: bool = typer.Option(False, help="Load demo charities, campaigns, donations and disbursements."),
 ) -> None:
     """Run everything on embedded defaults in one process: chain, database, indexer and API."""
-    from indexer.indexer import IndexerConfig
-    from indexer.service import BackgroundIndexer
-    from ledger_api.app import Runtime, create_app
-    from ledger_api.chain.contract import make_web3
-    from ledger_api.core import db, logs
+    from ledger_api.app import create_app
+    from ledger_api.core import logs
 
     logs.configure(json_lines=False)
-    settings = _embedded_database(get_settings())
+    runtime = dev_runtime(get_settings())
+    settings = runtime.settings
+    chain = "embedded eth-tester chain" if settings.embedded_chain else settings.rpc_url
+    typer.echo(f"ledger at {runtime.deployment.address} on {chain} (chain id {runtime.deployment.chain_id})")
+    typer.echo(f"database: {runtime.engine.url.render_as_string(hide_password=True)}")
+    if "admin_key" not in get_settings().model_fields_set:
+        assert settings.admin_key is not None
+        key = settings.admin_key.get_secret_value()
+        typer.echo(f"admin API key (made for this run; set LEDGER_ADMIN_KEY to choose one): {key}")
+    app_ = create_app(runtime)
+    if demo:
+        from ledger_api.demo import load_demo
+
+        load_demo(runtime, echo=typer.echo)
+    uvicorn.run(app_, host=host or settings.host, port=port or settings.port)
+
+
+def dev_runtime(settings: Settings) -> Any:
+    """Everything `ledger dev` runs on: the chain (embedded unless LEDGER_RPC_URL), the
+    database, a keystore with the service account, the ledger deployment, the writer and
+    the background indexer."""
+    import secrets as secrets_
+
+    from pydantic import SecretStr
+    from web3 import Web3
+    from web3.types import Wei
+
+    from indexer.indexer import IndexerConfig
+    from indexer.service import BackgroundIndexer
+    from ledger_api.app import Runtime
+    from ledger_api.chain.contract import make_web3
+    from ledger_api.chain.keystore import SERVICE_ACCOUNT, Keystore
+    from ledger_api.chain.writer import ChainWriter, OutboxWorker
+    from ledger_api.core import db
+
+    settings = _embedded_database(settings)
+    if settings.admin_key is None:
+        settings = settings.model_copy(
+            update={"admin_key": SecretStr("lk_admin_" + secrets_.token_urlsafe(32))}
+        )
     w3 = make_web3(settings.rpc_url)
+    faucet = w3.eth.accounts[0] if w3.eth.accounts else None
+    keystore = Keystore(
+        settings.keystore_path, settings.keystore_passphrase, fast_kdf=settings.env == "development"
+    )
+    service_account = keystore.find(SERVICE_ACCOUNT) or keystore.create(SERVICE_ACCOUNT)
+    if faucet is not None and w3.eth.get_balance(Web3.to_checksum_address(service_account)) < 10**19:
+        w3.eth.wait_for_transaction_receipt(
+            w3.eth.send_transaction({"from": faucet, "to": service_account, "value": Wei(10**21)})
+        )
     db.upgrade(settings.database_url)
     engine = db.make_engine(settings.database_url)
-    deployment, deployment_id, fresh = _dev_deployment(settings, w3, engine)
-    chain = "embedded eth-tester chain" if settings.embedded_chain else settings.rpc_url
-    verb = "deployed" if fresh else "resuming"
-    typer.echo(f"ledger {verb} at {deployment.address} on {chain} (chain id {deployment.chain_id})")
-    typer.echo(f"database: {engine.url.render_as_string(hide_password=True)}")
+    deployment, deployment_id, _fresh = _dev_deployment(settings, w3, engine, service_account)
     background = None
     if settings.run_indexer:
         config = IndexerConfig(
@@ -119,15 +170,20 @@ def dev(
             poll_interval=0.2 if settings.embedded_chain else 0.5,
         )
         background = BackgroundIndexer(w3, engine, deployment_id, config)
-    runtime = Runtime(
+    writer = ChainWriter(w3, engine, keystore)
+    return Runtime(
         settings=settings,
         w3=w3,
         deployment=deployment,
         engine=engine,
         deployment_id=deployment_id,
         indexer=background,
+        keystore=keystore,
+        writer=writer,
+        service_account=service_account,
+        outbox=OutboxWorker(writer),
+        faucet=faucet,
     )
-    uvicorn.run(create_app(runtime), host=host or settings.host, port=port or settings.port)
 
 
 @app.command()

@@ -6,10 +6,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
+# Placeholder secrets that only development may run with.
+DEV_PASSPHRASE = "dev-only-insecure-passphrase"
+
+
+class InsecureSettings(RuntimeError):
+    pass
 
 
 class Settings(BaseSettings):
@@ -29,12 +35,35 @@ class Settings(BaseSettings):
     max_lag_blocks: int = Field(default=64, ge=0)
     # Run the indexer inside the API process (one writer per deployment is enforced by a lock).
     run_indexer: bool = True
+    # Encrypted keystore (eth-account's JSON format) of the accounts the service signs with.
+    keystore_path: Path = ROOT / "var" / "keystore"
+    keystore_passphrase: SecretStr = SecretStr(DEV_PASSPHRASE)
+    # The admin API key; unset in development: `ledger dev` makes one and prints it.
+    admin_key: SecretStr | None = None
+    # Where uploaded evidence documents are stored, by SHA-256.
+    evidence_path: Path = ROOT / "var" / "evidence"
+    # How long a write waits for its transaction to be mined before answering 504
+    # (the transaction stays queued and is tracked; GET /v1/transactions/{id}).
+    write_timeout: float = Field(default=30.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
     @property
     def embedded_chain(self) -> bool:
         return not self.rpc_url
+
+    def check_secrets(self) -> None:
+        """Outside development, refuse to run on placeholder secrets."""
+        if self.env == "development":
+            return
+        problems = []
+        if self.keystore_passphrase.get_secret_value() in ("", DEV_PASSPHRASE):
+            problems.append("LEDGER_KEYSTORE_PASSPHRASE is unset or the development placeholder")
+        admin = self.admin_key.get_secret_value() if self.admin_key else ""
+        if len(admin) < 32:
+            problems.append("LEDGER_ADMIN_KEY must be set to a random value of at least 32 characters")
+        if problems:
+            raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
 
     @property
     def effective_confirmations(self) -> int:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, String, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -24,4 +35,96 @@ class Deployment(Base):
     deployment_block: Mapped[int] = mapped_column(BigInteger)
     deployment_tx: Mapped[str | None] = mapped_column(String(66))
     source_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# ------------------------------------------------------------------ write side
+# Tables the API owns (the indexer owns the chain-derived ones in indexer/models.py).
+
+
+class ApiKey(Base):
+    """An API key: shown once, stored as the SHA-256 of its secret (keys are 256-bit
+    random, so a fast hash is enough; there is nothing to brute-force)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # admin | charity | auditor
+    charity_id: Mapped[str | None] = mapped_column(String(66), index=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CharityAccount(Base):
+    """A charity the service registered, and the operator account (in the keystore)
+    that signs its records."""
+
+    __tablename__ = "charity_accounts"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    charity_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    operator: Mapped[str] = mapped_column(String(42), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Signer(Base):
+    """The next nonce of each account the service signs with. Allocated with an atomic
+    `UPDATE ... RETURNING` (a row lock on PostgreSQL, the write lock on SQLite), in the
+    same transaction that stores the signed transaction."""
+
+    __tablename__ = "signers"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    next_nonce: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChainTransaction(Base):
+    """The outbox: every transaction the service signs, stored before it is sent, so
+    that after a crash it is sent again as the same bytes."""
+
+    __tablename__ = "chain_transactions"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "signer", "nonce", name="uq_chain_transactions_nonce"),
+        Index("ix_chain_transactions_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    signer: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    function: Mapped[str] = mapped_column(String(64))
+    charity_id: Mapped[str | None] = mapped_column(String(66), index=True)
+    # What the transaction records, for the API's answers: {"kind": ..., "ids": [...]}.
+    records: Mapped[str] = mapped_column(Text)
+    raw_tx: Mapped[str] = mapped_column(Text)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    # signed -> sent -> mined | failed
+    status: Mapped[str] = mapped_column(String(16))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class IdempotencyRecord(Base):
+    """A write made with an `Idempotency-Key`: the request's fingerprint and, once it
+    is answered, the exact response bytes to replay."""
+
+    __tablename__ = "idempotency_keys"
+
+    principal: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    headers: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,69 @@
+"""Campaigns: a charity's fundraising projects."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+
+from ledger_api.campaigns.schemas import CampaignCreate
+from ledger_api.campaigns.service import charity_of_campaign
+from ledger_api.charities.service import ZERO, operator_for
+from ledger_api.core import ids, writes
+from ledger_api.core.deps import WaitParam, WriteRuntimeDep
+from ledger_api.core.schemas import CampaignId
+from ledger_api.core.security import WriterPrincipal
+
+router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+CampaignPath = Annotated[CampaignId, Path(description="The campaign's ID (CP-...)")]
+
+
+@router.post("", status_code=201)
+def create_campaign(
+    body: CampaignCreate, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
+) -> JSONResponse:
+    charity_hex = ids.to_hex(body.charity_id, "charity")
+    operator = operator_for(runtime, principal, charity_hex)
+    campaign_id = ids.new("campaign")
+    metadata = bytes.fromhex(body.metadata_hash[2:]) if body.metadata_hash else ZERO
+    call = runtime.contract.functions.createCampaign(
+        ids.to_bytes32(campaign_id),
+        bytes.fromhex(charity_hex[2:]),
+        body.name,
+        body.currency.encode(),
+        body.goal,
+        metadata,
+    )
+    state = writes.write(
+        runtime, operator, call, charity_hex, {"kind": "campaign", "ids": [campaign_id]}, wait
+    )
+    return writes.answer(
+        {
+            "id": campaign_id,
+            "charity_id": body.charity_id,
+            "name": body.name,
+            "currency": body.currency,
+            "goal": body.goal,
+            "transaction": writes.transaction_view(runtime, state),
+        },
+        [state],
+        wait,
+    )
+
+
+@router.post("/{campaign_id}/close", status_code=201)
+def close_campaign(
+    campaign_id: CampaignPath, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
+) -> JSONResponse:
+    charity_hex = charity_of_campaign(runtime, campaign_id)
+    operator = operator_for(runtime, principal, charity_hex, "campaign")
+    call = runtime.contract.functions.closeCampaign(ids.to_bytes32(campaign_id, "campaign"))
+    state = writes.write(
+        runtime, operator, call, charity_hex, {"kind": "campaign-closed", "ids": [campaign_id]}, wait
+    )
+    return writes.answer(
+        {"id": campaign_id, "closed": True, "transaction": writes.transaction_view(runtime, state)},
+        [state],
+        wait,
+    )

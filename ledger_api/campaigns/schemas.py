@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from ledger_api.core.schemas import CharityId, Currency, Goal, Hash32, Strict, Text
+
+
+class CampaignCreate(Strict):
+    charity_id: CharityId
+    name: Text(200)  # type: ignore[valid-type]
+    currency: Currency
+    goal: Goal = 0
+    metadata_hash: Hash32 | None = None

@@ -1,0 +1,374 @@
+"""Writing to the chain: simulate, allocate a nonce, sign, persist, send, track.
+
+1. `simulate` runs the call with `eth_estimateGas` from the signer. A call the contract
+   would reject raises ContractRejected with the decoded custom error; nothing is
+   signed and no nonce is used. A node that does not answer raises ChainUnavailable.
+2. `submit` allocates the signer's next nonce with an atomic UPDATE ... RETURNING (a row
+   lock on PostgreSQL, the database write lock on SQLite), signs, and stores the signed
+   bytes in the outbox (`chain_transactions`) in the same transaction. Only after that
+   commit is the transaction sent. A crash before the send, or a send the node did not
+   take, leaves the row `signed`; `recover` sends it again as the same bytes.
+3. `wait` follows the transaction to its receipt (`mined`, or `failed` with the decoded
+   revert); `recover` does the same for transactions nobody waits for.
+
+Within one process, sends for one signer happen in nonce order (a lock per signer
+around allocate-sign-store-send); across processes the node's queue orders them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_checksum_address
+from requests.exceptions import RequestException
+from sqlalchemy import Engine, insert, select, update
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.types import Nonce
+
+from indexer.projections import insert_ignore
+from ledger_api.chain.contract import contract_error_of
+from ledger_api.chain.keystore import Keystore
+from ledger_api.core.errors import ChainUnavailable, ContractRejected, WriteTimeout
+from ledger_api.core.models import ChainTransaction, Signer
+
+log = logging.getLogger("ledger_api.writer")
+
+NODE_ERRORS = (ConnectionError, TimeoutError, OSError, RequestException)
+
+
+def _crash_point(name: str) -> None:
+    """Test hook (development only): die here, as a power cut would, to prove the
+    outbox recovers. LEDGER_CRASH_AT=after-sign|after-send."""
+    if (
+        os.environ.get("LEDGER_CRASH_AT") == name
+        and os.environ.get("LEDGER_ENV", "development") == "development"
+    ):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class TxState:
+    id: str
+    tx_hash: str
+    signer: str
+    nonce: int
+    status: str
+    records: dict[str, Any]
+    block_number: int | None
+    block_hash: str | None
+    error: dict[str, Any] | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("mined", "failed")
+
+
+def _state(row: Any) -> TxState:
+    return TxState(
+        id=row.id,
+        tx_hash=row.tx_hash,
+        signer=row.signer,
+        nonce=row.nonce,
+        status=row.status,
+        records=json.loads(row.records),
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        error=json.loads(row.error) if row.error else None,
+    )
+
+
+class ChainWriter:
+    def __init__(self, w3: Web3, engine: Engine, keystore: Keystore) -> None:
+        self.w3 = w3
+        self.engine = engine
+        self.keystore = keystore
+        self.chain_id = w3.eth.chain_id
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._fees: tuple[float, dict[str, int]] | None = None
+
+    # ------------------------------------------------------------ simulate
+
+    def simulate(self, signer: str, call: ContractFunction) -> int:
+        """The gas limit to send `call` with; ContractRejected if it would revert."""
+        try:
+            estimate = call.estimate_gas({"from": signer})
+        except NODE_ERRORS as exc:
+            raise ChainUnavailable(
+                f"the chain node did not answer ({type(exc).__name__}); nothing was recorded"
+            ) from None
+        except Exception as exc:
+            error = contract_error_of(exc)
+            if error is None:
+                if isinstance(exc, Web3RPCError | ValueError):
+                    raise ContractRejected(f"the node rejects this call: {str(exc)[:200]}") from None
+                raise
+            raise ContractRejected(
+                f"the ledger contract rejects this record: {error.name}",
+                error={"name": error.name, "args": _jsonable(error.as_dict())},
+            ) from None
+        return int(estimate * 1.25) + 20_000
+
+    def _fee_fields(self) -> dict[str, int]:
+        now = time.monotonic()
+        if self._fees is None or now - self._fees[0] > 2.0:
+            try:
+                base = int(self.w3.eth.get_block("latest").get("baseFeePerGas") or 0)
+            except NODE_ERRORS as exc:
+                raise ChainUnavailable(f"the chain node did not answer ({type(exc).__name__})") from None
+            tip = 10**9
+            self._fees = (now, {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip})
+        return self._fees[1]
+
+    # -------------------------------------------------------------- submit
+
+    def _lock_for(self, signer: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(signer, threading.Lock())
+
+    def _ensure_signer(self, signer: str) -> None:
+        with self.engine.connect() as connection:
+            known = connection.execute(
+                select(Signer.next_nonce).where(Signer.chain_id == self.chain_id, Signer.address == signer)
+            ).scalar_one_or_none()
+        if known is None:
+            pending = self.w3.eth.get_transaction_count(to_checksum_address(signer), "pending")
+            with self.engine.begin() as connection:
+                insert_ignore(
+                    connection,
+                    Signer.__table__,  # type: ignore[arg-type]
+                    [{"chain_id": self.chain_id, "address": signer, "next_nonce": pending}],
+                )
+
+    def submit(
+        self, signer: str, call: ContractFunction, gas: int, charity_id: str | None, records: dict[str, Any]
+    ) -> TxState:
+        """Sign, persist and send `call` (already simulated). Returns its state."""
+        self._ensure_signer(signer)
+        fields = {"chainId": self.chain_id, "gas": gas, "nonce": 0, "from": signer, **self._fee_fields()}
+        transaction = call.build_transaction(fields)  # type: ignore[arg-type]
+        transaction.pop("from", None)
+        tx_id = str(uuid.uuid4())
+        with self._lock_for(signer):
+            with self.engine.begin() as connection:
+                nonce = (
+                    connection.execute(
+                        update(Signer)
+                        .where(Signer.chain_id == self.chain_id, Signer.address == signer)
+                        .values(next_nonce=Signer.next_nonce + 1)
+                        .returning(Signer.next_nonce)
+                    ).scalar_one()
+                    - 1
+                )
+                transaction["nonce"] = Nonce(nonce)
+                raw, tx_hash = self.keystore.sign_transaction(signer, dict(transaction))
+                connection.execute(
+                    insert(ChainTransaction).values(
+                        id=tx_id,
+                        chain_id=self.chain_id,
+                        signer=signer,
+                        nonce=nonce,
+                        function=call.fn_name,
+                        charity_id=charity_id,
+                        records=json.dumps(records),
+                        raw_tx="0x" + raw.hex(),
+                        tx_hash="0x" + tx_hash.hex(),
+                        status="signed",
+                    )
+                )
+            _crash_point("after-sign")
+            self._send(tx_id, raw)
+            _crash_point("after-send")
+        return self.state(tx_id)
+
+    def _send(self, tx_id: str, raw: bytes) -> bool:
+        """Send signed bytes; True if the node has the transaction (now or already)."""
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except NODE_ERRORS as exc:
+            log.warning("could not send transaction %s (%s); it stays queued", tx_id, type(exc).__name__)
+            return False
+        except Exception as exc:
+            message = str(exc).lower()
+            if "already" not in message and "known" not in message and "nonce too low" not in message:
+                # The node refused the bytes themselves: record why; recover() retries.
+                log.warning("node refused transaction %s: %s", tx_id, str(exc)[:200])
+                return False
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(ChainTransaction)
+                .where(ChainTransaction.id == tx_id, ChainTransaction.status == "signed")
+                .values(status="sent")
+            )
+        return True
+
+    # --------------------------------------------------------------- track
+
+    def state(self, tx_id: str) -> TxState:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(ChainTransaction).where(ChainTransaction.id == tx_id)).one()
+        return _state(row)
+
+    def find(self, tx_id: str) -> tuple[TxState, str | None] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(ChainTransaction).where(ChainTransaction.id == tx_id)
+            ).one_or_none()
+        return (_state(row), row.charity_id) if row is not None else None
+
+    def _check_receipt(self, state: TxState) -> TxState:
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(state.tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return state
+        status = "mined" if receipt["status"] == 1 else "failed"
+        error = None
+        if status == "failed":
+            error = json.dumps(self._failure_reason(state))
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(ChainTransaction)
+                .where(ChainTransaction.id == state.id, ChainTransaction.status.in_(["signed", "sent"]))
+                .values(
+                    status=status,
+                    block_number=receipt["blockNumber"],
+                    block_hash="0x" + bytes(receipt["blockHash"]).hex(),
+                    gas_used=receipt["gasUsed"],
+                    error=error,
+                )
+            )
+        return self.state(state.id)
+
+    def _failure_reason(self, state: TxState) -> dict[str, Any]:
+        """Why a mined transaction reverted: replay it at its block's parent."""
+        try:
+            tx = self.w3.eth.get_transaction(state.tx_hash)  # type: ignore[arg-type]
+            self.w3.eth.call(
+                {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]},
+                tx["blockNumber"] - 1,
+            )
+        except NODE_ERRORS:
+            return {"name": "Unknown", "args": {}}
+        except Exception as exc:
+            error = contract_error_of(exc)
+            if error is not None:
+                return {"name": error.name, "args": _jsonable(error.as_dict())}
+            return {"name": "Reverted", "args": {"message": str(exc)[:200]}}
+        return {"name": "Reverted", "args": {}}
+
+    def wait(self, tx_id: str, timeout: float) -> TxState:
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        state = self.state(tx_id)
+        while True:
+            if state.status == "signed":
+                raw = bytes.fromhex(self._raw(tx_id)[2:])
+                if not self._send(tx_id, raw):
+                    raise ChainUnavailable(
+                        "the chain node did not take the transaction; it is queued and will be sent",
+                        transaction=tx_id,
+                    )
+                state = self.state(tx_id)
+            with contextlib.suppress(*NODE_ERRORS):
+                state = self._check_receipt(state)
+            if state.done:
+                return state
+            if time.monotonic() > deadline:
+                raise WriteTimeout(
+                    f"transaction {state.tx_hash} is not mined after {timeout:.0f} s; it is tracked",
+                    transaction=tx_id,
+                )
+            time.sleep(delay)
+            delay = min(0.25, delay * 2)
+
+    def _raw(self, tx_id: str) -> str:
+        with self.engine.connect() as connection:
+            return str(
+                connection.execute(
+                    select(ChainTransaction.raw_tx).where(ChainTransaction.id == tx_id)
+                ).scalar_one()
+            )
+
+    def recover(self) -> int:
+        """Send again what was signed but not sent, re-send what the node lost, and
+        record receipts nobody waited for. Returns how many transactions were pending."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(ChainTransaction)
+                .where(
+                    ChainTransaction.chain_id == self.chain_id,
+                    ChainTransaction.status.in_(["signed", "sent"]),
+                )
+                .order_by(ChainTransaction.signer, ChainTransaction.nonce)
+            ).all()
+        for row in rows:
+            state = _state(row)
+            try:
+                state = self._check_receipt(state)
+                if state.done:
+                    continue
+                if state.status == "signed" or self._node_lost(state):
+                    log.info("re-sending transaction %s (nonce %d) as the same bytes", state.id, state.nonce)
+                    if self._send(state.id, bytes.fromhex(row.raw_tx[2:])):
+                        self._check_receipt(self.state(state.id))
+            except NODE_ERRORS:
+                return len(rows)
+        return len(rows)
+
+    def _node_lost(self, state: TxState) -> bool:
+        try:
+            self.w3.eth.get_transaction(state.tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return True
+        return False
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+        return str(value)
+    return value
+
+
+class OutboxWorker:
+    """Runs ChainWriter.recover every few seconds on a daemon thread."""
+
+    def __init__(self, writer: ChainWriter, interval: float = 2.0) -> None:
+        self.writer = writer
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="outbox", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _main(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.writer.recover()
+            except Exception:
+                log.exception("outbox recovery failed; retrying")
+            self.stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+
+
+__all__ = ["ChainWriter", "OutboxWorker", "TimeExhausted", "TxState"]

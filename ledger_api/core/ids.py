@@ -1,0 +1,73 @@
+"""Record IDs people can read off a receipt.
+
+Every record the service creates gets an ID like `DN-7K3M-9QX2-P4TA-B5C8`: a two-letter
+kind, then 80 random bits in Crockford base32 (no I, L, O or U; case-insensitive), in
+groups of four. On chain the record's bytes32 ID is that text in ASCII, left-aligned and
+zero-padded, so anyone can read the receipt ID straight off the event. IDs made
+elsewhere (any bytes32) are accepted as 0x-prefixed hex.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+KINDS = {
+    "charity": "CH",
+    "campaign": "CP",
+    "donation": "DN",
+    "refund": "RF",
+    "disbursement": "DB",
+    "correction": "CR",
+}
+_READABLE = re.compile(r"^([A-Za-z]{2})-([0-9A-Za-z]{4})-([0-9A-Za-z]{4})-([0-9A-Za-z]{4})-([0-9A-Za-z]{4})$")
+_HEX = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_CONFUSABLE = str.maketrans({"I": "1", "L": "1", "O": "0"})
+
+
+def new(kind: str) -> str:
+    value = secrets.randbits(80)
+    chars = "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(16)))
+    return f"{KINDS[kind]}-{chars[0:4]}-{chars[4:8]}-{chars[8:12]}-{chars[12:16]}"
+
+
+def to_bytes32(record_id: str, kind: str | None = None) -> bytes:
+    """The on-chain ID of a readable or hex ID; ValueError if it is neither (or of
+    another kind than `kind`)."""
+    if _HEX.match(record_id):
+        value = bytes.fromhex(record_id[2:])
+        if value == bytes(32):
+            raise ValueError("the zero ID is not a record")
+        return value
+    match = _READABLE.match(record_id)
+    if not match:
+        raise ValueError("not a record ID (like DN-7K3M-9QX2-P4TA-B5C8, or 0x and 64 hex digits)")
+    prefix = match.group(1).upper()
+    if kind is not None and prefix != KINDS[kind]:
+        raise ValueError(f"not a {kind} ID (those start with {KINDS[kind]}-)")
+    body = "".join(match.groups()[1:]).upper().translate(_CONFUSABLE)
+    if any(c not in ALPHABET for c in body):
+        raise ValueError("not a record ID: invalid character")
+    return canonical(prefix, body).encode("ascii").ljust(32, b"\0")
+
+
+def canonical(prefix: str, body: str) -> str:
+    return f"{prefix}-{body[0:4]}-{body[4:8]}-{body[8:12]}-{body[12:16]}"
+
+
+def from_bytes32(value: bytes | str) -> str:
+    """The readable form of an on-chain ID if it is one, else its 0x hex."""
+    raw = bytes.fromhex(value[2:]) if isinstance(value, str) else value
+    text = raw.rstrip(b"\0")
+    try:
+        decoded = text.decode("ascii")
+    except UnicodeDecodeError:
+        return "0x" + raw.hex()
+    if _READABLE.match(decoded) and raw == decoded.encode().ljust(32, b"\0"):
+        return decoded
+    return "0x" + raw.hex()
+
+
+def to_hex(record_id: str, kind: str | None = None) -> str:
+    return "0x" + to_bytes32(record_id, kind).hex()

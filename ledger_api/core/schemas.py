@@ -1,0 +1,235 @@
+"""Types bounded at the schema boundary: amounts are integers (never floats), strings
+have lengths and no NUL bytes, IDs have one of two shapes, unknown fields are refused."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from ledger_api.core import ids
+
+MAX_AMOUNT = 10**18  # the contract's bound, in minor units
+MAX_GOAL = 10**24
+CURRENCIES_RE = re.compile(r"^[A-Z]{3}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _integer(value: Any) -> Any:
+    """An integer amount, or a string of decimal digits (for values past 2**53);
+    never a float, a bool, or a string with a sign, point or exponent."""
+    if isinstance(value, bool | float):
+        raise ValueError("amounts are integers in the currency's minor unit (no floats)")
+    if isinstance(value, str):
+        if not value.isascii() or not value.isdigit() or len(value) > 30:
+            raise ValueError("amounts are integers in the currency's minor unit")
+        return int(value)
+    if not isinstance(value, int):
+        raise ValueError("amounts are integers in the currency's minor unit")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("NUL bytes are not allowed")
+    return value
+
+
+def _record_id(kind: str) -> AfterValidator:
+    def check(value: str) -> str:
+        try:
+            ids.to_bytes32(value, kind)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    return AfterValidator(check)
+
+
+def _currency(value: str) -> str:
+    if not CURRENCIES_RE.match(value):
+        raise ValueError("an ISO 4217 code: three upper-case letters, like CNY or USD")
+    if value not in ISO_4217:
+        raise ValueError(f"{value} is not an ISO 4217 currency code")
+    return value
+
+
+Amount = Annotated[int, BeforeValidator(_integer), Field(gt=0, le=MAX_AMOUNT)]
+Goal = Annotated[int, BeforeValidator(_integer), Field(ge=0, le=MAX_GOAL)]
+
+
+def Text(max_length: int, min_length: int = 1) -> Any:
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_no_nul)]
+
+
+CharityId = Annotated[str, Field(max_length=66), _record_id("charity")]
+CampaignId = Annotated[str, Field(max_length=66), _record_id("campaign")]
+DonationId = Annotated[str, Field(max_length=66), _record_id("donation")]
+DisbursementId = Annotated[str, Field(max_length=66), _record_id("disbursement")]
+Currency = Annotated[str, AfterValidator(_currency)]
+Hash32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
+
+# Active ISO 4217 codes (2024 list), for a clear error on a typo like "RMB".
+ISO_4217 = frozenset(
+    [
+        "AED",
+        "AFN",
+        "ALL",
+        "AMD",
+        "ANG",
+        "AOA",
+        "ARS",
+        "AUD",
+        "AWG",
+        "AZN",
+        "BAM",
+        "BBD",
+        "BDT",
+        "BGN",
+        "BHD",
+        "BIF",
+        "BMD",
+        "BND",
+        "BOB",
+        "BRL",
+        "BSD",
+        "BTN",
+        "BWP",
+        "BYN",
+        "BZD",
+        "CAD",
+        "CDF",
+        "CHF",
+        "CLP",
+        "CNY",
+        "COP",
+        "CRC",
+        "CUP",
+        "CVE",
+        "CZK",
+        "DJF",
+        "DKK",
+        "DOP",
+        "DZD",
+        "EGP",
+        "ERN",
+        "ETB",
+        "EUR",
+        "FJD",
+        "FKP",
+        "GBP",
+        "GEL",
+        "GHS",
+        "GIP",
+        "GMD",
+        "GNF",
+        "GTQ",
+        "GYD",
+        "HKD",
+        "HNL",
+        "HTG",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "IQD",
+        "IRR",
+        "ISK",
+        "JMD",
+        "JOD",
+        "JPY",
+        "KES",
+        "KGS",
+        "KHR",
+        "KMF",
+        "KPW",
+        "KRW",
+        "KWD",
+        "KYD",
+        "KZT",
+        "LAK",
+        "LBP",
+        "LKR",
+        "LRD",
+        "LSL",
+        "LYD",
+        "MAD",
+        "MDL",
+        "MGA",
+        "MKD",
+        "MMK",
+        "MNT",
+        "MOP",
+        "MRU",
+        "MUR",
+        "MVR",
+        "MWK",
+        "MXN",
+        "MYR",
+        "MZN",
+        "NAD",
+        "NGN",
+        "NIO",
+        "NOK",
+        "NPR",
+        "NZD",
+        "OMR",
+        "PAB",
+        "PEN",
+        "PGK",
+        "PHP",
+        "PKR",
+        "PLN",
+        "PYG",
+        "QAR",
+        "RON",
+        "RSD",
+        "RUB",
+        "RWF",
+        "SAR",
+        "SBD",
+        "SCR",
+        "SDG",
+        "SEK",
+        "SGD",
+        "SHP",
+        "SLE",
+        "SOS",
+        "SRD",
+        "SSP",
+        "STN",
+        "SVC",
+        "SYP",
+        "SZL",
+        "THB",
+        "TJS",
+        "TMT",
+        "TND",
+        "TOP",
+        "TRY",
+        "TTD",
+        "TWD",
+        "TZS",
+        "UAH",
+        "UGX",
+        "USD",
+        "UYU",
+        "UZS",
+        "VES",
+        "VND",
+        "VUV",
+        "WST",
+        "XAF",
+        "XCD",
+        "XOF",
+        "XPF",
+        "YER",
+        "ZAR",
+        "ZMW",
+        "ZWL",
+    ]
+)

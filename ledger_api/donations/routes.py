@@ -1,0 +1,56 @@
+"""Donations: recorded by the charity, singly or in batches; refunds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+
+from ledger_api.core import writes
+from ledger_api.core.deps import WaitParam, WriteRuntimeDep
+from ledger_api.core.schemas import DonationId
+from ledger_api.core.security import WriterPrincipal
+from ledger_api.donations import service
+from ledger_api.donations.schemas import DonationBatch, DonationCreate, RefundCreate
+
+router = APIRouter(prefix="/v1/donations", tags=["donations"])
+DonationPath = Annotated[DonationId, Path(description="The donation's ID (DN-...)")]
+
+
+@router.post("", status_code=201)
+def record_donation(
+    body: DonationCreate, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
+) -> JSONResponse:
+    """Record one donation. The answer carries the donor's receipt secret: give it to the
+    donor (it proves the donation is theirs); the service does not keep it."""
+    donations, states = service.record(runtime, principal, [body], wait)
+    return writes.answer(
+        {**donations[0], "transaction": writes.transaction_view(runtime, states[0])}, states, wait
+    )
+
+
+@router.post("/batch", status_code=201)
+def record_donations(
+    body: DonationBatch, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
+) -> JSONResponse:
+    """Record up to 2,000 donations of one charity: 500 per transaction, all simulated
+    before any is sent."""
+    donations, states = service.record(runtime, principal, body.donations, wait)
+    return writes.answer(
+        {"donations": donations, "transactions": [writes.transaction_view(runtime, s) for s in states]},
+        states,
+        wait,
+    )
+
+
+@router.post("/{donation_id}/refunds", status_code=201)
+def refund_donation(
+    donation_id: DonationPath,
+    body: RefundCreate,
+    runtime: WriteRuntimeDep,
+    principal: WriterPrincipal,
+    wait: WaitParam = True,
+) -> JSONResponse:
+    created, state = service.refund(runtime, principal, donation_id, body.amount, body.reason, wait)
+    return writes.answer(created, [state], wait)

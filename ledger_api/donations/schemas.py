@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from ledger_api.core.schemas import Amount, CampaignId, Hash32, Strict, Text
+
+MAX_BATCH = 2_000
+
+
+class DonationCreate(Strict):
+    campaign_id: CampaignId
+    amount: Amount
+    # Who gave: hashed with a fresh salt into the on-chain commitment, then forgotten.
+    donor_reference: Text(200)  # type: ignore[valid-type]
+    channel: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = "unspecified"
+    metadata_hash: Hash32 | None = None
+
+
+class DonationBatch(Strict):
+    donations: Annotated[list[DonationCreate], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class RefundCreate(Strict):
+    amount: Amount
+    reason: Text(256)  # type: ignore[valid-type]

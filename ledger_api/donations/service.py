@@ -1,0 +1,109 @@
+"""Recording donations (singly or in batches) and refunds.
+
+The donor reference (a name, an account number: whatever the charity uses) never leaves
+this function: it is hashed with 32 random bytes into the donor commitment
+keccak256(salt || reference), the commitment goes on chain, the salt goes back to the
+caller once as the donor's receipt secret, and neither is stored by the service.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from eth_utils import keccak
+
+from ledger_api.app import Runtime
+from ledger_api.campaigns.service import charity_of_campaign, view_call
+from ledger_api.chain.writer import TxState
+from ledger_api.charities.service import ZERO, operator_for
+from ledger_api.core import ids, writes
+from ledger_api.core.security import Principal
+from ledger_api.donations.schemas import DonationCreate
+
+CHAIN_BATCH = 500  # the contract's MAX_BATCH
+
+
+def commitment(salt: bytes, donor_reference: str) -> bytes:
+    return keccak(salt + donor_reference.encode("utf-8"))
+
+
+def _prepare(item: DonationCreate) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    donation_id = ids.new("donation")
+    salt = secrets.token_bytes(32)
+    onchain = (
+        ids.to_bytes32(donation_id),
+        ids.to_bytes32(item.campaign_id, "campaign"),
+        item.amount,
+        commitment(salt, item.donor_reference),
+        item.channel.encode().ljust(32, b"\0"),
+        bytes.fromhex(item.metadata_hash[2:]) if item.metadata_hash else ZERO,
+    )
+    public = {
+        "id": donation_id,
+        "campaign_id": item.campaign_id,
+        "amount": item.amount,
+        "channel": item.channel,
+        "receipt_secret": "0x" + salt.hex(),
+        "donor_commitment": "0x" + onchain[3].hex(),
+    }
+    return public, onchain
+
+
+def record(
+    runtime: Runtime, principal: Principal, items: list[DonationCreate], wait: bool
+) -> tuple[list[dict[str, Any]], list[TxState]]:
+    """Record donations: one transaction per 500, all simulated before any is signed,
+    so a batch is rejected whole or sent whole."""
+    charities: dict[str, str] = {}
+    for campaign in {item.campaign_id for item in items}:
+        charities[campaign] = charity_of_campaign(runtime, campaign)
+    charity_set = set(charities.values())
+    if len(charity_set) != 1:
+        raise _mixed()
+    charity_hex = charity_set.pop()
+    operator = operator_for(runtime, principal, charity_hex, "campaign")
+    prepared = [_prepare(item) for item in items]
+    fn = runtime.contract.functions
+    chunks = [prepared[i : i + CHAIN_BATCH] for i in range(0, len(prepared), CHAIN_BATCH)]
+    calls = []
+    for chunk in chunks:
+        if len(chunk) == 1:
+            call = fn.recordDonation(chunk[0][1])
+        else:
+            call = fn.recordDonations([onchain for _, onchain in chunk])
+        calls.append((call, writes.simulate(runtime, operator, call), [public["id"] for public, _ in chunk]))
+    states = [
+        writes.send(runtime, operator, call, gas, charity_hex, {"kind": "donation", "ids": chunk_ids})
+        for call, gas, chunk_ids in calls
+    ]
+    states = writes.settle(runtime, states, wait)
+    return [public for public, _ in prepared], states
+
+
+def _mixed() -> Exception:
+    from ledger_api.core.errors import InvalidRequest
+
+    return InvalidRequest("all donations of one batch must belong to campaigns of the same charity")
+
+
+def refund(
+    runtime: Runtime, principal: Principal, donation_id: str, amount: int, reason: str, wait: bool
+) -> tuple[dict[str, Any], TxState]:
+    donation = view_call(runtime, "donationOf", ids.to_bytes32(donation_id, "donation"), missing="donation")
+    campaign_hex = "0x" + bytes(donation[0]).hex()
+    charity_hex = charity_of_campaign(runtime, ids.from_bytes32(campaign_hex))
+    operator = operator_for(runtime, principal, charity_hex, "donation")
+    refund_id = ids.new("refund")
+    call = runtime.contract.functions.refundDonation(
+        ids.to_bytes32(refund_id), ids.to_bytes32(donation_id, "donation"), amount, reason
+    )
+    state = writes.write(runtime, operator, call, charity_hex, {"kind": "refund", "ids": [refund_id]}, wait)
+    body = {
+        "id": refund_id,
+        "donation_id": donation_id,
+        "amount": amount,
+        "reason": reason,
+        "transaction": writes.transaction_view(runtime, state),
+    }
+    return body, state
