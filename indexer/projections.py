@@ -55,11 +55,14 @@ class Touched:
     operators: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, name: str, args: dict[str, Any]) -> None:
-        if "campaignId" in args:
+        """Only the aggregates an event can change: a new donation starts with nothing
+        allocated or refunded, so recording one touches its campaign, not itself (which
+        keeps a backfill of many donations from recomputing each of them)."""
+        if name in ("DonationRecorded", "DisbursementRecorded", "DonationRefunded", "CampaignCreated"):
             self.campaigns.add(args["campaignId"])
-        if "donationId" in args:
+        if name in ("DonationAllocated", "DonationRefunded"):
             self.donations.add(args["donationId"])
-        if "disbursementId" in args:
+        if name == "EvidenceAnchored":
             self.disbursements.add(args["disbursementId"])
         if name in ("OperatorAdded", "OperatorRemoved"):
             self.operators.add((args["charityId"], args["account"]))
