@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import typer
 import uvicorn
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert
 
-from ledger_api.core.config import ROOT, Settings, get_settings
+from ledger_api.core.config import ROOT, get_settings
 
 app = typer.Typer(
     help="Charity ledger: record, mirror and trace charitable fund flows.", no_args_is_help=True
@@ -26,79 +23,6 @@ def compile() -> None:
         typer.echo(f"wrote {path.relative_to(ROOT)} (compiler: {compiler})")
 
 
-def _embedded_database(settings: Settings) -> Settings:
-    """The embedded chain lives only as long as the process, so its records would be
-    stale at the next start: unless a database was chosen explicitly, it gets a fresh
-    SQLite file each time."""
-    if not settings.embedded_chain:
-        return settings
-    if "database_url" not in settings.model_fields_set:
-        path = ROOT / "var" / "embedded.db"
-        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            stale.unlink(missing_ok=True)
-        settings = settings.model_copy(update={"database_url": f"sqlite:///{path}"})
-    if "keystore_path" not in settings.model_fields_set:
-        # The embedded chain's accounts die with it; so do their keys.
-        import shutil
-
-        keystore = ROOT / "var" / "embedded-keystore"
-        shutil.rmtree(keystore, ignore_errors=True)
-        settings = settings.model_copy(update={"keystore_path": keystore})
-    return settings
-
-
-def _dev_deployment(settings: Settings, w3: Any, engine: Any, admin: str) -> tuple[Any, int, bool]:
-    """The deployment `ledger dev` serves: LEDGER_CONTRACT_ADDRESS if set; on a real node,
-    the one this database already mirrors (so a restart resumes where it stopped);
-    otherwise a new one. Returns (deployment, its row id, whether it was just deployed)."""
-    from web3 import Web3
-
-    from indexer.service import ensure_deployment
-    from ledger_api.chain.contract import Deployment, deploy_ledger, load_artifact
-    from ledger_api.core.models import Deployment as DeploymentRow
-
-    chain_id = w3.eth.chain_id
-    address = settings.contract_address
-    if address is None and not settings.embedded_chain:
-        with engine.connect() as connection:
-            known = connection.execute(
-                select(DeploymentRow.address)
-                .where(DeploymentRow.chain_id == chain_id)
-                .order_by(DeploymentRow.id.desc())
-            ).scalars()
-            address = next((a for a in known if w3.eth.get_code(Web3.to_checksum_address(a))), None)
-    if address is not None:
-        if not Web3.is_address(address) or not w3.eth.get_code(Web3.to_checksum_address(address)):
-            raise typer.BadParameter(f"no ledger contract at {address!r} on this chain")
-        deployment_id = ensure_deployment(engine, w3, address)
-        with engine.connect() as connection:
-            row = connection.execute(select(DeploymentRow).where(DeploymentRow.id == deployment_id)).one()
-        return (
-            Deployment(chain_id, row.address, row.deployment_block, row.deployment_tx or ""),
-            deployment_id,
-            False,
-        )
-    deployment = deploy_ledger(w3, w3.eth.accounts[0], admin=admin)
-    with engine.begin() as connection:
-        connection.execute(
-            delete(DeploymentRow).where(
-                DeploymentRow.chain_id == deployment.chain_id, DeploymentRow.address == deployment.address
-            )
-        )
-        deployment_id = connection.execute(
-            insert(DeploymentRow)
-            .values(
-                chain_id=deployment.chain_id,
-                address=deployment.address,
-                deployment_block=deployment.block_number,
-                deployment_tx=deployment.tx_hash,
-                source_hash=load_artifact()["sourceHash"],
-            )
-            .returning(DeploymentRow.id)
-        ).scalar_one()
-    return deployment, deployment_id, True
-
-
 @app.command()
 def dev(
     host: str = typer.Option(None, help="Address to listen on (default LEDGER_HOST or 127.0.0.1)."),
@@ -108,9 +32,10 @@ def dev(
     """Run everything on embedded defaults in one process: chain, database, indexer and API."""
     from ledger_api.app import create_app
     from ledger_api.core import logs
+    from ledger_api.runtime import build_runtime
 
     logs.configure(json_lines=False)
-    runtime = dev_runtime(get_settings())
+    runtime = build_runtime(get_settings(), dev=True)
     settings = runtime.settings
     chain = "embedded eth-tester chain" if settings.embedded_chain else settings.rpc_url
     typer.echo(f"ledger at {runtime.deployment.address} on {chain} (chain id {runtime.deployment.chain_id})")
@@ -119,71 +44,101 @@ def dev(
         assert settings.admin_key is not None
         key = settings.admin_key.get_secret_value()
         typer.echo(f"admin API key (made for this run; set LEDGER_ADMIN_KEY to choose one): {key}")
-    app_ = create_app(runtime)
+    application = create_app(runtime)
     if demo:
         from ledger_api.demo import load_demo
 
         load_demo(runtime, echo=typer.echo)
-    uvicorn.run(app_, host=host or settings.host, port=port or settings.port)
+    uvicorn.run(application, host=host or settings.host, port=port or settings.port)
 
 
-def dev_runtime(settings: Settings) -> Any:
-    """Everything `ledger dev` runs on: the chain (embedded unless LEDGER_RPC_URL), the
-    database, a keystore with the service account, the ledger deployment, the writer and
-    the background indexer."""
-    import secrets as secrets_
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (default LEDGER_HOST)."),
+    port: int = typer.Option(None, help="Port to listen on (default LEDGER_PORT)."),
+) -> None:
+    """Run the API (and, unless LEDGER_RUN_INDEXER=false, the indexer) against the
+    configured node, database and deployment. Outside development it refuses placeholder
+    secrets."""
+    from ledger_api.app import create_app
+    from ledger_api.core import logs
+    from ledger_api.core.config import InsecureSettings
+    from ledger_api.runtime import SetupError, build_runtime
 
-    from pydantic import SecretStr
-    from web3 import Web3
-    from web3.types import Wei
+    settings = get_settings()
+    logs.configure(json_lines=settings.env == "production")
+    try:
+        runtime = build_runtime(settings, dev=False)
+    except (InsecureSettings, SetupError) as exc:
+        typer.echo(f"ledger serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(create_app(runtime), host=host or settings.host, port=port or settings.port)
 
-    from indexer.indexer import IndexerConfig
-    from indexer.service import BackgroundIndexer
-    from ledger_api.app import Runtime
+
+@app.command()
+def deploy() -> None:
+    """Deploy a new ledger contract, signed by the keystore's service account (its admin),
+    and record it in the database. Prints the address to set as LEDGER_CONTRACT_ADDRESS."""
     from ledger_api.chain.contract import make_web3
-    from ledger_api.chain.keystore import SERVICE_ACCOUNT, Keystore
-    from ledger_api.chain.writer import ChainWriter, OutboxWorker
     from ledger_api.core import db
+    from ledger_api.core.config import InsecureSettings
+    from ledger_api.runtime import deploy_signed, open_keystore, record_deployment
 
-    settings = _embedded_database(settings)
-    if settings.admin_key is None:
-        settings = settings.model_copy(
-            update={"admin_key": SecretStr("lk_admin_" + secrets_.token_urlsafe(32))}
-        )
+    settings = get_settings()
+    try:
+        settings.check_secrets()
+    except InsecureSettings as exc:
+        typer.echo(f"ledger deploy: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if settings.embedded_chain:
+        typer.echo("ledger deploy: set LEDGER_RPC_URL (the embedded chain ends with the process)", err=True)
+        raise typer.Exit(2)
     w3 = make_web3(settings.rpc_url)
-    faucet = w3.eth.accounts[0] if w3.eth.accounts else None
-    keystore = Keystore(
-        settings.keystore_path, settings.keystore_passphrase, fast_kdf=settings.env == "development"
-    )
-    service_account = keystore.find(SERVICE_ACCOUNT) or keystore.create(SERVICE_ACCOUNT)
-    if faucet is not None and w3.eth.get_balance(Web3.to_checksum_address(service_account)) < 10**19:
-        w3.eth.wait_for_transaction_receipt(
-            w3.eth.send_transaction({"from": faucet, "to": service_account, "value": Wei(10**21)})
-        )
+    keystore, service_account = open_keystore(settings)
+    deployment = deploy_signed(w3, keystore, service_account)
     db.upgrade(settings.database_url)
-    engine = db.make_engine(settings.database_url)
-    deployment, deployment_id, _fresh = _dev_deployment(settings, w3, engine, service_account)
-    background = None
-    if settings.run_indexer:
-        config = IndexerConfig(
-            confirmations=settings.effective_confirmations,
-            poll_interval=0.2 if settings.embedded_chain else 0.5,
+    record_deployment(db.make_engine(settings.database_url), deployment)
+    where = f"block {deployment.block_number}, chain {deployment.chain_id}"
+    typer.echo(f"deployed the ledger at {deployment.address} ({where})")
+    typer.echo(f"admin (service account): {service_account}")
+
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: str = typer.Option(..., help="admin, charity or auditor."),
+    charity_id: str = typer.Option(None, help="The charity a charity key writes for (CH-...)."),
+    label: str = typer.Option(None, help="A note to recognise the key by."),
+) -> None:
+    """Issue an API key directly in the database. The key is printed once; only its hash is kept."""
+    from ledger_api.core import db, ids
+    from ledger_api.core.models import ApiKey
+    from ledger_api.core.security import ROLES, new_key
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
+    if (role == "charity") != (charity_id is not None):
+        raise typer.BadParameter("a charity key needs --charity-id, and only a charity key takes one")
+    charity_hex = None
+    if charity_id is not None:
+        try:
+            charity_hex = ids.to_hex(charity_id, "charity")
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--charity-id") from None
+    settings = get_settings()
+    db.upgrade(settings.database_url)
+    key_id, key, secret_hash = new_key()
+    with db.make_engine(settings.database_url).begin() as connection:
+        connection.execute(
+            insert(ApiKey).values(
+                id=key_id, secret_hash=secret_hash, role=role, charity_id=charity_hex, label=label
+            )
         )
-        background = BackgroundIndexer(w3, engine, deployment_id, config)
-    writer = ChainWriter(w3, engine, keystore)
-    return Runtime(
-        settings=settings,
-        w3=w3,
-        deployment=deployment,
-        engine=engine,
-        deployment_id=deployment_id,
-        indexer=background,
-        keystore=keystore,
-        writer=writer,
-        service_account=service_account,
-        outbox=OutboxWorker(writer),
-        faucet=faucet,
-    )
+    typer.echo(f"key id {key_id} ({role})")
+    typer.echo(key)
 
 
 @app.command()
