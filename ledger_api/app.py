@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -43,8 +44,9 @@ class Runtime:
     # Development chains fund new operator accounts from this node-held account.
     faucet: str | None = None
 
-    @property
+    @cached_property
     def contract(self) -> Contract:
+        """The ledger contract object, built once (web3 hashes the whole ABI to build one)."""
         return ledger_contract(self.w3, self.deployment.address)
 
 

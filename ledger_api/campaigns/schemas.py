@@ -7,5 +7,5 @@ class CampaignCreate(Strict):
     charity_id: CharityId
     name: Text(200)  # type: ignore[valid-type]
     currency: Currency
-    goal: Goal = 0
+    goal: Goal
     metadata_hash: Hash32 | None = None

@@ -47,7 +47,16 @@ def make_web3(rpc_url: str | None) -> Web3:
     """A web3 connection: to `rpc_url`, or to a fresh in-process eth-tester chain."""
     if not rpc_url:
         return Web3(SerializedTesterProvider())
-    return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    # The chain id never changes under a connection: ask once (web3 asks before every
+    # transaction it builds and every contract object it makes). Nothing else is cached:
+    # block data must stay fresh for the indexer's reorg checks.
+    provider = HTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": 30},
+        cache_allowed_requests=True,
+        cacheable_requests={RPCEndpoint("eth_chainId")},
+    )
+    return Web3(provider)
 
 
 def ledger_contract(w3: Web3, address: str) -> Contract:

@@ -143,7 +143,12 @@ class ChainWriter:
                 select(Signer.next_nonce).where(Signer.chain_id == self.chain_id, Signer.address == signer)
             ).scalar_one_or_none()
         if known is None:
-            pending = self.w3.eth.get_transaction_count(to_checksum_address(signer), "pending")
+            try:
+                pending = self.w3.eth.get_transaction_count(to_checksum_address(signer), "pending")
+            except NODE_ERRORS as exc:
+                raise ChainUnavailable(
+                    f"the chain node did not answer ({type(exc).__name__}); nothing was recorded"
+                ) from None
             with self.engine.begin() as connection:
                 insert_ignore(
                     connection,
@@ -188,12 +193,20 @@ class ChainWriter:
                     )
                 )
             _crash_point("after-sign")
-            self._send(tx_id, raw)
+            taken = self._send_raw(tx_id, raw)
             _crash_point("after-send")
+        if taken:
+            self._mark_sent(tx_id)
         return self.state(tx_id)
 
     def _send(self, tx_id: str, raw: bytes) -> bool:
         """Send signed bytes; True if the node has the transaction (now or already)."""
+        if self._send_raw(tx_id, raw):
+            self._mark_sent(tx_id)
+            return True
+        return False
+
+    def _send_raw(self, tx_id: str, raw: bytes) -> bool:
         try:
             self.w3.eth.send_raw_transaction(raw)
         except NODE_ERRORS as exc:
@@ -205,13 +218,15 @@ class ChainWriter:
                 # The node refused the bytes themselves: record why; recover() retries.
                 log.warning("node refused transaction %s: %s", tx_id, str(exc)[:200])
                 return False
+        return True
+
+    def _mark_sent(self, tx_id: str) -> None:
         with self.engine.begin() as connection:
             connection.execute(
                 update(ChainTransaction)
                 .where(ChainTransaction.id == tx_id, ChainTransaction.status == "signed")
                 .values(status="sent")
             )
-        return True
 
     # --------------------------------------------------------------- track
 

@@ -59,7 +59,7 @@ def _currency(value: str) -> str:
 
 
 Amount = Annotated[int, BeforeValidator(_integer), Field(gt=0, le=MAX_AMOUNT)]
-Goal = Annotated[int, BeforeValidator(_integer), Field(ge=0, le=MAX_GOAL)]
+Goal = Annotated[int, BeforeValidator(_integer), Field(gt=0, le=MAX_GOAL)]
 
 
 def Text(max_length: int, min_length: int = 1) -> Any:
