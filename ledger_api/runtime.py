@@ -140,7 +140,7 @@ def build_runtime(settings: Settings, dev: bool) -> Runtime:
     keystore, service_account = open_keystore(settings)
     if faucet is not None and w3.eth.get_balance(Web3.to_checksum_address(service_account)) < 10**19:
         w3.eth.wait_for_transaction_receipt(
-            w3.eth.send_transaction({"from": faucet, "to": service_account, "value": Wei(10**21)})
+            w3.eth.send_transaction({"from": faucet, "to": service_account, "value": Wei(10**20)})
         )
     db.upgrade(settings.database_url)
     engine = db.make_engine(settings.database_url)
@@ -158,7 +158,7 @@ def build_runtime(settings: Settings, dev: bool) -> Runtime:
             poll_interval=0.2 if settings.embedded_chain else 0.5,
         )
         background = BackgroundIndexer(w3, engine, deployment_id, config)
-    writer = ChainWriter(w3, engine, keystore)
+    writer = ChainWriter(w3, engine, keystore, deployment.address)
     return Runtime(
         settings=settings,
         w3=w3,

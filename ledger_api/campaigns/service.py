@@ -24,7 +24,15 @@ def view_call(runtime: Runtime, function: str, *args: Any, missing: str) -> Any:
         raise
 
 
+_OWNERS: dict[tuple[str, bytes], str] = {}  # (contract, campaign) -> charity; owners never change
+
+
 def charity_of_campaign(runtime: Runtime, campaign_id: str) -> str:
-    """The charity (0x hex) that owns a campaign, read from the chain (the mirror may lag)."""
-    view = view_call(runtime, "campaignOf", ids.to_bytes32(campaign_id, "campaign"), missing="campaign")
-    return "0x" + bytes(view[0]).hex()
+    """The charity (0x hex) that owns a campaign, read from the chain (the mirror may lag)
+    once, then remembered: a campaign never changes hands."""
+    campaign = ids.to_bytes32(campaign_id, "campaign")
+    key = (runtime.deployment.address, campaign)
+    if key not in _OWNERS:
+        view = view_call(runtime, "campaignOf", campaign, missing="campaign")
+        _OWNERS[key] = "0x" + bytes(view[0]).hex()
+    return _OWNERS[key]

@@ -12,6 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import requests
+import requests.adapters
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
@@ -50,9 +52,18 @@ def make_web3(rpc_url: str | None) -> Web3:
     # The chain id never changes under a connection: ask once (web3 asks before every
     # transaction it builds and every contract object it makes). Nothing else is cached:
     # block data must stay fresh for the indexer's reorg checks.
+    # One pooled session for every thread, large enough for the API's worker threads;
+    # trust_env off: requests would otherwise look for .netrc and CA bundle files on
+    # disk before every single call.
+    session = requests.Session()
+    session.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     provider = HTTPProvider(
         rpc_url,
         request_kwargs={"timeout": 30},
+        session=session,
         cache_allowed_requests=True,
         cacheable_requests={RPCEndpoint("eth_chainId")},
     )

@@ -28,15 +28,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from eth_typing import HexStr
 from eth_utils import to_checksum_address
 from requests.exceptions import RequestException
 from sqlalchemy import Engine, insert, select, update
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
-from web3.types import Nonce
 
 from indexer.projections import insert_ignore
+from ledger_api.chain.calls import Call, as_call
 from ledger_api.chain.contract import contract_error_of
 from ledger_api.chain.keystore import Keystore
 from ledger_api.core.errors import ChainUnavailable, ContractRejected, WriteTimeout
@@ -89,8 +90,9 @@ def _state(row: Any) -> TxState:
 
 
 class ChainWriter:
-    def __init__(self, w3: Web3, engine: Engine, keystore: Keystore) -> None:
+    def __init__(self, w3: Web3, engine: Engine, keystore: Keystore, address: str) -> None:
         self.w3 = w3
+        self.address = to_checksum_address(address)
         self.engine = engine
         self.keystore = keystore
         self.chain_id = w3.eth.chain_id
@@ -100,10 +102,17 @@ class ChainWriter:
 
     # ------------------------------------------------------------ simulate
 
-    def simulate(self, signer: str, call: ContractFunction) -> int:
+    def simulate(self, signer: str, call: Call | ContractFunction) -> int:
         """The gas limit to send `call` with; ContractRejected if it would revert."""
+        encoded = as_call(call)
         try:
-            estimate = call.estimate_gas({"from": signer})
+            estimate = self.w3.eth.estimate_gas(
+                {
+                    "from": to_checksum_address(signer),
+                    "to": self.address,
+                    "data": HexStr("0x" + encoded.data.hex()),
+                }
+            )
         except NODE_ERRORS as exc:
             raise ChainUnavailable(
                 f"the chain node did not answer ({type(exc).__name__}); nothing was recorded"
@@ -157,13 +166,25 @@ class ChainWriter:
                 )
 
     def submit(
-        self, signer: str, call: ContractFunction, gas: int, charity_id: str | None, records: dict[str, Any]
+        self,
+        signer: str,
+        call: Call | ContractFunction,
+        gas: int,
+        charity_id: str | None,
+        records: dict[str, Any],
     ) -> TxState:
         """Sign, persist and send `call` (already simulated). Returns its state."""
+        encoded = as_call(call)
         self._ensure_signer(signer)
-        fields = {"chainId": self.chain_id, "gas": gas, "nonce": 0, "from": signer, **self._fee_fields()}
-        transaction = call.build_transaction(fields)  # type: ignore[arg-type]
-        transaction.pop("from", None)
+        transaction: dict[str, Any] = {
+            "type": 2,
+            "chainId": self.chain_id,
+            "to": self.address,
+            "data": encoded.data,
+            "value": 0,
+            "gas": gas,
+            **self._fee_fields(),
+        }
         tx_id = str(uuid.uuid4())
         with self._lock_for(signer):
             with self.engine.begin() as connection:
@@ -176,15 +197,15 @@ class ChainWriter:
                     ).scalar_one()
                     - 1
                 )
-                transaction["nonce"] = Nonce(nonce)
-                raw, tx_hash = self.keystore.sign_transaction(signer, dict(transaction))
+                transaction["nonce"] = nonce
+                raw, tx_hash = self.keystore.sign_transaction(signer, transaction)
                 connection.execute(
                     insert(ChainTransaction).values(
                         id=tx_id,
                         chain_id=self.chain_id,
                         signer=signer,
                         nonce=nonce,
-                        function=call.fn_name,
+                        function=encoded.fn_name,
                         charity_id=charity_id,
                         records=json.dumps(records),
                         raw_tx="0x" + raw.hex(),

@@ -45,7 +45,7 @@ def fund_on_dev_chain(runtime: Runtime, address: str) -> None:
     """Development chains: give a new operator account gas money from the node's account."""
     if runtime.faucet is None:
         return
-    tx = runtime.w3.eth.send_transaction({"from": runtime.faucet, "to": address, "value": Wei(10**20)})
+    tx = runtime.w3.eth.send_transaction({"from": runtime.faucet, "to": address, "value": Wei(10**19)})
     runtime.w3.eth.wait_for_transaction_receipt(tx)
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from web3.contract.contract import ContractFunction
 
 from ledger_api.app import Runtime
+from ledger_api.chain.calls import Call
 from ledger_api.chain.writer import TxState
 from ledger_api.core.errors import ContractRejected
 
@@ -29,7 +30,7 @@ def transaction_view(runtime: Runtime, state: TxState) -> dict[str, Any]:
     return view
 
 
-def simulate(runtime: Runtime, signer: str, call: ContractFunction) -> int:
+def simulate(runtime: Runtime, signer: str, call: Call | ContractFunction) -> int:
     assert runtime.writer is not None
     return runtime.writer.simulate(signer, call)
 
@@ -37,7 +38,7 @@ def simulate(runtime: Runtime, signer: str, call: ContractFunction) -> int:
 def send(
     runtime: Runtime,
     signer: str,
-    call: ContractFunction,
+    call: Call | ContractFunction,
     gas: int,
     charity_id: str | None,
     records: dict[str, Any],
@@ -67,7 +68,7 @@ def settle(runtime: Runtime, states: list[TxState], wait: bool) -> list[TxState]
 def write(
     runtime: Runtime,
     signer: str,
-    call: ContractFunction,
+    call: Call | ContractFunction,
     charity_id: str | None,
     records: dict[str, Any],
     wait: bool,

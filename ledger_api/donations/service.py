@@ -15,6 +15,7 @@ from eth_utils import keccak
 
 from ledger_api.app import Runtime
 from ledger_api.campaigns.service import charity_of_campaign, view_call
+from ledger_api.chain.calls import encode
 from ledger_api.chain.writer import TxState
 from ledger_api.charities.service import ZERO, operator_for
 from ledger_api.core import ids, writes
@@ -64,14 +65,13 @@ def record(
     charity_hex = charity_set.pop()
     operator = operator_for(runtime, principal, charity_hex, "campaign")
     prepared = [_prepare(item) for item in items]
-    fn = runtime.contract.functions
     chunks = [prepared[i : i + CHAIN_BATCH] for i in range(0, len(prepared), CHAIN_BATCH)]
     calls = []
     for chunk in chunks:
         if len(chunk) == 1:
-            call = fn.recordDonation(chunk[0][1])
+            call = encode("recordDonation", chunk[0][1])
         else:
-            call = fn.recordDonations([onchain for _, onchain in chunk])
+            call = encode("recordDonations", [onchain for _, onchain in chunk])
         calls.append((call, writes.simulate(runtime, operator, call), [public["id"] for public, _ in chunk]))
     states = [
         writes.send(runtime, operator, call, gas, charity_hex, {"kind": "donation", "ids": chunk_ids})
