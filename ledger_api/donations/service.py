@@ -15,7 +15,7 @@ from eth_utils import keccak
 
 from ledger_api.app import Runtime
 from ledger_api.campaigns.service import charity_of_campaign, view_call
-from ledger_api.chain.calls import encode
+from ledger_api.chain.calls import Call, encode
 from ledger_api.chain.writer import TxState
 from ledger_api.charities.service import ZERO, operator_for
 from ledger_api.core import ids, writes
@@ -29,12 +29,30 @@ def commitment(salt: bytes, donor_reference: str) -> bytes:
     return keccak(salt + donor_reference.encode("utf-8"))
 
 
-def _prepare(item: DonationCreate) -> tuple[dict[str, Any], tuple[Any, ...]]:
+def encode_batch(donations: list[tuple[Any, ...]]) -> Call:
+    """recordDonations(DonationInput[]) encoded by hand: the tuple is six static words,
+    so the ABI encoding is the selector, the array's offset (32) and length, then six
+    words per donation. eth_abi takes ~70 ms for 500; this takes well under 1 ms.
+    tests/api/test_encoding.py checks it against eth_abi."""
+    words = [_SELECTOR, (32).to_bytes(32, "big"), len(donations).to_bytes(32, "big")]
+    for donation_id, campaign, amount, commitment_, channel, metadata in donations:
+        if not 0 < amount < 2**256:
+            raise ValueError("amount out of range")
+        words += [donation_id, campaign, amount.to_bytes(32, "big"), commitment_, channel, metadata]
+    if any(len(w) != 32 for w in words[1:]):
+        raise ValueError("every field of a DonationInput is 32 bytes")
+    return Call("recordDonations", (donations,), b"".join(words))
+
+
+_SELECTOR = encode("recordDonations", []).data[:4]
+
+
+def _prepare(item: DonationCreate, campaign: bytes) -> tuple[dict[str, Any], tuple[Any, ...]]:
     donation_id = ids.new("donation")
     salt = secrets.token_bytes(32)
     onchain = (
-        ids.to_bytes32(donation_id),
-        ids.to_bytes32(item.campaign_id, "campaign"),
+        donation_id.encode("ascii").ljust(32, b"\0"),  # ids.new makes canonical IDs
+        campaign,
         item.amount,
         commitment(salt, item.donor_reference),
         item.channel.encode().ljust(32, b"\0"),
@@ -64,14 +82,15 @@ def record(
         raise _mixed()
     charity_hex = charity_set.pop()
     operator = operator_for(runtime, principal, charity_hex, "campaign")
-    prepared = [_prepare(item) for item in items]
+    campaigns = {campaign: ids.to_bytes32(campaign, "campaign") for campaign in charities}
+    prepared = [_prepare(item, campaigns[item.campaign_id]) for item in items]
     chunks = [prepared[i : i + CHAIN_BATCH] for i in range(0, len(prepared), CHAIN_BATCH)]
     calls = []
     for chunk in chunks:
         if len(chunk) == 1:
             call = encode("recordDonation", chunk[0][1])
         else:
-            call = encode("recordDonations", [onchain for _, onchain in chunk])
+            call = encode_batch([onchain for _, onchain in chunk])
         calls.append((call, writes.simulate(runtime, operator, call), [public["id"] for public, _ in chunk]))
     states = [
         writes.send(runtime, operator, call, gas, charity_hex, {"kind": "donation", "ids": chunk_ids})
