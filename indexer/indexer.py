@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from requests.exceptions import ReadTimeout
 from sqlalchemy import Engine, delete, select
 from tenacity import (
     RetryCallState,
@@ -241,7 +242,16 @@ class Indexer:
             raw = self.w3.eth.get_logs(
                 {"address": self.address, "fromBlock": start, "toBlock": end, "topics": [self.decoder.topics]}
             )
-        except (ConnectionError, TimeoutError, OSError):
+        except (ReadTimeout, TimeoutError) as exc:  # too much for the node in time: shrink
+            span = end - start + 1
+            if span == 1:
+                raise
+            self.range = max(1, span // 2)
+            log.info(
+                "eth_getLogs over %d blocks timed out (%s); trying %d", span, type(exc).__name__, self.range
+            )
+            return None
+        except (ConnectionError, OSError):
             raise
         except Exception as exc:  # the node refused the range: shrink it
             message = str(exc)

@@ -190,7 +190,7 @@ def index(
     address = address or settings.contract_address or ""
     if not Web3.is_address(address):
         raise typer.BadParameter(f"not an address: {address!r}", param_hint="--address")
-    w3 = make_web3(node_url)
+    w3 = make_web3(node_url, timeout=30.0)  # a backfill is not latency-bound; big ranges take time
     if not w3.eth.get_code(Web3.to_checksum_address(address)):
         raise typer.BadParameter(f"no contract at {address} on {node_url}", param_hint="--address")
     db.upgrade(database_url)

@@ -135,7 +135,7 @@ def build_runtime(settings: Settings, dev: bool) -> Runtime:
             )
     else:
         settings.check_secrets()
-    w3 = make_web3(settings.rpc_url)
+    w3 = make_web3(settings.rpc_url, settings.rpc_timeout)
     faucet = w3.eth.accounts[0] if dev and w3.eth.accounts else None
     keystore, service_account = open_keystore(settings)
     if faucet is not None and w3.eth.get_balance(Web3.to_checksum_address(service_account)) < 10**19:

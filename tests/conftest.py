@@ -43,7 +43,9 @@ def unavailable(reason: str) -> None:
 def anvil() -> Iterator[AnvilNode]:
     if not ANVIL.exists():
         unavailable(f"anvil not found at {ANVIL}: run `npm ci`")
-    node = AnvilNode()
+    # Every service the tests start funds its new accounts from the first dev account:
+    # anvil's default 10,000 ether lasts about ten services.
+    node = AnvilNode("--balance", str(10**9))
     yield node
     node.stop()
 

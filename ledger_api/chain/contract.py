@@ -45,8 +45,13 @@ class SerializedTesterProvider(EthereumTesterProvider):
             return super().make_request(method, params)
 
 
-def make_web3(rpc_url: str | None) -> Web3:
-    """A web3 connection: to `rpc_url`, or to a fresh in-process eth-tester chain."""
+def make_web3(rpc_url: str | None, timeout: float = 5.0) -> Web3:
+    """A web3 connection: to `rpc_url`, or to a fresh in-process eth-tester chain.
+
+    A call the node does not answer within `timeout` seconds fails, once: web3's own
+    retries (five, each with the full timeout) would hold a write for minutes on a hung
+    node, where the service must answer 503 at once. The indexer and the outbox retry
+    on their own terms; the indexer also halves a range whose query timed out."""
     if not rpc_url:
         return Web3(SerializedTesterProvider())
     # The chain id never changes under a connection: ask once (web3 asks before every
@@ -62,8 +67,9 @@ def make_web3(rpc_url: str | None) -> Web3:
     session.mount("https://", adapter)
     provider = HTTPProvider(
         rpc_url,
-        request_kwargs={"timeout": 30},
+        request_kwargs={"timeout": timeout},
         session=session,
+        exception_retry_configuration=None,
         cache_allowed_requests=True,
         cacheable_requests={RPCEndpoint("eth_chainId")},
     )

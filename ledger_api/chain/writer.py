@@ -333,8 +333,14 @@ class ChainWriter:
             if state.status == "signed":
                 raw = bytes.fromhex(self._raw(tx_id)[2:])
                 if not self._send(tx_id, raw):
+                    # The node may have taken it and only the answer got lost: look once.
+                    with contextlib.suppress(*NODE_ERRORS):
+                        state = self._check_receipt(state)
+                    if state.done:
+                        return state
                     raise ChainUnavailable(
-                        "the chain node did not take the transaction; it is queued and will be sent",
+                        "the chain node could not be reached to confirm the transaction; it is stored"
+                        " and will be sent (again, as the same bytes) until it is mined",
                         transaction=tx_id,
                     )
                 state = self.state(tx_id)

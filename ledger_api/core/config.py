@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     # JSON-RPC URL of the chain node; empty means the in-process eth-tester chain.
     rpc_url: str | None = None
+    # Seconds before a call to the node counts as failed (a write then answers 503).
+    rpc_timeout: float = Field(default=5.0, gt=0)
     # SQLAlchemy URL; SQLite file by default, PostgreSQL in production.
     database_url: str = f"sqlite:///{ROOT / 'var' / 'ledger.db'}"
     # An existing ledger deployment to use; empty means deploy one (dev chains only).
