@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -18,27 +19,42 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 STATIC_TYPES = {"bytes32", "uint256", "uint8", "address", "bytes3", "bool"}
 
 
-def _word_decoder(abi_type: str) -> Callable[[bytes], Any]:
+@lru_cache(maxsize=4096)
+def _checksum(address_hex: str) -> str:
+    """Checksummed addresses, remembered: a ledger's events name a few operator
+    accounts many thousands of times, and checksumming costs a keccak each."""
+    return str(to_checksum_address("0x" + address_hex))
+
+
+# Word decoders work on the 64 hex digits of one 32-byte word, straight from the JSON
+# answer: the mirror stores hex, so going through bytes and back would be wasted work.
+def _word_decoder(abi_type: str) -> Callable[[str], Any]:
     if abi_type == "bytes32":
-        return lambda word: word
+        return lambda word: "0x" + word
     if abi_type in ("uint256", "uint8"):
-        return lambda word: int.from_bytes(word, "big")
+        return lambda word: int(word, 16)
     if abi_type == "address":
-        return lambda word: to_checksum_address(word[12:])
+        return lambda word: _checksum(word[24:])
     if abi_type == "bytes3":
-        return lambda word: word[:3]
+        return lambda word: "0x" + word[:6]
     if abi_type == "bool":
-        return lambda word: word[31] == 1
+        return lambda word: word[-1] == "1"
     raise ValueError(f"no word decoder for {abi_type}")
 
 
-@dataclass(frozen=True)
+def _plain(value: Any) -> Any:
+    return "0x" + value.hex() if isinstance(value, bytes) else value
+
+
+@dataclass(slots=True)
 class DecodedLog:
+    """One ledger event. Hashes and bytes values are 0x-prefixed lower-case hex."""
+
     name: str
     args: dict[str, Any]
     block_number: int
-    block_hash: bytes
-    tx_hash: bytes
+    block_hash: str
+    tx_hash: str
     tx_index: int
     log_index: int
 
@@ -57,13 +73,15 @@ class EventDecoder:
         self.static = all(t in STATIC_TYPES for t in self.data_types)
         self.words = [_word_decoder(t) for t in self.data_types] if self.static else []
 
-    def decode(self, topics: list[bytes], data: bytes) -> dict[str, Any]:
+    def decode(self, topics: list[str], data: str) -> dict[str, Any]:
+        """`topics` and `data` as hex without the 0x prefix."""
         args = {name: word(topics[i + 1]) for i, (name, word) in enumerate(self.indexed)}
         if self.static:
             for i, (name, word) in enumerate(zip(self.data_names, self.words, strict=True)):
-                args[name] = word(data[32 * i : 32 * i + 32])
+                args[name] = word(data[64 * i : 64 * i + 64])
         else:
-            args.update(zip(self.data_names, abi_decode(self.data_types, data), strict=True))
+            values = abi_decode(self.data_types, bytes.fromhex(data))
+            args.update((n, _plain(v)) for n, v in zip(self.data_names, values, strict=True))
         return args
 
 
@@ -71,32 +89,39 @@ class LogDecoder:
     """Decodes raw JSON-RPC logs of the ledger contract into DecodedLog records."""
 
     def __init__(self, abi: list[dict[str, Any]]) -> None:
-        self.by_topic = {d.topic: d for d in (EventDecoder(e) for e in abi if e["type"] == "event")}
+        decoders = (EventDecoder(e) for e in abi if e["type"] == "event")
+        self.by_topic = {d.topic.hex(): d for d in decoders}
 
     @property
     def topics(self) -> list[str]:
-        return ["0x" + topic.hex() for topic in self.by_topic]
+        return ["0x" + topic for topic in self.by_topic]
 
     def decode(self, log: dict[str, Any]) -> DecodedLog | None:
-        topics = [_bytes(t) for t in log["topics"]]
+        """A log as JSON-RPC gives it (hex strings), or as web3 formats it (bytes)."""
+        raw_topics = log["topics"]
+        if raw_topics and isinstance(raw_topics[0], str):  # JSON-RPC: 0x + lower-case hex
+            topics = [t[2:] for t in raw_topics]
+        else:
+            topics = [_hex(t) for t in raw_topics]
         decoder = self.by_topic.get(topics[0]) if topics else None
         if decoder is None:
             return None
         return DecodedLog(
             name=decoder.name,
-            args=decoder.decode(topics, _bytes(log["data"])),
+            args=decoder.decode(topics, _hex(log["data"])),
             block_number=_int(log["blockNumber"]),
-            block_hash=_bytes(log["blockHash"]),
-            tx_hash=_bytes(log["transactionHash"]),
+            block_hash="0x" + _hex(log["blockHash"]),
+            tx_hash="0x" + _hex(log["transactionHash"]),
             tx_index=_int(log["transactionIndex"]),
             log_index=_int(log["logIndex"]),
         )
 
 
-def _bytes(value: str | bytes) -> bytes:
+def _hex(value: str | bytes) -> str:
+    """Lower-case hex without the 0x prefix."""
     if isinstance(value, str):
-        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
-    return bytes(value)
+        return (value[2:] if value.startswith("0x") else value).lower()
+    return bytes(value).hex()
 
 
 def _int(value: str | int) -> int:

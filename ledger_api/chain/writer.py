@@ -26,13 +26,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eth_typing import HexStr
 from eth_utils import to_checksum_address
 from requests.exceptions import RequestException
-from sqlalchemy import Engine, insert, select, update
-from web3 import Web3
+from sqlalchemy import Engine, delete, insert, select, update
+from web3 import HTTPProvider, Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint
@@ -42,10 +43,11 @@ from ledger_api.chain.calls import Call, as_call
 from ledger_api.chain.contract import contract_error_of
 from ledger_api.chain.keystore import Keystore
 from ledger_api.core.errors import ChainUnavailable, ContractRejected, WriteTimeout
-from ledger_api.core.models import ChainTransaction, Signer
+from ledger_api.core.models import ChainTransaction, IdempotencyRecord, Signer
 
 log = logging.getLogger("ledger_api.writer")
 
+IDEMPOTENCY_TTL = timedelta(hours=24)
 NODE_ERRORS = (ConnectionError, TimeoutError, OSError, RequestException)
 
 
@@ -290,6 +292,17 @@ class ChainWriter:
         """The receipt's status, block and gas, or None if not mined yet. Read raw, past
         web3's result formatters: a batch's receipt carries 500 logs, and formatting them
         cost more than everything else the write does."""
+        if not isinstance(self.w3.provider, HTTPProvider):  # the embedded chain: small receipts
+            try:
+                formatted = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return None
+            return {
+                "status": formatted["status"],
+                "blockNumber": formatted["blockNumber"],
+                "blockHash": "0x" + bytes(formatted["blockHash"]).hex(),
+                "gasUsed": formatted["gasUsed"],
+            }
         response = self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash])
         if "error" in response:
             raise Web3RPCError(str(response["error"]))
@@ -426,9 +439,21 @@ class OutboxWorker:
         while not self.stop_event.is_set():
             try:
                 self.writer.recover()
+                self.forget_old_answers()
             except Exception:
                 log.exception("outbox recovery failed; retrying")
             self.stop_event.wait(self.interval)
+
+    def forget_old_answers(self) -> None:
+        """Stored idempotent answers hold donors' receipt secrets: keep them only as long
+        as a client could reasonably retry (IDEMPOTENCY_TTL)."""
+        cutoff = datetime.now(UTC) - IDEMPOTENCY_TTL
+        with self.writer.engine.begin() as connection:
+            connection.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.created_at < cutoff, IdempotencyRecord.status_code.is_not(None)
+                )
+            )
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -89,6 +89,13 @@ class WriteTimeout(Problem):
     status, kind, title = 504, "transaction-pending", "The transaction was sent but is not mined yet"
 
 
+def internal_error() -> Problem:
+    """What an unexpected exception answers: nothing about it."""
+    problem = Problem("an unexpected error occurred; it has been logged")
+    problem.status, problem.kind, problem.title = 500, "internal-error", "Internal error"
+    return problem
+
+
 def problem_response(
     problem: Problem, request: Request | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -126,13 +133,13 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         problem = Problem(str(exc.detail))
         problem.status = exc.status_code
-        problem.kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        problem.kind = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(
+            exc.status_code, "http-error"
+        )
         problem.title = str(exc.detail)
         return problem_response(problem, request, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        problem = Problem("an unexpected error occurred; it has been logged")
-        problem.status, problem.kind, problem.title = 500, "internal-error", "Internal error"
-        return problem_response(problem, request)
+        return problem_response(internal_error(), request)

@@ -3,13 +3,20 @@ response byte for byte.
 
 For a POST or DELETE with the header, from an authenticated caller:
 - first time: a row (caller, key, fingerprint of method + path + query + body) is
-  claimed before the request runs; a 2xx answer is stored with the row, anything else
-  deletes it (a request that failed validation or was rejected is not remembered and
-  may be retried with the same key);
+  claimed before the request runs; a 2xx answer is stored with the row, and so is every
+  answer after which a signed transaction may be on its way: a problem that names one
+  (504 not mined yet, 503 queued for the node) and an unexpected error (500), whose
+  outcome is unknown. A retry of those must not sign a second transaction: it gets the
+  same answer (the caller follows the transaction, or uses a new key). Anything else
+  deletes the row (a request that failed validation or was rejected is not remembered
+  and may be retried with the same key);
 - same key and same request again: the stored answer, with `Idempotent-Replayed: true`;
 - same key, different request: 422;
 - same key while the first is still running: 409.
 Keys are per caller: two callers may use the same key without meeting.
+
+A multipart body is fingerprinted without its boundary, which clients pick at random
+for every request: the same files sent again are the same request.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger_api.core.errors import (
@@ -28,6 +36,7 @@ from ledger_api.core.errors import (
     InvalidRequest,
     Problem,
     Unauthenticated,
+    internal_error,
     problem_response,
 )
 from ledger_api.core.models import IdempotencyRecord
@@ -77,7 +86,12 @@ class IdempotencyMiddleware:
         body = await _read_body(receive)
         fingerprint = hashlib.sha256(
             b"\n".join(
-                [scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body]
+                [
+                    scope["method"].encode(),
+                    scope["path"].encode(),
+                    scope.get("query_string", b""),
+                    _without_boundary(headers.get(b"content-type", b""), body),
+                ]
             )
         ).hexdigest()
         engine = runtime.engine
@@ -134,12 +148,29 @@ class IdempotencyMiddleware:
         where = (IdempotencyRecord.principal == principal.key_id) & (IdempotencyRecord.key == key)
         try:
             await self.app(scope, _replay(body, receive), capture)
+        except Exception:
+            # Rendered further out, as this 500: a transaction may have been signed before
+            # the error, so the answer is remembered like any other outcome.
+            answer = problem_response(internal_error(), Request(scope))
+            with engine.begin() as connection:
+                connection.execute(
+                    update(IdempotencyRecord)
+                    .where(where)
+                    .values(
+                        status_code=answer.status_code,
+                        headers=json.dumps(
+                            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers]
+                        ),
+                        body=bytes(answer.body),
+                    )
+                )
+            raise
         except BaseException:
             with engine.begin() as connection:
                 connection.execute(delete(IdempotencyRecord).where(where))
             raise
         with engine.begin() as connection:
-            if 200 <= captured["status"] < 300:
+            if _remember(captured["status"], b"".join(captured["body"])):
                 connection.execute(
                     update(IdempotencyRecord)
                     .where(where)
@@ -161,6 +192,34 @@ class IdempotencyMiddleware:
             return {"type": "http.request", "body": b"", "more_body": False}
 
         await response(scope, _receive, send)
+
+
+def _remember(status: int, body: bytes) -> bool:
+    """Whether an answer is the outcome of the request: a success, an unexpected error,
+    or a server-side error that names the transaction the request signed (the write is
+    under way). Refusals (4xx) and errors before anything was signed are not."""
+    if 200 <= status < 300 or status == 500:
+        return True
+    if status < 500:
+        return False
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(problem, dict) and bool(problem.get("transaction"))
+
+
+def _without_boundary(content_type: bytes, body: bytes) -> bytes:
+    """A multipart body with its (random) boundary replaced by a fixed one."""
+    media_type, _, parameters = content_type.partition(b";")
+    if not media_type.strip().lower().startswith(b"multipart/"):
+        return body
+    for parameter in parameters.split(b";"):
+        name, _, value = parameter.strip().partition(b"=")
+        boundary = value.strip().strip(b'"')
+        if name.strip().lower() == b"boundary" and boundary:
+            return body.replace(b"--" + boundary, b"--<boundary>")
+    return body
 
 
 async def _read_body(receive: Receive) -> bytes:

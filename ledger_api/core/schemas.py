@@ -66,6 +66,24 @@ def Text(max_length: int, min_length: int = 1) -> Any:
     return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_no_nul)]
 
 
+def _utf8_within(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        size = len(value.encode("utf-8"))
+        if size > limit:
+            raise ValueError(f"at most {limit} bytes in UTF-8, not {size} (the ledger contract counts bytes)")
+        return value
+
+    return AfterValidator(check)
+
+
+def ChainText(max_bytes: int) -> Any:
+    """Text that goes on chain, where the contract bounds its length in UTF-8 bytes (a
+    Chinese character takes three)."""
+    return Annotated[
+        str, Field(min_length=1, max_length=max_bytes), AfterValidator(_no_nul), _utf8_within(max_bytes)
+    ]
+
+
 CharityId = Annotated[str, Field(max_length=66), _record_id("charity")]
 CampaignId = Annotated[str, Field(max_length=66), _record_id("campaign")]
 DonationId = Annotated[str, Field(max_length=66), _record_id("donation")]

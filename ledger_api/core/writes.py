@@ -18,7 +18,8 @@ def transaction_view(runtime: Runtime, state: TxState) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": state.id,
         "href": f"/v1/transactions/{state.id}",
-        "status": state.status,
+        # "signed" is stored but not yet taken by the node: to the caller, queued.
+        "status": "queued" if state.status == "signed" else state.status,
         "tx_hash": state.tx_hash,
         "chain_id": runtime.deployment.chain_id,
         "contract": runtime.deployment.address,

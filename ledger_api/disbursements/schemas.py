@@ -4,7 +4,8 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from ledger_api.core.schemas import Amount, CampaignId, DonationId, Hash32, Strict, Text
+from ledger_api.core import ids
+from ledger_api.core.schemas import Amount, CampaignId, ChainText, DonationId, Hash32, Strict
 
 MAX_ALLOCATIONS = 500  # the contract's bound
 
@@ -18,8 +19,8 @@ class DisbursementCreate(Strict):
     campaign_id: CampaignId
     amount: Amount
     # A public organisation ID (e.g. CN-USCC-...) or a commitment for a private person.
-    recipient: Text(200)  # type: ignore[valid-type]
-    purpose: Text(200)  # type: ignore[valid-type]
+    recipient: ChainText(128)  # type: ignore[valid-type]
+    purpose: ChainText(128)  # type: ignore[valid-type]
     evidence_hash: Hash32 | None = None
     # Omitted: the service allocates first-in-first-out over the campaign's donations.
     allocations: Annotated[list[AllocationIn], Field(min_length=1, max_length=MAX_ALLOCATIONS)] | None = None
@@ -30,7 +31,8 @@ class DisbursementCreate(Strict):
             total = sum(a.amount for a in self.allocations)
             if total != self.amount:
                 raise ValueError(f"allocations add up to {total}, not the amount {self.amount}")
-            seen = [a.donation_id.upper() for a in self.allocations]
+            # By on-chain ID: DN-ABCD-..., dn-abcd-... and its 0x hex are one donation.
+            seen = [ids.to_bytes32(a.donation_id) for a in self.allocations]
             if len(set(seen)) != len(seen):
                 raise ValueError("a donation appears twice in the allocations")
         return self

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ledger_api.core.schemas import Amount, CampaignId, Hash32, Strict, Text
+from ledger_api.core.schemas import Amount, CampaignId, ChainText, Hash32, Strict, Text
 
 MAX_BATCH = 2_000
 
@@ -24,4 +24,4 @@ class DonationBatch(Strict):
 
 class RefundCreate(Strict):
     amount: Amount
-    reason: Text(256)  # type: ignore[valid-type]
+    reason: ChainText(256)  # type: ignore[valid-type]

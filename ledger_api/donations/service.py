@@ -19,7 +19,7 @@ from ledger_api.chain.calls import Call, encode
 from ledger_api.chain.writer import TxState
 from ledger_api.charities.service import ZERO, operator_for
 from ledger_api.core import ids, writes
-from ledger_api.core.security import Principal
+from ledger_api.core.security import Principal, require_charity
 from ledger_api.donations.schemas import DonationCreate
 
 CHAIN_BATCH = 500  # the contract's MAX_BATCH
@@ -75,8 +75,10 @@ def record(
     """Record donations: one transaction per 500, all simulated before any is signed,
     so a batch is rejected whole or sent whole."""
     charities: dict[str, str] = {}
-    for campaign in {item.campaign_id for item in items}:
+    for campaign in dict.fromkeys(item.campaign_id for item in items):  # in the batch's order
         charities[campaign] = charity_of_campaign(runtime, campaign)
+        # Another charity's campaign is "not found", as everywhere (not "mixed charities").
+        require_charity(principal, charities[campaign], "campaign")
     charity_set = set(charities.values())
     if len(charity_set) != 1:
         raise _mixed()

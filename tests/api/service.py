@@ -18,8 +18,8 @@ from pydantic import SecretStr
 
 from ledger_api.app import Runtime, create_app
 from ledger_api.chain.anvil import free_port
-from ledger_api.runtime import dev_runtime
 from ledger_api.core.config import Settings
+from ledger_api.runtime import dev_runtime
 
 ADMIN_KEY = "test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 
 from indexer import models as m
 from ledger_api.chain.anvil import AnvilNode
-from ledger_api.chain.contract import Deployment, ledger_contract, make_web3
+from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
 from ledger_api.core import db
 from tests.api.test_health import _serve
 from tests.indexer.test_mirror import _indexer, activity, dump
@@ -53,15 +53,18 @@ def caught_up(base: str, head: int) -> dict[str, Any] | None:
 def test_dev_indexes_in_the_background_and_resumes_after_a_restart(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'dev.db'}"
     with AnvilNode() as node:
-        env = {"LEDGER_RPC_URL": node.url, "LEDGER_DATABASE_URL": url, "LEDGER_CONFIRMATIONS": "0"}
         w3 = make_web3(node.url)
+        # A ledger the test administers from a node account, served by `ledger dev`.
+        deployment = deploy_ledger(w3, w3.eth.accounts[0])
+        led = Ledger.setup(w3, ledger_contract(w3, deployment.address), deployment)
+        env = {
+            "LEDGER_RPC_URL": node.url,
+            "LEDGER_DATABASE_URL": url,
+            "LEDGER_CONFIRMATIONS": "0",
+            "LEDGER_KEYSTORE_PATH": str(tmp_path / "keystore"),
+        }
         engine = db.make_engine(url)
-        for base in _serve(env):
-            chain = httpx.get(f"{base}/healthz").json()["chain"]
-            deployment = Deployment(
-                chain["chain_id"], chain["contract_address"], chain["deployment_block"], ""
-            )
-            led = Ledger.setup(w3, ledger_contract(w3, deployment.address), deployment)
+        for base in _serve({**env, "LEDGER_CONTRACT_ADDRESS": deployment.address}):
             led.donate("live", 1_234)
             block = w3.eth.block_number
             seen = time.monotonic()
@@ -80,7 +83,7 @@ def test_dev_indexes_in_the_background_and_resumes_after_a_restart(tmp_path: Pat
         # While the service is down, the charity goes on recording.
         activity(led, "offline", n=20)
         head = w3.eth.block_number
-        for base in _serve(env):
+        for base in _serve(env):  # no address given: it resumes the one the database mirrors
             health = wait_for(lambda b=base: caught_up(b, head), 30, "the restarted service to catch up")
             assert health["chain"]["contract_address"] == deployment.address  # resumed, not redeployed
         fresh, fresh_engine = _indexer(led, f"sqlite:///{tmp_path / 'fresh.db'}")
