@@ -11,7 +11,8 @@ What it runs:
 5. the baseline: one Python loop that signs recordDonation calls with eth-account (and
    coincurve) and sends them with web3.py, then waits for the last receipt; no API, no
    database, no simulation.
-Each measurement is repeated `--repeat` times; medians are printed, with the ratios.
+Each run (`--repeat`, default 3) starts a fresh anvil and service, because anvil slows
+down as its chain grows; medians are printed, with the ratios.
 
     .venv/bin/python scripts/bench_write.py [--singles 800] [--batches 10] [--postgres]
 """
@@ -236,6 +237,33 @@ def drop_postgres(name: str) -> None:
     engine.dispose()
 
 
+def one_run(args: argparse.Namespace) -> tuple[float, float, float]:
+    """(bare loop, API singles, API batches) donations/s, on a fresh anvil and service."""
+    with tempfile.TemporaryDirectory() as tmp, AnvilNode("--gas-limit", "100000000") as node:
+        workdir = Path(tmp)
+        pg_name = None
+        if args.postgres:
+            pg_name, database_url = fresh_postgres()
+        else:
+            database_url = f"sqlite:///{workdir / 'bench.db'}"
+        process, base = start_service(node.url, database_url, workdir)
+        try:
+            _charity, key, campaign = setup(base)
+            bare = bench_bare_loop(node.url, args.singles)
+            singles = bench_singles(base, key, campaign, args.singles, args.clients)
+            batch = bench_batches(base, key, campaign, args.batches, args.batch)
+            return bare, singles, batch
+        except SystemExit:
+            tail = (workdir / "service.log").read_text(errors="replace").splitlines()[-40:]
+            print("\n".join(["--- last lines of the service log ---", *tail]), file=sys.stderr)
+            raise
+        finally:
+            process.terminate()
+            process.wait(30)
+            if pg_name:
+                drop_postgres(pg_name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -250,30 +278,18 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict[str, list[float]] = {"bare": [], "singles": [], "batch": []}
-    with tempfile.TemporaryDirectory() as tmp, AnvilNode("--gas-limit", "100000000") as node:
-        workdir = Path(tmp)
-        pg_name = None
-        if args.postgres:
-            pg_name, database_url = fresh_postgres()
-        else:
-            database_url = f"sqlite:///{workdir / 'bench.db'}"
-        process, base = start_service(node.url, database_url, workdir)
-        try:
-            _charity, key, campaign = setup(base)
-            for run in range(args.repeat):
-                results["bare"].append(bench_bare_loop(node.url, args.singles))
-                results["singles"].append(bench_singles(base, key, campaign, args.singles, args.clients))
-                results["batch"].append(bench_batches(base, key, campaign, args.batches, args.batch))
-                print(
-                    f"run {run + 1}: bare loop {results['bare'][-1]:,.0f}/s, API singles "
-                    f"{results['singles'][-1]:,.0f}/s, API batches {results['batch'][-1]:,.0f}/s",
-                    file=sys.stderr,
-                )
-        finally:
-            process.terminate()
-            process.wait(30)
-            if pg_name:
-                drop_postgres(pg_name)
+    for run in range(args.repeat):
+        # Each run on a fresh node and service: anvil slows down as its chain grows (a run
+        # adds ~10,000 donations), which would otherwise favour whichever goes first.
+        bare, singles, batch = one_run(args)
+        results["bare"].append(bare)
+        results["singles"].append(singles)
+        results["batch"].append(batch)
+        print(
+            f"run {run + 1}: bare loop {bare:,.0f}/s, API singles {singles:,.0f}/s, "
+            f"API batches {batch:,.0f}/s",
+            file=sys.stderr,
+        )
 
     median = {name: statistics.median(values) for name, values in results.items()}
     figures = {

@@ -34,7 +34,20 @@ class AnvilNode:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", *extra_args],
+            [
+                str(ANVIL),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--silent",
+                # anvil spills the states of older blocks to ~/.foundry/anvil/tmp and never
+                # removes them when stopped: a benchmark chain filled a 79 GB disk. Older
+                # states are dropped instead (recent ones stay in memory).
+                "--max-persisted-states",
+                "0",
+                *extra_args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
