@@ -102,6 +102,7 @@ class ChainWriter:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._fees: tuple[float, dict[str, int]] | None = None
+        self._known_signers: set[str] = set()
 
     # ------------------------------------------------------------ simulate
 
@@ -150,6 +151,8 @@ class ChainWriter:
             return self._locks.setdefault(signer, threading.Lock())
 
     def _ensure_signer(self, signer: str) -> None:
+        if signer in self._known_signers:  # rows are never deleted: ask the database once
+            return
         with self.engine.connect() as connection:
             known = connection.execute(
                 select(Signer.next_nonce).where(Signer.chain_id == self.chain_id, Signer.address == signer)
@@ -167,6 +170,7 @@ class ChainWriter:
                     Signer.__table__,  # type: ignore[arg-type]
                     [{"chain_id": self.chain_id, "address": signer, "next_nonce": pending}],
                 )
+        self._known_signers.add(signer)
 
     def submit(
         self,

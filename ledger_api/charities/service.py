@@ -17,8 +17,14 @@ from ledger_api.core.security import Principal, require_charity
 ZERO = b"\0" * 32
 
 
+_OPERATORS: dict[tuple[int | None, str], str] = {}  # a charity's operator never changes
+
+
 def find_charity(runtime: Runtime, charity_hex: str) -> str:
     """The operator account of a charity this service registered; 404 otherwise."""
+    cached = _OPERATORS.get((runtime.deployment_id, charity_hex))
+    if cached is not None:
+        return cached
     with runtime.engine.connect() as connection:
         operator = connection.execute(
             select(CharityAccount.operator).where(
@@ -28,6 +34,7 @@ def find_charity(runtime: Runtime, charity_hex: str) -> str:
         ).scalar_one_or_none()
     if operator is None:
         raise NotFound("charity not found")
+    _OPERATORS[(runtime.deployment_id, charity_hex)] = str(operator)
     return str(operator)
 
 
