@@ -108,10 +108,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     from ledger_api.charities.routes import router as charities
     from ledger_api.disbursements.routes import router as disbursements
     from ledger_api.donations.routes import router as donations
+    from ledger_api.evidence.routes import router as evidence
     from ledger_api.keys.routes import router as keys
     from ledger_api.transactions.routes import router as transactions
 
-    for router in (keys, charities, campaigns, donations, disbursements, transactions):
+    for router in (keys, charities, campaigns, donations, disbursements, evidence, transactions):
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"])

@@ -8,10 +8,11 @@ from fastapi import APIRouter, File, Path, UploadFile
 from fastapi.responses import JSONResponse
 
 from ledger_api.core import writes
-from ledger_api.core.deps import WaitParam, WriteRuntimeDep
+from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
 from ledger_api.core.schemas import DisbursementId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.disbursements import service
+from ledger_api.disbursements.reads import funding
 from ledger_api.disbursements.schemas import DisbursementCreate
 
 router = APIRouter(prefix="/v1/disbursements", tags=["disbursements"])
@@ -41,3 +42,9 @@ def upload_evidence(
     """Store documents by their SHA-256 and anchor each hash to the disbursement on chain."""
     created, states = service.anchor(runtime, principal, disbursement_id, files, wait)
     return writes.answer(created, states, wait)
+
+
+@router.get("/{disbursement_id}")
+def get_disbursement(disbursement_id: DisbursementPath, runtime: RuntimeDep) -> JSONResponse:
+    """A disbursement (public), with the donations that funded it and its evidence."""
+    return JSONResponse(funding(runtime, disbursement_id))

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from ledger_api.core import writes
-from ledger_api.core.deps import WaitParam, WriteRuntimeDep
+from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
 from ledger_api.core.schemas import DonationId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.donations import service
-from ledger_api.donations.schemas import DonationBatch, DonationCreate, RefundCreate
+from ledger_api.donations.schemas import DonationBatch, DonationCreate, OwnershipCheck, RefundCreate
+from ledger_api.donations.trace import owns, trace
 
 router = APIRouter(prefix="/v1/donations", tags=["donations"])
 DonationPath = Annotated[DonationId, Path(description="The donation's ID (DN-...)")]
@@ -54,3 +55,20 @@ def refund_donation(
 ) -> JSONResponse:
     created, state = service.refund(runtime, principal, donation_id, body.amount, body.reason, wait)
     return writes.answer(created, [state], wait)
+
+
+@router.get("/{donation_id}")
+def trace_donation(donation_id: DonationPath, runtime: RuntimeDep) -> JSONResponse:
+    """The donor's trace (public): the donation, every allocation with the disbursement it
+    funded and that disbursement's evidence, refunds, what is not spent yet, and for every
+    step its chain reference and whether it is final."""
+    return JSONResponse(trace(runtime, donation_id))
+
+
+@router.post("/{donation_id}/ownership")
+def check_ownership(donation_id: DonationPath, body: OwnershipCheck, runtime: RuntimeDep) -> JSONResponse:
+    """Whether a receipt secret and donor reference match the donation's on-chain
+    commitment (public; neither is stored or logged)."""
+    return JSONResponse(
+        {"id": donation_id, "matches": owns(runtime, donation_id, body.receipt_secret, body.donor_reference)}
+    )

@@ -25,3 +25,10 @@ class DonationBatch(Strict):
 class RefundCreate(Strict):
     amount: Amount
     reason: ChainText(256)  # type: ignore[valid-type]
+
+
+class OwnershipCheck(Strict):
+    """What the donor holds: the receipt secret and the reference the charity used."""
+
+    receipt_secret: Hash32
+    donor_reference: Text(200)  # type: ignore[valid-type]

@@ -1,0 +1,66 @@
+"""Chain references for records read from the mirror: everything anyone needs to check a
+record against any node (chain id, contract, transaction, block number and hash, log
+index), the block's time, and whether the record is final yet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from indexer import models as im
+from ledger_api.app import Runtime
+
+
+@dataclass(frozen=True)
+class ChainView:
+    """The mirror's position, read once per answer."""
+
+    chain_id: int
+    contract: str
+    indexed_block: int
+    finalized_block: int
+
+
+def chain_view(runtime: Runtime, connection: Connection) -> ChainView:
+    cursor = connection.execute(
+        select(im.Cursor.block_number, im.Cursor.finalized_block).where(
+            im.Cursor.deployment_id == runtime.deployment_id
+        )
+    ).one_or_none()
+    indexed, finalized = (cursor.block_number, cursor.finalized_block) if cursor else (0, 0)
+    return ChainView(runtime.deployment.chain_id, runtime.deployment.address, indexed, finalized)
+
+
+def block_info(runtime: Runtime, connection: Connection, numbers: set[int]) -> dict[int, tuple[str, int]]:
+    """(hash, timestamp) of the given blocks (the indexer keeps every block with events)."""
+    if not numbers:
+        return {}
+    rows = connection.execute(
+        select(im.Block.number, im.Block.hash, im.Block.timestamp).where(
+            im.Block.deployment_id == runtime.deployment_id, im.Block.number.in_(sorted(numbers))
+        )
+    )
+    return {number: (block_hash, timestamp) for number, block_hash, timestamp in rows}
+
+
+def iso(timestamp: int | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp is not None else None
+
+
+def proof(view: ChainView, blocks: dict[int, tuple[str, int]], row: Any) -> dict[str, Any]:
+    """The chain reference of a mirrored row (it has block_number, tx_hash, log_index)."""
+    block_hash, timestamp = blocks.get(row.block_number, (None, None))
+    return {
+        "chain_id": view.chain_id,
+        "contract": view.contract,
+        "tx_hash": row.tx_hash,
+        "block_number": row.block_number,
+        "block_hash": block_hash,
+        "log_index": row.log_index,
+        "recorded_at": iso(timestamp),
+        "final": row.block_number <= view.finalized_block,
+        "confirmations": max(0, view.indexed_block - row.block_number + 1),
+    }

@@ -1,0 +1,62 @@
+"""A disbursement as the public sees it: what was paid, to whom, for what, from which
+donations, and the evidence anchored for it; every item with its chain reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from indexer import models as im
+from ledger_api.app import Runtime
+from ledger_api.core import ids
+from ledger_api.core.errors import NotFound
+from ledger_api.core.proofs import block_info, chain_view, proof
+from ledger_api.donations.trace import evidence_of, evidence_view
+
+
+def funding(runtime: Runtime, disbursement_id: str) -> dict[str, Any]:
+    disbursement_hex = ids.to_hex(disbursement_id, "disbursement")
+    B, A, C = im.Disbursement, im.Allocation, im.Campaign
+    dep = runtime.deployment_id
+    with runtime.engine.connect() as connection:
+        row = connection.execute(
+            select(B).where(B.deployment_id == dep, B.disbursement_id == disbursement_hex)
+        ).one_or_none()
+        if row is None:
+            raise NotFound("disbursement not found (or not mirrored yet)")
+        campaign = connection.execute(
+            select(C.campaign_id, C.name, C.currency, C.charity_id).where(
+                C.deployment_id == dep, C.campaign_id == row.campaign_id
+            )
+        ).one()
+        allocations = connection.execute(
+            select(A)
+            .where(A.deployment_id == dep, A.disbursement_id == disbursement_hex)
+            .order_by(A.log_index)
+        ).all()
+        evidence = evidence_of(runtime, connection, [disbursement_hex]).get(disbursement_hex, [])
+        view = chain_view(runtime, connection)
+        numbers = (
+            {row.block_number} | {a.block_number for a in allocations} | {e.block_number for e in evidence}
+        )
+        blocks = block_info(runtime, connection, numbers)
+    return {
+        "id": ids.from_bytes32(row.disbursement_id),
+        "amount": row.amount,
+        "currency": campaign.currency,
+        "recipient": row.recipient,
+        "purpose": row.purpose,
+        "campaign": {"id": ids.from_bytes32(campaign.campaign_id), "name": campaign.name},
+        "charity_id": ids.from_bytes32(campaign.charity_id),
+        "proof": proof(view, blocks, row),
+        "funded_by": [
+            {
+                "donation_id": ids.from_bytes32(a.donation_id),
+                "amount": a.amount,
+                "proof": proof(view, blocks, a),
+            }
+            for a in allocations
+        ],
+        "evidence": [evidence_view(runtime, view, blocks, e) for e in evidence],
+    }

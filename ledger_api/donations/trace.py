@@ -1,0 +1,165 @@
+"""The donor's trace: one donation, where every part of it went, and the proof of each
+step. Read from the SQL mirror only; nothing here is personal (the donor reference is
+never stored, and the donor commitment is not shown: ownership is checked separately)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from eth_utils import keccak
+from sqlalchemy import Connection, select
+
+from indexer import models as im
+from ledger_api.app import Runtime
+from ledger_api.core import ids
+from ledger_api.core.errors import NotFound
+from ledger_api.core.proofs import ChainView, block_info, chain_view, proof
+
+
+def _channel(hex_value: str) -> str:
+    return bytes.fromhex(hex_value[2:]).rstrip(b"\0").decode("ascii", errors="replace")
+
+
+def evidence_of(
+    runtime: Runtime, connection: Connection, disbursement_hexes: list[str]
+) -> dict[str, list[Any]]:
+    if not disbursement_hexes:
+        return {}
+    E = im.Evidence
+    rows = connection.execute(
+        select(E.disbursement_id, E.document_hash, E.block_number, E.tx_hash, E.log_index)
+        .where(E.deployment_id == runtime.deployment_id, E.disbursement_id.in_(disbursement_hexes))
+        .order_by(E.block_number, E.log_index)
+    ).all()
+    out: dict[str, list[Any]] = {}
+    for row in rows:
+        out.setdefault(row.disbursement_id, []).append(row)
+    return out
+
+
+def evidence_view(
+    runtime: Runtime, view: ChainView, blocks: dict[int, tuple[str, int]], row: Any
+) -> dict[str, Any]:
+    sha = row.document_hash[2:]
+    stored = (runtime.settings.evidence_path / sha[:2] / sha).is_file()
+    return {
+        "sha256": sha,
+        "document": f"/v1/evidence/{sha}" if stored else None,
+        "proof": proof(view, blocks, row),
+    }
+
+
+def trace(runtime: Runtime, donation_id: str) -> dict[str, Any]:
+    donation_hex = ids.to_hex(donation_id, "donation")
+    D, C, A, B, R, CH = im.Donation, im.Campaign, im.Allocation, im.Disbursement, im.Refund, im.Charity
+    dep = runtime.deployment_id
+    with runtime.engine.connect() as connection:
+        donation = connection.execute(
+            select(D).where(D.deployment_id == dep, D.donation_id == donation_hex)
+        ).one_or_none()
+        if donation is None:
+            raise NotFound("donation not found (or not mirrored yet)")
+        campaign = connection.execute(
+            select(C.campaign_id, C.name, C.currency, C.charity_id).where(
+                C.deployment_id == dep, C.campaign_id == donation.campaign_id
+            )
+        ).one()
+        charity = connection.execute(
+            select(CH.charity_id, CH.name).where(
+                CH.deployment_id == dep, CH.charity_id == campaign.charity_id
+            )
+        ).one()
+        allocations = connection.execute(
+            select(
+                A.amount,
+                A.block_number,
+                A.tx_hash,
+                A.log_index,
+                B.disbursement_id,
+                B.amount.label("disbursement_amount"),
+                B.recipient,
+                B.purpose,
+                B.block_number.label("d_block"),
+                B.tx_hash.label("d_tx"),
+                B.log_index.label("d_log"),
+            )
+            .join(B, (B.deployment_id == A.deployment_id) & (B.disbursement_id == A.disbursement_id))
+            .where(A.deployment_id == dep, A.donation_id == donation_hex)
+            .order_by(A.block_number, A.log_index)
+        ).all()
+        refunds = connection.execute(
+            select(R)
+            .where(R.deployment_id == dep, R.donation_id == donation_hex)
+            .order_by(R.block_number, R.log_index)
+        ).all()
+        evidence = evidence_of(runtime, connection, [a.disbursement_id for a in allocations])
+        numbers = {
+            donation.block_number,
+            *(a.block_number for a in allocations),
+            *(a.d_block for a in allocations),
+        }
+        numbers |= {r.block_number for r in refunds} | {
+            e.block_number for rows in evidence.values() for e in rows
+        }
+        view = chain_view(runtime, connection)
+        blocks = block_info(runtime, connection, numbers)
+
+    def disbursement_proof(a: Any) -> dict[str, Any]:
+        return proof(view, blocks, SimpleNamespace(block_number=a.d_block, tx_hash=a.d_tx, log_index=a.d_log))
+
+    remaining = donation.amount - donation.allocated - donation.refunded
+    return {
+        "id": ids.from_bytes32(donation.donation_id),
+        "amount": donation.amount,
+        "currency": campaign.currency,
+        "channel": _channel(donation.channel),
+        "campaign": {"id": ids.from_bytes32(campaign.campaign_id), "name": campaign.name},
+        "charity": {"id": ids.from_bytes32(charity.charity_id), "name": charity.name},
+        "proof": proof(view, blocks, donation),
+        "allocated": donation.allocated,
+        "refunded": donation.refunded,
+        "remaining": remaining,
+        "allocations": [
+            {
+                "amount": a.amount,
+                "proof": proof(view, blocks, a),
+                "disbursement": {
+                    "id": ids.from_bytes32(a.disbursement_id),
+                    "amount": a.disbursement_amount,
+                    "recipient": a.recipient,
+                    "purpose": a.purpose,
+                    "proof": disbursement_proof(a),
+                    "evidence": [
+                        evidence_view(runtime, view, blocks, e) for e in evidence.get(a.disbursement_id, [])
+                    ],
+                },
+            }
+            for a in allocations
+        ],
+        "refunds": [
+            {
+                "id": ids.from_bytes32(r.refund_id),
+                "amount": r.amount,
+                "reason": r.reason,
+                "proof": proof(view, blocks, r),
+            }
+            for r in refunds
+        ],
+        "mirror": {"indexed_block": view.indexed_block, "finalized_block": view.finalized_block},
+    }
+
+
+def owns(runtime: Runtime, donation_id: str, receipt_secret: str, donor_reference: str) -> bool:
+    """Whether keccak256(secret || reference) is the donation's on-chain commitment."""
+    donation_hex = ids.to_hex(donation_id, "donation")
+    with runtime.engine.connect() as connection:
+        commitment = connection.execute(
+            select(im.Donation.donor_commitment).where(
+                im.Donation.deployment_id == runtime.deployment_id, im.Donation.donation_id == donation_hex
+            )
+        ).scalar_one_or_none()
+    if commitment is None:
+        raise NotFound("donation not found (or not mirrored yet)")
+    candidate = keccak(bytes.fromhex(receipt_secret[2:]) + donor_reference.encode("utf-8"))
+    return "0x" + candidate.hex() == commitment
