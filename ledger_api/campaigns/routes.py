@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
+from ledger_api.campaigns import reads
 from ledger_api.campaigns.schemas import CampaignCreate
 from ledger_api.campaigns.service import charity_of_campaign
 from ledger_api.charities.service import ZERO, operator_for
 from ledger_api.core import ids, writes
-from ledger_api.core.deps import WaitParam, WriteRuntimeDep
-from ledger_api.core.schemas import CampaignId
+from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
+from ledger_api.core.pages import CursorParam, Limit, MaxAmount, MinAmount, Since, Until
+from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import WriterPrincipal
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -67,3 +69,63 @@ def close_campaign(
         [state],
         wait,
     )
+
+
+@router.get("")
+def list_campaigns(
+    runtime: RuntimeDep,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
+    charity_id: Annotated[CharityId | None, Query(description="Only this charity's campaigns.")] = None,
+    since: Since = None,
+    until: Until = None,
+) -> JSONResponse:
+    """Campaigns in the order they were created, with their totals (public)."""
+    return JSONResponse(reads.list_campaigns(runtime, limit, cursor, charity_id, since, until))
+
+
+@router.get("/{campaign_id}")
+def get_campaign(campaign_id: CampaignPath, runtime: RuntimeDep) -> JSONResponse:
+    """Received, refunded, disbursed, available, counts and evidence coverage (public)."""
+    return JSONResponse(reads.get_campaign(runtime, campaign_id))
+
+
+@router.get("/{campaign_id}/donations")
+def campaign_donations(
+    campaign_id: CampaignPath,
+    runtime: RuntimeDep,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
+    since: Since = None,
+    until: Until = None,
+    min_amount: MinAmount = None,
+    max_amount: MaxAmount = None,
+) -> JSONResponse:
+    """The campaign's donations: amounts, channels and times only (public)."""
+    return JSONResponse(
+        reads.list_donations(runtime, campaign_id, limit, cursor, since, until, min_amount, max_amount)
+    )
+
+
+@router.get("/{campaign_id}/disbursements")
+def campaign_disbursements(
+    campaign_id: CampaignPath,
+    runtime: RuntimeDep,
+    limit: Limit = 50,
+    cursor: CursorParam = None,
+    since: Since = None,
+    until: Until = None,
+    min_amount: MinAmount = None,
+    max_amount: MaxAmount = None,
+) -> JSONResponse:
+    """The campaign's disbursements with their evidence counts (public)."""
+    return JSONResponse(
+        reads.list_disbursements(runtime, campaign_id, limit, cursor, since, until, min_amount, max_amount)
+    )
+
+
+@router.get("/{campaign_id}/flows")
+def campaign_flows(campaign_id: CampaignPath, runtime: RuntimeDep) -> JSONResponse:
+    """Donations (grouped by month and channel) to disbursements (the 20 largest, the rest
+    as "other"), refunds and what is not yet spent, with amounts (public)."""
+    return JSONResponse(reads.flows(runtime, campaign_id))

@@ -17,7 +17,7 @@ from ledger_api.core.errors import NotFound
 from ledger_api.core.proofs import ChainView, block_info, chain_view, proof
 
 
-def _channel(hex_value: str) -> str:
+def channel_name(hex_value: str) -> str:
     return bytes.fromhex(hex_value[2:]).rstrip(b"\0").decode("ascii", errors="replace")
 
 
@@ -113,7 +113,7 @@ def trace(runtime: Runtime, donation_id: str) -> dict[str, Any]:
         "id": ids.from_bytes32(donation.donation_id),
         "amount": donation.amount,
         "currency": campaign.currency,
-        "channel": _channel(donation.channel),
+        "channel": channel_name(donation.channel),
         "campaign": {"id": ids.from_bytes32(campaign.campaign_id), "name": campaign.name},
         "charity": {"id": ids.from_bytes32(charity.charity_id), "name": charity.name},
         "proof": proof(view, blocks, donation),

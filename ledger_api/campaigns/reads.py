@@ -1,0 +1,291 @@
+"""Campaigns as the public sees them: totals, donations (amounts and times only),
+disbursements with their evidence coverage, and the flow from donations to
+disbursements. Read from the mirror; every record carries its chain reference."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select, tuple_
+
+from indexer import models as im
+from ledger_api.app import Runtime
+from ledger_api.core import ids
+from ledger_api.core.errors import NotFound
+from ledger_api.core.pages import decode_cursor, page, timestamp
+from ledger_api.core.proofs import block_info, chain_view, proof
+from ledger_api.donations.trace import channel_name
+
+C, D, B, A = im.Campaign, im.Donation, im.Disbursement, im.Allocation
+
+
+def _filtered(
+    statement: Select[Any],
+    model: Any,
+    runtime: Runtime,
+    cursor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    min_amount: int | None = None,
+    max_amount: int | None = None,
+) -> Select[Any]:
+    after = decode_cursor(cursor)
+    if after is not None:
+        statement = statement.where(tuple_(model.block_number, model.log_index) > tuple_(*after))
+    start, end = timestamp(since), timestamp(until)
+    if start is not None or end is not None:
+        statement = statement.join(
+            im.Block,
+            and_(im.Block.deployment_id == model.deployment_id, im.Block.number == model.block_number),
+        )
+        if start is not None:
+            statement = statement.where(im.Block.timestamp >= start)
+        if end is not None:
+            statement = statement.where(im.Block.timestamp < end)
+    if min_amount is not None:
+        statement = statement.where(model.amount >= min_amount)
+    if max_amount is not None:
+        statement = statement.where(model.amount <= max_amount)
+    return statement.order_by(model.block_number, model.log_index)
+
+
+def summary(row: Any, evidenced: tuple[int, int]) -> dict[str, Any]:
+    available = row.received - row.refunded - row.disbursed
+    count, amount = evidenced
+    return {
+        "id": ids.from_bytes32(row.campaign_id),
+        "charity_id": ids.from_bytes32(row.charity_id),
+        "name": row.name,
+        "currency": row.currency,
+        "goal": int(row.goal),
+        "closed": row.closed_block is not None,
+        "received": row.received,
+        "refunded": row.refunded,
+        "disbursed": row.disbursed,
+        "available": available,
+        # Each donation has its own commitment salt, so donors cannot be told apart (by
+        # design): the honest count is of donations.
+        "donation_count": row.donation_count,
+        "disbursement_count": row.disbursement_count,
+        "evidence_coverage": {
+            "disbursements_with_evidence": count,
+            "share_of_disbursements": round(count / row.disbursement_count, 4)
+            if row.disbursement_count
+            else None,
+            "share_of_amount": round(amount / row.disbursed, 4) if row.disbursed else None,
+        },
+    }
+
+
+def _coverage(connection: Any, runtime: Runtime, campaign_hexes: list[str]) -> dict[str, tuple[int, int]]:
+    if not campaign_hexes:
+        return {}
+    rows = connection.execute(
+        select(B.campaign_id, func.count(), func.coalesce(func.sum(B.amount), 0))
+        .where(
+            B.deployment_id == runtime.deployment_id, B.campaign_id.in_(campaign_hexes), B.evidence_count > 0
+        )
+        .group_by(B.campaign_id)
+    )
+    return {campaign: (int(count), int(amount)) for campaign, count, amount in rows}
+
+
+def list_campaigns(
+    runtime: Runtime,
+    limit: int,
+    cursor: str | None,
+    charity_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
+    statement = select(C).where(C.deployment_id == runtime.deployment_id)
+    if charity_id is not None:
+        statement = statement.where(C.charity_id == ids.to_hex(charity_id, "charity"))
+    statement = _filtered(statement, C, runtime, cursor, since, until).limit(limit + 1)
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(statement).all()
+        coverage = _coverage(connection, runtime, [r.campaign_id for r in rows[:limit]])
+        view = chain_view(runtime, connection)
+        blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
+    items = [
+        {**summary(r, coverage.get(r.campaign_id, (0, 0))), "proof": proof(view, blocks, r)}
+        for r in rows[:limit]
+    ]
+    return page(items, rows, limit)
+
+
+def _campaign(connection: Any, runtime: Runtime, campaign_id: str) -> Any:
+    row = connection.execute(
+        select(C).where(
+            C.deployment_id == runtime.deployment_id, C.campaign_id == ids.to_hex(campaign_id, "campaign")
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("campaign not found (or not mirrored yet)")
+    return row
+
+
+def get_campaign(runtime: Runtime, campaign_id: str) -> dict[str, Any]:
+    with runtime.engine.connect() as connection:
+        row = _campaign(connection, runtime, campaign_id)
+        coverage = _coverage(connection, runtime, [row.campaign_id])
+        view = chain_view(runtime, connection)
+        blocks = block_info(runtime, connection, {row.block_number})
+    return {**summary(row, coverage.get(row.campaign_id, (0, 0))), "proof": proof(view, blocks, row)}
+
+
+def list_donations(
+    runtime: Runtime,
+    campaign_id: str,
+    limit: int,
+    cursor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    min_amount: int | None,
+    max_amount: int | None,
+) -> dict[str, Any]:
+    """Amounts and times only: nothing that could point at a donor."""
+    with runtime.engine.connect() as connection:
+        campaign = _campaign(connection, runtime, campaign_id)
+        statement = select(D).where(
+            D.deployment_id == runtime.deployment_id, D.campaign_id == campaign.campaign_id
+        )
+        statement = _filtered(statement, D, runtime, cursor, since, until, min_amount, max_amount)
+        rows = connection.execute(statement.limit(limit + 1)).all()
+        view = chain_view(runtime, connection)
+        blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
+    items = [
+        {
+            "id": ids.from_bytes32(r.donation_id),
+            "amount": r.amount,
+            "currency": campaign.currency,
+            "channel": channel_name(r.channel),
+            "allocated": r.allocated,
+            "refunded": r.refunded,
+            "remaining": r.amount - r.allocated - r.refunded,
+            "proof": proof(view, blocks, r),
+        }
+        for r in rows[:limit]
+    ]
+    return page(items, rows, limit)
+
+
+def list_disbursements(
+    runtime: Runtime,
+    campaign_id: str,
+    limit: int,
+    cursor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    min_amount: int | None,
+    max_amount: int | None,
+) -> dict[str, Any]:
+    with runtime.engine.connect() as connection:
+        campaign = _campaign(connection, runtime, campaign_id)
+        statement = select(B).where(
+            B.deployment_id == runtime.deployment_id, B.campaign_id == campaign.campaign_id
+        )
+        statement = _filtered(statement, B, runtime, cursor, since, until, min_amount, max_amount)
+        rows = connection.execute(statement.limit(limit + 1)).all()
+        view = chain_view(runtime, connection)
+        blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
+    items = [
+        {
+            "id": ids.from_bytes32(r.disbursement_id),
+            "amount": r.amount,
+            "currency": campaign.currency,
+            "recipient": r.recipient,
+            "purpose": r.purpose,
+            "allocation_count": r.allocation_count,
+            "evidence_count": r.evidence_count,
+            "proof": proof(view, blocks, r),
+        }
+        for r in rows[:limit]
+    ]
+    return page(items, rows, limit)
+
+
+def flows(runtime: Runtime, campaign_id: str, top: int = 20) -> dict[str, Any]:
+    """The campaign as a graph, aggregated so it stays small however big the campaign:
+    donations grouped by month and channel on one side; the `top` largest disbursements
+    (the rest as one "other" node), "refunded" and "not yet spent" on the other; edges
+    carry amounts. Every amount adds up to the campaign's totals."""
+    dep = runtime.deployment_id
+    with runtime.engine.connect() as connection:
+        campaign = _campaign(connection, runtime, campaign_id)
+        donation_groups = connection.execute(
+            select(D.donation_id, D.amount, D.refunded, D.allocated, D.channel, im.Block.timestamp)
+            .join(
+                im.Block, and_(im.Block.deployment_id == D.deployment_id, im.Block.number == D.block_number)
+            )
+            .where(D.deployment_id == dep, D.campaign_id == campaign.campaign_id)
+            .execution_options(yield_per=2000)
+        )
+        source_of: dict[str, str] = {}
+        sources: dict[str, dict[str, Any]] = {}
+        refunded: dict[str, int] = defaultdict(int)
+        unspent: dict[str, int] = defaultdict(int)
+        for donation_id, amount, refund, allocated, channel, ts in donation_groups:
+            label = f"{datetime.fromtimestamp(ts, UTC):%Y-%m} · {channel_name(channel)}"
+            source_of[donation_id] = label
+            node = sources.setdefault(
+                label, {"id": f"donations:{label}", "label": label, "amount": 0, "count": 0}
+            )
+            node["amount"] += amount
+            node["count"] += 1
+            refunded[label] += refund
+            unspent[label] += amount - allocated - refund
+        biggest = connection.execute(
+            select(B.disbursement_id, B.amount, B.recipient, B.purpose)
+            .where(B.deployment_id == dep, B.campaign_id == campaign.campaign_id)
+            .order_by(B.amount.desc(), B.block_number, B.log_index)
+            .limit(top)
+        ).all()
+        shown = {b.disbursement_id for b in biggest}
+        edges: dict[tuple[str, str], int] = defaultdict(int)
+        allocations = connection.execute(
+            select(A.donation_id, A.disbursement_id, A.amount)
+            .join(B, and_(B.deployment_id == A.deployment_id, B.disbursement_id == A.disbursement_id))
+            .where(A.deployment_id == dep, B.campaign_id == campaign.campaign_id)
+            .execution_options(yield_per=2000)
+        )
+        other = 0
+        for donation_id, disbursement_id, amount in allocations:
+            target = (
+                f"disbursement:{ids.from_bytes32(disbursement_id)}" if disbursement_id in shown else "other"
+            )
+            if target == "other":
+                other += amount
+            edges[(f"donations:{source_of[donation_id]}", target)] += amount
+    targets = [
+        {
+            "id": f"disbursement:{ids.from_bytes32(b.disbursement_id)}",
+            "label": b.purpose,
+            "recipient": b.recipient,
+            "amount": b.amount,
+        }
+        for b in biggest
+    ]
+    if other:
+        targets.append({"id": "other", "label": "other disbursements", "amount": other})
+    for label in sources:
+        if refunded[label]:
+            edges[(f"donations:{label}", "refunded")] += refunded[label]
+        if unspent[label]:
+            edges[(f"donations:{label}", "unspent")] += unspent[label]
+    totals = {"refunded": sum(refunded.values()), "unspent": sum(unspent.values())}
+    for sink, label in (("refunded", "refunded"), ("unspent", "not yet spent")):
+        if totals[sink]:
+            targets.append({"id": sink, "label": label, "amount": totals[sink]})
+    return {
+        "campaign": {
+            "id": ids.from_bytes32(campaign.campaign_id),
+            "name": campaign.name,
+            "currency": campaign.currency,
+        },
+        "sources": sorted(sources.values(), key=lambda n: n["label"]),
+        "targets": targets,
+        "edges": [{"from": s, "to": t, "amount": amount} for (s, t), amount in sorted(edges.items())],
+    }

@@ -1,0 +1,110 @@
+"""Charities as the public sees them: name, registration, operators, and the totals of
+their campaigns (per currency: amounts in different currencies are never added)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+
+from indexer import models as im
+from ledger_api.app import Runtime
+from ledger_api.core import ids
+from ledger_api.core.errors import NotFound
+from ledger_api.core.pages import decode_cursor, page
+from ledger_api.core.proofs import block_info, chain_view, proof
+
+CH, C, OP = im.Charity, im.Campaign, im.Operator
+
+
+def _totals(connection: Any, runtime: Runtime, charity_hexes: list[str]) -> dict[str, dict[str, Any]]:
+    rows = connection.execute(
+        select(
+            C.charity_id,
+            C.currency,
+            func.count(),
+            func.sum(C.received),
+            func.sum(C.refunded),
+            func.sum(C.disbursed),
+            func.sum(C.donation_count),
+        )
+        .where(C.deployment_id == runtime.deployment_id, C.charity_id.in_(charity_hexes))
+        .group_by(C.charity_id, C.currency)
+    )
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for charity, currency, campaigns, received, refunded, disbursed, donations in rows:
+        received, refunded, disbursed = int(received), int(refunded), int(disbursed)
+        out[charity][currency] = {
+            "campaigns": int(campaigns),
+            "received": received,
+            "refunded": refunded,
+            "disbursed": disbursed,
+            "available": received - refunded - disbursed,
+            "donation_count": int(donations),
+        }
+    return out
+
+
+def _view(row: Any, totals: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": ids.from_bytes32(row.charity_id),
+        "name": row.name,
+        "totals_by_currency": totals,
+        "proof": reference,
+    }
+
+
+def list_charities(runtime: Runtime, limit: int, cursor: str | None) -> dict[str, Any]:
+    statement = select(CH).where(CH.deployment_id == runtime.deployment_id)
+    after = decode_cursor(cursor)
+    if after is not None:
+        statement = statement.where(tuple_(CH.block_number, CH.log_index) > tuple_(*after))
+    statement = statement.order_by(CH.block_number, CH.log_index).limit(limit + 1)
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(statement).all()
+        totals = _totals(connection, runtime, [r.charity_id for r in rows[:limit]])
+        view = chain_view(runtime, connection)
+        blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
+    items = [_view(r, totals.get(r.charity_id, {}), proof(view, blocks, r)) for r in rows[:limit]]
+    return page(items, rows, limit)
+
+
+def get_charity(runtime: Runtime, charity_id: str) -> dict[str, Any]:
+    charity_hex = ids.to_hex(charity_id, "charity")
+    with runtime.engine.connect() as connection:
+        row = connection.execute(
+            select(CH).where(CH.deployment_id == runtime.deployment_id, CH.charity_id == charity_hex)
+        ).one_or_none()
+        if row is None:
+            raise NotFound("charity not found (or not mirrored yet)")
+        totals = _totals(connection, runtime, [charity_hex])
+        operators = connection.execute(
+            select(OP.account).where(
+                OP.deployment_id == runtime.deployment_id, OP.charity_id == charity_hex, OP.active
+            )
+        ).scalars()
+        campaigns = connection.execute(
+            select(C.campaign_id, C.name, C.currency, C.closed_block)
+            .where(C.deployment_id == runtime.deployment_id, C.charity_id == charity_hex)
+            .order_by(C.block_number, C.log_index)
+            .limit(200)
+        ).all()
+        view = chain_view(runtime, connection)
+        blocks = block_info(runtime, connection, {row.block_number})
+        operator_list = sorted(operators)
+    return {
+        **_view(row, totals.get(charity_hex, {}), proof(view, blocks, row)),
+        # Operator accounts are public on chain: they sign the charity's records.
+        "operators": operator_list,
+        "campaigns": [
+            {
+                "id": ids.from_bytes32(c.campaign_id),
+                "name": c.name,
+                "currency": c.currency,
+                "closed": c.closed_block is not None,
+                "href": f"/v1/campaigns/{ids.from_bytes32(c.campaign_id)}",
+            }
+            for c in campaigns
+        ],
+    }
