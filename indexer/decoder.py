@@ -81,7 +81,9 @@ class EventDecoder:
                 args[name] = word(data[64 * i : 64 * i + 64])
         else:
             values = abi_decode(self.data_types, bytes.fromhex(data))
-            args.update((n, _plain(v)) for n, v in zip(self.data_names, values, strict=True))
+            for name, kind, value in zip(self.data_names, self.data_types, values, strict=True):
+                # eth_abi gives addresses in lower case; the static path checksums them.
+                args[name] = _checksum(value[2:].lower()) if kind == "address" else _plain(value)
         return args
 
 

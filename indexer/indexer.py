@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,6 +244,18 @@ class Indexer:
             self.on_range(report)
 
     # ------------------------------------------------------------- reading
+
+    def read_logs(self, start: int, end: int) -> Iterator[list[DecodedLog]]:
+        """Every ledger log of blocks start..end, straight from the node, in ranges that
+        adapt as the indexer's do (the reconciler re-reads the chain through this)."""
+        block = start
+        while block <= end:
+            upper = min(end, block + self.range - 1)
+            logs = self._get_logs(block, upper)
+            if logs is None:
+                continue  # the range shrank: try again
+            yield logs
+            block = upper + 1
 
     def _get_logs(self, start: int, end: int) -> list[DecodedLog] | None:
         began = time.perf_counter()

@@ -65,6 +65,8 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("deployment_id", "block_number", "log_index", name="uq_events_position"),
         Index("ix_events_deployment_name", "deployment_id", "name"),
+        Index("ix_events_charity", "deployment_id", "charity_id", "block_number", "log_index"),
+        Index("ix_events_campaign", "deployment_id", "campaign_id", "block_number", "log_index"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -76,7 +78,14 @@ class Event(Base):
     log_index: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(40))
     args: Mapped[str] = mapped_column(Text)  # JSON; integers exact (readers beyond 2^53 need big ints)
+    # The account that sent the record: the event's operator or registrar; allocations
+    # carry none of their own and take their disbursement's (the same transaction).
     sender: Mapped[str | None] = mapped_column(ADDRESS)
+    # The charity and campaign the event belongs to, resolved when it is indexed (an
+    # allocation or evidence event names only its disbursement), so an audit trail can be
+    # filtered by either with an index.
+    charity_id: Mapped[str | None] = mapped_column(HEX32)
+    campaign_id: Mapped[str | None] = mapped_column(HEX32)
 
 
 class Charity(Origin, Base):

@@ -121,6 +121,63 @@ class Touched:
             self.operators.add((args["charityId"], args["account"]))
 
 
+class Scopes:
+    """The charity, campaign and sender of each event of a range.
+
+    Most events name their campaign or charity; an allocation or an evidence anchor names
+    only its disbursement, and a donation or refund only its campaign. Those are resolved
+    from the range itself (a campaign created or a disbursement recorded earlier in it) and
+    otherwise from the projections of earlier ranges, with one query per kind per range."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        deployment_id: int,
+        logs: Sequence[DecodedLog],
+        parsed: list[dict[str, Any]],
+    ) -> None:
+        self.charity_of: dict[str, str] = {}
+        self.campaign_of: dict[str, str] = {}  # disbursement -> campaign
+        self.sender_of: dict[str, str] = {}  # transaction -> the disbursement's operator
+        for log, args in zip(logs, parsed, strict=True):
+            if log.name == "CampaignCreated":
+                self.charity_of[args["campaignId"]] = args["charityId"]
+            elif log.name == "DisbursementRecorded":
+                self.campaign_of[args["disbursementId"]] = args["campaignId"]
+                self.sender_of[hex0x(log.tx_hash)] = args["operator"]
+        disbursements = {
+            args["disbursementId"]
+            for args in parsed
+            if "disbursementId" in args and args["disbursementId"] not in self.campaign_of
+        }
+        B, C = m.table(m.Disbursement), m.table(m.Campaign)
+        for keys in _chunks(disbursements):
+            result = connection.execute(
+                select(B.c.disbursement_id, B.c.campaign_id).where(
+                    B.c.deployment_id == deployment_id, B.c.disbursement_id.in_(keys)
+                )
+            )
+            self.campaign_of.update((key, value) for key, value in result)
+        campaigns = {args["campaignId"] for args in parsed if "campaignId" in args}
+        campaigns |= set(self.campaign_of.values())
+        campaigns -= set(self.charity_of)
+        for keys in _chunks(campaigns):
+            result = connection.execute(
+                select(C.c.campaign_id, C.c.charity_id).where(
+                    C.c.deployment_id == deployment_id, C.c.campaign_id.in_(keys)
+                )
+            )
+            self.charity_of.update((key, value) for key, value in result)
+
+    def of(self, log: DecodedLog, args: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+        campaign = args.get("campaignId")
+        if campaign is None and "disbursementId" in args:
+            campaign = self.campaign_of.get(args["disbursementId"])
+        charity = args.get("charityId") or (self.charity_of.get(campaign) if campaign else None)
+        sender = args.get("operator") or args.get("registrar") or self.sender_of.get(hex0x(log.tx_hash))
+        return charity, campaign, sender
+
+
 def _origin(log: DecodedLog) -> dict[str, Any]:
     return {"block_number": log.block_number, "tx_hash": hex0x(log.tx_hash), "log_index": log.log_index}
 
@@ -135,9 +192,11 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
     def add(model: type[m.Base], row: dict[str, Any]) -> None:
         rows.setdefault(m.table(model), []).append({"deployment_id": deployment_id, **row})
 
-    for log in logs:
-        args = {k: _json_value(v) for k, v in log.args.items()}
+    parsed = [{k: _json_value(v) for k, v in log.args.items()} for log in logs]
+    scopes = Scopes(connection, deployment_id, logs, parsed)
+    for log, args in zip(logs, parsed, strict=True):
         touched.add(log.name, args)
+        charity_id, campaign_id, sender = scopes.of(log, args)
         events.append(
             {
                 "deployment_id": deployment_id,
@@ -148,7 +207,9 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
                 "log_index": log.log_index,
                 "name": log.name,
                 "args": _json(args),
-                "sender": args.get("operator") or args.get("registrar"),
+                "sender": sender,
+                "charity_id": charity_id,
+                "campaign_id": campaign_id,
             }
         )
         origin = _origin(log)
