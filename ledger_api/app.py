@@ -104,6 +104,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
+    from ledger_api.audit.routes import router as audit
     from ledger_api.campaigns.routes import router as campaigns
     from ledger_api.charities.routes import router as charities
     from ledger_api.disbursements.routes import router as disbursements
@@ -112,7 +113,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     from ledger_api.keys.routes import router as keys
     from ledger_api.transactions.routes import router as transactions
 
-    for router in (keys, charities, campaigns, donations, disbursements, evidence, transactions):
+    for router in (keys, charities, campaigns, donations, disbursements, evidence, transactions, audit):
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"])

@@ -230,6 +230,15 @@ def index(
         lock.release()
 
 
+def _read_commands() -> None:
+    from ledger_api import client_cli
+
+    client_cli.install(app)
+
+
+_read_commands()
+
+
 def main() -> None:
     app()
 

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # How long a write waits for its transaction to be mined before answering 504
     # (the transaction stays queued and is tracked; GET /v1/transactions/{id}).
     write_timeout: float = Field(default=30.0, gt=0)
+    # Default thresholds of GET /v1/audit/anomalies (each can be given per request).
+    anomaly_evidence_days: int = Field(default=30, ge=0)
+    anomaly_recipient_share: float = Field(default=0.5, gt=0, le=1)
+    anomaly_large_share: float = Field(default=0.25, gt=0, le=1)
+    anomaly_pending_minutes: int = Field(default=30, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

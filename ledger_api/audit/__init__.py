@@ -1,0 +1,1 @@
+"""Regulators: the audit trail, reconciliation against the chain, anomaly reports and exports."""

@@ -1,0 +1,328 @@
+"""Anomaly reports: patterns a regulator should look at, each with the records that show
+it and their chain references. Thresholds are parameters of the request (with defaults
+from the settings), because what counts as unusual differs between charities.
+
+- `missing_evidence`: a disbursement with no evidence document after `evidence_days`.
+- `recipient_concentration`: a campaign paying more than `recipient_share` of its
+  disbursed total to one recipient.
+- `refund_after_allocation`: a donation refunded after part of it had already been
+  allocated to a disbursement.
+- `not_finalized`: a transaction the service signed that is still unmined after
+  `pending_minutes`, one that failed on chain, one that was mined but is no longer in the
+  chain (dropped by a reorg), or mirrored records still not final after `pending_minutes`.
+- `large_disbursement`: a disbursement above `large_share` of its campaign's receipts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Select, and_, func, select, tuple_
+
+from indexer import models as im
+from ledger_api.app import Runtime
+from ledger_api.audit.scope import Scope
+from ledger_api.core import ids
+from ledger_api.core.models import ChainTransaction
+from ledger_api.core.proofs import ChainView, block_info, chain_view, iso, proof
+
+KINDS = (
+    "missing_evidence",
+    "recipient_concentration",
+    "refund_after_allocation",
+    "not_finalized",
+    "large_disbursement",
+)
+C, D, B, A, R = im.Campaign, im.Donation, im.Disbursement, im.Allocation, im.Refund
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    evidence_days: int = 30
+    recipient_share: float = 0.5
+    large_share: float = 0.25
+    pending_minutes: int = 30
+
+
+def _campaigns(runtime: Runtime, scope: Scope) -> Select[Any]:
+    query = select(C.campaign_id).where(C.deployment_id == runtime.deployment_id)
+    if scope.campaign_id is not None:
+        return query.where(C.campaign_id == scope.campaign_id)
+    if scope.charity_id is not None:
+        return query.where(C.charity_id == scope.charity_id)
+    return query
+
+
+def anomalies(runtime: Runtime, scope: Scope, limits: Thresholds, limit: int) -> dict[str, Any]:
+    now = int(time.time())
+    found: list[dict[str, Any]] = []
+    with runtime.engine.connect() as connection:
+        view = chain_view(runtime, connection)
+        campaigns = _campaigns(runtime, scope)
+        found += _missing_evidence(runtime, connection, campaigns, now - limits.evidence_days * 86400)
+        found += _concentration(runtime, connection, campaigns, limits.recipient_share)
+        found += _refund_after_allocation(runtime, connection, campaigns)
+        found += _large(runtime, connection, campaigns, limits.large_share)
+        found += _not_finalized(runtime, connection, scope, view, now - limits.pending_minutes * 60)
+        blocks = block_info(runtime, connection, {f["_row"].block_number for f in found if "_row" in f})
+        names = {
+            campaign: charity
+            for campaign, charity in connection.execute(
+                select(C.campaign_id, C.charity_id).where(C.deployment_id == runtime.deployment_id)
+            )
+        }
+    found.sort(key=lambda f: (f["_order"], f["kind"]))
+    items = []
+    for f in found[:limit]:
+        row = f.pop("_row", None)
+        f.pop("_order")
+        campaign = f.get("campaign_id")
+        if campaign is not None:
+            f["charity_id"] = ids.from_bytes32(names[campaign]) if campaign in names else None
+            f["campaign_id"] = ids.from_bytes32(campaign)
+        if row is not None:
+            f["proof"] = proof(view, blocks, row)
+        items.append(f)
+    counts: dict[str, int] = defaultdict(int)
+    for f in found:
+        counts[f["kind"]] += 1
+    return {
+        "scope": scope.describe(),
+        "thresholds": limits.__dict__,
+        "checked_at": {"block_number": view.indexed_block, "finalized_block": view.finalized_block},
+        "counts": {kind: counts.get(kind, 0) for kind in KINDS},
+        "items": items,
+        "truncated": len(found) > limit,
+    }
+
+
+def _timed(statement: Any, model: Any) -> Select[Any]:
+    return statement.join(
+        im.Block, and_(im.Block.deployment_id == model.deployment_id, im.Block.number == model.block_number)
+    )
+
+
+def _missing_evidence(
+    runtime: Runtime, connection: Connection, campaigns: Select[Any], before: int
+) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        _timed(select(B, im.Block.timestamp), B).where(
+            B.deployment_id == runtime.deployment_id,
+            B.campaign_id.in_(campaigns),
+            B.evidence_count == 0,
+            im.Block.timestamp <= before,
+        )
+    ).all()
+    return [
+        {
+            "kind": "missing_evidence",
+            "campaign_id": r.campaign_id,
+            "record": {"kind": "disbursement", "id": ids.from_bytes32(r.disbursement_id)},
+            "detail": f"disbursement of {r.amount} to {r.recipient!r} has no evidence document "
+            f"{(int(time.time()) - r.timestamp) // 86400} days after it was recorded",
+            "amount": r.amount,
+            "_row": r,
+            "_order": (r.block_number, r.log_index),
+        }
+        for r in rows
+    ]
+
+
+def _concentration(
+    runtime: Runtime, connection: Connection, campaigns: Select[Any], share: float
+) -> list[dict[str, Any]]:
+    per_recipient = connection.execute(
+        select(B.campaign_id, B.recipient, func.sum(B.amount), func.count())
+        .where(B.deployment_id == runtime.deployment_id, B.campaign_id.in_(campaigns))
+        .group_by(B.campaign_id, B.recipient)
+    ).all()
+    totals: dict[str, int] = defaultdict(int)
+    for campaign, _, amount, _ in per_recipient:
+        totals[campaign] += int(amount)
+    found = []
+    for campaign, recipient, amount, count in per_recipient:
+        amount = int(amount)
+        if totals[campaign] and amount / totals[campaign] > share:
+            found.append(
+                {
+                    "kind": "recipient_concentration",
+                    "campaign_id": campaign,
+                    "record": {"kind": "recipient", "id": recipient},
+                    "detail": f"{amount / totals[campaign]:.1%} of the campaign's disbursed total "
+                    f"({amount} of {totals[campaign]}, {count} disbursements) went to one recipient",
+                    "amount": amount,
+                    "share": round(amount / totals[campaign], 4),
+                    "_order": (-1, 0),
+                }
+            )
+    return found
+
+
+def _refund_after_allocation(
+    runtime: Runtime, connection: Connection, campaigns: Select[Any]
+) -> list[dict[str, Any]]:
+    first_allocation = (
+        select(A.donation_id, func.min(A.block_number).label("block_number"))
+        .where(A.deployment_id == runtime.deployment_id)
+        .group_by(A.donation_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(R, first_allocation.c.block_number.label("allocated_in"))
+        .join(first_allocation, first_allocation.c.donation_id == R.donation_id)
+        .where(
+            R.deployment_id == runtime.deployment_id,
+            R.campaign_id.in_(campaigns),
+            R.block_number >= first_allocation.c.block_number,
+        )
+    ).all()
+    found = []
+    for r in rows:
+        # Same block: only a refund logged after the allocation counts.
+        if r.block_number == r.allocated_in and not _after_allocation(runtime, connection, r):
+            continue
+        found.append(
+            {
+                "kind": "refund_after_allocation",
+                "campaign_id": r.campaign_id,
+                "record": {"kind": "refund", "id": ids.from_bytes32(r.refund_id)},
+                "donation_id": ids.from_bytes32(r.donation_id),
+                "detail": f"refund of {r.amount} ({r.reason!r}) after the donation was already "
+                f"allocated to a disbursement (first in block {r.allocated_in})",
+                "amount": r.amount,
+                "_row": r,
+                "_order": (r.block_number, r.log_index),
+            }
+        )
+    return found
+
+
+def _after_allocation(runtime: Runtime, connection: Connection, refund: Any) -> bool:
+    earlier = connection.execute(
+        select(func.count()).where(
+            A.deployment_id == runtime.deployment_id,
+            A.donation_id == refund.donation_id,
+            tuple_(A.block_number, A.log_index) < tuple_(refund.block_number, refund.log_index),
+        )
+    ).scalar_one()
+    return bool(earlier)
+
+
+def _large(
+    runtime: Runtime, connection: Connection, campaigns: Select[Any], share: float
+) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(B, C.received)
+        .join(C, and_(C.deployment_id == B.deployment_id, C.campaign_id == B.campaign_id))
+        .where(B.deployment_id == runtime.deployment_id, B.campaign_id.in_(campaigns))
+    ).all()
+    return [
+        {
+            "kind": "large_disbursement",
+            "campaign_id": r.campaign_id,
+            "record": {"kind": "disbursement", "id": ids.from_bytes32(r.disbursement_id)},
+            "detail": f"disbursement of {r.amount} to {r.recipient!r} is {r.amount / r.received:.1%} "
+            f"of everything the campaign received ({r.received})",
+            "amount": r.amount,
+            "share": round(r.amount / r.received, 4),
+            "_row": r,
+            "_order": (r.block_number, r.log_index),
+        }
+        for r in rows
+        if r.received and r.amount / r.received > share
+    ]
+
+
+def _not_finalized(
+    runtime: Runtime, connection: Connection, scope: Scope, view: ChainView, before: int
+) -> list[dict[str, Any]]:
+    T = ChainTransaction
+    query = select(T).where(T.chain_id == runtime.deployment.chain_id)
+    if scope.charity_id is not None:
+        query = query.where(T.charity_id == scope.charity_id)
+    cutoff = datetime.fromtimestamp(before, UTC)
+    found = []
+    for t in connection.execute(
+        query.where(
+            (T.status == "failed")
+            | (T.status.in_(["signed", "sent"]) & (T.created_at < cutoff))
+            | ((T.status == "mined") & (T.block_number <= view.finalized_block))
+        )
+    ).all():
+        if t.status == "mined":
+            continue  # checked below, against the mirror
+        records = orjson.loads(t.records)
+        if scope.campaign_id is not None and ids.from_bytes32(scope.campaign_id) not in records.get(
+            "ids", []
+        ):
+            continue
+        found.append(
+            _transaction_finding(t, records, "failed on chain" if t.status == "failed" else "unmined")
+        )
+    # Mined transactions at or below the finalized height must have their events in the
+    # mirror; one that has none was dropped by a reorg and never mined again.
+    mined = connection.execute(
+        query.where(
+            T.status == "mined",
+            T.block_number <= view.finalized_block,
+            ~select(im.Event.id)
+            .where(im.Event.deployment_id == runtime.deployment_id, im.Event.tx_hash == T.tx_hash)
+            .exists(),
+        )
+    ).all()
+    for t in mined:
+        records = orjson.loads(t.records)
+        if scope.campaign_id is not None and ids.from_bytes32(scope.campaign_id) not in records.get(
+            "ids", []
+        ):
+            continue
+        found.append(_transaction_finding(t, records, "mined, then dropped from the chain"))
+    stalled = connection.execute(
+        scoped_events(runtime, scope)
+        .where(im.Event.block_number > view.finalized_block, im.Block.timestamp < before)
+        .limit(1000)
+    ).all()
+    for e in stalled:
+        found.append(
+            {
+                "kind": "not_finalized",
+                "campaign_id": e.campaign_id,
+                "record": {"kind": "event", "id": f"{e.block_number}:{e.log_index}", "event": e.name},
+                "detail": f"recorded at {iso(e.timestamp)} and still not final (finalized height "
+                f"{view.finalized_block})",
+                "_row": e,
+                "_order": (e.block_number, e.log_index),
+            }
+        )
+    return found
+
+
+def scoped_events(runtime: Runtime, scope: Scope) -> Select[Any]:
+    E = im.Event
+    query = _timed(
+        select(E.block_number, E.log_index, E.tx_hash, E.name, E.campaign_id, im.Block.timestamp), E
+    ).where(E.deployment_id == runtime.deployment_id)
+    if scope.campaign_id is not None:
+        return query.where(E.campaign_id == scope.campaign_id)
+    if scope.charity_id is not None:
+        return query.where(E.charity_id == scope.charity_id)
+    return query
+
+
+def _transaction_finding(t: Any, records: dict[str, Any], state: str) -> dict[str, Any]:
+    created = t.created_at if t.created_at.tzinfo else t.created_at.replace(tzinfo=UTC)
+    age = datetime.now(UTC) - created
+    return {
+        "kind": "not_finalized",
+        "campaign_id": None,
+        "record": {"kind": records.get("kind"), "ids": records.get("ids", [])},
+        "transaction": {"id": t.id, "tx_hash": t.tx_hash, "status": t.status, "function": t.function},
+        "detail": f"transaction {state} ({t.error or 'no error recorded'}), signed "
+        f"{age // timedelta(minutes=1)} minutes ago",
+        "_order": (t.block_number or 2**62, 0),
+    }

@@ -1,0 +1,261 @@
+"""Exports of a charity's or a campaign's ledger (or the whole deployment's): CSV and
+JSON of the full audit trail, and IATI 2.03 activity XML (one activity per campaign).
+
+Every export streams: rows are read from the database in slices and written out as
+they come, so an export of millions of records never holds the ledger in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, select
+
+from indexer import models as im
+from ledger_api.app import Runtime
+from ledger_api.audit import iati, trail
+from ledger_api.audit.scope import Scope
+from ledger_api.core import ids
+from ledger_api.core.errors import NotFound
+from ledger_api.core.proofs import chain_view
+
+FORMATS = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "json": ("application/json", "json"),
+    "iati": ("application/xml", "xml"),
+}
+CSV_COLUMNS = (
+    "block_number",
+    "log_index",
+    "kind",
+    "charity_id",
+    "campaign_id",
+    "record_id",
+    "related_id",
+    "amount",
+    "currency",
+    "recipient",
+    "purpose",
+    "reason",
+    "document_hash",
+    "sender",
+    "tx_hash",
+    "block_hash",
+    "recorded_at",
+    "final",
+    "data",
+)
+# The record an event is about, and the one it refers to, by event.
+_RECORD = {
+    "charity_registered": ("charity_id", None),
+    "operator_added": ("charity_id", "account"),
+    "operator_removed": ("charity_id", "account"),
+    "campaign_created": ("campaign_id", None),
+    "campaign_closed": ("campaign_id", None),
+    "donation_recorded": ("donation_id", None),
+    "donation_refunded": ("refund_id", "donation_id"),
+    "disbursement_recorded": ("disbursement_id", None),
+    "donation_allocated": ("disbursement_id", "donation_id"),
+    "evidence_anchored": ("disbursement_id", "document_hash"),
+    "correction_recorded": ("correction_id", "original_id"),
+}
+SLICE = 500  # entries per chunk written out
+
+
+def filename(scope: Scope, fmt: str) -> str:
+    described = scope.describe()
+    name = described["campaign_id"] or described["charity_id"] or "ledger"
+    return f"{name}.{FORMATS[fmt][1]}"
+
+
+def _currencies(runtime: Runtime) -> dict[str, str]:
+    with runtime.engine.connect() as connection:
+        return {
+            ids.from_bytes32(campaign): currency
+            for campaign, currency in connection.execute(
+                select(im.Campaign.campaign_id, im.Campaign.currency).where(
+                    im.Campaign.deployment_id == runtime.deployment_id
+                )
+            )
+        }
+
+
+def _entries(runtime: Runtime, scope: Scope) -> Iterator[dict[str, Any]]:
+    with runtime.engine.connect() as connection:
+        view = chain_view(runtime, connection)
+        yield from trail.stream(connection, view, trail.statement(runtime, scope))
+
+
+def csv_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
+    currencies = _currencies(runtime)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")  # so spreadsheet programs read the UTF-8 (Chinese names) right
+    writer.writerow(CSV_COLUMNS)
+    for n, entry in enumerate(_entries(runtime, scope), start=1):
+        data, proof = entry["data"], entry["proof"]
+        record, related = _RECORD[entry["kind"]]
+        writer.writerow(
+            (
+                proof["block_number"],
+                proof["log_index"],
+                entry["kind"],
+                entry["charity_id"] or "",
+                entry["campaign_id"] or "",
+                data.get(record) or "",
+                data.get(related) if related else "",
+                data.get("amount", ""),
+                currencies.get(entry["campaign_id"] or "", "") if "amount" in data else "",
+                data.get("recipient", ""),
+                data.get("purpose", ""),
+                data.get("reason", ""),
+                data.get("document_hash", ""),
+                entry["sender"] or "",
+                proof["tx_hash"],
+                proof["block_hash"],
+                proof["recorded_at"] or "",
+                "true" if proof["final"] else "false",
+                orjson.dumps(data).decode(),
+            )
+        )
+        if n % SLICE == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def json_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
+    with runtime.engine.connect() as connection:
+        view = chain_view(runtime, connection)
+    head = {
+        "scope": scope.describe(),
+        "generated_at": datetime.now(UTC).isoformat(),
+        "chain": {
+            "chain_id": view.chain_id,
+            "contract": view.contract,
+            "indexed_block": view.indexed_block,
+            "finalized_block": view.finalized_block,
+        },
+    }
+    yield orjson.dumps(head)[:-1] + b',"entries":['
+    chunk: list[bytes] = []
+    count = 0
+    for entry in _entries(runtime, scope):
+        chunk.append(orjson.dumps(entry))
+        count += 1
+        if len(chunk) == SLICE:
+            yield (b"," if count > SLICE else b"") + b",".join(chunk)
+            chunk = []
+    if chunk:
+        yield (b"," if count > len(chunk) else b"") + b",".join(chunk)
+    yield b'],"count":' + str(count).encode() + b"}"
+
+
+def _transactions(runtime: Runtime, campaign_hex: str) -> Iterator[iati.Transaction]:
+    E = im.Event
+    query = (
+        select(E.name, E.args, E.tx_hash, E.block_number, im.Block.timestamp)
+        .join(im.Block, and_(im.Block.deployment_id == E.deployment_id, im.Block.number == E.block_number))
+        .where(
+            E.deployment_id == runtime.deployment_id,
+            E.campaign_id == campaign_hex,
+            E.name.in_(["DonationRecorded", "DonationRefunded", "DisbursementRecorded"]),
+        )
+        .order_by(E.block_number, E.log_index)
+        .execution_options(yield_per=2000)
+    )
+    with runtime.engine.connect() as connection:
+        finalized = chain_view(runtime, connection).finalized_block
+        for name, raw, tx_hash, block_number, ts in connection.execute(query):
+            args = orjson.loads(raw)
+            date = datetime.fromtimestamp(ts, UTC)
+            final = block_number <= finalized
+            if name == "DonationRecorded":
+                yield iati.Transaction(
+                    "donation",
+                    ids.from_bytes32(args["donationId"]),
+                    args["amount"],
+                    date,
+                    tx_hash,
+                    final=final,
+                )
+            elif name == "DonationRefunded":
+                yield iati.Transaction(
+                    "refund", ids.from_bytes32(args["refundId"]), args["amount"], date, tx_hash, final=final
+                )
+            else:
+                yield iati.Transaction(
+                    "disbursement",
+                    ids.from_bytes32(args["disbursementId"]),
+                    args["amount"],
+                    date,
+                    tx_hash,
+                    receiver=args["recipient"],
+                    purpose=args["purpose"],
+                    final=final,
+                )
+
+
+def iati_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
+    """Campaigns are read before the first byte (an IATI document needs at least one
+    activity: a scope without campaigns is a 404, not a broken stream)."""
+    C, CH = im.Campaign, im.Charity
+    query = (
+        select(C, CH.name.label("charity_name"), im.Block.timestamp)
+        .join(CH, and_(CH.deployment_id == C.deployment_id, CH.charity_id == C.charity_id))
+        .join(im.Block, and_(im.Block.deployment_id == C.deployment_id, im.Block.number == C.block_number))
+        .where(C.deployment_id == runtime.deployment_id)
+        .order_by(C.block_number, C.log_index)
+    )
+    if scope.campaign_id is not None:
+        query = query.where(C.campaign_id == scope.campaign_id)
+    elif scope.charity_id is not None:
+        query = query.where(C.charity_id == scope.charity_id)
+    with runtime.engine.connect() as connection:
+        campaigns = connection.execute(query).all()  # one row per campaign: small
+        closing = {
+            number: ts
+            for number, ts in connection.execute(
+                select(im.Block.number, im.Block.timestamp).where(
+                    im.Block.deployment_id == runtime.deployment_id,
+                    im.Block.number.in_([c.closed_block for c in campaigns if c.closed_block is not None]),
+                )
+            )
+        }
+    if not campaigns:
+        raise NotFound("no campaigns in this scope: an IATI export holds one activity per campaign")
+    chain_id, contract = runtime.deployment.chain_id, runtime.deployment.address
+
+    def activities() -> Iterator[tuple[iati.Activity, Iterator[iati.Transaction]]]:
+        for c in campaigns:
+            charity = ids.from_bytes32(c.charity_id)
+            closed = closing.get(c.closed_block) if c.closed_block is not None else None
+            activity = iati.Activity(
+                identifier=ids.from_bytes32(c.campaign_id),
+                title=c.name,
+                currency=c.currency,
+                reporting_org=iati.Organisation(iati.organisation_ref(chain_id, charity), c.charity_name),
+                created=datetime.fromtimestamp(c.timestamp, UTC),
+                closed=datetime.fromtimestamp(closed, UTC) if closed is not None else None,
+                goal=int(c.goal),
+                chain_id=chain_id,
+                contract=contract,
+                tx_hash=c.tx_hash,
+            )
+            yield activity, _transactions(runtime, c.campaign_id)
+
+    return iati.activities_xml(activities(), datetime.now(UTC))
+
+
+def export(runtime: Runtime, scope: Scope, fmt: str) -> Iterator[bytes]:
+    if fmt == "csv":
+        return csv_export(runtime, scope)
+    if fmt == "json":
+        return json_export(runtime, scope)
+    return iati_export(runtime, scope)

@@ -1,0 +1,82 @@
+"""Who may audit what, and the scope of an audit request.
+
+Auditor and admin keys see every charity; a charity key sees only its own, and asking
+for another charity's (or one of its campaigns') non-public records answers 404, as if
+they did not exist. The anonymous public gets 401: the audit views show operator
+accounts, donor commitments and record metadata that the public pages leave out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import Connection, select
+
+from indexer import models as im
+from ledger_api.app import Runtime
+from ledger_api.core import ids
+from ledger_api.core.errors import Forbidden, NotFound
+from ledger_api.core.security import CurrentPrincipal, Principal
+
+
+def _auditor(principal: CurrentPrincipal) -> Principal:
+    if principal.role not in ("auditor", "admin", "charity"):
+        raise Forbidden("audit views need an auditor, admin or charity key")
+    return principal
+
+
+AuditPrincipal = Annotated[Principal, Depends(_auditor)]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an audit request covers: one campaign, one charity, or (charity None) all."""
+
+    charity_id: str | None = None  # 0x hex
+    campaign_id: str | None = None  # 0x hex
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "charity_id": ids.from_bytes32(self.charity_id) if self.charity_id else None,
+            "campaign_id": ids.from_bytes32(self.campaign_id) if self.campaign_id else None,
+        }
+
+
+def resolve(
+    runtime: Runtime,
+    connection: Connection,
+    principal: Principal,
+    charity_id: str | None,
+    campaign_id: str | None,
+) -> Scope:
+    """The scope of a request, checked against the caller: unknown IDs and other
+    charities' records are 404; a charity key with no filter gets its own charity."""
+    charity_hex = ids.to_hex(charity_id, "charity") if charity_id else None
+    campaign_hex = ids.to_hex(campaign_id, "campaign") if campaign_id else None
+    if campaign_hex is not None:
+        owner = connection.execute(
+            select(im.Campaign.charity_id).where(
+                im.Campaign.deployment_id == runtime.deployment_id, im.Campaign.campaign_id == campaign_hex
+            )
+        ).scalar_one_or_none()
+        if owner is None or (charity_hex is not None and owner != charity_hex):
+            raise NotFound("campaign not found (or not mirrored yet)")
+        charity_hex = owner
+    if charity_hex is not None:
+        known = connection.execute(
+            select(im.Charity.charity_id).where(
+                im.Charity.deployment_id == runtime.deployment_id, im.Charity.charity_id == charity_hex
+            )
+        ).scalar_one_or_none()
+        if known is None:
+            raise NotFound("charity not found (or not mirrored yet)")
+    if principal.role == "charity":
+        if charity_hex is None:
+            charity_hex = principal.charity_id
+        elif charity_hex != principal.charity_id:
+            # The same answer as for an ID that does not exist: nothing given away.
+            what = "campaign" if campaign_hex else "charity"
+            raise NotFound(f"{what} not found (or not mirrored yet)")
+    return Scope(charity_hex, campaign_hex)
