@@ -476,3 +476,25 @@ def test_the_command_line_traces_reconciles_and_exports(
     dirty = runner.invoke(app, ["reconcile", *auditor])
     assert dirty.exit_code == 1, dirty.output
     assert "DIFFERENCE" in dirty.output and "received" in dirty.output
+
+
+def test_reconciliation_on_the_embedded_chain(embedded_service: Service) -> None:
+    """The embedded eth-tester chain has no HTTP endpoint: logs and view calls go through
+    the web3 provider instead of raw JSON-RPC batches."""
+    service = embedded_service
+    charity, key = service.charity()
+    campaign = service.campaign(charity, key)
+    donation = service.donate(campaign, key, 2_500)
+    wait_for_mirror(service)
+    auditor = _ok(service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"}))["key"]
+    clean = _ok(service.get("/v1/audit/reconciliation", auditor))
+    assert clean["clean"] is True, clean["differences"]
+    assert clean["views_checked"] == {"campaigns": 1, "donations": 1, "disbursements": 0}
+    with service.runtime.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE donations SET amount = 2400 WHERE donation_id = :d"),
+            {"d": ids.to_hex(donation["id"])},
+        )
+    dirty = _ok(service.get("/v1/audit/reconciliation", auditor, params={"campaign_id": campaign}))
+    fields = {(d["check"], d.get("field")) for d in dirty["differences"]}
+    assert ("records", "amount") in fields and ("view", "amount") in fields

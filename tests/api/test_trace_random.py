@@ -9,7 +9,7 @@ import random
 import pytest
 
 from tests.api.checks import campaign_view, donation_view, wait_for_mirror
-from tests.api.service import Service
+from tests.api.service import ADMIN_KEY, Service
 
 pytestmark = pytest.mark.anvil
 
@@ -89,3 +89,8 @@ def test_traces_and_totals_agree_with_the_contract(service: Service, seed: int) 
             "disbursement_count",
         ):
             assert body[field] == view[field], (campaign, field)
+    # And the service's own reconciliation agrees: every record and total matches the chain.
+    auditor = service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"}).json()["key"]
+    reconciled = service.get("/v1/audit/reconciliation", auditor).json()
+    assert reconciled["clean"] is True, reconciled["differences"]
+    assert reconciled["views_checked"]["donations"] == len(donations)
