@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Installs what the project needs, only when it is missing or stale:
 #   .venv/          Python 3.11+ virtual environment, pinned by constraints.txt
-#   node_modules/   solc (solcjs), OpenZeppelin Contracts and anvil, from package-lock.json
-#                   (only with --node: the service itself needs no node at run time)
+#   node_modules/   solc (solcjs), OpenZeppelin Contracts, anvil and axe-core, from
+#                   package-lock.json (only with --node: the service needs no node at run time)
+#   /usr/bin/chromium  Debian's Chromium and CJK fonts for the browser tests (only with
+#                   --browser; installed with apt-get when running as root or with sudo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_node=0
-[ "${1:-}" = "--node" ] && with_node=1
+with_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --node) with_node=1 ;;
+    --browser) with_browser=1 ;;
+    *) echo "bootstrap: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 python=""
 for candidate in "${PYTHON:-}" python3.11 python3.12 python3.13 python3; do
@@ -47,5 +56,17 @@ if [ "$with_node" = 1 ]; then
     echo "bootstrap: npm ci (solc, OpenZeppelin, anvil)" >&2
     npm ci --no-audit --no-fund --loglevel=error
     echo "$want" > node_modules/.ledger-installed
+  fi
+fi
+
+if [ "$with_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$sudo" ] || $sudo true 2>/dev/null; }; then
+    echo "bootstrap: apt-get install chromium (browser tests)" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+  else
+    echo "bootstrap: no /usr/bin/chromium and no way to install it; browser tests will be skipped" >&2
   fi
 fi
