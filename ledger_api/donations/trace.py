@@ -55,21 +55,24 @@ def trace(runtime: Runtime, donation_id: str) -> dict[str, Any]:
     D, C, A, B, R, CH = im.Donation, im.Campaign, im.Allocation, im.Disbursement, im.Refund, im.Charity
     dep = runtime.deployment_id
     with runtime.engine.connect() as connection:
-        donation = connection.execute(
-            select(D).where(D.deployment_id == dep, D.donation_id == donation_hex)
+        # The donation with its campaign and charity, in one round trip.
+        row = connection.execute(
+            select(
+                D,
+                C.name.label("campaign_name"),
+                C.currency,
+                C.charity_id,
+                CH.name.label("charity_name"),
+            )
+            .join(C, (C.deployment_id == D.deployment_id) & (C.campaign_id == D.campaign_id))
+            .join(CH, (CH.deployment_id == C.deployment_id) & (CH.charity_id == C.charity_id))
+            .where(D.deployment_id == dep, D.donation_id == donation_hex)
         ).one_or_none()
-        if donation is None:
+        if row is None:
             raise NotFound("donation not found (or not mirrored yet)")
-        campaign = connection.execute(
-            select(C.campaign_id, C.name, C.currency, C.charity_id).where(
-                C.deployment_id == dep, C.campaign_id == donation.campaign_id
-            )
-        ).one()
-        charity = connection.execute(
-            select(CH.charity_id, CH.name).where(
-                CH.deployment_id == dep, CH.charity_id == campaign.charity_id
-            )
-        ).one()
+        donation = row
+        campaign = SimpleNamespace(campaign_id=row.campaign_id, name=row.campaign_name, currency=row.currency)
+        charity = SimpleNamespace(charity_id=row.charity_id, name=row.charity_name)
         allocations = connection.execute(
             select(
                 A.amount,
