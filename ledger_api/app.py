@@ -115,6 +115,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     for router in (keys, charities, campaigns, donations, disbursements, evidence, transactions, audit):
         app.include_router(router)
+    from ledger_api.pages import install as install_pages
+
+    install_pages(app)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:

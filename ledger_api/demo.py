@@ -151,4 +151,5 @@ def load_demo(runtime: Runtime, echo: Callable[[str], Any] = print, seed: int = 
         echo(f"  {charity['name']}  {charity['id']}  charity key: {charity['key']}")
     sample = made["donations"][0]
     echo(f"  a donation to trace: {sample['id']}  (receipt secret {sample['receipt_secret']})")
+    echo(f"    paste it into the home page's search box, or open /donations/{sample['id']}")
     return made

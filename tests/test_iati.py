@@ -17,10 +17,10 @@ from ledger_api.audit.iati import (
     Organisation,
     Transaction,
     activities_xml,
-    major_units,
     organisation_ref,
     validate,
 )
+from ledger_api.core.formats import major_units
 
 CHAIN_ID = 31337
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

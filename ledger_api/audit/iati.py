@@ -59,10 +59,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iso4217 import Currency
 from lxml import etree
 
 from ledger_api.core import ids
+from ledger_api.core.formats import major_units, xml_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT.parent / "shared" / "iati-schemas" / "iati-activities-schema.xsd"
@@ -84,12 +84,10 @@ TX_INCOMING_FUNDS = "1"
 TX_DISBURSEMENT = "3"
 ANONYMOUS_DONOR = "Donor (anonymous; identity committed on chain)"
 CHUNK_TRANSACTIONS = 500
-DEFAULT_EXPONENT = 2
 
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 _XML_LANG = f"{{{XML_NS}}}lang"
 # Everything outside XML 1.0's Char production (tab, LF and CR are allowed).
-_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ID_PART = re.compile(r"^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$")
 _KINDS = ("donation", "refund", "disbursement")
 
@@ -142,33 +140,6 @@ def organisation_ref(chain_id: int, charity_readable_id: str) -> str:
         raise ValueError(f"a chain ID is a positive integer, not {chain_id!r}")
     canonical = ids.from_bytes32(ids.to_bytes32(charity_readable_id.strip(), "charity"))
     return f"{ORG_PREFIX}-{chain_id}-{canonical}"
-
-
-def minor_unit_exponent(currency: str) -> int:
-    """The ISO 4217 exponent of a currency (CNY 2, JPY 0, BHD 3); 2 when the code is
-    unknown or has no minor unit (e.g. XAU)."""
-    try:
-        exponent = Currency(currency.strip().upper()).exponent
-    except ValueError:
-        return DEFAULT_EXPONENT
-    return DEFAULT_EXPONENT if exponent is None else exponent
-
-
-def major_units(amount: int, currency: str) -> str:
-    """An integer amount in minor units as an exact decimal string in major units:
-    (12345, "CNY") -> "123.45", (1500, "JPY") -> "1500", (-1200, "USD") -> "-12.00"."""
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise TypeError(f"amounts are integers in minor units, not {type(amount).__name__}")
-    exponent = minor_unit_exponent(currency)
-    sign = "-" if amount < 0 else ""
-    whole, fraction = divmod(abs(amount), 10**exponent)
-    return f"{sign}{whole}.{fraction:0{exponent}d}" if exponent else f"{sign}{whole}"
-
-
-def xml_text(value: str) -> str:
-    """`value` without the characters XML 1.0 cannot carry (control characters, lone
-    surrogates, U+FFFE, U+FFFF); everything else is kept (lxml escapes it)."""
-    return _NOT_XML_CHAR.sub("", value)
 
 
 def _utc(moment: datetime) -> datetime:

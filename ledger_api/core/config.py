@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     anomaly_recipient_share: float = Field(default=0.5, gt=0, le=1)
     anomaly_large_share: float = Field(default=0.25, gt=0, le=1)
     anomaly_pending_minutes: int = Field(default=30, ge=1)
+    # The address the public reaches the pages at, for the links printed on receipts (their
+    # QR codes); unset: the address of the request (behind a proxy, set this).
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

@@ -1,0 +1,475 @@
+"""The public pages: server-rendered HTML (Jinja2), no JavaScript, in Chinese or English.
+
+They read through the same read services as the JSON API (`/v1/...`), so a page and the
+JSON answer for the same ID always agree. A page never shows a donor commitment, an
+operator account or anything else personal; the receipt secret is shown only on the
+receipt a charity prints by POSTing it (and that answer is never cached).
+
+Errors are pages too: an unknown ID is a 404 page, a malformed one a 422 page, anything
+unexpected a 500 page (logged), each in the reader's language. The app's problem+json
+handlers are for the JSON API and are not involved: `PageRoute` turns every failure of a
+page route into HTML before it reaches them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+import jinja2
+import qrcode
+import qrcode.image.svg
+from fastapi import APIRouter, FastAPI, Form, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from lxml import etree
+from markupsafe import Markup
+
+from ledger_api.app import Runtime
+from ledger_api.campaigns import reads as campaigns
+from ledger_api.charities import reads as charities
+from ledger_api.core import ids
+from ledger_api.core.deps import RuntimeDep
+from ledger_api.core.errors import InvalidRequest, NotFound
+from ledger_api.core.formats import xml_text
+from ledger_api.disbursements.reads import funding
+from ledger_api.donations.trace import trace
+from ledger_api.pages import svg
+from ledger_api.pages.i18n import COOKIE, Reader, reader_for
+
+log = logging.getLogger("ledger_api.pages")
+
+HERE = Path(__file__).resolve().parent
+SECRET = re.compile(r"^0x[0-9a-fA-F]{64}$")
+PAGE_SIZE = 50
+HOME_CHARITIES = 50
+HOME_CAMPAIGNS = 200
+FUNDING_SHOWN = 200
+COOKIE_AGE = 365 * 24 * 3600
+# No script, no external resource, no framing: the pages need none of them.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Vary": "Accept-Language, Cookie",
+}
+
+
+def _printable(value: Any) -> Any:
+    """Every value a template prints, without the control characters text from the chain
+    may hold (markup built here, like the diagrams, is already clean)."""
+    return value if isinstance(value, Markup) or not isinstance(value, str) else xml_text(value)
+
+
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    finalize=_printable,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class PageError(Exception):
+    """A page that cannot be shown: `status` 404 or 422, for a record of `kind` (and, for
+    a 404, the canonical ID that was asked for)."""
+
+    def __init__(self, status: int, kind: str, asked: str | None = None) -> None:
+        super().__init__(f"{status} {kind}")
+        self.status = status
+        self.kind = kind
+        self.asked = asked
+
+
+def render(
+    request: Request,
+    reader: Reader,
+    template: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    shared = {"search_error": None, "query": None}  # what the search form shows, on any page
+    body = templates.get_template(template).render(**{**shared, **context}, r=reader, t=reader.t)
+    response = HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+    response.headers["Content-Language"] = reader.lang
+    if reader.chosen is not None:  # ?lang= : remember the choice
+        response.set_cookie(COOKIE, reader.chosen, max_age=COOKIE_AGE, samesite="lax", httponly=True)
+    return response
+
+
+FALLBACK = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error</title></head>'
+    '<body><main><h1>Something went wrong</h1><p><a href="/">Home</a></p></main></body></html>'
+)
+
+
+def error_page(request: Request, status: int, kind: str = "page", asked: str | None = None) -> HTMLResponse:
+    """The error page in the reader's language; `asked` is the (canonical) ID not found."""
+    try:
+        reader = reader_for(request)
+        if status == 404:
+            heading, message = reader.t("error.not_found"), reader.t(f"error.not_found.{kind}")
+        elif status == 422:
+            heading, message = reader.t("error.invalid"), reader.t(f"error.invalid.{kind}")
+        else:
+            heading, message = reader.t("error.internal"), reader.t("error.internal_text")
+        hint = reader.t("error.hint") if status in (404, 422) and kind == "donation" else None
+        return render(
+            request, reader, "error.html", status, heading=heading, message=message, hint=hint, asked=asked
+        )
+    except Exception:  # the error page itself failed: still never a stack trace
+        log.exception("the error page for %s failed", request.url.path)
+        return HTMLResponse(FALLBACK, status_code=500, headers=SECURITY_HEADERS)
+
+
+class PageRoute(APIRoute):
+    """A route whose every failure is answered with an HTML page, in the reader's
+    language, never with a problem+json body or a stack trace."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PageError as exc:
+                return error_page(request, exc.status, exc.kind, exc.asked)
+            except RequestValidationError:
+                return error_page(request, 422, "form")
+            except Exception:
+                log.exception("page %s %s failed", request.method, request.url.path)
+                return error_page(request, 500)
+
+        return guarded
+
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the pages and their style sheet from `app` (call once, after the API routers)."""
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(router)
+
+
+def record_id(value: str, kind: str) -> str:
+    """The canonical form of a record ID of `kind` (any case, confusable letters and
+    0x hex accepted); a 422 page if it is not one."""
+    try:
+        return ids.from_bytes32(ids.to_bytes32(value.strip(), kind))
+    except ValueError:
+        raise PageError(422, kind) from None
+
+
+@contextmanager
+def reading(kind: str, asked: str | None = None) -> Iterator[None]:
+    """Read-service errors as pages: not found is 404, a bad cursor or filter 422."""
+    try:
+        yield
+    except NotFound:
+        raise PageError(404, kind, asked) from None
+    except InvalidRequest:
+        raise PageError(422, kind) from None
+
+
+def words(reader: Reader, currency: str, title: str, description: str) -> svg.Words:
+    return svg.Words(
+        money=lambda amount: reader.money(amount, currency),
+        title=title,
+        description=description,
+        this_donation=reader.t("flow.this_donation"),
+        other_disbursements=reader.t("flow.other_disbursements"),
+        other_donations=reader.t("flow.other_donations"),
+        refunded=reader.t("flow.refunded"),
+        unspent=reader.t("flow.unspent"),
+        channel=reader.channel,
+    )
+
+
+# ------------------------------------------------------------------ home and search
+
+
+def _home(
+    request: Request, runtime: Runtime, reader: Reader, cursor: str | None, **context: Any
+) -> HTMLResponse:
+    with reading("page"):
+        listed = charities.list_charities(runtime, HOME_CHARITIES, cursor)
+        # One read for every campaign on the page (not one per charity); when there are
+        # more than that, each charity links to its own page for the full list.
+        found = campaigns.list_campaigns(runtime, HOME_CAMPAIGNS, None, None, None, None)
+    campaigns_of: dict[str, list[dict[str, Any]]] = {}
+    for campaign in found["items"]:
+        campaigns_of.setdefault(campaign["charity_id"], []).append(campaign)
+    status = 422 if context.get("search_error") else 200
+    return render(
+        request,
+        reader,
+        "home.html",
+        status,
+        charities=listed,
+        campaigns_of=campaigns_of,
+        campaigns_cut=found["next"] is not None,
+        **context,
+    )
+
+
+@router.get("/", name="page_home")
+def home(
+    request: Request,
+    runtime: RuntimeDep,
+    charities_cursor: Annotated[str | None, Query(alias="charities", max_length=200)] = None,
+) -> HTMLResponse:
+    return _home(request, runtime, reader_for(request), charities_cursor)
+
+
+_PATH_ID = re.compile(r"/(donations|campaigns|charities|disbursements)/([^/?#\s]+)")
+_COMPACT = re.compile(r"^([A-Za-z]{2})([0-9A-Za-z]{16})$")
+_PAGES = {"DN": "donations", "CP": "campaigns", "CH": "charities", "DB": "disbursements"}
+_KINDS = {
+    "donations": "donation",
+    "campaigns": "campaign",
+    "charities": "charity",
+    "disbursements": "disbursement",
+}
+
+
+def searched_path(query: str) -> str | None:
+    """The page a search box entry names, or None. Takes a record ID in any case, with
+    or without its dashes (or with spaces for dashes), or a whole URL pasted from a QR
+    code (a page's or the JSON API's)."""
+    text = query.strip()
+    if not text or len(text) > 300:
+        return None
+    found = _PATH_ID.search(unquote(text)) if "/" in text else None
+    if found:
+        try:
+            return f"/{found.group(1)}/{record_id(found.group(2), _KINDS[found.group(1)])}"
+        except PageError:
+            return None
+    compact = re.sub(r"[\s_\-\u2010-\u2015]", "", text)  # any kind of dash
+    match = _COMPACT.match(compact)
+    if match:
+        prefix, body = match.group(1).upper(), match.group(2)
+        text = ids.canonical(prefix, body)
+    else:
+        prefix = "DN" if text.lower().startswith("0x") else ""  # a hex ID: taken for a donation's
+    if prefix not in _PAGES:
+        return None
+    page = _PAGES[prefix]
+    try:
+        return f"/{page}/{record_id(text, _KINDS[page])}"
+    except PageError:
+        return None
+
+
+@router.get("/search", name="page_search", response_model=None)
+def search(
+    request: Request, runtime: RuntimeDep, q: Annotated[str | None, Query(max_length=2000)] = None
+) -> Response:
+    """A donation ID (or a record ID of another kind, or a pasted trace URL) → its page.
+    Without a query (the language switch links here from a search's answer): the home page."""
+    reader = reader_for(request)
+    if q is None:
+        return _home(request, runtime, reader, None)
+    path = searched_path(q)
+    if path is not None:
+        return RedirectResponse(path, status_code=303)
+    message = reader.t("search.empty") if not q.strip() else reader.t("search.bad")
+    return _home(request, runtime, reader, None, search_error=message, query=q[:300])
+
+
+# ------------------------------------------------------------------ donations
+
+
+def _steps(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trace's records in chain order: the donation, each allocation, each refund."""
+    steps = [{"kind": "donation", "proof": d["proof"], "item": d}]
+    steps += [{"kind": "allocation", "proof": a["proof"], "item": a} for a in d["allocations"]]
+    steps += [{"kind": "refund", "proof": f["proof"], "item": f} for f in d["refunds"]]
+    return sorted(steps, key=lambda s: (s["proof"]["block_number"], s["proof"]["log_index"]))
+
+
+@router.get("/donations/{donation_id}", name="page_donation")
+def donation(request: Request, donation_id: str, runtime: RuntimeDep) -> HTMLResponse:
+    canonical = record_id(donation_id, "donation")
+    with reading("donation", canonical):
+        d = trace(runtime, canonical)
+    reader = reader_for(request)
+    c = d["currency"]
+    description = reader.t(
+        "flow.trace_desc",
+        amount=reader.money(d["amount"], c),
+        allocated=reader.money(d["allocated"], c),
+        n=reader.count(len({a["disbursement"]["id"] for a in d["allocations"]})),
+        refunded=reader.money(d["refunded"], c),
+        remaining=reader.money(d["remaining"], c),
+    )
+    diagram = svg.trace_diagram(d, words(reader, c, reader.t("flow.trace_title", id=d["id"]), description))
+    return render(request, reader, "donation.html", d=d, steps=_steps(d), diagram=Markup(diagram))
+
+
+def qr_svg(url: str, label: str) -> str:
+    """A QR code of `url` as inline SVG (qrcode's path image: no Pillow), with a <title>
+    and the test hooks `data-testid="qr"` and `data-url`."""
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M,
+        border=4,
+        image_factory=qrcode.image.svg.SvgPathImage,
+    )
+    code.add_data(url)
+    code.make(fit=True)
+    root = etree.fromstring(code.make_image().to_string())
+    for attribute in ("width", "height"):  # sized by the style sheet (in mm when printed)
+        root.attrib.pop(attribute, None)
+    for path in root:
+        path.attrib.pop("id", None)
+    root.set("class", "qr-code")
+    root.set("role", "img")
+    root.set("aria-labelledby", "qr-title")
+    root.set("data-testid", "qr")
+    root.set("data-url", url)
+    title = etree.Element("{http://www.w3.org/2000/svg}title", id="qr-title")
+    title.text = label
+    root.insert(0, title)
+    return str(etree.tostring(root, encoding="unicode"))
+
+
+def _receipt(
+    request: Request,
+    runtime: Runtime,
+    donation_id: str,
+    secret: str | None = None,
+    secret_error: bool = False,
+) -> HTMLResponse:
+    canonical = record_id(donation_id, "donation")
+    with reading("donation", canonical):
+        d = trace(runtime, canonical)
+    reader = reader_for(request)
+    public = runtime.settings.public_url
+    base = public.rstrip("/") if public else str(request.base_url).rstrip("/")
+    trace_url = f"{base}/donations/{d['id']}"
+    headers = (
+        {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} if secret or secret_error else {}
+    )
+    return render(
+        request,
+        reader,
+        "receipt.html",
+        422 if secret_error else 200,
+        headers,
+        d=d,
+        qr=Markup(qr_svg(trace_url, reader.t("receipt.qr_title", id=d["id"]))),
+        trace_url=trace_url,
+        home_url=f"{base}/",
+        secret=secret,
+        secret_error=reader.t("receipt.secret_invalid") if secret_error else None,
+    )
+
+
+@router.get("/donations/{donation_id}/receipt", name="page_receipt")
+def receipt(request: Request, donation_id: str, runtime: RuntimeDep) -> HTMLResponse:
+    """The public receipt: never any secret."""
+    return _receipt(request, runtime, donation_id)
+
+
+@router.post("/donations/{donation_id}/receipt", name="page_receipt_with_secret")
+def receipt_with_secret(
+    request: Request,
+    donation_id: str,
+    runtime: RuntimeDep,
+    receipt_secret: Annotated[str, Form(max_length=200)] = "",
+) -> HTMLResponse:
+    """The receipt a charity prints at the time of donation, with the donor's receipt
+    secret (from the form body: a secret never goes in a URL; the answer is not cached).
+    The secret cannot be checked here (that needs the donor reference too): it is only
+    checked to have the right shape."""
+    secret = receipt_secret.strip()
+    if not SECRET.match(secret):
+        return _receipt(request, runtime, donation_id, secret_error=True)
+    return _receipt(request, runtime, donation_id, secret="0x" + secret[2:].lower())
+
+
+# ------------------------------------------------------------------ campaigns, charities, disbursements
+
+
+@router.get("/campaigns/{campaign_id}", name="page_campaign")
+def campaign(
+    request: Request,
+    campaign_id: str,
+    runtime: RuntimeDep,
+    donations_cursor: Annotated[str | None, Query(alias="donations", max_length=200)] = None,
+    disbursements_cursor: Annotated[str | None, Query(alias="disbursements", max_length=200)] = None,
+) -> HTMLResponse:
+    canonical = record_id(campaign_id, "campaign")
+    with reading("campaign", canonical):
+        cp = campaigns.get_campaign(runtime, canonical)
+        flows = campaigns.flows(runtime, canonical)
+        donations = campaigns.list_donations(
+            runtime, canonical, PAGE_SIZE, donations_cursor, None, None, None, None
+        )
+        paid = campaigns.list_disbursements(
+            runtime, canonical, PAGE_SIZE, disbursements_cursor, None, None, None, None
+        )
+        charity = charities.get_charity(runtime, cp["charity_id"])
+    reader = reader_for(request)
+    c = cp["currency"]
+    diagram = None
+    if flows["sources"]:
+        description = reader.t(
+            "flow.campaign_desc",
+            received=reader.money(cp["received"], c),
+            disbursed=reader.money(cp["disbursed"], c),
+            refunded=reader.money(cp["refunded"], c),
+            available=reader.money(cp["available"], c),
+        )
+        title = reader.t("flow.campaign_title", name=cp["name"])
+        diagram = Markup(svg.campaign_diagram(flows, words(reader, c, title, description)))
+    return render(
+        request,
+        reader,
+        "campaign.html",
+        cp=cp,
+        charity={"id": charity["id"], "name": charity["name"]},  # nothing else: no operators
+        diagram=diagram,
+        donations=donations,
+        disbursements=paid,
+    )
+
+
+@router.get("/charities/{charity_id}", name="page_charity")
+def charity(
+    request: Request,
+    charity_id: str,
+    runtime: RuntimeDep,
+    campaigns_cursor: Annotated[str | None, Query(alias="campaigns", max_length=200)] = None,
+) -> HTMLResponse:
+    canonical = record_id(charity_id, "charity")
+    with reading("charity", canonical):
+        found = charities.get_charity(runtime, canonical)
+        listed = campaigns.list_campaigns(runtime, PAGE_SIZE, campaigns_cursor, canonical, None, None)
+    ch = {k: found[k] for k in ("id", "name", "totals_by_currency")}  # not the operators
+    return render(request, reader_for(request), "charity.html", ch=ch, campaigns=listed)
+
+
+@router.get("/disbursements/{disbursement_id}", name="page_disbursement")
+def disbursement(request: Request, disbursement_id: str, runtime: RuntimeDep) -> HTMLResponse:
+    canonical = record_id(disbursement_id, "disbursement")
+    with reading("disbursement", canonical):
+        b = funding(runtime, canonical)
+    b["funded_by"] = [{"amount": f["amount"], "proof": f["proof"]} for f in b["funded_by"]]  # no IDs
+    return render(request, reader_for(request), "disbursement.html", b=b, shown=FUNDING_SHOWN)
+
+
+__all__ = ["install", "router"]

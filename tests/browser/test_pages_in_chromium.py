@@ -1,0 +1,222 @@
+"""The public pages in a real headless Chromium (Debian's, driven by Playwright), on the
+demo ledger: numbers equal the API's, the receipt's QR link leads to the trace, the
+language switch works, the receipt prints on one page, pages work with JavaScript off,
+and axe-core finds no serious accessibility violations. A screenshot of each page is
+kept in tests/output/screenshots (a CI artifact, not committed)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger_api.demo import load_demo
+from tests.api.checks import wait_for_mirror
+from tests.api.service import Service, serve, settings_for
+from tests.conftest import unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = ROOT / "tests" / "output" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, dict[str, Any]]]:
+    """`ledger dev --demo`: the service on the embedded chain and SQLite, with the demo."""
+    tmp = tmp_path_factory.mktemp("demo")
+    with serve(settings_for(tmp, None, f"sqlite:///{tmp / 'ledger.db'}")) as service:
+        made = load_demo(service.runtime, echo=lambda *_: None)
+        wait_for_mirror(service)
+        yield service, made
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        unavailable("no /usr/bin/chromium (scripts/bootstrap.sh --browser installs Debian's)")
+    if not AXE.exists():
+        unavailable("no node_modules/axe-core (scripts/bootstrap.sh --node installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(locale="en-GB", viewport={"width": 1024, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def traced_donation(service: Service, made: dict[str, Any]) -> dict[str, Any]:
+    """A demo donation that paid for disbursements and had a refund or is partly unspent."""
+    best = None
+    for donation in made["donations"]:
+        trace = service.get(f"/v1/donations/{donation['id']}").json()
+        if trace["allocations"] and (best is None or len(trace["allocations"]) > len(best["allocations"])):
+            best = trace
+    assert best is not None, "the demo has no allocated donation"
+    return best
+
+
+def shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def value(page: Any, testid: str) -> int:
+    return int(page.get_by_test_id(testid).first.get_attribute("data-value"))
+
+
+def test_the_home_page_shows_the_demo_charities(page: Any, demo: tuple[Service, dict[str, Any]]) -> None:
+    service, _ = demo
+    response = page.goto(service.base + "/")
+    assert response.status == 200
+    names = [c["name"] for c in service.get("/v1/charities").json()["items"]]
+    links = page.get_by_test_id("charity")
+    assert links.count() == len(names) == 2
+    shown = " ".join(links.all_inner_texts())
+    assert all(name in shown for name in names)
+    shot(page, "home")
+
+
+def test_a_donor_pastes_a_receipt_id_and_sees_the_numbers_the_api_gives(
+    page: Any, demo: tuple[Service, dict[str, Any]]
+) -> None:
+    service, made = demo
+    trace = traced_donation(service, made)
+    page.goto(service.base + "/")
+    page.fill("#q", trace["id"].lower())  # as typed from a paper receipt
+    page.locator("form[action='/search'] [type=submit]").click()
+    page.wait_for_url(re.compile(rf"/donations/{trace['id']}$"))
+    for field in ("amount", "allocated", "refunded", "remaining"):
+        assert value(page, field) == trace[field], field
+    rows = page.get_by_test_id("allocation")
+    assert rows.count() == len(trace["allocations"])
+    shown = {
+        (rows.nth(i).get_attribute("data-disbursement"), int(rows.nth(i).get_attribute("data-value")))
+        for i in range(rows.count())
+    }
+    assert shown == {(a["disbursement"]["id"], a["amount"]) for a in trace["allocations"]}
+    assert page.get_by_test_id("flow").count() == 1
+    assert trace["proof"]["tx_hash"] in page.content()  # "verify it yourself"
+    shot(page, "trace")
+
+
+def test_the_receipt_qr_leads_to_the_trace_and_prints_on_one_page(
+    page: Any, demo: tuple[Service, dict[str, Any]]
+) -> None:
+    service, made = demo
+    trace = traced_donation(service, made)
+    page.goto(f"{service.base}/donations/{trace['id']}")
+    page.get_by_test_id("receipt-link").click()
+    page.wait_for_url(re.compile(r"/receipt$"))
+    assert page.get_by_test_id("receipt").count() == 1
+    target = page.get_by_test_id("qr").get_attribute("data-url")
+    assert target == f"{service.base}/donations/{trace['id']}"
+    shot(page, "receipt")
+    pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pages == 1, f"the receipt prints on {pages} pages"
+    followed = page.goto(target)
+    assert followed.status == 200
+    assert value(page, "amount") == trace["amount"]
+
+
+def test_the_language_switch_and_chinese_pages(page: Any, demo: tuple[Service, dict[str, Any]]) -> None:
+    service, made = demo
+    trace = traced_donation(service, made)
+    page.goto(f"{service.base}/donations/{trace['id']}")
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.locator("a[hreflang='zh-CN']").first.click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert re.search(r"[\u4e00-\u9fff]", page.locator("main").inner_text())  # Chinese text
+    assert value(page, "amount") == trace["amount"]
+    shot(page, "trace-zh")
+    # The choice sticks (a cookie) across pages, until switched back.
+    page.goto(f"{service.base}/campaigns/{trace['campaign']['id']}")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    campaign = service.get(f"/v1/campaigns/{trace['campaign']['id']}").json()
+    for field in ("received", "disbursed", "refunded", "available"):
+        assert value(page, field) == campaign[field], field
+    shot(page, "campaign-zh")
+    page.locator("a[hreflang='en']").first.click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "en"
+
+
+def test_pages_work_with_javascript_off(browser: Any, demo: tuple[Service, dict[str, Any]]) -> None:
+    service, made = demo
+    trace = traced_donation(service, made)
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    try:
+        phone = context.new_page()
+        phone.goto(service.base + "/")
+        phone.fill("#q", trace["id"])
+        phone.locator("form[action='/search'] [type=submit]").click()
+        phone.wait_for_url(re.compile(rf"/donations/{trace['id']}$"))
+        assert value(phone, "remaining") == trace["remaining"]
+        shot(phone, "trace-phone")
+        missing = phone.goto(service.base + "/donations/DN-0000-0000-0000-0000")
+        assert missing.status == 404
+        assert "DN-0000-0000-0000-0000" in phone.content()
+    finally:
+        context.close()
+
+
+def test_readable_on_a_phone(browser: Any, demo: tuple[Service, dict[str, Any]]) -> None:
+    """Nothing is wider than a phone's screen (no sideways scrolling)."""
+    service, made = demo
+    trace = traced_donation(service, made)
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
+    try:
+        phone = context.new_page()
+        for path in ("/", f"/donations/{trace['id']}", f"/campaigns/{trace['campaign']['id']}"):
+            phone.goto(service.base + path)
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, (path, width)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_no_serious_accessibility_violations(
+    browser: Any, demo: tuple[Service, dict[str, Any]], lang: str
+) -> None:
+    service, made = demo
+    trace = traced_donation(service, made)
+    # The pages forbid scripts (CSP); axe is injected by the test, so the CSP is bypassed.
+    context = browser.new_context(locale=lang, bypass_csp=True)
+    try:
+        page = context.new_page()
+        for path in (
+            "/",
+            f"/donations/{trace['id']}",
+            f"/donations/{trace['id']}/receipt",
+            f"/campaigns/{trace['campaign']['id']}",
+            f"/charities/{trace['charity']['id']}",
+            "/donations/DN-0000-0000-0000-0000",
+        ):
+            page.goto(f"{service.base}{path}?lang={lang}")
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+            serious = [
+                (v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]][:3])
+                for v in result["violations"]
+                if v["impact"] in ("serious", "critical")
+            ]
+            assert serious == [], (path, lang, serious)
+    finally:
+        context.close()

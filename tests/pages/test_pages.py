@@ -1,0 +1,559 @@
+"""The public pages over HTTP (no browser): each page shows the numbers the JSON API gives
+for the same IDs, in Chinese or English; unknown and malformed IDs are friendly pages; the
+flow diagrams are well-formed SVG; the receipt shows a secret only when the charity POSTs
+it; search takes IDs as people type them and URLs pasted from QR codes; nothing personal
+and no script is ever on a page."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from lxml import etree
+from lxml import html as lxml_html
+
+from ledger_api.core import ids
+from ledger_api.demo import load_demo
+from ledger_api.pages import routes, svg
+from ledger_api.pages.i18n import EN, ZH, Reader, from_accept_language, language_of
+from ledger_api.pages.money import major, money
+from tests.api.checks import wait_for_mirror
+from tests.api.service import Service
+from tests.pages.conftest import DONOR, HOSTILE_PURPOSE, INVOICE
+
+Site = tuple[Service, dict[str, Any]]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def page(service: Service, path: str, status: int = 200, **kwargs: Any) -> httpx.Response:
+    """GET a page as a new visitor (the shared client keeps no language cookie between calls)."""
+    service.client.cookies.clear()
+    response = service.get(path, **kwargs)
+    assert response.status_code == status, (path, response.status_code, response.text[:500])
+    assert response.headers["content-type"].startswith("text/html"), response.headers
+    assert "Traceback" not in response.text
+    return response
+
+
+def parse(response: httpx.Response) -> Any:
+    return lxml_html.fromstring(response.text)
+
+
+def hooks(doc: Any, testid: str) -> list[Any]:
+    return list(doc.xpath(f'//*[@data-testid="{testid}"]'))
+
+
+def value_of(doc: Any, testid: str) -> int:
+    [element] = hooks(doc, testid)
+    return int(element.get("data-value"))
+
+
+def text_of(doc: Any, testid: str) -> str:
+    [element] = hooks(doc, testid)
+    return str(element.text_content()).strip()
+
+
+def svgs(text: str, testid: str) -> list[Any]:
+    """The inline <svg> elements with `testid`, parsed as XML (so they must be well-formed)."""
+    raw = re.findall(rf'<svg\b[^>]*data-testid="{testid}".*?</svg>', text, flags=re.S)
+    return [etree.fromstring(markup.encode()) for markup in raw]
+
+
+def public_paths(site: Site) -> list[str]:
+    _, made = site
+    paths = ["/", f"/campaigns/{made['meals']}", f"/campaigns/{made['books']}"]
+    paths += [f"/charities/{made['charity']}", f"/disbursements/{made['disbursement']}"]
+    for donation in [*made["donations"], made["yen"]]:
+        paths += [f"/donations/{donation['id']}", f"/donations/{donation['id']}/receipt"]
+    return paths
+
+
+# ------------------------------------------------------------------ amounts
+
+
+def test_amounts_are_formatted_per_currency_and_locale_exactly() -> None:
+    assert money(123_450, "CNY", "zh_CN") == "¥1,234.50"
+    assert money(123_450, "CNY", "en") == "CN¥1,234.50"
+    assert money(1_500, "JPY", "en") == "¥1,500"  # no minor unit: no decimals
+    assert money(1_500, "JPY", "zh_CN") == "JP¥1,500"
+    assert money(123_456, "USD", "en") == "$1,234.56"
+    assert money(5, "USD", "en") == "$0.05"
+    assert money(1_234_567, "IQD", "en") == "IQD1,234.567"  # ISO 4217 says 3 decimals, CLDR 0
+    # Far past a float's 53 bits, to the last digit.
+    assert money(10**24 + 1, "CNY", "en") == "CN¥10,000,000,000,000,000,000,000.01"
+    assert money(2**53 + 1, "CNY", "en") == "CN¥90,071,992,547,409.93"
+    assert major(2**53 + 1, "CNY") == Decimal("90071992547409.93")
+    assert major(1, "XAU") == Decimal("0.01")  # no minor unit in ISO 4217: 2 decimals
+    assert money(1_200, "not money", "en") == "12.00 not money"
+
+
+def test_times_are_in_the_readers_locale_and_say_utc() -> None:
+    assert Reader("zh-CN").moment("2026-03-04T05:06:07+00:00") == "2026年3月4日 05:06:07 UTC"
+    assert Reader("en").moment("2026-03-04T05:06:07+00:00") == "Mar 4, 2026, 5:06:07\u202fAM UTC"
+    assert Reader("en").moment(None) == "—"
+
+
+def test_both_languages_have_every_message() -> None:
+    assert set(EN) == set(ZH)
+    for key, message in EN.items():
+        fields = set(re.findall(r"{(\w+)}", message))
+        assert fields == set(re.findall(r"{(\w+)}", ZH[key])), key
+
+
+# ------------------------------------------------------------------ languages
+
+
+def test_the_language_comes_from_the_query_the_cookie_or_accept_language() -> None:
+    assert from_accept_language("zh-CN,zh;q=0.9,en;q=0.8") == "zh-CN"
+    assert from_accept_language("zh-TW") == "zh-CN"  # any Chinese
+    assert from_accept_language("fr-FR, en;q=0.8, zh;q=0.5") == "en"
+    assert from_accept_language("en-US;q=0.4, zh-HK;q=0.6") == "zh-CN"
+    assert from_accept_language("zh;q=0, de") is None
+    assert from_accept_language("*;q=0.5, ;;, q=") is None
+    assert from_accept_language(None) is None
+    assert language_of("ZH-cn") == "zh-CN" and language_of("en-GB") == "en" and language_of("fr") is None
+
+
+def test_pages_speak_chinese_or_english(site: Site) -> None:
+    service, made = site
+    path = f"/donations/{made['donations'][2]['id']}"
+    english = page(service, path)
+    assert '<html lang="en">' in english.text and not CJK.search(text_of(parse(english), "amount"))
+    assert english.headers["content-language"] == "en"
+    assert "Accept-Language" in english.headers["vary"]
+    chinese = page(service, path, headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert '<html lang="zh-CN">' in chinese.text
+    assert "追踪" in chinese.text or "捐赠" in chinese.text
+    assert text_of(parse(chinese), "amount") == "¥1,234.50"
+    assert text_of(parse(english), "amount") == "CN¥1,234.50"
+    assert "lang" not in chinese.cookies  # negotiated, not chosen: no cookie
+    # ?lang= wins over the browser's languages, and is remembered in a cookie.
+    chosen = page(service, path + "?lang=en", headers={"Accept-Language": "zh-CN"})
+    assert '<html lang="en">' in chosen.text
+    cookie = chosen.headers["set-cookie"]
+    assert cookie.startswith("lang=en;") and "samesite=lax" in cookie.lower()
+    remembered = page(service, path, headers={"Accept-Language": "en", "Cookie": "lang=zh-CN"})
+    assert '<html lang="zh-CN">' in remembered.text
+    overridden = page(service, path + "?lang=en", headers={"Cookie": "lang=zh-CN"})
+    assert '<html lang="en">' in overridden.text
+    # Every page has the switch, as links with hreflang.
+    for path in public_paths(site):
+        doc = parse(page(service, path))
+        switch = {a.get("hreflang"): a.get("href") for a in doc.xpath("//a[@hreflang]")}
+        assert switch == {"zh-CN": "?lang=zh-CN", "en": "?lang=en"}, path
+
+
+# ------------------------------------------------------------------ pages and the API agree
+
+
+def test_the_trace_page_shows_what_the_api_shows(site: Site) -> None:
+    service, made = site
+    for donation in [*made["donations"], made["yen"]]:
+        trace = service.get(f"/v1/donations/{donation['id']}").json()
+        response = page(service, f"/donations/{donation['id']}")
+        doc = parse(response)
+        for field in ("amount", "allocated", "refunded", "remaining"):
+            assert value_of(doc, field) == trace[field], field
+            assert text_of(doc, field) == money(trace[field], trace["currency"], "en"), field
+        rows = hooks(doc, "allocation")
+        assert sorted((r.get("data-disbursement"), int(r.get("data-value"))) for r in rows) == sorted(
+            (a["disbursement"]["id"], a["amount"]) for a in trace["allocations"]
+        )
+        assert hooks(doc, "receipt-link")[0].get("href") == f"/donations/{trace['id']}/receipt"
+        # Every step can be checked on a node: its transaction, block and log index.
+        steps = [trace, *trace["allocations"], *trace["refunds"]]
+        for step in steps:
+            assert step["proof"]["tx_hash"] in response.text
+            assert step["proof"]["block_hash"] in response.text
+        assert response.text.count('<details class="verify">') >= len(steps)
+        assert "eth_getTransactionReceipt" in response.text and "cast receipt" in response.text
+        assert "Final (" in response.text  # in words, not only colour
+        [flow] = svgs(response.text, "flow")
+        assert flow.find("{http://www.w3.org/2000/svg}title").text.startswith("Where donation")
+    # The donation that paid for the disbursement and was partly refunded.
+    third = made["donations"][2]
+    doc = parse(page(service, f"/donations/{third['id']}"))
+    assert (value_of(doc, "allocated"), value_of(doc, "refunded"), value_of(doc, "remaining")) == (
+        5_000,
+        4_000,
+        114_450,
+    )
+    [row] = hooks(doc, "allocation")
+    assert row.get("data-disbursement") == made["disbursement"]
+    sha = hashlib.sha256(INVOICE).hexdigest()
+    [link] = row.xpath(f'.//a[@href="/v1/evidence/{sha}"]')
+    assert service.get(link.get("href")).content == INVOICE
+    assert HOSTILE_PURPOSE.replace("\u0001", "") in row.text_content()  # shown as text, escaped
+
+
+def test_the_campaign_page_shows_what_the_api_shows(site: Site) -> None:
+    service, made = site
+    for campaign_id in (made["meals"], made["books"]):
+        campaign = service.get(f"/v1/campaigns/{campaign_id}").json()
+        response = page(service, f"/campaigns/{campaign_id}", headers={"Accept-Language": "zh-CN"})
+        doc = parse(response)
+        for field in ("received", "disbursed", "refunded", "available"):
+            assert value_of(doc, field) == campaign[field], field
+            assert text_of(doc, field) == money(campaign[field], campaign["currency"], "zh_CN"), field
+        progress = doc.xpath("//progress")[0]
+        assert (int(progress.get("value")), int(progress.get("max"))) == (
+            campaign["received"],
+            campaign["goal"],
+        )
+        [flow] = svgs(response.text, "flow")
+        assert "项目" in flow.find("{http://www.w3.org/2000/svg}title").text
+        listed = service.get(f"/v1/campaigns/{campaign_id}/donations").json()["items"]
+        assert [int(r.get("data-value")) for r in hooks(doc, "donation")] == [d["amount"] for d in listed]
+        paid = service.get(f"/v1/campaigns/{campaign_id}/disbursements").json()["items"]
+        assert [
+            (r.get("data-disbursement"), int(r.get("data-value"))) for r in hooks(doc, "disbursement")
+        ] == [(d["id"], d["amount"]) for d in paid]
+    # Donations are amounts and times only: no donation IDs on the campaign page.
+    text = page(service, f"/campaigns/{made['meals']}").text
+    assert not any(d["id"] in text for d in made["donations"])
+    assert "1 of 1 disbursements have documents anchored (100% of the amount paid out)" in text
+    assert text_of(parse(page(service, f"/campaigns/{made['books']}")), "received") == "¥1,500"
+
+
+def test_the_charity_and_disbursement_pages(site: Site) -> None:
+    service, made = site
+    charity = service.get(f"/v1/charities/{made['charity']}").json()
+    doc = parse(page(service, f"/charities/{made['charity']}"))
+    assert charity["name"] in doc.xpath("//h1")[0].text_content()
+    shown = {
+        (t.getparent().getparent().get("data-currency"), t.get("data-testid"), int(t.get("data-value")))
+        for t in doc.xpath("//ul[@data-currency]//*[@data-value]")
+    }
+    expected = {
+        (currency, field, totals[field])
+        for currency, totals in charity["totals_by_currency"].items()
+        for field in ("received", "disbursed", "refunded", "available")
+    }
+    assert shown == expected
+    links = {a.get("href") for a in hooks(doc, "campaign")}
+    assert links == {f"/campaigns/{c['id']}" for c in charity["campaigns"]}
+
+    funding = service.get(f"/v1/disbursements/{made['disbursement']}").json()
+    response = page(service, f"/disbursements/{made['disbursement']}")
+    doc = parse(response)
+    assert value_of(doc, "amount") == funding["amount"] == 35_000
+    assert [int(r.get("data-value")) for r in hooks(doc, "funding")] == [
+        f["amount"] for f in funding["funded_by"]
+    ]
+    assert not any(f["donation_id"] in response.text for f in funding["funded_by"])  # amounts and times only
+
+
+def test_the_home_page_lists_charities_and_campaigns_with_totals(site: Site) -> None:
+    service, made = site
+    doc = parse(page(service, "/"))
+    charities = service.get("/v1/charities").json()["items"]
+    links = hooks(doc, "charity")
+    assert [(a.get("href"), a.text_content()) for a in links] == [
+        (f"/charities/{c['id']}", c["name"]) for c in charities
+    ]
+    assert {a.get("href") for a in hooks(doc, "campaign")} == {
+        f"/campaigns/{made['meals']}",
+        f"/campaigns/{made['books']}",
+    }
+    totals = charities[0]["totals_by_currency"]
+    text = doc.text_content()
+    assert money(totals["CNY"]["received"], "CNY", "en") in text
+    assert money(totals["JPY"]["received"], "JPY", "en") in text
+    # The search form: a labelled input and a submit button, working without JavaScript.
+    [form] = doc.xpath('//form[@action="/search"]')
+    assert form.get("method") == "get"
+    assert doc.xpath('//label[@for="q"]') and form.xpath('.//input[@id="q"][@name="q"]')
+    assert form.xpath('.//button[@type="submit"]')
+
+
+def test_the_demo_charities_are_on_the_home_page(embedded_service: Service) -> None:
+    made = load_demo(embedded_service.runtime, echo=lambda *_: None)
+    wait_for_mirror(embedded_service)
+    doc = parse(page(embedded_service, "/", headers={"Accept-Language": "zh-CN"}))
+    names = [c["name"] for c in made["charities"]]
+    assert [a.text_content() for a in hooks(doc, "charity")] == names
+    campaigns = {f"/campaigns/{c}" for charity in made["charities"] for c in charity["campaigns"]}
+    assert {a.get("href") for a in hooks(doc, "campaign")} == campaigns
+    for path in campaigns:  # each demo campaign's page, with its diagram
+        response = page(embedded_service, path)
+        assert len(svgs(response.text, "flow")) == 1
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_unknown_ids_are_friendly_404_pages_in_the_readers_language(site: Site) -> None:
+    service, _ = site
+    for kind, prefix in (
+        ("donation", "donations"),
+        ("campaign", "campaigns"),
+        ("charity", "charities"),
+        ("disbursement", "disbursements"),
+    ):
+        unknown = ids.new(kind)
+        english = page(service, f"/{prefix}/{unknown}", 404)
+        assert "Not found" in english.text and unknown in english.text
+        chinese = page(service, f"/{prefix}/{unknown.lower()}", 404, headers={"Accept-Language": "zh-CN"})
+        assert '<html lang="zh-CN">' in chinese.text and "未找到" in chinese.text
+        assert unknown in chinese.text  # the canonical ID that was asked for
+    page(service, "/donations/DN-0000-0000-0000-0000", 404)
+
+
+def test_malformed_ids_are_friendly_422_pages(site: Site) -> None:
+    service, made = site
+    for path in (
+        "/donations/nope",
+        f"/donations/{made['meals']}",  # a campaign's ID where a donation's goes
+        f"/campaigns/{made['donations'][0]['id']}",
+        "/charities/CH-UUUU-0000-0000-0000",  # U is not in the alphabet
+        "/disbursements/" + "x" * 5000,
+        f"/donations/0x{'0' * 64}",
+        f"/campaigns/{made['meals']}?donations=not-a-cursor",
+        "/?charities=garbage",
+    ):
+        response = page(service, path, 422)
+        assert "<h1>" in response.text
+    chinese = page(service, "/donations/nope", 422, headers={"Accept-Language": "zh"})
+    assert "编号无效" in chinese.text
+
+
+def test_an_unexpected_failure_is_a_500_page_not_a_stack_trace(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, made = site
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(routes, "trace", broken)
+    response = page(service, f"/donations/{made['donations'][0]['id']}", 500)
+    assert "secret internals" not in response.text and "Something went wrong" in response.text
+
+
+# ------------------------------------------------------------------ the receipt
+
+
+def test_the_receipt_has_a_qr_code_of_the_absolute_trace_url_and_no_secret(site: Site) -> None:
+    service, made = site
+    donation = made["donations"][1]
+    response = page(service, f"/donations/{donation['id']}/receipt")
+    doc = parse(response)
+    assert len(hooks(doc, "receipt")) == 1
+    url = f"{service.base}/donations/{donation['id']}"
+    [qr] = svgs(response.text, "qr")
+    assert qr.get("data-url") == url
+    assert qr.find("{http://www.w3.org/2000/svg}title") is not None
+    assert url in doc.text_content()  # printed under the code too
+    assert value_of(doc, "amount") == donation["amount"]
+    for secret in (d["receipt_secret"] for d in [*made["donations"], made["yen"]]):
+        assert secret[2:].lower() not in response.text.lower()
+    assert "no-store" not in response.headers.get("cache-control", "")
+    # The form the charity uses posts to the same address, with a labelled field.
+    [form] = doc.xpath('//form[@method="post"]')
+    assert form.get("action") == f"/donations/{donation['id']}/receipt"
+    assert doc.xpath('//label[@for="receipt_secret"]') and form.xpath('.//input[@name="receipt_secret"]')
+
+
+def test_a_charity_prints_the_receipt_with_the_secret_by_posting_it(site: Site) -> None:
+    service, made = site
+    donation = made["donations"][1]
+    path = f"/donations/{donation['id']}/receipt"
+    secret = donation["receipt_secret"]
+    response = service.post(path, data={"receipt_secret": f"  {secret.upper().replace('0X', '0x')}\n"})
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-type"].startswith("text/html")
+    doc = parse(response)
+    assert text_of(doc, "receipt-secret") == secret.lower()
+    assert svgs(response.text, "qr")[0].get("data-url") == f"{service.base}/donations/{donation['id']}"
+    assert secret not in str(response.url)
+    # Not a secret's shape: a friendly page, the input not echoed, nothing cached.
+    for bad in ("0x1234", "", "hello " * 10, "0x" + "g" * 64):
+        refused = service.post(path, data={"receipt_secret": bad})
+        assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
+        assert "receipt secret is 0x followed by 64 hexadecimal digits" in refused.text
+        assert (bad not in refused.text) if len(bad) > 6 else True
+        assert refused.headers["cache-control"] == "no-store"
+    assert service.post(path, content=b"{}", headers={"Content-Type": "application/json"}).status_code == 422
+    too_long = service.post(path, data={"receipt_secret": "0x" + "a" * 500})
+    assert too_long.status_code == 422 and too_long.headers["content-type"].startswith("text/html")
+    missing = service.post(f"/donations/{ids.new('donation')}/receipt", data={"receipt_secret": secret})
+    assert missing.status_code == 404 and secret not in missing.text
+
+
+def test_the_style_sheet_prints_the_receipt_on_a5(site: Site) -> None:
+    service, _ = site
+    css = service.get("/static/site.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert re.search(r"@page receipt\s*{\s*size:\s*A5", css.text)
+    assert "@media print" in css.text and "Noto Sans CJK SC" in css.text
+    assert "url(" not in css.text and "@import" not in css.text  # nothing from elsewhere
+
+
+# ------------------------------------------------------------------ search
+
+
+def test_search_redirects_ids_as_people_type_them_and_pasted_urls(site: Site) -> None:
+    service, made = site
+    donation = made["donations"][0]["id"]
+    confusable = donation.replace("0", "O").replace("1", "l")
+    compact = donation.replace("-", "").lower()
+    for query in (
+        donation,
+        donation.lower(),
+        f"  {confusable}  ",
+        compact,
+        donation.replace("-", " "),
+        f"{service.base}/donations/{donation.lower()}",
+        f"https://ledger.example.org/donations/{donation}/receipt?lang=zh-CN",
+        f"http://127.0.0.1:8000/v1/donations/{donation}",
+        ids.to_hex(donation),
+    ):
+        response = service.get("/search", params={"q": query})
+        assert response.status_code == 303, (query, response.status_code, response.text[:300])
+        assert response.headers["location"] == f"/donations/{donation}", query
+    other = service.get("/search", params={"q": made["meals"].lower()})
+    assert (other.status_code, other.headers["location"]) == (303, f"/campaigns/{made['meals']}")
+    # A bad query: the home page again, with a message, in the reader's language.
+    for query in ("hello", "DN-1234", "https://example.org/", "RF-0000-0000-0000-0000", "x" * 1000):
+        bad = page(service, "/search", 422, params={"q": query})
+        assert "That does not look like a donation ID" in bad.text
+        assert parse(bad).xpath('//input[@id="q"][@aria-invalid="true"]')
+    empty = page(service, "/search?q=", 422, headers={"Accept-Language": "zh-CN"})
+    assert "请输入捐赠编号" in empty.text
+    # The language switch on that page leads to the home page in the other language.
+    switched = page(service, "/search?lang=en")
+    assert '<html lang="en">' in switched.text and 'aria-invalid="true"' not in switched.text
+    followed = service.get("/search", params={"q": donation.lower()}, follow_redirects=True)
+    assert followed.status_code == 200 and f"/donations/{donation}" in str(followed.url)
+
+
+# ------------------------------------------------------------------ privacy and no script
+
+
+def test_no_page_shows_a_donor_commitment_an_operator_or_a_donor_reference(site: Site) -> None:
+    service, made = site
+    trail: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        answer = service.get("/v1/audit/trail", made["auditor"], params=params).json()
+        trail += answer["items"]
+        cursor = answer["next"]
+        if cursor is None:
+            break
+    commitments = {
+        e["data"]["donor_commitment"][2:].lower() for e in trail if "donor_commitment" in e["data"]
+    }
+    operators = {e["sender"][2:].lower() for e in trail if e["sender"]}
+    operators |= {o[2:].lower() for o in service.get(f"/v1/charities/{made['charity']}").json()["operators"]}
+    assert len(commitments) == 4 and operators
+    for path in public_paths(site):
+        for language in ("en", "zh-CN"):
+            body = page(service, path, headers={"Accept-Language": language}).text.lower()
+            for secret in (*commitments, *operators):
+                assert secret not in body, (path, secret)
+            assert DONOR.lower() not in body, path
+
+
+def test_pages_have_no_script_and_load_nothing_from_elsewhere(site: Site) -> None:
+    service, _ = site
+    for path in public_paths(site):
+        response = page(service, path)
+        assert "<script" not in response.text.lower(), path
+        assert not re.search(r"\son[a-z]+\s*=", response.text), path  # no inline handlers
+        doc = parse(response)
+        assert not doc.xpath("//*[@src]"), path
+        assert [link.get("href") for link in doc.xpath("//link")] == ["/static/site.css"], path
+        assert doc.xpath("//meta[@name='viewport']"), path
+        assert doc.xpath("//header") and doc.xpath("//main") and doc.xpath("//footer") and doc.xpath("//nav")
+        assert doc.xpath('//a[@class="skip"][@href="#main"]') and doc.xpath('//main[@id="main"]'), path
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy, path
+        for element in doc.xpath("//input[not(@type='hidden')]"):  # every control is labelled
+            assert doc.xpath(f'//label[@for="{element.get("id")}"]'), (path, element.get("id"))
+
+
+# ------------------------------------------------------------------ the diagrams
+
+
+def test_the_flow_diagram_is_escaped_well_formed_and_to_scale() -> None:
+    words = svg.Words(money=lambda amount: f"¥{amount}", title='A <b>"title"</b>', description="d & d")
+    trace = {
+        "amount": 9_105,
+        "refunded": 1_000,
+        "remaining": 2_000,
+        "allocations": [  # 400 + 401 + ... + 414 = 6,105
+            {
+                "amount": 400 + i,
+                "disbursement": {
+                    "id": f"DB-{i:04d}-0000-0000-0000",
+                    "purpose": f"<script>x</script>\u0007 {i} & ' \" 很长的用途说明文字" * 3,
+                    "recipient": "r",
+                },
+            }
+            for i in range(15)
+        ],
+    }
+    markup = svg.trace_diagram(trace, words)
+    root = etree.fromstring(markup.encode())
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.find(f"{ns}title").text == 'A <b>"title"</b>' and root.get("data-testid") == "flow"
+    assert root.find(f".//{ns}script") is None and "<script>" not in markup
+    labels = [t.text for t in root.iter(f"{ns}text")]
+    assert len([t for t in labels if t and t.startswith("<script>")]) == svg.MAX_TARGETS - 1  # shortened
+    assert "Other disbursements" in labels and "Refunded" in labels and "Not yet spent" in labels
+    # Band thickness is proportional to the amount: the refund's bar is half the remainder's.
+    bars = {
+        g.find(f"{ns}title").text.split(":")[0]: float(g.find(f"{ns}rect").get("height"))
+        for g in root.iter(f"{ns}g")
+        if g.get("class", "").startswith("node")
+    }
+    assert bars["Not yet spent"] == pytest.approx(2 * bars["Refunded"], abs=0.02)
+
+    flows = {
+        "sources": [
+            {"id": f"donations:2026-0{m} · wechat-pay", "label": f"2026-0{m} · wechat-pay", "amount": 100}
+            for m in range(1, 4)
+        ],
+        "targets": [
+            {"id": "disbursement:DB-1", "label": "meals", "amount": 150},
+            {"id": "unspent", "label": "not yet spent", "amount": 150},
+        ],
+        "edges": [
+            {"from": "donations:2026-01 · wechat-pay", "to": "disbursement:DB-1", "amount": 100},
+            {"from": "donations:2026-02 · wechat-pay", "to": "disbursement:DB-1", "amount": 50},
+            {"from": "donations:2026-02 · wechat-pay", "to": "unspent", "amount": 50},
+            {"from": "donations:2026-03 · wechat-pay", "to": "unspent", "amount": 100},
+        ],
+    }
+    chinese = svg.Words(
+        money=str, title="t", description="d", unspent="尚未使用", channel=Reader("zh-CN").channel
+    )
+    root = etree.fromstring(svg.campaign_diagram(flows, chinese).encode())
+    labels = [t.text for t in root.iter(f"{ns}text")]
+    assert "2026-01 · 微信支付" in labels and "尚未使用" in labels
+    assert len(root.findall(f".//{ns}path")) == 4
+
+
+def test_receipts_link_to_the_public_address_when_one_is_set(tmp_path: Any) -> None:
+    """Behind a proxy the request's own address is not the one donors can reach."""
+    from tests.api.service import serve, settings_for
+
+    settings = settings_for(
+        tmp_path, None, f"sqlite:///{tmp_path / 'ledger.db'}", public_url="https://ledger.example.org/"
+    )
+    with serve(settings) as service:
+        charity, key = service.charity()
+        campaign = service.campaign(charity, key)
+        donation = service.donate(campaign, key, 900)
+        wait_for_mirror(service)
+        page = service.get(f"/donations/{donation['id']}/receipt")
+        assert page.status_code == 200, page.text
+        tree = lxml_html.fromstring(page.text)
+        (qr,) = tree.xpath("//*[@data-testid='qr']")
+        assert qr.get("data-url") == f"https://ledger.example.org/donations/{donation['id']}"
