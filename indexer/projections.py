@@ -174,7 +174,13 @@ class Scopes:
         if campaign is None and "disbursementId" in args:
             campaign = self.campaign_of.get(args["disbursementId"])
         charity = args.get("charityId") or (self.charity_of.get(campaign) if campaign else None)
-        sender = args.get("operator") or args.get("registrar") or self.sender_of.get(hex0x(log.tx_hash))
+        sender = (
+            args.get("operator")
+            or args.get("registrar")
+            or args.get("sender")  # RoleGranted, RoleRevoked
+            or (args.get("account") if log.name in ("Paused", "Unpaused") else None)
+            or self.sender_of.get(hex0x(log.tx_hash))  # an allocation: its disbursement's
+        )
         return charity, campaign, sender
 
 

@@ -122,6 +122,7 @@ def export(
     params = {
         k: v for k, v in {"format": format, "charity_id": charity_id, "campaign_id": campaign_id}.items() if v
     }
+    started = False
     try:
         with _client(api, key) as client, client.stream("GET", "/v1/audit/export", params=params) as response:
             if response.status_code != 200:
@@ -129,10 +130,17 @@ def export(
                 _fail(response)
             with contextlib.ExitStack() as stack:
                 sink = stack.enter_context(Path(output).open("wb")) if output else sys.stdout.buffer
+                started = True
                 for chunk in response.iter_bytes():
                     sink.write(chunk)
+    except BrokenPipeError:  # the reader stopped early (`| head`): not an error
+        sys.stderr.close()
+        raise typer.Exit(0) from None
     except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach the service at {api}: {exc}", err=True)
+        if started:
+            typer.echo(f"the export stopped before its end ({exc}); the output is incomplete", err=True)
+        else:
+            typer.echo(f"cannot reach the service at {api}: {exc}", err=True)
         raise typer.Exit(2) from None
     if output:
         typer.echo(f"wrote {output}", err=True)

@@ -63,6 +63,12 @@ _RECORD = {
     "donation_allocated": ("disbursement_id", "donation_id"),
     "evidence_anchored": ("disbursement_id", "document_hash"),
     "correction_recorded": ("correction_id", "original_id"),
+    # The deployment's own access-control and pause events (no charity's).
+    "role_granted": ("account", "role"),
+    "role_revoked": ("account", "role"),
+    "role_admin_changed": ("role", "new_admin_role"),
+    "paused": ("account", None),
+    "unpaused": ("account", None),
 }
 SLICE = 500  # entries per chunk written out
 
@@ -99,7 +105,7 @@ def csv_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
     writer.writerow(CSV_COLUMNS)
     for n, entry in enumerate(_entries(runtime, scope), start=1):
         data, proof = entry["data"], entry["proof"]
-        record, related = _RECORD[entry["kind"]]
+        record, related = _RECORD.get(entry["kind"], (None, None))
         writer.writerow(
             (
                 proof["block_number"],
@@ -107,7 +113,7 @@ def csv_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
                 entry["kind"],
                 entry["charity_id"] or "",
                 entry["campaign_id"] or "",
-                data.get(record) or "",
+                (data.get(record) or "") if record else "",
                 data.get(related) if related else "",
                 data.get("amount", ""),
                 currencies.get(entry["campaign_id"] or "", "") if "amount" in data else "",

@@ -133,8 +133,20 @@ def test_the_trail_filters_by_campaign_kind_blocks_and_time(service: Service, le
     auditor = ledger["auditor"]
     everything = _trail(service, auditor)
     assert {e["charity_id"] for e in everything} == {ledger["a"], ledger["b"], None}
-    # Only the deployment's own role grants belong to no charity.
+    # Only the deployment's own role grants belong to no charity; every event, theirs too,
+    # names the account that sent it.
     assert {e["kind"] for e in everything if e["charity_id"] is None} == {"role_granted"}
+    for entry in everything:
+        assert entry["sender"] == sender(service, entry["proof"]["tx_hash"]), entry
+    # The whole deployment exports too (the role grants included).
+    exported = service.get("/v1/audit/export", auditor, params={"format": "csv"})
+    assert exported.status_code == 200, exported.text
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert [(int(r["block_number"]), int(r["log_index"])) for r in rows] == [
+        (e["proof"]["block_number"], e["proof"]["log_index"]) for e in everything
+    ]
+    as_json = service.get("/v1/audit/export", auditor, params={"format": "json"})
+    assert as_json.status_code == 200 and as_json.json()["entries"] == everything
     books = _trail(service, auditor, campaign_id=ledger["books"])
     assert [e["kind"] for e in books] == ["campaign_created", "donation_recorded"]
     refunds = _trail(service, auditor, kind=["donation_refunded", "campaign_closed"])
