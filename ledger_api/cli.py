@@ -56,10 +56,15 @@ def dev(
 def serve(
     host: str = typer.Option(None, help="Address to listen on (default LEDGER_HOST)."),
     port: int = typer.Option(None, help="Port to listen on (default LEDGER_PORT)."),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="API processes (uvicorn workers); reads scale with cores."
+    ),
 ) -> None:
     """Run the API (and, unless LEDGER_RUN_INDEXER=false, the indexer) against the
     configured node, database and deployment. Outside development it refuses placeholder
-    secrets."""
+    secrets. With --workers N, N processes serve requests; one of them writes the mirror at
+    a time (the others' indexers stand by on the writer lock), and all share the outbox
+    (nonces come from database row locks)."""
     from ledger_api.app import create_app
     from ledger_api.core import logs
     from ledger_api.core.config import InsecureSettings
@@ -72,7 +77,18 @@ def serve(
     except (InsecureSettings, SetupError) as exc:
         typer.echo(f"ledger serve: {exc}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(create_app(runtime), host=host or settings.host, port=port or settings.port)
+    if workers == 1:
+        uvicorn.run(create_app(runtime), host=host or settings.host, port=port or settings.port)
+        return
+    # Checked here once, with a clear message; each worker builds its own runtime.
+    runtime.engine.dispose()
+    uvicorn.run(
+        "ledger_api.runtime:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host or settings.host,
+        port=port or settings.port,
+    )
 
 
 @app.command()

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import Engine, delete, insert, select
 from web3 import Web3
@@ -179,3 +180,14 @@ def dev_runtime(settings: Settings) -> Runtime:
 
 
 __all__ = ["Any", "build_runtime", "deploy_signed", "dev_runtime", "embedded_settings"]
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `ledger serve --workers N` process, built from the environment."""
+    from ledger_api.app import create_app
+    from ledger_api.core import logs
+    from ledger_api.core.config import get_settings
+
+    settings = get_settings()
+    logs.configure(json_lines=settings.env == "production")
+    return create_app(build_runtime(settings, dev=False))

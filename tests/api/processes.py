@@ -35,11 +35,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class DevProcess:
-    """`python -m ledger_api.cli dev --port P` with the given LEDGER_* environment (and
-    no other LEDGER_* variable of this process), its output in a log file."""
+    """`python -m ledger_api.cli dev --port P` (or another command) with the given LEDGER_*
+    environment (and no other LEDGER_* variable of this process), its output in a log file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, command: tuple[str, ...] = ("dev",)) -> None:
         self.env = env
+        self.command = command
         self.log_path = log_path
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -50,7 +51,7 @@ class DevProcess:
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start {self.env.get('LEDGER_CRASH_AT', '')}\n".encode())
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ledger_api.cli", "dev", "--port", str(self.port)],
+                [sys.executable, "-m", "ledger_api.cli", *self.command, "--port", str(self.port)],
                 cwd=ROOT,
                 env={**inherited, **self.env},
                 stdout=log,

@@ -119,6 +119,37 @@ def test_two_service_processes_share_one_postgres_database(postgres_url: str, tm
             assert len(donations_recorded(w3, address, response.json()["id"])) == 1
 
 
+def test_ledger_serve_with_several_workers(postgres_url: str, tmp_path: Path) -> None:
+    """`ledger serve --workers 3`: the processes share the outbox (no nonce collides), one
+    of them keeps the mirror, and any of them answers reads from it."""
+    with AnvilNode() as node:
+        env = dev_env(node.url, postgres_url, tmp_path)
+        with DevProcess(env, tmp_path / "dev.log") as dev:  # deploys the ledger
+            dev.start()
+            charity_id, key, operator = create_charity(dev.base)
+            campaign_id = create_campaign(dev.base, charity_id, key)
+        command = ("serve", "--workers", "3", "--host", "127.0.0.1")
+        with DevProcess(env, tmp_path / "serve.log", command) as served:
+            served.start()
+            responses = concurrently(
+                partial(post_donation, served.base, key, campaign_id, 700 + i) for i in range(24)
+            )
+            assert [getattr(r, "status_code", None) for r in responses] == [201] * 24, served.log()
+            deadline = time.monotonic() + 30
+            while (health := served.wait_healthy())["indexer"].get("lag_blocks") != 0:
+                assert time.monotonic() < deadline, health
+                time.sleep(0.2)
+            traced = concurrently(
+                partial(httpx.get, f"{served.base}/v1/donations/{r.json()['id']}", timeout=30)
+                for r in responses
+            )
+            assert [t.json()["amount"] for t in traced] == [700 + i for i in range(24)]
+            pids = {line for line in served.log().splitlines() if "Started server process" in line}
+            assert len(pids) == 3, served.log()
+        w3 = make_web3(node.url)
+        assert_consecutive_nonces(outbox_of(postgres_url, w3.eth.chain_id, operator), w3, operator)
+
+
 # ------------------------------------------------------------- crashes
 
 
