@@ -443,7 +443,9 @@ class Service:
 
 
 @contextlib.contextmanager
-def service(node_url: str, database_url: str, address: str, workdir: Path, tag: str) -> Iterator[Service]:
+def service(
+    node_url: str, database_url: str, address: str, workdir: Path, tag: str, workers: int = 1
+) -> Iterator[Service]:
     """`ledger serve` as a process of its own on the database and the deployment."""
     port = free_port()
     env = {
@@ -459,7 +461,10 @@ def service(node_url: str, database_url: str, address: str, workdir: Path, tag: 
     log = workdir / f"service-{tag}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ledger_api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "ledger_api.cli", "serve", "--host", "127.0.0.1"),
+                *("--port", str(port), "--workers", str(workers)),
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -549,9 +554,17 @@ def spot_check(base: str, filled: Filled, rng: random.Random, samples: int = 300
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process and its live children (the workers of
+    `ledger serve --workers N`), from Linux /proc."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(entry.name) == pid or int(fields[1]) == pid:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def postgres_cpu_seconds() -> float:
@@ -689,7 +702,7 @@ def bench_database(
         "campaign": lambda rng: f"/v1/campaigns/{rng.choice(filled.campaign_ids)}",
     }
     runs: dict[str, list[Measure]] = {e: [] for e in ENDPOINTS}
-    with service(node.url, url, filled.address, workdir, name) as running:
+    with service(node.url, url, filled.address, workdir, name, options.workers) as running:
         checks = spot_check(running.base, filled, random.Random(options.seed))
         progress(f"{name}: {checks} answers match the chain; warming up")
         # The fill's lists are long-lived: keep the collector from walking them during runs.
@@ -752,7 +765,8 @@ def table(name: str, result: dict[str, Any], summary: dict[str, Any], options: a
     size = f", file {result['db_bytes'] / 2**20:,.0f} MiB" if result["db_bytes"] else ""
     lines = [
         f"{name}: {result['events']:,} events indexed in {result['index_seconds']:.1f} s{size}; "
-        f"{options.clients} clients, {options.duration:g} s per run, medians of {options.repeat}",
+        f"{options.clients} clients, {options.workers} API process(es), {options.duration:g} s per run,"
+        f" medians of {options.repeat}",
     ]
     header = (
         f"{'endpoint':<24} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ceiling':>8} "
@@ -802,6 +816,7 @@ def parse_args() -> argparse.Namespace:
         "--repeat", type=int, default=None, help="runs per measurement, medians quoted (default 3)"
     )
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients (default 16)")
+    parser.add_argument("--workers", type=int, default=1, help="ledger serve --workers (default 1)")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
         "--postgres-url",
@@ -910,7 +925,7 @@ def main() -> None:
     print(
         f"goal: trace lookups (GET /v1/donations/{{id}}) at >= {GOAL_SHARE:.0%} of /healthz's req/s "
         f"and p99 < {GOAL_P99_MS:.0f} ms.\n'ceiling' = req/s as a share of /healthz's (which also asks anvil "
-        "for its head and reads the indexer's cursor); 'svc CPU' = cores used by the service process;\n"
+        "for its head and reads the indexer's cursor); 'svc CPU' = cores used by the service's processes;\n"
         f"'machine' = busy share of all {os.cpu_count()} cores (load generator, service, database and anvil "
         "share them; 'other' = cores busy with anything else, which skews the figures)."
     )

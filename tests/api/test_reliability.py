@@ -146,6 +146,16 @@ def test_ledger_serve_with_several_workers(postgres_url: str, tmp_path: Path) ->
             assert [t.json()["amount"] for t in traced] == [700 + i for i in range(24)]
             pids = {line for line in served.log().splitlines() if "Started server process" in line}
             assert len(pids) == 3, served.log()
+            # Keep-alive requests are answered at once (TCP_NODELAY on every worker's
+            # connections), not after a ~40 ms delayed ACK.
+            with httpx.Client(base_url=served.base) as client:
+                client.get("/healthz")
+                took = []
+                for _ in range(20):
+                    began = time.perf_counter()
+                    assert client.get("/healthz").status_code == 200
+                    took.append(time.perf_counter() - began)
+            assert sorted(took)[10] < 0.03, took
         w3 = make_web3(node.url)
         assert_consecutive_nonces(outbox_of(postgres_url, w3.eth.chain_id, operator), w3, operator)
 
