@@ -30,10 +30,12 @@ def _filtered(
     until: datetime | None,
     min_amount: int | None = None,
     max_amount: int | None = None,
+    newest: bool = False,
 ) -> Select[Any]:
     after = decode_cursor(cursor)
+    position = tuple_(model.block_number, model.log_index)
     if after is not None:
-        statement = statement.where(tuple_(model.block_number, model.log_index) > tuple_(*after))
+        statement = statement.where(position < tuple_(*after) if newest else position > tuple_(*after))
     start, end = timestamp(since), timestamp(until)
     if start is not None or end is not None:
         statement = statement.join(
@@ -48,6 +50,8 @@ def _filtered(
         statement = statement.where(model.amount >= min_amount)
     if max_amount is not None:
         statement = statement.where(model.amount <= max_amount)
+    if newest:
+        return statement.order_by(model.block_number.desc(), model.log_index.desc())
     return statement.order_by(model.block_number, model.log_index)
 
 
@@ -145,6 +149,7 @@ def list_donations(
     until: datetime | None,
     min_amount: int | None,
     max_amount: int | None,
+    newest: bool = False,
 ) -> dict[str, Any]:
     """Amounts and times only: nothing that could point at a donor."""
     with runtime.engine.connect() as connection:
@@ -152,7 +157,7 @@ def list_donations(
         statement = select(D).where(
             D.deployment_id == runtime.deployment_id, D.campaign_id == campaign.campaign_id
         )
-        statement = _filtered(statement, D, runtime, cursor, since, until, min_amount, max_amount)
+        statement = _filtered(statement, D, runtime, cursor, since, until, min_amount, max_amount, newest)
         rows = connection.execute(statement.limit(limit + 1)).all()
         view = chain_view(runtime, connection)
         blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
@@ -181,13 +186,14 @@ def list_disbursements(
     until: datetime | None,
     min_amount: int | None,
     max_amount: int | None,
+    newest: bool = False,
 ) -> dict[str, Any]:
     with runtime.engine.connect() as connection:
         campaign = _campaign(connection, runtime, campaign_id)
         statement = select(B).where(
             B.deployment_id == runtime.deployment_id, B.campaign_id == campaign.campaign_id
         )
-        statement = _filtered(statement, B, runtime, cursor, since, until, min_amount, max_amount)
+        statement = _filtered(statement, B, runtime, cursor, since, until, min_amount, max_amount, newest)
         rows = connection.execute(statement.limit(limit + 1)).all()
         view = chain_view(runtime, connection)
         blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})

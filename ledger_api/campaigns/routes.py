@@ -13,7 +13,7 @@ from ledger_api.campaigns.service import charity_of_campaign
 from ledger_api.charities.service import ZERO, operator_for
 from ledger_api.core import ids, writes
 from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
-from ledger_api.core.pages import CursorParam, Limit, MaxAmount, MinAmount, Since, Until
+from ledger_api.core.pages import CursorParam, Limit, MaxAmount, MinAmount, Order, Since, Until
 from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import WriterPrincipal
 
@@ -100,10 +100,13 @@ def campaign_donations(
     until: Until = None,
     min_amount: MinAmount = None,
     max_amount: MaxAmount = None,
+    order: Order = "oldest",
 ) -> JSONResponse:
     """The campaign's donations: amounts, channels and times only (public)."""
     return JSONResponse(
-        reads.list_donations(runtime, campaign_id, limit, cursor, since, until, min_amount, max_amount)
+        reads.list_donations(
+            runtime, campaign_id, limit, cursor, since, until, min_amount, max_amount, order == "newest"
+        )
     )
 
 
@@ -117,10 +120,13 @@ def campaign_disbursements(
     until: Until = None,
     min_amount: MinAmount = None,
     max_amount: MaxAmount = None,
+    order: Order = "oldest",
 ) -> JSONResponse:
     """The campaign's disbursements with their evidence counts (public)."""
     return JSONResponse(
-        reads.list_disbursements(runtime, campaign_id, limit, cursor, since, until, min_amount, max_amount)
+        reads.list_disbursements(
+            runtime, campaign_id, limit, cursor, since, until, min_amount, max_amount, order == "newest"
+        )
     )
 
 

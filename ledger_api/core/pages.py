@@ -8,7 +8,7 @@ import base64
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 
@@ -22,6 +22,10 @@ CursorParam = Annotated[
 ]
 Since = Annotated[datetime | None, Query(description="Only records at or after this time (ISO 8601).")]
 Until = Annotated[datetime | None, Query(description="Only records before this time (ISO 8601).")]
+Order = Annotated[
+    Literal["oldest", "newest"],
+    Query(description="Chain order (oldest first, the default) or newest first; cursors follow it."),
+]
 MinAmount = Annotated[
     int | None, Query(ge=0, le=10**24, description="Only amounts at least this (minor units).")
 ]

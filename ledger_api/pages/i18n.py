@@ -129,9 +129,7 @@ EN: dict[str, str] = {
     ),
     "campaign.no_disbursements": "No disbursements yet.",
     "campaign.donations": "Donations",
-    "campaign.donations_note": (
-        "Amounts and times only, in the order they were recorded: nothing about the donors."
-    ),
+    "campaign.donations_note": ("The most recent first, amounts and times only: nothing about the donors."),
     "list.more": "More",
     "charity.lead": "A registered charity on the ledger.",
     "charity.totals": "Totals",
@@ -332,7 +330,7 @@ ZH: dict[str, str] = {
     "campaign.coverage": "凭证：{total} 笔支出中有 {n} 笔已锚定文件（占支出金额的 {share}）。",
     "campaign.no_disbursements": "暂无支出。",
     "campaign.donations": "捐赠",
-    "campaign.donations_note": "按登记顺序列出，只显示金额和时间，不含任何捐赠人信息。",
+    "campaign.donations_note": "最新的在前，只显示金额和时间，不含任何捐赠人信息。",
     "list.more": "更多",
     "charity.lead": "已在账本上登记的慈善机构。",
     "charity.totals": "总计",

@@ -417,10 +417,10 @@ def campaign(
         cp = campaigns.get_campaign(runtime, canonical)
         flows = campaigns.flows(runtime, canonical)
         donations = campaigns.list_donations(
-            runtime, canonical, PAGE_SIZE, donations_cursor, None, None, None, None
+            runtime, canonical, PAGE_SIZE, donations_cursor, None, None, None, None, newest=True
         )
         paid = campaigns.list_disbursements(
-            runtime, canonical, PAGE_SIZE, disbursements_cursor, None, None, None, None
+            runtime, canonical, PAGE_SIZE, disbursements_cursor, None, None, None, None, newest=True
         )
         charity = charities.get_charity(runtime, cp["charity_id"])
     reader = reader_for(request)

@@ -73,21 +73,29 @@ def test_campaign_totals_equal_the_contract_views(service: Service, world: dict[
     }
 
 
-def test_donations_page_by_cursor_in_chain_order_without_gaps(
-    service: Service, world: dict[str, Any]
-) -> None:
+def _pages(service: Service, url: str, **extra: Any) -> tuple[list[str], int]:
     seen: list[str] = []
     cursor = None
     pages = 0
     while True:
-        params: dict[str, Any] = {"limit": 3} | ({"cursor": cursor} if cursor else {})
-        body = service.get(f"/v1/campaigns/{world['campaign_id']}/donations", params=params).json()
+        params: dict[str, Any] = {"limit": 3, **extra} | ({"cursor": cursor} if cursor else {})
+        body = service.get(url, params=params).json()
         seen += [item["id"] for item in body["items"]]
         pages += 1
         cursor = body["next"]
         if cursor is None:
-            break
+            return seen, pages
+
+
+def test_donations_page_by_cursor_in_chain_order_without_gaps(
+    service: Service, world: dict[str, Any]
+) -> None:
+    url = f"/v1/campaigns/{world['campaign_id']}/donations"
+    seen, pages = _pages(service, url)
     assert seen == [d["id"] for d in world["donations"]] and pages == 3
+    # Newest first: the same rows, reversed, and the cursor follows that order.
+    newest, pages = _pages(service, url, order="newest")
+    assert newest == seen[::-1] and pages == 3
     text = service.get(f"/v1/campaigns/{world['campaign_id']}/donations").text
     assert "secret donor" not in text and world["donations"][0]["receipt_secret"][2:] not in text
 
@@ -116,6 +124,7 @@ def test_filters_on_amount_and_time(service: Service, world: dict[str, Any]) -> 
         {"since": "2026-01-01T00:00:00"},
         {"min_amount": -1},
         {"min_amount": 1.5},
+        {"order": "random"},
     ],
 )
 def test_bad_paging_input_is_422(service: Service, world: dict[str, Any], params: dict[str, Any]) -> None:

@@ -206,9 +206,11 @@ def test_the_campaign_page_shows_what_the_api_shows(site: Site) -> None:
         )
         [flow] = svgs(response.text, "flow")
         assert "项目" in flow.find("{http://www.w3.org/2000/svg}title").text
-        listed = service.get(f"/v1/campaigns/{campaign_id}/donations").json()["items"]
+        # Both lists newest first, as the API gives them with order=newest.
+        newest = {"order": "newest"}
+        listed = service.get(f"/v1/campaigns/{campaign_id}/donations", params=newest).json()["items"]
         assert [int(r.get("data-value")) for r in hooks(doc, "donation")] == [d["amount"] for d in listed]
-        paid = service.get(f"/v1/campaigns/{campaign_id}/disbursements").json()["items"]
+        paid = service.get(f"/v1/campaigns/{campaign_id}/disbursements", params=newest).json()["items"]
         assert [
             (r.get("data-disbursement"), int(r.get("data-value"))) for r in hooks(doc, "disbursement")
         ] == [(d["id"], d["amount"]) for d in paid]
