@@ -23,6 +23,7 @@ from ledger_api.chain.writer import ChainWriter, OutboxWorker
 from ledger_api.core import errors
 from ledger_api.core.config import Settings
 from ledger_api.core.idempotency import IdempotencyMiddleware
+from ledger_api.core.limits import RequestLimits, sane_recursion_limit
 
 
 @dataclass
@@ -81,6 +82,8 @@ def _indexer_health(runtime: Runtime, head: int | None) -> dict[str, Any]:
 
 
 def create_app(runtime: Runtime) -> FastAPI:
+    sane_recursion_limit()  # this process parses untrusted JSON (see core/limits.py)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if runtime.indexer is not None:
@@ -113,11 +116,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     from ledger_api.keys.routes import router as keys
     from ledger_api.transactions.routes import router as transactions
 
-    for router in (keys, charities, campaigns, donations, disbursements, evidence, transactions, audit):
+    routers = (keys, charities, campaigns, donations, disbursements, evidence, transactions, audit)
+    for router in routers:
         app.include_router(router)
     from ledger_api.pages import install as install_pages
+    from ledger_api.pages.routes import router as pages
 
     install_pages(app)
+    # Added last, so the outermost: bodies are bounded before anything reads them.
+    app.add_middleware(RequestLimits, routes=[r for router in (*routers, pages) for r in router.routes])
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:

@@ -127,7 +127,8 @@ def load_demo(runtime: Runtime, echo: Callable[[str], Any] = print, seed: int = 
             f"Disbursement: {created['id']}\n",
             "invoice.txt",
         )
-        disbursements.anchor(runtime, DEMO, created["id"], [invoice], True)
+        target = disbursements.evidence_target(runtime, DEMO, created["id"])
+        disbursements.anchor(runtime, target, [invoice], True)
     # One disbursement names its donations explicitly: the last donation of the wells campaign.
     last = [d for d in made["donations"] if d["campaign_id"] == wells][-1]
     explicit = DisbursementCreate(

@@ -26,13 +26,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eth_typing import HexStr
 from eth_utils import to_checksum_address
 from requests.exceptions import RequestException
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from web3 import HTTPProvider, Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
@@ -43,11 +42,11 @@ from ledger_api.chain.calls import Call, as_call
 from ledger_api.chain.contract import contract_error_of
 from ledger_api.chain.keystore import Keystore
 from ledger_api.core.errors import ChainUnavailable, ContractRejected, WriteTimeout
-from ledger_api.core.models import ChainTransaction, IdempotencyRecord, Signer
+from ledger_api.core.idempotency import forget_old_answers
+from ledger_api.core.models import ChainTransaction, Signer
 
 log = logging.getLogger("ledger_api.writer")
 
-IDEMPOTENCY_TTL = timedelta(hours=24)
 NODE_ERRORS = (ConnectionError, TimeoutError, OSError, RequestException)
 
 
@@ -449,15 +448,7 @@ class OutboxWorker:
             self.stop_event.wait(self.interval)
 
     def forget_old_answers(self) -> None:
-        """Stored idempotent answers hold donors' receipt secrets: keep them only as long
-        as a client could reasonably retry (IDEMPOTENCY_TTL)."""
-        cutoff = datetime.now(UTC) - IDEMPOTENCY_TTL
-        with self.writer.engine.begin() as connection:
-            connection.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.created_at < cutoff, IdempotencyRecord.status_code.is_not(None)
-                )
-            )
+        forget_old_answers(self.writer.engine)
 
     def stop(self) -> None:
         self.stop_event.set()

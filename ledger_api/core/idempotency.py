@@ -12,25 +12,48 @@ For a POST or DELETE with the header, from an authenticated caller:
   and may be retried with the same key);
 - same key and same request again: the stored answer, with `Idempotent-Replayed: true`;
 - same key, different request: 422;
-- same key while the first is still running: 409.
+- same key while the first is still running: 409; once the first has been running for
+  longer than any request can (STALE_AFTER: its process died mid-way), the key answers
+  a stored 409 "outcome unknown" instead, for as long as answers are kept, so that a
+  write whose transaction may have been signed is never sent twice.
 Keys are per caller: two callers may use the same key without meeting.
 
-A multipart body is fingerprinted without its boundary, which clients pick at random
-for every request: the same files sent again are the same request.
+Stored answers hold secrets (a donor's receipt secret): their bodies are encrypted with
+AES-GCM under a key derived (HKDF-SHA256) from the caller's own API key, which the
+database does not hold (it keeps only a SHA-256 of the key's secret). Whoever reads the
+table learns nothing from them, and only the caller that made the request can replay it.
+A route may also name fields that are never replayed at all (`WITHHOLD_HEADER`): a newly
+issued API key is shown once, and its replay says so instead of showing it again.
+Answers are kept IDEMPOTENCY_TTL (the outbox worker deletes older rows).
+
+The body is never held whole in memory: it is fingerprinted as it streams in and spooled
+(in memory up to SPOOL_IN_MEMORY, then to a temporary file) for the route to read. A
+multipart body is fingerprinted without its boundary, which clients pick at random for
+every request: the same files sent again are the same request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger_api.core.errors import (
+    Conflict,
     IdempotencyConflict,
     IdempotencyMismatch,
     InvalidRequest,
@@ -44,6 +67,117 @@ from ledger_api.core.security import authenticate
 
 HEADER = b"idempotency-key"
 MAX_KEY = 255
+# A response header a route sets to name top-level JSON fields (comma-separated) that are
+# shown once and never replayed; the middleware removes it before the answer leaves.
+WITHHOLD_HEADER = b"x-ledger-withhold-on-replay"
+IDEMPOTENCY_TTL = timedelta(hours=24)
+# Longer than any request runs (a batch of 2,000 waits for four transactions of at most
+# LEDGER_WRITE_TIMEOUT each, then for the mirror): a row unanswered for longer belongs to
+# a process that died while it ran.
+STALE_AFTER = timedelta(minutes=15)
+SPOOL_IN_MEMORY = 1024 * 1024
+_SEALED = b"aesgcm1:"
+
+
+class IdempotencyOutcomeUnknown(Conflict):
+    kind, title = "idempotency-outcome-unknown", "The first request with this key never finished"
+
+
+class IdempotencyUnreadable(Conflict):
+    kind, title = "idempotency-answer-unreadable", "The stored answer cannot be read with this key"
+
+
+def _sealing_key(token: str, key_id: str) -> AESGCM:
+    """The key that seals a caller's stored answers, from the API key it presented."""
+    derived = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"charity-ledger idempotent answers v1",
+        info=key_id.encode(),
+    ).derive(token.encode())
+    return AESGCM(derived)
+
+
+def seal(token: str, key_id: str, key: str, body: bytes) -> bytes:
+    nonce = os.urandom(12)
+    associated = f"{key_id}\n{key}".encode()  # a sealed body cannot be moved to another row
+    return _SEALED + nonce + _sealing_key(token, key_id).encrypt(nonce, body, associated)
+
+
+def unseal(token: str, key_id: str, key: str, stored: bytes) -> bytes:
+    if not stored.startswith(_SEALED):
+        raise InvalidTag
+    nonce, sealed = stored[len(_SEALED) : len(_SEALED) + 12], stored[len(_SEALED) + 12 :]
+    return _sealing_key(token, key_id).decrypt(nonce, sealed, f"{key_id}\n{key}".encode())
+
+
+class Fingerprint:
+    """SHA-256 of method, path, query and body, fed the body chunk by chunk; in a multipart
+    body every `--<boundary>` is replaced by a fixed marker first. The result does not
+    depend on how the body was cut into chunks (tests/api/test_limits.py checks it)."""
+
+    REPLACEMENT = b"--<boundary>"
+
+    def __init__(self, method: str, path: str, query: bytes, content_type: bytes) -> None:
+        self._hash = hashlib.sha256(b"\n".join([method.encode(), path.encode(), query, b""]))
+        self._marker = _boundary_marker(content_type)
+        self._pending = b""
+
+    def update(self, chunk: bytes) -> None:
+        if self._marker is None:
+            self._hash.update(chunk)
+            return
+        buffer = self._pending + chunk
+        # A marker that starts before `safe` ends inside the buffer; one that starts at or
+        # after it may continue in the next chunk, so that tail waits.
+        safe = len(buffer) - (len(self._marker) - 1)
+        position = 0
+        while True:
+            found = buffer.find(self._marker, position)
+            if found == -1 or found >= safe:
+                break
+            self._hash.update(buffer[position:found] + self.REPLACEMENT)
+            position = found + len(self._marker)
+        end = max(position, safe)
+        self._hash.update(buffer[position:end])
+        self._pending = buffer[end:]
+
+    def hexdigest(self) -> str:
+        if self._marker is not None and self._pending:
+            self._hash.update(self._pending.replace(self._marker, self.REPLACEMENT))
+            self._pending = b""
+        return self._hash.hexdigest()
+
+
+def _boundary_marker(content_type: bytes) -> bytes | None:
+    media_type, _, parameters = content_type.partition(b";")
+    if not media_type.strip().lower().startswith(b"multipart/"):
+        return None
+    for parameter in parameters.split(b";"):
+        name, _, value = parameter.strip().partition(b"=")
+        boundary = value.strip().strip(b'"')
+        if name.strip().lower() == b"boundary" and boundary:
+            return b"--" + boundary
+    return None
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One caller's key: where its row is, and how its answers are sealed."""
+
+    key_id: str  # the caller's API key id (the row's principal)
+    bearer: str  # the API key the caller presented: it seals the answers
+    key: str  # the Idempotency-Key
+
+    @property
+    def where(self) -> Any:
+        return (IdempotencyRecord.principal == self.key_id) & (IdempotencyRecord.key == self.key)
+
+    def seal(self, body: bytes) -> bytes:
+        return seal(self.bearer, self.key_id, self.key, body)
+
+    def unseal(self, stored: bytes) -> bytes:
+        return unseal(self.bearer, self.key_id, self.key, stored)
 
 
 class IdempotencyMiddleware:
@@ -57,7 +191,7 @@ class IdempotencyMiddleware:
         headers = dict(scope["headers"])
         key_raw = headers.get(HEADER)
         if key_raw is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _without_withhold(send))
             return
         runtime = scope["app"].state.runtime
         try:
@@ -65,7 +199,7 @@ class IdempotencyMiddleware:
             if not key or len(key) > MAX_KEY or not key.isprintable():
                 raise ValueError
         except ValueError:
-            await self._problem(
+            await _problem(
                 scope,
                 send,
                 InvalidRequest(f"Idempotency-Key must be 1 to {MAX_KEY} printable ASCII characters"),
@@ -73,125 +207,219 @@ class IdempotencyMiddleware:
             return
         admin = runtime.settings.admin_key.get_secret_value() if runtime.settings.admin_key else None
         authorization = headers.get(b"authorization")
+        token = authorization.decode("latin-1") if authorization else None
         try:
-            principal = authenticate(
-                runtime.engine, admin, authorization.decode("latin-1") if authorization else None
-            )
+            principal = authenticate(runtime.engine, admin, token)
         except Unauthenticated:
             principal = None
-        if principal is None:  # the route answers 401; nothing to remember
-            await self.app(scope, receive, send)
+        if principal is None or token is None:  # the route answers 401; nothing to remember
+            await self.app(scope, receive, _without_withhold(send))
             return
+        bearer = token.partition(" ")[2].strip()
 
-        body = await _read_body(receive)
-        fingerprint = hashlib.sha256(
-            b"\n".join(
-                [
-                    scope["method"].encode(),
-                    scope["path"].encode(),
-                    scope.get("query_string", b""),
-                    _without_boundary(headers.get(b"content-type", b""), body),
-                ]
-            )
-        ).hexdigest()
-        engine = runtime.engine
+        fingerprint = Fingerprint(
+            scope["method"], scope["path"], scope.get("query_string", b""), headers.get(b"content-type", b"")
+        )
+        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            async for chunk in _chunks(receive):
+                fingerprint.update(chunk)
+                spool.write(chunk)
+            spool.seek(0)
+            slot = Slot(principal.key_id, bearer, key)
+            await self._once(scope, receive, send, runtime.engine, slot, fingerprint.hexdigest(), spool)
+        finally:
+            spool.close()
+
+    async def _once(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        engine: Any,
+        slot: Slot,
+        request_hash: str,
+        spool: IO[bytes],
+    ) -> None:
         try:
             with engine.begin() as connection:
                 connection.execute(
                     insert(IdempotencyRecord).values(
-                        principal=principal.key_id, key=key, request_hash=fingerprint
+                        principal=slot.key_id, key=slot.key, request_hash=request_hash
                     )
                 )
         except IntegrityError:
-            with engine.connect() as connection:
-                row = connection.execute(
-                    select(
-                        IdempotencyRecord.request_hash,
-                        IdempotencyRecord.status_code,
-                        IdempotencyRecord.headers,
-                        IdempotencyRecord.body,
-                    ).where(IdempotencyRecord.principal == principal.key_id, IdempotencyRecord.key == key)
-                ).one_or_none()
-            if row is None:  # released between our insert and this read: try again
-                await self(scope, _replay(body, receive), send)
-                return
-            if row.request_hash != fingerprint:
-                await self._problem(
-                    scope, send, IdempotencyMismatch("this Idempotency-Key was used with a different request")
-                )
-            elif row.status_code is None:
-                await self._problem(
-                    scope, send, IdempotencyConflict("the first request with this key has not finished yet")
-                )
-            else:
-                stored = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(row.headers)]
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": row.status_code,
-                        "headers": [*stored, (b"idempotent-replayed", b"true")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": row.body or b""})
+            await self._answer_again(scope, send, engine, slot, request_hash)
             return
 
-        captured: dict[str, Any] = {"status": 500, "headers": [], "body": []}
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": [], "withhold": []}
+        settled = False
+
+        def settle() -> None:
+            """Remember the answer (or forget the key) before its last byte leaves, so that
+            a client that has its answer finds it stored when it retries."""
+            nonlocal settled
+            settled = True
+            body = b"".join(captured["body"])
+            if _remember(captured["status"], body):
+                stored = _withheld(body, captured["withhold"]) if captured["withhold"] else body
+                _store(engine, slot, captured["status"], captured["headers"], stored)
+            else:
+                with engine.begin() as connection:
+                    connection.execute(delete(IdempotencyRecord).where(slot.where))
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
-                captured["headers"] = list(message.get("headers", []))
+                kept = []
+                for name, value in message.get("headers", []):
+                    if name.lower() == WITHHOLD_HEADER:
+                        captured["withhold"] = [f.strip() for f in value.decode("latin-1").split(",")]
+                    else:
+                        kept.append((name, value))
+                captured["headers"] = kept
+                message = {**message, "headers": kept}
             elif message["type"] == "http.response.body":
                 captured["body"].append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    settle()
             await send(message)
 
-        where = (IdempotencyRecord.principal == principal.key_id) & (IdempotencyRecord.key == key)
         try:
-            await self.app(scope, _replay(body, receive), capture)
+            await self.app(scope, _replay(spool, receive), capture)
         except Exception:
-            # Rendered further out, as this 500: a transaction may have been signed before
-            # the error, so the answer is remembered like any other outcome.
-            answer = problem_response(internal_error(), Request(scope))
-            with engine.begin() as connection:
-                connection.execute(
-                    update(IdempotencyRecord)
-                    .where(where)
-                    .values(
-                        status_code=answer.status_code,
-                        headers=json.dumps(
-                            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers]
-                        ),
-                        body=bytes(answer.body),
-                    )
-                )
+            if not settled:
+                # Rendered further out, as this 500: a transaction may have been signed
+                # before the error, so the answer is remembered like any other outcome.
+                answer = problem_response(internal_error(), Request(scope))
+                _store(engine, slot, answer.status_code, answer.raw_headers, bytes(answer.body))
             raise
         except BaseException:
-            with engine.begin() as connection:
-                connection.execute(delete(IdempotencyRecord).where(where))
+            if not settled:
+                with engine.begin() as connection:
+                    connection.execute(delete(IdempotencyRecord).where(slot.where))
             raise
-        with engine.begin() as connection:
-            if _remember(captured["status"], b"".join(captured["body"])):
-                connection.execute(
-                    update(IdempotencyRecord)
-                    .where(where)
-                    .values(
-                        status_code=captured["status"],
-                        headers=json.dumps(
-                            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in captured["headers"]]
-                        ),
-                        body=b"".join(captured["body"]),
-                    )
+        if not settled:  # the app ended without a complete answer (the client left)
+            settle()
+
+    async def _answer_again(
+        self,
+        scope: Scope,
+        send: Send,
+        engine: Any,
+        slot: Slot,
+        request_hash: str,
+    ) -> None:
+        where = slot.where
+        with engine.connect() as connection:
+            row = connection.execute(
+                select(
+                    IdempotencyRecord.request_hash,
+                    IdempotencyRecord.status_code,
+                    IdempotencyRecord.headers,
+                    IdempotencyRecord.body,
+                    IdempotencyRecord.created_at,
+                ).where(where)
+            ).one_or_none()
+        if row is None:  # forgotten between our insert and this read: the caller may retry
+            await _problem(scope, send, IdempotencyConflict("the request with this key just ended; retry"))
+            return
+        if row.request_hash != request_hash:
+            await _problem(
+                scope, send, IdempotencyMismatch("this Idempotency-Key was used with a different request")
+            )
+            return
+        status, stored_headers, stored_body = row.status_code, row.headers, row.body
+        if status is None:
+            if _age(row.created_at) < STALE_AFTER:
+                await _problem(
+                    scope, send, IdempotencyConflict("the first request with this key has not finished yet")
                 )
-            else:
-                connection.execute(delete(IdempotencyRecord).where(where))
+                return
+            status, stored_headers, stored_body = _give_up(engine, slot, scope)
+        try:
+            body = slot.unseal(stored_body or b"")
+        except InvalidTag:
+            await _problem(
+                scope,
+                send,
+                IdempotencyUnreadable(
+                    "the answer stored for this key was sealed with another credential; use a new key"
+                ),
+            )
+            return
+        stored = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(stored_headers)]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    *stored,
+                    (b"content-length", str(len(body)).encode()),
+                    (b"idempotent-replayed", b"true"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
-    async def _problem(self, scope: Scope, send: Send, problem: Problem) -> None:
-        response = problem_response(problem)
 
-        async def _receive() -> Message:
-            return {"type": "http.request", "body": b"", "more_body": False}
+def _store(engine: Any, slot: Slot, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    kept = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k.lower() != b"content-length"]
+    with engine.begin() as connection:
+        connection.execute(
+            update(IdempotencyRecord)
+            .where(slot.where)
+            .values(status_code=status, headers=json.dumps(kept), body=slot.seal(body))
+        )
 
-        await response(scope, _receive, send)
+
+def _give_up(engine: Any, slot: Slot, scope: Scope) -> tuple[int, str, bytes]:
+    """A row its request never answered: store "outcome unknown" as its answer (once,
+    with a conditional UPDATE), and return whatever answer the row now has."""
+    problem = IdempotencyOutcomeUnknown(
+        "the first request with this Idempotency-Key never finished (the service stopped while it"
+        " ran); a transaction it signed may still be mined: check the charity's records before"
+        " you retry with a new key"
+    )
+    answer = problem_response(problem, Request(scope))
+    kept = [
+        (k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers if k != b"content-length"
+    ]
+    with engine.begin() as connection:
+        connection.execute(
+            update(IdempotencyRecord)
+            .where(slot.where & IdempotencyRecord.status_code.is_(None))
+            .values(
+                status_code=answer.status_code, headers=json.dumps(kept), body=slot.seal(bytes(answer.body))
+            )
+        )
+        row = connection.execute(
+            select(IdempotencyRecord.status_code, IdempotencyRecord.headers, IdempotencyRecord.body).where(
+                slot.where
+            )
+        ).one()
+    return int(row.status_code), str(row.headers), bytes(row.body)
+
+
+def _age(created_at: datetime) -> timedelta:
+    if created_at.tzinfo is None:  # SQLite keeps UTC without a zone
+        created_at = created_at.replace(tzinfo=UTC)
+    return datetime.now(UTC) - created_at
+
+
+def _withheld(body: bytes, fields: list[str]) -> bytes:
+    """The answer as it is replayed: the named fields emptied, and said so."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(answer, dict):
+        return body
+    withheld = [field for field in fields if field in answer]
+    for field in withheld:
+        answer[field] = None
+    answer["withheld_on_replay"] = withheld
+    return json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _remember(status: int, body: bytes) -> bool:
@@ -209,40 +437,61 @@ def _remember(status: int, body: bytes) -> bool:
     return isinstance(problem, dict) and bool(problem.get("transaction"))
 
 
-def _without_boundary(content_type: bytes, body: bytes) -> bytes:
-    """A multipart body with its (random) boundary replaced by a fixed one."""
-    media_type, _, parameters = content_type.partition(b";")
-    if not media_type.strip().lower().startswith(b"multipart/"):
-        return body
-    for parameter in parameters.split(b";"):
-        name, _, value = parameter.strip().partition(b"=")
-        boundary = value.strip().strip(b'"')
-        if name.strip().lower() == b"boundary" and boundary:
-            return body.replace(b"--" + boundary, b"--<boundary>")
-    return body
+def _without_withhold(send: Send) -> Send:
+    """`send`, with the internal withhold header taken out of the answer."""
+
+    async def forward(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != WITHHOLD_HEADER]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return forward
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
+async def _problem(scope: Scope, send: Send, problem: Problem) -> None:
+    response = problem_response(problem, Request(scope))
+
+    async def _receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    await response(scope, _receive, send)
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
+            return
+        yield message.get("body", b"")
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return
 
 
-def _replay(body: bytes, original: Receive) -> Receive:
-    """The body already read, then whatever the client does next (a disconnect)."""
-    sent = False
+def _replay(spool: IO[bytes], original: Receive) -> Receive:
+    """The spooled body, in slices, then whatever the client does next (a disconnect)."""
+    done = False
 
     async def receive() -> Message:
-        nonlocal sent
-        if sent:
+        nonlocal done
+        if done:
             return await original()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        chunk = spool.read(64 * 1024)
+        more = len(chunk) == 64 * 1024
+        if not more:
+            done = True
+        return {"type": "http.request", "body": chunk, "more_body": more}
 
     return receive
+
+
+def forget_old_answers(engine: Any) -> int:
+    """Delete rows older than IDEMPOTENCY_TTL, answered or not: stored answers hold
+    donors' receipt secrets (sealed), kept only as long as a client could retry."""
+    cutoff = datetime.now(UTC) - IDEMPOTENCY_TTL
+    with engine.begin() as connection:
+        return int(
+            connection.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
+            ).rowcount
+        )

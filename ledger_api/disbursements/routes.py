@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Path, UploadFile
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from ledger_api.core import writes
 from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
+from ledger_api.core.errors import InvalidRequest
 from ledger_api.core.schemas import DisbursementId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.disbursements import service
@@ -29,18 +32,60 @@ def record_disbursement(
     return writes.answer(created, [state], wait)
 
 
-@router.post("/{disbursement_id}/evidence", status_code=201)
-def upload_evidence(
+# The body is not a parameter: FastAPI would read (and spool to disk) a multipart body
+# before it checks the key. The route reads it itself, once the key and the disbursement
+# have been checked; this documents it for OpenAPI.
+EVIDENCE_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                            "maxItems": service.MAX_DOCUMENTS,
+                            "description": "One to ten documents (invoices, receipts, photos), "
+                            f"each at most {service.MAX_DOCUMENT // (1024 * 1024)} MB.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/{disbursement_id}/evidence",
+    status_code=201,
+    max_body_size=service.EVIDENCE_BODY,
+    openapi_extra=EVIDENCE_FORM,
+)
+async def upload_evidence(
     disbursement_id: DisbursementPath,
+    request: Request,
     runtime: WriteRuntimeDep,
     principal: WriterPrincipal,
-    files: Annotated[
-        list[UploadFile], File(description="One to ten documents (invoices, receipts, photos).")
-    ],
     wait: WaitParam = True,
 ) -> JSONResponse:
-    """Store documents by their SHA-256 and anchor each hash to the disbursement on chain."""
-    created, states = service.anchor(runtime, principal, disbursement_id, files, wait)
+    """Store documents by their SHA-256 and anchor each hash to the disbursement on chain.
+    Every document is checked, and every anchor simulated, before any is stored or sent."""
+    target = await run_in_threadpool(service.evidence_target, runtime, principal, disbursement_id)
+    form = await request.form(max_files=service.MAX_DOCUMENTS, max_fields=service.MAX_DOCUMENTS)
+    try:
+        uploads = [item for name, item in form.multi_items() if name == "files"]
+        if not all(isinstance(item, UploadFile) for item in uploads):
+            raise InvalidRequest("`files` must be file parts (multipart/form-data with filenames)")
+        created, states = await run_in_threadpool(
+            service.anchor, runtime, target, [u for u in uploads if isinstance(u, UploadFile)], wait
+        )
+    finally:
+        await form.close()
     return writes.answer(created, states, wait)
 
 

@@ -13,15 +13,17 @@ import hashlib
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import UploadFile
 from sqlalchemy import select
+from starlette.datastructures import UploadFile
 
 from indexer import models as im
 from ledger_api.app import Runtime
 from ledger_api.campaigns.service import charity_of_campaign, view_call
+from ledger_api.chain.calls import encode
 from ledger_api.chain.writer import TxState
 from ledger_api.charities.service import ZERO, operator_for
 from ledger_api.core import ids, writes
@@ -32,6 +34,8 @@ from ledger_api.disbursements.schemas import MAX_ALLOCATIONS, DisbursementCreate
 STALE = {"DonationOverdrawn", "DonationNotFound", "AllocationCampaignMismatch", "CampaignOverdrawn"}
 MAX_DOCUMENT = 25 * 1024 * 1024
 MAX_DOCUMENTS = 10
+# The body limit of an upload: ten documents at their largest, and their multipart headers.
+EVIDENCE_BODY = MAX_DOCUMENTS * MAX_DOCUMENT + 1024 * 1024
 
 
 def fifo(runtime: Runtime, campaign_hex: str, amount: int) -> list[tuple[bytes, int]]:
@@ -144,9 +148,43 @@ def record(
     return created, state
 
 
-def store_document(root: Path, upload: UploadFile) -> tuple[str, int]:
-    """Store an upload content-addressed (root/ab/abcdef...); returns (sha256 hex, size)."""
+@dataclass(frozen=True)
+class EvidenceTarget:
+    """A disbursement documents are anchored to, checked against the caller before any
+    document is read."""
+
+    disbursement_id: str
+    disbursement: bytes
+    charity_hex: str
+    operator: str
+
+
+def evidence_target(runtime: Runtime, principal: Principal, disbursement_id: str) -> EvidenceTarget:
+    """The disbursement and the operator that anchors to it; 404 when it does not exist
+    or belongs to another charity than the caller's."""
+    disbursement = ids.to_bytes32(disbursement_id, "disbursement")
+    view = view_call(runtime, "disbursementOf", disbursement, missing="disbursement")
+    charity_hex = charity_of_campaign(runtime, ids.from_bytes32(bytes(view[0])))
+    operator = operator_for(runtime, principal, charity_hex, "disbursement")
+    return EvidenceTarget(disbursement_id, disbursement, charity_hex, operator)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An uploaded document written to a temporary file beside the store, not yet in it."""
+
+    temporary: Path
+    sha256: str
+    size: int
+    filename: str
+
+
+def stage_document(root: Path, upload: UploadFile, position: int) -> Staged:
+    """Copy an upload into a temporary file in `root`, hashing and counting it; a 422 that
+    names the document when it is empty or too large (nothing is kept then)."""
     root.mkdir(parents=True, exist_ok=True)
+    name = (upload.filename or "")[:200]
+    which = f"document {position}" + (f" ({name!r})" if name else "")
     digest = hashlib.sha256()
     size = 0
     fd, temporary = tempfile.mkstemp(dir=root, prefix=".upload-")
@@ -155,49 +193,84 @@ def store_document(root: Path, upload: UploadFile) -> tuple[str, int]:
             while chunk := upload.file.read(1 << 20):
                 size += len(chunk)
                 if size > MAX_DOCUMENT:
-                    raise InvalidRequest(f"a document may be at most {MAX_DOCUMENT // (1024 * 1024)} MB")
+                    raise InvalidRequest(
+                        f"{which} is larger than {MAX_DOCUMENT // (1024 * 1024)} MB; nothing was kept"
+                    )
                 digest.update(chunk)
                 out.write(chunk)
         if size == 0:
-            raise InvalidRequest("an empty document cannot be evidence")
-        sha = digest.hexdigest()
-        target = root / sha[:2] / sha
-        target.parent.mkdir(exist_ok=True)
-        os.replace(temporary, target)
-        return sha, size
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+            raise InvalidRequest(
+                f"{which} is empty: an empty document cannot be evidence; nothing was stored"
+            )
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return Staged(Path(temporary), digest.hexdigest(), size, name)
+
+
+def stored_path(root: Path, sha256: str) -> Path:
+    return root / sha256[:2] / sha256
 
 
 def anchor(
-    runtime: Runtime, principal: Principal, disbursement_id: str, uploads: list[UploadFile], wait: bool
+    runtime: Runtime, target: EvidenceTarget, uploads: list[UploadFile], wait: bool
 ) -> tuple[dict[str, Any], list[TxState]]:
+    """Store documents content-addressed and anchor each new hash to the disbursement.
+
+    All or nothing up to the sends: every document is read and checked, and every anchor
+    simulated, before any document is stored or any transaction signed; a document sent
+    twice (or already anchored) is anchored once."""
     if not 1 <= len(uploads) <= MAX_DOCUMENTS:
         raise InvalidRequest(f"upload 1 to {MAX_DOCUMENTS} documents as multipart field `files`")
-    disbursement = ids.to_bytes32(disbursement_id, "disbursement")
-    view = view_call(runtime, "disbursementOf", disbursement, missing="disbursement")
-    charity_hex = charity_of_campaign(runtime, ids.from_bytes32(bytes(view[0])))
-    operator = operator_for(runtime, principal, charity_hex, "disbursement")
-    documents, states = [], []
-    for upload in uploads:
-        sha, size = store_document(runtime.settings.evidence_path, upload)
-        document: dict[str, Any] = {"sha256": sha, "size": size, "filename": (upload.filename or "")[:200]}
-        hash_bytes = bytes.fromhex(sha)
-        if view_call(runtime, "isEvidenceAnchored", disbursement, hash_bytes, missing="disbursement"):
-            document["already_anchored"] = True
-        else:
-            call = runtime.contract.functions.anchorEvidence(disbursement, hash_bytes)
-            gas = writes.simulate(runtime, operator, call)
-            state = writes.send(
-                runtime, operator, call, gas, charity_hex, {"kind": "evidence", "ids": [disbursement_id, sha]}
+    root = runtime.settings.evidence_path
+    staged: list[Staged] = []
+    try:
+        for position, upload in enumerate(uploads, start=1):
+            staged.append(stage_document(root, upload, position))
+        plans: dict[str, tuple[Any, int] | None] = {}  # sha256 -> (call, gas), None if anchored
+        for document in staged:
+            if document.sha256 in plans:
+                continue
+            hash_bytes = bytes.fromhex(document.sha256)
+            if view_call(
+                runtime, "isEvidenceAnchored", target.disbursement, hash_bytes, missing="disbursement"
+            ):
+                plans[document.sha256] = None
+                continue
+            call = encode("anchorEvidence", target.disbursement, hash_bytes)
+            plans[document.sha256] = (call, writes.simulate(runtime, target.operator, call))
+        for document in staged:  # checked: now stored, before anything names them on chain
+            final = stored_path(root, document.sha256)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(document.temporary, final)
+    finally:
+        for document in staged:
+            document.temporary.unlink(missing_ok=True)
+    states: dict[str, TxState] = {}
+    for sha, plan in plans.items():
+        if plan is not None:
+            call, gas = plan
+            states[sha] = writes.send(
+                runtime,
+                target.operator,
+                call,
+                gas,
+                target.charity_hex,
+                {"kind": "evidence", "ids": [target.disbursement_id, sha]},
             )
-            states.append(state)
-            document["transaction_id"] = state.id
-        documents.append(document)
-    states = writes.settle(runtime, states, wait)
-    views = {s.id: writes.transaction_view(runtime, s) for s in states}
-    for document in documents:
-        if "transaction_id" in document:
-            document["transaction"] = views[document.pop("transaction_id")]
-    return {"disbursement_id": disbursement_id, "documents": documents}, states
+    settled = writes.settle(runtime, list(states.values()), wait)
+    views = {s.id: writes.transaction_view(runtime, s) for s in settled}
+    by_sha = {sha: views[state.id] for sha, state in states.items()}
+    documents: list[dict[str, Any]] = []
+    for document in staged:
+        entry: dict[str, Any] = {
+            "sha256": document.sha256,
+            "size": document.size,
+            "filename": document.filename,
+        }
+        if plans[document.sha256] is None:
+            entry["already_anchored"] = True
+        else:
+            entry["transaction"] = by_sha[document.sha256]
+        documents.append(entry)
+    return {"disbursement_id": target.disbursement_id, "documents": documents}, settled

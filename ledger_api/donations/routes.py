@@ -12,7 +12,13 @@ from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
 from ledger_api.core.schemas import DonationId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.donations import service
-from ledger_api.donations.schemas import DonationBatch, DonationCreate, OwnershipCheck, RefundCreate
+from ledger_api.donations.schemas import (
+    BATCH_BODY,
+    DonationBatch,
+    DonationCreate,
+    OwnershipCheck,
+    RefundCreate,
+)
 from ledger_api.donations.trace import owns, trace
 
 router = APIRouter(prefix="/v1/donations", tags=["donations"])
@@ -31,7 +37,7 @@ def record_donation(
     )
 
 
-@router.post("/batch", status_code=201)
+@router.post("/batch", status_code=201, max_body_size=BATCH_BODY)
 def record_donations(
     body: DonationBatch, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:

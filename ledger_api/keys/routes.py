@@ -12,6 +12,7 @@ from ledger_api.charities.service import find_charity
 from ledger_api.core import ids
 from ledger_api.core.deps import RuntimeDep
 from ledger_api.core.errors import NotFound
+from ledger_api.core.idempotency import WITHHOLD_HEADER
 from ledger_api.core.models import ApiKey
 from ledger_api.core.security import AdminPrincipal, new_key
 from ledger_api.keys.schemas import KeyCreate
@@ -21,7 +22,8 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 @router.post("", status_code=201)
 def create_key(body: KeyCreate, runtime: RuntimeDep, _: AdminPrincipal) -> JSONResponse:
-    """Issue a key. The key itself is in this answer only; the service keeps its hash."""
+    """Issue a key. The key itself is in this answer only; the service keeps its hash (a
+    retry with the same Idempotency-Key answers the same key id with `"key": null`)."""
     charity_hex = ids.to_hex(body.charity_id, "charity") if body.charity_id else None
     if charity_hex is not None:
         find_charity(runtime, charity_hex)  # 404 for a charity this service does not know
@@ -35,6 +37,8 @@ def create_key(body: KeyCreate, runtime: RuntimeDep, _: AdminPrincipal) -> JSONR
     return JSONResponse(
         {"id": key_id, "key": key, "role": body.role, "charity_id": body.charity_id, "label": body.label},
         status_code=201,
+        # Shown once: a retry with the same Idempotency-Key answers without it.
+        headers={WITHHOLD_HEADER.decode(): "key"},
     )
 
 

@@ -384,7 +384,7 @@ def receipt(request: Request, donation_id: str, runtime: RuntimeDep) -> HTMLResp
     return _receipt(request, runtime, donation_id)
 
 
-@router.post("/donations/{donation_id}/receipt", name="page_receipt_with_secret")
+@router.post("/donations/{donation_id}/receipt", name="page_receipt_with_secret", max_body_size=4096)
 def receipt_with_secret(
     request: Request,
     donation_id: str,

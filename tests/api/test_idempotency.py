@@ -59,11 +59,14 @@ def test_a_retry_gets_the_first_answer_byte_for_byte_and_sends_nothing(service: 
     charity_id = charity.json()["id"]
     issued = post(service, "/v1/keys", ADMIN_KEY, "key-1", json={"role": "charity", "charity_id": charity_id})
     assert issued.status_code == 201
-    assert_replay(
-        issued,
-        post(service, "/v1/keys", ADMIN_KEY, "key-1", json={"role": "charity", "charity_id": charity_id}),
-    )
     key = issued.json()["key"]
+    # A key is shown once: its replay is the same issuance (the same key id, no second
+    # key), with the key itself withheld.
+    again = post(service, "/v1/keys", ADMIN_KEY, "key-1", json={"role": "charity", "charity_id": charity_id})
+    assert again.status_code == 201 and again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == {**issued.json(), "key": None, "withheld_on_replay": ["key"]}
+    assert key not in again.text
+    assert "x-ledger-withhold-on-replay" not in issued.headers
 
     body = {"charity_id": charity_id, "name": "School meals", "currency": "CNY", "goal": 10**6}
     created = post(service, "/v1/campaigns", key, "campaign-1", json=body)
@@ -433,4 +436,87 @@ def test_stored_answers_are_forgotten_after_a_day(service: Service) -> None:
                 select(IdempotencyRecord.key).where(IdempotencyRecord.principal == "p")
             ).scalars()
         )
-    assert left == {"recent", "running"}
+    # A row its request never answered (its process died) goes too.
+    assert left == {"recent"}
+
+
+def _claim_abandoned_row(
+    service: Service, key_id: str, idempotency_key: str, body: bytes, age: float
+) -> None:
+    """The row a request leaves when its process dies while it runs: claimed, never answered."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from ledger_api.core.idempotency import Fingerprint
+    from ledger_api.core.models import IdempotencyRecord
+
+    fingerprint = Fingerprint("POST", "/v1/donations", b"", b"application/json")
+    fingerprint.update(body)
+    with service.runtime.engine.begin() as connection:
+        connection.execute(
+            insert(IdempotencyRecord).values(
+                principal=key_id,
+                key=idempotency_key,
+                request_hash=fingerprint.hexdigest(),
+                created_at=datetime.now(UTC) - timedelta(seconds=age),
+            )
+        )
+
+
+def test_a_request_that_never_finished_answers_outcome_unknown_not_409_forever(service: Service) -> None:
+    """A key whose first request died mid-way is 409 "in progress" only while that request
+    could still be running; then it answers, for good, that the outcome is unknown (a
+    transaction may have been signed), and never runs the write a second time."""
+    import json
+
+    charity_id, key = service.charity()
+    campaign_id = service.campaign(charity_id, key)
+    key_id = key.split("_")[1]
+    body = json.dumps(donation(campaign_id)).encode()
+    headers = {"content-type": "application/json"}
+    _claim_abandoned_row(service, key_id, "fresh", body, age=60)
+    _claim_abandoned_row(service, key_id, "abandoned", body, age=16 * 60)
+    before = transactions(service)
+    problem(
+        post(service, "/v1/donations", key, "fresh", content=body, headers=headers),
+        409,
+        "idempotency-in-flight",
+    )
+    for _ in range(2):
+        answer = post(service, "/v1/donations", key, "abandoned", content=body, headers=headers)
+        found = problem(answer, 409, "idempotency-outcome-unknown")
+        assert answer.headers.get("idempotent-replayed") == "true"
+        assert "new key" in found["detail"]
+    assert transactions(service) == before
+    assert campaign_view(service, campaign_id)["donation_count"] == 0
+
+
+def test_stored_answers_are_sealed_with_the_callers_key(service: Service) -> None:
+    """Receipt secrets in stored answers are encrypted under a key derived from the
+    caller's API key, which the database does not hold: the table alone reveals nothing,
+    and the caller still gets its answer back byte for byte."""
+    from sqlalchemy import select
+
+    from ledger_api.core.models import ApiKey, IdempotencyRecord
+
+    charity_id, key = service.charity()
+    campaign_id = service.campaign(charity_id, key)
+    first = post(service, "/v1/donations", key, "sealed-1", json=donation(campaign_id))
+    assert first.status_code == 201, first.text
+    secret = first.json()["receipt_secret"]
+    with service.runtime.engine.connect() as connection:
+        stored = connection.execute(
+            select(IdempotencyRecord.body, IdempotencyRecord.headers).where(
+                IdempotencyRecord.key == "sealed-1"
+            )
+        ).one()
+        key_hash = connection.execute(
+            select(ApiKey.secret_hash).where(ApiKey.id == key.split("_")[1])
+        ).scalar_one()
+    raw = bytes(stored.body)
+    for needle in (secret, secret[2:], bytes.fromhex(secret[2:]).hex(), first.json()["id"], "receipt_secret"):
+        assert needle.encode() not in raw, needle
+    assert bytes.fromhex(secret[2:]) not in raw
+    assert key_hash not in raw.decode("latin-1") and key not in stored.headers
+    assert_replay(first, post(service, "/v1/donations", key, "sealed-1", json=donation(campaign_id)))
