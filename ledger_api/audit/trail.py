@@ -122,7 +122,7 @@ def statement(
         query = query.where(im.Block.timestamp >= start)
     if end is not None:
         query = query.where(im.Block.timestamp < end)
-    after = decode_cursor(cursor)
+    after = decode_cursor(runtime.settings.signing_key("cursor"), cursor)
     if after is not None:
         query = query.where(tuple_(E.block_number, E.log_index) > tuple_(*after))
     return query.order_by(E.block_number, E.log_index)
@@ -154,7 +154,9 @@ def trail_page(
     runtime: Runtime, connection: Connection, view: ChainView, query: Select[Any], limit: int
 ) -> dict[str, Any]:
     rows = connection.execute(query.limit(limit + 1)).all()
-    return page([entry(view, row) for row in rows[:limit]], rows, limit)
+    return page(
+        runtime.settings.signing_key("cursor"), [entry(view, row) for row in rows[:limit]], rows, limit
+    )
 
 
 def stream(connection: Connection, view: ChainView, query: Select[Any]) -> Iterator[dict[str, Any]]:

@@ -32,7 +32,7 @@ def _filtered(
     max_amount: int | None = None,
     newest: bool = False,
 ) -> Select[Any]:
-    after = decode_cursor(cursor)
+    after = decode_cursor(runtime.settings.signing_key("cursor"), cursor)
     position = tuple_(model.block_number, model.log_index)
     if after is not None:
         statement = statement.where(position < tuple_(*after) if newest else position > tuple_(*after))
@@ -117,7 +117,7 @@ def list_campaigns(
         {**summary(r, coverage.get(r.campaign_id, (0, 0))), "proof": proof(view, blocks, r)}
         for r in rows[:limit]
     ]
-    return page(items, rows, limit)
+    return page(runtime.settings.signing_key("cursor"), items, rows, limit)
 
 
 def _campaign(connection: Any, runtime: Runtime, campaign_id: str) -> Any:
@@ -174,7 +174,7 @@ def list_donations(
         }
         for r in rows[:limit]
     ]
-    return page(items, rows, limit)
+    return page(runtime.settings.signing_key("cursor"), items, rows, limit)
 
 
 def list_disbursements(
@@ -210,7 +210,7 @@ def list_disbursements(
         }
         for r in rows[:limit]
     ]
-    return page(items, rows, limit)
+    return page(runtime.settings.signing_key("cursor"), items, rows, limit)
 
 
 def flows(runtime: Runtime, campaign_id: str, top: int = 20) -> dict[str, Any]:

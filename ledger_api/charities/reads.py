@@ -57,7 +57,7 @@ def _view(row: Any, totals: dict[str, Any], reference: dict[str, Any]) -> dict[s
 
 def list_charities(runtime: Runtime, limit: int, cursor: str | None) -> dict[str, Any]:
     statement = select(CH).where(CH.deployment_id == runtime.deployment_id)
-    after = decode_cursor(cursor)
+    after = decode_cursor(runtime.settings.signing_key("cursor"), cursor)
     if after is not None:
         statement = statement.where(tuple_(CH.block_number, CH.log_index) > tuple_(*after))
     statement = statement.order_by(CH.block_number, CH.log_index).limit(limit + 1)
@@ -67,7 +67,7 @@ def list_charities(runtime: Runtime, limit: int, cursor: str | None) -> dict[str
         view = chain_view(runtime, connection)
         blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
     items = [_view(r, totals.get(r.charity_id, {}), proof(view, blocks, r)) for r in rows[:limit]]
-    return page(items, rows, limit)
+    return page(runtime.settings.signing_key("cursor"), items, rows, limit)
 
 
 def get_charity(runtime: Runtime, charity_id: str) -> dict[str, Any]:

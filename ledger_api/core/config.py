@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
     keystore_passphrase: SecretStr = SecretStr(DEV_PASSPHRASE)
     # The admin API key; unset in development: `ledger dev` makes one and prints it.
     admin_key: SecretStr | None = None
+    # Signs what the service hands out and takes back (page cursors); required outside
+    # development. Unset in development: derived from the keystore passphrase.
+    secret_key: SecretStr | None = None
     # Where uploaded evidence documents are stored, by SHA-256.
     evidence_path: Path = ROOT / "var" / "evidence"
     # How long a write waits for its transaction to be mined before answering 504
@@ -72,8 +76,18 @@ class Settings(BaseSettings):
         admin = self.admin_key.get_secret_value() if self.admin_key else ""
         if len(admin) < 32:
             problems.append("LEDGER_ADMIN_KEY must be set to a random value of at least 32 characters")
+        secret = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(secret) < 32:
+            problems.append("LEDGER_SECRET_KEY must be set to a random value of at least 32 characters")
         if problems:
             raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
+
+    def signing_key(self, purpose: str) -> bytes:
+        """A key for one purpose (e.g. "cursor"), derived from LEDGER_SECRET_KEY (in
+        development without it, from the keystore passphrase): the same in every process
+        of a deployment, different for every purpose."""
+        secret = self.secret_key or self.keystore_passphrase
+        return hmac.new(secret.get_secret_value().encode(), f"ledger {purpose}".encode(), "sha256").digest()
 
     @property
     def effective_confirmations(self) -> int:

@@ -1,10 +1,17 @@
 """Cursor pagination for public lists: a stable order (chain order: block, then log
 index), a bounded page size, and an opaque cursor that names the last row seen, so pages
-neither skip nor repeat rows while new records arrive."""
+neither skip nor repeat rows while new records arrive.
+
+A cursor is the last row's position and an HMAC of it under the deployment's cursor key
+(Settings.signing_key("cursor")): only cursors this service issued are taken back, so
+nothing a client makes up (a position past 2**63, which overflowed SQLite's integers into
+a 500) reaches SQL."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,31 +33,47 @@ Order = Annotated[
     Literal["oldest", "newest"],
     Query(description="Chain order (oldest first, the default) or newest first; cursors follow it."),
 ]
+# A single record's amount is at most the contract's MAX_AMOUNT (10**18), and that is what
+# the mirror's integer columns hold: a bound above it reached SQL as an integer SQLite could
+# not bind (a 500).
+MAX_AMOUNT_FILTER = 10**18
 MinAmount = Annotated[
-    int | None, Query(ge=0, le=10**24, description="Only amounts at least this (minor units).")
+    int | None,
+    Query(ge=0, le=MAX_AMOUNT_FILTER, description="Only amounts at least this (minor units, at most 10^18)."),
 ]
 MaxAmount = Annotated[
-    int | None, Query(ge=0, le=10**24, description="Only amounts at most this (minor units).")
+    int | None,
+    Query(ge=0, le=MAX_AMOUNT_FILTER, description="Only amounts at most this (minor units, at most 10^18)."),
 ]
+_POSITION_MAX = 2**63 - 1  # what the mirror's BIGINT columns hold
+_TAG = 12  # bytes of HMAC-SHA256 kept in a cursor
 
 
-def encode_cursor(block_number: int, log_index: int) -> str:
-    raw = json.dumps([block_number, log_index], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _tag(key: bytes, payload: bytes) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).digest()[:_TAG]
 
 
-def decode_cursor(cursor: str | None) -> tuple[int, int] | None:
+def encode_cursor(key: bytes, block_number: int, log_index: int) -> str:
+    payload = json.dumps([block_number, log_index], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload + _tag(key, payload)).decode().rstrip("=")
+
+
+def decode_cursor(key: bytes, cursor: str | None) -> tuple[int, int] | None:
+    """The position a cursor this service issued names; 422 for anything else."""
     if cursor is None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        block_number, log_index = json.loads(raw)
-        if (
-            not (isinstance(block_number, int) and isinstance(log_index, int))
-            or min(block_number, log_index) < 0
+        payload, tag = raw[:-_TAG], raw[-_TAG:]
+        if len(raw) <= _TAG or not hmac.compare_digest(tag, _tag(key, payload)):
+            raise ValueError
+        block_number, log_index = json.loads(payload)
+        if not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= _POSITION_MAX
+            for n in (block_number, log_index)
         ):
             raise ValueError
-    except (ValueError, TypeError, json.JSONDecodeError):
+    except (ValueError, TypeError):
         raise InvalidRequest("not a cursor from a previous page") from None
     return block_number, log_index
 
@@ -63,11 +86,11 @@ def timestamp(value: datetime | None) -> int | None:
     return int(value.timestamp())
 
 
-def page(items: list[dict[str, Any]], rows: Sequence[Any], limit: int) -> dict[str, Any]:
+def page(key: bytes, items: list[dict[str, Any]], rows: Sequence[Any], limit: int) -> dict[str, Any]:
     """`rows` were fetched with limit + 1: the extra row says there is a next page."""
     more = len(rows) > limit
     last = rows[limit - 1] if more else None
     return {
         "items": items[:limit],
-        "next": encode_cursor(last.block_number, last.log_index) if last is not None else None,
+        "next": encode_cursor(key, last.block_number, last.log_index) if last is not None else None,
     }

@@ -163,3 +163,56 @@ def test_charities_list_and_detail(service: Service, world: dict[str, Any]) -> N
     campaigns = service.get("/v1/campaigns", params={"charity_id": world["charity_id"]}).json()["items"]
     assert [c["id"] for c in campaigns] == [world["campaign_id"], world["other_campaign"]]
     problem(service.get("/v1/charities/CH-0000-0000-0000-0000"), 404, "not-found")
+
+
+def _forged(*position: int) -> str:
+    """A cursor in the shape this service used to hand out (unsigned base64 JSON)."""
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode().rstrip("=")
+
+
+def test_made_up_cursors_and_filters_past_the_database_are_422_everywhere(
+    service: Service, world: dict[str, Any]
+) -> None:
+    """A cursor holding a huge integer, or an amount filter past 2**63 - 1, used to reach
+    SQL and answer 500 (OverflowError on SQLite) on every list, page and the audit trail.
+    Only cursors this service issued are taken back; amounts are bounded by the contract's
+    MAX_AMOUNT, the most any record holds."""
+    campaign, charity = world["campaign_id"], world["charity_id"]
+    real = service.get(f"/v1/campaigns/{campaign}/donations", params={"limit": 2}).json()["next"]
+    assert real
+    tampered = real[:-2] + ("AA" if not real.endswith("AA") else "BB")
+    cursors = [_forged(2**64, 0), _forged(2**63, 1), _forged(1, 2), tampered, real + "x"]
+    auditor = service.post(
+        "/v1/keys", "test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz", json={"role": "auditor"}
+    ).json()["key"]
+    lists = [
+        ("/v1/campaigns", None),
+        ("/v1/charities", None),
+        (f"/v1/campaigns/{campaign}/donations", None),
+        (f"/v1/campaigns/{campaign}/disbursements", None),
+        ("/v1/audit/trail", auditor),
+    ]
+    for path, key in lists:
+        for cursor in cursors:
+            problem(service.get(path, key, params={"cursor": cursor}), 422, "invalid-request")
+    for path in (f"/v1/campaigns/{campaign}/donations", f"/v1/campaigns/{campaign}/disbursements"):
+        for bound in (2**63, 2**64, 10**19, 10**24):
+            for name in ("min_amount", "max_amount"):
+                problem(service.get(path, params={name: bound}), 422, "invalid-request")
+        everything = service.get(path, params={"min_amount": 0, "max_amount": 10**18})
+        assert everything.status_code == 200, everything.text
+    pages = [
+        "/?charities={}",
+        f"/campaigns/{campaign}?donations={{}}",
+        f"/charities/{charity}?campaigns={{}}",
+    ]
+    for template in pages:
+        for cursor in cursors:
+            answer = service.get(template.format(cursor), headers={"accept": "text/html"})
+            assert answer.status_code == 422, (template, answer.status_code)
+            assert answer.headers["content-type"].startswith("text/html")
+    # A real cursor still pages on.
+    assert service.get(f"/v1/campaigns/{campaign}/donations", params={"cursor": real}).status_code == 200
