@@ -71,6 +71,18 @@ _RECORD = {
     "unpaused": ("account", None),
 }
 SLICE = 500  # entries per chunk written out
+# A cell a spreadsheet would run as a formula (or that starts with a control character that
+# hides what follows) starts with one of these; OWASP's "CSV injection" advice.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading
+    apostrophe (Excel, LibreOffice and Google Sheets show the rest verbatim). Numbers and
+    booleans written by the service itself are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def filename(scope: Scope, fmt: str) -> str:
@@ -107,7 +119,8 @@ def csv_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
         data, proof = entry["data"], entry["proof"]
         record, related = _RECORD.get(entry["kind"], (None, None))
         writer.writerow(
-            (
+            spreadsheet_safe(cell)
+            for cell in (
                 proof["block_number"],
                 proof["log_index"],
                 entry["kind"],
