@@ -156,7 +156,7 @@ def _iso_datetime(moment: datetime) -> str:
 
 
 def _id_part(value: str, what: str) -> str:
-    if not _ID_PART.match(value):
+    if not _ID_PART.fullmatch(value):
         raise ValueError(f"{what} {value!r} is not letters and digits separated by hyphens")
     return value
 

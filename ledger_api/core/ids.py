@@ -35,12 +35,12 @@ def new(kind: str) -> str:
 def to_bytes32(record_id: str, kind: str | None = None) -> bytes:
     """The on-chain ID of a readable or hex ID; ValueError if it is neither (or of
     another kind than `kind`)."""
-    if _HEX.match(record_id):
+    if _HEX.fullmatch(record_id):
         value = bytes.fromhex(record_id[2:])
         if value == bytes(32):
             raise ValueError("the zero ID is not a record")
         return value
-    match = _READABLE.match(record_id)
+    match = _READABLE.fullmatch(record_id)
     if not match:
         raise ValueError("not a record ID (like DN-7K3M-9QX2-P4TA-B5C8, or 0x and 64 hex digits)")
     prefix = match.group(1).upper()
@@ -64,7 +64,7 @@ def from_bytes32(value: bytes | str) -> str:
         decoded = text.decode("ascii")
     except UnicodeDecodeError:
         return "0x" + raw.hex()
-    if _READABLE.match(decoded) and raw == decoded.encode().ljust(32, b"\0"):
+    if _READABLE.fullmatch(decoded) and raw == decoded.encode().ljust(32, b"\0"):
         return decoded
     return "0x" + raw.hex()
 

@@ -4,8 +4,10 @@ have lengths and no NUL bytes, IDs have one of two shapes, unknown fields are re
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any
 
+import regex
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ledger_api.core import ids
@@ -33,10 +35,26 @@ def _integer(value: Any) -> Any:
     return value
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("NUL bytes are not allowed")
+# What no text field takes (Unicode categories): controls (Cc: C0, DEL, C1, NUL among
+# them), format characters (Cf: bidi overrides and isolates, zero-width spaces and joiners,
+# the BOM), lone surrogates (Cs), and line and paragraph separators (Zl, Zp). They command
+# terminals (escape sequences), hide or reorder text on a page and in a spreadsheet, and
+# make two records look alike that are not. Emoji joined with U+200D are refused with them.
+_INVISIBLE = regex.compile(r"[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]")
+
+
+def _plain_text(value: str) -> str:
+    found = _INVISIBLE.search(value)
+    if found is not None:
+        character = found.group()
+        what = "NUL bytes are" if character == "\x00" else f"U+{ord(character):04X} ({_name(character)}) is"
+        raise ValueError(f"{what} not allowed: control and invisible formatting characters are refused")
     return value
+
+
+def _name(character: str) -> str:
+    kind = "a lone surrogate" if unicodedata.category(character) == "Cs" else "a control character"
+    return unicodedata.name(character, kind).lower()
 
 
 def _record_id(kind: str) -> AfterValidator:
@@ -51,7 +69,7 @@ def _record_id(kind: str) -> AfterValidator:
 
 
 def _currency(value: str) -> str:
-    if not CURRENCIES_RE.match(value):
+    if not CURRENCIES_RE.fullmatch(value):
         raise ValueError("an ISO 4217 code: three upper-case letters, like CNY or USD")
     if value not in ISO_4217:
         raise ValueError(f"{value} is not an ISO 4217 currency code")
@@ -63,7 +81,7 @@ Goal = Annotated[int, BeforeValidator(_integer), Field(gt=0, le=MAX_GOAL)]
 
 
 def Text(max_length: int, min_length: int = 1) -> Any:
-    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_no_nul)]
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_plain_text)]
 
 
 def _utf8_within(limit: int) -> AfterValidator:
@@ -80,7 +98,7 @@ def ChainText(max_bytes: int) -> Any:
     """Text that goes on chain, where the contract bounds its length in UTF-8 bytes (a
     Chinese character takes three)."""
     return Annotated[
-        str, Field(min_length=1, max_length=max_bytes), AfterValidator(_no_nul), _utf8_within(max_bytes)
+        str, Field(min_length=1, max_length=max_bytes), AfterValidator(_plain_text), _utf8_within(max_bytes)
     ]
 
 

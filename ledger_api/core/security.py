@@ -59,7 +59,7 @@ def authenticate(engine: Engine, admin_key: str | None, authorization: str | Non
         raise Unauthenticated("use `Authorization: Bearer <API key>`")
     if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
         return Principal(ENV_ADMIN, "admin")
-    match = _KEY.match(token)
+    match = _KEY.fullmatch(token)
     if not match:
         raise Unauthenticated("invalid or revoked API key")
     with engine.connect() as connection:

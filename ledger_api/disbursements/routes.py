@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from ledger_api.core import writes
 from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
@@ -76,7 +77,12 @@ async def upload_evidence(
     """Store documents by their SHA-256 and anchor each hash to the disbursement on chain.
     Every document is checked, and every anchor simulated, before any is stored or sent."""
     target = await run_in_threadpool(service.evidence_target, runtime, principal, disbursement_id)
-    form = await request.form(max_files=service.MAX_DOCUMENTS, max_fields=service.MAX_DOCUMENTS)
+    try:
+        form = await request.form(max_files=service.MAX_DOCUMENTS, max_fields=service.MAX_DOCUMENTS)
+    except HTTPException as exc:  # Starlette's answer to a malformed or too large form
+        raise InvalidRequest(
+            f"upload 1 to {service.MAX_DOCUMENTS} documents as multipart field `files` ({exc.detail})"
+        ) from None
     try:
         uploads = [item for name, item in form.multi_items() if name == "files"]
         if not all(isinstance(item, UploadFile) for item in uploads):

@@ -259,7 +259,7 @@ def searched_path(query: str) -> str | None:
         except PageError:
             return None
     compact = re.sub(r"[\s_\-\u2010-\u2015]", "", text)  # any kind of dash
-    match = _COMPACT.match(compact)
+    match = _COMPACT.fullmatch(compact)
     if match:
         prefix, body = match.group(1).upper(), match.group(2)
         text = ids.canonical(prefix, body)
@@ -396,7 +396,7 @@ def receipt_with_secret(
     The secret cannot be checked here (that needs the donor reference too): it is only
     checked to have the right shape."""
     secret = receipt_secret.strip()
-    if not SECRET.match(secret):
+    if not SECRET.fullmatch(secret):
         return _receipt(request, runtime, donation_id, secret_error=True)
     return _receipt(request, runtime, donation_id, secret="0x" + secret[2:].lower())
 

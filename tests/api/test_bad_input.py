@@ -155,6 +155,8 @@ def bad_ids(prefix: str, other: str) -> dict[str, Any]:
         "bad character": f"{prefix}-7K3M-9QX2-P4TA-B5CU",
         "punctuation": f"{prefix}-7K3M-9QX2-P4T!-B5C8",
         "trailing space": f"{prefix}-7K3M-9QX2-P4TA-B5C8 ",
+        "trailing newline": f"{prefix}-7K3M-9QX2-P4TA-B5C8\n",
+        "hex with a trailing newline": "0x" + "ab" * 32 + "\n",
         "63 hex digits": HEX63,
         "65 hex digits": HEX63 + "bc",
         "not hex": "0x" + "g" * 64,
@@ -275,7 +277,20 @@ for label, goal in {
 for code in ("RMB", "cny", "EURO", "", "C Y", "XYZ", 156, None):
     case(f"currency {code!r}", "POST", "/v1/campaigns", campaign(currency=code), field="currency")
 
-# Text: bounded (the contract counts UTF-8 bytes), not empty, no NUL bytes.
+# Text: bounded (the contract counts UTF-8 bytes), not empty, no NUL bytes, no control or
+# invisible formatting characters.
+CONTROLS = {
+    "a terminal title escape": "Fund\x1b]0;pwned\x07",
+    "a clear-screen escape": "\x1b[2J\x1b[HFund",
+    "a hidden hyperlink": "\x1b]8;;http://evil.example\x1b\\Fund\x1b]8;;\x1b\\",
+    "a C1 control": "Fund\x9b31m",
+    "a bidi override": "Fund \u202etnuocca",
+    "a zero-width space": "Fu\u200bnd",
+    "a line separator": "Fund\u2028two",
+    "a tab": "Fund\tname",
+    "a newline": "Fund\nname",
+    "a BOM": "\ufeffFund",
+}
 TEXTS = [
     (
         "charity name",
@@ -296,6 +311,9 @@ for what, method, path, body, field, limit in TEXTS:
     case(f"{what} too long", method, path, body(**{field: "x" * (limit + 1)}), field=field, key=admin)
     case(f"{what} empty", method, path, body(**{field: ""}), field=field, key=admin)
     case(f"{what} with a NUL byte", method, path, body(**{field: "ab\x00cd"}), field=field, key=admin)
+    # Characters that command a terminal, or hide and reorder text on a page.
+    for label, control in CONTROLS.items():
+        case(f"{what} with {label}", method, path, body(**{field: control}), field=field, key=admin)
     case(f"{what} missing", method, path, body(**{field: DROP}), field=field, key=admin)
     case(f"{what} not a string", method, path, body(**{field: 42}), field=field, key=admin)
     if path != "/v1/donations":  # on chain: bytes count
@@ -314,6 +332,14 @@ case(
     "POST",
     "/v1/keys",
     lambda _w: {"role": "auditor", "label": "a\x00"},
+    field="label",
+    key=ADMIN_KEY,
+)
+case(
+    "key label with a terminal escape",
+    "POST",
+    "/v1/keys",
+    lambda _w: {"role": "auditor", "label": "a\x1b[2J"},
     field="label",
     key=ADMIN_KEY,
 )
@@ -525,6 +551,17 @@ case(
     "/v1/disbursements/{disbursement}/evidence",
     files=[("files", ("big.bin", b"\1" * (25 * 1024 * 1024 + 1), "application/octet-stream"))],
 )
+# The first document is fine and new: it is neither stored nor anchored when the second
+# one is refused (it used to be both, before the 422).
+case(
+    "evidence second of two over 25 MB",
+    "POST",
+    "/v1/disbursements/{disbursement}/evidence",
+    files=[
+        ("files", ("fine.txt", b"invoice 77: first of two", "text/plain")),
+        ("files", ("big.bin", b"\2" * (25 * 1024 * 1024 + 1), "application/octet-stream")),
+    ],
+)
 
 # Query parameters.
 case("wait=maybe", "POST", "/v1/donations?wait=maybe", donation(), field="wait")
@@ -663,6 +700,10 @@ def test_the_table_covers_every_kind_of_bad_input() -> None:
         "'EURO'",
         "too long",
         "NUL",
+        "terminal title escape",
+        "bidi override",
+        "trailing newline",
+        "second of two over 25 MB",
         "batch of 2001",
         "wrong prefix",
         "too short",
@@ -685,6 +726,7 @@ def test_evidence_refused_leaves_no_file(world: World) -> None:
     for name in (
         "evidence empty file",
         "evidence over 25 MB",
+        "evidence second of two over 25 MB",
         "evidence of 11 files",
         "evidence unknown disbursement",
     ):
