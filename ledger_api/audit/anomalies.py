@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from indexer import models as im
 from ledger_api.app import Runtime
 from ledger_api.audit.scope import Scope
 from ledger_api.core import ids
+from ledger_api.core.formats import major_units
 from ledger_api.core.models import ChainTransaction
 from ledger_api.core.proofs import ChainView, block_info, chain_view, iso, proof
 
@@ -63,19 +65,25 @@ def anomalies(runtime: Runtime, scope: Scope, limits: Thresholds, limit: int) ->
     found: list[dict[str, Any]] = []
     with runtime.engine.connect() as connection:
         view = chain_view(runtime, connection)
+        names: dict[str, str] = {}
+        currencies: dict[str, str] = {}
+        for row in connection.execute(
+            select(C.campaign_id, C.charity_id, C.currency).where(C.deployment_id == runtime.deployment_id)
+        ):
+            names[row.campaign_id], currencies[row.campaign_id] = row.charity_id, row.currency
+
+        def money(campaign: str, amount: int) -> str:
+            """An amount as the texts give it: "80.00 CNY" (the fields keep minor units)."""
+            currency = currencies.get(campaign, "")
+            return f"{major_units(amount, currency)} {currency}".rstrip()
+
         campaigns = _campaigns(runtime, scope)
-        found += _missing_evidence(runtime, connection, campaigns, now - limits.evidence_days * 86400)
-        found += _concentration(runtime, connection, campaigns, limits.recipient_share)
-        found += _refund_after_allocation(runtime, connection, campaigns)
-        found += _large(runtime, connection, campaigns, limits.large_share)
+        found += _missing_evidence(runtime, connection, campaigns, now - limits.evidence_days * 86400, money)
+        found += _concentration(runtime, connection, campaigns, limits.recipient_share, money)
+        found += _refund_after_allocation(runtime, connection, campaigns, money)
+        found += _large(runtime, connection, campaigns, limits.large_share, money)
         found += _not_finalized(runtime, connection, scope, view, now - limits.pending_minutes * 60)
         blocks = block_info(runtime, connection, {f["_row"].block_number for f in found if "_row" in f})
-        names = {
-            campaign: charity
-            for campaign, charity in connection.execute(
-                select(C.campaign_id, C.charity_id).where(C.deployment_id == runtime.deployment_id)
-            )
-        }
     found.sort(key=lambda f: (f["_order"], f["kind"]))
     items = []
     for f in found[:limit]:
@@ -85,6 +93,8 @@ def anomalies(runtime: Runtime, scope: Scope, limits: Thresholds, limit: int) ->
         if campaign is not None:
             f["charity_id"] = ids.from_bytes32(names[campaign]) if campaign in names else None
             f["campaign_id"] = ids.from_bytes32(campaign)
+            if "amount" in f:
+                f["currency"] = currencies.get(campaign, "")
         if row is not None:
             f["proof"] = proof(view, blocks, row)
         items.append(f)
@@ -107,8 +117,11 @@ def _timed(statement: Any, model: Any) -> Select[Any]:
     )
 
 
+Money = Callable[[str, int], str]
+
+
 def _missing_evidence(
-    runtime: Runtime, connection: Connection, campaigns: Select[Any], before: int
+    runtime: Runtime, connection: Connection, campaigns: Select[Any], before: int, money: Money
 ) -> list[dict[str, Any]]:
     rows = connection.execute(
         _timed(select(B, im.Block.timestamp), B).where(
@@ -123,8 +136,8 @@ def _missing_evidence(
             "kind": "missing_evidence",
             "campaign_id": r.campaign_id,
             "record": {"kind": "disbursement", "id": ids.from_bytes32(r.disbursement_id)},
-            "detail": f"disbursement of {r.amount} to {r.recipient!r} has no evidence document "
-            f"{(int(time.time()) - r.timestamp) // 86400} days after it was recorded",
+            "detail": f"disbursement of {money(r.campaign_id, r.amount)} to {r.recipient!r} has no "
+            f"evidence document {(int(time.time()) - r.timestamp) // 86400} days after it was recorded",
             "amount": r.amount,
             "_row": r,
             "_order": (r.block_number, r.log_index),
@@ -134,7 +147,7 @@ def _missing_evidence(
 
 
 def _concentration(
-    runtime: Runtime, connection: Connection, campaigns: Select[Any], share: float
+    runtime: Runtime, connection: Connection, campaigns: Select[Any], share: float, money: Money
 ) -> list[dict[str, Any]]:
     per_recipient = connection.execute(
         select(B.campaign_id, B.recipient, func.sum(B.amount), func.count())
@@ -154,7 +167,8 @@ def _concentration(
                     "campaign_id": campaign,
                     "record": {"kind": "recipient", "id": recipient},
                     "detail": f"{amount / totals[campaign]:.1%} of the campaign's disbursed total "
-                    f"({amount} of {totals[campaign]}, {count} disbursements) went to one recipient",
+                    f"({money(campaign, amount)} of {money(campaign, totals[campaign])}, "
+                    f"{count} disbursements) went to one recipient",
                     "amount": amount,
                     "share": round(amount / totals[campaign], 4),
                     "_order": (-1, 0),
@@ -164,7 +178,7 @@ def _concentration(
 
 
 def _refund_after_allocation(
-    runtime: Runtime, connection: Connection, campaigns: Select[Any]
+    runtime: Runtime, connection: Connection, campaigns: Select[Any], money: Money
 ) -> list[dict[str, Any]]:
     first_allocation = (
         select(A.donation_id, func.min(A.block_number).label("block_number"))
@@ -192,8 +206,8 @@ def _refund_after_allocation(
                 "campaign_id": r.campaign_id,
                 "record": {"kind": "refund", "id": ids.from_bytes32(r.refund_id)},
                 "donation_id": ids.from_bytes32(r.donation_id),
-                "detail": f"refund of {r.amount} ({r.reason!r}) after the donation was already "
-                f"allocated to a disbursement (first in block {r.allocated_in})",
+                "detail": f"refund of {money(r.campaign_id, r.amount)} ({r.reason!r}) after the donation "
+                f"was already allocated to a disbursement (first in block {r.allocated_in})",
                 "amount": r.amount,
                 "_row": r,
                 "_order": (r.block_number, r.log_index),
@@ -214,7 +228,7 @@ def _after_allocation(runtime: Runtime, connection: Connection, refund: Any) -> 
 
 
 def _large(
-    runtime: Runtime, connection: Connection, campaigns: Select[Any], share: float
+    runtime: Runtime, connection: Connection, campaigns: Select[Any], share: float, money: Money
 ) -> list[dict[str, Any]]:
     rows = connection.execute(
         select(B, C.received)
@@ -226,8 +240,9 @@ def _large(
             "kind": "large_disbursement",
             "campaign_id": r.campaign_id,
             "record": {"kind": "disbursement", "id": ids.from_bytes32(r.disbursement_id)},
-            "detail": f"disbursement of {r.amount} to {r.recipient!r} is {r.amount / r.received:.1%} "
-            f"of everything the campaign received ({r.received})",
+            "detail": f"disbursement of {money(r.campaign_id, r.amount)} to {r.recipient!r} is "
+            f"{r.amount / r.received:.1%} of everything the campaign received "
+            f"({money(r.campaign_id, r.received)})",
             "amount": r.amount,
             "share": round(r.amount / r.received, 4),
             "_row": r,

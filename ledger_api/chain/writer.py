@@ -41,6 +41,7 @@ from indexer.projections import insert_ignore
 from ledger_api.chain.calls import Call, as_call
 from ledger_api.chain.contract import contract_error_of
 from ledger_api.chain.keystore import Keystore
+from ledger_api.core import ids
 from ledger_api.core.errors import ChainUnavailable, ContractRejected, WriteTimeout
 from ledger_api.core.idempotency import forget_old_answers
 from ledger_api.core.models import ChainTransaction, Signer
@@ -415,6 +416,10 @@ class ChainWriter:
 
 
 def _jsonable(value: Any) -> Any:
+    """A decoded custom error's arguments as JSON: a record ID as people write it (DN-...,
+    as on receipts; other 32-byte values as hex), amounts past 2**53 as strings."""
+    if isinstance(value, bytes) and len(value) == 32:
+        return ids.from_bytes32(value)
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, dict):

@@ -312,10 +312,15 @@ def test_anomalies_are_reported_with_their_records(service: Service, ledger: dic
     # 35,000 of 40,000 (87.5%) went to one recipient; it is also 35,000/60,000 of receipts.
     (concentration,) = by_kind["recipient_concentration"]
     assert concentration["record"]["id"] == "CN-USCC-9111" and concentration["share"] == 0.875
+    # Texts give money as people read it, with its currency (the fields keep minor units).
+    assert "(350.00 CNY of 400.00 CNY, 1 disbursements)" in concentration["detail"]
+    assert concentration["amount"] == 35_000 and concentration["currency"] == "CNY"
+    assert "disbursement of 50.00 CNY to 'CN-USCC-7777'" in by_kind["missing_evidence"][0]["detail"]
     assert [i["record"]["id"] for i in by_kind["large_disbursement"]] == [ledger["disbursements"][0]]
     # The refunded donation had been allocated to the first disbursement before.
     (refund,) = by_kind["refund_after_allocation"]
     assert refund["record"]["id"] == ledger["refund"]
+    assert refund["detail"].startswith("refund of 10.00 CNY ('asked')")
     assert refund["donation_id"] == ledger["donations"][2]["id"]
     assert refund["proof"]["tx_hash"].startswith("0x")
     assert answer["counts"]["not_finalized"] == 0

@@ -453,7 +453,7 @@ def test_the_embedded_chain_records_and_refuses_alike(embedded_service: Service)
         service.post(f"/v1/donations/{d2}/refunds", key, json={"amount": 151, "reason": "r"}),
         "DonationOverdrawn",
     )
-    assert body["error"]["args"] == {"donationId": ids.to_hex(d2), "available": 150, "requested": 151}
+    assert body["error"]["args"] == {"donationId": d2, "available": 150, "requested": 151}
     assert service.post(f"/v1/campaigns/{campaign_id}/close", key).status_code == 201
     contract_error(
         service.post(
