@@ -123,6 +123,8 @@ class Indexer:
         # are large and json + web3's formatters were most of a backfill's read time.
         self._session = requests.Session()
         self._session.trust_env = False
+        # Set by nudge(): a write was just mined, look now rather than at the next poll.
+        self._wake = threading.Event()
 
     # ---------------------------------------------------------------- state
 
@@ -160,7 +162,13 @@ class Indexer:
                     return
                 raise
             if caught_up:
-                stop.wait(self.config.poll_interval)
+                self._wake.wait(self.config.poll_interval)
+                self._wake.clear()
+
+    def nudge(self) -> None:
+        """Look at the chain now instead of at the next poll (the API calls this when a
+        write it waits for is mined, so that its answer can wait for the mirror briefly)."""
+        self._wake.set()
 
     def _guarded_step(self, lock: WriterLock | None) -> bool:
         if lock is not None:

@@ -77,6 +77,7 @@ class BackgroundIndexer:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
+        self.indexer.nudge()  # ends its wait between polls
         self.thread.join(timeout)
 
     def status(self) -> dict[str, Any]:

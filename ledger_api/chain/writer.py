@@ -72,6 +72,8 @@ class TxState:
     block_number: int | None
     block_hash: str | None
     error: dict[str, Any] | None
+    # Whether the SQL mirror has indexed the transaction's block (None: not asked).
+    mirrored: bool | None = None
 
     @property
     def done(self) -> bool:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from ledger_api.charities import reads, service
 from ledger_api.charities.schemas import CharityCreate
+from ledger_api.core import writes
 from ledger_api.core.deps import RuntimeDep, WriteRuntimeDep
 from ledger_api.core.pages import CursorParam, Limit
 from ledger_api.core.schemas import CharityId
@@ -21,8 +22,8 @@ router = APIRouter(prefix="/v1/charities", tags=["charities"])
 def register_charity(body: CharityCreate, runtime: WriteRuntimeDep, _: AdminPrincipal) -> JSONResponse:
     """Register a charity on chain, create its operator account in the keystore, grant
     it the operator role and (on development chains) fund it with gas."""
-    created, _states = service.register(runtime, body.name, body.metadata_hash)
-    return JSONResponse(created, status_code=201)
+    created, states = service.register(runtime, body.name, body.metadata_hash)
+    return writes.answer(created, states, True)
 
 
 @router.get("")

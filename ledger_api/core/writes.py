@@ -1,13 +1,25 @@
 """The one way a route writes to the chain: simulate, submit, and (unless the caller
-asked not to) wait for the receipt; and how a transaction is shown in answers."""
+asked not to) wait for the receipt and then for the mirror; and how a transaction is
+shown in answers.
+
+Read-your-writes: a write answers 201 only once its transactions are mined AND the SQL
+mirror has indexed their blocks, so every public read (the trace, the evidence document,
+the campaign's totals) shows the record the moment the writer has its answer. The
+in-process indexer is nudged to look at once; an indexer in another process is waited for
+(up to LEDGER_WRITE_TIMEOUT). A write mined but not mirrored in that time answers 202 with
+`"mirrored": false` (GET /v1/transactions/{id} follows it)."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 from web3.contract.contract import ContractFunction
 
+from indexer import models as im
 from ledger_api.app import Runtime
 from ledger_api.chain.calls import Call
 from ledger_api.chain.writer import TxState
@@ -63,7 +75,34 @@ def settle(runtime: Runtime, states: list[TxState], wait: bool) -> list[TxState]
                 error=error,
                 transaction=transaction_view(runtime, state),
             )
+    blocks = [s.block_number for s in done if s.block_number is not None]
+    if blocks:
+        mirrored = await_mirror(runtime, max(blocks), runtime.settings.write_timeout)
+        done = [replace(s, mirrored=mirrored) for s in done]
     return done
+
+
+def mirrored_block(runtime: Runtime) -> int | None:
+    with runtime.engine.connect() as connection:
+        return connection.execute(
+            select(im.Cursor.block_number).where(im.Cursor.deployment_id == runtime.deployment_id)
+        ).scalar_one_or_none()
+
+
+def await_mirror(runtime: Runtime, block_number: int, timeout: float) -> bool:
+    """Whether the mirror indexed `block_number` within `timeout` seconds."""
+    if runtime.indexer is not None:
+        runtime.indexer.indexer.nudge()
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        indexed = mirrored_block(runtime)
+        if indexed is not None and indexed >= block_number:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(0.05, delay * 2)
 
 
 def write(
@@ -80,6 +119,10 @@ def write(
 
 
 def answer(body: dict[str, Any], states: list[TxState], wait: bool) -> JSONResponse:
-    """201 once mined, 202 when the caller did not wait."""
+    """201 once mined and mirrored (public reads show it), 202 when the caller did not wait
+    or the mirror has not caught up yet (then the body says `"mirrored": false`)."""
     mined = wait and all(s.status == "mined" for s in states)
-    return JSONResponse(body, status_code=201 if mined else 202)
+    mirrored = all(s.mirrored is not False for s in states)
+    if mined and not mirrored:
+        body = {**body, "mirrored": False}
+    return JSONResponse(body, status_code=201 if mined and mirrored else 202)

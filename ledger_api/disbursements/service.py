@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,16 +70,8 @@ def fifo(runtime: Runtime, campaign_hex: str, amount: int) -> list[tuple[bytes, 
 
 
 def _wait_for_mirror(runtime: Runtime, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    head = runtime.w3.eth.block_number
-    while time.monotonic() < deadline:
-        with runtime.engine.connect() as connection:
-            indexed = connection.execute(
-                select(im.Cursor.block_number).where(im.Cursor.deployment_id == runtime.deployment_id)
-            ).scalar_one_or_none()
-        if indexed is not None and indexed >= head:
-            return
-        time.sleep(0.05)
+    """Until the mirror has indexed the chain's current head (or `timeout` passed)."""
+    writes.await_mirror(runtime, runtime.w3.eth.block_number, timeout)
 
 
 def record(
