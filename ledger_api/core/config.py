@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     anomaly_large_share: float = Field(default=0.25, gt=0, le=1)
     anomaly_pending_minutes: int = Field(default=30, ge=1)
     # The address the public reaches the pages at, for the links printed on receipts (their
-    # QR codes); unset: the address of the request (behind a proxy, set this).
+    # QR codes). Required in production; in development, unset means the request's address.
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -67,7 +67,8 @@ class Settings(BaseSettings):
         return not self.rpc_url
 
     def check_secrets(self) -> None:
-        """Outside development, refuse to run on placeholder secrets."""
+        """Outside development, refuse to run on placeholder secrets (or without the public
+        address, which receipts print instead of the request's Host header)."""
         if self.env == "development":
             return
         problems = []
@@ -79,6 +80,9 @@ class Settings(BaseSettings):
         secret = self.secret_key.get_secret_value() if self.secret_key else ""
         if len(secret) < 32:
             problems.append("LEDGER_SECRET_KEY must be set to a random value of at least 32 characters")
+        if not self.public_url:
+            # Otherwise receipts would print (in their QR codes) whatever Host a request named.
+            problems.append("LEDGER_PUBLIC_URL must be set to the address the public reaches the pages at")
         if problems:
             raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
 

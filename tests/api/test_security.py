@@ -577,26 +577,50 @@ def test_a_wrong_passphrase_error_names_neither_passphrase(tmp_path: Path) -> No
 
 STRONG_ADMIN = "a" * 16 + secrets.token_urlsafe(24)
 STRONG_PASSPHRASE = secrets.token_urlsafe(24)
+STRONG_SECRET = secrets.token_urlsafe(32)
+PUBLIC_URL = "https://ledger.example.org"
+STRONG = {
+    "LEDGER_KEYSTORE_PASSPHRASE": STRONG_PASSPHRASE,
+    "LEDGER_ADMIN_KEY": STRONG_ADMIN,
+    "LEDGER_SECRET_KEY": STRONG_SECRET,
+    "LEDGER_PUBLIC_URL": PUBLIC_URL,
+}
 
 
 @pytest.mark.parametrize(
-    ("passphrase", "admin_key", "complaints"),
+    ("passphrase", "admin_key", "secret_key", "public_url", "complaints"),
     [
-        (DEV_PASSPHRASE, STRONG_ADMIN, ["LEDGER_KEYSTORE_PASSPHRASE"]),
-        ("", STRONG_ADMIN, ["LEDGER_KEYSTORE_PASSPHRASE"]),
-        (STRONG_PASSPHRASE, None, ["LEDGER_ADMIN_KEY"]),
-        (STRONG_PASSPHRASE, "", ["LEDGER_ADMIN_KEY"]),
-        (STRONG_PASSPHRASE, "short-admin-key", ["LEDGER_ADMIN_KEY"]),
-        (DEV_PASSPHRASE, None, ["LEDGER_KEYSTORE_PASSPHRASE", "LEDGER_ADMIN_KEY"]),
+        (DEV_PASSPHRASE, STRONG_ADMIN, STRONG_SECRET, PUBLIC_URL, ["LEDGER_KEYSTORE_PASSPHRASE"]),
+        ("", STRONG_ADMIN, STRONG_SECRET, PUBLIC_URL, ["LEDGER_KEYSTORE_PASSPHRASE"]),
+        (STRONG_PASSPHRASE, None, STRONG_SECRET, PUBLIC_URL, ["LEDGER_ADMIN_KEY"]),
+        (STRONG_PASSPHRASE, "", STRONG_SECRET, PUBLIC_URL, ["LEDGER_ADMIN_KEY"]),
+        (STRONG_PASSPHRASE, "short-admin-key", STRONG_SECRET, PUBLIC_URL, ["LEDGER_ADMIN_KEY"]),
+        (STRONG_PASSPHRASE, STRONG_ADMIN, None, PUBLIC_URL, ["LEDGER_SECRET_KEY"]),
+        (STRONG_PASSPHRASE, STRONG_ADMIN, "short", PUBLIC_URL, ["LEDGER_SECRET_KEY"]),
+        # Without it, receipts would print whatever Host header a request named.
+        (STRONG_PASSPHRASE, STRONG_ADMIN, STRONG_SECRET, None, ["LEDGER_PUBLIC_URL"]),
+        (
+            DEV_PASSPHRASE,
+            None,
+            None,
+            None,
+            ["LEDGER_KEYSTORE_PASSPHRASE", "LEDGER_ADMIN_KEY", "LEDGER_SECRET_KEY", "LEDGER_PUBLIC_URL"],
+        ),
     ],
 )
 def test_production_refuses_placeholder_secrets(
-    passphrase: str, admin_key: str | None, complaints: list[str]
+    passphrase: str,
+    admin_key: str | None,
+    secret_key: str | None,
+    public_url: str | None,
+    complaints: list[str],
 ) -> None:
     settings = Settings(
         env="production",
         keystore_passphrase=SecretStr(passphrase),
         admin_key=SecretStr(admin_key) if admin_key is not None else None,
+        secret_key=SecretStr(secret_key) if secret_key is not None else None,
+        public_url=public_url,
     )
     with pytest.raises(InsecureSettings) as refused:
         settings.check_secrets()
@@ -606,10 +630,15 @@ def test_production_refuses_placeholder_secrets(
     # The message names what is wrong, never the values.
     assert passphrase == "" or passphrase not in message
     assert not admin_key or admin_key not in message
+    assert not secret_key or secret_key not in message
     # Development runs on placeholders; production with real secrets is fine.
     Settings(env="development", keystore_passphrase=SecretStr(passphrase)).check_secrets()
     Settings(
-        env="production", keystore_passphrase=SecretStr(STRONG_PASSPHRASE), admin_key=SecretStr(STRONG_ADMIN)
+        env="production",
+        keystore_passphrase=SecretStr(STRONG_PASSPHRASE),
+        admin_key=SecretStr(STRONG_ADMIN),
+        secret_key=SecretStr(STRONG_SECRET),
+        public_url=PUBLIC_URL,
     ).check_secrets()
 
 
@@ -643,26 +672,14 @@ def test_ledger_serve_refuses_placeholder_secrets_in_production(anvil: Any, tmp_
     assert "LEDGER_KEYSTORE_PASSPHRASE" in weak.stderr and "LEDGER_ADMIN_KEY" in weak.stderr, weak.stderr
     assert not (tmp_path / "keystore").exists()  # refused before it touched anything
     short_admin = _ledger_serve(
-        {
-            "LEDGER_RPC_URL": anvil.url,
-            "LEDGER_KEYSTORE_PASSPHRASE": STRONG_PASSPHRASE,
-            "LEDGER_ADMIN_KEY": "0123456789",
-        },
-        tmp_path,
+        {**STRONG, "LEDGER_RPC_URL": anvil.url, "LEDGER_ADMIN_KEY": "0123456789"}, tmp_path
     )
     assert short_admin.returncode != 0
     assert "LEDGER_ADMIN_KEY" in short_admin.stderr and "PASSPHRASE" not in short_admin.stderr
     assert "0123456789" not in short_admin.stderr
     # With real secrets it gets past the check (and stops at the next thing it lacks:
     # a deployment), which shows the refusals above were about the secrets.
-    strong = _ledger_serve(
-        {
-            "LEDGER_RPC_URL": anvil.url,
-            "LEDGER_KEYSTORE_PASSPHRASE": STRONG_PASSPHRASE,
-            "LEDGER_ADMIN_KEY": STRONG_ADMIN,
-        },
-        tmp_path,
-    )
+    strong = _ledger_serve({**STRONG, "LEDGER_RPC_URL": anvil.url}, tmp_path)
     assert strong.returncode != 0
     assert "LEDGER_KEYSTORE_PASSPHRASE" not in strong.stderr and "deploy" in strong.stderr, strong.stderr
 
