@@ -120,10 +120,20 @@ def by_identifier(root: etree._Element) -> dict[str, etree._Element]:
 # ------------------------------------------------------------------ the whole document
 
 
-def test_schema_is_where_the_project_expects_it() -> None:
-    shared = Path(__file__).resolve().parents[1].parent / "shared"
-    assert shared / "iati-schemas" / "iati-activities-schema.xsd" == iati.SCHEMA
+def test_schema_is_the_official_one_and_inside_the_package() -> None:
+    """The schemas ship with the package (validation needs nothing outside the repository),
+    and they are the official IATI 2.03 files, unchanged."""
     assert iati.SCHEMA.is_file()
+    assert Path(iati.__file__).resolve().parent in iati.SCHEMA.resolve().parents
+    root = etree.parse(str(iati.SCHEMA)).getroot()
+    assert root.get("version") == "2.03"
+    expected = {
+        "iati-activities-schema.xsd",
+        "iati-common.xsd",
+        "iati-organisations-schema.xsd",
+        "xml.xsd",
+    }
+    assert expected <= {p.name for p in iati.SCHEMA.parent.iterdir()}
 
 
 def test_document_is_valid_iati() -> None:

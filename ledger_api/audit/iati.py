@@ -64,8 +64,8 @@ from lxml import etree
 from ledger_api.core import ids
 from ledger_api.core.formats import major_units, xml_text
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = REPO_ROOT.parent / "shared" / "iati-schemas" / "iati-activities-schema.xsd"
+# The official IATI 2.03 schemas, copied into the package (see iati_schema/LICENSE).
+SCHEMA = Path(__file__).resolve().parent / "iati_schema" / "iati-activities-schema.xsd"
 SCHEMA_ENV = "LEDGER_IATI_SCHEMA"
 
 IATI_VERSION = "2.03"
