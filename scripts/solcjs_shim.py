@@ -2,7 +2,8 @@
 """Make solcjs (the npm `solc` package) answer like native solc for py-solc-x.
 
 py-solc-x runs `solc --version` and `solc --standard-json --base-path P --allow-paths P`
-and parses stdout as JSON. solcjs differs in two ways this shim smooths over:
+and parses stdout as JSON; crytic-compile (Slither) runs `solc --standard-json --allow-paths P`.
+solcjs differs in ways this shim smooths over:
 
 * it has no `--allow-paths` (it only reads files under `--base-path`/`--include-path`),
   so that flag and its value are dropped; and without `--base-path` it reads no file at
