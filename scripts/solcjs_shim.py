@@ -2,10 +2,13 @@
 """Make solcjs (the npm `solc` package) answer like native solc for py-solc-x.
 
 py-solc-x runs `solc --version` and `solc --standard-json --base-path P --allow-paths P`
-and parses stdout as JSON. solcjs differs in two ways this shim smooths over:
+and parses stdout as JSON; crytic-compile (Slither) runs `solc --standard-json --allow-paths P`.
+solcjs differs in ways this shim smooths over:
 
 * it has no `--allow-paths` (it only reads files under `--base-path`/`--include-path`),
-  so that flag and its value are dropped;
+  so that flag and its value are dropped; and without `--base-path` it reads no file at
+  all, where native solc reads paths relative to the working directory, so `--base-path .`
+  is added when none is given (crytic-compile, which Slither uses, passes none);
 * in standard-JSON mode it prints `>>> Cannot retry compilation with SMT ...` on stdout
   before the JSON, so everything before the first line that opens the JSON is dropped;
 * it ends with `process.exit()` right after writing, which cuts output short when stdout
@@ -37,6 +40,8 @@ def main(argv: list[str]) -> int:
         if arg.startswith("--allow-paths="):
             continue
         args.append(arg)
+    if "--standard-json" in args and not any(arg.startswith("--base-path") for arg in args):
+        args += ["--base-path", "."]
     with tempfile.TemporaryFile() as stdout:
         proc = subprocess.run(
             ["node", solcjs, *args],
