@@ -1,3 +1,5 @@
+# Chinese text is written with full-width punctuation, which RUF001 takes for look-alikes.
+# ruff: noqa: RUF001
 """The public pages over HTTP (no browser): each page shows the numbers the JSON API gives
 for the same IDs, in Chinese or English; unknown and malformed IDs are friendly pages; the
 flow diagrams are well-formed SVG; the receipt shows a secret only when the charity POSTs
@@ -8,21 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from lxml import etree
 from lxml import html as lxml_html
+from pydantic import ValidationError
 
 from ledger_api.core import ids
+from ledger_api.core.config import Settings
 from ledger_api.demo import load_demo
 from ledger_api.pages import routes, svg
 from ledger_api.pages.i18n import EN, ZH, Reader, from_accept_language, language_of
 from ledger_api.pages.money import major, money
 from tests.api.checks import wait_for_mirror
-from tests.api.service import Service
+from tests.api.service import Service, serve, settings_for
 from tests.pages.conftest import DONOR, HOSTILE_PURPOSE, INVOICE
 
 Site = tuple[Service, dict[str, Any]]
@@ -91,10 +97,40 @@ def test_amounts_are_formatted_per_currency_and_locale_exactly() -> None:
     assert money(1_200, "not money", "en") == "12.00 not money"
 
 
-def test_times_are_in_the_readers_locale_and_say_utc() -> None:
-    assert Reader("zh-CN").moment("2026-03-04T05:06:07+00:00") == "2026年3月4日 05:06:07 UTC"
-    assert Reader("en").moment("2026-03-04T05:06:07+00:00") == "Mar 4, 2026, 5:06:07\u202fAM UTC"
+def test_times_name_their_zone_beijing_time_in_chinese_utc_in_english() -> None:
+    at = "2026-03-04T05:06:07+00:00"
+    assert Reader("zh-CN").moment(at) == "2026年3月4日 13:06 中国标准时间（GMT+08:00）"
+    assert Reader("en").moment(at) == "Mar 4, 2026, 5:06\u202fAM UTC"
     assert Reader("en").moment(None) == "—"
+    # A deployment's zone is every reader's, with its summer time where it has one.
+    new_york = ZoneInfo("America/New_York")
+    assert Reader("en", timezone=new_york).moment(at) == (
+        "Mar 4, 2026, 12:06\u202fAM Eastern Standard Time (GMT-05:00)"
+    )
+    assert (
+        Reader("en", timezone=new_york)
+        .moment("2026-07-04T05:06:07Z")
+        .endswith("1:06\u202fAM Eastern Daylight Time (GMT-04:00)")
+    )
+    assert Reader("zh-CN", timezone=ZoneInfo("UTC")).moment(at) == "2026年3月4日 05:06 UTC"
+    assert Reader("zh-CN", timezone=ZoneInfo("Asia/Kolkata")).moment(at) == "2026年3月4日 10:36 GMT+05:30"
+    # What the footer says the times are in.
+    assert Reader("zh-CN").zone_title() == "中国标准时间（GMT+08:00）"
+    assert Reader("en").zone_title() == "Coordinated Universal Time (UTC)"
+    assert Reader("en", timezone=new_york).zone_title() == "United States (New York) Time"  # both seasons
+    assert Reader("zh-CN", timezone=ZoneInfo("Etc/UTC")).zone_title() == "协调世界时（UTC）"
+
+
+def test_the_time_zone_setting_takes_iana_names_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().timezone is None
+    monkeypatch.setenv("LEDGER_TIMEZONE", "Europe/London")
+    assert Settings().timezone == "Europe/London"
+    for wrong in ("Mars/Olympus", "asia/shanghai", "Asia", "../../etc/passwd", "/etc/localtime", "x" * 5000):
+        monkeypatch.setenv("LEDGER_TIMEZONE", wrong)
+        with pytest.raises(ValidationError, match="not an IANA time zone name"):
+            Settings()
+    monkeypatch.setenv("LEDGER_TIMEZONE", "")
+    assert Settings().timezone is None
 
 
 def test_both_languages_have_every_message() -> None:
@@ -145,6 +181,64 @@ def test_pages_speak_chinese_or_english(site: Site) -> None:
         doc = parse(page(service, path))
         switch = {a.get("hreflang"): a.get("href") for a in doc.xpath("//a[@hreflang]")}
         assert switch == {"zh-CN": "?lang=zh-CN", "en": "?lang=en"}, path
+
+
+def clock_of(when: datetime, lang: str) -> str:
+    """The date and time a page should show for `when` (already on the reader's clock),
+    written out here without Babel."""
+    if lang == "zh-CN":
+        return f"{when.year}年{when.month}月{when.day}日 {when:%H:%M}"
+    return f"{when:%b} {when.day}, {when.year}, {when.hour % 12 or 12}:{when:%M}\u202f{when:%p}"
+
+
+def test_chinese_pages_show_beijing_time_and_english_pages_utc_each_naming_it(site: Site) -> None:
+    service, _ = site
+    seen = 0
+    for lang, zone, named, footer in (
+        ("zh-CN", "Asia/Shanghai", "中国标准时间（GMT+08:00）", "时间均为中国标准时间（GMT+08:00）。"),
+        ("en", "UTC", "UTC", "Times are in Coordinated Universal Time (UTC)."),
+    ):
+        for path in public_paths(site):
+            doc = parse(page(service, f"{path}?lang={lang}"))
+            for time in doc.xpath("//main//time"):
+                when = datetime.fromisoformat(time.get("datetime")).astimezone(ZoneInfo(zone))
+                assert time.text_content() == f"{clock_of(when, lang)} {named}", (path, lang)
+                seen += 1
+            assert footer in doc.xpath("//footer")[0].text_content(), (path, lang)
+    assert seen > 20  # every kind of page that shows times was looked at
+
+
+def test_a_configured_time_zone_is_every_pages_and_the_api_stays_in_utc(tmp_path: Any) -> None:
+    new_york = ZoneInfo("America/New_York")
+    settings = settings_for(tmp_path, None, f"sqlite:///{tmp_path / 'ledger.db'}", timezone=new_york.key)
+    with serve(settings) as service:
+        charity, key = service.charity()
+        campaign = service.campaign(charity, key)
+        donation = service.donate(campaign, key, 900)
+        wait_for_mirror(service)
+        recorded = service.get(f"/v1/donations/{donation['id']}").json()["proof"]["recorded_at"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", recorded)  # the JSON API: UTC
+        summer = datetime.fromisoformat(recorded).astimezone(new_york).dst()
+        offset = "GMT-04:00" if summer else "GMT-05:00"
+        english = f"Eastern {'Daylight' if summer else 'Standard'} Time ({offset})"
+        chinese = f"北美东部{'夏令' if summer else '标准'}时间（{offset}）"
+        for lang, named, footer in (
+            ("en", english, "Times are in United States (New York) Time."),
+            ("zh-CN", chinese, "时间均为美国（纽约）时间。"),
+        ):
+            for path in (
+                f"/donations/{donation['id']}",
+                f"/donations/{donation['id']}/receipt",
+                f"/campaigns/{campaign}",
+                f"/charities/{charity}",
+            ):
+                doc = parse(page(service, f"{path}?lang={lang}"))
+                times = doc.xpath("//main//time")
+                assert times, path
+                for time in times:
+                    when = datetime.fromisoformat(time.get("datetime")).astimezone(new_york)
+                    assert time.text_content() == f"{clock_of(when, lang)} {named}", (path, lang)
+                assert footer in doc.xpath("//footer")[0].text_content()
 
 
 # ------------------------------------------------------------------ pages and the API agree
