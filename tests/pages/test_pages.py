@@ -399,6 +399,70 @@ def test_unknown_ids_are_friendly_404_pages_in_the_readers_language(site: Site) 
     page(service, "/donations/DN-0000-0000-0000-0000", 404)
 
 
+CHROME = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,"
+    "*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"
+)
+FIREFOX = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+UNKNOWN = ("/nope", "/v1/nope", "/v1/donations/DN-0000-0000-0000-0000/nope", "/donations", "/static/nope.css")
+
+
+def test_browsers_get_an_html_404_page_for_an_unknown_address_anywhere(site: Site) -> None:
+    service, _ = site
+    for path in UNKNOWN:
+        for accept in (CHROME, FIREFOX, "text/html", "text/*", "application/json;q=0.5, text/html"):
+            english = page(service, path, 404, headers={"Accept": accept})
+            assert "Not found" in english.text and "urn:charity-ledger" not in english.text, (path, accept)
+            assert english.headers["content-security-policy"].startswith("default-src 'none'")
+            assert "Accept" in english.headers["vary"].split(", ")
+            assert parse(english).xpath("//form[@action='/search']")  # the search box, to go on from
+        chinese = page(service, path, 404, headers={"Accept": CHROME, "Accept-Language": "zh-CN,zh;q=0.9"})
+        assert '<html lang="zh-CN">' in chinese.text and "未找到" in chinese.text
+    # A method the address does not take: a 405 page, still naming the methods it does take.
+    for method, path, allowed in (
+        ("GET", "/v1/keys", "POST"),
+        ("POST", "/", "GET"),
+        ("DELETE", "/v1/charities", ""),
+    ):
+        service.client.cookies.clear()
+        answer = service.client.request(method, path, headers={"Accept": CHROME, "Accept-Language": "zh"})
+        assert answer.status_code == 405, (method, path)
+        assert (
+            answer.headers["content-type"].startswith("text/html") and "这个地址不接受这种请求" in answer.text
+        )
+        assert allowed in answer.headers["allow"]
+
+
+def test_api_clients_keep_getting_problem_json_for_unknown_addresses(site: Site) -> None:
+    service, _ = site
+    expected = {"type": "urn:charity-ledger:problem:not-found", "title": "Not Found", "status": 404}
+    for path in UNKNOWN:
+        for accept in (
+            None,  # no Accept header at all
+            "*/*",
+            "application/json",
+            "application/problem+json",
+            "text/html, application/json",  # no preference for HTML: JSON
+            "application/json, text/html;q=0.9",
+            "text/html;q=0.5, */*",
+            "text/css,*/*;q=0.1",  # a style sheet
+            "garbage, ;;;",
+        ):
+            with httpx.Client(base_url=service.base, timeout=10) as client:
+                del client.headers["accept"]  # httpx sends */* unless told otherwise
+                answer = client.get(path, headers={} if accept is None else {"Accept": accept})
+            assert answer.status_code == 404, (path, accept)
+            assert answer.headers["content-type"] == "application/problem+json", (path, accept)
+            assert answer.json() == {**expected, "detail": "Not Found", "instance": path}
+    answer = service.get("/v1/keys", headers={"Accept": "application/json"})
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"] == "urn:charity-ledger:problem:method-not-allowed"
+    # An unknown record on a JSON route is the API's own 404, whoever asks.
+    record = service.get("/v1/donations/DN-0000-0000-0000-0000", headers={"Accept": CHROME})
+    assert record.status_code == 404 and record.headers["content-type"] == "application/problem+json"
+
+
 def test_malformed_ids_are_friendly_422_pages(site: Site) -> None:
     service, made = site
     for path in (
