@@ -261,6 +261,11 @@ def words(reader: Reader, currency: str, title: str, description: str) -> svg.Wo
     )
 
 
+def both_layouts(draw: Callable[[svg.Layout], str]) -> Markup:
+    """A diagram in its wide and its narrow layout: the style sheet shows the one that fits."""
+    return Markup("".join(draw(layout) for layout in (svg.WIDE, svg.NARROW)))
+
+
 # ------------------------------------------------------------------ home and search
 
 
@@ -379,8 +384,9 @@ def donation(request: Request, donation_id: str, runtime: RuntimeDep) -> HTMLRes
         refunded=reader.money(d["refunded"], c),
         remaining=reader.money(d["remaining"], c),
     )
-    diagram = svg.trace_diagram(d, words(reader, c, reader.t("flow.trace_title", id=d["id"]), description))
-    return render(request, reader, "donation.html", d=d, steps=_steps(d), diagram=Markup(diagram))
+    said = words(reader, c, reader.t("flow.trace_title", id=d["id"]), description)
+    diagram = both_layouts(lambda layout: svg.trace_diagram(d, said, layout))
+    return render(request, reader, "donation.html", d=d, steps=_steps(d), diagram=diagram)
 
 
 def qr_svg(url: str, label: str) -> str:
@@ -498,7 +504,8 @@ def campaign(
             available=reader.money(cp["available"], c),
         )
         title = reader.t("flow.campaign_title", name=cp["name"])
-        diagram = Markup(svg.campaign_diagram(flows, words(reader, c, title, description)))
+        said = words(reader, c, title, description)
+        diagram = both_layouts(lambda layout: svg.campaign_diagram(flows, said, layout))
     return render(
         request,
         reader,

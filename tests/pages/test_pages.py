@@ -266,8 +266,12 @@ def test_the_trace_page_shows_what_the_api_shows(site: Site) -> None:
         assert response.text.count('<details class="verify">') >= len(steps)
         assert "eth_getTransactionReceipt" in response.text and "cast receipt" in response.text
         assert "Final (" in response.text  # in words, not only colour
-        [flow] = svgs(response.text, "flow")
-        assert flow.find("{http://www.w3.org/2000/svg}title").text.startswith("Where donation")
+        wide, narrow = svgs(response.text, "flow")  # the style sheet shows the one that fits
+        assert (wide.get("data-layout"), narrow.get("data-layout")) == ("wide", "narrow")
+        for flow in (wide, narrow):
+            assert flow.find("{http://www.w3.org/2000/svg}title").text.startswith("Where donation")
+        ids = doc.xpath("//@id")
+        assert len(ids) == len(set(ids))  # aria-labelledby finds the right title
     # The donation that paid for the disbursement and was partly refunded.
     third = made["donations"][2]
     doc = parse(page(service, f"/donations/{third['id']}"))
@@ -298,8 +302,14 @@ def test_the_campaign_page_shows_what_the_api_shows(site: Site) -> None:
             campaign["received"],
             campaign["goal"],
         )
-        [flow] = svgs(response.text, "flow")
-        assert "项目" in flow.find("{http://www.w3.org/2000/svg}title").text
+        for flow in svgs(response.text, "flow"):  # wide and narrow
+            assert "项目" in flow.find("{http://www.w3.org/2000/svg}title").text
+        ids = doc.xpath("//@id")
+        assert len(ids) == len(set(ids))
+        # Each table cell says what it is, for the phone layout that stacks a row's cells.
+        for row in [*hooks(doc, "donation"), *hooks(doc, "disbursement")]:
+            headings = [th.text_content() for th in row.xpath("ancestor::table//th")]
+            assert [td.get("data-label") for td in row.xpath("td")] == headings
         # Both lists newest first, as the API gives them with order=newest.
         newest = {"order": "newest"}
         listed = service.get(f"/v1/campaigns/{campaign_id}/donations", params=newest).json()["items"]
@@ -376,7 +386,7 @@ def test_the_demo_charities_are_on_the_home_page(embedded_service: Service) -> N
     assert {a.get("href") for a in hooks(doc, "campaign")} == campaigns
     for path in campaigns:  # each demo campaign's page, with its diagram
         response = page(embedded_service, path)
-        assert len(svgs(response.text, "flow")) == 1
+        assert [f.get("data-layout") for f in svgs(response.text, "flow")] == ["wide", "narrow"]
 
 
 # ------------------------------------------------------------------ errors
@@ -698,6 +708,46 @@ def test_the_flow_diagram_is_escaped_well_formed_and_to_scale() -> None:
     labels = [t.text for t in root.iter(f"{ns}text")]
     assert "2026-01 · 微信支付" in labels and "尚未使用" in labels
     assert len(root.findall(f".//{ns}path")) == 4
+
+
+def test_the_narrow_diagram_fits_a_phone_and_tells_the_same_story() -> None:
+    """A 390-pixel phone has 356 pixels inside the page's margins: the narrow layout fits
+    there at its natural size, with every amount the wide one shows and the same bands."""
+    ns = "{http://www.w3.org/2000/svg}"
+    words = svg.Words(money=lambda amount: money(amount, "CNY", "zh_CN"), title="t", description="d")
+    trace = {
+        "amount": 1_234_500,
+        "refunded": 4_000,
+        "remaining": 114_450,
+        "allocations": [
+            {
+                "amount": 50_000 + i,
+                "disbursement": {"id": f"DB-{i}", "purpose": "大米和食用油 " * 5, "recipient": ""},
+            }
+            for i in range(20)
+        ],
+    }
+    flows = {
+        "sources": [
+            {"id": f"s{m}", "label": f"2026-{m:02d} · wechat-pay", "amount": 100_000} for m in range(1, 13)
+        ],
+        "targets": [{"id": "unspent", "label": "", "amount": 1_200_000}],
+        "edges": [{"from": f"s{m}", "to": "unspent", "amount": 100_000} for m in range(1, 13)],
+    }
+    chinese = svg.Words(money=words.money, title="t", description="d", channel=Reader("zh-CN").channel)
+    for wide, narrow in (
+        (svg.trace_diagram(trace, words), svg.trace_diagram(trace, words, svg.NARROW)),
+        (svg.campaign_diagram(flows, chinese), svg.campaign_diagram(flows, chinese, svg.NARROW)),
+    ):
+        drawn = [etree.fromstring(markup.encode()) for markup in (wide, narrow)]
+        widths = [float(root.get("viewBox").split()[2]) for root in drawn]
+        assert widths[1] <= 356 < widths[0], widths
+        texts = [[t.text for t in root.iter(f"{ns}text")] for root in drawn]
+        amounts = [[t for t in labels if t and t.startswith("¥")] for labels in texts]
+        assert amounts[0] == amounts[1] and len(amounts[0]) >= 12
+        heights = [[r.get("height") for r in root.iter(f"{ns}rect")] for root in drawn]
+        assert heights[0] == heights[1]  # the same bars, to the same scale
+        assert [r.get("class") for r in drawn] == ["flow flow-wide", "flow flow-narrow"]
 
 
 def test_receipts_link_to_the_public_address_when_one_is_set(tmp_path: Any) -> None:
