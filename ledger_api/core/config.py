@@ -6,8 +6,9 @@ import hmac
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import available_timezones
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +60,21 @@ class Settings(BaseSettings):
     # The address the public reaches the pages at, for the links printed on receipts (their
     # QR codes). Required in production; in development, unset means the request's address.
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # The time zone the public pages show times in, an IANA name (Asia/Shanghai, UTC,
+    # Europe/London); every time shown names it. Unset: Chinese pages in Asia/Shanghai,
+    # English pages in UTC. The JSON API always answers ISO 8601 times in UTC.
+    timezone: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value.strip() not in available_timezones():  # names only: never a path to a file
+            raise ValueError(f"{value[:100]!r} is not an IANA time zone name such as Asia/Shanghai")
+        return value.strip()
 
     @property
     def embedded_chain(self) -> bool:

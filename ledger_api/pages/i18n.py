@@ -1,5 +1,5 @@
 # Chinese text is written with full-width punctuation, which RUF001 takes for look-alikes.
-# ruff: noqa: RUF001
+# ruff: noqa: RUF001, RUF002
 """The pages' two languages, Simplified Chinese and English: a message catalogue per
 language (a dict; no gettext compile step) and how a reader's language is chosen.
 
@@ -7,12 +7,17 @@ The choice, first that applies: `?lang=` (the language switch links; the answer 
 the `lang` cookie so the choice sticks), the `lang` cookie, the browser's Accept-Language
 (by q-value; any `zh-*` tag counts as Chinese, any `en-*` as English), else English.
 Messages are plain text with `{name}` fields; the templates escape them.
+
+Times are shown in the deployment's time zone (`LEDGER_TIMEZONE`) when it has one; else
+Chinese pages in Asia/Shanghai (China has one zone, UTC+8: what a reader there expects)
+and English pages in UTC. Each time names its zone, and so does the footer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from babel.numbers import format_percent
 from fastapi import Request
@@ -22,6 +27,7 @@ from ledger_api.pages import money as formats
 COOKIE = "lang"
 DEFAULT = "en"
 LOCALES = {"en": "en", "zh-CN": "zh_CN"}  # language tag -> Babel locale
+ZONES = {"en": "UTC", "zh-CN": "Asia/Shanghai"}  # language tag -> its time zone, unless set
 
 EN: dict[str, str] = {
     "site.name": "Charity ledger",
@@ -36,7 +42,8 @@ EN: dict[str, str] = {
         "Every record on these pages is read from a mirror of a public Ethereum ledger; each one "
         "names the transaction that recorded it, so you can check it on any node without trusting us."
     ),
-    "footer.times": "Times are in UTC.",
+    "footer.times": "Times are in {zone}.",
+    "time.zone": "{name} ({offset})",
     "footer.api": "API for developers",
     "proof.final": "Final ({n} confirmations)",
     "proof.pending": "Not final yet ({n} confirmations so far)",
@@ -151,6 +158,8 @@ EN: dict[str, str] = {
     "error.not_found.charity": "There is no charity with this ID.",
     "error.not_found.disbursement": "There is no disbursement with this ID.",
     "error.not_found.page": "There is nothing here.",
+    "error.not_allowed": "Not available this way",
+    "error.not_allowed_text": "This address does not answer this kind of request.",
     "error.invalid": "That ID is not valid",
     "error.invalid.donation": "A donation ID looks like DN-7K3M-9QX2-P4TA-B5C8.",
     "error.invalid.campaign": "A campaign ID looks like CP-7K3M-9QX2-P4TA-B5C8.",
@@ -243,7 +252,8 @@ ZH: dict[str, str] = {
         "本站每一条记录都读取自一条公开以太坊账本的镜像；每条记录都注明写入它的交易，"
         "您无需信任我们，可在任意节点上自行核对。"
     ),
-    "footer.times": "时间均为协调世界时（UTC）。",
+    "footer.times": "时间均为{zone}。",
+    "time.zone": "{name}（{offset}）",
     "footer.api": "开发者接口",
     "proof.final": "已最终确认（{n} 个确认）",
     "proof.pending": "尚未最终确认（目前 {n} 个确认）",
@@ -349,6 +359,8 @@ ZH: dict[str, str] = {
     "error.not_found.charity": "没有这个编号的慈善机构。",
     "error.not_found.disbursement": "没有这个编号的支出。",
     "error.not_found.page": "这里什么也没有。",
+    "error.not_allowed": "无法以这种方式访问",
+    "error.not_allowed_text": "这个地址不接受这种请求。",
     "error.invalid": "编号无效",
     "error.invalid.donation": "捐赠编号的格式类似 DN-7K3M-9QX2-P4TA-B5C8。",
     "error.invalid.campaign": "项目编号的格式类似 CP-7K3M-9QX2-P4TA-B5C8。",
@@ -463,6 +475,12 @@ class Reader:
 
     lang: str  # "en" or "zh-CN": the <html lang>
     chosen: str | None = None  # set when they chose it with ?lang= (the cookie is then set)
+    timezone: ZoneInfo | None = None  # the deployment's (LEDGER_TIMEZONE); None: ZONES[lang]
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone this reader's times are shown in."""
+        return self.timezone or ZoneInfo(ZONES[self.lang])
 
     @property
     def messages(self) -> dict[str, str]:
@@ -492,7 +510,20 @@ class Reader:
         return format_percent(Decimal(str(value)), format="#,##0.#%", locale=self.locale)
 
     def moment(self, iso: str | None) -> str:
-        return formats.moment(iso, self.locale)
+        """An ISO 8601 time from the read services on this reader's clock, naming the zone:
+        "Mar 4, 2026, 5:06\u202fAM UTC", "2026年3月4日 13:06 中国标准时间（GMT+08:00）"."""
+        if not iso:
+            return "—"
+        when = formats.instant(iso)
+        name, offset = formats.zone_at(when, self.zone, self.locale)
+        zone = name if offset is None else self.t("time.zone", name=name, offset=offset)
+        return f"{formats.local_time(when, self.zone, self.locale)} {zone}"
+
+    def zone_title(self) -> str:
+        """The zone the page's times are in, for the footer: "China (Shanghai) Time",
+        "Coordinated Universal Time (UTC)"."""
+        name, short = formats.zone_title(self.zone, self.locale)
+        return name if short is None else self.t("time.zone", name=name, offset=short)
 
     def channel(self, name: str) -> str:
         """A donation channel's name: ours for the common ones, else as recorded."""
@@ -500,12 +531,15 @@ class Reader:
 
 
 def reader_for(request: Request) -> Reader:
+    runtime = getattr(request.app.state, "runtime", None)
+    configured = runtime.settings.timezone if runtime is not None else None
+    timezone = ZoneInfo(configured) if configured else None  # checked when the settings were read
     chosen = language_of(request.query_params.get("lang"))
     if chosen is not None:
-        return Reader(chosen, chosen=chosen)
+        return Reader(chosen, chosen=chosen, timezone=timezone)
     lang = (
         language_of(request.cookies.get(COOKIE))
         or from_accept_language(request.headers.get("accept-language"))
         or DEFAULT
     )
-    return Reader(lang)
+    return Reader(lang, timezone=timezone)

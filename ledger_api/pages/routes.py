@@ -8,11 +8,15 @@ receipt a charity prints by POSTing it (and that answer is never cached).
 Errors are pages too: an unknown ID is a 404 page, a malformed one a 422 page, anything
 unexpected a 500 page (logged), each in the reader's language. The app's problem+json
 handlers are for the JSON API and are not involved: `PageRoute` turns every failure of a
-page route into HTML before it reaches them.
+page route into HTML before it reaches them. An address no route answers (404), or a
+method it does not take (405), is answered by content negotiation, anywhere, /v1/ included:
+a browser (an Accept header preferring text/html to JSON) gets the HTML page, every other
+client the problem+json it always got (`install` wraps the app's handler).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import Callable, Coroutine, Iterator
@@ -22,6 +26,7 @@ from typing import Annotated, Any
 from urllib.parse import unquote
 
 import jinja2
+import mimeparse
 import qrcode
 import qrcode.image.svg
 from fastapi import APIRouter, FastAPI, Form, Query, Request, Response
@@ -31,6 +36,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from lxml import etree
 from markupsafe import Markup
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger_api.app import Runtime
 from ledger_api.campaigns import reads as campaigns
@@ -115,19 +121,35 @@ FALLBACK = (
 )
 
 
-def error_page(request: Request, status: int, kind: str = "page", asked: str | None = None) -> HTMLResponse:
+def error_page(
+    request: Request,
+    status: int,
+    kind: str = "page",
+    asked: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     """The error page in the reader's language; `asked` is the (canonical) ID not found."""
     try:
         reader = reader_for(request)
         if status == 404:
             heading, message = reader.t("error.not_found"), reader.t(f"error.not_found.{kind}")
+        elif status == 405:
+            heading, message = reader.t("error.not_allowed"), reader.t("error.not_allowed_text")
         elif status == 422:
             heading, message = reader.t("error.invalid"), reader.t(f"error.invalid.{kind}")
         else:
             heading, message = reader.t("error.internal"), reader.t("error.internal_text")
         hint = reader.t("error.hint") if status in (404, 422) and kind == "donation" else None
         return render(
-            request, reader, "error.html", status, heading=heading, message=message, hint=hint, asked=asked
+            request,
+            reader,
+            "error.html",
+            status,
+            headers,
+            heading=heading,
+            message=message,
+            hint=hint,
+            asked=asked,
         )
     except Exception:  # the error page itself failed: still never a stack trace
         log.exception("the error page for %s failed", request.url.path)
@@ -158,10 +180,51 @@ class PageRoute(APIRoute):
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
+# Browsers send about 150 characters of Accept; python-mimeparse's parameter parsing is
+# quadratic in some malformed ones (16 kB took 0.5 s, measured), so only this much is read.
+ACCEPT_READ = 1000
+
+
+def prefers_html(request: Request) -> bool:
+    """Whether the client's Accept header ranks text/html above JSON (problem+json or plain):
+    true for browsers' navigations, false for `*/*`, `application/json`, no header at all,
+    or a header that cannot be read."""
+    ranges = []
+    for part in request.headers.get("accept", "")[:ACCEPT_READ].split(",")[:50]:
+        try:
+            ranges.append(mimeparse.parse_media_range(part))
+        except ValueError:  # one unreadable range: the others still count
+            continue
+    html = mimeparse.quality_parsed("text/html", ranges)
+    json = max(mimeparse.quality_parsed(t, ranges) for t in ("application/json", "application/problem+json"))
+    return bool(html > json)
+
+
+NEGOTIATED = (404, 405)  # what routing answers for an address or method it does not know
+
+
 def install(app: FastAPI) -> None:
-    """Serve the pages and their style sheet from `app` (call once, after the API routers)."""
+    """Serve the pages and their style sheet from `app` (call once, after the API routers and
+    after `ledger_api.core.errors.install`, whose HTTP error handler is wrapped: an unknown
+    address or method is an HTML page for browsers, problem+json for everyone else)."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
+    problems = app.exception_handlers.get(StarletteHTTPException)
+    if problems is None:
+        raise RuntimeError("install the problem+json handlers (ledger_api.core.errors) first")
+
+    async def negotiated(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        if status in NEGOTIATED and prefers_html(request):
+            headers = {**(getattr(exc, "headers", None) or {}), "Vary": "Accept, Accept-Language, Cookie"}
+            return error_page(request, status, headers=headers)
+        answer = problems(request, exc)
+        response: Response = await answer if inspect.isawaitable(answer) else answer
+        if status in NEGOTIATED:
+            response.headers.append("Vary", "Accept")
+        return response
+
+    app.add_exception_handler(StarletteHTTPException, negotiated)
 
 
 def record_id(value: str, kind: str) -> str:
@@ -196,6 +259,11 @@ def words(reader: Reader, currency: str, title: str, description: str) -> svg.Wo
         unspent=reader.t("flow.unspent"),
         channel=reader.channel,
     )
+
+
+def both_layouts(draw: Callable[[svg.Layout], str]) -> Markup:
+    """A diagram in its wide and its narrow layout: the style sheet shows the one that fits."""
+    return Markup("".join(draw(layout) for layout in (svg.WIDE, svg.NARROW)))
 
 
 # ------------------------------------------------------------------ home and search
@@ -316,8 +384,9 @@ def donation(request: Request, donation_id: str, runtime: RuntimeDep) -> HTMLRes
         refunded=reader.money(d["refunded"], c),
         remaining=reader.money(d["remaining"], c),
     )
-    diagram = svg.trace_diagram(d, words(reader, c, reader.t("flow.trace_title", id=d["id"]), description))
-    return render(request, reader, "donation.html", d=d, steps=_steps(d), diagram=Markup(diagram))
+    said = words(reader, c, reader.t("flow.trace_title", id=d["id"]), description)
+    diagram = both_layouts(lambda layout: svg.trace_diagram(d, said, layout))
+    return render(request, reader, "donation.html", d=d, steps=_steps(d), diagram=diagram)
 
 
 def qr_svg(url: str, label: str) -> str:
@@ -435,7 +504,8 @@ def campaign(
             available=reader.money(cp["available"], c),
         )
         title = reader.t("flow.campaign_title", name=cp["name"])
-        diagram = Markup(svg.campaign_diagram(flows, words(reader, c, title, description)))
+        said = words(reader, c, title, description)
+        diagram = both_layouts(lambda layout: svg.campaign_diagram(flows, said, layout))
     return render(
         request,
         reader,

@@ -10,6 +10,12 @@ are capped: past `MAX_TARGETS` disbursements (or `MAX_SOURCES` donation groups) 
 smallest are merged into one "other" node, so the picture stays readable however large
 the campaign; the page lists every record in text beside it.
 
+Each diagram comes in two layouts (`WIDE`, `NARROW`); the page carries both and its style
+sheet shows one. A phone's screen (390 px, 356 px inside the page's margins) cannot hold the
+wide one's 264-pixel band run and 188-pixel labels at a readable size (scaled to fit, its
+13-pixel text would be 8 pixels), so the narrow one has shorter bands and labels, which
+keeps it 356 pixels wide; both scale with their viewBox to the width they are given.
+
 Everything that comes from the chain is text anyone could have written: it is stripped
 of the characters XML cannot carry and escaped, and long labels are shortened (the full
 text is in the node's <title>, which screen readers and hover tooltips show). Colours
@@ -27,10 +33,6 @@ from typing import Any
 from ledger_api.core.formats import xml_text
 
 FLOW_HEIGHT = 320  # pixels shared by all bands in proportion to their amounts
-BAR = 14  # the width of a node's bar
-SPAN = 264  # pixels between the two columns of bars, where the bands run
-LABEL_WIDTH = 188  # pixels for a label (the left column's can be narrower)
-SLOT = 38  # the smallest slot: two lines of 13-pixel text
 GAP = 10
 TOP = 8
 MAX_TARGETS = 12
@@ -42,6 +44,42 @@ COLOURS = {  # bars: at least 3:1 against white (WCAG 1.4.11); bands are these, 
     "refunded": "#9a3412",
     "unspent": "#6b4f00",
 }
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The geometry of one layout, in pixels (1 pixel = 1 CSS pixel at the natural size)."""
+
+    name: str  # "wide" or "narrow": the svg's class flow-{name}, which the style sheet shows
+    bar: int  # the width of a node's bar
+    span: int  # between the two columns of bars, where the bands run
+    label_width: int  # for the right column's labels
+    trace_source: int  # for the left column's label on a donor's trace ("This donation")
+    campaign_source: int  # for the left column's labels on a campaign ("2026-01 · WeChat Pay")
+    font: int  # text size
+    slot: int  # the smallest slot: two lines of text
+    pad: int  # between a bar and its label
+    fill: int = 0  # the width the right column's labels may grow to fill (0: none)
+
+
+WIDE = Layout(
+    "wide", bar=14, span=264, label_width=188, trace_source=120, campaign_source=188, font=13, slot=38, pad=8
+)
+# 140 + 6 + 10 + 46 + 10 + 6 + 138 = 356 pixels: what a 390-pixel phone has inside the
+# page's margins; on a 360-pixel one (326) its 12-pixel text is drawn at 11.
+NARROW = Layout(
+    "narrow",
+    bar=10,
+    span=46,
+    label_width=138,
+    trace_source=96,
+    campaign_source=140,
+    font=12,
+    slot=34,
+    pad=6,
+    fill=356,
+)
+LABEL_WIDTH = WIDE.label_width
 
 
 @dataclass(frozen=True)
@@ -78,18 +116,18 @@ def _text(value: str) -> str:
     return escape(xml_text(value), quote=True)
 
 
-def _width(text: str) -> float:
-    """Rough rendered width at 13 px: CJK and other wide characters take a full em."""
-    return sum(13.0 if ord(c) >= 0x2E80 else 7.4 for c in text)
+def _width(text: str, font: int = 13) -> float:
+    """Rough rendered width: CJK and other wide characters take a full em, others 0.57 em."""
+    return sum(1.0 if ord(c) >= 0x2E80 else 0.57 for c in text) * font
 
 
-def shorten(text: str, room: float = LABEL_WIDTH) -> str:
+def shorten(text: str, room: float = LABEL_WIDTH, font: int = 13) -> str:
     text = " ".join(xml_text(text).split())
-    if _width(text) <= room:
+    if _width(text, font) <= room:
         return text
     out = ""
     for char in text:
-        if _width(out + char + "…") > room:
+        if _width(out + char + "…", font) > room:
             break
         out += char
     return out.rstrip() + "…"
@@ -127,19 +165,22 @@ def sankey(
     words: Words,
     prefix: str,
     left_room: float = LABEL_WIDTH,
+    layout: Layout = WIDE,
 ) -> str:
     """The diagram as an <svg> element (with a <title> and a <desc>); `left_room` is the
     width of the sources' labels (names are shortened to fit; amounts never are: the
     columns widen for them)."""
+    bar, slot_size, font = layout.bar, layout.slot, layout.font
 
     def amounts_width(nodes: list[Node]) -> float:
-        return max((_width(words.money(n.amount)) * 1.15 + 4 for n in nodes), default=0.0)  # bold
+        return max((_width(words.money(n.amount), font) * 1.15 + 4 for n in nodes), default=0.0)  # bold
 
     left_room = max(left_room, amounts_width(sources))
-    right_room = max(LABEL_WIDTH, amounts_width(targets))
-    source_x = round(left_room) + 10
-    target_x = source_x + BAR + SPAN
-    width = round(target_x + BAR + 10 + right_room)
+    fixed = 2 * (layout.pad + bar) + layout.span
+    right_room = max(layout.label_width, amounts_width(targets), layout.fill - round(left_room) - fixed)
+    source_x = round(left_room) + layout.pad
+    target_x = source_x + bar + layout.span
+    width = round(target_x + bar + layout.pad + right_room)
     edges = [e for e in edges if e.amount > 0]
     total = max(sum(n.amount for n in sources), sum(n.amount for n in targets), 1)
     scale = FLOW_HEIGHT / total
@@ -158,7 +199,7 @@ def sankey(
         """Top of each node and centre of each slot; the column's height."""
         tops, centres, y = [], [], 0.0
         for size in sizes:
-            slot = max(size, SLOT)
+            slot = max(size, slot_size)
             tops.append(y + (slot - size) / 2)
             centres.append(y + slot / 2)
             y += slot + GAP
@@ -173,7 +214,8 @@ def sankey(
     svg_height = round(height + 2 * TOP)
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="flow" data-testid="flow" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="flow flow-{layout.name}" data-testid="flow" '
+        f'data-layout="{layout.name}" role="img" '
         f'viewBox="0 0 {width} {svg_height}" width="{width}" height="{svg_height}" '
         f'aria-labelledby="{prefix}-title {prefix}-desc">',
         f'<title id="{prefix}-title">{_text(words.title)}</title>',
@@ -184,7 +226,7 @@ def sankey(
     target_offset = {n.id: right_tops[i] + right_shift for i, n in enumerate(targets)}
     label_of = {n.id: n.label for n in [*sources, *targets]}
     kind_of = {n.id: n.kind for n in targets}
-    x0, x1 = source_x + BAR, target_x
+    x0, x1 = source_x + bar, target_x
     middle = (x0 + x1) / 2
     parts.append('<g class="bands">')
     for node in sources:
@@ -211,23 +253,24 @@ def sankey(
     ) -> None:
         shift = left_shift if left else right_shift
         bar_x = source_x if left else target_x
-        text_x = source_x - 8 if left else target_x + BAR + 8
+        text_x = source_x - layout.pad if left else target_x + bar + layout.pad
         room = left_room if left else right_room
         anchor = "end" if left else "start"
         for node, top, centre, size in zip(nodes, tops, centres, sizes, strict=True):
             full = f"{node.label}: {words.money(node.amount)}"
             parts.append(f'<g class="node node-{node.kind}"><title>{_text(full)}</title>')
             parts.append(
-                f'<rect x="{bar_x}" y="{top + shift:.2f}" width="{BAR}" height="{size:.2f}" '
+                f'<rect x="{bar_x}" y="{top + shift:.2f}" width="{bar}" height="{size:.2f}" '
                 f'fill="{COLOURS.get(node.kind, COLOURS["other"])}"/>'
             )
             parts.append(
                 f'<text x="{text_x}" y="{centre + shift - 3:.2f}" text-anchor="{anchor}" '
-                f'font-size="13" fill="#1a1a1a">{_text(shorten(node.label, room))}</text>'
+                f'font-size="{font}" fill="#1a1a1a">{_text(shorten(node.label, room, font))}</text>'
             )
+            amount = _text(words.money(node.amount))
             parts.append(
-                f'<text x="{text_x}" y="{centre + shift + 13:.2f}" text-anchor="{anchor}" '
-                f'font-size="13" font-weight="bold" fill="#1a1a1a">{_text(words.money(node.amount))}</text>'
+                f'<text x="{text_x}" y="{centre + shift + font:.2f}" text-anchor="{anchor}" '
+                f'font-size="{font}" font-weight="bold" fill="#1a1a1a">{amount}</text>'
             )
             parts.append("</g>")
 
@@ -237,7 +280,7 @@ def sankey(
     return "".join(parts)
 
 
-def trace_diagram(trace: dict[str, Any], words: Words) -> str:
+def trace_diagram(trace: dict[str, Any], words: Words, layout: Layout = WIDE) -> str:
     """One donation (the trace of `ledger_api.donations.trace.trace`) flowing into the
     disbursements it paid for, what was refunded and what is not spent yet."""
     per_disbursement: dict[str, int] = defaultdict(int)
@@ -259,10 +302,11 @@ def trace_diagram(trace: dict[str, Any], words: Words) -> str:
     ):
         targets.append(Node(kind, label, amount, kind))
         edges.append(Edge("donation", kind, amount))
-    return sankey([source], targets, edges, words, "trace-flow", left_room=120)
+    prefix = f"trace-flow-{layout.name}"
+    return sankey([source], targets, edges, words, prefix, layout.trace_source, layout)
 
 
-def campaign_diagram(flows: dict[str, Any], words: Words) -> str:
+def campaign_diagram(flows: dict[str, Any], words: Words, layout: Layout = WIDE) -> str:
     """A campaign's flows (`ledger_api.campaigns.reads.flows`): donations grouped by month
     and channel, into its largest disbursements, "other", refunded and not yet spent."""
 
@@ -284,4 +328,5 @@ def campaign_diagram(flows: dict[str, Any], words: Words) -> str:
     sinks = [t for t in targets if t.kind not in ("disbursement", "other")]
     other = Node("other", words.other_disbursements, 0, "other")
     paid, edges = merge_smallest(paid, edges, MAX_TARGETS, other, "target")
-    return sankey(sources, paid + sinks, edges, words, "campaign-flow")
+    prefix = f"campaign-flow-{layout.name}"
+    return sankey(sources, paid + sinks, edges, words, prefix, layout.campaign_source, layout)

@@ -1,7 +1,8 @@
 """The public pages in a real headless Chromium (Debian's, driven by Playwright), on the
 demo ledger: numbers equal the API's, the receipt's QR link leads to the trace, the
 language switch works, the receipt prints on one page, pages work with JavaScript off,
-and axe-core finds no serious accessibility violations. A screenshot of each page is
+every page fits a phone (390 px) and a desktop (1280 px) in both languages, and axe-core
+finds no serious accessibility violations. A screenshot of each page at each width is
 kept in tests/output/screenshots (a CI artifact, not committed)."""
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def test_a_donor_pastes_a_receipt_id_and_sees_the_numbers_the_api_gives(
         for i in range(rows.count())
     }
     assert shown == {(a["disbursement"]["id"], a["amount"]) for a in trace["allocations"]}
-    assert page.get_by_test_id("flow").count() == 1
+    assert page.locator("[data-testid=flow]:visible").count() == 1  # of its wide and narrow layouts
     assert trace["proof"]["tx_hash"] in page.content()  # "verify it yourself"
     shot(page, "trace")
 
@@ -191,24 +192,87 @@ def test_readable_on_a_phone(browser: Any, demo: tuple[Service, dict[str, Any]])
         context.close()
 
 
+def every_page(service: Service, made: dict[str, Any]) -> dict[str, str]:
+    """One page of each kind, by name: the busiest demo trace and what it links to."""
+    trace = traced_donation(service, made)
+    return {
+        "home": "/",
+        "trace": f"/donations/{trace['id']}",
+        "receipt": f"/donations/{trace['id']}/receipt",
+        "campaign": f"/campaigns/{trace['campaign']['id']}",
+        "charity": f"/charities/{trace['charity']['id']}",
+        "disbursement": f"/disbursements/{trace['allocations'][0]['disbursement']['id']}",
+        "error": "/no/such/page",  # an unknown address: the 404 page, for a browser
+    }
+
+
+# What sticks out of the viewport sideways (the 1-pixel visually hidden elements excepted),
+# and where the shown diagrams and the tables' amount cells are.
+LAYOUT = """() => {
+  const W = window.innerWidth;
+  const shown = e => {
+    const r = e.getBoundingClientRect();
+    return r.width > 1 && r.height > 1 && getComputedStyle(e).visibility !== "hidden";
+  };
+  const box = e => { const r = e.getBoundingClientRect(); return {left: r.left, right: r.right}; };
+  const name = e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
+    + (e.getAttribute("class") ? "." + e.getAttribute("class").split(" ").join(".") : "");
+  const outside = [...document.body.querySelectorAll("*")].filter(shown).map(e => [name(e), box(e)])
+    .filter(([_, b]) => b.left < -0.5 || b.right > W + 0.5);
+  const diagrams = [...document.querySelectorAll("[data-testid=flow]")].filter(shown).map(
+    e => ({...box(e), scale: e.getBoundingClientRect().width / e.viewBox.baseVal.width}));
+  const amounts = [...document.querySelectorAll("td.num")].filter(shown).map(box);
+  return {scroll: document.documentElement.scrollWidth, width: W, outside: outside.slice(0, 10),
+          diagrams, amounts};
+}"""
+
+
 @pytest.mark.parametrize("lang", ["en", "zh-CN"])
-def test_no_serious_accessibility_violations(
+def test_every_page_fits_a_phone_and_a_desktop(
     browser: Any, demo: tuple[Service, dict[str, Any]], lang: str
 ) -> None:
+    """At 390 px nothing is wider than the screen: the flow diagrams are drawn whole, at 90%
+    of their natural size or more, and every amount in a table is on screen, not scrolled
+    away; at 1280 px too."""
     service, made = demo
-    trace = traced_donation(service, made)
+    pages = every_page(service, made)
+    for width in (390, 1280):
+        context = browser.new_context(viewport={"width": width, "height": 844}, locale=lang)
+        try:
+            page = context.new_page()
+            for name, path in pages.items():
+                response = page.goto(service.base + path)
+                assert response.status == (404 if name == "error" else 200), (name, response.status)
+                assert page.locator("html").get_attribute("lang") == lang
+                seen = page.evaluate(LAYOUT)
+                where = (name, lang, width)
+                assert seen["scroll"] <= seen["width"] == width, (where, seen["scroll"])
+                assert seen["outside"] == [], (where, seen["outside"])
+                for diagram in seen["diagrams"]:
+                    assert diagram["left"] >= 0 and diagram["right"] <= width, (where, diagram)
+                    assert diagram["scale"] >= 0.9, (where, diagram)  # its 12-13 px text stays readable
+                for cell in seen["amounts"]:
+                    assert cell["left"] >= 0 and cell["right"] <= width, (where, cell)
+                if name in ("trace", "campaign"):
+                    assert len(seen["diagrams"]) == 1, where
+                if name in ("campaign", "disbursement"):
+                    assert seen["amounts"], where  # their tables were looked at
+                shot(page, f"{name}-{lang}-{width}")
+        finally:
+            context.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+@pytest.mark.parametrize("width", [1280, 390])  # on a phone, tables are cards and diagrams narrow
+def test_no_serious_accessibility_violations(
+    browser: Any, demo: tuple[Service, dict[str, Any]], lang: str, width: int
+) -> None:
+    service, made = demo
     # The pages forbid scripts (CSP); axe is injected by the test, so the CSP is bypassed.
-    context = browser.new_context(locale=lang, bypass_csp=True)
+    context = browser.new_context(locale=lang, bypass_csp=True, viewport={"width": width, "height": 844})
     try:
         page = context.new_page()
-        for path in (
-            "/",
-            f"/donations/{trace['id']}",
-            f"/donations/{trace['id']}/receipt",
-            f"/campaigns/{trace['campaign']['id']}",
-            f"/charities/{trace['charity']['id']}",
-            "/donations/DN-0000-0000-0000-0000",
-        ):
+        for path in (*every_page(service, made).values(), "/donations/DN-0000-0000-0000-0000"):
             page.goto(f"{service.base}{path}?lang={lang}")
             page.add_script_tag(path=str(AXE))
             result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
@@ -217,6 +281,6 @@ def test_no_serious_accessibility_violations(
                 for v in result["violations"]
                 if v["impact"] in ("serious", "critical")
             ]
-            assert serious == [], (path, lang, serious)
+            assert serious == [], (path, lang, width, serious)
     finally:
         context.close()

@@ -1,3 +1,5 @@
+# Chinese text is written with full-width punctuation, which RUF001 takes for look-alikes.
+# ruff: noqa: RUF001
 """The public pages over HTTP (no browser): each page shows the numbers the JSON API gives
 for the same IDs, in Chinese or English; unknown and malformed IDs are friendly pages; the
 flow diagrams are well-formed SVG; the receipt shows a secret only when the charity POSTs
@@ -8,21 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from lxml import etree
 from lxml import html as lxml_html
+from pydantic import ValidationError
 
 from ledger_api.core import ids
+from ledger_api.core.config import Settings
 from ledger_api.demo import load_demo
 from ledger_api.pages import routes, svg
 from ledger_api.pages.i18n import EN, ZH, Reader, from_accept_language, language_of
 from ledger_api.pages.money import major, money
 from tests.api.checks import wait_for_mirror
-from tests.api.service import Service
+from tests.api.service import Service, serve, settings_for
 from tests.pages.conftest import DONOR, HOSTILE_PURPOSE, INVOICE
 
 Site = tuple[Service, dict[str, Any]]
@@ -91,10 +97,40 @@ def test_amounts_are_formatted_per_currency_and_locale_exactly() -> None:
     assert money(1_200, "not money", "en") == "12.00 not money"
 
 
-def test_times_are_in_the_readers_locale_and_say_utc() -> None:
-    assert Reader("zh-CN").moment("2026-03-04T05:06:07+00:00") == "2026年3月4日 05:06:07 UTC"
-    assert Reader("en").moment("2026-03-04T05:06:07+00:00") == "Mar 4, 2026, 5:06:07\u202fAM UTC"
+def test_times_name_their_zone_beijing_time_in_chinese_utc_in_english() -> None:
+    at = "2026-03-04T05:06:07+00:00"
+    assert Reader("zh-CN").moment(at) == "2026年3月4日 13:06 中国标准时间（GMT+08:00）"
+    assert Reader("en").moment(at) == "Mar 4, 2026, 5:06\u202fAM UTC"
     assert Reader("en").moment(None) == "—"
+    # A deployment's zone is every reader's, with its summer time where it has one.
+    new_york = ZoneInfo("America/New_York")
+    assert Reader("en", timezone=new_york).moment(at) == (
+        "Mar 4, 2026, 12:06\u202fAM Eastern Standard Time (GMT-05:00)"
+    )
+    assert (
+        Reader("en", timezone=new_york)
+        .moment("2026-07-04T05:06:07Z")
+        .endswith("1:06\u202fAM Eastern Daylight Time (GMT-04:00)")
+    )
+    assert Reader("zh-CN", timezone=ZoneInfo("UTC")).moment(at) == "2026年3月4日 05:06 UTC"
+    assert Reader("zh-CN", timezone=ZoneInfo("Asia/Kolkata")).moment(at) == "2026年3月4日 10:36 GMT+05:30"
+    # What the footer says the times are in.
+    assert Reader("zh-CN").zone_title() == "中国标准时间（GMT+08:00）"
+    assert Reader("en").zone_title() == "Coordinated Universal Time (UTC)"
+    assert Reader("en", timezone=new_york).zone_title() == "United States (New York) Time"  # both seasons
+    assert Reader("zh-CN", timezone=ZoneInfo("Etc/UTC")).zone_title() == "协调世界时（UTC）"
+
+
+def test_the_time_zone_setting_takes_iana_names_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().timezone is None
+    monkeypatch.setenv("LEDGER_TIMEZONE", "Europe/London")
+    assert Settings().timezone == "Europe/London"
+    for wrong in ("Mars/Olympus", "asia/shanghai", "Asia", "../../etc/passwd", "/etc/localtime", "x" * 5000):
+        monkeypatch.setenv("LEDGER_TIMEZONE", wrong)
+        with pytest.raises(ValidationError, match="not an IANA time zone name"):
+            Settings()
+    monkeypatch.setenv("LEDGER_TIMEZONE", "")
+    assert Settings().timezone is None
 
 
 def test_both_languages_have_every_message() -> None:
@@ -147,6 +183,64 @@ def test_pages_speak_chinese_or_english(site: Site) -> None:
         assert switch == {"zh-CN": "?lang=zh-CN", "en": "?lang=en"}, path
 
 
+def clock_of(when: datetime, lang: str) -> str:
+    """The date and time a page should show for `when` (already on the reader's clock),
+    written out here without Babel."""
+    if lang == "zh-CN":
+        return f"{when.year}年{when.month}月{when.day}日 {when:%H:%M}"
+    return f"{when:%b} {when.day}, {when.year}, {when.hour % 12 or 12}:{when:%M}\u202f{when:%p}"
+
+
+def test_chinese_pages_show_beijing_time_and_english_pages_utc_each_naming_it(site: Site) -> None:
+    service, _ = site
+    seen = 0
+    for lang, zone, named, footer in (
+        ("zh-CN", "Asia/Shanghai", "中国标准时间（GMT+08:00）", "时间均为中国标准时间（GMT+08:00）。"),
+        ("en", "UTC", "UTC", "Times are in Coordinated Universal Time (UTC)."),
+    ):
+        for path in public_paths(site):
+            doc = parse(page(service, f"{path}?lang={lang}"))
+            for time in doc.xpath("//main//time"):
+                when = datetime.fromisoformat(time.get("datetime")).astimezone(ZoneInfo(zone))
+                assert time.text_content() == f"{clock_of(when, lang)} {named}", (path, lang)
+                seen += 1
+            assert footer in doc.xpath("//footer")[0].text_content(), (path, lang)
+    assert seen > 20  # every kind of page that shows times was looked at
+
+
+def test_a_configured_time_zone_is_every_pages_and_the_api_stays_in_utc(tmp_path: Any) -> None:
+    new_york = ZoneInfo("America/New_York")
+    settings = settings_for(tmp_path, None, f"sqlite:///{tmp_path / 'ledger.db'}", timezone=new_york.key)
+    with serve(settings) as service:
+        charity, key = service.charity()
+        campaign = service.campaign(charity, key)
+        donation = service.donate(campaign, key, 900)
+        wait_for_mirror(service)
+        recorded = service.get(f"/v1/donations/{donation['id']}").json()["proof"]["recorded_at"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", recorded)  # the JSON API: UTC
+        summer = datetime.fromisoformat(recorded).astimezone(new_york).dst()
+        offset = "GMT-04:00" if summer else "GMT-05:00"
+        english = f"Eastern {'Daylight' if summer else 'Standard'} Time ({offset})"
+        chinese = f"北美东部{'夏令' if summer else '标准'}时间（{offset}）"
+        for lang, named, footer in (
+            ("en", english, "Times are in United States (New York) Time."),
+            ("zh-CN", chinese, "时间均为美国（纽约）时间。"),
+        ):
+            for path in (
+                f"/donations/{donation['id']}",
+                f"/donations/{donation['id']}/receipt",
+                f"/campaigns/{campaign}",
+                f"/charities/{charity}",
+            ):
+                doc = parse(page(service, f"{path}?lang={lang}"))
+                times = doc.xpath("//main//time")
+                assert times, path
+                for time in times:
+                    when = datetime.fromisoformat(time.get("datetime")).astimezone(new_york)
+                    assert time.text_content() == f"{clock_of(when, lang)} {named}", (path, lang)
+                assert footer in doc.xpath("//footer")[0].text_content()
+
+
 # ------------------------------------------------------------------ pages and the API agree
 
 
@@ -172,8 +266,12 @@ def test_the_trace_page_shows_what_the_api_shows(site: Site) -> None:
         assert response.text.count('<details class="verify">') >= len(steps)
         assert "eth_getTransactionReceipt" in response.text and "cast receipt" in response.text
         assert "Final (" in response.text  # in words, not only colour
-        [flow] = svgs(response.text, "flow")
-        assert flow.find("{http://www.w3.org/2000/svg}title").text.startswith("Where donation")
+        wide, narrow = svgs(response.text, "flow")  # the style sheet shows the one that fits
+        assert (wide.get("data-layout"), narrow.get("data-layout")) == ("wide", "narrow")
+        for flow in (wide, narrow):
+            assert flow.find("{http://www.w3.org/2000/svg}title").text.startswith("Where donation")
+        ids = doc.xpath("//@id")
+        assert len(ids) == len(set(ids))  # aria-labelledby finds the right title
     # The donation that paid for the disbursement and was partly refunded.
     third = made["donations"][2]
     doc = parse(page(service, f"/donations/{third['id']}"))
@@ -204,8 +302,14 @@ def test_the_campaign_page_shows_what_the_api_shows(site: Site) -> None:
             campaign["received"],
             campaign["goal"],
         )
-        [flow] = svgs(response.text, "flow")
-        assert "项目" in flow.find("{http://www.w3.org/2000/svg}title").text
+        for flow in svgs(response.text, "flow"):  # wide and narrow
+            assert "项目" in flow.find("{http://www.w3.org/2000/svg}title").text
+        ids = doc.xpath("//@id")
+        assert len(ids) == len(set(ids))
+        # Each table cell says what it is, for the phone layout that stacks a row's cells.
+        for row in [*hooks(doc, "donation"), *hooks(doc, "disbursement")]:
+            headings = [th.text_content() for th in row.xpath("ancestor::table//th")]
+            assert [td.get("data-label") for td in row.xpath("td")] == headings
         # Both lists newest first, as the API gives them with order=newest.
         newest = {"order": "newest"}
         listed = service.get(f"/v1/campaigns/{campaign_id}/donations", params=newest).json()["items"]
@@ -282,7 +386,7 @@ def test_the_demo_charities_are_on_the_home_page(embedded_service: Service) -> N
     assert {a.get("href") for a in hooks(doc, "campaign")} == campaigns
     for path in campaigns:  # each demo campaign's page, with its diagram
         response = page(embedded_service, path)
-        assert len(svgs(response.text, "flow")) == 1
+        assert [f.get("data-layout") for f in svgs(response.text, "flow")] == ["wide", "narrow"]
 
 
 # ------------------------------------------------------------------ errors
@@ -303,6 +407,70 @@ def test_unknown_ids_are_friendly_404_pages_in_the_readers_language(site: Site) 
         assert '<html lang="zh-CN">' in chinese.text and "未找到" in chinese.text
         assert unknown in chinese.text  # the canonical ID that was asked for
     page(service, "/donations/DN-0000-0000-0000-0000", 404)
+
+
+CHROME = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,"
+    "*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"
+)
+FIREFOX = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+UNKNOWN = ("/nope", "/v1/nope", "/v1/donations/DN-0000-0000-0000-0000/nope", "/donations", "/static/nope.css")
+
+
+def test_browsers_get_an_html_404_page_for_an_unknown_address_anywhere(site: Site) -> None:
+    service, _ = site
+    for path in UNKNOWN:
+        for accept in (CHROME, FIREFOX, "text/html", "text/*", "application/json;q=0.5, text/html"):
+            english = page(service, path, 404, headers={"Accept": accept})
+            assert "Not found" in english.text and "urn:charity-ledger" not in english.text, (path, accept)
+            assert english.headers["content-security-policy"].startswith("default-src 'none'")
+            assert "Accept" in english.headers["vary"].split(", ")
+            assert parse(english).xpath("//form[@action='/search']")  # the search box, to go on from
+        chinese = page(service, path, 404, headers={"Accept": CHROME, "Accept-Language": "zh-CN,zh;q=0.9"})
+        assert '<html lang="zh-CN">' in chinese.text and "未找到" in chinese.text
+    # A method the address does not take: a 405 page, still naming the methods it does take.
+    for method, path, allowed in (
+        ("GET", "/v1/keys", "POST"),
+        ("POST", "/", "GET"),
+        ("DELETE", "/v1/charities", ""),
+    ):
+        service.client.cookies.clear()
+        answer = service.client.request(method, path, headers={"Accept": CHROME, "Accept-Language": "zh"})
+        assert answer.status_code == 405, (method, path)
+        assert (
+            answer.headers["content-type"].startswith("text/html") and "这个地址不接受这种请求" in answer.text
+        )
+        assert allowed in answer.headers["allow"]
+
+
+def test_api_clients_keep_getting_problem_json_for_unknown_addresses(site: Site) -> None:
+    service, _ = site
+    expected = {"type": "urn:charity-ledger:problem:not-found", "title": "Not Found", "status": 404}
+    for path in UNKNOWN:
+        for accept in (
+            None,  # no Accept header at all
+            "*/*",
+            "application/json",
+            "application/problem+json",
+            "text/html, application/json",  # no preference for HTML: JSON
+            "application/json, text/html;q=0.9",
+            "text/html;q=0.5, */*",
+            "text/css,*/*;q=0.1",  # a style sheet
+            "garbage, ;;;",
+        ):
+            with httpx.Client(base_url=service.base, timeout=10) as client:
+                del client.headers["accept"]  # httpx sends */* unless told otherwise
+                answer = client.get(path, headers={} if accept is None else {"Accept": accept})
+            assert answer.status_code == 404, (path, accept)
+            assert answer.headers["content-type"] == "application/problem+json", (path, accept)
+            assert answer.json() == {**expected, "detail": "Not Found", "instance": path}
+    answer = service.get("/v1/keys", headers={"Accept": "application/json"})
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"] == "urn:charity-ledger:problem:method-not-allowed"
+    # An unknown record on a JSON route is the API's own 404, whoever asks.
+    record = service.get("/v1/donations/DN-0000-0000-0000-0000", headers={"Accept": CHROME})
+    assert record.status_code == 404 and record.headers["content-type"] == "application/problem+json"
 
 
 def test_malformed_ids_are_friendly_422_pages(site: Site) -> None:
@@ -540,6 +708,46 @@ def test_the_flow_diagram_is_escaped_well_formed_and_to_scale() -> None:
     labels = [t.text for t in root.iter(f"{ns}text")]
     assert "2026-01 · 微信支付" in labels and "尚未使用" in labels
     assert len(root.findall(f".//{ns}path")) == 4
+
+
+def test_the_narrow_diagram_fits_a_phone_and_tells_the_same_story() -> None:
+    """A 390-pixel phone has 356 pixels inside the page's margins: the narrow layout fits
+    there at its natural size, with every amount the wide one shows and the same bands."""
+    ns = "{http://www.w3.org/2000/svg}"
+    words = svg.Words(money=lambda amount: money(amount, "CNY", "zh_CN"), title="t", description="d")
+    trace = {
+        "amount": 1_234_500,
+        "refunded": 4_000,
+        "remaining": 114_450,
+        "allocations": [
+            {
+                "amount": 50_000 + i,
+                "disbursement": {"id": f"DB-{i}", "purpose": "大米和食用油 " * 5, "recipient": ""},
+            }
+            for i in range(20)
+        ],
+    }
+    flows = {
+        "sources": [
+            {"id": f"s{m}", "label": f"2026-{m:02d} · wechat-pay", "amount": 100_000} for m in range(1, 13)
+        ],
+        "targets": [{"id": "unspent", "label": "", "amount": 1_200_000}],
+        "edges": [{"from": f"s{m}", "to": "unspent", "amount": 100_000} for m in range(1, 13)],
+    }
+    chinese = svg.Words(money=words.money, title="t", description="d", channel=Reader("zh-CN").channel)
+    for wide, narrow in (
+        (svg.trace_diagram(trace, words), svg.trace_diagram(trace, words, svg.NARROW)),
+        (svg.campaign_diagram(flows, chinese), svg.campaign_diagram(flows, chinese, svg.NARROW)),
+    ):
+        drawn = [etree.fromstring(markup.encode()) for markup in (wide, narrow)]
+        widths = [float(root.get("viewBox").split()[2]) for root in drawn]
+        assert widths[1] <= 356 < widths[0], widths
+        texts = [[t.text for t in root.iter(f"{ns}text")] for root in drawn]
+        amounts = [[t for t in labels if t and t.startswith("¥")] for labels in texts]
+        assert amounts[0] == amounts[1] and len(amounts[0]) >= 12
+        heights = [[r.get("height") for r in root.iter(f"{ns}rect")] for root in drawn]
+        assert heights[0] == heights[1]  # the same bars, to the same scale
+        assert [r.get("class") for r in drawn] == ["flow flow-wide", "flow flow-narrow"]
 
 
 def test_receipts_link_to_the_public_address_when_one_is_set(tmp_path: Any) -> None:
