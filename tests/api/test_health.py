@@ -26,8 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _serve(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
-    # A keystore of its own: the checkout's var/embedded-keystore belongs to the user's `ledger dev`.
-    keystore = {"LEDGER_KEYSTORE_PATH": tempfile.mkdtemp(prefix="keystore-")}
+    # On the embedded chain, a keystore of its own: the checkout's var/embedded-keystore
+    # belongs to the user's `ledger dev` (which locks it, and which this one would wipe).
+    keystore = {}
+    if not env.get("LEDGER_RPC_URL") and "LEDGER_KEYSTORE_PATH" not in env:
+        keystore["LEDGER_KEYSTORE_PATH"] = tempfile.mkdtemp(prefix="keystore-")
     process = subprocess.Popen(
         [sys.executable, "-m", "ledger_api.cli", "dev", "--port", str(port)],
         cwd=ROOT,
