@@ -41,12 +41,14 @@ class WriterLock:
         self.name = f"indexer for chain {chain_id} contract {address}"
         self._connection: Connection | None = None
         self._file: IO[Any] | None = None
+        self.held = False  # between acquire() and release(): this process is the writer
 
     def acquire(self, poll: float = 1.0, stop: Callable[[], bool] = lambda: False) -> bool:
         """Block until the lock is ours (True) or `stop()` says to give up (False)."""
         waited = False
         while not stop():
             if self._try():
+                self.held = True
                 if waited:
                     log.warning("took over as the single writer: %s", self.name)
                 return True
@@ -98,6 +100,7 @@ class WriterLock:
             raise LockLost(f"lost the writer lock ({self.name})")
 
     def release(self) -> None:
+        self.held = False
         if self._connection is not None:
             try:
                 self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def _indexer_health(runtime: Runtime, head: int | None) -> dict[str, Any]:
             )
         ).one_or_none()
     if cursor is None:
-        return {**health, "status": "starting", "indexed_block": None}
+        return _stalled_writer(runtime, {**health, "status": "starting", "indexed_block": None}, None, head)
     health.update(indexed_block=cursor.block_number, finalized_block=cursor.finalized_block)
     if head is not None:
         lag = max(0, head - cursor.block_number)
@@ -78,6 +79,40 @@ def _indexer_health(runtime: Runtime, head: int | None) -> dict[str, Any]:
         health["status"] = "ok" if lag <= runtime.settings.max_lag_blocks else "behind"
     else:
         health["status"] = "unknown"
+    return _stalled_writer(runtime, health, cursor.block_number, head)
+
+
+STALL_SECONDS = 10.0
+
+
+def _stalled_writer(
+    runtime: Runtime, health: dict[str, Any], cursor: int | None, head: int | None
+) -> dict[str, Any]:
+    """When this process's indexer stands by (another process holds the writer lock), the
+    mirror is only as fresh as that writer keeps it: `stalled` when the first block it has
+    not mirrored was mined more than STALL_SECONDS ago. A writer that runs mirrors a new
+    block within a poll interval (0.2 s on the embedded chain, 0.5 s against a node) plus
+    one range (the indexer halves a range that takes over 1 s); 10 s also absorbs block
+    timestamps' whole seconds and clock skew between hosts. One eth_getBlock, only then."""
+    if runtime.indexer is None:
+        return health
+    health["standing_by"] = runtime.indexer.thread.is_alive() and not runtime.indexer.lock.held
+    if not health["standing_by"] or head is None:
+        return health
+    first = runtime.deployment.block_number if cursor is None else cursor + 1
+    if first > head:
+        return health
+    try:
+        waiting = time.time() - int(runtime.w3.eth.get_block(first)["timestamp"])
+    except Exception:  # the node went away meanwhile: the next check tells
+        return health
+    if waiting > STALL_SECONDS:
+        health["status"] = "stalled"
+        health["stalled_seconds"] = int(waiting)
+        health["error"] = (
+            f"another process holds the indexer's writer lock and has not mirrored block {first} "
+            f"in {int(waiting)} s (chain head {head}); is it alive?"
+        )
     return health
 
 
@@ -150,7 +185,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 connection.execute(text("SELECT 1"))
             body["database"] = {"status": "ok", "dialect": runtime.engine.dialect.name}
             body["indexer"] = _indexer_health(runtime, head)
-            if body["indexer"]["status"] == "behind" or body["indexer"].get("running") is False:
+            if body["indexer"]["status"] in ("behind", "stalled") or body["indexer"].get("running") is False:
                 body["status"] = "degraded"
         except Exception as exc:
             body["status"] = "degraded"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+
 import typer
 import uvicorn
-from sqlalchemy import insert
+from sqlalchemy import insert, make_url
 
 from ledger_api.core.config import ROOT, get_settings
 
@@ -29,27 +32,87 @@ def dev(
     port: int = typer.Option(None, help="Port to listen on (default LEDGER_PORT or 8000)."),
     demo: bool = typer.Option(False, help="Load demo charities, campaigns, donations and disbursements."),
 ) -> None:
-    """Run everything on embedded defaults in one process: chain, database, indexer and API."""
+    """Run everything on embedded defaults in one process: chain, database, indexer and API.
+
+    One `ledger dev` at a time per state: on the embedded chain it starts from a fresh
+    var/embedded.db and keystore, so a second one on the same checkout refuses to start
+    (it would delete the first one's data) unless given a state of its own."""
     from ledger_api.app import create_app
     from ledger_api.core import logs
-    from ledger_api.runtime import build_runtime
+    from ledger_api.runtime import StateInUse, build_runtime, claim_dev_state
 
+    settings = get_settings()
+    host, port = host or settings.host, port or settings.port
+    url = _local_url(host, port)
+    try:  # before anything is deleted, migrated or deployed
+        state_lock = claim_dev_state(settings, f"at {url}")
+    except StateInUse as exc:
+        typer.echo(f"ledger dev: {exc}", err=True)
+        raise typer.Exit(2) from None
     logs.configure(json_lines=False)
-    runtime = build_runtime(get_settings(), dev=True)
-    settings = runtime.settings
-    chain = "embedded eth-tester chain" if settings.embedded_chain else settings.rpc_url
+    runtime = build_runtime(settings, dev=True)
+    chain = "embedded eth-tester chain" if runtime.settings.embedded_chain else runtime.settings.rpc_url
     typer.echo(f"ledger at {runtime.deployment.address} on {chain} (chain id {runtime.deployment.chain_id})")
     typer.echo(f"database: {runtime.engine.url.render_as_string(hide_password=True)}")
-    if "admin_key" not in get_settings().model_fields_set:
-        assert settings.admin_key is not None
-        key = settings.admin_key.get_secret_value()
-        typer.echo(f"admin API key (made for this run; set LEDGER_ADMIN_KEY to choose one): {key}")
     application = create_app(runtime)
     if demo:
         from ledger_api.demo import load_demo
 
-        load_demo(runtime, echo=typer.echo)
-    uvicorn.run(application, host=host or settings.host, port=port or settings.port)
+        load_demo(runtime, echo=typer.echo, base_url=runtime.settings.public_url or url)
+    box = [f"ledger dev is ready: open {url}"]
+    if "admin_key" not in settings.model_fields_set:
+        assert runtime.settings.admin_key is not None
+        box += [
+            "admin API key (made for this run; set LEDGER_ADMIN_KEY to choose one):",
+            f"  {runtime.settings.admin_key.get_secret_value()}",
+        ]
+    else:
+        box.append("admin API key: the one in LEDGER_ADMIN_KEY")
+    if runtime.settings.embedded_chain:
+        box.append("the embedded chain ends with this process: the next `ledger dev` starts afresh")
+    server = _AnnouncingServer(
+        uvicorn.Config(application, host=host, port=port), lambda: typer.echo(_boxed(box))
+    )
+    try:
+        server.run()
+    finally:
+        state_lock.release()
+
+
+def _local_url(host: str, port: int) -> str:
+    """The address to open for a server listening on `host`: all interfaces are reached
+    on the loopback one."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _boxed(lines: list[str]) -> str:
+    """`lines` in a box, never cut or wrapped: it is as wide as its longest line."""
+    width = max(len(line) for line in lines)
+    return "\n".join(
+        [
+            "╔" + "═" * (width + 2) + "╗",
+            *(f"║ {line.ljust(width)} ║" for line in lines),
+            "╚" + "═" * (width + 2) + "╝",
+        ]
+    )
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, calling `announce` once it listens: after every line `ledger dev`
+    and uvicorn print at startup, so what it says is the last thing on the screen."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.announce()
 
 
 @app.command()
@@ -145,10 +208,15 @@ def keys_create(
     charity_id: str = typer.Option(None, help="The charity a charity key writes for (CH-...)."),
     label: str = typer.Option(None, help="A note to recognise the key by."),
 ) -> None:
-    """Issue an API key directly in the database. The key is printed once; only its hash is kept."""
+    """Issue an API key directly in the database of this mode's state (the one `ledger dev`
+    uses with the same LEDGER_* settings). The key is printed once; only its hash is kept.
+
+    On the embedded chain that is var/embedded.db, which `ledger dev` deletes when it
+    starts: the key works while the running `ledger dev` runs, so one must be running."""
     from ledger_api.core import db, ids
     from ledger_api.core.models import ApiKey
     from ledger_api.core.security import ROLES, new_key
+    from ledger_api.runtime import EMBEDDED_DATABASE, dev_state_holder, state_settings, wiped_at_start
 
     if role not in ROLES:
         raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
@@ -161,15 +229,41 @@ def keys_create(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--charity-id") from None
     settings = get_settings()
-    db.upgrade(settings.database_url)
-    key_id, key, secret_hash = new_key()
-    with db.make_engine(settings.database_url).begin() as connection:
-        connection.execute(
-            insert(ApiKey).values(
-                id=key_id, secret_hash=secret_hash, role=role, charity_id=charity_hex, label=label
-            )
+    located = state_settings(settings)
+    database = make_url(located.database_url).render_as_string(hide_password=True)
+    wiped = EMBEDDED_DATABASE in wiped_at_start(settings)  # deleted at the next `ledger dev` start
+    holder = dev_state_holder(settings)
+    if wiped and holder is None:
+        typer.echo(
+            f"ledger keys create: no `ledger dev` is running on the embedded chain's state "
+            f"({database}), and the next `ledger dev` deletes it when it starts, so a key "
+            "made now could never be used.\n"
+            "Start `ledger dev` first and run this again while it runs (or, against a node, "
+            "set the same LEDGER_RPC_URL and LEDGER_DATABASE_URL as the service).",
+            err=True,
         )
-    typer.echo(f"key id {key_id} ({role})")
+        raise typer.Exit(2)
+    db.upgrade(located.database_url)
+    key_id, key, secret_hash = new_key()
+    engine = db.make_engine(located.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(ApiKey).values(
+                    id=key_id, secret_hash=secret_hash, role=role, charity_id=charity_hex, label=label
+                )
+            )
+    finally:
+        engine.dispose()
+    typer.echo(f"key id {key_id} ({role}), written to {database}", err=True)
+    if holder is not None:
+        typer.echo(f"  the database of the running `ledger dev` ({holder})", err=True)
+    if wiped:
+        typer.echo(
+            "  it works until that `ledger dev` stops: the next one starts from a fresh chain and "
+            "database, without it",
+            err=True,
+        )
     typer.echo(key)
 
 

@@ -7,16 +7,20 @@ audit commands need a key (LEDGER_API_KEY: an auditor's, or a charity's for its 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import os
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import quote
 
 import httpx
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.tree import Tree
+
+from ledger_api.core.formats import money, terminal_text
 
 API = typer.Option("http://127.0.0.1:8000", envvar="LEDGER_API_URL", help="The service's base URL.")
 KEY = typer.Option(None, envvar="LEDGER_API_KEY", help="API key (auditor, or charity for its own data).")
@@ -27,38 +31,158 @@ def _client(api: str, key: str | None, timeout: float = 600.0) -> httpx.Client:
     return httpx.Client(base_url=api.rstrip("/"), headers=headers, timeout=timeout, trust_env=False)
 
 
-def _fail(response: httpx.Response) -> None:
-    """Print the problem details of a failed request and exit 2."""
+def _say(message: str) -> None:
+    """An error line on stderr; whatever the server or the network said in it is stripped
+    of terminal controls."""
+    typer.echo(terminal_text(message), err=True)
+
+
+def _where_from(api: str) -> str:
+    """Where the API URL came from, for messages that tell how to change it."""
+    if os.environ.get("LEDGER_API_URL", "").rstrip("/") == api.rstrip("/"):
+        return "from LEDGER_API_URL"
+    if api.rstrip("/") == API.default:
+        return "the default"
+    return "from --api"
+
+
+def _unreachable(api: str, exc: Exception) -> NoReturn:
+    _say(f"cannot reach the service at {api} ({_where_from(api)}): {exc}")
+    _say(
+        "Is it running (`ledger dev`, or `ledger serve`)? Point the command at it with "
+        "--api URL or LEDGER_API_URL=URL, e.g. --api http://127.0.0.1:8000"
+    )
+    raise typer.Exit(2)
+
+
+def _problem(response: httpx.Response) -> str:
+    """The problem details' `detail` (and each field error), or the body's text."""
     try:
         body = response.json()
-        message = body.get("detail") or body.get("title") or response.text
     except ValueError:
-        message = response.text
-    typer.echo(f"error {response.status_code}: {message}", err=True)
+        return response.text.strip()[:500] or response.reason_phrase
+    if not isinstance(body, dict):
+        return response.text.strip()[:500]
+    message = str(body.get("detail") or body.get("title") or response.text)
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        for error in errors[:5]:
+            if isinstance(error, dict) and error.get("msg"):
+                message += f"; {error['msg']}"
+    return message
+
+
+def _not_found(path: str, params: dict[str, Any]) -> str:
+    """What a 404 says was not there, from the request that got it."""
+    for name, kind in (("campaign_id", "campaign"), ("charity_id", "charity")):
+        if params.get(name):
+            return (
+                f"no {kind} {params[name]} (a charity key sees only its own charity's records, "
+                "exactly as if the others did not exist)"
+            )
+    parts = path.strip("/").split("/")
+    if len(parts) == 3 and parts[1] == "donations":
+        return (
+            f"no donation {parts[2]} (check the ID on the receipt, e.g. DN-7K3M-9QX2-P4TA-B5C8; a "
+            "donation recorded a moment ago shows once the mirror has it)"
+        )
+    return f"nothing at {path}"
+
+
+def _fail(
+    response: httpx.Response, api: str | None = None, path: str = "", params: dict[str, Any] | None = None
+) -> NoReturn:
+    """Print the problem details of a failed request, with how to fix it, and exit 2."""
+    status = response.status_code
+    params = params or {}
+    _say(f"error {status}: {_problem(response)}")
+    sent_key = "authorization" in {name.lower() for name in response.request.headers}
+    if status == 401 and not sent_key:
+        _say(
+            "This needs an API key: pass --key lk_... or set LEDGER_API_KEY. An auditor key reads "
+            "every charity, a charity's key its own records; an admin issues an auditor key "
+            "with `ledger keys create --role auditor` (or POST /v1/keys)."
+        )
+    elif status == 401:
+        _say(
+            "The service does not know this key (--key or LEDGER_API_KEY): it is mistyped, "
+            "revoked, or was issued for another service or database (`ledger keys create` "
+            "says which database it wrote to). An auditor key, or the charity's own key, is needed."
+        )
+    elif status == 403:
+        _say(
+            "This key's role may not do this: an auditor key (every charity) or a charity's "
+            "own key is needed (--key or LEDGER_API_KEY)."
+        )
+    elif status == 404:
+        where = f" at {api}" if api else ""
+        _say(f"Not found{where}: {_not_found(path, params)}.")
+        if api:
+            _say(f"Is {api} ({_where_from(api)}) the service that recorded it? Choose one with --api.")
     raise typer.Exit(2)
 
 
 def _get(api: str, key: str | None, path: str, **params: Any) -> Any:
+    params = {k: v for k, v in params.items() if v is not None}
     try:
         with _client(api, key) as client:
-            response = client.get(path, params={k: v for k, v in params.items() if v is not None})
+            response = client.get(path, params=params)
     except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach the service at {api}: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _unreachable(api, exc)
     if response.status_code != 200:
-        _fail(response)
+        _fail(response, api, path, params)
     return response.json()
 
 
+def _t(value: Any) -> str:
+    """A value from the server, fit for a terminal."""
+    return terminal_text(str(value))
+
+
 def _money(amount: int, currency: str) -> str:
-    return f"{amount:,} {currency} (minor units)"
+    """As the pages show it (English): CN¥100.00."""
+    return terminal_text(money(amount, currency, "en"))
 
 
 def _where(proof: dict[str, Any]) -> str:
-    state = "final" if proof["final"] else f"not final yet, {proof['confirmations']} confirmations"
-    return (
-        f"[dim]tx {proof['tx_hash']} · block {proof['block_number']} · log {proof['log_index']} · {state}[/]"
+    state = "final" if proof["final"] else f"not final yet, {_t(proof['confirmations'])} confirmations"
+    return typer.style(
+        f"tx {_t(proof['tx_hash'])} · block {_t(proof['block_number'])} · log {_t(proof['log_index'])}"
+        f" · {state}",
+        dim=True,
     )
+
+
+def _bold(text: str) -> str:
+    return typer.style(text, bold=True)
+
+
+@dataclass
+class _Node:
+    """A tree of lines, drawn with guides as `tree` does. Lines are never cut or folded
+    to a width: a hash must stay whole to be copied (the terminal wraps long lines, a
+    pipe gets them as they are)."""
+
+    lines: list[str]
+    children: list[_Node] = field(default_factory=list)
+
+    def add(self, *lines: str) -> _Node:
+        child = _Node(list(lines))
+        self.children.append(child)
+        return child
+
+    def render(self) -> Iterator[str]:
+        yield from self.lines
+        yield from self._below("")
+
+    def _below(self, prefix: str) -> Iterator[str]:
+        for index, child in enumerate(self.children):
+            last = index == len(self.children) - 1
+            yield prefix + ("└── " if last else "├── ") + child.lines[0]
+            inner = prefix + ("    " if last else "│   ")
+            for line in child.lines[1:]:
+                yield inner + line
+            yield from child._below(inner)
 
 
 def trace(
@@ -66,31 +190,35 @@ def trace(
     api: str = API,
 ) -> None:
     """Where a donation went: a tree of its allocations, disbursements, evidence and refunds."""
-    t = _get(api, None, f"/v1/donations/{donation_id}")
+    t = _get(api, None, f"/v1/donations/{quote(donation_id.strip(), safe='')}")
     currency = t["currency"]
-    tree = Tree(
-        f"[bold]{t['id']}[/]: {_money(t['amount'], currency)} to “{escape(t['campaign']['name'])}” "
-        f"({escape(t['charity']['name'])}), {t['proof']['recorded_at']}\n{_where(t['proof'])}"
+    tree = _Node(
+        [
+            f"{_bold(_t(t['id']))}: {_money(t['amount'], currency)} to “{_t(t['campaign']['name'])}” "
+            f"({_t(t['charity']['name'])}), {_t(t['proof']['recorded_at'])}",
+            _where(t["proof"]),
+        ]
     )
-    spent = tree.add(f"[bold]Paid for[/] {_money(t['allocated'], currency)}")
+    spent = tree.add(f"{_bold('Paid for')} {_money(t['allocated'], currency)}")
     for allocation in t.get("allocations", []):
         d = allocation["disbursement"]
         node = spent.add(
-            f"{_money(allocation['amount'], currency)} of {d['id']}: {escape(d['purpose'])}"
-            f" → {escape(d['recipient'])} ({_money(d['amount'], currency)} in all)\n"
-            f"{_where(allocation['proof'])}"
+            f"{_money(allocation['amount'], currency)} of {_t(d['id'])}: {_t(d['purpose'])}"
+            f" → {_t(d['recipient'])} ({_money(d['amount'], currency)} in all)",
+            _where(allocation["proof"]),
         )
         for document in d.get("evidence", []):
-            node.add(f"evidence sha256 {document['sha256']}\n{_where(document['proof'])}")
+            node.add(f"evidence sha256 {_t(document['sha256'])}", _where(document["proof"]))
     if t.get("refunds"):
-        refunds = tree.add(f"[bold]Refunded[/] {_money(t['refunded'], currency)}")
+        refunds = tree.add(f"{_bold('Refunded')} {_money(t['refunded'], currency)}")
         for refund in t["refunds"]:
             refunds.add(
-                f"{refund['id']}: {_money(refund['amount'], currency)} ({escape(refund['reason'])})\n"
-                f"{_where(refund['proof'])}"
+                f"{_t(refund['id'])}: {_money(refund['amount'], currency)} ({_t(refund['reason'])})",
+                _where(refund["proof"]),
             )
-    tree.add(f"[bold]Not yet spent[/] {_money(t['remaining'], currency)}")
-    Console(soft_wrap=True).print(tree)
+    tree.add(f"{_bold('Not yet spent')} {_money(t['remaining'], currency)}")
+    for line in tree.render():
+        typer.echo(line)  # click drops the styles when the output is not a terminal
 
 
 def reconcile(
@@ -105,7 +233,7 @@ def reconcile(
 
     answer = _get(api, key, "/v1/audit/reconciliation", charity_id=charity_id, campaign_id=campaign_id)
     for line in summarize(answer):
-        typer.echo(line)
+        typer.echo(terminal_text(line))
     if not answer["clean"]:
         raise typer.Exit(1)
 
@@ -127,23 +255,36 @@ def export(
         with _client(api, key) as client, client.stream("GET", "/v1/audit/export", params=params) as response:
             if response.status_code != 200:
                 response.read()
-                _fail(response)
+                _fail(response, api, "/v1/audit/export", params)
             with contextlib.ExitStack() as stack:
                 sink = stack.enter_context(Path(output).open("wb")) if output else sys.stdout.buffer
                 started = True
-                for chunk in response.iter_bytes():
-                    sink.write(chunk)
+                if output is None and sys.stdout.isatty():
+                    _to_terminal(response.iter_bytes(), sink)
+                else:  # a file or a pipe gets the service's bytes unchanged
+                    for chunk in response.iter_bytes():
+                        sink.write(chunk)
     except BrokenPipeError:  # the reader stopped early (`| head`): not an error
         sys.stderr.close()
         raise typer.Exit(0) from None
     except httpx.HTTPError as exc:
-        if started:
-            typer.echo(f"the export stopped before its end ({exc}); the output is incomplete", err=True)
-        else:
-            typer.echo(f"cannot reach the service at {api}: {exc}", err=True)
+        if not started:
+            _unreachable(api, exc)
+        _say(f"the export stopped before its end ({exc}); the output is incomplete")
         raise typer.Exit(2) from None
     if output:
         typer.echo(f"wrote {output}", err=True)
+
+
+def _to_terminal(chunks: Iterator[bytes], sink: Any) -> None:
+    """An export shown on a terminal: decoded as UTF-8 as it streams (a character may
+    straddle two chunks), stripped of terminal controls, lines and tabs kept."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    encoding = sys.stdout.encoding or "utf-8"
+    for chunk in chunks:
+        sink.write(terminal_text(decoder.decode(chunk), multiline=True).encode(encoding, "replace"))
+        sink.flush()
+    sink.write(terminal_text(decoder.decode(b"", final=True), multiline=True).encode(encoding, "replace"))
 
 
 def install(app: typer.Typer) -> None:

@@ -61,9 +61,26 @@ def _create_campaign(
     return campaign_id
 
 
-def load_demo(runtime: Runtime, echo: Callable[[str], Any] = print, seed: int = 2026) -> dict[str, Any]:
-    """Load the demo; returns what was made (charity keys, campaigns, donations with their
-    receipt secrets) and prints where to start."""
+def _issue_key(runtime: Runtime, role: str, charity_hex: str | None) -> str:
+    key_id, key, secret_hash = new_key()
+    with runtime.engine.begin() as connection:
+        connection.execute(
+            insert(ApiKey).values(
+                id=key_id, secret_hash=secret_hash, role=role, charity_id=charity_hex, label="demo"
+            )
+        )
+    return key
+
+
+def load_demo(
+    runtime: Runtime,
+    echo: Callable[[str], Any] = print,
+    seed: int = 2026,
+    base_url: str = "http://127.0.0.1:8000",
+) -> dict[str, Any]:
+    """Load the demo; returns what was made (charity keys, an auditor key, campaigns,
+    donations with their receipt secrets, the donations it suggests tracing) and prints
+    where to start: full addresses under `base_url`, so they can be opened as printed."""
     rng = random.Random(seed)
     made: dict[str, Any] = {"charities": [], "donations": []}
     channels = ["bank-transfer", "wechat-pay", "alipay", "cash-box"]
@@ -71,13 +88,7 @@ def load_demo(runtime: Runtime, echo: Callable[[str], Any] = print, seed: int = 
         body, _ = charities.register(runtime, charity["name"], None)
         charity_id, operator = body["id"], body["operator"]
         charity_hex = ids.to_hex(charity_id)
-        key_id, key, secret_hash = new_key()
-        with runtime.engine.begin() as connection:
-            connection.execute(
-                insert(ApiKey).values(
-                    id=key_id, secret_hash=secret_hash, role="charity", charity_id=charity_hex, label="demo"
-                )
-            )
+        key = _issue_key(runtime, "charity", charity_hex)
         campaigns = [_create_campaign(runtime, charity_hex, operator, *c) for c in charity["campaigns"]]
         made["charities"].append(
             {"id": charity_id, "name": charity["name"], "key": key, "campaigns": campaigns}
@@ -147,10 +158,25 @@ def load_demo(runtime: Runtime, echo: Callable[[str], Any] = print, seed: int = 
     if runtime.indexer is not None:
         runtime.indexer.indexer.sync()
 
+    made["auditor_key"] = _issue_key(runtime, "auditor", None)
+    lunch = next(d for d in made["donations"] if d["campaign_id"] == lunches)
+    made["samples"] = [
+        (lunch, "paid for school lunches (allocated first in, first out), with the invoice"),
+        (refunded, "a quarter refunded to the donor"),
+        (last, "half named by the pump-and-pipes disbursement, half not yet spent"),
+    ]
+    base = base_url.rstrip("/")
     echo("demo loaded:")
     for charity in made["charities"]:
-        echo(f"  {charity['name']}  {charity['id']}  charity key: {charity['key']}")
-    sample = made["donations"][0]
-    echo(f"  a donation to trace: {sample['id']}  (receipt secret {sample['receipt_secret']})")
-    echo(f"    paste it into the home page's search box, or open /donations/{sample['id']}")
+        echo(f"  {charity['name']}  {base}/charities/{charity['id']}")
+        echo(f"    charity key (records for {charity['id']}): {charity['key']}")
+    echo(f"  auditor key (audit views of every charity): {made['auditor_key']}")
+    echo(f"    curl -H 'Authorization: Bearer {made['auditor_key']}' {base}/v1/audit/trail")
+    echo("  donations to trace (or paste an ID into the search box of the home page):")
+    for donation, what in made["samples"]:
+        echo(f"    {donation['id']}: {what}")
+        echo(f"      trace:   {base}/donations/{donation['id']}")
+        echo(f"      receipt: {base}/donations/{donation['id']}/receipt")
+        echo(f"      receipt secret (the donor's proof of ownership): {donation['receipt_secret']}")
+    echo(f"  from a terminal: .venv/bin/ledger trace {lunch['id']} --api {base}")
     return made

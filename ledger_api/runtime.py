@@ -4,14 +4,18 @@ deployment, the writer and the background indexer."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import secrets
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, make_url, select
 from web3 import Web3
 from web3.types import Wei
 
@@ -30,22 +34,151 @@ class SetupError(RuntimeError):
     """The configuration cannot work (no contract where one is named, and so on)."""
 
 
-def embedded_settings(settings: Settings) -> Settings:
-    """The embedded chain lives only as long as the process, so its records and accounts
-    would be stale at the next start: unless chosen explicitly, the database and the
-    keystore start fresh each time."""
+EMBEDDED_DATABASE = ROOT / "var" / "embedded.db"
+EMBEDDED_KEYSTORE = ROOT / "var" / "embedded-keystore"
+
+
+def state_settings(settings: Settings) -> Settings:
+    """Where this mode keeps its state, the one place `ledger dev` and `ledger keys
+    create` both use: on the embedded chain var/embedded.db and var/embedded-keystore
+    (each unless chosen with LEDGER_DATABASE_URL, LEDGER_KEYSTORE_PATH); against a node
+    (LEDGER_RPC_URL) the settings' own, by default var/ledger.db and var/keystore."""
     if not settings.embedded_chain:
         return settings
+    update: dict[str, Any] = {}
     if "database_url" not in settings.model_fields_set:
-        path = ROOT / "var" / "embedded.db"
-        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            stale.unlink(missing_ok=True)
-        settings = settings.model_copy(update={"database_url": f"sqlite:///{path}"})
+        update["database_url"] = f"sqlite:///{EMBEDDED_DATABASE}"
     if "keystore_path" not in settings.model_fields_set:
-        keystore = ROOT / "var" / "embedded-keystore"
-        shutil.rmtree(keystore, ignore_errors=True)
-        settings = settings.model_copy(update={"keystore_path": keystore})
-    return settings
+        update["keystore_path"] = EMBEDDED_KEYSTORE
+    return settings.model_copy(update=update) if update else settings
+
+
+def wiped_at_start(settings: Settings) -> list[Path]:
+    """What `ledger dev` deletes when it starts: the embedded chain lives only as long as
+    the process, so its records and accounts would be stale at the next start; the
+    database and keystore it chose itself start fresh (chosen ones are kept)."""
+    if not settings.embedded_chain:
+        return []
+    wiped = []
+    if "database_url" not in settings.model_fields_set:
+        wiped += [EMBEDDED_DATABASE, Path(f"{EMBEDDED_DATABASE}-wal"), Path(f"{EMBEDDED_DATABASE}-shm")]
+    if "keystore_path" not in settings.model_fields_set:
+        wiped.append(EMBEDDED_KEYSTORE)
+    return wiped
+
+
+def embedded_settings(settings: Settings) -> Settings:
+    """The settings `ledger dev` runs with (`state_settings`), after deleting what it
+    starts fresh (`wiped_at_start`). Hold `claim_dev_state` first."""
+    for stale in wiped_at_start(settings):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    return state_settings(settings)
+
+
+class StateInUse(SetupError):
+    """Another `ledger dev` runs on this state."""
+
+
+@dataclass
+class DevStateLock:
+    """Exclusive `flock`s on the state of one `ledger dev` on the embedded chain, held as
+    long as the process lives (the kernel releases them when it dies, however it dies).
+    Each lock file holds the holder's pid and address, for the message of the next one."""
+
+    paths: list[Path]
+    handles: list[IO[str]] = field(default_factory=list)
+
+    def release(self) -> None:
+        for handle in self.handles:
+            handle.close()
+        self.handles.clear()
+
+
+def dev_state_locks(settings: Settings) -> list[Path]:
+    """The lock files guarding what `ledger dev` on the embedded chain uses: its database
+    (two embedded chains would mirror into one database under the same chain id and
+    contract address) and, when it wipes it, its keystore. Empty against a node, where
+    several processes may share a database (one indexer writes, the others stand by)."""
+    if not settings.embedded_chain:
+        return []
+    located = state_settings(settings)
+    url = make_url(located.database_url)
+    paths: list[Path] = []
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+            paths.append(Path(f"{Path(url.database).resolve()}.dev.lock"))
+    else:
+        rendered = url.render_as_string(hide_password=True)
+        digest = hashlib.sha256(rendered.encode()).hexdigest()[:16]
+        paths.append(ROOT / "var" / f"dev-{digest}.lock")
+    if "keystore_path" not in settings.model_fields_set:
+        paths.append(Path(f"{EMBEDDED_KEYSTORE}.dev.lock"))
+    return paths
+
+
+def lock_holder(path: Path) -> str:
+    """Who holds a dev state lock, from what the holder wrote in it ("pid 123 at http://...")."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        text = ""
+    return text or "another process"
+
+
+def claim_dev_state(settings: Settings, note: str) -> DevStateLock:
+    """Take the locks of `dev_state_locks` without waiting, before anything is touched;
+    raise StateInUse naming the holder when another process has one."""
+    lock = DevStateLock(dev_state_locks(settings))
+    for path in lock.paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")  # not truncated before it is ours: it names the holder
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            lock.release()
+            raise StateInUse(_in_use_message(settings, path)) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} {note}\n")
+        handle.flush()
+        lock.handles.append(handle)
+    return lock
+
+
+def dev_state_holder(settings: Settings) -> str | None:
+    """Who runs `ledger dev` on this state now (as in `lock_holder`), or None if nobody."""
+    for path in dev_state_locks(settings):
+        if not path.exists():
+            continue
+        with path.open("r") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return lock_holder(path)
+    return None
+
+
+def _in_use_message(settings: Settings, path: Path) -> str:
+    located = state_settings(settings)
+    database = make_url(located.database_url).render_as_string(hide_password=True)
+    holder = lock_holder(path)
+    pid = holder.split()[1] if holder.startswith("pid ") else None
+    stop = f"Stop it first (Ctrl+C where it runs, or `kill {pid}`)" if pid else "Stop it first"
+    wiped = wiped_at_start(settings)
+    risk = (
+        " Starting would delete its database and keys." if wiped else " Two embedded chains cannot share one."
+    )
+    return (
+        f"another `ledger dev` ({holder}) is running on this state: database {database}, "
+        f"keystore {located.keystore_path} (lock {path}).{risk}\n"
+        f"{stop}, or give this one a state of its own, e.g.\n"
+        "  LEDGER_DATABASE_URL=sqlite:///var/dev2.db LEDGER_KEYSTORE_PATH=var/dev2-keystore "
+        "ledger dev --port 8001"
+    )
 
 
 def existing_deployment(settings: Settings, w3: Web3, engine: Engine) -> tuple[Deployment, int] | None:

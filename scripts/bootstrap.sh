@@ -5,8 +5,31 @@
 #                   package-lock.json (only with --node: the service needs no node at run time)
 #   /usr/bin/chromium  Debian's Chromium and CJK fonts for the browser tests (only with
 #                   --browser; installed with apt-get when running as root or with sudo)
+# It says one line per step it takes; what pip, npm and apt-get print goes to
+# var/bootstrap.log, and the failing step's part of it is shown only when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+log=var/bootstrap.log
+
+# step "what it does" command...: runs the command with its output in the log, says how
+# long it took, or on failure shows its output and exits with its status.
+step() {
+  local what=$1 start=$SECONDS offset rc
+  shift
+  mkdir -p var
+  offset=$( [ -f "$log" ] && wc -c <"$log" || echo 0)
+  printf '\n===== %s: %s\n$ %s\n' "$(date -u +%FT%TZ)" "$what" "$*" >>"$log"
+  printf 'bootstrap: %s ... ' "$what" >&2
+  if "$@" >>"$log" 2>&1; then
+    echo "done ($((SECONDS - start)) s)" >&2
+  else
+    rc=$?
+    echo "FAILED (exit $rc); its output (all of it is in $log):" >&2
+    tail -c +"$((offset + 1))" "$log" >&2
+    exit "$rc"
+  fi
+}
 
 with_node=0
 with_browser=0
@@ -35,14 +58,13 @@ fi
 stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 if [ ! -x .venv/bin/python ]; then
-  echo "bootstrap: creating .venv with $python" >&2
-  "$python" -m venv .venv
+  step "creating .venv with $python" "$python" -m venv .venv
 fi
 want=$(stamp_of pyproject.toml constraints.txt)
 if [ "$(cat .venv/.ledger-installed 2>/dev/null)" != "$want" ]; then
-  echo "bootstrap: installing Python packages into .venv" >&2
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+  step "upgrading pip in .venv" .venv/bin/python -m pip install --upgrade pip
+  step "installing Python packages into .venv (a few minutes the first time)" \
+    .venv/bin/python -m pip install -c constraints.txt -e '.[dev]'
   echo "$want" > .venv/.ledger-installed
 fi
 
@@ -53,8 +75,7 @@ if [ "$with_node" = 1 ]; then
   fi
   want=$(stamp_of package-lock.json)
   if [ "$(cat node_modules/.ledger-installed 2>/dev/null)" != "$want" ]; then
-    echo "bootstrap: npm ci (solc, OpenZeppelin, anvil)" >&2
-    npm ci --no-audit --no-fund --loglevel=error
+    step "npm ci (solc, OpenZeppelin, anvil)" npm ci --no-audit --no-fund
     echo "$want" > node_modules/.ledger-installed
   fi
 fi
@@ -63,9 +84,9 @@ if [ "$with_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo -n"
   if command -v apt-get >/dev/null 2>&1 && { [ -z "$sudo" ] || $sudo true 2>/dev/null; }; then
-    echo "bootstrap: apt-get install chromium (browser tests)" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+    step "apt-get update" $sudo apt-get update
+    step "apt-get install chromium fonts-noto-cjk (browser tests)" \
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk
   else
     echo "bootstrap: no /usr/bin/chromium and no way to install it; browser tests will be skipped" >&2
   fi

@@ -2,7 +2,8 @@
 # ruff: noqa: RUF002
 """Amounts, counts, shares and times for people, in the reader's locale (Babel).
 
-Amounts are integers in the currency's minor unit. They become major units exactly
+Amounts are formatted by `ledger_api.core.formats.money`, which the `ledger` command line
+uses too. They are integers in the currency's minor unit and become major units exactly
 (a Decimal built from the digits, never a float), with as many decimals as the currency's
 ISO 4217 exponent: CNY 123450 is "¥1,234.50" in zh_CN and "CN¥1,234.50" in en; JPY 1500 is
 "¥1,500" in ja and "JP¥1,500" in en. Babel's own rounding follows CLDR's digits, which
@@ -16,13 +17,10 @@ says which clock that is, in CLDR's words (Babel): "Mar 4, 2026, 5:06\u202fAM UT
 
 from __future__ import annotations
 
-import copy
-import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from babel import Locale
 from babel.core import get_global
 from babel.dates import (
     format_date,
@@ -32,33 +30,11 @@ from babel.dates import (
     get_timezone_location,
     get_timezone_name,
 )
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import format_decimal, format_percent
 
-from ledger_api.core.formats import major_units, minor_unit_exponent
+from ledger_api.core.formats import major, money
 
-_CODE = re.compile(r"^[A-Z]{3}$")
-
-
-def major(amount: int, currency: str) -> Decimal:
-    """The exact amount in major units: (123450, "CNY") -> Decimal("1234.50")."""
-    return Decimal(major_units(amount, currency))
-
-
-def money(amount: int, currency: str, locale: str) -> str:
-    """`amount` (minor units) in `currency`, formatted for `locale` (a Babel locale name)."""
-    exponent = minor_unit_exponent(currency)
-    value = major(amount, currency)
-    known = Locale.parse(locale)
-    code = bool(_CODE.match(currency))
-    # The locale's pattern, with exactly the currency's decimals.
-    pattern = copy.copy(known.currency_formats["standard"] if code else known.decimal_formats[None])
-    pattern.frac_prec = (exponent, exponent)
-    with localcontext() as context:
-        context.prec = 80  # goals go up to 10**24 minor units: never round
-        if code:
-            return format_currency(value, currency, format=pattern, locale=known, currency_digits=False)
-        # Not a currency code (text from the chain can be anything): the number, then the text.
-        return f"{pattern.apply(value, known)} {currency}"
+__all__ = ["count", "instant", "is_utc", "local_time", "major", "money", "share", "zone_at", "zone_title"]
 
 
 def count(value: int, locale: str) -> str:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import httpx
 from sqlalchemy import func, select
 
 from indexer import models as m
 from ledger_api.core import ids
 from ledger_api.demo import load_demo
+from tests.api.processes import DevProcess, poll
 from tests.api.service import Service
 
 
@@ -50,3 +55,62 @@ def donations_of_wells_last_half(made: dict[str, object]) -> int:
     wells = made["charities"][1]["campaigns"][0]  # type: ignore[index]
     last = [d for d in made["donations"] if d["campaign_id"] == wells][-1]  # type: ignore[attr-defined]
     return int(last["amount"]) // 2
+
+
+def test_ledger_dev_demo_prints_addresses_to_open_keys_to_use_and_the_admin_key_last(tmp_path: Path) -> None:
+    """`ledger dev --demo` as a process: every address it prints opens as printed (full
+    URLs), three receipts to try, charity keys and an auditor key that work, and the admin
+    key in a box after everything else it and uvicorn print at startup."""
+    env = {
+        "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+        "LEDGER_KEYSTORE_PATH": str(tmp_path / "keystore"),
+        "LEDGER_EVIDENCE_PATH": str(tmp_path / "evidence"),
+    }
+    with DevProcess(env, tmp_path / "dev.log", ("dev", "--demo")) as dev:
+        dev.start(wait=False)
+        dev.wait_healthy(timeout=300)
+        poll(lambda: "╚" in dev.log_path.read_text(), 30, "the box with the admin key")
+        lines = [line for line in dev.log_path.read_text().splitlines() if line.strip()]
+        base = dev.base
+
+        top = next(i for i, line in enumerate(lines) if line.startswith("╔"))
+        bottom = next(i for i, line in enumerate(lines) if line.startswith("╚"))
+        box = "\n".join(lines[top : bottom + 1])
+        assert f"ledger dev is ready: open {base}" in box
+        admin = re.findall(r"lk_admin_[\w-]+", box)
+        assert len(admin) == 1
+        before = lines[:top]
+        assert any("Uvicorn running on" in line for line in before)
+        assert any("demo loaded" in line for line in before)
+        assert not any("admin" in line.lower() for line in before)  # nowhere but in the box
+        # After it, only the log lines of requests and of the indexer.
+        assert all(line.startswith(("INFO:", "20")) for line in lines[bottom + 1 :]), lines[bottom + 1 :]
+        issued = httpx.post(
+            f"{base}/v1/keys", headers={"Authorization": f"Bearer {admin[0]}"}, json={"role": "auditor"}
+        )
+        assert issued.status_code == 201, issued.text
+
+        printed = "\n".join(before)
+        traces = re.findall(r"trace: +(\S+)", printed)
+        receipts = re.findall(r"receipt: +(\S+)", printed)
+        assert len(traces) == len(receipts) == 3 and len(set(traces)) == 3
+        for trace, receipt in zip(traces, receipts, strict=True):
+            assert re.fullmatch(rf"{re.escape(base)}/donations/DN(-[0-9A-Z]{{4}}){{4}}", trace), trace
+            assert receipt == f"{trace}/receipt"
+            for url in (trace, receipt):
+                page = httpx.get(url, headers={"Accept-Language": "en"})
+                assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), url
+        assert not re.search(r"(?<![\w:/.\d])/donations/", printed)  # no address without its host
+
+        [auditor] = re.findall(r"auditor key [^:]*: (lk_\S+)", printed)
+        charity_keys = re.findall(r"charity key \(records for (CH-[\w-]+)\): (lk_\S+)", printed)
+        assert len(charity_keys) == 2
+        for key, charity_id in [(auditor, None), *((k, c) for c, k in charity_keys)]:
+            trail = httpx.get(
+                f"{base}/v1/audit/trail",
+                headers={"Authorization": f"Bearer {key}"},
+                params={"charity_id": charity_id} if charity_id else {},
+            )
+            assert trail.status_code == 200, trail.text
+            assert trail.json()["items"], trail.json()
+        assert f"ledger trace {traces[0].rsplit('/', 1)[1]} --api {base}" in printed

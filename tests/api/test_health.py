@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +19,22 @@ from ledger_api.chain.anvil import AnvilNode, free_port
 from ledger_api.chain.contract import ledger_contract, make_web3
 from ledger_api.core import db
 from ledger_api.core.models import Deployment
+from tests.api.processes import DevProcess, dev_env, poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _serve(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
+    # On the embedded chain, a keystore of its own: the checkout's var/embedded-keystore
+    # belongs to the user's `ledger dev` (which locks it, and which this one would wipe).
+    keystore = {}
+    if not env.get("LEDGER_RPC_URL") and "LEDGER_KEYSTORE_PATH" not in env:
+        keystore["LEDGER_KEYSTORE_PATH"] = tempfile.mkdtemp(prefix="keystore-")
     process = subprocess.Popen(
         [sys.executable, "-m", "ledger_api.cli", "dev", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, **keystore, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -111,3 +119,52 @@ def test_health_reports_a_missing_node_as_degraded(tmp_path: Path) -> None:
             assert body["database"]["status"] == "ok"
     finally:
         anvil.stop()
+
+
+@pytest.mark.anvil
+@pytest.mark.usefixtures("anvil")  # only for its check that anvil is installed
+def test_health_is_degraded_when_the_writer_this_process_stands_by_for_stalls(tmp_path: Path) -> None:
+    """Two processes on one database: `ledger dev` writes the mirror, `ledger serve` stands
+    by on the writer lock. While the writer runs, the standby is healthy; when the writer
+    stops advancing (SIGSTOP: alive, lock held, nothing done) and the chain moves on, the
+    standby says degraded (it used to say ok forever), and ok again once the writer resumes."""
+    with AnvilNode() as node:
+        env = dev_env(node.url, f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
+        with DevProcess(env, tmp_path / "writer.log") as writer:
+            writer.start()
+            assert writer.process is not None
+            with DevProcess(env, tmp_path / "standby.log", ("serve",)) as standby:
+                standby.start()
+                w3 = make_web3(node.url)
+                w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+                head = w3.eth.block_number
+                healthy = poll(
+                    lambda: (h := standby.wait_healthy())["indexer"].get("indexed_block") == head and h,
+                    30,
+                    "the standby to see the writer's mirror at the head",
+                )
+                assert healthy["status"] == "ok" and healthy["indexer"]["standing_by"] is True
+                assert writer.wait_healthy()["indexer"]["standing_by"] is False
+
+                writer.process.send_signal(signal.SIGSTOP)
+                try:
+                    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+                    stalled = poll(
+                        lambda: (
+                            (r := httpx.get(f"{standby.base}/healthz", timeout=10)).status_code == 503 and r
+                        ),
+                        40,
+                        "the standby to report the stalled writer",
+                    ).json()
+                finally:
+                    writer.process.send_signal(signal.SIGCONT)
+                assert stalled["status"] == "degraded", stalled
+                indexer = stalled["indexer"]
+                assert indexer["status"] == "stalled" and indexer["standing_by"] is True, indexer
+                assert indexer["stalled_seconds"] >= 10 and "writer lock" in indexer["error"]
+                assert stalled["chain"]["head_block"] == head + 1 and indexer["indexed_block"] == head
+                poll(
+                    lambda: httpx.get(f"{standby.base}/healthz", timeout=10).status_code == 200,
+                    40,
+                    "the standby healthy again once the writer resumed",
+                )
