@@ -26,7 +26,7 @@ from ledger_api.chain.anvil import free_port
 from ledger_api.core import ids
 from ledger_api.core.formats import money, terminal_text
 from ledger_api.pages import money as page_money
-from tests.api.checks import wait_for_mirror
+from tests.api.checks import wait_for_mirror, write_on_chain
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,35 +129,85 @@ def _on_a_terminal(*args: str, columns: int) -> bytes:
 
 
 def _record(
-    service: Service, campaign_name: str, purpose: str, recipient: str, reason: str
+    service: Service,
+    campaign_name: str,
+    purpose: str,
+    recipient: str,
+    reason: str,
+    below_the_api: bool = False,
 ) -> dict[str, Any]:
     """A charity, a campaign, two donations, a disbursement with an invoice drawing on the
-    first (first in, first out) and a refund of part of the rest, written through the API;
-    the first donation's trace, as the API gives it."""
+    first (first in, first out) and a refund of part of the rest, written through the API
+    (or, for text the API refuses, the campaign, disbursement and refund written straight
+    to the contract with the charity's operator key, as any other client could); the first
+    donation's trace, as the API gives it."""
     charity_id, key = service.charity()
-    created = service.post(
-        "/v1/campaigns",
-        key,
-        json={"charity_id": charity_id, "name": campaign_name, "currency": "CNY", "goal": 10**7},
-    )
-    assert created.status_code == 201, created.text
-    campaign_id = created.json()["id"]
+    operator = service.operators[charity_id]
+    if below_the_api:
+        campaign_id = ids.new("campaign")
+        write_on_chain(
+            service,
+            operator,
+            "createCampaign",
+            ids.to_bytes32(campaign_id),
+            ids.to_bytes32(charity_id),
+            campaign_name,
+            b"CNY",
+            10**7,
+            bytes(32),
+        )
+    else:
+        created = service.post(
+            "/v1/campaigns",
+            key,
+            json={"charity_id": charity_id, "name": campaign_name, "currency": "CNY", "goal": 10**7},
+        )
+        assert created.status_code == 201, created.text
+        campaign_id = created.json()["id"]
     first = service.donate(campaign_id, key, 10_000)
     service.donate(campaign_id, key, 20_000)
-    paid = service.post(
-        "/v1/disbursements",
-        key,
-        json={"campaign_id": campaign_id, "amount": 5_000, "recipient": recipient, "purpose": purpose},
-    )
-    assert paid.status_code == 201, paid.text
+    if below_the_api:
+        disbursement_id = ids.new("disbursement")
+        write_on_chain(
+            service,
+            operator,
+            "recordDisbursement",
+            ids.to_bytes32(disbursement_id),
+            ids.to_bytes32(campaign_id),
+            5_000,
+            recipient,
+            purpose,
+            bytes(32),
+            [(ids.to_bytes32(first["id"]), 5_000)],
+        )
+        wait_for_mirror(service)
+    else:
+        paid = service.post(
+            "/v1/disbursements",
+            key,
+            json={"campaign_id": campaign_id, "amount": 5_000, "recipient": recipient, "purpose": purpose},
+        )
+        assert paid.status_code == 201, paid.text
+        disbursement_id = paid.json()["id"]
     uploaded = service.post(
-        f"/v1/disbursements/{paid.json()['id']}/evidence", key, files={"files": ("invoice.txt", b"INVOICE 7")}
+        f"/v1/disbursements/{disbursement_id}/evidence", key, files={"files": ("invoice.txt", b"INVOICE 7")}
     )
     assert uploaded.status_code == 201, uploaded.text
-    refund = service.post(
-        f"/v1/donations/{first['id']}/refunds", key, json={"amount": 1_000, "reason": reason}
-    )
-    assert refund.status_code == 201, refund.text
+    if below_the_api:
+        write_on_chain(
+            service,
+            operator,
+            "refundDonation",
+            ids.to_bytes32(ids.new("refund")),
+            ids.to_bytes32(first["id"]),
+            1_000,
+            reason,
+        )
+    else:
+        refund = service.post(
+            f"/v1/donations/{first['id']}/refunds", key, json={"amount": 1_000, "reason": reason}
+        )
+        assert refund.status_code == 201, refund.text
     wait_for_mirror(service)  # the refund's and the evidence's records
     trace = service.get(f"/v1/donations/{first['id']}")
     assert trace.status_code == 200, trace.text
@@ -208,13 +258,15 @@ def test_trace_prints_whole_identifiers_and_money_as_the_pages_do(embedded: Serv
 def test_trace_prints_no_terminal_controls_from_the_chain(embedded: Service) -> None:
     """A charity's names, purpose, recipient and reason carrying escape sequences, a C1
     control, a bidi override, zero-width characters and a forged line break: recorded on
-    chain through the API, then `ledger trace` piped and on a terminal."""
+    chain (straight to the contract: the API refuses them), then `ledger trace` piped and on
+    a terminal."""
     trace = _record(
         embedded,
         f"School meals{TITLE}{CLEAR}",
         f"Rice {LINK} {FORGED}",
         f"CN-USCC-{BIDI}{C1}",
         f"refund {ZERO_WIDTH}",
+        below_the_api=True,
     )
     assert trace["campaign"]["name"] == f"School meals{TITLE}{CLEAR}"  # the chain holds it as written
     piped = _ledger("trace", trace["id"], "--api", embedded.base)
@@ -339,7 +391,7 @@ def test_error_messages_strip_what_the_server_says() -> None:
 def test_export_on_a_terminal_is_stripped_and_into_a_file_is_the_services_bytes(
     embedded: Service, tmp_path: Path
 ) -> None:
-    trace = _record(embedded, f"Meals{TITLE}", f"Rice {LINK}", f"CN-{BIDI}", "a reason")
+    trace = _record(embedded, f"Meals{TITLE}", f"Rice {LINK}", f"CN-{BIDI}", "a reason", below_the_api=True)
     auditor = embedded.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"}).json()["key"]
     args = ("export", "--format", "csv", "--api", embedded.base, "--key", auditor)
     target = tmp_path / "trail.csv"
