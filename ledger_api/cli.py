@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy import insert, make_url
 
 from ledger_api.core.config import ROOT, get_settings
@@ -366,7 +367,13 @@ _read_commands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:  # a LEDGER_* setting that is not valid: say which, no traceback
+        for error in exc.errors():
+            name = "LEDGER_" + "_".join(str(part) for part in error.get("loc", ())).upper()
+            typer.echo(f"ledger: {name}: {error.get('msg', 'invalid')}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

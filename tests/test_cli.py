@@ -448,3 +448,14 @@ def test_bootstrap_keeps_installer_output_in_a_log_unless_a_step_fails(tmp_path:
 
     again = bootstrap()
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+
+
+def test_a_bad_setting_is_named_in_one_line_not_a_traceback() -> None:
+    """A LEDGER_* variable that is not valid stops the command with its name and what is
+    wrong with it (it used to print a 50-line traceback)."""
+    done = _ledger("dev", env={"LEDGER_TIMEZONE": "Mars/Olympus", "LEDGER_PORT": "99999"})
+    assert done.returncode == 2
+    error = done.stderr.decode()
+    assert "Traceback" not in error
+    assert "LEDGER_TIMEZONE: " in error and "Mars/Olympus" in error
+    assert "LEDGER_PORT: " in error and "65535" in error
