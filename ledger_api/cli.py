@@ -104,18 +104,34 @@ def _serve_workers(workers: int, host: str, port: int) -> None:
 
     PROMETHEUS_MULTIPROC_DIR is set to a fresh private directory (mode 0700) before the
     workers start, so that each writes its metrics there and /metrics adds them up
-    (ledger_api/core/metrics.py); it is removed when the supervisor stops. A worker that
-    exits is marked dead, so its gauges drop out while its counts stay in the totals."""
+    (ledger_api/core/metrics.py); it is removed when the supervisor stops, and those of
+    supervisors that were killed are removed at the next start. A worker that exits is
+    marked dead, so its gauges drop out while its counts stay in the totals."""
     import os
     import shutil
     import socket
     import tempfile
+    from pathlib import Path
 
     from prometheus_client import multiprocess
     from uvicorn.supervisors import Multiprocess
 
     from ledger_api.core.http import PROTOCOL_BY_NAME
     from ledger_api.core.metrics import MULTIPROC_ENV
+
+    def fresh_metrics_dir() -> str:
+        """ledger-metrics-<supervisor pid>-<random>, after removing this user's whose
+        supervisor is gone (killed before it could clean up)."""
+        for stale in Path(tempfile.gettempdir()).glob("ledger-metrics-*-*"):
+            pid = stale.name.split("-")[2]
+            try:
+                if pid.isdigit() and stale.stat().st_uid == os.getuid():
+                    os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(stale, ignore_errors=True)
+            except OSError:
+                continue  # gone meanwhile, or another user's process
+        return tempfile.mkdtemp(prefix=f"ledger-metrics-{os.getpid()}-")
 
     class Supervisor(Multiprocess):
         def keep_subprocess_alive(self) -> None:
@@ -151,7 +167,7 @@ def _serve_workers(workers: int, host: str, port: int) -> None:
     if listener.family in (socket.AF_INET, socket.AF_INET6):
         listener = socket.socket(listener.family, listener.type, socket.IPPROTO_TCP, fileno=listener.detach())
         listener.set_inheritable(True)
-    metrics_dir = tempfile.mkdtemp(prefix="ledger-metrics-")
+    metrics_dir = fresh_metrics_dir()
     os.environ[MULTIPROC_ENV] = metrics_dir
     try:
         Supervisor(config, sockets=[listener]).run()
