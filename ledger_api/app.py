@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, select, text
 from web3 import Web3
 from web3.contract import Contract
@@ -21,8 +20,9 @@ from indexer.service import BackgroundIndexer
 from ledger_api.chain.contract import Deployment, ledger_contract
 from ledger_api.chain.keystore import Keystore
 from ledger_api.chain.writer import ChainWriter, OutboxWorker
-from ledger_api.core import errors
+from ledger_api.core import docs, errors, metrics
 from ledger_api.core.config import Settings
+from ledger_api.core.http import ResponseHeaders
 from ledger_api.core.idempotency import IdempotencyMiddleware
 from ledger_api.core.limits import RequestLimits, sane_recursion_limit
 
@@ -138,8 +138,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Record, mirror and trace charitable fund flows. Errors are RFC 9457 problem details.",
+        docs_url=None,  # served from local assets by docs.install
+        redoc_url=None,
     )
     app.state.runtime = runtime
+    # Outermost, around Starlette's error middleware too: every answer gets nosniff.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: ResponseHeaders(build_stack())  # type: ignore[method-assign]
+    docs.install(app)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
     from ledger_api.audit.routes import router as audit
@@ -193,8 +199,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    def metrics() -> Response:
-        """Prometheus metrics (indexer height, lag, finalized height, reorgs, errors)."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    def prometheus_metrics(request: Request) -> Response:
+        """Prometheus metrics (requests, indexer height, lag, finalized height, reorgs, errors)
+        of every worker; for the admin key, an auditor key or LEDGER_METRICS_TOKEN."""
+        metrics.check_reader(runtime.settings, runtime.engine, request.headers.get("authorization"))
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     return app

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, make_url
 
 from ledger_api.core.config import ROOT, get_settings
+from ledger_api.core.http import slow_client_protocol
 
 app = typer.Typer(
     help="Charity ledger: record, mirror and trace charitable fund flows.", no_args_is_help=True
@@ -72,7 +73,8 @@ def dev(
     if runtime.settings.embedded_chain:
         box.append("the embedded chain ends with this process: the next `ledger dev` starts afresh")
     server = _AnnouncingServer(
-        uvicorn.Config(application, host=host, port=port), lambda: typer.echo(_boxed(box))
+        uvicorn.Config(application, host=host, port=port, http=slow_client_protocol(runtime.settings)),
+        lambda: typer.echo(_boxed(box)),
     )
     try:
         server.run()
@@ -142,7 +144,12 @@ def serve(
         typer.echo(f"ledger serve: {exc}", err=True)
         raise typer.Exit(2) from None
     if workers == 1:
-        uvicorn.run(create_app(runtime), host=host or settings.host, port=port or settings.port)
+        uvicorn.run(
+            create_app(runtime),
+            host=host or settings.host,
+            port=port or settings.port,
+            http=slow_client_protocol(settings),
+        )
         return
     # Checked here once, with a clear message; each worker builds its own runtime.
     runtime.engine.dispose()
@@ -150,25 +157,86 @@ def serve(
 
 
 def _serve_workers(workers: int, host: str, port: int) -> None:
-    """uvicorn's supervisor with a listening socket that says it is TCP.
+    """uvicorn's supervisor with a listening socket that says it is TCP, and the workers'
+    metrics in one place.
 
     uvicorn binds the workers' shared socket with `proto` 0, and asyncio turns on
     TCP_NODELAY only for accepted sockets whose `proto` is IPPROTO_TCP (uvicorn issue
     #3149): with Nagle left on, every keep-alive request waited ~44 ms for the client's
     delayed ACK (measured here: 0.6 ms one process, 44 ms two). The socket is re-wrapped
-    with its protocol stated, and the workers inherit that."""
-    import socket
+    with its protocol stated, and the workers inherit that.
 
+    PROMETHEUS_MULTIPROC_DIR is set to a fresh private directory (mode 0700) before the
+    workers start, so that each writes its metrics there and /metrics adds them up
+    (ledger_api/core/metrics.py); it is removed when the supervisor stops, and those of
+    supervisors that were killed are removed at the next start. A worker that exits is
+    marked dead, so its gauges drop out while its counts stay in the totals."""
+    import os
+    import shutil
+    import socket
+    import tempfile
+    from pathlib import Path
+
+    from prometheus_client import multiprocess
     from uvicorn.supervisors import Multiprocess
 
+    from ledger_api.core.http import PROTOCOL_BY_NAME
+    from ledger_api.core.metrics import MULTIPROC_ENV
+
+    def fresh_metrics_dir() -> str:
+        """ledger-metrics-<supervisor pid>-<random>, after removing this user's whose
+        supervisor is gone (killed before it could clean up)."""
+        for stale in Path(tempfile.gettempdir()).glob("ledger-metrics-*-*"):
+            pid = stale.name.split("-")[2]
+            try:
+                if pid.isdigit() and stale.stat().st_uid == os.getuid():
+                    os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(stale, ignore_errors=True)
+            except OSError:
+                continue  # gone meanwhile, or another user's process
+        return tempfile.mkdtemp(prefix=f"ledger-metrics-{os.getpid()}-")
+
+    class Supervisor(Multiprocess):
+        def keep_subprocess_alive(self) -> None:
+            before = {process.pid for process in self.processes}
+            super().keep_subprocess_alive()
+            self._mark_dead(before)
+
+        def restart_all(self) -> None:
+            before = {process.pid for process in self.processes}
+            super().restart_all()
+            self._mark_dead(before)
+
+        def _mark_dead(self, before: set[int | None]) -> None:
+            for pid in before - {process.pid for process in self.processes}:
+                if pid is not None:
+                    multiprocess.mark_process_dead(pid, metrics_dir)
+
     config = uvicorn.Config(
-        "ledger_api.runtime:app_from_environment", factory=True, workers=workers, host=host, port=port
+        "ledger_api.runtime:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        http=PROTOCOL_BY_NAME,
+        # uvicorn kills a worker that does not answer its supervisor's ping within 5 s. A
+        # starting worker imports web3 and builds its runtime while it should answer; on a
+        # loaded machine (2 cores, load 11) that starved the ping thread for more than 5 s,
+        # and every worker was killed and restarted over and over (measured: none of 3
+        # serving after 40 s). 30 s still finds a hung worker.
+        timeout_worker_healthcheck=30,
     )
     listener = config.bind_socket()
     if listener.family in (socket.AF_INET, socket.AF_INET6):
         listener = socket.socket(listener.family, listener.type, socket.IPPROTO_TCP, fileno=listener.detach())
         listener.set_inheritable(True)
-    Multiprocess(config, sockets=[listener]).run()
+    metrics_dir = fresh_metrics_dir()
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        Supervisor(config, sockets=[listener]).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

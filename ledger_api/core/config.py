@@ -21,7 +21,8 @@ class InsecureSettings(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+    # Errors never echo a value: some of these are secrets.
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["development", "production"] = "development"
     # JSON-RPC URL of the chain node; empty means the in-process eth-tester chain.
@@ -66,6 +67,15 @@ class Settings(BaseSettings):
     timezone: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Operations. Seconds a connection may take to send a whole request head (request line
+    # and headers), counted from when it opened or from the previous answer on it; a slower
+    # client (slowloris) is disconnected. uvicorn has no such limit of its own.
+    header_timeout: float = Field(default=10.0, gt=0)
+    # Seconds a request body may go without a byte arriving before the connection is closed.
+    body_timeout: float = Field(default=30.0, gt=0)
+    # A bearer token that may read /metrics (as admin and auditor keys may), for Prometheus's
+    # `authorization: credentials_file`; at least 32 characters.
+    metrics_token: SecretStr | None = Field(default=None, min_length=32)
 
     @field_validator("timezone")
     @classmethod

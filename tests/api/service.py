@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from ledger_api.app import Runtime, create_app
 from ledger_api.chain.anvil import free_port
 from ledger_api.core.config import Settings
+from ledger_api.core.http import slow_client_protocol
 from ledger_api.runtime import dev_runtime
 
 ADMIN_KEY = "test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -94,7 +95,13 @@ def serve(settings: Settings) -> Iterator[Service]:
     runtime = dev_runtime(settings)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(runtime),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            http=slow_client_protocol(runtime.settings),
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

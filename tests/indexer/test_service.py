@@ -28,6 +28,7 @@ from tests.ledger import Ledger, rid
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[2]
+METRICS_TOKEN = "metrics-token-0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
@@ -62,6 +63,7 @@ def test_dev_indexes_in_the_background_and_resumes_after_a_restart(tmp_path: Pat
             "LEDGER_DATABASE_URL": url,
             "LEDGER_CONFIRMATIONS": "0",
             "LEDGER_KEYSTORE_PATH": str(tmp_path / "keystore"),
+            "LEDGER_METRICS_TOKEN": METRICS_TOKEN,
         }
         engine = db.make_engine(url)
         for base in _serve({**env, "LEDGER_CONTRACT_ADDRESS": deployment.address}):
@@ -73,7 +75,7 @@ def test_dev_indexes_in_the_background_and_resumes_after_a_restart(tmp_path: Pat
             health = httpx.get(f"{base}/healthz").json()
             assert health["indexer"]["status"] == "ok" and health["indexer"]["running"] is True
             assert health["indexer"]["indexed_block"] >= block
-            metrics = httpx.get(f"{base}/metrics").text
+            metrics = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
             assert (
                 f'ledger_indexer_indexed_block{{chain_id="31337",contract="{deployment.address}"}}' in metrics
             )
