@@ -87,7 +87,7 @@ def test_deeply_nested_json_is_a_422_and_the_process_lives(dev: DevProcess) -> N
     """195 kB of nested brackets, anonymous: the body is parsed before anything else, and
     it used to crash CPython's C JSON decoder (web3's py_ecc raises the recursion limit to
     100,000), taking the chain and the indexer down with the API. Now: a 413 where the
-    route takes less, a clear 422 where it takes that much (a batch takes 4 MiB), and the
+    route takes less, a clear 422 where it takes that much (a batch takes 6 MiB), and the
     process serves on."""
     headers = {"content-type": "application/json"}
     deepest = b"[" * 100_000 + b"]" * 100_000
@@ -281,3 +281,23 @@ def test_json_depth_is_counted_without_recursion() -> None:
     assert json_depth(deep, 100) == 101
     assert json_depth({"a": [1, {"b": [2]}], "c": 3}, 100) == 4
     assert json_depth(7, 100) == 0
+
+
+def test_the_largest_valid_batch_fits_its_body_limit() -> None:
+    """2,000 donations, each at every field's longest, written by a client that escapes
+    everything (astral characters as surrogate pairs, 12 bytes each) and indents: still
+    under the batch route's limit, so no valid batch is ever refused as too large."""
+    import json
+
+    from ledger_api.donations.schemas import BATCH_BODY, MAX_BATCH, DonationBatch
+
+    item = {
+        "campaign_id": "0x" + "ab" * 32,
+        "amount": str(10**18),
+        "donor_reference": "\U0001f600" * 200,
+        "channel": "c" * 32,
+        "metadata_hash": "0x" + "cd" * 32,
+    }
+    body = json.dumps({"donations": [item] * MAX_BATCH}, indent=2).encode()
+    assert len(DonationBatch.model_validate_json(body).donations) == MAX_BATCH  # valid
+    assert len(body) < BATCH_BODY, (len(body), BATCH_BODY)
