@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,8 @@ MAX_ATTEMPTS = 2
 # Seconds between looks for queued jobs of other processes (a job this process queues
 # wakes its worker at once).
 POLL_SECONDS = 1.0
+# A running job's progress is written at most this often (and only when it changed).
+PROGRESS_SECONDS = 1.0
 
 
 def _now() -> datetime:
@@ -149,6 +152,7 @@ def _ahead(runtime: Runtime, row: Row[Any]) -> int:
                 .select_from(Job)
                 .where(
                     Job.deployment_id == row.deployment_id,
+                    Job.id != row.id,  # claimed since it was read: not ahead of itself
                     (Job.status == "running")
                     | ((Job.status == "queued") & (Job.created_at < row.created_at)),
                 )
@@ -256,6 +260,9 @@ class ReconciliationWorker:
             & (Job.status == "running")
             & (Job.heartbeat_at < now - self.stale)
         )
+        with engine.connect() as connection:  # a read first: SQLite takes its write lock for any UPDATE
+            if not connection.execute(select(func.count()).select_from(Job).where(stale)).scalar_one():
+                return 0
         with engine.begin() as connection:
             requeued = connection.execute(
                 update(Job)
@@ -400,20 +407,24 @@ class ReconciliationWorker:
             )
 
     def _beat(self) -> None:
-        while not self.stop_event.wait(self.heartbeat):
+        """The running job's heartbeat every `heartbeat` seconds, and its progress as it
+        changes (at most every PROGRESS_SECONDS), for pollers."""
+        written: tuple[str, str, int | None] | None = None
+        last_beat = 0.0
+        while not self.stop_event.wait(min(PROGRESS_SECONDS, self.heartbeat)):
             running = self.running
             if running is None:
+                continue
+            state = (running.job_id, running.progress.stage[:200], running.progress.block_number)
+            if state == written and time.monotonic() - last_beat < self.heartbeat:
                 continue
             try:
                 with self.runtime.engine.begin() as connection:
                     connection.execute(
                         update(Job)
                         .where(Job.id == running.job_id, Job.worker == self.name, Job.status == "running")
-                        .values(
-                            heartbeat_at=_now(),
-                            progress=running.progress.stage[:200],
-                            block_number=running.progress.block_number,
-                        )
+                        .values(heartbeat_at=_now(), progress=state[1], block_number=state[2])
                     )
+                written, last_beat = state, time.monotonic()
             except Exception:
                 log.exception("the reconciliation heartbeat failed; retrying")
