@@ -467,6 +467,7 @@ def test_a_snapshot_sees_one_state_of_the_database(database_url: str) -> None:
         with engine.begin() as connection:
             add_key(connection)
         with db.snapshot(engine) as snapshot:
+            used = snapshot.connection.dbapi_connection
             assert count(snapshot) == 1
             with engine.begin() as connection:
                 add_key(connection)
@@ -477,9 +478,17 @@ def test_a_snapshot_sees_one_state_of_the_database(database_url: str) -> None:
                 add_key(snapshot)
         with db.snapshot(engine) as later:
             assert count(later) == 2
-        with engine.begin() as connection:  # the pooled connection writes again afterwards
-            add_key(connection)
-            assert count(connection) == 3
+        # The snapshot's own connection, back in the pool, reads and writes as before.
+        held = [engine.connect() for _ in range(engine.pool.size() + 1)]
+        try:
+            (same,) = [c for c in held if c.connection.dbapi_connection is used]
+            with same.begin():
+                add_key(same)
+            with engine.connect() as plain:
+                assert count(plain) == 3
+        finally:
+            for connection in held:
+                connection.close()
     finally:
         engine.dispose()
 
