@@ -22,6 +22,7 @@ from web3.types import RPCEndpoint
 
 from ledger_api.audit import reconcile
 from ledger_api.audit.jobs import ReconciliationWorker
+from ledger_api.chain.contract import SerializedTesterProvider
 from ledger_api.cli import app as cli
 from ledger_api.core import db, ids
 from ledger_api.core.models import ApiKey, ReconciliationJob
@@ -603,3 +604,42 @@ def test_a_view_call_that_reverts_is_a_difference(any_chain: Service) -> None:
         fake_donation,
         fake_campaign,
     }
+
+
+def test_the_embedded_log_reader_gives_what_eth_getlogs_gives(embedded_service: Service) -> None:
+    """The reconciliation reads the embedded chain's logs from its receipts
+    (SerializedTesterProvider.ledger_logs) instead of eth-tester's own eth_getLogs, which
+    the indexer uses: both give the same entries."""
+    service = embedded_service
+    charity, key = service.charity()
+    campaign = service.campaign(charity, key)
+    first = service.donate(campaign, key, 3_000)
+    batch = {"donations": [{"campaign_id": campaign, "amount": 7, "donor_reference": "d"}] * 3}
+    assert service.post("/v1/donations/batch", key, json=batch).status_code == 201
+    refunded = service.post(
+        f"/v1/donations/{first['id']}/refunds", key, json={"amount": 5, "reason": "asked"}
+    )
+    assert refunded.status_code == 201
+    w3, address = service.runtime.w3, service.runtime.deployment.address
+    provider = w3.provider
+    assert isinstance(provider, SerializedTesterProvider)
+    head, start = w3.eth.block_number, service.runtime.deployment.block_number
+
+    def normal(entry: Any) -> dict[str, Any]:
+        """A log with bytes for every hex value (web3 gives HexBytes), nothing else."""
+        return {
+            "address": entry["address"],
+            "topics": [bytes(topic) for topic in entry["topics"]],
+            **{k: bytes(entry[k]) for k in ("data", "blockHash", "transactionHash")},
+            **{k: int(entry[k]) for k in ("blockNumber", "transactionIndex", "logIndex")},
+        }
+
+    expected = w3.eth.get_logs({"address": address, "fromBlock": start, "toBlock": head})
+    read = provider.ledger_logs(address, start, head)
+    assert len(read) == len(expected) > 10
+    assert [normal(entry) for entry in read] == [normal(entry) for entry in expected]
+    assert read == [normal(entry) for entry in read]  # already in that form
+    # And in slices, block by block, the same again.
+    assert [
+        entry for block in range(start, head + 1) for entry in provider.ledger_logs(address, block, block)
+    ] == read
