@@ -118,16 +118,20 @@ def _stalled_writer(
 
 def create_app(runtime: Runtime) -> FastAPI:
     sane_recursion_limit()  # this process parses untrusted JSON (see core/limits.py)
+    from ledger_api.audit.jobs import ReconciliationWorker
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime.indexer is not None:
             runtime.indexer.start()
         if runtime.outbox is not None:
             runtime.outbox.start()
+        app.state.reconciler = ReconciliationWorker(runtime)
+        app.state.reconciler.start()
         try:
             yield
         finally:
+            app.state.reconciler.stop()
             if runtime.outbox is not None:
                 runtime.outbox.stop()
             if runtime.indexer is not None:

@@ -227,11 +227,49 @@ def reconcile(
     api: str = API,
     key: str = KEY,
 ) -> None:
-    """Have the service re-read the chain and compare it with its SQL mirror. Exits 1 when
-    any difference is found."""
+    """Have the service re-read the chain and compare it with its SQL mirror. The service
+    runs it as a background job: this starts it (or joins the one already running for the
+    same scope), notes its progress on stderr and prints the result. Exits 0 when clean,
+    1 when any difference is found, 2 on errors."""
+    import time
+
     from ledger_api.audit.reconcile import summarize
 
-    answer = _get(api, key, "/v1/audit/reconciliation", charity_id=charity_id, campaign_id=campaign_id)
+    params = {k: v for k, v in {"charity_id": charity_id, "campaign_id": campaign_id}.items() if v}
+    location = None
+    try:
+        with _client(api, key, timeout=60) as client:
+            response = client.post("/v1/audit/reconciliations", params=params)
+            if response.status_code != 202:
+                _fail(response)
+            job = response.json()
+            location = response.headers.get("location") or job["href"]
+            note, pause = None, 0.2
+            while job["status"] in ("queued", "running"):
+                if job["status"] == "queued":
+                    latest = f"reconciliation {job['id']}: queued, {job.get('jobs_ahead', 0)} ahead"
+                else:
+                    latest = f"reconciliation {job['id']}: {job.get('progress') or 'running'}"
+                if latest != note:
+                    typer.echo(latest, err=True)
+                    note = latest
+                time.sleep(pause)
+                pause = min(2.0, pause * 1.5)
+                response = client.get(location)
+                if response.status_code != 200:
+                    _fail(response)
+                job = response.json()
+    except httpx.HTTPError as exc:
+        typer.echo(f"cannot reach the service at {api}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        where = f" ({api.rstrip('/')}{location})" if location else ""
+        typer.echo(f"stopped waiting; the reconciliation goes on in the service{where}", err=True)
+        raise typer.Exit(130) from None
+    if job["status"] != "done":
+        typer.echo(f"the reconciliation {job['status']}: {job.get('error') or 'no reason given'}", err=True)
+        raise typer.Exit(2)
+    answer = job["result"]
     for line in summarize(answer):
         typer.echo(terminal_text(line))
     if not answer["clean"]:

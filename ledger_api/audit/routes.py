@@ -5,18 +5,21 @@ Auditor and admin keys see everything; a charity key sees its own charity (other
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import Row
 
+from ledger_api.app import Runtime
 from ledger_api.audit import anomalies as anomaly_reports
-from ledger_api.audit import exports, reconcile, trail
+from ledger_api.audit import exports, jobs, trail
 from ledger_api.audit.scope import AuditPrincipal, resolve
 from ledger_api.core.deps import RuntimeDep
+from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.pages import CursorParam, Limit, Since, Until
 from ledger_api.core.proofs import chain_view
-from ledger_api.core.schemas import CampaignId, CharityId
+from ledger_api.core.schemas import CampaignId, CharityId, Strict
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -51,17 +54,93 @@ def audit_trail(
     return JSONResponse({"scope": scope.describe(), **body})
 
 
-@router.get("/reconciliation")
+class ReconciliationStart(Strict):
+    """The scope to reconcile (also accepted as query parameters)."""
+
+    charity_id: CharityId | None = None
+    campaign_id: CampaignId | None = None
+
+
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+# How long a client polling a queued or running job should wait between looks.
+POLL_AFTER = "2"
+
+
+def _accepted(request: Request, runtime: Runtime, job: Row[Any], created: bool) -> JSONResponse:
+    if created:
+        worker = getattr(request.app.state, "reconciler", None)
+        if worker is not None:
+            worker.wake()
+    body = jobs.view(runtime, job)
+    return JSONResponse(body, status_code=202, headers={"Location": body["href"], "Retry-After": POLL_AFTER})
+
+
+@router.post("/reconciliations", status_code=202)
+def start_reconciliation(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: AuditPrincipal,
+    body: Annotated[ReconciliationStart | None, Body()] = None,
+    charity_id: CharityFilter = None,
+    campaign_id: CampaignFilter = None,
+) -> JSONResponse:
+    """Have the service re-read the chain (events and view functions) and compare it with
+    the mirror, in the background. Answers 202 with the job (Location: its status); while
+    one for the same scope is queued or running, that one."""
+    if body is not None:
+        for name, given, query in (
+            ("charity_id", body.charity_id, charity_id),
+            ("campaign_id", body.campaign_id, campaign_id),
+        ):
+            if given is not None and query is not None and given != query:
+                raise InvalidRequest(f"{name} differs between the query and the body")
+        charity_id, campaign_id = body.charity_id or charity_id, body.campaign_id or campaign_id
+    with runtime.engine.connect() as connection:
+        scope = resolve(runtime, connection, principal, charity_id, campaign_id)
+    job, created = jobs.start(runtime, scope, principal)
+    return _accepted(request, runtime, job, created)
+
+
+@router.get("/reconciliations")
+def list_reconciliations(
+    runtime: RuntimeDep,
+    principal: AuditPrincipal,
+    charity_id: CharityFilter = None,
+    campaign_id: CampaignFilter = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JSONResponse:
+    """The reconciliations in the caller's scope, newest first (results by their href)."""
+    with runtime.engine.connect() as connection:
+        scope = resolve(runtime, connection, principal, charity_id, campaign_id)
+    rows = jobs.recent(runtime, principal, scope, limit)
+    return JSONResponse({"items": [jobs.view(runtime, row, full=False) for row in rows]})
+
+
+@router.get("/reconciliations/{job_id}")
+def get_reconciliation(job_id: JobId, runtime: RuntimeDep, principal: AuditPrincipal) -> JSONResponse:
+    """A reconciliation: queued, running, done (with its result: clean, the block it was
+    checked at, counts, digests, every difference) or failed (with why)."""
+    job = jobs.find(runtime, principal, job_id)
+    if job is None:
+        raise NotFound("reconciliation not found")
+    headers = {"Retry-After": POLL_AFTER} if job.status in ("queued", "running") else {}
+    return JSONResponse(jobs.view(runtime, job), headers=headers)
+
+
+@router.get("/reconciliation", status_code=202, deprecated=True)
 def reconciliation(
+    request: Request,
     runtime: RuntimeDep,
     principal: AuditPrincipal,
     charity_id: CharityFilter = None,
     campaign_id: CampaignFilter = None,
 ) -> JSONResponse:
-    """Re-read the chain (events and view functions) and compare it with the mirror."""
+    """Kept for old clients: starts (or finds) the scope's reconciliation like
+    POST /v1/audit/reconciliations and answers 202 with its Location."""
     with runtime.engine.connect() as connection:
         scope = resolve(runtime, connection, principal, charity_id, campaign_id)
-    return JSONResponse(reconcile.reconcile(runtime, scope))
+    job, created = jobs.start(runtime, scope, principal)
+    return _accepted(request, runtime, job, created)
 
 
 @router.get("/anomalies")

@@ -7,6 +7,7 @@ import ast
 import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import requests
 import requests.adapters
 from eth_abi import decode as abi_decode
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_utils import function_signature_to_4byte_selector, to_canonical_address, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.contract import Contract
 from web3.types import RPCEndpoint, RPCResponse
@@ -34,15 +35,72 @@ def load_artifact(name: str = LEDGER) -> dict[str, Any]:
 
 class SerializedTesterProvider(EthereumTesterProvider):
     """The in-process chain, one request at a time: eth-tester and py-evm are not
-    thread-safe, and the API's worker threads share the chain with the indexer thread."""
+    thread-safe, and the API's worker threads share the chain with the indexer thread.
+
+    Background work (a reconciliation: thousands of view calls of ~35 ms each) gives way
+    to everything else: it takes the chain in short slices (`background_slice`), each one
+    begun only once no other request waits for the chain, so /healthz and writes wait for
+    at most one slice, never for the whole job."""
 
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.RLock()
+        self._queue = threading.Condition()
+        self._waiting = 0  # requests waiting for the chain or holding it
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._queue:
+            self._waiting += 1
+        try:
+            with self._lock:
+                return super().make_request(method, params)
+        finally:
+            with self._queue:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._queue.notify_all()
+
+    @contextlib.contextmanager
+    def background_slice(self, patience: float = 1.0) -> Iterator[None]:
+        """Hold the chain for one short piece of background work, begun once no request
+        waits for it (or after `patience` seconds, so the work still progresses under a
+        constant load). Requests made inside go through at once (the lock is re-entrant)."""
+        with self._queue:
+            self._queue.wait_for(lambda: not self._waiting, timeout=patience)
         with self._lock:
-            return super().make_request(method, params)
+            yield
+
+    def ledger_logs(self, address: str, start: int, end: int) -> list[dict[str, Any]]:
+        """The logs `address` emitted in blocks start..end, as eth-tester's eth_getLogs
+        gives them (per-transaction log indexes included), read from each block's receipts.
+        eth-tester's own eth_getLogs finds every transaction's receipt by walking back
+        from the head, block by block: blocks 1-50 at head 107 took 5.6 s; this reads all
+        107 in 0.28 s, so a slice of a few blocks holds the chain for milliseconds."""
+        assert self.ethereum_tester is not None
+        chain = self.ethereum_tester.backend.chain
+        target = to_canonical_address(address)
+        logs: list[dict[str, Any]] = []
+        with self._lock:
+            for number in range(start, end + 1):
+                block = chain.get_canonical_block_by_number(number)
+                receipts = block.get_receipts(chain.chaindb)
+                for tx_index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
+                    for log_index, entry in enumerate(receipt.logs):
+                        if entry.address != target:
+                            continue
+                        logs.append(
+                            {
+                                "address": to_checksum_address(entry.address),
+                                "topics": [topic.to_bytes(32, "big") for topic in entry.topics],
+                                "data": bytes(entry.data),
+                                "blockNumber": number,
+                                "blockHash": bytes(block.hash),
+                                "transactionHash": bytes(tx.hash),
+                                "transactionIndex": tx_index,
+                                "logIndex": log_index,
+                            }
+                        )
+        return logs
 
 
 def make_web3(rpc_url: str | None, timeout: float = 5.0) -> Web3:

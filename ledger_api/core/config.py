@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     anomaly_recipient_share: float = Field(default=0.5, gt=0, le=1)
     anomaly_large_share: float = Field(default=0.25, gt=0, le=1)
     anomaly_pending_minutes: int = Field(default=30, ge=1)
+    # Reconciliations run as background jobs (ledger_api/audit/jobs.py): at most this many
+    # at once per deployment, across every API process sharing the database (each runs
+    # one worker thread). One re-reads the whole chain and makes a view call per record
+    # (~35 ms each on the embedded chain), so more at once only share the same chain.
+    reconcile_concurrency: int = Field(default=1, ge=1, le=16)
+    # A running job's process writes a heartbeat this often; a job whose heartbeat is
+    # older than reconcile_stale_seconds belonged to a process that died: it is queued
+    # again once, then marked failed.
+    reconcile_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    reconcile_stale_seconds: float = Field(default=60.0, gt=0)
+    # Finished jobs (and their results) kept per deployment; older ones are deleted.
+    reconcile_keep: int = Field(default=1000, ge=1)
     # The address the public reaches the pages at, for the links printed on receipts (their
     # QR codes). Required in production; in development, unset means the request's address.
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +45,35 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **POOL)
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection whose reads all see one consistent state of the database,
+    however much other connections commit meanwhile (a reader that must see the
+    indexer's cursor and the rows it wrote with it together).
+
+    PostgreSQL: a REPEATABLE READ, READ ONLY transaction (its snapshot is taken at the
+    first query). SQLite: pysqlite runs SELECTs outside any transaction, so each would see
+    the newest commit; with the driver in autocommit mode we issue BEGIN ourselves, and in
+    WAL mode the read transaction keeps the database as of its first SELECT until COMMIT,
+    without blocking writers (they append to the WAL meanwhile); `query_only` makes it
+    read-only. tests/api/test_reconciliation.py proves both."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("PRAGMA query_only = ON")
+            try:
+                connection.exec_driver_sql("BEGIN")
+                try:
+                    yield connection
+                finally:
+                    connection.exec_driver_sql("COMMIT")
+            finally:
+                connection.exec_driver_sql("PRAGMA query_only = OFF")  # the connection goes back to the pool
+        return
+    options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    with engine.connect().execution_options(**options) as connection, connection.begin():
+        yield connection
 
 
 def alembic_config(url: str) -> Config:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -128,3 +129,43 @@ class IdempotencyRecord(Base):
     headers: Mapped[str | None] = mapped_column(Text)
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReconciliationJob(Base):
+    """A reconciliation of the mirror against the chain, run as a background job
+    (ledger_api/audit/jobs.py). `active_scope` is the scope's key while the job is queued
+    or running and NULL after, so the unique constraint allows one unfinished job per
+    scope; `slot` is set only while it runs, so the other one caps how many run at once
+    (NULLs never collide, on SQLite and PostgreSQL alike)."""
+
+    __tablename__ = "reconciliation_jobs"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "active_scope", name="uq_reconciliation_jobs_active_scope"),
+        UniqueConstraint("deployment_id", "slot", name="uq_reconciliation_jobs_slot"),
+        Index("ix_reconciliation_jobs_status", "deployment_id", "status", "created_at"),
+        Index("ix_reconciliation_jobs_charity", "deployment_id", "charity_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    # The scope: a campaign (with its charity), a charity, or (both NULL) everything.
+    charity_id: Mapped[str | None] = mapped_column(String(66))
+    campaign_id: Mapped[str | None] = mapped_column(String(66))
+    active_scope: Mapped[str | None] = mapped_column(String(80))
+    # queued -> running -> done | failed
+    status: Mapped[str] = mapped_column(String(16))
+    slot: Mapped[int | None] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(100))
+    progress: Mapped[str | None] = mapped_column(String(200))  # while it runs: its stage
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by: Mapped[str] = mapped_column(String(32))  # the API key's id
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The block the chain was checked at and the outcome; `result` is the full answer (JSON).
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    clean: Mapped[bool | None] = mapped_column(Boolean)
+    difference_count: Mapped[int | None] = mapped_column(Integer)
+    result: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -100,6 +100,32 @@ def wait_for_mirror(service: Service, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+def reconciliation(service: Service, key: str, timeout: float = 120.0, **params: Any) -> dict[str, Any]:
+    """Start a reconciliation (POST /v1/audit/reconciliations) and wait for its job to
+    finish: the finished job (status, checked_block, result...)."""
+    started = service.post("/v1/audit/reconciliations", key, params=params)
+    assert started.status_code == 202, started.text
+    location = started.headers["location"]
+    assert location == started.json()["href"]
+    deadline = time.monotonic() + timeout
+    while True:
+        job = service.get(location, key)
+        assert job.status_code == 200, job.text
+        body: dict[str, Any] = job.json()
+        if body["status"] in ("done", "failed"):
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+
+
+def reconciled(service: Service, key: str, **params: Any) -> dict[str, Any]:
+    """The result of a reconciliation that finished (the answer's shape of old)."""
+    job = reconciliation(service, key, **params)
+    assert job["status"] == "done", job
+    result: dict[str, Any] = job["result"]
+    return result
+
+
 def as_service_account(service: Service, function: str) -> None:
     """Call a contract function (pause, unpause) from the service account, the ledger's
     admin, through the writer: simulated, signed with the keystore, mined."""

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from ledger_api.audit import iati
 from ledger_api.core import ids
-from tests.api.checks import campaign_view, problem, sender, wait_for_mirror
+from tests.api.checks import campaign_view, problem, reconciled, sender, wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service
 
 pytestmark = pytest.mark.anvil
@@ -167,14 +167,20 @@ def test_the_trail_filters_by_campaign_kind_blocks_and_time(service: Service, le
 
 def test_who_may_see_what(service: Service, ledger: dict[str, Any]) -> None:
     a_key, b_key, auditor = ledger["a_key"], ledger["b_key"], ledger["auditor"]
-    paths = ("/v1/audit/trail", "/v1/audit/reconciliation", "/v1/audit/anomalies")
+    paths = (
+        "/v1/audit/trail",
+        "/v1/audit/reconciliation",  # starts a reconciliation job: 202
+        "/v1/audit/reconciliations",
+        "/v1/audit/anomalies",
+    )
     for path in (*paths, "/v1/audit/export?format=csv"):
         problem(service.get(path), 401, "unauthenticated")
     # A charity key sees its own charity (the default scope), and 404 for another's.
     own = _trail(service, a_key)
     assert own and {e["charity_id"] for e in own} == {ledger["a"]}
     for path in paths:
-        assert service.get(path, a_key, params={"charity_id": ledger["a"]}).status_code == 200
+        expected = 202 if path.endswith("/reconciliation") else 200
+        assert service.get(path, a_key, params={"charity_id": ledger["a"]}).status_code == expected
         problem(service.get(path, a_key, params={"charity_id": ledger["b"]}), 404, "not-found")
         problem(service.get(path, a_key, params={"campaign_id": ledger["other"]}), 404, "not-found")
         problem(service.get(path, b_key, params={"campaign_id": ledger["meals"]}), 404, "not-found")
@@ -223,7 +229,7 @@ def test_public_answers_hold_nothing_only_auditors_see(service: Service, ledger:
 
 def test_reconciliation_is_clean_on_an_honest_mirror(service: Service, ledger: dict[str, Any]) -> None:
     for params in ({}, {"charity_id": ledger["a"]}, {"campaign_id": ledger["meals"]}):
-        answer = _ok(service.get("/v1/audit/reconciliation", ledger["auditor"], params=params))
+        answer = reconciled(service, ledger["auditor"], **params)
         assert answer["clean"] is True, answer["differences"]
         assert answer["differences"] == [] and answer["difference_count"] == 0
         assert answer["digest"]["chain"] == answer["digest"]["mirror"]
@@ -231,12 +237,10 @@ def test_reconciliation_is_clean_on_an_honest_mirror(service: Service, ledger: d
         assert answer["checked_at"]["block_number"] == head
         counts = answer["counts"]
         assert counts["events"]["chain"] == counts["events"]["mirror"] > 0
-    whole = _ok(service.get("/v1/audit/reconciliation", ledger["auditor"]))
+    whole = reconciled(service, ledger["auditor"])
     assert whole["counts"]["donations"] == {"chain": 5, "mirror": 5}
     assert whole["views_checked"] == {"campaigns": 3, "donations": 5, "disbursements": 2}
-    meals = _ok(
-        service.get("/v1/audit/reconciliation", ledger["auditor"], params={"campaign_id": ledger["meals"]})
-    )
+    meals = reconciled(service, ledger["auditor"], campaign_id=ledger["meals"])
     assert meals["counts"]["donations"] == {"chain": 3, "mirror": 3}
 
 
@@ -258,7 +262,7 @@ def test_reconciliation_catches_a_tampered_mirror(service: Service, ledger: dict
             {"dep": service.runtime.deployment_id},
         )
         connection.execute(text("DELETE FROM donations WHERE donation_id = :d"), {"d": second})
-    answer = _ok(service.get("/v1/audit/reconciliation", auditor, params={"charity_id": ledger["a"]}))
+    answer = reconciled(service, auditor, charity_id=ledger["a"])
     assert answer["clean"] is False
     assert answer["digest"]["chain"] != answer["digest"]["mirror"]
     found = answer["differences"]
@@ -278,7 +282,7 @@ def test_reconciliation_catches_a_tampered_mirror(service: Service, ledger: dict
     assert has(check="records", table="donations", key=second_id, problem="on chain, missing from the mirror")
     assert answer["difference_count"] == len(found) >= 5
     # Charity B's records were not touched: its scope is still clean.
-    assert _ok(service.get("/v1/audit/reconciliation", auditor, params={"charity_id": ledger["b"]}))["clean"]
+    assert reconciled(service, auditor, charity_id=ledger["b"])["clean"]
     # A row that is not on chain at all is found too.
     fake = ids.to_hex(ids.new("donation"))
     with engine.begin() as connection:
@@ -291,7 +295,7 @@ def test_reconciliation_catches_a_tampered_mirror(service: Service, ledger: dict
             ),
             {"fake": fake, "d": first},
         )
-    again = _ok(service.get("/v1/audit/reconciliation", auditor))
+    again = reconciled(service, auditor)
     fake_id = ids.from_bytes32(fake)
     assert any(
         d.get("key") == fake_id and d["problem"] == "in the mirror, not on chain"
@@ -429,7 +433,12 @@ def test_bad_audit_input_is_a_clear_422_or_404(service: Service, ledger: dict[st
         response = service.get(path, auditor, params=params)
         assert response.status_code == 422, (path, params, response.text)
         assert response.headers["content-type"] == "application/problem+json"
-    for path in ("/v1/audit/trail", "/v1/audit/reconciliation", "/v1/audit/anomalies"):
+    for path in (
+        "/v1/audit/trail",
+        "/v1/audit/reconciliation",
+        "/v1/audit/reconciliations",
+        "/v1/audit/anomalies",
+    ):
         problem(service.get(path, auditor, params={"charity_id": ids.new("charity")}), 404, "not-found")
     problem(
         service.get(
@@ -460,7 +469,13 @@ def test_the_command_line_traces_reconciles_and_exports(
     auditor = ["--api", service.base, "--key", ledger["auditor"]]
     clean = runner.invoke(app, ["reconcile", "--charity-id", ledger["a"], *auditor])
     assert clean.exit_code == 0, clean.output
-    assert clean.output.startswith("CLEAN")
+    assert clean.stdout.startswith("CLEAN")
+    # The job's progress goes to stderr, the summary alone to stdout.
+    assert clean.stderr.startswith("reconciliation ") and "CLEAN" not in clean.stderr
+    others = runner.invoke(
+        app, ["reconcile", "--charity-id", ledger["b"], "--api", service.base, "--key", ledger["a_key"]]
+    )
+    assert others.exit_code == 2 and "404" in others.stderr and others.stdout == ""
     target = tmp_path / "ledger.xml"
     exported = runner.invoke(
         app, ["export", "--format", "iati", "--charity-id", ledger["a"], "-o", str(target), *auditor]
@@ -492,7 +507,7 @@ def test_the_command_line_traces_reconciles_and_exports(
         )
     dirty = runner.invoke(app, ["reconcile", *auditor])
     assert dirty.exit_code == 1, dirty.output
-    assert "DIFFERENCE" in dirty.output and "received" in dirty.output
+    assert "DIFFERENCE" in dirty.stdout and "received" in dirty.stdout
 
 
 def test_reconciliation_on_the_embedded_chain(embedded_service: Service) -> None:
@@ -504,7 +519,7 @@ def test_reconciliation_on_the_embedded_chain(embedded_service: Service) -> None
     donation = service.donate(campaign, key, 2_500)
     wait_for_mirror(service)
     auditor = _ok(service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"}))["key"]
-    clean = _ok(service.get("/v1/audit/reconciliation", auditor))
+    clean = reconciled(service, auditor)
     assert clean["clean"] is True, clean["differences"]
     assert clean["views_checked"] == {"campaigns": 1, "donations": 1, "disbursements": 0}
     with service.runtime.engine.begin() as connection:
@@ -512,6 +527,6 @@ def test_reconciliation_on_the_embedded_chain(embedded_service: Service) -> None
             text("UPDATE donations SET amount = 2400 WHERE donation_id = :d"),
             {"d": ids.to_hex(donation["id"])},
         )
-    dirty = _ok(service.get("/v1/audit/reconciliation", auditor, params={"campaign_id": campaign}))
+    dirty = reconciled(service, auditor, campaign_id=campaign)
     fields = {(d["check"], d.get("field")) for d in dirty["differences"]}
     assert ("records", "amount") in fields and ("view", "amount") in fields
