@@ -3,6 +3,7 @@ API process (`ledger dev`, `ledger serve`) that holds the single-writer lock."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -58,7 +59,11 @@ class BackgroundIndexer:
         self.error: BaseException | None = None
 
     def start(self) -> None:
-        self.thread.start()
+        """Start following the chain (once: `ledger dev --demo` starts it before the server
+        does, so that the demo's writes are mirrored as they are made)."""
+        if not self.thread.is_alive() and not self.stop_event.is_set():
+            with contextlib.suppress(RuntimeError):  # started meanwhile by another caller
+                self.thread.start()
 
     def _main(self) -> None:
         while not self.stop_event.is_set():

@@ -60,6 +60,8 @@ def dev(
     if demo:
         from ledger_api.demo import load_demo
 
+        if runtime.indexer is not None:
+            runtime.indexer.start()  # each demo write waits for the mirror to show it
         load_demo(runtime, echo=typer.echo, base_url=runtime.settings.public_url or url)
     box = [f"ledger dev is ready: open {url}"]
     if "admin_key" not in settings.model_fields_set:
