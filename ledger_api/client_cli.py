@@ -241,7 +241,7 @@ def reconcile(
         with _client(api, key, timeout=60) as client:
             response = client.post("/v1/audit/reconciliations", params=params)
             if response.status_code != 202:
-                _fail(response)
+                _fail(response, api, "/v1/audit/reconciliations", params)
             job = response.json()
             location = response.headers.get("location") or job["href"]
             note, pause = None, 0.2
@@ -257,17 +257,16 @@ def reconcile(
                 pause = min(2.0, pause * 1.5)
                 response = client.get(location)
                 if response.status_code != 200:
-                    _fail(response)
+                    _fail(response, api, location)
                 job = response.json()
     except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach the service at {api}: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _unreachable(api, exc)
     except KeyboardInterrupt:
         where = f" ({api.rstrip('/')}{location})" if location else ""
         typer.echo(f"stopped waiting; the reconciliation goes on in the service{where}", err=True)
         raise typer.Exit(130) from None
     if job["status"] != "done":
-        typer.echo(f"the reconciliation {job['status']}: {job.get('error') or 'no reason given'}", err=True)
+        _say(f"the reconciliation {job['status']}: {job.get('error') or 'no reason given'}")
         raise typer.Exit(2)
     answer = job["result"]
     for line in summarize(answer):

@@ -395,9 +395,11 @@ def test_health_and_writes_do_not_wait_behind_reconciliations(any_chain: Service
     29 s, writes at 28-56 s) on a ledger that takes each several seconds: they run one
     at a time in the background, and on the embedded chain their chain reads take the
     chain in slices that give way to requests. /healthz and a donation each answer in
-    under 2 s meanwhile: idle they take ~0.05 s and ~0.3 s here; a request waits for at
-    most one slice (~50 ms) per chain call. On a machine so loaded that the idle service
-    is already slow, the bound is 5 times the idle median instead."""
+    under 5 s meanwhile, against the 29 s and 28-56 s they took: idle they take ~0.05 s and
+    ~0.3 s here, and a request waits for at most one slice (~50 ms) per chain call; the
+    margin is for a 2-core machine busy with other tests (one write was seen at 2.6 s there).
+    On a machine so loaded that the idle service is already slow, the bound is 5 times the
+    idle median instead."""
     service = any_chain
     embedded = service.runtime.settings.embedded_chain
     charity, key = service.charity()
@@ -419,8 +421,8 @@ def test_health_and_writes_do_not_wait_behind_reconciliations(any_chain: Service
     auditor = _auditor(service)
     idle_health = [_timed(lambda: service.get("/healthz")) for _ in range(5)]
     idle_write = [_timed(lambda: service.donate(campaigns[1], key, 7)) for _ in range(5)]
-    health_bound = max(2.0, 5 * statistics.median(idle_health))
-    write_bound = max(2.0, 5 * statistics.median(idle_write))
+    health_bound = max(5.0, 5 * statistics.median(idle_health))
+    write_bound = max(5.0, 5 * statistics.median(idle_write))
 
     scopes = [{}, {"charity_id": charity}, *({"campaign_id": c} for c in campaigns)]
     jobs = [service.post(JOBS, auditor, params=scope).json() for scope in scopes]
