@@ -5,51 +5,30 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, select, text
-from web3 import Web3
-from web3.contract import Contract
+from sqlalchemy import select, text
 
-from indexer import models as im
-from indexer.service import BackgroundIndexer
-from ledger_api.chain.contract import Deployment, ledger_contract
-from ledger_api.chain.keystore import Keystore
-from ledger_api.chain.writer import ChainWriter, OutboxWorker
-from ledger_api.core import docs, errors, metrics
-from ledger_api.core.config import Settings
+from ledger_api.audit.jobs import ReconciliationWorker
+from ledger_api.audit.routes import router as audit
+from ledger_api.campaigns.routes import router as campaigns
+from ledger_api.charities.routes import router as charities
+from ledger_api.core import docs, errors, logs, metrics
+from ledger_api.core.config import get_settings
 from ledger_api.core.http import ResponseHeaders
 from ledger_api.core.idempotency import IdempotencyMiddleware
 from ledger_api.core.limits import RequestLimits, sane_recursion_limit
-
-
-@dataclass
-class Runtime:
-    """What the running service works with: its settings, chain, database and, when it
-    runs one, the background indexer."""
-
-    settings: Settings
-    w3: Web3
-    deployment: Deployment
-    engine: Engine
-    deployment_id: int | None = None
-    indexer: BackgroundIndexer | None = None
-    # The write side (absent when the service only reads).
-    keystore: Keystore | None = None
-    writer: ChainWriter | None = None
-    service_account: str | None = None
-    outbox: OutboxWorker | None = None
-    # Development chains fund new operator accounts from this node-held account.
-    faucet: str | None = None
-
-    @cached_property
-    def contract(self) -> Contract:
-        """The ledger contract object, built once (web3 hashes the whole ABI to build one)."""
-        return ledger_contract(self.w3, self.deployment.address)
+from ledger_api.disbursements.routes import router as disbursements
+from ledger_api.donations.routes import router as donations
+from ledger_api.evidence.routes import router as evidence
+from ledger_api.keys.routes import router as keys
+from ledger_api.mirror import tables as im
+from ledger_api.pages import install as install_pages
+from ledger_api.pages.routes import router as pages
+from ledger_api.runtime import Runtime, build_runtime
+from ledger_api.transactions.routes import router as transactions
 
 
 def _indexer_health(runtime: Runtime, head: int | None) -> dict[str, Any]:
@@ -118,7 +97,6 @@ def _stalled_writer(
 
 def create_app(runtime: Runtime) -> FastAPI:
     sane_recursion_limit()  # this process parses untrusted JSON (see core/limits.py)
-    from ledger_api.audit.jobs import ReconciliationWorker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -126,7 +104,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime.indexer.start()
         if runtime.outbox is not None:
             runtime.outbox.start()
-        app.state.reconciler = ReconciliationWorker(runtime)
+        app.state.reconciler = ReconciliationWorker(runtime.auditing)
         app.state.reconciler.start()
         try:
             yield
@@ -146,27 +124,19 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    # What the routes depend on (MirrorDep, AuditingDep, WritesDep), each built once.
+    app.state.mirror = runtime.mirror
+    app.state.auditing = runtime.auditing
+    app.state.writes = runtime.writes
     # Outermost, around Starlette's error middleware too: every answer gets nosniff.
     build_stack = app.build_middleware_stack
     app.build_middleware_stack = lambda: ResponseHeaders(build_stack())  # type: ignore[method-assign]
     docs.install(app)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
-    from ledger_api.audit.routes import router as audit
-    from ledger_api.campaigns.routes import router as campaigns
-    from ledger_api.charities.routes import router as charities
-    from ledger_api.disbursements.routes import router as disbursements
-    from ledger_api.donations.routes import router as donations
-    from ledger_api.evidence.routes import router as evidence
-    from ledger_api.keys.routes import router as keys
-    from ledger_api.transactions.routes import router as transactions
-
     routers = (keys, charities, campaigns, donations, disbursements, evidence, transactions, audit)
     for router in routers:
         app.include_router(router)
-    from ledger_api.pages import install as install_pages
-    from ledger_api.pages.routes import router as pages
-
     install_pages(app)
     # Added last, so the outermost: bodies are bounded before anything reads them.
     app.add_middleware(RequestLimits, routes=[r for router in (*routers, pages) for r in router.routes])
@@ -210,3 +180,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `ledger serve --workers N` process, built from the environment."""
+    settings = get_settings()
+    logs.configure(json_lines=settings.env == "production")
+    return create_app(build_runtime(settings, dev=False))

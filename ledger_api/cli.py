@@ -216,7 +216,7 @@ def _serve_workers(workers: int, host: str, port: int) -> None:
                     multiprocess.mark_process_dead(pid, metrics_dir)
 
     config = uvicorn.Config(
-        "ledger_api.runtime:app_from_environment",
+        "ledger_api.app:app_from_environment",
         factory=True,
         workers=workers,
         host=host,

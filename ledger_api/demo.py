@@ -14,15 +14,17 @@ from typing import Any
 from fastapi import UploadFile
 from sqlalchemy import insert
 
-from ledger_api.app import Runtime
+from ledger_api.campaigns import service as campaigns_service
+from ledger_api.campaigns.schemas import CampaignCreate
 from ledger_api.charities import service as charities
-from ledger_api.core import ids, writes
+from ledger_api.core import ids
 from ledger_api.core.models import ApiKey
 from ledger_api.core.security import Principal, new_key
 from ledger_api.disbursements import service as disbursements
 from ledger_api.disbursements.schemas import AllocationIn, DisbursementCreate
 from ledger_api.donations import service as donations
 from ledger_api.donations.schemas import DonationCreate
+from ledger_api.runtime import Runtime
 
 DEMO = Principal("demo", "admin")
 
@@ -45,22 +47,6 @@ def _document(text: str, name: str) -> UploadFile:
     return UploadFile(file=io.BytesIO(text.encode("utf-8")), filename=name)
 
 
-def _create_campaign(
-    runtime: Runtime, charity_hex: str, operator: str, name: str, currency: str, goal: int
-) -> str:
-    campaign_id = ids.new("campaign")
-    call = runtime.contract.functions.createCampaign(
-        ids.to_bytes32(campaign_id),
-        bytes.fromhex(charity_hex[2:]),
-        name,
-        currency.encode(),
-        goal,
-        charities.ZERO,
-    )
-    writes.write(runtime, operator, call, charity_hex, {"kind": "campaign", "ids": [campaign_id]}, True)
-    return campaign_id
-
-
 def _issue_key(runtime: Runtime, role: str, charity_hex: str | None) -> str:
     key_id, key, secret_hash = new_key()
     with runtime.engine.begin() as connection:
@@ -81,15 +67,24 @@ def load_demo(
     """Load the demo; returns what was made (charity keys, an auditor key, campaigns,
     donations with their receipt secrets, the donations it suggests tracing) and prints
     where to start: full addresses under `base_url`, so they can be opened as printed."""
+    writes = runtime.writes
+    assert writes is not None, "the demo writes: it needs a service with a keystore"
     rng = random.Random(seed)
     made: dict[str, Any] = {"charities": [], "donations": []}
     channels = ["bank-transfer", "wechat-pay", "alipay", "cash-box"]
     for charity in CHARITIES:
-        body, _ = charities.register(runtime, charity["name"], None)
-        charity_id, operator = body["id"], body["operator"]
-        charity_hex = ids.to_hex(charity_id)
-        key = _issue_key(runtime, "charity", charity_hex)
-        campaigns = [_create_campaign(runtime, charity_hex, operator, *c) for c in charity["campaigns"]]
+        body, _ = charities.register(writes, charity["name"], None)
+        charity_id = body["id"]
+        key = _issue_key(runtime, "charity", ids.to_hex(charity_id))
+        campaigns = [
+            campaigns_service.create(
+                writes,
+                DEMO,
+                CampaignCreate(charity_id=charity_id, name=name, currency=currency, goal=goal),
+                True,
+            )[0]["id"]
+            for name, currency, goal in charity["campaigns"]
+        ]
         made["charities"].append(
             {"id": charity_id, "name": charity["name"], "key": key, "campaigns": campaigns}
         )
@@ -103,7 +98,7 @@ def load_demo(
                 )
                 for _ in range(rng.randint(12, 20))
             ]
-            recorded, _ = donations.record(runtime, DEMO, items, True)
+            recorded, _ = donations.record(writes, DEMO, items, True)
             made["donations"].extend(recorded)
 
     lunches, coats = made["charities"][0]["campaigns"]
@@ -123,7 +118,7 @@ def load_demo(
     # waited for the mirror to show it (the indexer runs while the demo loads).
     for campaign_id, amount, recipient, purpose in plan:
         created, _ = disbursements.record(
-            runtime,
+            writes,
             DEMO,
             DisbursementCreate(campaign_id=campaign_id, amount=amount, recipient=recipient, purpose=purpose),
             True,
@@ -133,8 +128,8 @@ def load_demo(
             f"Disbursement: {created['id']}\n",
             "invoice.txt",
         )
-        target = disbursements.evidence_target(runtime, DEMO, created["id"])
-        disbursements.anchor(runtime, target, [invoice], True)
+        target = disbursements.evidence_target(writes, DEMO, created["id"])
+        disbursements.anchor(writes, target, [invoice], True)
     # One disbursement names its donations explicitly: the last donation of the wells campaign.
     last = [d for d in made["donations"] if d["campaign_id"] == wells][-1]
     explicit = DisbursementCreate(
@@ -144,11 +139,11 @@ def load_demo(
         purpose="Pump and pipes for well no. 1",
         allocations=[AllocationIn(donation_id=last["id"], amount=last["amount"] // 2)],
     )
-    disbursements.record(runtime, DEMO, explicit, True)
+    disbursements.record(writes, DEMO, explicit, True)
     # A donor asked for part of a gift back.
     refunded = [d for d in made["donations"] if d["campaign_id"] == coats][-1]
     donations.refund(
-        runtime, DEMO, refunded["id"], refunded["amount"] // 4, "donor asked for a partial refund", True
+        writes, DEMO, refunded["id"], refunded["amount"] // 4, "donor asked for a partial refund", True
     )
     made["auditor_key"] = _issue_key(runtime, "auditor", None)
     lunch = next(d for d in made["donations"] if d["campaign_id"] == lunches)

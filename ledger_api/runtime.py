@@ -10,24 +10,85 @@ import os
 import secrets
 import shutil
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
-from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import Engine, delete, insert, make_url, select
 from web3 import Web3
+from web3.contract import Contract
 from web3.types import Wei
 
 from indexer.indexer import IndexerConfig
 from indexer.service import BackgroundIndexer, ensure_deployment
-from ledger_api.app import Runtime
-from ledger_api.chain.contract import Deployment, deploy_ledger, load_artifact, make_web3
+from ledger_api.audit.context import Auditing
+from ledger_api.chain.contract import Deployment, deploy_ledger, ledger_contract, load_artifact, make_web3
 from ledger_api.chain.keystore import SERVICE_ACCOUNT, Keystore
 from ledger_api.chain.writer import ChainWriter, OutboxWorker
 from ledger_api.core import db
 from ledger_api.core.config import ROOT, Settings
 from ledger_api.core.models import Deployment as DeploymentRow
+from ledger_api.mirror.gateway import Mirror
+from ledger_api.transactions.service import Writes
+
+
+@dataclass
+class Runtime:
+    """What the running service works with: its settings, chain, database and, when it
+    runs one, the background indexer; and the gateways the routes get from it (reads get
+    `mirror`, audits `auditing`, writes `writes`)."""
+
+    settings: Settings
+    w3: Web3
+    deployment: Deployment
+    engine: Engine
+    deployment_id: int | None = None
+    indexer: BackgroundIndexer | None = None
+    # The write side (absent when the service only reads).
+    keystore: Keystore | None = None
+    writer: ChainWriter | None = None
+    service_account: str | None = None
+    outbox: OutboxWorker | None = None
+    # Development chains fund new operator accounts from this node-held account.
+    faucet: str | None = None
+
+    @cached_property
+    def contract(self) -> Contract:
+        """A web3 contract object (for callers that want web3's interface: the service
+        itself encodes with chain.calls)."""
+        return ledger_contract(self.w3, self.deployment.address)
+
+    @cached_property
+    def mirror(self) -> Mirror:
+        return Mirror(self.settings, self.engine, self.deployment, self.deployment_id)
+
+    @cached_property
+    def auditing(self) -> Auditing:
+        return Auditing(self.settings, self.engine, self.deployment, self.deployment_id, self.w3)
+
+    @cached_property
+    def writes(self) -> Writes | None:
+        """The write gateway, None when this service serves reads only."""
+        if (
+            self.writer is None
+            or self.keystore is None
+            or self.service_account is None
+            or self.deployment_id is None
+        ):
+            return None
+        return Writes(
+            settings=self.settings,
+            w3=self.w3,
+            deployment=self.deployment,
+            engine=self.engine,
+            deployment_id=self.deployment_id,
+            writer=self.writer,
+            keystore=self.keystore,
+            service_account=self.service_account,
+            faucet=self.faucet,
+            nudge_indexer=self.indexer.indexer.nudge if self.indexer is not None else None,
+        )
 
 
 class SetupError(RuntimeError):
@@ -310,17 +371,3 @@ def build_runtime(settings: Settings, dev: bool) -> Runtime:
 
 def dev_runtime(settings: Settings) -> Runtime:
     return build_runtime(settings, dev=True)
-
-
-__all__ = ["Any", "build_runtime", "deploy_signed", "dev_runtime", "embedded_settings"]
-
-
-def app_from_environment() -> FastAPI:
-    """The app of one `ledger serve --workers N` process, built from the environment."""
-    from ledger_api.app import create_app
-    from ledger_api.core import logs
-    from ledger_api.core.config import get_settings
-
-    settings = get_settings()
-    logs.configure(json_lines=settings.env == "production")
-    return create_app(build_runtime(settings, dev=False))

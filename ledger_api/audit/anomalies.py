@@ -25,13 +25,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Select, and_, func, select, tuple_
 
-from indexer import models as im
-from ledger_api.app import Runtime
 from ledger_api.audit.scope import Scope
 from ledger_api.core import ids
 from ledger_api.core.formats import major_units
 from ledger_api.core.models import ChainTransaction
-from ledger_api.core.proofs import ChainView, block_info, chain_view, iso, proof
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.proofs import ChainView, block_info, chain_view, iso, proof
 
 KINDS = (
     "missing_evidence",
@@ -51,8 +51,8 @@ class Thresholds:
     pending_minutes: int = 30
 
 
-def _campaigns(runtime: Runtime, scope: Scope) -> Select[Any]:
-    query = select(C.campaign_id).where(C.deployment_id == runtime.deployment_id)
+def _campaigns(mirror: Mirror, scope: Scope) -> Select[Any]:
+    query = select(C.campaign_id).where(C.deployment_id == mirror.deployment_id)
     if scope.campaign_id is not None:
         return query.where(C.campaign_id == scope.campaign_id)
     if scope.charity_id is not None:
@@ -60,15 +60,15 @@ def _campaigns(runtime: Runtime, scope: Scope) -> Select[Any]:
     return query
 
 
-def anomalies(runtime: Runtime, scope: Scope, limits: Thresholds, limit: int) -> dict[str, Any]:
+def anomalies(mirror: Mirror, scope: Scope, limits: Thresholds, limit: int) -> dict[str, Any]:
     now = int(time.time())
     found: list[dict[str, Any]] = []
-    with runtime.engine.connect() as connection:
-        view = chain_view(runtime, connection)
+    with mirror.engine.connect() as connection:
+        view = chain_view(mirror, connection)
         names: dict[str, str] = {}
         currencies: dict[str, str] = {}
         for row in connection.execute(
-            select(C.campaign_id, C.charity_id, C.currency).where(C.deployment_id == runtime.deployment_id)
+            select(C.campaign_id, C.charity_id, C.currency).where(C.deployment_id == mirror.deployment_id)
         ):
             names[row.campaign_id], currencies[row.campaign_id] = row.charity_id, row.currency
 
@@ -77,13 +77,13 @@ def anomalies(runtime: Runtime, scope: Scope, limits: Thresholds, limit: int) ->
             currency = currencies.get(campaign, "")
             return f"{major_units(amount, currency)} {currency}".rstrip()
 
-        campaigns = _campaigns(runtime, scope)
-        found += _missing_evidence(runtime, connection, campaigns, now - limits.evidence_days * 86400, money)
-        found += _concentration(runtime, connection, campaigns, limits.recipient_share, money)
-        found += _refund_after_allocation(runtime, connection, campaigns, money)
-        found += _large(runtime, connection, campaigns, limits.large_share, money)
-        found += _not_finalized(runtime, connection, scope, view, now - limits.pending_minutes * 60)
-        blocks = block_info(runtime, connection, {f["_row"].block_number for f in found if "_row" in f})
+        campaigns = _campaigns(mirror, scope)
+        found += _missing_evidence(mirror, connection, campaigns, now - limits.evidence_days * 86400, money)
+        found += _concentration(mirror, connection, campaigns, limits.recipient_share, money)
+        found += _refund_after_allocation(mirror, connection, campaigns, money)
+        found += _large(mirror, connection, campaigns, limits.large_share, money)
+        found += _not_finalized(mirror, connection, scope, view, now - limits.pending_minutes * 60)
+        blocks = block_info(mirror, connection, {f["_row"].block_number for f in found if "_row" in f})
     found.sort(key=lambda f: (f["_order"], f["kind"]))
     items = []
     for f in found[:limit]:
@@ -121,11 +121,11 @@ Money = Callable[[str, int], str]
 
 
 def _missing_evidence(
-    runtime: Runtime, connection: Connection, campaigns: Select[Any], before: int, money: Money
+    mirror: Mirror, connection: Connection, campaigns: Select[Any], before: int, money: Money
 ) -> list[dict[str, Any]]:
     rows = connection.execute(
         _timed(select(B, im.Block.timestamp), B).where(
-            B.deployment_id == runtime.deployment_id,
+            B.deployment_id == mirror.deployment_id,
             B.campaign_id.in_(campaigns),
             B.evidence_count == 0,
             im.Block.timestamp <= before,
@@ -147,11 +147,11 @@ def _missing_evidence(
 
 
 def _concentration(
-    runtime: Runtime, connection: Connection, campaigns: Select[Any], share: float, money: Money
+    mirror: Mirror, connection: Connection, campaigns: Select[Any], share: float, money: Money
 ) -> list[dict[str, Any]]:
     per_recipient = connection.execute(
         select(B.campaign_id, B.recipient, func.sum(B.amount), func.count())
-        .where(B.deployment_id == runtime.deployment_id, B.campaign_id.in_(campaigns))
+        .where(B.deployment_id == mirror.deployment_id, B.campaign_id.in_(campaigns))
         .group_by(B.campaign_id, B.recipient)
     ).all()
     totals: dict[str, int] = defaultdict(int)
@@ -178,11 +178,11 @@ def _concentration(
 
 
 def _refund_after_allocation(
-    runtime: Runtime, connection: Connection, campaigns: Select[Any], money: Money
+    mirror: Mirror, connection: Connection, campaigns: Select[Any], money: Money
 ) -> list[dict[str, Any]]:
     first_allocation = (
         select(A.donation_id, func.min(A.block_number).label("block_number"))
-        .where(A.deployment_id == runtime.deployment_id)
+        .where(A.deployment_id == mirror.deployment_id)
         .group_by(A.donation_id)
         .subquery()
     )
@@ -190,7 +190,7 @@ def _refund_after_allocation(
         select(R, first_allocation.c.block_number.label("allocated_in"))
         .join(first_allocation, first_allocation.c.donation_id == R.donation_id)
         .where(
-            R.deployment_id == runtime.deployment_id,
+            R.deployment_id == mirror.deployment_id,
             R.campaign_id.in_(campaigns),
             R.block_number >= first_allocation.c.block_number,
         )
@@ -198,7 +198,7 @@ def _refund_after_allocation(
     found = []
     for r in rows:
         # Same block: only a refund logged after the allocation counts.
-        if r.block_number == r.allocated_in and not _after_allocation(runtime, connection, r):
+        if r.block_number == r.allocated_in and not _after_allocation(mirror, connection, r):
             continue
         found.append(
             {
@@ -216,10 +216,10 @@ def _refund_after_allocation(
     return found
 
 
-def _after_allocation(runtime: Runtime, connection: Connection, refund: Any) -> bool:
+def _after_allocation(mirror: Mirror, connection: Connection, refund: Any) -> bool:
     earlier = connection.execute(
         select(func.count()).where(
-            A.deployment_id == runtime.deployment_id,
+            A.deployment_id == mirror.deployment_id,
             A.donation_id == refund.donation_id,
             tuple_(A.block_number, A.log_index) < tuple_(refund.block_number, refund.log_index),
         )
@@ -228,12 +228,12 @@ def _after_allocation(runtime: Runtime, connection: Connection, refund: Any) -> 
 
 
 def _large(
-    runtime: Runtime, connection: Connection, campaigns: Select[Any], share: float, money: Money
+    mirror: Mirror, connection: Connection, campaigns: Select[Any], share: float, money: Money
 ) -> list[dict[str, Any]]:
     rows = connection.execute(
         select(B, C.received)
         .join(C, and_(C.deployment_id == B.deployment_id, C.campaign_id == B.campaign_id))
-        .where(B.deployment_id == runtime.deployment_id, B.campaign_id.in_(campaigns))
+        .where(B.deployment_id == mirror.deployment_id, B.campaign_id.in_(campaigns))
     ).all()
     return [
         {
@@ -254,10 +254,10 @@ def _large(
 
 
 def _not_finalized(
-    runtime: Runtime, connection: Connection, scope: Scope, view: ChainView, before: int
+    mirror: Mirror, connection: Connection, scope: Scope, view: ChainView, before: int
 ) -> list[dict[str, Any]]:
     T = ChainTransaction
-    query = select(T).where(T.chain_id == runtime.deployment.chain_id)
+    query = select(T).where(T.chain_id == mirror.deployment.chain_id)
     if scope.charity_id is not None:
         query = query.where(T.charity_id == scope.charity_id)
     cutoff = datetime.fromtimestamp(before, UTC)
@@ -286,7 +286,7 @@ def _not_finalized(
             T.status == "mined",
             T.block_number <= view.finalized_block,
             ~select(im.Event.id)
-            .where(im.Event.deployment_id == runtime.deployment_id, im.Event.tx_hash == T.tx_hash)
+            .where(im.Event.deployment_id == mirror.deployment_id, im.Event.tx_hash == T.tx_hash)
             .exists(),
         )
     ).all()
@@ -298,7 +298,7 @@ def _not_finalized(
             continue
         found.append(_transaction_finding(t, records, "mined, then dropped from the chain"))
     stalled = connection.execute(
-        scoped_events(runtime, scope)
+        scoped_events(mirror, scope)
         .where(im.Event.block_number > view.finalized_block, im.Block.timestamp < before)
         .limit(1000)
     ).all()
@@ -317,11 +317,11 @@ def _not_finalized(
     return found
 
 
-def scoped_events(runtime: Runtime, scope: Scope) -> Select[Any]:
+def scoped_events(mirror: Mirror, scope: Scope) -> Select[Any]:
     E = im.Event
     query = _timed(
         select(E.block_number, E.log_index, E.tx_hash, E.name, E.campaign_id, im.Block.timestamp), E
-    ).where(E.deployment_id == runtime.deployment_id)
+    ).where(E.deployment_id == mirror.deployment_id)
     if scope.campaign_id is not None:
         return query.where(E.campaign_id == scope.campaign_id)
     if scope.charity_id is not None:

@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 from sqlalchemy import and_, select
 
-from indexer import models as im
-from ledger_api.app import Runtime
 from ledger_api.audit import iati, trail
 from ledger_api.audit.scope import Scope
 from ledger_api.core import ids
 from ledger_api.core.errors import NotFound
-from ledger_api.core.proofs import chain_view
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.proofs import chain_view
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -91,31 +91,31 @@ def filename(scope: Scope, fmt: str) -> str:
     return f"{name}.{FORMATS[fmt][1]}"
 
 
-def _currencies(runtime: Runtime) -> dict[str, str]:
-    with runtime.engine.connect() as connection:
+def _currencies(mirror: Mirror) -> dict[str, str]:
+    with mirror.engine.connect() as connection:
         return {
             ids.from_bytes32(campaign): currency
             for campaign, currency in connection.execute(
                 select(im.Campaign.campaign_id, im.Campaign.currency).where(
-                    im.Campaign.deployment_id == runtime.deployment_id
+                    im.Campaign.deployment_id == mirror.deployment_id
                 )
             )
         }
 
 
-def _entries(runtime: Runtime, scope: Scope) -> Iterator[dict[str, Any]]:
-    with runtime.engine.connect() as connection:
-        view = chain_view(runtime, connection)
-        yield from trail.stream(connection, view, trail.statement(runtime, scope))
+def _entries(mirror: Mirror, scope: Scope) -> Iterator[dict[str, Any]]:
+    with mirror.engine.connect() as connection:
+        view = chain_view(mirror, connection)
+        yield from trail.stream(connection, view, trail.statement(mirror, scope))
 
 
-def csv_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
-    currencies = _currencies(runtime)
+def csv_export(mirror: Mirror, scope: Scope) -> Iterator[bytes]:
+    currencies = _currencies(mirror)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # so spreadsheet programs read the UTF-8 (Chinese names) right
     writer.writerow(CSV_COLUMNS)
-    for n, entry in enumerate(_entries(runtime, scope), start=1):
+    for n, entry in enumerate(_entries(mirror, scope), start=1):
         data, proof = entry["data"], entry["proof"]
         record, related = _RECORD.get(entry["kind"], (None, None))
         writer.writerow(
@@ -149,9 +149,9 @@ def csv_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def json_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
-    with runtime.engine.connect() as connection:
-        view = chain_view(runtime, connection)
+def json_export(mirror: Mirror, scope: Scope) -> Iterator[bytes]:
+    with mirror.engine.connect() as connection:
+        view = chain_view(mirror, connection)
     head = {
         "scope": scope.describe(),
         "generated_at": datetime.now(UTC).isoformat(),
@@ -165,7 +165,7 @@ def json_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
     yield orjson.dumps(head)[:-1] + b',"entries":['
     chunk: list[bytes] = []
     count = 0
-    for entry in _entries(runtime, scope):
+    for entry in _entries(mirror, scope):
         chunk.append(orjson.dumps(entry))
         count += 1
         if len(chunk) == SLICE:
@@ -176,21 +176,21 @@ def json_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
     yield b'],"count":' + str(count).encode() + b"}"
 
 
-def _transactions(runtime: Runtime, campaign_hex: str) -> Iterator[iati.Transaction]:
+def _transactions(mirror: Mirror, campaign_hex: str) -> Iterator[iati.Transaction]:
     E = im.Event
     query = (
         select(E.name, E.args, E.tx_hash, E.block_number, im.Block.timestamp)
         .join(im.Block, and_(im.Block.deployment_id == E.deployment_id, im.Block.number == E.block_number))
         .where(
-            E.deployment_id == runtime.deployment_id,
+            E.deployment_id == mirror.deployment_id,
             E.campaign_id == campaign_hex,
             E.name.in_(["DonationRecorded", "DonationRefunded", "DisbursementRecorded"]),
         )
         .order_by(E.block_number, E.log_index)
         .execution_options(yield_per=2000)
     )
-    with runtime.engine.connect() as connection:
-        finalized = chain_view(runtime, connection).finalized_block
+    with mirror.engine.connect() as connection:
+        finalized = chain_view(mirror, connection).finalized_block
         for name, raw, tx_hash, block_number, ts in connection.execute(query):
             args = orjson.loads(raw)
             date = datetime.fromtimestamp(ts, UTC)
@@ -221,7 +221,7 @@ def _transactions(runtime: Runtime, campaign_hex: str) -> Iterator[iati.Transact
                 )
 
 
-def iati_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
+def iati_export(mirror: Mirror, scope: Scope) -> Iterator[bytes]:
     """Campaigns are read before the first byte (an IATI document needs at least one
     activity: a scope without campaigns is a 404, not a broken stream)."""
     C, CH = im.Campaign, im.Charity
@@ -229,27 +229,27 @@ def iati_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
         select(C, CH.name.label("charity_name"), im.Block.timestamp)
         .join(CH, and_(CH.deployment_id == C.deployment_id, CH.charity_id == C.charity_id))
         .join(im.Block, and_(im.Block.deployment_id == C.deployment_id, im.Block.number == C.block_number))
-        .where(C.deployment_id == runtime.deployment_id)
+        .where(C.deployment_id == mirror.deployment_id)
         .order_by(C.block_number, C.log_index)
     )
     if scope.campaign_id is not None:
         query = query.where(C.campaign_id == scope.campaign_id)
     elif scope.charity_id is not None:
         query = query.where(C.charity_id == scope.charity_id)
-    with runtime.engine.connect() as connection:
+    with mirror.engine.connect() as connection:
         campaigns = connection.execute(query).all()  # one row per campaign: small
         closing = {
             number: ts
             for number, ts in connection.execute(
                 select(im.Block.number, im.Block.timestamp).where(
-                    im.Block.deployment_id == runtime.deployment_id,
+                    im.Block.deployment_id == mirror.deployment_id,
                     im.Block.number.in_([c.closed_block for c in campaigns if c.closed_block is not None]),
                 )
             )
         }
     if not campaigns:
         raise NotFound("no campaigns in this scope: an IATI export holds one activity per campaign")
-    chain_id, contract = runtime.deployment.chain_id, runtime.deployment.address
+    chain_id, contract = mirror.deployment.chain_id, mirror.deployment.address
 
     def activities() -> Iterator[tuple[iati.Activity, Iterator[iati.Transaction]]]:
         for c in campaigns:
@@ -267,14 +267,14 @@ def iati_export(runtime: Runtime, scope: Scope) -> Iterator[bytes]:
                 contract=contract,
                 tx_hash=c.tx_hash,
             )
-            yield activity, _transactions(runtime, c.campaign_id)
+            yield activity, _transactions(mirror, c.campaign_id)
 
     return iati.activities_xml(activities(), datetime.now(UTC))
 
 
-def export(runtime: Runtime, scope: Scope, fmt: str) -> Iterator[bytes]:
+def export(mirror: Mirror, scope: Scope, fmt: str) -> Iterator[bytes]:
     if fmt == "csv":
-        return csv_export(runtime, scope)
+        return csv_export(mirror, scope)
     if fmt == "json":
-        return json_export(runtime, scope)
-    return iati_export(runtime, scope)
+        return json_export(mirror, scope)
+    return iati_export(mirror, scope)

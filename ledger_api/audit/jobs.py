@@ -41,8 +41,8 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from web3.exceptions import Web3Exception
 
-from ledger_api.app import Runtime
 from ledger_api.audit import reconcile
+from ledger_api.audit.context import Auditing
 from ledger_api.audit.scope import Scope
 from ledger_api.core.models import ReconciliationJob as Job
 from ledger_api.core.security import Principal
@@ -83,31 +83,31 @@ def _scope_of(row: Row[Any]) -> Scope:
     return Scope(row.charity_id, row.campaign_id)
 
 
-def _visible(runtime: Runtime, principal: Principal) -> Any:
+def _visible(auditing: Auditing, principal: Principal) -> Any:
     """Jobs the caller may see: a charity key, those of its charity (and its campaigns);
     auditors and admins, all of the deployment's."""
-    query = select(Job).where(Job.deployment_id == runtime.deployment_id)
+    query = select(Job).where(Job.deployment_id == auditing.deployment_id)
     if principal.role == "charity":
         query = query.where(Job.charity_id == principal.charity_id)
     return query
 
 
-def start(runtime: Runtime, scope: Scope, principal: Principal) -> tuple[Row[Any], bool]:
+def start(auditing: Auditing, scope: Scope, principal: Principal) -> tuple[Row[Any], bool]:
     """The scope's queued or running job, or a new queued one: (job, created)."""
     key = scope_key(scope)
-    active = select(Job).where(Job.deployment_id == runtime.deployment_id, Job.active_scope == key)
+    active = select(Job).where(Job.deployment_id == auditing.deployment_id, Job.active_scope == key)
     for _ in range(5):
-        with runtime.engine.connect() as connection:
+        with auditing.engine.connect() as connection:
             found = connection.execute(active).one_or_none()
         if found is not None:
             return found, False
         job_id = str(uuid.uuid4())
         try:
-            with runtime.engine.begin() as connection:
+            with auditing.engine.begin() as connection:
                 connection.execute(
                     insert(Job).values(
                         id=job_id,
-                        deployment_id=runtime.deployment_id,
+                        deployment_id=auditing.deployment_id,
                         charity_id=scope.charity_id,
                         campaign_id=scope.campaign_id,
                         active_scope=key,
@@ -119,33 +119,33 @@ def start(runtime: Runtime, scope: Scope, principal: Principal) -> tuple[Row[Any
                 )
         except IntegrityError:
             continue  # another request queued one for this scope first: return that one
-        with runtime.engine.connect() as connection:
+        with auditing.engine.connect() as connection:
             return connection.execute(select(Job).where(Job.id == job_id)).one(), True
     # Five times the scope's job finished between our insert and our read: practically never.
     raise RuntimeError("could not queue a reconciliation")
 
 
-def find(runtime: Runtime, principal: Principal, job_id: str) -> Row[Any] | None:
+def find(auditing: Auditing, principal: Principal, job_id: str) -> Row[Any] | None:
     """The job, if it exists and the caller may see it (None either way, alike)."""
-    with runtime.engine.connect() as connection:
-        return connection.execute(_visible(runtime, principal).where(Job.id == job_id)).one_or_none()
+    with auditing.engine.connect() as connection:
+        return connection.execute(_visible(auditing, principal).where(Job.id == job_id)).one_or_none()
 
 
-def recent(runtime: Runtime, principal: Principal, scope: Scope, limit: int) -> list[Row[Any]]:
+def recent(auditing: Auditing, principal: Principal, scope: Scope, limit: int) -> list[Row[Any]]:
     """The caller's jobs in `scope`, newest first."""
-    query = _visible(runtime, principal)
+    query = _visible(auditing, principal)
     if scope.campaign_id is not None:
         query = query.where(Job.campaign_id == scope.campaign_id)
     elif scope.charity_id is not None:
         query = query.where(Job.charity_id == scope.charity_id)
     query = query.order_by(Job.created_at.desc(), Job.id).limit(limit)
-    with runtime.engine.connect() as connection:
+    with auditing.engine.connect() as connection:
         return list(connection.execute(query))
 
 
-def _ahead(runtime: Runtime, row: Row[Any]) -> int:
+def _ahead(auditing: Auditing, row: Row[Any]) -> int:
     """Jobs that run before a queued one: those running and those queued earlier."""
-    with runtime.engine.connect() as connection:
+    with auditing.engine.connect() as connection:
         return int(
             connection.execute(
                 select(func.count())
@@ -160,7 +160,7 @@ def _ahead(runtime: Runtime, row: Row[Any]) -> int:
         )
 
 
-def view(runtime: Runtime, row: Row[Any], full: bool = True) -> dict[str, Any]:
+def view(auditing: Auditing, row: Row[Any], full: bool = True) -> dict[str, Any]:
     """A job as the API shows it; `full` adds a finished job's whole result."""
     body: dict[str, Any] = {
         "id": row.id,
@@ -174,7 +174,7 @@ def view(runtime: Runtime, row: Row[Any], full: bool = True) -> dict[str, Any]:
         "attempts": row.attempts,
     }
     if row.status == "queued" and full:
-        body["jobs_ahead"] = _ahead(runtime, row)
+        body["jobs_ahead"] = _ahead(auditing, row)
     if row.status == "running":
         body["progress"] = row.progress
     if row.status == "done":
@@ -204,9 +204,9 @@ class ReconciliationWorker:
     """One thread that runs this process's share of the queued reconciliations, one at a
     time, and one that writes the running job's heartbeat."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        settings = runtime.settings
+    def __init__(self, auditing: Auditing) -> None:
+        self.auditing = auditing
+        settings = auditing.settings
         self.concurrency = settings.reconcile_concurrency
         self.heartbeat = settings.reconcile_heartbeat_seconds
         self.stale = timedelta(seconds=settings.reconcile_stale_seconds)
@@ -253,7 +253,7 @@ class ReconciliationWorker:
 
     def recover(self) -> int:
         """Queue again (once) or fail the running jobs whose heartbeat stopped."""
-        engine, deployment = self.runtime.engine, self.runtime.deployment_id
+        engine, deployment = self.auditing.engine, self.auditing.deployment_id
         now = _now()
         stale = (
             (Job.deployment_id == deployment)
@@ -288,7 +288,7 @@ class ReconciliationWorker:
 
     def claim(self) -> Row[Any] | None:
         """The oldest queued job, now running here, if a slot is free."""
-        engine, deployment = self.runtime.engine, self.runtime.deployment_id
+        engine, deployment = self.auditing.engine, self.auditing.deployment_id
         with engine.connect() as connection:
             running = connection.execute(
                 select(func.count())
@@ -339,7 +339,7 @@ class ReconciliationWorker:
         self.running = running
         running.progress.cancelled = self.stop_event.is_set()
         try:
-            result = reconcile.reconcile(self.runtime, _scope_of(job), running.progress)
+            result = reconcile.reconcile(self.auditing, _scope_of(job), running.progress)
         except reconcile.Cancelled:
             self._requeue(running)
             return
@@ -362,7 +362,7 @@ class ReconciliationWorker:
 
     def _requeue(self, running: _Running) -> None:
         """Back to the queue, as if never started (this process is stopping)."""
-        with self.runtime.engine.begin() as connection:
+        with self.auditing.engine.begin() as connection:
             connection.execute(
                 update(Job)
                 .where(Job.id == running.job_id, Job.worker == self.name, Job.status == "running")
@@ -380,7 +380,7 @@ class ReconciliationWorker:
         log.info("reconciliation %s goes back to the queue: this process is stopping", running.job_id)
 
     def _finish(self, running: _Running, **values: Any) -> None:
-        engine, deployment = self.runtime.engine, self.runtime.deployment_id
+        engine, deployment = self.auditing.engine, self.auditing.deployment_id
         with engine.begin() as connection:
             finished = connection.execute(
                 update(Job)
@@ -419,7 +419,7 @@ class ReconciliationWorker:
             if state == written and time.monotonic() - last_beat < self.heartbeat:
                 continue
             try:
-                with self.runtime.engine.begin() as connection:
+                with self.auditing.engine.begin() as connection:
                     connection.execute(
                         update(Job)
                         .where(Job.id == running.job_id, Job.worker == self.name, Job.status == "running")

@@ -38,16 +38,16 @@ from sqlalchemy import Connection, Row, create_engine, insert, select
 from sqlalchemy.pool import StaticPool
 from web3 import HTTPProvider, Web3
 
-from indexer import models as im
 from indexer.decoder import DecodedLog
 from indexer.indexer import Indexer
 from indexer.projections import apply_logs
-from ledger_api.app import Runtime
+from ledger_api.audit.context import Auditing
 from ledger_api.audit.scope import Scope
 from ledger_api.chain.calls import Call, decode_result, encode
 from ledger_api.chain.contract import SerializedTesterProvider, contract_error_of, decode_contract_error
 from ledger_api.core import db, ids
 from ledger_api.core.models import Base, Deployment
+from ledger_api.mirror import tables as im
 
 MAX_LISTED = 1000  # differences listed in one answer (all are counted)
 # eth_calls per JSON-RPC batch: anvil answers 200 donationOf calls in about 40 ms, so a
@@ -158,34 +158,34 @@ def _digest(tables: dict[str, dict[tuple, tuple]]) -> str:
     return digest.hexdigest()
 
 
-def _derive(runtime: Runtime, height: int, progress: Progress) -> tuple[Any, int]:
+def _derive(auditing: Auditing, height: int, progress: Progress) -> tuple[Any, int]:
     """The records the chain's events up to `height` imply, in a private database."""
     engine = create_engine("sqlite://", poolclass=StaticPool)
     Base.metadata.create_all(engine)
-    assert runtime.deployment_id is not None
+    assert auditing.deployment_id is not None
     table = im.table(Deployment)
-    with runtime.engine.connect() as source:
-        row = source.execute(select(table).where(table.c.id == runtime.deployment_id)).one()
+    with auditing.engine.connect() as source:
+        row = source.execute(select(table).where(table.c.id == auditing.deployment_id)).one()
     with engine.begin() as connection:
         connection.execute(insert(table).values(**row._asdict()))
     count = 0
-    for logs in _chain_logs(runtime, row.deployment_block, height):
+    for logs in _chain_logs(auditing, row.deployment_block, height):
         progress.check()
         with engine.begin() as connection:
-            apply_logs(connection, runtime.deployment_id, logs)
+            apply_logs(connection, auditing.deployment_id, logs)
         count += len(logs)
         if logs:
             progress.stage = f"re-reading the chain: block {logs[-1].block_number} of {height}"
     return engine, count
 
 
-def _chain_logs(runtime: Runtime, start: int, end: int) -> Iterator[list[DecodedLog]]:
+def _chain_logs(auditing: Auditing, start: int, end: int) -> Iterator[list[DecodedLog]]:
     """Every ledger log of blocks start..end, from the node: over JSON-RPC in the
     indexer's adaptive ranges; on the embedded chain from its receipts, in slices of
     blocks that each hold the chain for about SLICE_SECONDS."""
-    assert runtime.deployment_id is not None
-    reader = Indexer(runtime.w3, runtime.engine, runtime.deployment_id)
-    provider = runtime.w3.provider
+    assert auditing.deployment_id is not None
+    reader = Indexer(auditing.w3, auditing.engine, auditing.deployment_id)
+    provider = auditing.w3.provider
     if not isinstance(provider, SerializedTesterProvider):
         yield from reader.read_logs(start, end)
         return
@@ -294,7 +294,7 @@ def _decode(fn_name: str, raw: str) -> ViewResult:
 
 
 def _check_views(
-    runtime: Runtime,
+    auditing: Auditing,
     mirror: dict[str, dict[tuple, tuple]],
     columns: dict[str, list[str]],
     block: int,
@@ -312,7 +312,7 @@ def _check_views(
         for key, values in mirror[table].items():
             row = dict(zip(names, values, strict=True))
             checks.append((table, key, row, encode(fn_name, bytes.fromhex(key[0][2:]))))
-    results = _view_results(runtime.w3, runtime.deployment.address, [c[3] for c in checks], block, progress)
+    results = _view_results(auditing.w3, auditing.deployment.address, [c[3] for c in checks], block, progress)
     for (table, key, row, call), result in zip(checks, results, strict=True):
         record = _readable(key[0])
         if result.value is None:
@@ -419,22 +419,22 @@ def _mirror_tables(connection: Connection, deployment_id: int, scope: Scope) -> 
     return {name: _rows(connection, deployment_id, model, scope) for name, model, _ in TABLES}
 
 
-def reconcile(runtime: Runtime, scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
+def reconcile(auditing: Auditing, scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
     began = time.perf_counter()
     progress = progress or Progress()
-    assert runtime.deployment_id is not None
-    deployment_id = runtime.deployment_id
+    assert auditing.deployment_id is not None
+    deployment_id = auditing.deployment_id
     progress.stage = "reading the mirror"
     # The cursor and the rows it covers, as of one moment: the indexer commits a range's
     # rows with its cursor, so this is the mirror at exactly the cursor's block.
-    with db.snapshot(runtime.engine) as connection:
+    with db.snapshot(auditing.engine) as connection:
         cursor = _cursor(connection, deployment_id)
         mirror_tables = _mirror_tables(connection, deployment_id, scope) if cursor else {}
     height, mirror_hash = (cursor.block_number, cursor.block_hash) if cursor else (None, None)
     progress.block_number = height
     checked_at: dict[str, Any] = {
-        "chain_id": runtime.deployment.chain_id,
-        "contract": runtime.deployment.address,
+        "chain_id": auditing.deployment.chain_id,
+        "contract": auditing.deployment.address,
         "block_number": height,
         "block_hash": mirror_hash,
     }
@@ -443,7 +443,7 @@ def reconcile(runtime: Runtime, scope: Scope, progress: Progress | None = None) 
         findings = Findings()
         findings.add(check="cursor", problem="the mirror has not indexed anything yet")
         return _finish(answer, findings, began)
-    node_hash = "0x" + bytes(_block_hash(runtime.w3, height)).hex()
+    node_hash = "0x" + bytes(_block_hash(auditing.w3, height)).hex()
     if node_hash != mirror_hash:
         findings = Findings()
         findings.add(
@@ -456,7 +456,7 @@ def reconcile(runtime: Runtime, scope: Scope, progress: Progress | None = None) 
         return _finish(answer, findings, began)
 
     progress.stage = "re-reading the chain"
-    derived, chain_events = _derive(runtime, height, progress)
+    derived, chain_events = _derive(auditing, height, progress)
     progress.stage = "comparing the records"
     findings = Findings()
     chain_tables: dict[str, dict[tuple, tuple]] = {}
@@ -467,7 +467,7 @@ def reconcile(runtime: Runtime, scope: Scope, progress: Progress | None = None) 
             chain_tables[name] = _rows(theirs, deployment_id, model, scope)
             _compare(findings, name, columns[name], keys, chain_tables[name], mirror_tables[name])
     derived.dispose()
-    view_findings, view_counts = _check_views(runtime, mirror_tables, columns, height, progress)
+    view_findings, view_counts = _check_views(auditing, mirror_tables, columns, height, progress)
     for difference in view_findings.differences:
         findings.add(**difference)
     findings.count += view_findings.count - len(view_findings.differences)

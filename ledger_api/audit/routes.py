@@ -11,15 +11,14 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import Row
 
-from ledger_api.app import Runtime
 from ledger_api.audit import anomalies as anomaly_reports
 from ledger_api.audit import exports, jobs, trail
+from ledger_api.audit.context import Auditing, AuditingDep
 from ledger_api.audit.scope import AuditPrincipal, resolve
-from ledger_api.core.deps import RuntimeDep
 from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.pages import CursorParam, Limit, Since, Until
-from ledger_api.core.proofs import chain_view
 from ledger_api.core.schemas import CampaignId, CharityId, Strict
+from ledger_api.mirror.proofs import chain_view
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -30,7 +29,7 @@ Block = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 
 @router.get("/trail")
 def audit_trail(
-    runtime: RuntimeDep,
+    auditing: AuditingDep,
     principal: AuditPrincipal,
     charity_id: CharityFilter = None,
     campaign_id: CampaignFilter = None,
@@ -46,11 +45,11 @@ def audit_trail(
 ) -> JSONResponse:
     """Every ledger event in scope, in chain order, with its chain reference and sender."""
     names = trail.event_names(kind)
-    with runtime.engine.connect() as connection:
-        scope = resolve(runtime, connection, principal, charity_id, campaign_id)
-        view = chain_view(runtime, connection)
-        query = trail.statement(runtime, scope, names, from_block, to_block, since, until, cursor)
-        body = trail.trail_page(runtime, connection, view, query, limit)
+    with auditing.engine.connect() as connection:
+        scope = resolve(auditing, connection, principal, charity_id, campaign_id)
+        view = chain_view(auditing, connection)
+        query = trail.statement(auditing, scope, names, from_block, to_block, since, until, cursor)
+        body = trail.trail_page(auditing, connection, view, query, limit)
     return JSONResponse({"scope": scope.describe(), **body})
 
 
@@ -66,19 +65,19 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 POLL_AFTER = "2"
 
 
-def _accepted(request: Request, runtime: Runtime, job: Row[Any], created: bool) -> JSONResponse:
+def _accepted(request: Request, auditing: Auditing, job: Row[Any], created: bool) -> JSONResponse:
     if created:
         worker = getattr(request.app.state, "reconciler", None)
         if worker is not None:
             worker.wake()
-    body = jobs.view(runtime, job)
+    body = jobs.view(auditing, job)
     return JSONResponse(body, status_code=202, headers={"Location": body["href"], "Retry-After": POLL_AFTER})
 
 
 @router.post("/reconciliations", status_code=202)
 def start_reconciliation(
     request: Request,
-    runtime: RuntimeDep,
+    auditing: AuditingDep,
     principal: AuditPrincipal,
     body: Annotated[ReconciliationStart | None, Body()] = None,
     charity_id: CharityFilter = None,
@@ -95,57 +94,57 @@ def start_reconciliation(
             if given is not None and query is not None and given != query:
                 raise InvalidRequest(f"{name} differs between the query and the body")
         charity_id, campaign_id = body.charity_id or charity_id, body.campaign_id or campaign_id
-    with runtime.engine.connect() as connection:
-        scope = resolve(runtime, connection, principal, charity_id, campaign_id)
-    job, created = jobs.start(runtime, scope, principal)
-    return _accepted(request, runtime, job, created)
+    with auditing.engine.connect() as connection:
+        scope = resolve(auditing, connection, principal, charity_id, campaign_id)
+    job, created = jobs.start(auditing, scope, principal)
+    return _accepted(request, auditing, job, created)
 
 
 @router.get("/reconciliations")
 def list_reconciliations(
-    runtime: RuntimeDep,
+    auditing: AuditingDep,
     principal: AuditPrincipal,
     charity_id: CharityFilter = None,
     campaign_id: CampaignFilter = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JSONResponse:
     """The reconciliations in the caller's scope, newest first (results by their href)."""
-    with runtime.engine.connect() as connection:
-        scope = resolve(runtime, connection, principal, charity_id, campaign_id)
-    rows = jobs.recent(runtime, principal, scope, limit)
-    return JSONResponse({"items": [jobs.view(runtime, row, full=False) for row in rows]})
+    with auditing.engine.connect() as connection:
+        scope = resolve(auditing, connection, principal, charity_id, campaign_id)
+    rows = jobs.recent(auditing, principal, scope, limit)
+    return JSONResponse({"items": [jobs.view(auditing, row, full=False) for row in rows]})
 
 
 @router.get("/reconciliations/{job_id}")
-def get_reconciliation(job_id: JobId, runtime: RuntimeDep, principal: AuditPrincipal) -> JSONResponse:
+def get_reconciliation(job_id: JobId, auditing: AuditingDep, principal: AuditPrincipal) -> JSONResponse:
     """A reconciliation: queued, running, done (with its result: clean, the block it was
     checked at, counts, digests, every difference) or failed (with why)."""
-    job = jobs.find(runtime, principal, job_id)
+    job = jobs.find(auditing, principal, job_id)
     if job is None:
         raise NotFound("reconciliation not found")
     headers = {"Retry-After": POLL_AFTER} if job.status in ("queued", "running") else {}
-    return JSONResponse(jobs.view(runtime, job), headers=headers)
+    return JSONResponse(jobs.view(auditing, job), headers=headers)
 
 
 @router.get("/reconciliation", status_code=202, deprecated=True)
 def reconciliation(
     request: Request,
-    runtime: RuntimeDep,
+    auditing: AuditingDep,
     principal: AuditPrincipal,
     charity_id: CharityFilter = None,
     campaign_id: CampaignFilter = None,
 ) -> JSONResponse:
     """Kept for old clients: starts (or finds) the scope's reconciliation like
     POST /v1/audit/reconciliations and answers 202 with its Location."""
-    with runtime.engine.connect() as connection:
-        scope = resolve(runtime, connection, principal, charity_id, campaign_id)
-    job, created = jobs.start(runtime, scope, principal)
-    return _accepted(request, runtime, job, created)
+    with auditing.engine.connect() as connection:
+        scope = resolve(auditing, connection, principal, charity_id, campaign_id)
+    job, created = jobs.start(auditing, scope, principal)
+    return _accepted(request, auditing, job, created)
 
 
 @router.get("/anomalies")
 def anomalies(
-    runtime: RuntimeDep,
+    auditing: AuditingDep,
     principal: AuditPrincipal,
     charity_id: CharityFilter = None,
     campaign_id: CampaignFilter = None,
@@ -157,32 +156,32 @@ def anomalies(
 ) -> JSONResponse:
     """Disbursements without evidence, concentrated recipients, refunds after allocation,
     records never finalized and large disbursements (thresholds default to the settings)."""
-    settings = runtime.settings
+    settings = auditing.settings
     limits = anomaly_reports.Thresholds(
         evidence_days=settings.anomaly_evidence_days if evidence_days is None else evidence_days,
         recipient_share=settings.anomaly_recipient_share if recipient_share is None else recipient_share,
         large_share=settings.anomaly_large_share if large_share is None else large_share,
         pending_minutes=settings.anomaly_pending_minutes if pending_minutes is None else pending_minutes,
     )
-    with runtime.engine.connect() as connection:
-        scope = resolve(runtime, connection, principal, charity_id, campaign_id)
-    return JSONResponse(anomaly_reports.anomalies(runtime, scope, limits, limit))
+    with auditing.engine.connect() as connection:
+        scope = resolve(auditing, connection, principal, charity_id, campaign_id)
+    return JSONResponse(anomaly_reports.anomalies(auditing, scope, limits, limit))
 
 
 @router.get("/export")
 def export(
-    runtime: RuntimeDep,
+    auditing: AuditingDep,
     principal: AuditPrincipal,
     format: Annotated[Literal["csv", "json", "iati"], Query(description="csv, json or iati (2.03 XML).")],
     charity_id: CharityFilter = None,
     campaign_id: CampaignFilter = None,
 ) -> StreamingResponse:
     """The ledger in scope as CSV, JSON (the full trail) or IATI 2.03 activity XML, streamed."""
-    with runtime.engine.connect() as connection:
-        scope = resolve(runtime, connection, principal, charity_id, campaign_id)
+    with auditing.engine.connect() as connection:
+        scope = resolve(auditing, connection, principal, charity_id, campaign_id)
     media_type, _ = exports.FORMATS[format]
     return StreamingResponse(
-        exports.export(runtime, scope, format),
+        exports.export(auditing, scope, format),
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{exports.filename(scope, format)}"'},
     )

@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from fastapi import Depends
 from sqlalchemy import Connection, select
 
-from indexer import models as im
-from ledger_api.app import Runtime
 from ledger_api.core import ids
 from ledger_api.core.errors import Forbidden, NotFound
 from ledger_api.core.security import CurrentPrincipal, Principal
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
 
 
 def _auditor(principal: CurrentPrincipal) -> Principal:
@@ -45,7 +45,7 @@ class Scope:
 
 
 def resolve(
-    runtime: Runtime,
+    mirror: Mirror,
     connection: Connection,
     principal: Principal,
     charity_id: str | None,
@@ -58,7 +58,7 @@ def resolve(
     if campaign_hex is not None:
         owner = connection.execute(
             select(im.Campaign.charity_id).where(
-                im.Campaign.deployment_id == runtime.deployment_id, im.Campaign.campaign_id == campaign_hex
+                im.Campaign.deployment_id == mirror.deployment_id, im.Campaign.campaign_id == campaign_hex
             )
         ).scalar_one_or_none()
         if owner is None or (charity_hex is not None and owner != charity_hex):
@@ -67,7 +67,7 @@ def resolve(
     if charity_hex is not None:
         known = connection.execute(
             select(im.Charity.charity_id).where(
-                im.Charity.deployment_id == runtime.deployment_id, im.Charity.charity_id == charity_hex
+                im.Charity.deployment_id == mirror.deployment_id, im.Charity.charity_id == charity_hex
             )
         ).scalar_one_or_none()
         if known is None:

@@ -15,14 +15,14 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Select, and_, select, tuple_
 
-from indexer import models as im
-from ledger_api.app import Runtime
 from ledger_api.audit.scope import Scope
 from ledger_api.chain.contract import load_artifact
 from ledger_api.core import ids
 from ledger_api.core.errors import InvalidRequest
 from ledger_api.core.pages import decode_cursor, page, timestamp
-from ledger_api.core.proofs import ChainView, iso
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.proofs import ChainView, iso
 
 # Every event of the contract: the ledger's own, and the access-control and pause events
 # of the deployment itself (those belong to no charity: they show in unscoped trails).
@@ -82,7 +82,7 @@ def scoped(statement: Any, scope: Scope) -> Select[Any]:
 
 
 def statement(
-    runtime: Runtime,
+    mirror: Mirror,
     scope: Scope,
     names: list[str] | None = None,
     from_block: int | None = None,
@@ -108,7 +108,7 @@ def statement(
         .outerjoin(
             im.Block, and_(im.Block.deployment_id == E.deployment_id, im.Block.number == E.block_number)
         )
-        .where(E.deployment_id == runtime.deployment_id),
+        .where(E.deployment_id == mirror.deployment_id),
         scope,
     )
     if names:
@@ -122,7 +122,7 @@ def statement(
         query = query.where(im.Block.timestamp >= start)
     if end is not None:
         query = query.where(im.Block.timestamp < end)
-    after = decode_cursor(runtime.settings.signing_key("cursor"), cursor)
+    after = decode_cursor(mirror.settings.signing_key("cursor"), cursor)
     if after is not None:
         query = query.where(tuple_(E.block_number, E.log_index) > tuple_(*after))
     return query.order_by(E.block_number, E.log_index)
@@ -151,11 +151,11 @@ def entry(view: ChainView, row: Any) -> dict[str, Any]:
 
 
 def trail_page(
-    runtime: Runtime, connection: Connection, view: ChainView, query: Select[Any], limit: int
+    mirror: Mirror, connection: Connection, view: ChainView, query: Select[Any], limit: int
 ) -> dict[str, Any]:
     rows = connection.execute(query.limit(limit + 1)).all()
     return page(
-        runtime.settings.signing_key("cursor"), [entry(view, row) for row in rows[:limit]], rows, limit
+        mirror.settings.signing_key("cursor"), [entry(view, row) for row in rows[:limit]], rows, limit
     )
 
 

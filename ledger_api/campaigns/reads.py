@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, select, tuple_
 
-from indexer import models as im
-from ledger_api.app import Runtime
 from ledger_api.core import ids
 from ledger_api.core.errors import NotFound
 from ledger_api.core.pages import decode_cursor, page, timestamp
-from ledger_api.core.proofs import block_info, chain_view, proof
 from ledger_api.donations.trace import channel_name
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.proofs import block_info, chain_view, proof
 
 C, D, B, A = im.Campaign, im.Donation, im.Disbursement, im.Allocation
 
@@ -24,7 +24,7 @@ C, D, B, A = im.Campaign, im.Donation, im.Disbursement, im.Allocation
 def _filtered(
     statement: Select[Any],
     model: Any,
-    runtime: Runtime,
+    mirror: Mirror,
     cursor: str | None,
     since: datetime | None,
     until: datetime | None,
@@ -32,7 +32,7 @@ def _filtered(
     max_amount: int | None = None,
     newest: bool = False,
 ) -> Select[Any]:
-    after = decode_cursor(runtime.settings.signing_key("cursor"), cursor)
+    after = decode_cursor(mirror.settings.signing_key("cursor"), cursor)
     position = tuple_(model.block_number, model.log_index)
     if after is not None:
         statement = statement.where(position < tuple_(*after) if newest else position > tuple_(*after))
@@ -83,13 +83,13 @@ def summary(row: Any, evidenced: tuple[int, int]) -> dict[str, Any]:
     }
 
 
-def _coverage(connection: Any, runtime: Runtime, campaign_hexes: list[str]) -> dict[str, tuple[int, int]]:
+def _coverage(connection: Any, mirror: Mirror, campaign_hexes: list[str]) -> dict[str, tuple[int, int]]:
     if not campaign_hexes:
         return {}
     rows = connection.execute(
         select(B.campaign_id, func.count(), func.coalesce(func.sum(B.amount), 0))
         .where(
-            B.deployment_id == runtime.deployment_id, B.campaign_id.in_(campaign_hexes), B.evidence_count > 0
+            B.deployment_id == mirror.deployment_id, B.campaign_id.in_(campaign_hexes), B.evidence_count > 0
         )
         .group_by(B.campaign_id)
     )
@@ -97,33 +97,33 @@ def _coverage(connection: Any, runtime: Runtime, campaign_hexes: list[str]) -> d
 
 
 def list_campaigns(
-    runtime: Runtime,
+    mirror: Mirror,
     limit: int,
     cursor: str | None,
     charity_id: str | None,
     since: datetime | None,
     until: datetime | None,
 ) -> dict[str, Any]:
-    statement = select(C).where(C.deployment_id == runtime.deployment_id)
+    statement = select(C).where(C.deployment_id == mirror.deployment_id)
     if charity_id is not None:
         statement = statement.where(C.charity_id == ids.to_hex(charity_id, "charity"))
-    statement = _filtered(statement, C, runtime, cursor, since, until).limit(limit + 1)
-    with runtime.engine.connect() as connection:
+    statement = _filtered(statement, C, mirror, cursor, since, until).limit(limit + 1)
+    with mirror.engine.connect() as connection:
         rows = connection.execute(statement).all()
-        coverage = _coverage(connection, runtime, [r.campaign_id for r in rows[:limit]])
-        view = chain_view(runtime, connection)
-        blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
+        coverage = _coverage(connection, mirror, [r.campaign_id for r in rows[:limit]])
+        view = chain_view(mirror, connection)
+        blocks = block_info(mirror, connection, {r.block_number for r in rows[:limit]})
     items = [
         {**summary(r, coverage.get(r.campaign_id, (0, 0))), "proof": proof(view, blocks, r)}
         for r in rows[:limit]
     ]
-    return page(runtime.settings.signing_key("cursor"), items, rows, limit)
+    return page(mirror.settings.signing_key("cursor"), items, rows, limit)
 
 
-def _campaign(connection: Any, runtime: Runtime, campaign_id: str) -> Any:
+def _campaign(connection: Any, mirror: Mirror, campaign_id: str) -> Any:
     row = connection.execute(
         select(C).where(
-            C.deployment_id == runtime.deployment_id, C.campaign_id == ids.to_hex(campaign_id, "campaign")
+            C.deployment_id == mirror.deployment_id, C.campaign_id == ids.to_hex(campaign_id, "campaign")
         )
     ).one_or_none()
     if row is None:
@@ -131,17 +131,17 @@ def _campaign(connection: Any, runtime: Runtime, campaign_id: str) -> Any:
     return row
 
 
-def get_campaign(runtime: Runtime, campaign_id: str) -> dict[str, Any]:
-    with runtime.engine.connect() as connection:
-        row = _campaign(connection, runtime, campaign_id)
-        coverage = _coverage(connection, runtime, [row.campaign_id])
-        view = chain_view(runtime, connection)
-        blocks = block_info(runtime, connection, {row.block_number})
+def get_campaign(mirror: Mirror, campaign_id: str) -> dict[str, Any]:
+    with mirror.engine.connect() as connection:
+        row = _campaign(connection, mirror, campaign_id)
+        coverage = _coverage(connection, mirror, [row.campaign_id])
+        view = chain_view(mirror, connection)
+        blocks = block_info(mirror, connection, {row.block_number})
     return {**summary(row, coverage.get(row.campaign_id, (0, 0))), "proof": proof(view, blocks, row)}
 
 
 def list_donations(
-    runtime: Runtime,
+    mirror: Mirror,
     campaign_id: str,
     limit: int,
     cursor: str | None,
@@ -152,15 +152,15 @@ def list_donations(
     newest: bool = False,
 ) -> dict[str, Any]:
     """Amounts and times only: nothing that could point at a donor."""
-    with runtime.engine.connect() as connection:
-        campaign = _campaign(connection, runtime, campaign_id)
+    with mirror.engine.connect() as connection:
+        campaign = _campaign(connection, mirror, campaign_id)
         statement = select(D).where(
-            D.deployment_id == runtime.deployment_id, D.campaign_id == campaign.campaign_id
+            D.deployment_id == mirror.deployment_id, D.campaign_id == campaign.campaign_id
         )
-        statement = _filtered(statement, D, runtime, cursor, since, until, min_amount, max_amount, newest)
+        statement = _filtered(statement, D, mirror, cursor, since, until, min_amount, max_amount, newest)
         rows = connection.execute(statement.limit(limit + 1)).all()
-        view = chain_view(runtime, connection)
-        blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
+        view = chain_view(mirror, connection)
+        blocks = block_info(mirror, connection, {r.block_number for r in rows[:limit]})
     items = [
         {
             "id": ids.from_bytes32(r.donation_id),
@@ -174,11 +174,11 @@ def list_donations(
         }
         for r in rows[:limit]
     ]
-    return page(runtime.settings.signing_key("cursor"), items, rows, limit)
+    return page(mirror.settings.signing_key("cursor"), items, rows, limit)
 
 
 def list_disbursements(
-    runtime: Runtime,
+    mirror: Mirror,
     campaign_id: str,
     limit: int,
     cursor: str | None,
@@ -188,15 +188,15 @@ def list_disbursements(
     max_amount: int | None,
     newest: bool = False,
 ) -> dict[str, Any]:
-    with runtime.engine.connect() as connection:
-        campaign = _campaign(connection, runtime, campaign_id)
+    with mirror.engine.connect() as connection:
+        campaign = _campaign(connection, mirror, campaign_id)
         statement = select(B).where(
-            B.deployment_id == runtime.deployment_id, B.campaign_id == campaign.campaign_id
+            B.deployment_id == mirror.deployment_id, B.campaign_id == campaign.campaign_id
         )
-        statement = _filtered(statement, B, runtime, cursor, since, until, min_amount, max_amount, newest)
+        statement = _filtered(statement, B, mirror, cursor, since, until, min_amount, max_amount, newest)
         rows = connection.execute(statement.limit(limit + 1)).all()
-        view = chain_view(runtime, connection)
-        blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
+        view = chain_view(mirror, connection)
+        blocks = block_info(mirror, connection, {r.block_number for r in rows[:limit]})
     items = [
         {
             "id": ids.from_bytes32(r.disbursement_id),
@@ -210,17 +210,17 @@ def list_disbursements(
         }
         for r in rows[:limit]
     ]
-    return page(runtime.settings.signing_key("cursor"), items, rows, limit)
+    return page(mirror.settings.signing_key("cursor"), items, rows, limit)
 
 
-def flows(runtime: Runtime, campaign_id: str, top: int = 20) -> dict[str, Any]:
+def flows(mirror: Mirror, campaign_id: str, top: int = 20) -> dict[str, Any]:
     """The campaign as a graph, aggregated so it stays small however big the campaign:
     donations grouped by month and channel on one side; the `top` largest disbursements
     (the rest as one "other" node), "refunded" and "not yet spent" on the other; edges
     carry amounts. Every amount adds up to the campaign's totals."""
-    dep = runtime.deployment_id
-    with runtime.engine.connect() as connection:
-        campaign = _campaign(connection, runtime, campaign_id)
+    dep = mirror.deployment_id
+    with mirror.engine.connect() as connection:
+        campaign = _campaign(connection, mirror, campaign_id)
         donation_groups = connection.execute(
             select(D.donation_id, D.amount, D.refunded, D.allocated, D.channel, im.Block.timestamp)
             .join(

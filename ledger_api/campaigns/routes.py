@@ -7,15 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from ledger_api.campaigns import reads
+from ledger_api.campaigns import reads, service
 from ledger_api.campaigns.schemas import CampaignCreate
-from ledger_api.campaigns.service import charity_of_campaign
-from ledger_api.charities.service import ZERO, operator_for
-from ledger_api.core import ids, writes
-from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
 from ledger_api.core.pages import CursorParam, Limit, MaxAmount, MinAmount, Order, Since, Until
 from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import WriterPrincipal
+from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.transactions.service import WaitParam, WritesDep, answer
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 CampaignPath = Annotated[CampaignId, Path(description="The campaign's ID (CP-...)")]
@@ -23,57 +21,23 @@ CampaignPath = Annotated[CampaignId, Path(description="The campaign's ID (CP-...
 
 @router.post("", status_code=201)
 def create_campaign(
-    body: CampaignCreate, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
+    body: CampaignCreate, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
-    charity_hex = ids.to_hex(body.charity_id, "charity")
-    operator = operator_for(runtime, principal, charity_hex)
-    campaign_id = ids.new("campaign")
-    metadata = bytes.fromhex(body.metadata_hash[2:]) if body.metadata_hash else ZERO
-    call = runtime.contract.functions.createCampaign(
-        ids.to_bytes32(campaign_id),
-        bytes.fromhex(charity_hex[2:]),
-        body.name,
-        body.currency.encode(),
-        body.goal,
-        metadata,
-    )
-    state = writes.write(
-        runtime, operator, call, charity_hex, {"kind": "campaign", "ids": [campaign_id]}, wait
-    )
-    return writes.answer(
-        {
-            "id": campaign_id,
-            "charity_id": body.charity_id,
-            "name": body.name,
-            "currency": body.currency,
-            "goal": body.goal,
-            "transaction": writes.transaction_view(runtime, state),
-        },
-        [state],
-        wait,
-    )
+    created, state = service.create(writes, principal, body, wait)
+    return answer(created, [state], wait)
 
 
 @router.post("/{campaign_id}/close", status_code=201)
 def close_campaign(
-    campaign_id: CampaignPath, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
+    campaign_id: CampaignPath, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
-    charity_hex = charity_of_campaign(runtime, campaign_id)
-    operator = operator_for(runtime, principal, charity_hex, "campaign")
-    call = runtime.contract.functions.closeCampaign(ids.to_bytes32(campaign_id, "campaign"))
-    state = writes.write(
-        runtime, operator, call, charity_hex, {"kind": "campaign-closed", "ids": [campaign_id]}, wait
-    )
-    return writes.answer(
-        {"id": campaign_id, "closed": True, "transaction": writes.transaction_view(runtime, state)},
-        [state],
-        wait,
-    )
+    closed, state = service.close(writes, principal, campaign_id, wait)
+    return answer(closed, [state], wait)
 
 
 @router.get("")
 def list_campaigns(
-    runtime: RuntimeDep,
+    mirror: MirrorDep,
     limit: Limit = 50,
     cursor: CursorParam = None,
     charity_id: Annotated[CharityId | None, Query(description="Only this charity's campaigns.")] = None,
@@ -81,19 +45,19 @@ def list_campaigns(
     until: Until = None,
 ) -> JSONResponse:
     """Campaigns in the order they were created, with their totals (public)."""
-    return JSONResponse(reads.list_campaigns(runtime, limit, cursor, charity_id, since, until))
+    return JSONResponse(reads.list_campaigns(mirror, limit, cursor, charity_id, since, until))
 
 
 @router.get("/{campaign_id}")
-def get_campaign(campaign_id: CampaignPath, runtime: RuntimeDep) -> JSONResponse:
+def get_campaign(campaign_id: CampaignPath, mirror: MirrorDep) -> JSONResponse:
     """Received, refunded, disbursed, available, counts and evidence coverage (public)."""
-    return JSONResponse(reads.get_campaign(runtime, campaign_id))
+    return JSONResponse(reads.get_campaign(mirror, campaign_id))
 
 
 @router.get("/{campaign_id}/donations")
 def campaign_donations(
     campaign_id: CampaignPath,
-    runtime: RuntimeDep,
+    mirror: MirrorDep,
     limit: Limit = 50,
     cursor: CursorParam = None,
     since: Since = None,
@@ -105,7 +69,7 @@ def campaign_donations(
     """The campaign's donations: amounts, channels and times only (public)."""
     return JSONResponse(
         reads.list_donations(
-            runtime, campaign_id, limit, cursor, since, until, min_amount, max_amount, order == "newest"
+            mirror, campaign_id, limit, cursor, since, until, min_amount, max_amount, order == "newest"
         )
     )
 
@@ -113,7 +77,7 @@ def campaign_donations(
 @router.get("/{campaign_id}/disbursements")
 def campaign_disbursements(
     campaign_id: CampaignPath,
-    runtime: RuntimeDep,
+    mirror: MirrorDep,
     limit: Limit = 50,
     cursor: CursorParam = None,
     since: Since = None,
@@ -125,13 +89,13 @@ def campaign_disbursements(
     """The campaign's disbursements with their evidence counts (public)."""
     return JSONResponse(
         reads.list_disbursements(
-            runtime, campaign_id, limit, cursor, since, until, min_amount, max_amount, order == "newest"
+            mirror, campaign_id, limit, cursor, since, until, min_amount, max_amount, order == "newest"
         )
     )
 
 
 @router.get("/{campaign_id}/flows")
-def campaign_flows(campaign_id: CampaignPath, runtime: RuntimeDep) -> JSONResponse:
+def campaign_flows(campaign_id: CampaignPath, mirror: MirrorDep) -> JSONResponse:
     """Donations (grouped by month and channel) to disbursements (the 20 largest, the rest
     as "other"), refunds and what is not yet spent, with amounts (public)."""
-    return JSONResponse(reads.flows(runtime, campaign_id))
+    return JSONResponse(reads.flows(mirror, campaign_id))

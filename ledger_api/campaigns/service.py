@@ -4,35 +4,55 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger_api.app import Runtime
-from ledger_api.chain.contract import contract_error_of
-from ledger_api.chain.writer import NODE_ERRORS
+from ledger_api.campaigns.schemas import CampaignCreate
+from ledger_api.chain.calls import encode
+from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
-from ledger_api.core.errors import ChainUnavailable, NotFound
+from ledger_api.core.security import Principal
+from ledger_api.transactions.service import Step, Writes
+
+ZERO = b"\0" * 32
 
 
-def view_call(runtime: Runtime, function: str, *args: Any, missing: str) -> Any:
-    """A view function of the contract; NotFound when it reverts with a not-found error."""
-    try:
-        return getattr(runtime.contract.functions, function)(*args).call()
-    except NODE_ERRORS as exc:
-        raise ChainUnavailable(f"the chain node did not answer ({type(exc).__name__})") from None
-    except Exception as exc:
-        error = contract_error_of(exc)
-        if error is not None and error.name.endswith("NotFound"):
-            raise NotFound(f"{missing} not found") from None
-        raise
+def create(
+    writes: Writes, principal: Principal, body: CampaignCreate, wait: bool
+) -> tuple[dict[str, Any], TxState]:
+    charity_hex = ids.to_hex(body.charity_id, "charity")
+    campaign_id = ids.new("campaign")
+    metadata = bytes.fromhex(body.metadata_hash[2:]) if body.metadata_hash else ZERO
+    call = encode(
+        "createCampaign",
+        ids.to_bytes32(campaign_id),
+        bytes.fromhex(charity_hex[2:]),
+        body.name,
+        body.currency.encode(),
+        body.goal,
+        metadata,
+    )
+    (state,) = writes.write(
+        principal, charity_hex, "charity", [Step(call, {"kind": "campaign", "ids": [campaign_id]})], wait
+    )
+    created = {
+        "id": campaign_id,
+        "charity_id": body.charity_id,
+        "name": body.name,
+        "currency": body.currency,
+        "goal": body.goal,
+        "transaction": writes.transaction_view(state),
+    }
+    return created, state
 
 
-_OWNERS: dict[tuple[str, bytes], str] = {}  # (contract, campaign) -> charity; owners never change
-
-
-def charity_of_campaign(runtime: Runtime, campaign_id: str) -> str:
-    """The charity (0x hex) that owns a campaign, read from the chain (the mirror may lag)
-    once, then remembered: a campaign never changes hands."""
-    campaign = ids.to_bytes32(campaign_id, "campaign")
-    key = (runtime.deployment.address, campaign)
-    if key not in _OWNERS:
-        view = view_call(runtime, "campaignOf", campaign, missing="campaign")
-        _OWNERS[key] = "0x" + bytes(view[0]).hex()
-    return _OWNERS[key]
+def close(
+    writes: Writes, principal: Principal, campaign_id: str, wait: bool
+) -> tuple[dict[str, Any], TxState]:
+    charity_hex = writes.charity_of_campaign(campaign_id)
+    call = encode("closeCampaign", ids.to_bytes32(campaign_id, "campaign"))
+    (state,) = writes.write(
+        principal,
+        charity_hex,
+        "campaign",
+        [Step(call, {"kind": "campaign-closed", "ids": [campaign_id]})],
+        wait,
+    )
+    return {"id": campaign_id, "closed": True, "transaction": writes.transaction_view(state)}, state

@@ -8,17 +8,17 @@ from typing import Any
 
 from sqlalchemy import func, select, tuple_
 
-from indexer import models as im
-from ledger_api.app import Runtime
 from ledger_api.core import ids
 from ledger_api.core.errors import NotFound
 from ledger_api.core.pages import decode_cursor, page
-from ledger_api.core.proofs import block_info, chain_view, proof
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.proofs import block_info, chain_view, proof
 
 CH, C, OP = im.Charity, im.Campaign, im.Operator
 
 
-def _totals(connection: Any, runtime: Runtime, charity_hexes: list[str]) -> dict[str, dict[str, Any]]:
+def _totals(connection: Any, mirror: Mirror, charity_hexes: list[str]) -> dict[str, dict[str, Any]]:
     rows = connection.execute(
         select(
             C.charity_id,
@@ -29,7 +29,7 @@ def _totals(connection: Any, runtime: Runtime, charity_hexes: list[str]) -> dict
             func.sum(C.disbursed),
             func.sum(C.donation_count),
         )
-        .where(C.deployment_id == runtime.deployment_id, C.charity_id.in_(charity_hexes))
+        .where(C.deployment_id == mirror.deployment_id, C.charity_id.in_(charity_hexes))
         .group_by(C.charity_id, C.currency)
     )
     out: dict[str, dict[str, Any]] = defaultdict(dict)
@@ -55,43 +55,43 @@ def _view(row: Any, totals: dict[str, Any], reference: dict[str, Any]) -> dict[s
     }
 
 
-def list_charities(runtime: Runtime, limit: int, cursor: str | None) -> dict[str, Any]:
-    statement = select(CH).where(CH.deployment_id == runtime.deployment_id)
-    after = decode_cursor(runtime.settings.signing_key("cursor"), cursor)
+def list_charities(mirror: Mirror, limit: int, cursor: str | None) -> dict[str, Any]:
+    statement = select(CH).where(CH.deployment_id == mirror.deployment_id)
+    after = decode_cursor(mirror.settings.signing_key("cursor"), cursor)
     if after is not None:
         statement = statement.where(tuple_(CH.block_number, CH.log_index) > tuple_(*after))
     statement = statement.order_by(CH.block_number, CH.log_index).limit(limit + 1)
-    with runtime.engine.connect() as connection:
+    with mirror.engine.connect() as connection:
         rows = connection.execute(statement).all()
-        totals = _totals(connection, runtime, [r.charity_id for r in rows[:limit]])
-        view = chain_view(runtime, connection)
-        blocks = block_info(runtime, connection, {r.block_number for r in rows[:limit]})
+        totals = _totals(connection, mirror, [r.charity_id for r in rows[:limit]])
+        view = chain_view(mirror, connection)
+        blocks = block_info(mirror, connection, {r.block_number for r in rows[:limit]})
     items = [_view(r, totals.get(r.charity_id, {}), proof(view, blocks, r)) for r in rows[:limit]]
-    return page(runtime.settings.signing_key("cursor"), items, rows, limit)
+    return page(mirror.settings.signing_key("cursor"), items, rows, limit)
 
 
-def get_charity(runtime: Runtime, charity_id: str) -> dict[str, Any]:
+def get_charity(mirror: Mirror, charity_id: str) -> dict[str, Any]:
     charity_hex = ids.to_hex(charity_id, "charity")
-    with runtime.engine.connect() as connection:
+    with mirror.engine.connect() as connection:
         row = connection.execute(
-            select(CH).where(CH.deployment_id == runtime.deployment_id, CH.charity_id == charity_hex)
+            select(CH).where(CH.deployment_id == mirror.deployment_id, CH.charity_id == charity_hex)
         ).one_or_none()
         if row is None:
             raise NotFound("charity not found (or not mirrored yet)")
-        totals = _totals(connection, runtime, [charity_hex])
+        totals = _totals(connection, mirror, [charity_hex])
         operators = connection.execute(
             select(OP.account).where(
-                OP.deployment_id == runtime.deployment_id, OP.charity_id == charity_hex, OP.active
+                OP.deployment_id == mirror.deployment_id, OP.charity_id == charity_hex, OP.active
             )
         ).scalars()
         campaigns = connection.execute(
             select(C.campaign_id, C.name, C.currency, C.closed_block)
-            .where(C.deployment_id == runtime.deployment_id, C.charity_id == charity_hex)
+            .where(C.deployment_id == mirror.deployment_id, C.charity_id == charity_hex)
             .order_by(C.block_number, C.log_index)
             .limit(200)
         ).all()
-        view = chain_view(runtime, connection)
-        blocks = block_info(runtime, connection, {row.block_number})
+        view = chain_view(mirror, connection)
+        blocks = block_info(mirror, connection, {row.block_number})
         operator_list = sorted(operators)
     return {
         **_view(row, totals.get(charity_hex, {}), proof(view, blocks, row)),

@@ -9,30 +9,30 @@ from fastapi.responses import JSONResponse
 
 from ledger_api.charities import reads, service
 from ledger_api.charities.schemas import CharityCreate
-from ledger_api.core import writes
-from ledger_api.core.deps import RuntimeDep, WriteRuntimeDep
 from ledger_api.core.pages import CursorParam, Limit
 from ledger_api.core.schemas import CharityId
 from ledger_api.core.security import AdminPrincipal
+from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.transactions.service import WritesDep, answer
 
 router = APIRouter(prefix="/v1/charities", tags=["charities"])
 
 
 @router.post("", status_code=201)
-def register_charity(body: CharityCreate, runtime: WriteRuntimeDep, _: AdminPrincipal) -> JSONResponse:
+def register_charity(body: CharityCreate, writes: WritesDep, _: AdminPrincipal) -> JSONResponse:
     """Register a charity on chain, create its operator account in the keystore, grant
     it the operator role and (on development chains) fund it with gas."""
-    created, states = service.register(runtime, body.name, body.metadata_hash)
-    return writes.answer(created, states, True)
+    created, states = service.register(writes, body.name, body.metadata_hash)
+    return answer(created, states, True)
 
 
 @router.get("")
-def list_charities(runtime: RuntimeDep, limit: Limit = 50, cursor: CursorParam = None) -> JSONResponse:
+def list_charities(mirror: MirrorDep, limit: Limit = 50, cursor: CursorParam = None) -> JSONResponse:
     """Charities in the order they were registered, with totals per currency (public)."""
-    return JSONResponse(reads.list_charities(runtime, limit, cursor))
+    return JSONResponse(reads.list_charities(mirror, limit, cursor))
 
 
 @router.get("/{charity_id}")
-def get_charity(charity_id: Annotated[CharityId, Path()], runtime: RuntimeDep) -> JSONResponse:
+def get_charity(charity_id: Annotated[CharityId, Path()], mirror: MirrorDep) -> JSONResponse:
     """A charity, its operator accounts, campaigns and totals per currency (public)."""
-    return JSONResponse(reads.get_charity(runtime, charity_id))
+    return JSONResponse(reads.get_charity(mirror, charity_id))

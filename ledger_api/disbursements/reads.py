@@ -7,19 +7,19 @@ from typing import Any
 
 from sqlalchemy import select
 
-from indexer import models as im
-from ledger_api.app import Runtime
 from ledger_api.core import ids
 from ledger_api.core.errors import NotFound
-from ledger_api.core.proofs import block_info, chain_view, proof
 from ledger_api.donations.trace import evidence_of, evidence_view
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.proofs import block_info, chain_view, proof
 
 
-def funding(runtime: Runtime, disbursement_id: str) -> dict[str, Any]:
+def funding(mirror: Mirror, disbursement_id: str) -> dict[str, Any]:
     disbursement_hex = ids.to_hex(disbursement_id, "disbursement")
     B, A, C = im.Disbursement, im.Allocation, im.Campaign
-    dep = runtime.deployment_id
-    with runtime.engine.connect() as connection:
+    dep = mirror.deployment_id
+    with mirror.engine.connect() as connection:
         row = connection.execute(
             select(B).where(B.deployment_id == dep, B.disbursement_id == disbursement_hex)
         ).one_or_none()
@@ -35,12 +35,12 @@ def funding(runtime: Runtime, disbursement_id: str) -> dict[str, Any]:
             .where(A.deployment_id == dep, A.disbursement_id == disbursement_hex)
             .order_by(A.log_index)
         ).all()
-        evidence = evidence_of(runtime, connection, [disbursement_hex]).get(disbursement_hex, [])
-        view = chain_view(runtime, connection)
+        evidence = evidence_of(mirror, connection, [disbursement_hex]).get(disbursement_hex, [])
+        view = chain_view(mirror, connection)
         numbers = (
             {row.block_number} | {a.block_number for a in allocations} | {e.block_number for e in evidence}
         )
-        blocks = block_info(runtime, connection, numbers)
+        blocks = block_info(mirror, connection, numbers)
     return {
         "id": ids.from_bytes32(row.disbursement_id),
         "amount": row.amount,
@@ -58,5 +58,5 @@ def funding(runtime: Runtime, disbursement_id: str) -> dict[str, Any]:
             }
             for a in allocations
         ],
-        "evidence": [evidence_view(runtime, view, blocks, e) for e in evidence],
+        "evidence": [evidence_view(mirror, view, blocks, e) for e in evidence],
     }

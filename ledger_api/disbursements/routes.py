@@ -10,14 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from ledger_api.core import writes
-from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
 from ledger_api.core.errors import InvalidRequest
 from ledger_api.core.schemas import DisbursementId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.disbursements import service
 from ledger_api.disbursements.reads import funding
 from ledger_api.disbursements.schemas import DisbursementCreate
+from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.transactions.service import WaitParam, WritesDep, answer
 
 router = APIRouter(prefix="/v1/disbursements", tags=["disbursements"])
 DisbursementPath = Annotated[DisbursementId, Path(description="The disbursement's ID (DB-...)")]
@@ -25,12 +25,12 @@ DisbursementPath = Annotated[DisbursementId, Path(description="The disbursement'
 
 @router.post("", status_code=201)
 def record_disbursement(
-    body: DisbursementCreate, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
+    body: DisbursementCreate, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
     """Record a disbursement. Without `allocations`, the service allocates it first in,
     first out over the campaign's donations that still have a balance."""
-    created, state = service.record(runtime, principal, body, wait)
-    return writes.answer(created, [state], wait)
+    created, state = service.record(writes, principal, body, wait)
+    return answer(created, [state], wait)
 
 
 # The body is not a parameter: FastAPI would read (and spool to disk) a multipart body
@@ -70,13 +70,13 @@ EVIDENCE_FORM = {
 async def upload_evidence(
     disbursement_id: DisbursementPath,
     request: Request,
-    runtime: WriteRuntimeDep,
+    writes: WritesDep,
     principal: WriterPrincipal,
     wait: WaitParam = True,
 ) -> JSONResponse:
     """Store documents by their SHA-256 and anchor each hash to the disbursement on chain.
     Every document is checked, and every anchor simulated, before any is stored or sent."""
-    target = await run_in_threadpool(service.evidence_target, runtime, principal, disbursement_id)
+    target = await run_in_threadpool(service.evidence_target, writes, principal, disbursement_id)
     try:
         form = await request.form(max_files=service.MAX_DOCUMENTS, max_fields=service.MAX_DOCUMENTS)
     except HTTPException as exc:  # Starlette's answer to a malformed or too large form
@@ -88,14 +88,14 @@ async def upload_evidence(
         if not all(isinstance(item, UploadFile) for item in uploads):
             raise InvalidRequest("`files` must be file parts (multipart/form-data with filenames)")
         created, states = await run_in_threadpool(
-            service.anchor, runtime, target, [u for u in uploads if isinstance(u, UploadFile)], wait
+            service.anchor, writes, target, [u for u in uploads if isinstance(u, UploadFile)], wait
         )
     finally:
         await form.close()
-    return writes.answer(created, states, wait)
+    return answer(created, states, wait)
 
 
 @router.get("/{disbursement_id}")
-def get_disbursement(disbursement_id: DisbursementPath, runtime: RuntimeDep) -> JSONResponse:
+def get_disbursement(disbursement_id: DisbursementPath, mirror: MirrorDep) -> JSONResponse:
     """A disbursement (public), with the donations that funded it and its evidence."""
-    return JSONResponse(funding(runtime, disbursement_id))
+    return JSONResponse(funding(mirror, disbursement_id))

@@ -19,16 +19,16 @@ from typing import Any
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from indexer import models as im
-from ledger_api.app import Runtime
-from ledger_api.campaigns.service import charity_of_campaign, view_call
-from ledger_api.chain.calls import encode
+from ledger_api.chain.calls import Call, encode
 from ledger_api.chain.writer import TxState
-from ledger_api.charities.service import ZERO, operator_for
-from ledger_api.core import ids, writes
+from ledger_api.core import ids
 from ledger_api.core.errors import Conflict, ContractRejected, InvalidRequest
 from ledger_api.core.security import Principal
 from ledger_api.disbursements.schemas import MAX_ALLOCATIONS, DisbursementCreate
+from ledger_api.mirror import tables as im
+from ledger_api.transactions.service import Step, Writes
+
+ZERO = b"\0" * 32
 
 STALE = {"DonationOverdrawn", "DonationNotFound", "AllocationCampaignMismatch", "CampaignOverdrawn"}
 MAX_DOCUMENT = 25 * 1024 * 1024
@@ -37,16 +37,16 @@ MAX_DOCUMENTS = 10
 EVIDENCE_BODY = MAX_DOCUMENTS * MAX_DOCUMENT + 1024 * 1024
 
 
-def fifo(runtime: Runtime, campaign_hex: str, amount: int) -> list[tuple[bytes, int]]:
+def fifo(writes: Writes, campaign_hex: str, amount: int) -> list[tuple[bytes, int]]:
     """Allocations for `amount`, oldest donations first, from the mirror."""
     D = im.Donation
     remaining = D.amount - D.allocated - D.refunded
     allocations: list[tuple[bytes, int]] = []
     left = amount
-    with runtime.engine.connect() as connection:
+    with writes.engine.connect() as connection:
         rows = connection.execute(
             select(D.donation_id, remaining)
-            .where(D.deployment_id == runtime.deployment_id, D.campaign_id == campaign_hex, remaining > 0)
+            .where(D.deployment_id == writes.deployment_id, D.campaign_id == campaign_hex, remaining > 0)
             .order_by(D.block_number, D.log_index)
             .execution_options(yield_per=500)
         )
@@ -69,63 +69,63 @@ def fifo(runtime: Runtime, campaign_hex: str, amount: int) -> list[tuple[bytes, 
     return allocations
 
 
-def _wait_for_mirror(runtime: Runtime, timeout: float = 5.0) -> None:
+def _wait_for_mirror(writes: Writes, timeout: float = 5.0) -> None:
     """Until the mirror has indexed the chain's current head (or `timeout` passed)."""
-    writes.await_mirror(runtime, runtime.w3.eth.block_number, timeout)
+    writes.await_mirror(writes.w3.eth.block_number, timeout)
 
 
 def record(
-    runtime: Runtime, principal: Principal, body: DisbursementCreate, wait: bool
+    writes: Writes, principal: Principal, body: DisbursementCreate, wait: bool
 ) -> tuple[dict[str, Any], TxState]:
-    charity_hex = charity_of_campaign(runtime, body.campaign_id)
-    operator = operator_for(runtime, principal, charity_hex, "campaign")
+    charity_hex = writes.charity_of_campaign(body.campaign_id)
+    operator = writes.operator_for(principal, charity_hex, "campaign")
     campaign = ids.to_bytes32(body.campaign_id, "campaign")
     disbursement_id = ids.new("disbursement")
     evidence = bytes.fromhex(body.evidence_hash[2:]) if body.evidence_hash else ZERO
     automatic = body.allocations is None
 
-    def call_for(allocations: list[tuple[bytes, int]]) -> Any:
-        return runtime.contract.functions.recordDisbursement(
+    def call_for(allocations: list[tuple[bytes, int]]) -> Call:
+        return encode(
+            "recordDisbursement",
             ids.to_bytes32(disbursement_id),
             campaign,
             body.amount,
             body.recipient,
             body.purpose,
             evidence,
-            [list(a) for a in allocations],
+            allocations,
         )
 
     if automatic:
         try:
-            allocations = fifo(runtime, "0x" + campaign.hex(), body.amount)
+            allocations = fifo(writes, "0x" + campaign.hex(), body.amount)
         except Conflict:
-            _wait_for_mirror(runtime)  # the mirror may not have the newest donations yet
-            allocations = fifo(runtime, "0x" + campaign.hex(), body.amount)
+            _wait_for_mirror(writes)  # the mirror may not have the newest donations yet
+            allocations = fifo(writes, "0x" + campaign.hex(), body.amount)
     else:
         assert body.allocations is not None
         allocations = [(ids.to_bytes32(a.donation_id, "donation"), a.amount) for a in body.allocations]
     call = call_for(allocations)
     try:
-        gas = writes.simulate(runtime, operator, call)
+        gas = writes.simulate(operator, call)
     except ContractRejected as rejected:
         name = rejected.extra.get("error", {}).get("name")
         if not automatic or name not in STALE:
             raise
-        _wait_for_mirror(runtime)
-        allocations = fifo(runtime, "0x" + campaign.hex(), body.amount)
+        _wait_for_mirror(writes)
+        allocations = fifo(writes, "0x" + campaign.hex(), body.amount)
         call = call_for(allocations)
         try:
-            gas = writes.simulate(runtime, operator, call)
+            gas = writes.simulate(operator, call)
         except ContractRejected as again:
             raise Conflict(
                 "the automatic allocation was rejected twice (the campaign's donations changed meanwhile);"
                 " try again or give the allocations explicitly",
                 error=again.extra.get("error"),
             ) from None
-    state = writes.send(
-        runtime, operator, call, gas, charity_hex, {"kind": "disbursement", "ids": [disbursement_id]}
+    (state,) = writes.submit(
+        operator, charity_hex, [Step(call, {"kind": "disbursement", "ids": [disbursement_id]}, gas)], wait
     )
-    state = writes.settle(runtime, [state], wait)[0]
     created = {
         "id": disbursement_id,
         "campaign_id": body.campaign_id,
@@ -134,7 +134,7 @@ def record(
         "purpose": body.purpose,
         "allocation": "automatic (first in, first out)" if automatic else "explicit",
         "allocations": [{"donation_id": ids.from_bytes32(d), "amount": a} for d, a in allocations],
-        "transaction": writes.transaction_view(runtime, state),
+        "transaction": writes.transaction_view(state),
     }
     return created, state
 
@@ -150,13 +150,13 @@ class EvidenceTarget:
     operator: str
 
 
-def evidence_target(runtime: Runtime, principal: Principal, disbursement_id: str) -> EvidenceTarget:
+def evidence_target(writes: Writes, principal: Principal, disbursement_id: str) -> EvidenceTarget:
     """The disbursement and the operator that anchors to it; 404 when it does not exist
     or belongs to another charity than the caller's."""
     disbursement = ids.to_bytes32(disbursement_id, "disbursement")
-    view = view_call(runtime, "disbursementOf", disbursement, missing="disbursement")
-    charity_hex = charity_of_campaign(runtime, ids.from_bytes32(bytes(view[0])))
-    operator = operator_for(runtime, principal, charity_hex, "disbursement")
+    view = writes.view("disbursementOf", disbursement, missing="disbursement")
+    charity_hex = writes.charity_of_campaign(ids.from_bytes32(bytes(view[0])))
+    operator = writes.operator_for(principal, charity_hex, "disbursement")
     return EvidenceTarget(disbursement_id, disbursement, charity_hex, operator)
 
 
@@ -204,7 +204,7 @@ def stored_path(root: Path, sha256: str) -> Path:
 
 
 def anchor(
-    runtime: Runtime, target: EvidenceTarget, uploads: list[UploadFile], wait: bool
+    writes: Writes, target: EvidenceTarget, uploads: list[UploadFile], wait: bool
 ) -> tuple[dict[str, Any], list[TxState]]:
     """Store documents content-addressed and anchor each new hash to the disbursement.
 
@@ -213,23 +213,21 @@ def anchor(
     twice (or already anchored) is anchored once."""
     if not 1 <= len(uploads) <= MAX_DOCUMENTS:
         raise InvalidRequest(f"upload 1 to {MAX_DOCUMENTS} documents as multipart field `files`")
-    root = runtime.settings.evidence_path
+    root = writes.settings.evidence_path
     staged: list[Staged] = []
     try:
         for position, upload in enumerate(uploads, start=1):
             staged.append(stage_document(root, upload, position))
-        plans: dict[str, tuple[Any, int] | None] = {}  # sha256 -> (call, gas), None if anchored
+        plans: dict[str, tuple[Call, int] | None] = {}  # sha256 -> (call, gas), None if anchored
         for document in staged:
             if document.sha256 in plans:
                 continue
             hash_bytes = bytes.fromhex(document.sha256)
-            if view_call(
-                runtime, "isEvidenceAnchored", target.disbursement, hash_bytes, missing="disbursement"
-            ):
+            if writes.view("isEvidenceAnchored", target.disbursement, hash_bytes, missing="disbursement"):
                 plans[document.sha256] = None
                 continue
             call = encode("anchorEvidence", target.disbursement, hash_bytes)
-            plans[document.sha256] = (call, writes.simulate(runtime, target.operator, call))
+            plans[document.sha256] = (call, writes.simulate(target.operator, call))
         for document in staged:  # checked: now stored, before anything names them on chain
             final = stored_path(root, document.sha256)
             final.parent.mkdir(exist_ok=True)
@@ -237,21 +235,13 @@ def anchor(
     finally:
         for document in staged:
             document.temporary.unlink(missing_ok=True)
-    states: dict[str, TxState] = {}
-    for sha, plan in plans.items():
-        if plan is not None:
-            call, gas = plan
-            states[sha] = writes.send(
-                runtime,
-                target.operator,
-                call,
-                gas,
-                target.charity_hex,
-                {"kind": "evidence", "ids": [target.disbursement_id, sha]},
-            )
-    settled = writes.settle(runtime, list(states.values()), wait)
-    views = {s.id: writes.transaction_view(runtime, s) for s in settled}
-    by_sha = {sha: views[state.id] for sha, state in states.items()}
+    sent = {sha: plan for sha, plan in plans.items() if plan is not None}
+    steps = [
+        Step(call, {"kind": "evidence", "ids": [target.disbursement_id, sha]}, gas)
+        for sha, (call, gas) in sent.items()
+    ]
+    settled = writes.submit(target.operator, target.charity_hex, steps, wait)
+    by_sha = {sha: writes.transaction_view(state) for sha, state in zip(sent, settled, strict=True)}
     documents: list[dict[str, Any]] = []
     for document in staged:
         entry: dict[str, Any] = {

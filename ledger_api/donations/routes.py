@@ -7,8 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
-from ledger_api.core import writes
-from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
 from ledger_api.core.schemas import DonationId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.donations import service
@@ -20,6 +18,8 @@ from ledger_api.donations.schemas import (
     RefundCreate,
 )
 from ledger_api.donations.trace import owns, trace
+from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.transactions.service import WaitParam, WritesDep, answer
 
 router = APIRouter(prefix="/v1/donations", tags=["donations"])
 DonationPath = Annotated[DonationId, Path(description="The donation's ID (DN-...)")]
@@ -27,25 +27,23 @@ DonationPath = Annotated[DonationId, Path(description="The donation's ID (DN-...
 
 @router.post("", status_code=201)
 def record_donation(
-    body: DonationCreate, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
+    body: DonationCreate, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
     """Record one donation. The answer carries the donor's receipt secret: give it to the
     donor (it proves the donation is theirs); the service does not keep it."""
-    donations, states = service.record(runtime, principal, [body], wait)
-    return writes.answer(
-        {**donations[0], "transaction": writes.transaction_view(runtime, states[0])}, states, wait
-    )
+    donations, states = service.record(writes, principal, [body], wait)
+    return answer({**donations[0], "transaction": writes.transaction_view(states[0])}, states, wait)
 
 
 @router.post("/batch", status_code=201, max_body_size=BATCH_BODY)
 def record_donations(
-    body: DonationBatch, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
+    body: DonationBatch, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
     """Record up to 2,000 donations of one charity: 500 per transaction, all simulated
     before any is sent."""
-    donations, states = service.record(runtime, principal, body.donations, wait)
-    return writes.answer(
-        {"donations": donations, "transactions": [writes.transaction_view(runtime, s) for s in states]},
+    donations, states = service.record(writes, principal, body.donations, wait)
+    return answer(
+        {"donations": donations, "transactions": [writes.transaction_view(s) for s in states]},
         states,
         wait,
     )
@@ -55,26 +53,26 @@ def record_donations(
 def refund_donation(
     donation_id: DonationPath,
     body: RefundCreate,
-    runtime: WriteRuntimeDep,
+    writes: WritesDep,
     principal: WriterPrincipal,
     wait: WaitParam = True,
 ) -> JSONResponse:
-    created, state = service.refund(runtime, principal, donation_id, body.amount, body.reason, wait)
-    return writes.answer(created, [state], wait)
+    created, state = service.refund(writes, principal, donation_id, body.amount, body.reason, wait)
+    return answer(created, [state], wait)
 
 
 @router.get("/{donation_id}")
-def trace_donation(donation_id: DonationPath, runtime: RuntimeDep) -> JSONResponse:
+def trace_donation(donation_id: DonationPath, mirror: MirrorDep) -> JSONResponse:
     """The donor's trace (public): the donation, every allocation with the disbursement it
     funded and that disbursement's evidence, refunds, what is not spent yet, and for every
     step its chain reference and whether it is final."""
-    return JSONResponse(trace(runtime, donation_id))
+    return JSONResponse(trace(mirror, donation_id))
 
 
 @router.post("/{donation_id}/ownership")
-def check_ownership(donation_id: DonationPath, body: OwnershipCheck, runtime: RuntimeDep) -> JSONResponse:
+def check_ownership(donation_id: DonationPath, body: OwnershipCheck, mirror: MirrorDep) -> JSONResponse:
     """Whether a receipt secret and donor reference match the donation's on-chain
     commitment (public; neither is stored or logged)."""
     return JSONResponse(
-        {"id": donation_id, "matches": owns(runtime, donation_id, body.receipt_secret, body.donor_reference)}
+        {"id": donation_id, "matches": owns(mirror, donation_id, body.receipt_secret, body.donor_reference)}
     )

@@ -13,14 +13,15 @@ from typing import Any
 
 from eth_utils import keccak
 
-from ledger_api.app import Runtime
-from ledger_api.campaigns.service import charity_of_campaign, view_call
 from ledger_api.chain.calls import Call, encode
 from ledger_api.chain.writer import TxState
-from ledger_api.charities.service import ZERO, operator_for
-from ledger_api.core import ids, writes
+from ledger_api.core import ids
+from ledger_api.core.errors import InvalidRequest
 from ledger_api.core.security import Principal, require_charity
 from ledger_api.donations.schemas import DonationCreate
+from ledger_api.transactions.service import Step, Writes
+
+ZERO = b"\0" * 32
 
 CHAIN_BATCH = 500  # the contract's MAX_BATCH
 
@@ -70,61 +71,50 @@ def _prepare(item: DonationCreate, campaign: bytes) -> tuple[dict[str, Any], tup
 
 
 def record(
-    runtime: Runtime, principal: Principal, items: list[DonationCreate], wait: bool
+    writes: Writes, principal: Principal, items: list[DonationCreate], wait: bool
 ) -> tuple[list[dict[str, Any]], list[TxState]]:
     """Record donations: one transaction per 500, all simulated before any is signed,
     so a batch is rejected whole or sent whole."""
     charities: dict[str, str] = {}
     for campaign in dict.fromkeys(item.campaign_id for item in items):  # in the batch's order
-        charities[campaign] = charity_of_campaign(runtime, campaign)
+        charities[campaign] = writes.charity_of_campaign(campaign)
         # Another charity's campaign is "not found", as everywhere (not "mixed charities").
         require_charity(principal, charities[campaign], "campaign")
     charity_set = set(charities.values())
     if len(charity_set) != 1:
-        raise _mixed()
+        raise InvalidRequest("all donations of one batch must belong to campaigns of the same charity")
     charity_hex = charity_set.pop()
-    operator = operator_for(runtime, principal, charity_hex, "campaign")
     campaigns = {campaign: ids.to_bytes32(campaign, "campaign") for campaign in charities}
     prepared = [_prepare(item, campaigns[item.campaign_id]) for item in items]
-    chunks = [prepared[i : i + CHAIN_BATCH] for i in range(0, len(prepared), CHAIN_BATCH)]
-    calls = []
-    for chunk in chunks:
+    steps = []
+    for i in range(0, len(prepared), CHAIN_BATCH):
+        chunk = prepared[i : i + CHAIN_BATCH]
         if len(chunk) == 1:
             call = encode("recordDonation", chunk[0][1])
         else:
             call = encode_batch([onchain for _, onchain in chunk])
-        calls.append((call, writes.simulate(runtime, operator, call), [public["id"] for public, _ in chunk]))
-    states = [
-        writes.send(runtime, operator, call, gas, charity_hex, {"kind": "donation", "ids": chunk_ids})
-        for call, gas, chunk_ids in calls
-    ]
-    states = writes.settle(runtime, states, wait)
+        steps.append(Step(call, {"kind": "donation", "ids": [public["id"] for public, _ in chunk]}))
+    states = writes.write(principal, charity_hex, "campaign", steps, wait)
     return [public for public, _ in prepared], states
 
 
-def _mixed() -> Exception:
-    from ledger_api.core.errors import InvalidRequest
-
-    return InvalidRequest("all donations of one batch must belong to campaigns of the same charity")
-
-
 def refund(
-    runtime: Runtime, principal: Principal, donation_id: str, amount: int, reason: str, wait: bool
+    writes: Writes, principal: Principal, donation_id: str, amount: int, reason: str, wait: bool
 ) -> tuple[dict[str, Any], TxState]:
-    donation = view_call(runtime, "donationOf", ids.to_bytes32(donation_id, "donation"), missing="donation")
-    campaign_hex = "0x" + bytes(donation[0]).hex()
-    charity_hex = charity_of_campaign(runtime, ids.from_bytes32(campaign_hex))
-    operator = operator_for(runtime, principal, charity_hex, "donation")
+    donation = writes.view("donationOf", ids.to_bytes32(donation_id, "donation"), missing="donation")
+    charity_hex = writes.charity_of_campaign(ids.from_bytes32("0x" + bytes(donation[0]).hex()))
     refund_id = ids.new("refund")
-    call = runtime.contract.functions.refundDonation(
-        ids.to_bytes32(refund_id), ids.to_bytes32(donation_id, "donation"), amount, reason
+    call = encode(
+        "refundDonation", ids.to_bytes32(refund_id), ids.to_bytes32(donation_id, "donation"), amount, reason
     )
-    state = writes.write(runtime, operator, call, charity_hex, {"kind": "refund", "ids": [refund_id]}, wait)
+    (state,) = writes.write(
+        principal, charity_hex, "donation", [Step(call, {"kind": "refund", "ids": [refund_id]})], wait
+    )
     body = {
         "id": refund_id,
         "donation_id": donation_id,
         "amount": amount,
         "reason": reason,
-        "transaction": writes.transaction_view(runtime, state),
+        "transaction": writes.transaction_view(state),
     }
     return body, state

@@ -10,11 +10,11 @@ from typing import Any
 from eth_utils import keccak
 from sqlalchemy import Connection, select
 
-from indexer import models as im
-from ledger_api.app import Runtime
 from ledger_api.core import ids
 from ledger_api.core.errors import NotFound
-from ledger_api.core.proofs import ChainView, block_info, chain_view, proof
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.proofs import ChainView, block_info, chain_view, proof
 
 
 def channel_name(hex_value: str) -> str:
@@ -22,14 +22,14 @@ def channel_name(hex_value: str) -> str:
 
 
 def evidence_of(
-    runtime: Runtime, connection: Connection, disbursement_hexes: list[str]
+    mirror: Mirror, connection: Connection, disbursement_hexes: list[str]
 ) -> dict[str, list[Any]]:
     if not disbursement_hexes:
         return {}
     E = im.Evidence
     rows = connection.execute(
         select(E.disbursement_id, E.document_hash, E.block_number, E.tx_hash, E.log_index)
-        .where(E.deployment_id == runtime.deployment_id, E.disbursement_id.in_(disbursement_hexes))
+        .where(E.deployment_id == mirror.deployment_id, E.disbursement_id.in_(disbursement_hexes))
         .order_by(E.block_number, E.log_index)
     ).all()
     out: dict[str, list[Any]] = {}
@@ -39,10 +39,10 @@ def evidence_of(
 
 
 def evidence_view(
-    runtime: Runtime, view: ChainView, blocks: dict[int, tuple[str, int]], row: Any
+    mirror: Mirror, view: ChainView, blocks: dict[int, tuple[str, int]], row: Any
 ) -> dict[str, Any]:
     sha = row.document_hash[2:]
-    stored = (runtime.settings.evidence_path / sha[:2] / sha).is_file()
+    stored = (mirror.settings.evidence_path / sha[:2] / sha).is_file()
     return {
         "sha256": sha,
         "document": f"/v1/evidence/{sha}" if stored else None,
@@ -50,11 +50,11 @@ def evidence_view(
     }
 
 
-def trace(runtime: Runtime, donation_id: str) -> dict[str, Any]:
+def trace(mirror: Mirror, donation_id: str) -> dict[str, Any]:
     donation_hex = ids.to_hex(donation_id, "donation")
     D, C, A, B, R, CH = im.Donation, im.Campaign, im.Allocation, im.Disbursement, im.Refund, im.Charity
-    dep = runtime.deployment_id
-    with runtime.engine.connect() as connection:
+    dep = mirror.deployment_id
+    with mirror.engine.connect() as connection:
         # The donation with its campaign and charity, in one round trip.
         row = connection.execute(
             select(
@@ -96,7 +96,7 @@ def trace(runtime: Runtime, donation_id: str) -> dict[str, Any]:
             .where(R.deployment_id == dep, R.donation_id == donation_hex)
             .order_by(R.block_number, R.log_index)
         ).all()
-        evidence = evidence_of(runtime, connection, [a.disbursement_id for a in allocations])
+        evidence = evidence_of(mirror, connection, [a.disbursement_id for a in allocations])
         numbers = {
             donation.block_number,
             *(a.block_number for a in allocations),
@@ -105,8 +105,8 @@ def trace(runtime: Runtime, donation_id: str) -> dict[str, Any]:
         numbers |= {r.block_number for r in refunds} | {
             e.block_number for rows in evidence.values() for e in rows
         }
-        view = chain_view(runtime, connection)
-        blocks = block_info(runtime, connection, numbers)
+        view = chain_view(mirror, connection)
+        blocks = block_info(mirror, connection, numbers)
 
     def disbursement_proof(a: Any) -> dict[str, Any]:
         return proof(view, blocks, SimpleNamespace(block_number=a.d_block, tx_hash=a.d_tx, log_index=a.d_log))
@@ -134,7 +134,7 @@ def trace(runtime: Runtime, donation_id: str) -> dict[str, Any]:
                     "purpose": a.purpose,
                     "proof": disbursement_proof(a),
                     "evidence": [
-                        evidence_view(runtime, view, blocks, e) for e in evidence.get(a.disbursement_id, [])
+                        evidence_view(mirror, view, blocks, e) for e in evidence.get(a.disbursement_id, [])
                     ],
                 },
             }
@@ -153,13 +153,13 @@ def trace(runtime: Runtime, donation_id: str) -> dict[str, Any]:
     }
 
 
-def owns(runtime: Runtime, donation_id: str, receipt_secret: str, donor_reference: str) -> bool:
+def owns(mirror: Mirror, donation_id: str, receipt_secret: str, donor_reference: str) -> bool:
     """Whether keccak256(secret || reference) is the donation's on-chain commitment."""
     donation_hex = ids.to_hex(donation_id, "donation")
-    with runtime.engine.connect() as connection:
+    with mirror.engine.connect() as connection:
         commitment = connection.execute(
             select(im.Donation.donor_commitment).where(
-                im.Donation.deployment_id == runtime.deployment_id, im.Donation.donation_id == donation_hex
+                im.Donation.deployment_id == mirror.deployment_id, im.Donation.donation_id == donation_hex
             )
         ).scalar_one_or_none()
     if commitment is None:

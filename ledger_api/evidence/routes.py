@@ -8,32 +8,32 @@ from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
-from indexer import models as im
 from ledger_api.core import ids
-from ledger_api.core.deps import RuntimeDep
 from ledger_api.core.errors import NotFound
-from ledger_api.core.proofs import block_info, chain_view, proof
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.mirror.proofs import block_info, chain_view, proof
 
 router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
 Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The document's SHA-256, lower-case hex")]
 
 
 @router.get("/{sha256}")
-def get_evidence(sha256: Sha256, runtime: RuntimeDep) -> Response:
+def get_evidence(sha256: Sha256, mirror: MirrorDep) -> Response:
     """The stored document (public, by its hash). Documents that are anchored but not
     stored here are described instead: anyone holding a copy can check it."""
     E = im.Evidence
-    with runtime.engine.connect() as connection:
+    with mirror.engine.connect() as connection:
         anchors = connection.execute(
             select(E.disbursement_id, E.block_number, E.tx_hash, E.log_index).where(
-                E.deployment_id == runtime.deployment_id, E.document_hash == "0x" + sha256
+                E.deployment_id == mirror.deployment_id, E.document_hash == "0x" + sha256
             )
         ).all()
-        view = chain_view(runtime, connection)
-        blocks = block_info(runtime, connection, {a.block_number for a in anchors})
+        view = chain_view(mirror, connection)
+        blocks = block_info(mirror, connection, {a.block_number for a in anchors})
     if not anchors:
         raise NotFound("no document with this hash is anchored on the ledger")
-    path = runtime.settings.evidence_path / sha256[:2] / sha256
+    path = mirror.settings.evidence_path / sha256[:2] / sha256
     if path.is_file():
         return FileResponse(
             path,

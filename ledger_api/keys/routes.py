@@ -8,27 +8,27 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert, select, update
 
-from ledger_api.charities.service import find_charity
 from ledger_api.core import ids
-from ledger_api.core.deps import RuntimeDep
+from ledger_api.core.accounts import operator_of
 from ledger_api.core.errors import NotFound
 from ledger_api.core.idempotency import WITHHOLD_HEADER
 from ledger_api.core.models import ApiKey
 from ledger_api.core.security import AdminPrincipal, new_key
 from ledger_api.keys.schemas import KeyCreate
+from ledger_api.mirror.gateway import MirrorDep
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
 @router.post("", status_code=201)
-def create_key(body: KeyCreate, runtime: RuntimeDep, _: AdminPrincipal) -> JSONResponse:
+def create_key(body: KeyCreate, mirror: MirrorDep, _: AdminPrincipal) -> JSONResponse:
     """Issue a key. The key itself is in this answer only; the service keeps its hash (a
     retry with the same Idempotency-Key answers the same key id with `"key": null`)."""
     charity_hex = ids.to_hex(body.charity_id, "charity") if body.charity_id else None
-    if charity_hex is not None:
-        find_charity(runtime, charity_hex)  # 404 for a charity this service does not know
+    if charity_hex is not None and operator_of(mirror.engine, mirror.deployment_id, charity_hex) is None:
+        raise NotFound("charity not found")  # not a charity this service registered
     key_id, key, secret_hash = new_key()
-    with runtime.engine.begin() as connection:
+    with mirror.engine.begin() as connection:
         connection.execute(
             insert(ApiKey).values(
                 id=key_id, secret_hash=secret_hash, role=body.role, charity_id=charity_hex, label=body.label
@@ -44,9 +44,9 @@ def create_key(body: KeyCreate, runtime: RuntimeDep, _: AdminPrincipal) -> JSONR
 
 @router.delete("/{key_id}", status_code=204)
 def revoke_key(
-    runtime: RuntimeDep, _: AdminPrincipal, key_id: str = Path(max_length=12, pattern=r"^[a-z0-9]{12}$")
+    mirror: MirrorDep, _: AdminPrincipal, key_id: str = Path(max_length=12, pattern=r"^[a-z0-9]{12}$")
 ) -> Response:
-    with runtime.engine.begin() as connection:
+    with mirror.engine.begin() as connection:
         revoked = connection.execute(
             update(ApiKey)
             .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))

@@ -531,8 +531,8 @@ class Reader:
 
 
 def reader_for(request: Request) -> Reader:
-    runtime = getattr(request.app.state, "runtime", None)
-    configured = runtime.settings.timezone if runtime is not None else None
+    mirror = getattr(request.app.state, "mirror", None)
+    configured = mirror.settings.timezone if mirror is not None else None
     timezone = ZoneInfo(configured) if configured else None  # checked when the settings were read
     chosen = language_of(request.query_params.get("lang"))
     if chosen is not None:

@@ -38,15 +38,14 @@ from lxml import etree
 from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger_api.app import Runtime
 from ledger_api.campaigns import reads as campaigns
 from ledger_api.charities import reads as charities
 from ledger_api.core import ids
-from ledger_api.core.deps import RuntimeDep
 from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.formats import xml_text
 from ledger_api.disbursements.reads import funding
 from ledger_api.donations.trace import trace
+from ledger_api.mirror.gateway import Mirror, MirrorDep
 from ledger_api.pages import svg
 from ledger_api.pages.i18n import COOKIE, Reader, reader_for
 
@@ -270,13 +269,13 @@ def both_layouts(draw: Callable[[svg.Layout], str]) -> Markup:
 
 
 def _home(
-    request: Request, runtime: Runtime, reader: Reader, cursor: str | None, **context: Any
+    request: Request, mirror: Mirror, reader: Reader, cursor: str | None, **context: Any
 ) -> HTMLResponse:
     with reading("page"):
-        listed = charities.list_charities(runtime, HOME_CHARITIES, cursor)
+        listed = charities.list_charities(mirror, HOME_CHARITIES, cursor)
         # One read for every campaign on the page (not one per charity); when there are
         # more than that, each charity links to its own page for the full list.
-        found = campaigns.list_campaigns(runtime, HOME_CAMPAIGNS, None, None, None, None)
+        found = campaigns.list_campaigns(mirror, HOME_CAMPAIGNS, None, None, None, None)
     campaigns_of: dict[str, list[dict[str, Any]]] = {}
     for campaign in found["items"]:
         campaigns_of.setdefault(campaign["charity_id"], []).append(campaign)
@@ -296,10 +295,10 @@ def _home(
 @router.get("/", name="page_home")
 def home(
     request: Request,
-    runtime: RuntimeDep,
+    mirror: MirrorDep,
     charities_cursor: Annotated[str | None, Query(alias="charities", max_length=200)] = None,
 ) -> HTMLResponse:
-    return _home(request, runtime, reader_for(request), charities_cursor)
+    return _home(request, mirror, reader_for(request), charities_cursor)
 
 
 _PATH_ID = re.compile(r"/(donations|campaigns|charities|disbursements)/([^/?#\s]+)")
@@ -344,18 +343,18 @@ def searched_path(query: str) -> str | None:
 
 @router.get("/search", name="page_search", response_model=None)
 def search(
-    request: Request, runtime: RuntimeDep, q: Annotated[str | None, Query(max_length=2000)] = None
+    request: Request, mirror: MirrorDep, q: Annotated[str | None, Query(max_length=2000)] = None
 ) -> Response:
     """A donation ID (or a record ID of another kind, or a pasted trace URL) → its page.
     Without a query (the language switch links here from a search's answer): the home page."""
     reader = reader_for(request)
     if q is None:
-        return _home(request, runtime, reader, None)
+        return _home(request, mirror, reader, None)
     path = searched_path(q)
     if path is not None:
         return RedirectResponse(path, status_code=303)
     message = reader.t("search.empty") if not q.strip() else reader.t("search.bad")
-    return _home(request, runtime, reader, None, search_error=message, query=q[:300])
+    return _home(request, mirror, reader, None, search_error=message, query=q[:300])
 
 
 # ------------------------------------------------------------------ donations
@@ -370,10 +369,10 @@ def _steps(d: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @router.get("/donations/{donation_id}", name="page_donation")
-def donation(request: Request, donation_id: str, runtime: RuntimeDep) -> HTMLResponse:
+def donation(request: Request, donation_id: str, mirror: MirrorDep) -> HTMLResponse:
     canonical = record_id(donation_id, "donation")
     with reading("donation", canonical):
-        d = trace(runtime, canonical)
+        d = trace(mirror, canonical)
     reader = reader_for(request)
     c = d["currency"]
     description = reader.t(
@@ -417,16 +416,16 @@ def qr_svg(url: str, label: str) -> str:
 
 def _receipt(
     request: Request,
-    runtime: Runtime,
+    mirror: Mirror,
     donation_id: str,
     secret: str | None = None,
     secret_error: bool = False,
 ) -> HTMLResponse:
     canonical = record_id(donation_id, "donation")
     with reading("donation", canonical):
-        d = trace(runtime, canonical)
+        d = trace(mirror, canonical)
     reader = reader_for(request)
-    public = runtime.settings.public_url
+    public = mirror.settings.public_url
     base = public.rstrip("/") if public else str(request.base_url).rstrip("/")
     trace_url = f"{base}/donations/{d['id']}"
     headers = (
@@ -448,16 +447,16 @@ def _receipt(
 
 
 @router.get("/donations/{donation_id}/receipt", name="page_receipt")
-def receipt(request: Request, donation_id: str, runtime: RuntimeDep) -> HTMLResponse:
+def receipt(request: Request, donation_id: str, mirror: MirrorDep) -> HTMLResponse:
     """The public receipt: never any secret."""
-    return _receipt(request, runtime, donation_id)
+    return _receipt(request, mirror, donation_id)
 
 
 @router.post("/donations/{donation_id}/receipt", name="page_receipt_with_secret", max_body_size=4096)
 def receipt_with_secret(
     request: Request,
     donation_id: str,
-    runtime: RuntimeDep,
+    mirror: MirrorDep,
     receipt_secret: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
     """The receipt a charity prints at the time of donation, with the donor's receipt
@@ -466,8 +465,8 @@ def receipt_with_secret(
     checked to have the right shape."""
     secret = receipt_secret.strip()
     if not SECRET.fullmatch(secret):
-        return _receipt(request, runtime, donation_id, secret_error=True)
-    return _receipt(request, runtime, donation_id, secret="0x" + secret[2:].lower())
+        return _receipt(request, mirror, donation_id, secret_error=True)
+    return _receipt(request, mirror, donation_id, secret="0x" + secret[2:].lower())
 
 
 # ------------------------------------------------------------------ campaigns, charities, disbursements
@@ -477,21 +476,21 @@ def receipt_with_secret(
 def campaign(
     request: Request,
     campaign_id: str,
-    runtime: RuntimeDep,
+    mirror: MirrorDep,
     donations_cursor: Annotated[str | None, Query(alias="donations", max_length=200)] = None,
     disbursements_cursor: Annotated[str | None, Query(alias="disbursements", max_length=200)] = None,
 ) -> HTMLResponse:
     canonical = record_id(campaign_id, "campaign")
     with reading("campaign", canonical):
-        cp = campaigns.get_campaign(runtime, canonical)
-        flows = campaigns.flows(runtime, canonical)
+        cp = campaigns.get_campaign(mirror, canonical)
+        flows = campaigns.flows(mirror, canonical)
         donations = campaigns.list_donations(
-            runtime, canonical, PAGE_SIZE, donations_cursor, None, None, None, None, newest=True
+            mirror, canonical, PAGE_SIZE, donations_cursor, None, None, None, None, newest=True
         )
         paid = campaigns.list_disbursements(
-            runtime, canonical, PAGE_SIZE, disbursements_cursor, None, None, None, None, newest=True
+            mirror, canonical, PAGE_SIZE, disbursements_cursor, None, None, None, None, newest=True
         )
-        charity = charities.get_charity(runtime, cp["charity_id"])
+        charity = charities.get_charity(mirror, cp["charity_id"])
     reader = reader_for(request)
     c = cp["currency"]
     diagram = None
@@ -522,22 +521,22 @@ def campaign(
 def charity(
     request: Request,
     charity_id: str,
-    runtime: RuntimeDep,
+    mirror: MirrorDep,
     campaigns_cursor: Annotated[str | None, Query(alias="campaigns", max_length=200)] = None,
 ) -> HTMLResponse:
     canonical = record_id(charity_id, "charity")
     with reading("charity", canonical):
-        found = charities.get_charity(runtime, canonical)
-        listed = campaigns.list_campaigns(runtime, PAGE_SIZE, campaigns_cursor, canonical, None, None)
+        found = charities.get_charity(mirror, canonical)
+        listed = campaigns.list_campaigns(mirror, PAGE_SIZE, campaigns_cursor, canonical, None, None)
     ch = {k: found[k] for k in ("id", "name", "totals_by_currency")}  # not the operators
     return render(request, reader_for(request), "charity.html", ch=ch, campaigns=listed)
 
 
 @router.get("/disbursements/{disbursement_id}", name="page_disbursement")
-def disbursement(request: Request, disbursement_id: str, runtime: RuntimeDep) -> HTMLResponse:
+def disbursement(request: Request, disbursement_id: str, mirror: MirrorDep) -> HTMLResponse:
     canonical = record_id(disbursement_id, "disbursement")
     with reading("disbursement", canonical):
-        b = funding(runtime, canonical)
+        b = funding(mirror, canonical)
     b["funded_by"] = [{"amount": f["amount"], "proof": f["proof"]} for f in b["funded_by"]]  # no IDs
     return render(request, reader_for(request), "disbursement.html", b=b, shown=FUNDING_SHOWN)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from indexer import models as im
-from ledger_api.app import Runtime
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
 
 
 @dataclass(frozen=True)
@@ -24,23 +24,23 @@ class ChainView:
     finalized_block: int
 
 
-def chain_view(runtime: Runtime, connection: Connection) -> ChainView:
+def chain_view(mirror: Mirror, connection: Connection) -> ChainView:
     cursor = connection.execute(
         select(im.Cursor.block_number, im.Cursor.finalized_block).where(
-            im.Cursor.deployment_id == runtime.deployment_id
+            im.Cursor.deployment_id == mirror.deployment_id
         )
     ).one_or_none()
     indexed, finalized = (cursor.block_number, cursor.finalized_block) if cursor else (0, 0)
-    return ChainView(runtime.deployment.chain_id, runtime.deployment.address, indexed, finalized)
+    return ChainView(mirror.deployment.chain_id, mirror.deployment.address, indexed, finalized)
 
 
-def block_info(runtime: Runtime, connection: Connection, numbers: set[int]) -> dict[int, tuple[str, int]]:
+def block_info(mirror: Mirror, connection: Connection, numbers: set[int]) -> dict[int, tuple[str, int]]:
     """(hash, timestamp) of the given blocks (the indexer keeps every block with events)."""
     if not numbers:
         return {}
     rows = connection.execute(
         select(im.Block.number, im.Block.hash, im.Block.timestamp).where(
-            im.Block.deployment_id == runtime.deployment_id, im.Block.number.in_(sorted(numbers))
+            im.Block.deployment_id == mirror.deployment_id, im.Block.number.in_(sorted(numbers))
         )
     )
     return {number: (block_hash, timestamp) for number, block_hash, timestamp in rows}
