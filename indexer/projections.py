@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from indexer import models as m
 from indexer.decoder import DecodedLog
+from ledger_api.core.db import insert_ignore
 
 CHUNK = 900  # keys per IN (...) list, below SQLite's bound-parameter limits
 
@@ -38,64 +38,6 @@ def _json(args: dict[str, Any]) -> str:
 
 def _json_value(value: Any) -> Any:
     return hex0x(value) if isinstance(value, bytes) else value
-
-
-def insert_ignore(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk insert that skips rows whose key is already there.
-
-    Large batches go straight to the driver: SQLite gets one prepared
-    `INSERT ... ON CONFLICT DO NOTHING` run over tuples; PostgreSQL gets the rows by COPY
-    into a temporary table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
-    SQLAlchemy's per-row parameter processing and psycopg's pipelined executemany were
-    most of a backfill's write time. Small batches take the ordinary path."""
-    if not rows:
-        return
-    dialect = connection.dialect.name
-    if len(rows) >= BULK_ROWS and dialect in ("sqlite", "postgresql"):
-        columns = list(rows[0])
-        values = [tuple(row[c] for c in columns) for row in rows]
-        if dialect == "sqlite":
-            _sqlite_bulk(connection, table.name, columns, values)
-        else:
-            _postgres_bulk(connection, table.name, columns, values)
-        return
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing()
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(dialect)
-    connection.execute(statement, list(rows))
-
-
-BULK_ROWS = 200
-
-
-def _sqlite_bulk(
-    connection: Connection, name: str, columns: list[str], values: list[tuple[Any, ...]]
-) -> None:
-    names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    sql = f'INSERT INTO "{name}" ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING'
-    connection.exec_driver_sql(sql, values)
-
-
-def _postgres_bulk(
-    connection: Connection, name: str, columns: list[str], values: list[tuple[Any, ...]]
-) -> None:
-    names = ", ".join(f'"{c}"' for c in columns)
-    stage = f'"stage_{name}"'
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
-        # A temporary table per session, emptied at every commit.
-        like = f'(LIKE "{name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} {like}")
-        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-            for row in values:
-                copy.write_row(row)
-        cursor.execute(f'INSERT INTO "{name}" ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING')
-        cursor.execute(f"TRUNCATE {stage}")
 
 
 @dataclass
