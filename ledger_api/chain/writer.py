@@ -43,7 +43,7 @@ from ledger_api.chain.keystore import Keystore
 from ledger_api.core import ids
 from ledger_api.core.db import insert_ignore
 from ledger_api.core.errors import ChainUnavailable, ContractRejected, WriteTimeout
-from ledger_api.core.idempotency import forget_old_answers
+from ledger_api.core.idempotency_store import expire as forget_old_answers
 from ledger_api.core.models import ChainTransaction, Signer
 
 log = logging.getLogger("ledger_api.writer")
