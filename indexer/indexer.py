@@ -36,8 +36,9 @@ from indexer import metrics
 from indexer import models as m
 from indexer.decoder import DecodedLog, LogDecoder
 from indexer.lock import LockLost, WriterLock
-from indexer.projections import apply_logs, hex0x, insert_ignore, rollback_above
+from indexer.projections import apply_logs, hex0x, rollback_above
 from ledger_api.chain.contract import load_artifact
+from ledger_api.core.db import insert_ignore
 from ledger_api.core.models import Deployment
 
 log = logging.getLogger("indexer")

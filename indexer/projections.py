@@ -10,16 +10,16 @@ by the same code on both paths, so they cannot drift.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from indexer import models as m
 from indexer.decoder import DecodedLog
+from ledger_api.core.db import insert_ignore
 
 CHUNK = 900  # keys per IN (...) list, below SQLite's bound-parameter limits
 
@@ -38,64 +38,6 @@ def _json(args: dict[str, Any]) -> str:
 
 def _json_value(value: Any) -> Any:
     return hex0x(value) if isinstance(value, bytes) else value
-
-
-def insert_ignore(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk insert that skips rows whose key is already there.
-
-    Large batches go straight to the driver: SQLite gets one prepared
-    `INSERT ... ON CONFLICT DO NOTHING` run over tuples; PostgreSQL gets the rows by COPY
-    into a temporary table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
-    SQLAlchemy's per-row parameter processing and psycopg's pipelined executemany were
-    most of a backfill's write time. Small batches take the ordinary path."""
-    if not rows:
-        return
-    dialect = connection.dialect.name
-    if len(rows) >= BULK_ROWS and dialect in ("sqlite", "postgresql"):
-        columns = list(rows[0])
-        values = [tuple(row[c] for c in columns) for row in rows]
-        if dialect == "sqlite":
-            _sqlite_bulk(connection, table.name, columns, values)
-        else:
-            _postgres_bulk(connection, table.name, columns, values)
-        return
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing()
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(dialect)
-    connection.execute(statement, list(rows))
-
-
-BULK_ROWS = 200
-
-
-def _sqlite_bulk(
-    connection: Connection, name: str, columns: list[str], values: list[tuple[Any, ...]]
-) -> None:
-    names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    sql = f'INSERT INTO "{name}" ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING'
-    connection.exec_driver_sql(sql, values)
-
-
-def _postgres_bulk(
-    connection: Connection, name: str, columns: list[str], values: list[tuple[Any, ...]]
-) -> None:
-    names = ", ".join(f'"{c}"' for c in columns)
-    stage = f'"stage_{name}"'
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
-        # A temporary table per session, emptied at every commit.
-        like = f'(LIKE "{name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} {like}")
-        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-            for row in values:
-                copy.write_row(row)
-        cursor.execute(f'INSERT INTO "{name}" ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING')
-        cursor.execute(f"TRUNCATE {stage}")
 
 
 @dataclass
@@ -188,19 +130,208 @@ def _origin(log: DecodedLog) -> dict[str, Any]:
     return {"block_number": log.block_number, "tx_hash": hex0x(log.tx_hash), "log_index": log.log_index}
 
 
-def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[DecodedLog]) -> Touched:
-    """Insert the events of a range and their projection rows; recompute aggregates."""
-    rows: dict[Table, list[dict[str, Any]]] = {}
-    events = []
-    closed: list[dict[str, Any]] = []
-    touched = Touched()
+class UnprojectedEvent(RuntimeError):
+    """The contract emitted an event that has neither a projector nor a place in
+    TRAIL_ONLY: the contract changed and the indexer was not taught the new event. The
+    range is not written (the cursor stays), rather than mirrored without it."""
 
-    def add(model: type[m.Base], row: dict[str, Any]) -> None:
-        rows.setdefault(m.table(model), []).append({"deployment_id": deployment_id, **row})
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"no projector for the event {name!r}: add one to PROJECTORS, or list it in TRAIL_ONLY"
+        )
+        self.name = name
+
+
+@dataclass
+class Projection:
+    """The rows one range adds to the projections, by table, and the campaigns it closes."""
+
+    deployment_id: int
+    rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    closed: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, model: type[m.Base], row: dict[str, Any]) -> None:
+        self.rows.setdefault(m.table(model), []).append({"deployment_id": self.deployment_id, **row})
+
+
+def _donation_recorded(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Donation,
+        {
+            "donation_id": args["donationId"],
+            "campaign_id": args["campaignId"],
+            "amount": args["amount"],
+            "donor_commitment": args["donorCommitment"],
+            "channel": args["channel"],
+            "metadata_hash": args["metadataHash"],
+            "operator": args["operator"],
+            "allocated": 0,
+            "refunded": 0,
+            **_origin(log),
+        },
+    )
+
+
+def _donation_allocated(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Allocation,
+        {
+            "disbursement_id": args["disbursementId"],
+            "donation_id": args["donationId"],
+            "amount": args["amount"],
+            **_origin(log),
+        },
+    )
+
+
+def _disbursement_recorded(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Disbursement,
+        {
+            "disbursement_id": args["disbursementId"],
+            "campaign_id": args["campaignId"],
+            "amount": args["amount"],
+            "recipient": args["recipient"],
+            "purpose": args["purpose"],
+            "allocation_count": args["allocationCount"],
+            "operator": args["operator"],
+            "evidence_count": 0,
+            **_origin(log),
+        },
+    )
+
+
+def _donation_refunded(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Refund,
+        {
+            "refund_id": args["refundId"],
+            "donation_id": args["donationId"],
+            "campaign_id": args["campaignId"],
+            "amount": args["amount"],
+            "reason": args["reason"],
+            "operator": args["operator"],
+            **_origin(log),
+        },
+    )
+
+
+def _evidence_anchored(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Evidence,
+        {
+            "disbursement_id": args["disbursementId"],
+            "document_hash": args["documentHash"],
+            "operator": args["operator"],
+            **_origin(log),
+        },
+    )
+
+
+def _campaign_created(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Campaign,
+        {
+            "campaign_id": args["campaignId"],
+            "charity_id": args["charityId"],
+            "name": args["name"],
+            "currency": bytes.fromhex(args["currency"][2:]).decode("ascii"),
+            "goal": str(args["goal"]),
+            "metadata_hash": args["metadataHash"],
+            "operator": args["operator"],
+            "closed_block": None,
+            "received": 0,
+            "refunded": 0,
+            "disbursed": 0,
+            "donation_count": 0,
+            "disbursement_count": 0,
+            **_origin(log),
+        },
+    )
+
+
+def _campaign_closed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.closed.append({"c": args["campaignId"], "b": log.block_number})
+
+
+def _charity_registered(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Charity,
+        {
+            "charity_id": args["charityId"],
+            "name": args["name"],
+            "metadata_hash": args["metadataHash"],
+            "registrar": args["registrar"],
+            **_origin(log),
+        },
+    )
+
+
+def _correction_recorded(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    replacement = args["replacementId"]
+    out.add(
+        m.Correction,
+        {
+            "correction_id": args["correctionId"],
+            "charity_id": args["charityId"],
+            "original_kind": args["originalKind"],
+            "original_id": args["originalId"],
+            "replacement_id": None if int(replacement, 16) == 0 else replacement,
+            "reason": args["reason"],
+            "operator": args["operator"],
+            **_origin(log),
+        },
+    )
+
+
+Projector = Callable[[Projection, DecodedLog, dict[str, Any]], None]
+
+# Each ledger event that has rows of its own in the projections, and what writes them.
+PROJECTORS: dict[str, Projector] = {
+    "CharityRegistered": _charity_registered,
+    "CampaignCreated": _campaign_created,
+    "CampaignClosed": _campaign_closed,
+    "DonationRecorded": _donation_recorded,
+    "DisbursementRecorded": _disbursement_recorded,
+    "DonationAllocated": _donation_allocated,
+    "DonationRefunded": _donation_refunded,
+    "EvidenceAnchored": _evidence_anchored,
+    "CorrectionRecorded": _correction_recorded,
+}
+
+# Events that go to the audit trail (the events table) and nowhere else: pausing and
+# OpenZeppelin's role changes. An operator's status is derived from its OperatorAdded and
+# OperatorRemoved rows in the trail (`_refresh_operators`), so those have no projector
+# either. tests/indexer/test_projectors.py holds this table and PROJECTORS to the ABI.
+TRAIL_ONLY = frozenset(
+    {
+        "OperatorAdded",
+        "OperatorRemoved",
+        "Paused",
+        "Unpaused",
+        "RoleAdminChanged",
+        "RoleGranted",
+        "RoleRevoked",
+    }
+)
+
+
+def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[DecodedLog]) -> Touched:
+    """Insert the events of a range and their projection rows; recompute aggregates.
+    Raises UnprojectedEvent, before writing anything, for an event this module does not
+    know."""
+    out = Projection(deployment_id)
+    events = []
+    touched = Touched()
 
     parsed = [{k: _json_value(v) for k, v in log.args.items()} for log in logs]
     scopes = Scopes(connection, deployment_id, logs, parsed)
     for log, args in zip(logs, parsed, strict=True):
+        project = PROJECTORS.get(log.name)
+        if project is not None:
+            project(out, log, args)
+        elif log.name not in TRAIL_ONLY:
+            raise UnprojectedEvent(log.name)
         touched.add(log.name, args)
         charity_id, campaign_id, sender = scopes.of(log, args)
         events.append(
@@ -218,120 +349,6 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
                 "campaign_id": campaign_id,
             }
         )
-        origin = _origin(log)
-        name = log.name
-        if name == "DonationRecorded":
-            add(
-                m.Donation,
-                {
-                    "donation_id": args["donationId"],
-                    "campaign_id": args["campaignId"],
-                    "amount": args["amount"],
-                    "donor_commitment": args["donorCommitment"],
-                    "channel": args["channel"],
-                    "metadata_hash": args["metadataHash"],
-                    "operator": args["operator"],
-                    "allocated": 0,
-                    "refunded": 0,
-                    **origin,
-                },
-            )
-        elif name == "DonationAllocated":
-            add(
-                m.Allocation,
-                {
-                    "disbursement_id": args["disbursementId"],
-                    "donation_id": args["donationId"],
-                    "amount": args["amount"],
-                    **origin,
-                },
-            )
-        elif name == "DisbursementRecorded":
-            add(
-                m.Disbursement,
-                {
-                    "disbursement_id": args["disbursementId"],
-                    "campaign_id": args["campaignId"],
-                    "amount": args["amount"],
-                    "recipient": args["recipient"],
-                    "purpose": args["purpose"],
-                    "allocation_count": args["allocationCount"],
-                    "operator": args["operator"],
-                    "evidence_count": 0,
-                    **origin,
-                },
-            )
-        elif name == "DonationRefunded":
-            add(
-                m.Refund,
-                {
-                    "refund_id": args["refundId"],
-                    "donation_id": args["donationId"],
-                    "campaign_id": args["campaignId"],
-                    "amount": args["amount"],
-                    "reason": args["reason"],
-                    "operator": args["operator"],
-                    **origin,
-                },
-            )
-        elif name == "EvidenceAnchored":
-            add(
-                m.Evidence,
-                {
-                    "disbursement_id": args["disbursementId"],
-                    "document_hash": args["documentHash"],
-                    "operator": args["operator"],
-                    **origin,
-                },
-            )
-        elif name == "CampaignCreated":
-            add(
-                m.Campaign,
-                {
-                    "campaign_id": args["campaignId"],
-                    "charity_id": args["charityId"],
-                    "name": args["name"],
-                    "currency": bytes.fromhex(args["currency"][2:]).decode("ascii"),
-                    "goal": str(args["goal"]),
-                    "metadata_hash": args["metadataHash"],
-                    "operator": args["operator"],
-                    "closed_block": None,
-                    "received": 0,
-                    "refunded": 0,
-                    "disbursed": 0,
-                    "donation_count": 0,
-                    "disbursement_count": 0,
-                    **origin,
-                },
-            )
-        elif name == "CampaignClosed":
-            closed.append({"c": args["campaignId"], "b": log.block_number})
-        elif name == "CharityRegistered":
-            add(
-                m.Charity,
-                {
-                    "charity_id": args["charityId"],
-                    "name": args["name"],
-                    "metadata_hash": args["metadataHash"],
-                    "registrar": args["registrar"],
-                    **origin,
-                },
-            )
-        elif name == "CorrectionRecorded":
-            replacement = args["replacementId"]
-            add(
-                m.Correction,
-                {
-                    "correction_id": args["correctionId"],
-                    "charity_id": args["charityId"],
-                    "original_kind": args["originalKind"],
-                    "original_id": args["originalId"],
-                    "replacement_id": None if int(replacement, 16) == 0 else replacement,
-                    "reason": args["reason"],
-                    "operator": args["operator"],
-                    **origin,
-                },
-            )
 
     insert_ignore(connection, m.table(m.Event), events)
     # Parents before children, so the projection order never depends on the range.
@@ -345,8 +362,8 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
         m.Evidence,
         m.Correction,
     ):
-        insert_ignore(connection, m.table(model), rows.get(m.table(model), []))
-    if closed:
+        insert_ignore(connection, m.table(model), out.rows.get(m.table(model), []))
+    if out.closed:
         campaigns = m.table(m.Campaign)
         connection.execute(
             update(campaigns)
@@ -354,7 +371,7 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
                 and_(campaigns.c.deployment_id == deployment_id, campaigns.c.campaign_id == bindparam("c"))
             )
             .values(closed_block=bindparam("b")),
-            closed,
+            out.closed,
         )
     refresh(connection, deployment_id, touched)
     return touched

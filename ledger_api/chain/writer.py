@@ -37,13 +37,13 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.types import RPCEndpoint
 
-from indexer.projections import insert_ignore
 from ledger_api.chain.calls import Call, as_call
 from ledger_api.chain.contract import contract_error_of
 from ledger_api.chain.keystore import Keystore
 from ledger_api.core import ids
+from ledger_api.core.db import insert_ignore
 from ledger_api.core.errors import ChainUnavailable, ContractRejected, WriteTimeout
-from ledger_api.core.idempotency import forget_old_answers
+from ledger_api.core.idempotency_store import expire as forget_old_answers
 from ledger_api.core.models import ChainTransaction, Signer
 
 log = logging.getLogger("ledger_api.writer")

@@ -18,13 +18,12 @@ For a POST or DELETE with the header, from an authenticated caller:
   write whose transaction may have been signed is never sent twice.
 Keys are per caller: two callers may use the same key without meeting.
 
-Stored answers hold secrets (a donor's receipt secret): their bodies are encrypted with
-AES-GCM under a key derived (HKDF-SHA256) from the caller's own API key, which the
-database does not hold (it keeps only a SHA-256 of the key's secret). Whoever reads the
-table learns nothing from them, and only the caller that made the request can replay it.
-A route may also name fields that are never replayed at all (`WITHHOLD_HEADER`): a newly
-issued API key is shown once, and its replay says so instead of showing it again.
-Answers are kept IDEMPOTENCY_TTL (the outbox worker deletes older rows).
+The rows are kept by `core/idempotency_store.py` (claim, finish, load, expire), their
+answers sealed with the caller's own API key, so only the caller that made the request
+can replay them. A route may also name fields that are never replayed at all
+(`WITHHOLD_HEADER`): a newly issued API key is shown once, and its replay says so instead
+of showing it again. Answers are kept IDEMPOTENCY_TTL (the outbox worker deletes older
+rows).
 
 The body is never held whole in memory: it is fingerprinted as it streams in and spooled
 (in memory up to SPOOL_IN_MEMORY, then to a temporary file) for the route to read. A
@@ -36,22 +35,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger_api.core import idempotency_store as store
 from ledger_api.core.errors import (
     Conflict,
     IdempotencyConflict,
@@ -62,7 +54,7 @@ from ledger_api.core.errors import (
     internal_error,
     problem_response,
 )
-from ledger_api.core.models import IdempotencyRecord
+from ledger_api.core.idempotency_store import Slot
 from ledger_api.core.security import authenticate
 
 HEADER = b"idempotency-key"
@@ -70,13 +62,7 @@ MAX_KEY = 255
 # A response header a route sets to name top-level JSON fields (comma-separated) that are
 # shown once and never replayed; the middleware removes it before the answer leaves.
 WITHHOLD_HEADER = b"x-ledger-withhold-on-replay"
-IDEMPOTENCY_TTL = timedelta(hours=24)
-# Longer than any request runs (a batch of 2,000 waits for four transactions of at most
-# LEDGER_WRITE_TIMEOUT each, then for the mirror): a row unanswered for longer belongs to
-# a process that died while it ran.
-STALE_AFTER = timedelta(minutes=15)
 SPOOL_IN_MEMORY = 1024 * 1024
-_SEALED = b"aesgcm1:"
 
 
 class IdempotencyOutcomeUnknown(Conflict):
@@ -85,30 +71,6 @@ class IdempotencyOutcomeUnknown(Conflict):
 
 class IdempotencyUnreadable(Conflict):
     kind, title = "idempotency-answer-unreadable", "The stored answer cannot be read with this key"
-
-
-def _sealing_key(token: str, key_id: str) -> AESGCM:
-    """The key that seals a caller's stored answers, from the API key it presented."""
-    derived = HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=b"charity-ledger idempotent answers v1",
-        info=key_id.encode(),
-    ).derive(token.encode())
-    return AESGCM(derived)
-
-
-def seal(token: str, key_id: str, key: str, body: bytes) -> bytes:
-    nonce = os.urandom(12)
-    associated = f"{key_id}\n{key}".encode()  # a sealed body cannot be moved to another row
-    return _SEALED + nonce + _sealing_key(token, key_id).encrypt(nonce, body, associated)
-
-
-def unseal(token: str, key_id: str, key: str, stored: bytes) -> bytes:
-    if not stored.startswith(_SEALED):
-        raise InvalidTag
-    nonce, sealed = stored[len(_SEALED) : len(_SEALED) + 12], stored[len(_SEALED) + 12 :]
-    return _sealing_key(token, key_id).decrypt(nonce, sealed, f"{key_id}\n{key}".encode())
 
 
 class Fingerprint:
@@ -159,25 +121,6 @@ def _boundary_marker(content_type: bytes) -> bytes | None:
         if name.strip().lower() == b"boundary" and boundary:
             return b"--" + boundary
     return None
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One caller's key: where its row is, and how its answers are sealed."""
-
-    key_id: str  # the caller's API key id (the row's principal)
-    bearer: str  # the API key the caller presented: it seals the answers
-    key: str  # the Idempotency-Key
-
-    @property
-    def where(self) -> Any:
-        return (IdempotencyRecord.principal == self.key_id) & (IdempotencyRecord.key == self.key)
-
-    def seal(self, body: bytes) -> bytes:
-        return seal(self.bearer, self.key_id, self.key, body)
-
-    def unseal(self, stored: bytes) -> bytes:
-        return unseal(self.bearer, self.key_id, self.key, stored)
 
 
 class IdempotencyMiddleware:
@@ -241,14 +184,7 @@ class IdempotencyMiddleware:
         request_hash: str,
         spool: IO[bytes],
     ) -> None:
-        try:
-            with engine.begin() as connection:
-                connection.execute(
-                    insert(IdempotencyRecord).values(
-                        principal=slot.key_id, key=slot.key, request_hash=request_hash
-                    )
-                )
-        except IntegrityError:
+        if not store.claim(engine, slot, request_hash):
             await self._answer_again(scope, send, engine, slot, request_hash)
             return
 
@@ -263,10 +199,9 @@ class IdempotencyMiddleware:
             body = b"".join(captured["body"])
             if _remember(captured["status"], body):
                 stored = _withheld(body, captured["withhold"]) if captured["withhold"] else body
-                _store(engine, slot, captured["status"], captured["headers"], stored)
+                store.finish(engine, slot, captured["status"], captured["headers"], stored)
             else:
-                with engine.begin() as connection:
-                    connection.execute(delete(IdempotencyRecord).where(slot.where))
+                store.release(engine, slot)
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -292,12 +227,11 @@ class IdempotencyMiddleware:
                 # Rendered further out, as this 500: a transaction may have been signed
                 # before the error, so the answer is remembered like any other outcome.
                 answer = problem_response(internal_error(), Request(scope))
-                _store(engine, slot, answer.status_code, answer.raw_headers, bytes(answer.body))
+                store.finish(engine, slot, answer.status_code, answer.raw_headers, bytes(answer.body))
             raise
         except BaseException:
             if not settled:
-                with engine.begin() as connection:
-                    connection.execute(delete(IdempotencyRecord).where(slot.where))
+                store.release(engine, slot)
             raise
         if not settled:  # the app ended without a complete answer (the client left)
             settle()
@@ -310,35 +244,25 @@ class IdempotencyMiddleware:
         slot: Slot,
         request_hash: str,
     ) -> None:
-        where = slot.where
-        with engine.connect() as connection:
-            row = connection.execute(
-                select(
-                    IdempotencyRecord.request_hash,
-                    IdempotencyRecord.status_code,
-                    IdempotencyRecord.headers,
-                    IdempotencyRecord.body,
-                    IdempotencyRecord.created_at,
-                ).where(where)
-            ).one_or_none()
-        if row is None:  # forgotten between our insert and this read: the caller may retry
+        record = store.load(engine, slot)
+        if record is None:  # forgotten between our insert and this read: the caller may retry
             await _problem(scope, send, IdempotencyConflict("the request with this key just ended; retry"))
             return
-        if row.request_hash != request_hash:
+        if record.request_hash != request_hash:
             await _problem(
                 scope, send, IdempotencyMismatch("this Idempotency-Key was used with a different request")
             )
             return
-        status, stored_headers, stored_body = row.status_code, row.headers, row.body
-        if status is None:
-            if _age(row.created_at) < STALE_AFTER:
+        answer = record.answer
+        if answer is None:
+            if not record.stale:
                 await _problem(
                     scope, send, IdempotencyConflict("the first request with this key has not finished yet")
                 )
                 return
-            status, stored_headers, stored_body = _give_up(engine, slot, scope)
+            answer = _give_up(engine, slot, scope)
         try:
-            body = slot.unseal(stored_body or b"")
+            body = slot.unseal(answer.sealed_body)
         except InvalidTag:
             await _problem(
                 scope,
@@ -348,13 +272,12 @@ class IdempotencyMiddleware:
                 ),
             )
             return
-        stored = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(stored_headers)]
         await send(
             {
                 "type": "http.response.start",
-                "status": status,
+                "status": answer.status,
                 "headers": [
-                    *stored,
+                    *answer.headers,
                     (b"content-length", str(len(body)).encode()),
                     (b"idempotent-replayed", b"true"),
                 ],
@@ -363,48 +286,15 @@ class IdempotencyMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def _store(engine: Any, slot: Slot, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    kept = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k.lower() != b"content-length"]
-    with engine.begin() as connection:
-        connection.execute(
-            update(IdempotencyRecord)
-            .where(slot.where)
-            .values(status_code=status, headers=json.dumps(kept), body=slot.seal(body))
-        )
-
-
-def _give_up(engine: Any, slot: Slot, scope: Scope) -> tuple[int, str, bytes]:
-    """A row its request never answered: store "outcome unknown" as its answer (once,
-    with a conditional UPDATE), and return whatever answer the row now has."""
+def _give_up(engine: Any, slot: Slot, scope: Scope) -> store.Answer:
+    """A row its request never answered: "outcome unknown" becomes its answer, once."""
     problem = IdempotencyOutcomeUnknown(
         "the first request with this Idempotency-Key never finished (the service stopped while it"
         " ran); a transaction it signed may still be mined: check the charity's records before"
         " you retry with a new key"
     )
     answer = problem_response(problem, Request(scope))
-    kept = [
-        (k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers if k != b"content-length"
-    ]
-    with engine.begin() as connection:
-        connection.execute(
-            update(IdempotencyRecord)
-            .where(slot.where & IdempotencyRecord.status_code.is_(None))
-            .values(
-                status_code=answer.status_code, headers=json.dumps(kept), body=slot.seal(bytes(answer.body))
-            )
-        )
-        row = connection.execute(
-            select(IdempotencyRecord.status_code, IdempotencyRecord.headers, IdempotencyRecord.body).where(
-                slot.where
-            )
-        ).one()
-    return int(row.status_code), str(row.headers), bytes(row.body)
-
-
-def _age(created_at: datetime) -> timedelta:
-    if created_at.tzinfo is None:  # SQLite keeps UTC without a zone
-        created_at = created_at.replace(tzinfo=UTC)
-    return datetime.now(UTC) - created_at
+    return store.give_up(engine, slot, answer.status_code, answer.raw_headers, bytes(answer.body))
 
 
 def _withheld(body: bytes, fields: list[str]) -> bytes:
@@ -483,15 +373,3 @@ def _replay(spool: IO[bytes], original: Receive) -> Receive:
         return {"type": "http.request", "body": chunk, "more_body": more}
 
     return receive
-
-
-def forget_old_answers(engine: Any) -> int:
-    """Delete rows older than IDEMPOTENCY_TTL, answered or not: stored answers hold
-    donors' receipt secrets (sealed), kept only as long as a client could retry."""
-    cutoff = datetime.now(UTC) - IDEMPOTENCY_TTL
-    with engine.begin() as connection:
-        return int(
-            connection.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
-            ).rowcount
-        )

@@ -273,8 +273,8 @@ for label, goal in {
 }.items():
     case(f"campaign goal {label}", "POST", "/v1/campaigns", campaign(goal=goal), field="goal")
 
-# Currencies: ISO 4217 codes only.
-for code in ("RMB", "cny", "EURO", "", "C Y", "XYZ", 156, None):
+# Currencies: ISO 4217 codes with a minor unit only (not a funds code, not gold).
+for code in ("RMB", "cny", "EURO", "", "C Y", "XYZ", "CLF", "XAU", 156, None):
     case(f"currency {code!r}", "POST", "/v1/campaigns", campaign(currency=code), field="currency")
 
 # Text: bounded (the contract counts UTF-8 bytes), not empty, no NUL bytes, no control or

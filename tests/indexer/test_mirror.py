@@ -180,10 +180,8 @@ def test_bulk_and_row_by_row_writes_make_the_same_mirror(
 ) -> None:
     """Large ranges go to the driver (COPY on PostgreSQL, prepared executemany on SQLite);
     the mirror must be the same as through SQLAlchemy, and replaying must change nothing."""
-    from indexer import projections
-
     activity(chain, "bulk", n=30)
-    monkeypatch.setattr(projections, "BULK_ROWS", 1)
+    monkeypatch.setattr(db, "BULK_ROWS", 1)
     indexer, engine = _indexer(chain, database_url)
     indexer.sync()
     bulk = dump(engine)
@@ -191,7 +189,7 @@ def test_bulk_and_row_by_row_writes_make_the_same_mirror(
         connection.execute(text("DELETE FROM indexer_cursors"))
     indexer.sync()  # every row again, through the bulk path: all conflicts
     assert dump(engine) == bulk
-    monkeypatch.setattr(projections, "BULK_ROWS", 10**9)
+    monkeypatch.setattr(db, "BULK_ROWS", 10**9)
     plain, plain_engine = _indexer(chain, f"sqlite:///{tmp_path / 'plain.db'}")
     plain.sync()
     assert dump(plain_engine) == bulk

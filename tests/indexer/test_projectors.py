@@ -1,0 +1,80 @@
+"""The projector table covers the contract: every event the ledger's ABI declares is either
+projected into rows of its own or listed as going to the audit trail only, and an event
+the table does not know stops the range before anything of it is written."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Connection, Engine, func, insert, select
+
+from indexer import models as m
+from indexer.decoder import DecodedLog, LogDecoder
+from indexer.projections import PROJECTORS, TRAIL_ONLY, UnprojectedEvent, apply_logs
+from ledger_api.chain.contract import load_artifact
+from ledger_api.core import db
+from ledger_api.core.models import Deployment
+
+ACCOUNT = "0x" + "ab" * 20
+
+
+def _decoded_event_names() -> set[str]:
+    """The names the indexer's decoder can produce: one per event of the ABI."""
+    return {decoder.name for decoder in LogDecoder(load_artifact()["abi"]).by_topic.values()}
+
+
+def test_every_event_of_the_contract_is_projected_or_trail_only() -> None:
+    names = _decoded_event_names()
+    assert len(names) == 16  # a new event makes this fail: give it a projector or a trail-only entry
+    assert set(PROJECTORS) | TRAIL_ONLY == names
+    assert not set(PROJECTORS) & TRAIL_ONLY
+
+
+def _engine(url: str) -> tuple[Engine, int]:
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    with engine.begin() as connection:
+        deployment_id = connection.execute(
+            insert(Deployment)
+            .values(chain_id=1, address=ACCOUNT, deployment_block=0, source_hash="0" * 64)
+            .returning(Deployment.id)
+        ).scalar_one()
+    return engine, deployment_id
+
+
+def _log(name: str, args: dict[str, object], log_index: int) -> DecodedLog:
+    return DecodedLog(
+        name=name,
+        args=args,
+        block_number=7,
+        block_hash="0x" + "11" * 32,
+        tx_hash="0x" + "22" * 32,
+        tx_index=0,
+        log_index=log_index,
+    )
+
+
+def _trail(connection: Connection) -> list[str]:
+    events = m.table(m.Event)
+    return list(connection.execute(select(events.c.name).order_by(events.c.log_index)).scalars())
+
+
+def test_a_trail_only_event_is_written_to_the_trail_alone(database_url: str) -> None:
+    engine, deployment_id = _engine(database_url)
+    with engine.begin() as connection:
+        apply_logs(connection, deployment_id, [_log("Paused", {"account": ACCOUNT}, 0)])
+        assert _trail(connection) == ["Paused"]
+        for model in m.APPEND_ONLY:
+            assert connection.execute(select(func.count()).select_from(m.table(model))).scalar_one() == 0
+
+
+def test_an_event_without_a_projector_stops_the_range_before_anything_is_written(database_url: str) -> None:
+    engine, deployment_id = _engine(database_url)
+    logs = [
+        _log("Paused", {"account": ACCOUNT}, 0),
+        _log("DonationSwept", {"donationId": "0x" + "33" * 32}, 1),
+    ]
+    with engine.begin() as connection:
+        with pytest.raises(UnprojectedEvent, match="DonationSwept") as raised:
+            apply_logs(connection, deployment_id, logs)
+        assert raised.value.name == "DonationSwept"
+        assert _trail(connection) == []  # not even the Paused before it
