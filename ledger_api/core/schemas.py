@@ -119,13 +119,18 @@ def _iso_4217_currencies() -> frozenset[str]:
     without a minor unit (gold and the other metals, XDR, XSU, XUA, the bond-market units,
     XTS, XXX), in which an integer amount of minor units means nothing, and the funds codes
     the table marks `IsFund` (BOV, CHE, CHW, CLF, COU, MXV, USN, UYI): units of account
-    for indexation or settlement, not money that a donor gives."""
+    for indexation or settlement, not money that a donor gives. For the same reason two
+    units of account the table does not flag are refused too: UYW (Uruguay's Unidad
+    Previsional, an index) and XAD (the Arab Monetary Fund's accounting dinar)."""
     funds = {
         entry.findtext("Ccy")
         for entry in raw_xml.iter("CcyNtry")
         if entry.find("CcyNm[@IsFund='true']") is not None
     }
-    return frozenset(c.code for c in Iso4217 if c.exponent is not None and c.code not in funds)
+    units_of_account = {"UYW", "XAD"}
+    return frozenset(
+        c.code for c in Iso4217 if c.exponent is not None and c.code not in funds | units_of_account
+    )
 
 
 ISO_4217 = _iso_4217_currencies()

@@ -40,6 +40,8 @@ def test_a_yen_amount_has_no_decimals_on_the_page() -> None:
     [
         "CLF",  # Unidad de Fomento: a funds code (IsFund in the table), 4 decimals
         "USN",  # US Dollar (Next day): a funds code
+        "UYW",  # Unidad Previsional: an index, not flagged as a fund
+        "XAD",  # the Arab Monetary Fund's accounting dinar
         "XAU",  # gold: no minor unit
         "XDR",  # the IMF's SDR: no minor unit
         "XXX",  # "no currency"
