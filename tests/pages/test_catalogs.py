@@ -1,0 +1,148 @@
+# Chinese text is written with full-width punctuation, which RUF001 takes for look-alikes.
+# ruff: noqa: RUF001
+"""The pages' message catalogs (ledger_api/pages/locale/*/LC_MESSAGES/messages.po) against
+the keys the templates and the code use, found by Babel's own extraction: both languages
+have every key, with a non-empty text and the same `%(name)s` fields, and no key nobody
+uses; nothing is fuzzy."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from jinja2.ext import babel_extract
+
+from ledger_api.pages import routes
+from ledger_api.pages.i18n import CATALOGS, LOCALES, Reader, catalog_path
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ROOT / "ledger_api" / "pages"
+# What the templates call (`_`, `gettext`, `ngettext`, from jinja2.ext.i18n) and the code
+# (`reader.t`, `reader.nt`, and `N_` for keys computed at run time); (1, 2): a plural.
+KEYWORDS: dict[str, Any] = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "t": None,
+    "nt": (1, 2),
+    "N_": None,
+}
+METHODS = [("templates/**.html", "jinja2"), ("**.py", "python")]
+JINJA = {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}
+FIELD = re.compile(r"%\((\w+)\)s")
+
+
+def used() -> dict[str, bool]:
+    """Every key the pages use, with whether it is used as a plural."""
+    keys: dict[str, bool] = {}
+    found = extract_from_dir(
+        PAGES, METHODS, options_map={"templates/**.html": JINJA}, keywords=KEYWORDS, comment_tags=()
+    )
+    for filename, _, message, _, _ in found:
+        key, plural = (message[0], True) if isinstance(message, tuple) else (message, False)
+        assert keys.get(key, plural) == plural, (filename, key)  # one key, one kind
+        keys[key] = plural
+    return keys
+
+
+def catalog(locale: str) -> Catalog:
+    with catalog_path(locale).open("rb") as po:
+        return read_po(po, locale=locale)
+
+
+def texts(message: Any) -> list[str]:
+    return list(message.string) if isinstance(message.string, tuple | list) else [message.string]
+
+
+def test_extraction_finds_the_keys_of_templates_code_and_computed_keys() -> None:
+    keys = used()
+    # One of each way a key is used, so that a broken extraction cannot pass for a clean one.
+    assert keys["site.name"] is False  # templates: _("...")
+    assert keys["verify.summary"] is False  # a macro's default argument
+    assert keys["flow.trace_desc"] is False  # routes.py: reader.t("...", ...)
+    assert keys["time.zone"] is False  # i18n.py: self.t("...")
+    assert keys["error.not_found.donation"] is False  # i18n.COMPUTED: N_("...")
+    assert keys["channel.wechat-pay"] is False
+    assert len(keys) > 150
+
+
+def test_every_template_call_names_its_key_literally() -> None:
+    """`_(variable)` would hide a key from extraction (and from the checks below)."""
+    for template in sorted((PAGES / "templates").glob("*.html")):
+        with template.open("rb") as source:
+            for line, function, message, _ in babel_extract(source, list(KEYWORDS), [], JINJA):
+                first = message[0] if isinstance(message, tuple) else message
+                assert isinstance(first, str) and first, (template.name, line, function)
+
+
+@pytest.mark.parametrize("locale", sorted(LOCALES.values()))
+def test_the_catalog_has_every_key_used_and_no_other(locale: str) -> None:
+    keys = used()
+    messages = {m.id[0] if m.pluralizable else m.id: m for m in catalog(locale) if m.id}
+    assert sorted(set(keys) - set(messages)) == [], "missing"
+    assert sorted(set(messages) - set(keys)) == [], "unused"
+    for key, message in messages.items():
+        assert message.pluralizable == keys[key], key
+        assert not message.fuzzy, key
+
+
+@pytest.mark.parametrize("locale", sorted(LOCALES.values()))
+def test_every_text_is_translated_and_formats(locale: str) -> None:
+    found = catalog(locale)
+    assert not found.fuzzy  # the header
+    assert dict(found.mime_headers)["Language"] == locale
+    assert [problem for problem in found.check()] == []  # Babel's own checks
+    for message in found:
+        if not message.id:
+            continue
+        forms = texts(message)
+        assert len(forms) == (found.num_plurals if message.pluralizable else 1), message.id
+        for text in forms:
+            assert text.strip(), message.id
+            text % dict.fromkeys(FIELD.findall(text), "x")  # no lone %: every text formats
+
+
+def test_both_languages_have_the_same_fields_in_every_text() -> None:
+    english, chinese = catalog("en"), catalog("zh_CN")
+    assert english.num_plurals == 2 and chinese.num_plurals == 1
+    for message in english:
+        if not message.id:
+            continue
+        fields = {frozenset(FIELD.findall(text)) for text in texts(message)}
+        assert len(fields) == 1, message.id  # singular and plural alike
+        other = chinese.get(message.id)
+        assert other is not None, message.id
+        assert {frozenset(FIELD.findall(text)) for text in texts(other)} == fields, message.id
+
+
+def test_the_catalogs_ship_with_the_package() -> None:
+    """pyproject's package data takes in every catalog (the Dockerfile copies ledger_api/)."""
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = setup["package-data"]["ledger_api.pages"]
+    files = [str(path.relative_to(PAGES)) for path in CATALOGS.rglob("*") if path.is_file()]
+    assert sorted(files) == sorted(
+        str(catalog_path(locale).relative_to(PAGES)) for locale in LOCALES.values()
+    )
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+    assert "COPY ledger_api ./ledger_api" in (ROOT / "Dockerfile").read_text()
+
+
+def test_texts_come_out_in_each_language_with_their_fields() -> None:
+    english, chinese = Reader("en"), Reader("zh-CN")
+    fields = {"received": "¥1", "goal": "¥2", "share": "50%"}
+    assert english.t("campaign.goal", **fields) == "Goal: ¥1 of ¥2 received (50%)"
+    assert chinese.t("campaign.goal", **fields) == "目标：已收到 ¥1，目标 ¥2（50%）"
+    page = routes.templates["zh-CN"].get_template("macros.html").make_module({"r": chinese})
+    assert "✓ 已最终确认（2 个确认）" in str(page.status({"final": True, "confirmations": 2}))
+    # A channel with a name of ours, one without, and one that happens to look like a key.
+    assert chinese.channel("wechat-pay") == "微信支付" and english.channel("wechat-pay") == "WeChat Pay"
+    assert chinese.channel("postal order") == "postal order"
+    assert english.channel("") == ""
