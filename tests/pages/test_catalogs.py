@@ -3,7 +3,7 @@
 """The pages' message catalogs (ledger_api/pages/locale/*/LC_MESSAGES/messages.po) against
 the keys the templates and the code use, found by Babel's own extraction: both languages
 have every key, with a non-empty text and the same `%(name)s` fields, and no key nobody
-uses; nothing is fuzzy."""
+uses; nothing is fuzzy; plurals follow each language's rule."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def test_extraction_finds_the_keys_of_templates_code_and_computed_keys() -> None
     keys = used()
     # One of each way a key is used, so that a broken extraction cannot pass for a clean one.
     assert keys["site.name"] is False  # templates: _("...")
+    assert keys["proof.final"] is True  # templates: ngettext(...)
     assert keys["verify.summary"] is False  # a macro's default argument
     assert keys["flow.trace_desc"] is False  # routes.py: reader.t("...", ...)
     assert keys["time.zone"] is False  # i18n.py: self.t("...")
@@ -135,13 +136,24 @@ def test_the_catalogs_ship_with_the_package() -> None:
     assert "COPY ledger_api ./ledger_api" in (ROOT / "Dockerfile").read_text()
 
 
-def test_texts_come_out_in_each_language_with_their_fields() -> None:
+def test_texts_come_out_in_each_language_with_fields_and_plurals() -> None:
     english, chinese = Reader("en"), Reader("zh-CN")
     fields = {"received": "¥1", "goal": "¥2", "share": "50%"}
     assert english.t("campaign.goal", **fields) == "Goal: ¥1 of ¥2 received (50%)"
     assert chinese.t("campaign.goal", **fields) == "目标：已收到 ¥1，目标 ¥2（50%）"
-    page = routes.templates["zh-CN"].get_template("macros.html").make_module({"r": chinese})
-    assert "✓ 已最终确认（2 个确认）" in str(page.status({"final": True, "confirmations": 2}))
+    status = {lang: routes.templates[lang].get_template("macros.html") for lang in LOCALES}
+    for lang, confirmations, said in (
+        ("en", 0, "✓ Final (0 confirmations)"),
+        ("en", 1, "✓ Final (1 confirmation)"),
+        ("en", 1234, "✓ Final (1,234 confirmations)"),
+        ("zh-CN", 1, "✓ 已最终确认（1 个确认）"),
+        ("zh-CN", 2, "✓ 已最终确认（2 个确认）"),
+    ):
+        module = status[lang].make_module({"r": Reader(lang)})
+        shown = str(module.status({"final": True, "confirmations": confirmations}))
+        assert re.sub(r"<[^>]+>", "", shown).strip() == said
+    pending = status["en"].make_module({"r": english}).status({"final": False, "confirmations": 1})
+    assert "Not final yet (1 confirmation so far)" in str(pending)
     # A channel with a name of ours, one without, and one that happens to look like a key.
     assert chinese.channel("wechat-pay") == "微信支付" and english.channel("wechat-pay") == "WeChat Pay"
     assert chinese.channel("postal order") == "postal order"
