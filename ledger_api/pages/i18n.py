@@ -15,7 +15,8 @@ tests/pages/test_catalogs.py holds both catalogs to the keys the templates and c
 
 The choice, first that applies: `?lang=` (the language switch links; the answer also sets
 the `lang` cookie so the choice sticks), the `lang` cookie, the browser's Accept-Language
-(by q-value; any `zh-*` tag counts as Chinese, any `en-*` as English), else English.
+(by q-value; Babel's `negotiate_locale` matches a tag or its primary subtag, so any `zh-*`
+tag counts as Chinese, any `en-*` as English), else English.
 
 Times are shown in the deployment's time zone (`LEDGER_TIMEZONE`) when it has one; else
 Chinese pages in Asia/Shanghai (China has one zone, UTC+8: what a reader there expects)
@@ -30,6 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel.core import negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_percent
@@ -41,6 +43,7 @@ from ledger_api.pages import money as formats
 COOKIE = "lang"
 DEFAULT = "en"
 LOCALES = {"en": "en", "zh-CN": "zh_CN"}  # language tag -> Babel locale (and catalog)
+PRIMARY = {"en": "en", "zh": "zh-CN"}  # primary language subtag -> language tag
 ZONES = {"en": "UTC", "zh-CN": "Asia/Shanghai"}  # language tag -> its time zone, unless set
 CATALOGS = Path(__file__).resolve().parent / "locale"
 
@@ -89,28 +92,26 @@ def load(locale: str) -> Translations:
 TRANSLATIONS = {lang: load(locale) for lang, locale in LOCALES.items()}
 
 
+def negotiated(tags: list[str]) -> str | None:
+    """The page language of the first of `tags` (best first) that Babel matches, by the
+    whole tag or its primary subtag, to one of ours: any zh tag is zh-CN, any en tag en
+    (case-insensitive, `_` taken for `-`); None if none does."""
+    tags = [tag.strip().replace("_", "-") for tag in tags]
+    found = negotiate_locale([tag for tag in tags if tag], list(PRIMARY), sep="-", aliases={})
+    return PRIMARY[found.split("-")[0].lower()] if found else None
+
+
 def language_of(tag: str | None) -> str | None:
-    """The page language a language tag asks for, or None: any zh tag is zh-CN, any en
-    tag en (case-insensitive)."""
-    if not tag:
-        return None
-    tag = tag.strip().lower().replace("_", "-")
-    if tag == "zh" or tag.startswith("zh-"):
-        return "zh-CN"
-    if tag == "en" or tag.startswith("en-"):
-        return "en"
-    return None
+    """The page language one tag asks for (`?lang=`, the cookie), or None."""
+    return negotiated([tag]) if tag else None
 
 
 def from_accept_language(header: str | None) -> str | None:
-    """The reader's preferred page language from an Accept-Language header: the highest
-    q-value among the tags we have (the first of equals), or None."""
-    best: tuple[float, int, str] | None = None
-    for position, part in enumerate((header or "").split(",")[:50]):
+    """The reader's preferred page language from an Accept-Language header, or None: the
+    tags by q-value, the first of equals first (q=0, or a q that is not a number, refuses)."""
+    ranked: list[tuple[float, str]] = []
+    for part in (header or "").split(",")[:50]:
         tag, _, parameters = part.partition(";")
-        language = language_of(tag)
-        if language is None:
-            continue
         quality = 1.0
         for parameter in parameters.split(";"):
             name, _, value = parameter.strip().partition("=")
@@ -119,11 +120,10 @@ def from_accept_language(header: str | None) -> str | None:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
-        if quality <= 0:
-            continue
-        if best is None or (quality, -position) > (best[0], -best[1]):
-            best = (quality, position, language)
-    return best[2] if best else None
+        if quality > 0:
+            ranked.append((quality, tag))
+    ranked.sort(key=lambda ranking: -ranking[0])  # stable: equals keep the header's order
+    return negotiated([tag for _, tag in ranked])
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 """The pages' message catalogs (ledger_api/pages/locale/*/LC_MESSAGES/messages.po) against
 the keys the templates and the code use, found by Babel's own extraction: both languages
 have every key, with a non-empty text and the same `%(name)s` fields, and no key nobody
-uses; nothing is fuzzy; plurals follow each language's rule."""
+uses; nothing is fuzzy; plurals follow each language's rule. And how a reader's language
+is negotiated from Accept-Language, the `lang` query and the cookie."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from babel.messages.pofile import read_po
 from jinja2.ext import babel_extract
 
 from ledger_api.pages import routes
-from ledger_api.pages.i18n import CATALOGS, LOCALES, Reader, catalog_path
+from ledger_api.pages.i18n import CATALOGS, LOCALES, Reader, catalog_path, from_accept_language, language_of
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ROOT / "ledger_api" / "pages"
@@ -158,3 +159,29 @@ def test_texts_come_out_in_each_language_with_fields_and_plurals() -> None:
     assert chinese.channel("wechat-pay") == "微信支付" and english.channel("wechat-pay") == "WeChat Pay"
     assert chinese.channel("postal order") == "postal order"
     assert english.channel("") == ""
+
+
+def test_accept_language_is_negotiated_by_q_value_with_regional_tags_falling_back() -> None:
+    # q-values rank the tags; equals keep the header's order; q=0 refuses a language.
+    assert from_accept_language("en;q=0.5, zh-CN;q=0.8") == "zh-CN"
+    assert from_accept_language("zh;q=0.7, en;q=0.7") == "zh-CN"
+    assert from_accept_language("en;q=0.7, zh;q=0.7") == "en"
+    assert from_accept_language("de, fr;q=0.9, en-GB;q=0.1") == "en"
+    assert from_accept_language("en;q=0, zh-TW;q=0.2") == "zh-CN"
+    assert from_accept_language("en;q=nonsense, zh;q=0.1") == "zh-CN"  # an unreadable q refuses
+    assert from_accept_language("EN-us ; Q = 0.9 , zh;q=0.5") == "en"
+    # Any Chinese is the Chinese pages (Traditional script included: the nearest we have),
+    # any English the English ones.
+    for tag in ("zh", "zh-CN", "zh-Hans", "zh-Hans-CN", "zh-TW", "zh-Hant-HK", "zh_CN", "ZH-sg"):
+        assert from_accept_language(tag) == "zh-CN", tag
+        assert language_of(tag) == "zh-CN", tag
+    for tag in ("en", "en-GB", "en-US", "en-Latn-IN", "en_AU", "EN"):
+        assert from_accept_language(tag) == "en", tag
+        assert language_of(tag) == "en", tag
+    # Nothing of ours: no choice (the caller falls back to the cookie, then English).
+    for header in ("fr", "*", "ja-JP, de;q=0.5", "", "zhx", "eng", "-zh", ",,,;q=1"):
+        assert from_accept_language(header) is None, header
+        assert language_of(header) is None, header
+    # At most 50 tags are read.
+    assert from_accept_language("fr, " * 50 + "zh") is None
+    assert from_accept_language("fr, " * 49 + "zh") == "zh-CN"
