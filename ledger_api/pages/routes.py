@@ -47,7 +47,7 @@ from ledger_api.disbursements.reads import funding
 from ledger_api.donations.trace import trace
 from ledger_api.mirror.gateway import Mirror, MirrorDep
 from ledger_api.pages import svg
-from ledger_api.pages.i18n import COOKIE, Reader, reader_for
+from ledger_api.pages.i18n import COOKIE, LOCALES, Reader, reader_for
 
 log = logging.getLogger("ledger_api.pages")
 
@@ -76,14 +76,25 @@ def _printable(value: Any) -> Any:
     return value if isinstance(value, Markup) or not isinstance(value, str) else xml_text(value)
 
 
-templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    finalize=_printable,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+def _templates(lang: str) -> jinja2.Environment:
+    """The templates in one language: `_`/`gettext` and `ngettext` are that language's
+    catalog (`i18n.Reader.t`, `Reader.nt`), installed once, so concurrent requests in two
+    languages never share them."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=_printable,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    reader = Reader(lang)
+    environment.install_gettext_callables(reader.t, reader.nt, newstyle=False)  # type: ignore[attr-defined]
+    return environment
+
+
+templates = {lang: _templates(lang) for lang in LOCALES}
 
 
 class PageError(Exception):
@@ -106,7 +117,7 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     shared = {"search_error": None, "query": None}  # what the search form shows, on any page
-    body = templates.get_template(template).render(**{**shared, **context}, r=reader, t=reader.t)
+    body = templates[reader.lang].get_template(template).render(**{**shared, **context}, r=reader)
     response = HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
     response.headers["Content-Language"] = reader.lang
     if reader.chosen is not None:  # ?lang= : remember the choice

@@ -25,7 +25,7 @@ from ledger_api.core import ids
 from ledger_api.core.config import Settings
 from ledger_api.demo import load_demo
 from ledger_api.pages import routes, svg
-from ledger_api.pages.i18n import EN, ZH, Reader, from_accept_language, language_of
+from ledger_api.pages.i18n import Reader, from_accept_language, language_of
 from ledger_api.pages.money import major, money
 from tests.api.checks import wait_for_mirror
 from tests.api.service import Service, serve, settings_for
@@ -131,13 +131,6 @@ def test_the_time_zone_setting_takes_iana_names_only(monkeypatch: pytest.MonkeyP
             Settings()
     monkeypatch.setenv("LEDGER_TIMEZONE", "")
     assert Settings().timezone is None
-
-
-def test_both_languages_have_every_message() -> None:
-    assert set(EN) == set(ZH)
-    for key, message in EN.items():
-        fields = set(re.findall(r"{(\w+)}", message))
-        assert fields == set(re.findall(r"{(\w+)}", ZH[key])), key
 
 
 # ------------------------------------------------------------------ languages
