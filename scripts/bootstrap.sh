@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs, only when it is missing or stale:
 #   .venv/          Python 3.11+ virtual environment, pinned by constraints.txt
-#   node_modules/   solc (solcjs), OpenZeppelin Contracts, anvil and axe-core, from
+#   node_modules/   solc (solcjs), OpenZeppelin Contracts, anvil, forge and axe-core, from
 #                   package-lock.json (only with --node: the service needs no node at run time)
 #   /usr/bin/chromium  Debian's Chromium and CJK fonts for the browser tests (only with
 #                   --browser; installed with apt-get when running as root or with sudo)
@@ -75,7 +75,7 @@ if [ "$with_node" = 1 ]; then
   fi
   want=$(stamp_of package-lock.json)
   if [ "$(cat node_modules/.ledger-installed 2>/dev/null)" != "$want" ]; then
-    step "npm ci (solc, OpenZeppelin, anvil)" npm ci --no-audit --no-fund
+    step "npm ci (solc, OpenZeppelin, anvil, forge)" npm ci --no-audit --no-fund
     echo "$want" > node_modules/.ledger-installed
   fi
 fi

@@ -12,7 +12,14 @@ solcjs differs in ways this shim smooths over:
 * in standard-JSON mode it prints `>>> Cannot retry compilation with SMT ...` on stdout
   before the JSON, so everything before the first line that opens the JSON is dropped;
 * it ends with `process.exit()` right after writing, which cuts output short when stdout
-  is a pipe (node writes pipes asynchronously), so its stdout goes to a file instead.
+  is a pipe (node writes pipes asynchronously), so its stdout goes to a file instead;
+* it reads the standard-JSON input with `fs.readFileSync(process.stdin.fd)`, and touching
+  `process.stdin` makes a pipe non-blocking, so an input larger than what the pipe holds at
+  that moment fails with EAGAIN (forge's inputs, with OpenZeppelin and the tests inlined,
+  are): its stdin comes from a file too.
+
+forge runs `solc --version` and `solc --allow-paths P --base-path P --standard-json`
+(foundry.toml points it here).
 
 The solcjs entry point comes from LEDGER_SOLCJS, else the project's node_modules.
 """
@@ -42,10 +49,13 @@ def main(argv: list[str]) -> int:
         args.append(arg)
     if "--standard-json" in args and not any(arg.startswith("--base-path") for arg in args):
         args += ["--base-path", "."]
-    with tempfile.TemporaryFile() as stdout:
+    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stdout:
+        if "--standard-json" in args:
+            stdin.write(sys.stdin.buffer.read())
+            stdin.seek(0)
         proc = subprocess.run(
             ["node", solcjs, *args],
-            input=sys.stdin.buffer.read() if "--standard-json" in args else None,
+            stdin=stdin,
             stdout=stdout,
             stderr=subprocess.PIPE,
             check=False,
