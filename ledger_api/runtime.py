@@ -24,6 +24,7 @@ from indexer.indexer import IndexerConfig
 from indexer.service import BackgroundIndexer, ensure_deployment
 from ledger_api.audit.context import Auditing
 from ledger_api.chain.contract import Deployment, deploy_ledger, ledger_contract, load_artifact, make_web3
+from ledger_api.chain.faults import fault_injection
 from ledger_api.chain.keystore import SERVICE_ACCOUNT, Keystore
 from ledger_api.chain.writer import ChainWriter, OutboxWorker
 from ledger_api.core import db
@@ -353,7 +354,7 @@ def build_runtime(settings: Settings, dev: bool) -> Runtime:
             poll_interval=0.2 if settings.embedded_chain else 0.5,
         )
         background = BackgroundIndexer(w3, engine, deployment_id, config)
-    writer = ChainWriter(w3, engine, keystore, deployment.address)
+    writer = ChainWriter(w3, engine, keystore, deployment.address, fault_injection(settings, dev))
     return Runtime(
         settings=settings,
         w3=w3,

@@ -18,9 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from web3 import Web3
 
-from ledger_api.chain.anvil import ANVIL, AnvilNode
 from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
 from tests.ledger import Ledger
+from tests.support.anvil import ANVIL, AnvilNode
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from ledger_api.chain.anvil import free_port
 from ledger_api.core import ids
 from ledger_api.core.formats import money, terminal_text
 from ledger_api.pages import money as page_money
 from tests.api.checks import wait_for_mirror, write_on_chain
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
+from tests.support.anvil import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

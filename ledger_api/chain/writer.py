@@ -13,6 +13,14 @@
 
 Within one process, sends for one signer happen in nonce order (a lock per signer
 around allocate-sign-store-send); across processes the node's queue orders them.
+
+Fault injection: `ChainWriter(..., fault_injection=hook)` calls `hook(point)` at two
+points of `submit`, "after-sign" (the signed bytes are committed to the outbox, nothing
+is sent) and "after-send" (the node has the transaction, the outbox still says
+`signed`). The crash tests use it to kill the process there, as a power cut would, and
+prove the outbox recovers. The hook is None (the points do nothing) unless `ledger dev`
+in development is given LEDGER_CRASH_AT (ledger_api/chain/faults.py); `ledger serve`
+and production never set it.
 """
 
 from __future__ import annotations
@@ -20,11 +28,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,15 +57,8 @@ log = logging.getLogger("ledger_api.writer")
 
 NODE_ERRORS = (ConnectionError, TimeoutError, OSError, RequestException)
 
-
-def _crash_point(name: str) -> None:
-    """Test hook (development only): die here, as a power cut would, to prove the
-    outbox recovers. LEDGER_CRASH_AT=after-sign|after-send."""
-    if (
-        os.environ.get("LEDGER_CRASH_AT") == name
-        and os.environ.get("LEDGER_ENV", "development") == "development"
-    ):
-        os.kill(os.getpid(), signal.SIGKILL)
+# Called with the name of a fault-injection point ("after-sign", "after-send"); see above.
+FaultInjection = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,14 @@ def _state(row: Any) -> TxState:
 
 
 class ChainWriter:
-    def __init__(self, w3: Web3, engine: Engine, keystore: Keystore, address: str) -> None:
+    def __init__(
+        self,
+        w3: Web3,
+        engine: Engine,
+        keystore: Keystore,
+        address: str,
+        fault_injection: FaultInjection | None = None,
+    ) -> None:
         self.w3 = w3
         self.address = to_checksum_address(address)
         self.engine = engine
@@ -105,6 +112,7 @@ class ChainWriter:
         self._locks_guard = threading.Lock()
         self._fees: tuple[float, dict[str, int]] | None = None
         self._known_signers: set[str] = set()
+        self.fault_injection = fault_injection
 
     # ------------------------------------------------------------ simulate
 
@@ -222,12 +230,16 @@ class ChainWriter:
                         status="signed",
                     )
                 )
-            _crash_point("after-sign")
+            self._fault_point("after-sign")
             taken = self._send_raw(tx_id, raw)
-            _crash_point("after-send")
+            self._fault_point("after-send")
         if taken:
             self._mark_sent(tx_id)
         return self.state(tx_id)
+
+    def _fault_point(self, name: str) -> None:
+        if self.fault_injection is not None:
+            self.fault_injection(name)
 
     def _send(self, tx_id: str, raw: bytes) -> bool:
         """Send signed bytes; True if the node has the transaction (now or already)."""
@@ -462,4 +474,4 @@ class OutboxWorker:
         self.thread.join(10)
 
 
-__all__ = ["ChainWriter", "OutboxWorker", "TimeExhausted", "TxState"]
+__all__ = ["ChainWriter", "FaultInjection", "OutboxWorker", "TimeExhausted", "TxState"]

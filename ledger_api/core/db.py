@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Sync routes run on up to 40 threads: with SQLAlchemy's default pool (5 + 10 overflow)
 # 16 concurrent readers kept opening and closing overflow connections, 0.2 to 0.36 new
-# connections per request in scripts/bench_read.py (a forked backend each, on
+# connections per request in scripts/bench/read.py (a forked backend each, on
 # PostgreSQL). A pool this size keeps them open.
 POOL = {"pool_size": 20, "max_overflow": 20}
 

@@ -22,11 +22,11 @@ import httpx
 from sqlalchemy import create_engine, select
 from web3 import Web3
 
-from ledger_api.chain.anvil import free_port
 from ledger_api.chain.contract import ledger_contract
 from ledger_api.core import ids
 from ledger_api.core.models import ChainTransaction, Signer
 from tests.api.service import ADMIN_KEY
+from tests.support.anvil import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

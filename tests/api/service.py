@@ -17,10 +17,10 @@ import uvicorn
 from pydantic import SecretStr
 
 from ledger_api.app import create_app
-from ledger_api.chain.anvil import free_port
 from ledger_api.core.config import Settings
 from ledger_api.core.http import slow_client_protocol
 from ledger_api.runtime import Runtime, dev_runtime
+from tests.support.anvil import free_port
 
 ADMIN_KEY = "test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
 

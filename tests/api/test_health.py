@@ -15,11 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ledger_api.chain.anvil import AnvilNode, free_port
 from ledger_api.chain.contract import ledger_contract, make_web3
 from ledger_api.core import db
 from ledger_api.core.models import Deployment
 from tests.api.processes import DevProcess, dev_env, poll
+from tests.support.anvil import AnvilNode, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

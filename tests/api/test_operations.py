@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from ledger_api.chain.anvil import AnvilNode
 from tests.api.checks import problem
 from tests.api.processes import DevProcess, create_charity, dev_env, poll
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
+from tests.support.anvil import AnvilNode
 
 METRICS_TOKEN = "metrics-token-0123456789abcdefghijklmnopqrstuvwxyz"
 TIMEOUT = 1.0  # LEDGER_HEADER_TIMEOUT and LEDGER_BODY_TIMEOUT of the service under test

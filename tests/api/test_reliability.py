@@ -19,7 +19,6 @@ import httpx
 import pytest
 from web3.exceptions import TransactionNotFound
 
-from ledger_api.chain.anvil import AnvilNode
 from ledger_api.chain.contract import make_web3
 from ledger_api.core import ids
 from ledger_api.core.errors import ChainUnavailable
@@ -39,6 +38,7 @@ from tests.api.processes import (
     records_of,
 )
 from tests.api.service import Service, serve, settings_for
+from tests.support.anvil import AnvilNode
 
 pytestmark = pytest.mark.anvil
 

@@ -11,7 +11,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ledger_api.chain.anvil import free_port
+from tests.support.anvil import free_port
 
 
 def _block_span(params: Any) -> int | None:

@@ -19,12 +19,12 @@ import pytest
 from sqlalchemy import Engine, select
 
 from indexer import models as m
-from ledger_api.chain.anvil import AnvilNode
 from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
 from ledger_api.core import db
 from tests.api.test_health import _serve
 from tests.indexer.test_mirror import _indexer, activity, dump
 from tests.ledger import Ledger, rid
+from tests.support.anvil import AnvilNode
 
 pytestmark = pytest.mark.anvil
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,8 +1,8 @@
 """Indexer throughput and head latency, against a real anvil node and the embedded chain.
 
-    .venv/bin/python scripts/bench_index.py                 # defaults: 100k events, 3 repeats
-    .venv/bin/python scripts/bench_index.py --events 20000 --repeat 1 --json
-    .venv/bin/python scripts/bench_index.py --profile       # also cProfile one backfill per database
+    .venv/bin/python -m scripts.bench.index                # defaults: 100k events, 3 repeats
+    .venv/bin/python -m scripts.bench.index --events 20000 --repeat 1 --json
+    .venv/bin/python -m scripts.bench.index --profile      # also cProfile one backfill per database
 
 A benchmark, not a test: it prints figures and asserts only that the indexer mirrored
 every event (a run that indexed nothing must not look fast).
@@ -10,9 +10,10 @@ every event (a run that indexed nothing must not look fast).
 What it does, in order:
 
 1. Fill. Starts a fresh anvil (large block gas limit, automine off), deploys the ledger,
-   sets up the test harness's charities, operators and campaigns (tests/ledger.py) plus two
-   more campaigns, then records `--events` donations in `recordDonations` batches of 500
-   spread round-robin over four campaigns, followed by disbursements with allocations and
+   sets up two charities with an operator and a campaign each (support.BenchLedger) plus
+   two more campaigns, then records `--events` donations in `recordDonations` batches of
+   500 (encoded by the service's own ledger_api.donations.service.encode_batch), spread
+   round-robin over four campaigns, followed by disbursements with allocations and
    evidence, refunds, corrections, an operator removal and a campaign closing, so every
    projection is exercised. Transactions are signed locally by a fresh operator account
    and sent raw with explicit nonces and fixed gas; `--batches-per-block` of them are
@@ -45,35 +46,25 @@ Figures depend on the machine; compare runs made on the same one.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import logging
 import math
-import os
 import pstats
 import random
 import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import httpx
 import orjson
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector
-from sqlalchemy import Engine, create_engine, func, insert, literal, select, text
+from sqlalchemy import Engine, func, literal, select
 from sqlalchemy.engine import make_url
 from web3 import EthereumTesterProvider, Web3
 from web3.types import RPCEndpoint, RPCResponse
@@ -81,74 +72,30 @@ from web3.types import RPCEndpoint, RPCResponse
 from indexer import models as m
 from indexer.decoder import LogDecoder
 from indexer.indexer import Indexer, IndexerConfig
-from ledger_api.chain.anvil import ANVIL, AnvilNode
-from ledger_api.chain.contract import deploy_ledger, ledger_contract, load_artifact, make_web3
+from ledger_api.chain.contract import load_artifact, make_web3
 from ledger_api.core import db
-from ledger_api.core.models import Deployment
-from tests.ledger import MAX_LIST, ZERO, Ledger, commitment, rid
-
-ROOT = Path(__file__).resolve().parents[1]
-BATCH_GAS = 16_000_000  # a batch of 500 donations uses ~14.8M
-EXTRA_GAS = 4_000_000  # disbursements with 50 allocations, refunds, evidence, corrections
-GAS_PRICE = 10**10
-ALLOCATIONS_PER_DISBURSEMENT = 50
-RECORD_DONATIONS = function_signature_to_4byte_selector(
-    "recordDonations((bytes32,bytes32,uint256,bytes32,bytes32,bytes32)[])"
+from ledger_api.donations.service import CHAIN_BATCH, encode_batch
+from scripts.bench.support import (
+    BATCH_GAS,
+    DEFAULT_POSTGRES,
+    ZERO,
+    AnvilNode,
+    BenchLedger,
+    Rpc,
+    Sender,
+    commitment,
+    median,
+    new_deployment,
+    percentile,
+    postgres_database,
+    progress,
+    revision,
+    rid,
 )
+
+EXTRA_GAS = 4_000_000  # disbursements with 50 allocations, refunds, evidence, corrections
+ALLOCATIONS_PER_DISBURSEMENT = 50
 CHANNEL = b"bank".ljust(32, b"\0")
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else math.nan
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-# ------------------------------------------------------------------ JSON-RPC
-
-
-class Rpc:
-    """Plain JSON-RPC over one keep-alive httpx connection, parsed with orjson."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.client = httpx.Client(timeout=300, headers={"Content-Type": "application/json"})
-
-    def call(self, method: str, *params: Any) -> Any:
-        body = orjson.loads(self._post({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}))
-        if "error" in body:
-            raise RuntimeError(f"{method}: {body['error']}")
-        return body["result"]
-
-    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        payload = [
-            {"jsonrpc": "2.0", "id": i, "method": method, "params": list(params)}
-            for i, (method, params) in enumerate(calls)
-        ]
-        answers = sorted(orjson.loads(self._post(payload)), key=lambda a: a["id"])
-        errors = [a["error"] for a in answers if "error" in a]
-        if errors:
-            raise RuntimeError(f"{len(errors)} failed calls, first: {errors[0]}")
-        return [a["result"] for a in answers]
-
-    def _post(self, payload: Any) -> bytes:
-        response = self.client.post(self.url, content=orjson.dumps(payload))
-        response.raise_for_status()
-        return response.content
-
-    def close(self) -> None:
-        self.client.close()
 
 
 # ---------------------------------------------------------------------- fill
@@ -160,7 +107,7 @@ class Chain:
 
     node: AnvilNode
     w3: Web3
-    ledger: Ledger
+    ledger: BenchLedger
     campaigns: list[bytes]
     donations: int  # DonationRecorded events
     events: int  # every log of the ledger contract
@@ -169,51 +116,12 @@ class Chain:
     fill_seconds: float
 
 
-def encode_donations(donations: Sequence[tuple[bytes, bytes, int, bytes, bytes, bytes]]) -> bytes:
-    """Calldata of recordDonations(DonationInput[]): the tuple is static, so the array is
-    its length followed by the members' 32-byte words (checked against web3 once)."""
-    words = [RECORD_DONATIONS, (32).to_bytes(32, "big"), len(donations).to_bytes(32, "big")]
-    for donation_id, campaign, amount, donor, channel, metadata in donations:
-        words += [donation_id, campaign, amount.to_bytes(32, "big"), donor, channel, metadata]
-    return b"".join(words)
-
-
-class Sender:
-    """Signs transactions of one local account and sends them raw, without waiting."""
-
-    def __init__(self, rpc: Rpc, account: LocalAccount, to: str, chain_id: int) -> None:
-        self.rpc, self.account, self.to, self.chain_id = rpc, account, to, chain_id
-        self.nonce = int(rpc.call("eth_getTransactionCount", account.address, "pending"), 16)
-        self.hashes: list[str] = []
-
-    def send(self, data: bytes, gas: int) -> None:
-        tx: dict[str, Any] = {
-            "nonce": self.nonce,
-            "gas": gas,
-            "gasPrice": GAS_PRICE,
-            "to": self.to,
-            "value": 0,
-            "data": data,
-            "chainId": self.chain_id,
-        }
-        signed = self.account.sign_transaction(tx)
-        self.hashes.append(self.rpc.call("eth_sendRawTransaction", "0x" + signed.raw_transaction.hex()))
-        self.nonce += 1
-
-    def check_receipts(self) -> None:
-        for i in range(0, len(self.hashes), 50):
-            receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in self.hashes[i : i + 50]])
-            for tx_hash, receipt in zip(self.hashes[i : i + 50], receipts, strict=True):
-                if receipt is None or receipt["status"] != "0x1":
-                    raise SystemExit(f"fill transaction {tx_hash} failed or was not mined: {receipt}")
-
-
 def fill(node: AnvilNode, events: int, batches_per_block: int, gap: int) -> Chain:
     started = time.perf_counter()
     w3 = make_web3(node.url)
     rpc = Rpc(node.url)
-    deployment = deploy_ledger(w3, w3.eth.accounts[0])
-    led = Ledger.setup(w3, ledger_contract(w3, deployment.address), deployment)
+    led = BenchLedger.deploy(w3)
+    deployment = led.deployment
     fn = led.fn
     extra = [rid("campaign-c"), rid("campaign-d")]
     for campaign in extra:
@@ -243,21 +151,18 @@ def fill(node: AnvilNode, events: int, batches_per_block: int, gap: int) -> Chai
             mine()
             per_block = 0
 
-    n_batches = max(1, math.ceil(events / MAX_LIST))
-    n_donations = n_batches * MAX_LIST
+    n_batches = max(1, math.ceil(events / CHAIN_BATCH))
+    n_donations = n_batches * CHAIN_BATCH
     amounts = [1_000 + i % 9_000 for i in range(n_donations)]
     ids = [rid(f"bench-donation-{i}") for i in range(n_donations)]
     for b in range(n_batches):
         batch = [
             (ids[i], campaigns[i % len(campaigns)], amounts[i], commitment(f"donor{i}"), CHANNEL, ZERO)
-            for i in range(b * MAX_LIST, (b + 1) * MAX_LIST)
+            for i in range(b * CHAIN_BATCH, (b + 1) * CHAIN_BATCH)
         ]
-        data = encode_donations(batch)
-        if b == 0 and data != bytes.fromhex(led.contract.encode_abi("recordDonations", args=[batch])[2:]):
-            raise SystemExit("encode_donations disagrees with web3's ABI encoding")
-        queue(data, BATCH_GAS, batches_per_block)
+        queue(encode_batch(batch).data, BATCH_GAS, batches_per_block)
         if b % 50 == 49:
-            progress(f"fill: {(b + 1) * MAX_LIST:,} donations sent")
+            progress(f"fill: {(b + 1) * CHAIN_BATCH:,} donations sent")
     if per_block:
         mine()
         per_block = 0
@@ -373,18 +278,6 @@ def raw_fetch(url: str, address: str, reads: Sequence[Read], headers: bool) -> t
 # ------------------------------------------------------------------- backfill
 
 
-def new_deployment(url: str, chain_id: int, address: str, block: int) -> tuple[Engine, int]:
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    with engine.begin() as connection:
-        deployment_id = connection.execute(
-            insert(Deployment)
-            .values(chain_id=chain_id, address=address, deployment_block=block, source_hash="0" * 64)
-            .returning(Deployment.id)
-        ).scalar_one()
-    return engine, deployment_id
-
-
 def row_count(engine: Engine, model: type[m.Base]) -> int:
     with engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(m.table(model))).scalar_one())
@@ -440,23 +333,6 @@ def backfill(
         return Backfill(seconds=seconds, events=events, deployment_id=deployment_id, reads=reads)
     finally:
         engine.dispose()
-
-
-@contextlib.contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"bench_index_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def profile_text(profiler: cProfile.Profile, lines: int) -> str:
@@ -534,7 +410,7 @@ def time_writes(indexer: Indexer) -> list[float]:
 
 
 def head_latency(
-    led: Ledger,
+    led: BenchLedger,
     w3_indexer: Web3,
     engine: Engine,
     deployment_id: int,
@@ -614,8 +490,8 @@ def latency_anvil(
 def latency_embedded(workdir: Path, options: argparse.Namespace) -> Latency:
     provider = EthereumTesterProvider() if options.embedded_no_lock else LockedTesterProvider()
     w3 = Web3(provider)
-    deployment = deploy_ledger(w3, w3.eth.accounts[0])
-    led = Ledger.setup(w3, ledger_contract(w3, deployment.address), deployment)
+    led = BenchLedger.deploy(w3)
+    deployment = led.deployment
     engine, deployment_id = new_deployment(
         f"sqlite:///{workdir / 'embedded.db'}",
         deployment.chain_id,
@@ -691,20 +567,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def revision() -> str | None:
-    """The checkout's commit, with `-dirty` if files differ from it (the code measured)."""
-    try:
-        return subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Indexer throughput (backfills into SQLite and PostgreSQL against raw eth_getLogs)"
@@ -735,7 +597,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("LEDGER_TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        default=DEFAULT_POSTGRES,
         help="a database on the server to test; the script creates and drops its own databases there",
     )
     parser.add_argument(
@@ -766,8 +628,6 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     options = parse_args()
-    if not ANVIL.exists():
-        raise SystemExit(f"anvil not found at {ANVIL}: run `npm ci`")
     config = IndexerConfig(
         confirmations=options.confirmations, initial_range=options.initial_range, max_range=options.max_range
     )
@@ -821,7 +681,7 @@ def main() -> None:
             runs["postgresql"] = []
 
             def postgres_run(_: int) -> float:
-                with postgres_database(options.postgres_url) as url:
+                with postgres_database(options.postgres_url, "bench_index") as url:
                     runs["postgresql"].append(backfill(chain, url, config))
                 return runs["postgresql"][-1].seconds
 
@@ -842,7 +702,7 @@ def main() -> None:
             progress("profiled one sqlite backfill")
             if not options.no_postgres:
                 profiler = cProfile.Profile()
-                with postgres_database(options.postgres_url) as url:
+                with postgres_database(options.postgres_url, "bench_index") as url:
                     backfill(chain, url, config, profiler)
                 profiles["postgresql"] = profile_text(profiler, options.profile)
                 progress("profiled one postgresql backfill")

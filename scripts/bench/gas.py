@@ -1,7 +1,7 @@
 """Gas used by the ledger's main writes, on the embedded eth-tester chain and on anvil.
 
-    .venv/bin/python scripts/gas_report.py            # both chains (anvil from node_modules)
-    .venv/bin/python scripts/gas_report.py --no-anvil # eth-tester only
+    .venv/bin/python -m scripts.bench.gas             # both chains (anvil from node_modules)
+    .venv/bin/python -m scripts.bench.gas --no-anvil  # eth-tester only
 
 Prints a table; nothing is asserted. Gas is the transaction's total gasUsed (including
 the 21,000 base and calldata), measured on a freshly deployed ledger.
@@ -10,24 +10,18 @@ the 21,000 base and calldata), measured on a freshly deployed ledger.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from eth_typing import HexStr
 from web3 import Web3
 
-from ledger_api.chain.anvil import ANVIL, AnvilNode
-from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
-from tests.ledger import ZERO, Ledger, rid
+from ledger_api.chain.contract import make_web3
+from scripts.bench.support import ANVIL, ZERO, AnvilNode, BenchLedger, rid
 
 
 def measure(w3: Web3) -> dict[str, tuple[int, int]]:
     """Operation -> (gas used, items in the transaction)."""
-    deployer = w3.eth.accounts[0]
-    deployment = deploy_ledger(w3, deployer)
-    gas = {"deploy ledger": (w3.eth.get_transaction_receipt(deployment.tx_hash)["gasUsed"], 1)}
-    led = Ledger.setup(w3, ledger_contract(w3, deployment.address), deployment)
+    led = BenchLedger.deploy(w3)
+    gas = {"deploy ledger": (w3.eth.get_transaction_receipt(HexStr(led.deployment.tx_hash))["gasUsed"], 1)}
     fn, op = led.fn, led.op_a
 
     def record(name: str, call: object, items: int = 1) -> None:

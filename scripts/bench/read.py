@@ -1,9 +1,9 @@
 """Read-path benchmark: the donor's trace and the campaign page under concurrent load,
 against the same server's /healthz, on SQLite and PostgreSQL.
 
-    .venv/bin/python scripts/bench_read.py                  # 100k donations, 10k disbursements
-    .venv/bin/python scripts/bench_read.py --quick          # smoke test: 2,000 / 200, short runs
-    .venv/bin/python scripts/bench_read.py --skip-postgres --duration 5 --repeat 1
+    .venv/bin/python -m scripts.bench.read                  # 100k donations, 10k disbursements
+    .venv/bin/python -m scripts.bench.read --quick          # smoke test: 2,000 / 200, short runs
+    .venv/bin/python -m scripts.bench.read --skip-postgres --duration 5 --repeat 1
 
 A benchmark, not a test: it prints figures. A run with any non-200 answer, or whose
 spot checks of the answers disagree with what was recorded on chain, is refused.
@@ -13,8 +13,9 @@ What it does, in order:
 1. Fill. A fresh anvil (through AnvilNode, so no block states spill to disk; automine
    off), the ledger deployed, one charity with a fresh local operator account,
    `--campaigns` campaigns, `--donations` donations with readable IDs of the project's
-   scheme (DN-XXXX-...) in recordDonations batches of MAX_BATCH (500), round-robin over
-   the campaigns, then `--disbursements` disbursements with explicit allocations, each
+   scheme (DN-XXXX-...) in recordDonations batches of MAX_BATCH (500; encoded by the
+   service's own ledger_api.donations.service.encode_batch), round-robin over the
+   campaigns, then `--disbursements` disbursements with explicit allocations, each
    drawing on 1 to 8 donations of its campaign within their remaining balances (from the
    older half of the campaign's donations, so many donations are partly allocated and
    many have several allocations); 60% carry an evidence hash, 15% get one (more)
@@ -54,12 +55,9 @@ import os
 import random
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,31 +69,29 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, keccak
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from bench_index import (  # noqa: E402
+from indexer import models as m
+from indexer.indexer import Indexer, IndexerConfig
+from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
+from ledger_api.core import ids
+from ledger_api.donations.service import encode_batch
+from scripts.bench.support import (
     BATCH_GAS,
+    DEFAULT_POSTGRES,
+    AnvilNode,
     Rpc,
     Sender,
-    encode_donations,
+    Service,
     new_deployment,
     percentile,
+    postgres_database,
     progress,
     revision,
+    service,
 )
 
-from indexer import models as m  # noqa: E402
-from indexer.indexer import Indexer, IndexerConfig  # noqa: E402
-from ledger_api.chain.anvil import ANVIL, AnvilNode, free_port  # noqa: E402
-from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3  # noqa: E402
-from ledger_api.core import ids  # noqa: E402
-
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BLOCK_GAS_LIMIT = 60_000_000
 BLOCK_BUDGET = BLOCK_GAS_LIMIT // 2  # at most the EIP-1559 target: the base fee never rises
 ZERO = b"\0" * 32
@@ -251,10 +247,7 @@ def fill(node: AnvilNode, options: argparse.Namespace) -> Filled:
             batch.append(
                 (raw_ids[i], raw_campaigns[c], amount[i], keccak(os.urandom(32)), rng.choice(CHANNELS), ZERO)
             )
-        data = encode_donations(batch)
-        if b == 0 and data != bytes.fromhex(contract.encode_abi("recordDonations", args=[batch])[2:]):
-            raise SystemExit("encode_donations disagrees with web3's ABI encoding")
-        miner.queue(data, BATCH_GAS * len(batch) // 500 + 200_000)
+        miner.queue(encode_batch(batch).data, BATCH_GAS * len(batch) // 500 + 200_000)
         if b % 40 == 39:
             progress(f"fill: {min(n, (b + 1) * max_batch):,} donations sent")
 
@@ -273,7 +266,7 @@ def fill(node: AnvilNode, options: argparse.Namespace) -> Filled:
 
     def draw(c: int, k: int) -> list[int]:
         """Up to k distinct donations of campaign c with something left, from its pool."""
-        pool, chosen = pools[c], set()
+        pool, chosen = pools[c], set[int]()
         while pool and len(chosen) < k:
             j = rng.randrange(len(pool))
             if remaining(pool[j]) == 0:
@@ -320,9 +313,9 @@ def fill(node: AnvilNode, options: argparse.Namespace) -> Filled:
         total = sum(value for _, value in parts)
         disbursement = ids.to_bytes32(readable_id(rng, "disbursement"))
         evidence = os.urandom(32) if rng.random() < 0.6 else ZERO
-        campaign = totals[campaign_ids[c]]
-        campaign.disbursed += total
-        campaign.disbursement_count += 1
+        campaign_totals = totals[campaign_ids[c]]
+        campaign_totals.disbursed += total
+        campaign_totals.disbursement_count += 1
         args = (
             disbursement,
             raw_campaigns[c],
@@ -347,7 +340,7 @@ def fill(node: AnvilNode, options: argparse.Namespace) -> Filled:
             miner.queue(calldata("anchor", disbursement, os.urandom(32)), 150_000)
             counts["evidence"] += 1
             evidenced = True
-        campaign.evidenced += evidenced
+        campaign_totals.evidenced += evidenced
         if counts["disbursements"] % 2000 == 0:
             progress(f"fill: {counts['disbursements']:,} disbursements sent")
     miner.flush()
@@ -378,23 +371,6 @@ def fill(node: AnvilNode, options: argparse.Namespace) -> Filled:
 
 
 # ------------------------------------------------------------------ databases
-
-
-@contextlib.contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped afterwards."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"bench_read_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 PROJECTIONS: dict[str, Any] = {
@@ -431,25 +407,17 @@ def index(filled: Filled, node_url: str, url: str) -> tuple[float, int]:
 # ------------------------------------------------------------------- service
 
 
-@dataclass
-class Service:
-    process: subprocess.Popen[bytes]
-    base: str
-    log: Path
-
-    def tail(self, lines: int = 40) -> str:
-        text_lines = self.log.read_text(errors="replace").splitlines()[-lines:]
-        return "\n".join(["--- last lines of the service log ---", *text_lines])
+def caught_up(response: httpx.Response) -> bool:
+    """/healthz says the service's own indexer has mirrored the chain's head."""
+    return response.status_code == 200 and response.json().get("indexer", {}).get("lag_blocks") == 0
 
 
 @contextlib.contextmanager
-def service(
+def serve(
     node_url: str, database_url: str, address: str, workdir: Path, tag: str, workers: int = 1
 ) -> Iterator[Service]:
     """`ledger serve` as a process of its own on the database and the deployment."""
-    port = free_port()
     env = {
-        **os.environ,
         "LEDGER_ENV": "development",
         "LEDGER_RPC_URL": node_url,
         "LEDGER_DATABASE_URL": database_url,
@@ -458,50 +426,9 @@ def service(
         "LEDGER_EVIDENCE_PATH": str(workdir / f"evidence-{tag}"),
         "LEDGER_ADMIN_KEY": "bench-admin-" + secrets.token_hex(16),
     }
-    log = workdir / f"service-{tag}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "ledger_api.cli", "serve", "--host", "127.0.0.1"),
-                *("--port", str(port), "--workers", str(workers)),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    running = Service(process, f"http://127.0.0.1:{port}", log)
-    try:
-        wait_until_caught_up(running)
+    command = ("serve", "--host", "127.0.0.1", "--workers", str(workers))
+    with service(command, env, workdir / f"service-{tag}.log", caught_up, timeout=180) as running:
         yield running
-    except BaseException:
-        print(running.tail(), file=sys.stderr)
-        raise
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_until_caught_up(running: Service, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        if running.process.poll() is not None:
-            raise SystemExit(f"the service exited with {running.process.returncode}")
-        try:
-            response = httpx.get(f"{running.base}/healthz", timeout=5)
-            last = response.json()
-            indexer = last.get("indexer", {})
-            if response.status_code == 200 and indexer.get("lag_blocks") == 0:
-                return
-        except (httpx.TransportError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the service did not report a caught-up mirror within {timeout:.0f} s: {last}")
 
 
 def spot_check(base: str, filled: Filled, rng: random.Random, samples: int = 300) -> int:
@@ -527,7 +454,7 @@ def spot_check(base: str, filled: Filled, rng: random.Random, samples: int = 300
         picks += rng.sample(range(len(filled.donation_ids)), samples - len(picks))
         for i in picks:
             body = http.get(f"/v1/donations/{filled.donation_ids[i]}").json()
-            got = (
+            answer = (
                 body.get("id"),
                 body.get("amount"),
                 body.get("allocated"),
@@ -535,7 +462,7 @@ def spot_check(base: str, filled: Filled, rng: random.Random, samples: int = 300
                 len(body.get("allocations", [])),
                 len(body.get("refunds", [])),
             )
-            want = (
+            recorded = (
                 filled.donation_ids[i],
                 filled.amount[i],
                 filled.allocated[i],
@@ -543,8 +470,8 @@ def spot_check(base: str, filled: Filled, rng: random.Random, samples: int = 300
                 filled.allocations_of[i],
                 filled.refunds_of[i],
             )
-            if got != want:
-                problems.append(f"donation {filled.donation_ids[i]}: {got} != {want}")
+            if answer != recorded:
+                problems.append(f"donation {filled.donation_ids[i]}: {answer} != {recorded}")
     if problems:
         raise SystemExit(f"{len(problems)} answers disagree with the chain, e.g.\n" + "\n".join(problems[:5]))
     return len(filled.campaign_ids) + len(picks)
@@ -702,7 +629,7 @@ def bench_database(
         "campaign": lambda rng: f"/v1/campaigns/{rng.choice(filled.campaign_ids)}",
     }
     runs: dict[str, list[Measure]] = {e: [] for e in ENDPOINTS}
-    with service(node.url, url, filled.address, workdir, name, options.workers) as running:
+    with serve(node.url, url, filled.address, workdir, name, options.workers) as running:
         checks = spot_check(running.base, filled, random.Random(options.seed))
         progress(f"{name}: {checks} answers match the chain; warming up")
         # The fill's lists are long-lived: keep the collector from walking them during runs.
@@ -820,7 +747,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("LEDGER_TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        default=DEFAULT_POSTGRES,
         help="a database on the server to use (default LEDGER_TEST_POSTGRES_URL or the local test"
         " database); the script creates and drops its own database there",
     )
@@ -850,8 +777,6 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     options = parse_args()
-    if not ANVIL.exists():
-        raise SystemExit(f"anvil not found at {ANVIL}: run `npm ci`")
     started = time.perf_counter()
     summaries: dict[str, Any] = {}
     results: dict[str, Any] = {}
@@ -887,7 +812,7 @@ def main() -> None:
                     name, f"sqlite:///{workdir / f'{name}.db'}", filled, node, workdir, options
                 )
             else:
-                with postgres_database(admin_url) as url:
+                with postgres_database(admin_url, "bench_read") as url:
                     results[name] = bench_database(name, url, filled, node, workdir, options)
             summaries[name] = summarise(results[name])
     total = time.perf_counter() - started

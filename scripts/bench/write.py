@@ -14,72 +14,32 @@ What it runs:
 Each run (`--repeat`, default 3) starts a fresh anvil and service, because anvil slows
 down as its chain grows; medians are printed, with the ratios.
 
-    .venv/bin/python scripts/bench_write.py [--singles 800] [--batches 10] [--postgres]
+    .venv/bin/python -m scripts.bench.write [--singles 800] [--batches 10] [--postgres]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 from eth_account import Account
 from eth_utils import keccak
-from sqlalchemy import create_engine, text
+from web3.types import Wei
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from ledger_api.chain.anvil import AnvilNode, free_port  # noqa: E402
-from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3  # noqa: E402
-from ledger_api.core import ids  # noqa: E402
+from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
+from ledger_api.core import ids
+from scripts.bench.support import DEFAULT_POSTGRES, AnvilNode, postgres_database, service
 
 ADMIN = "bench-admin-" + secrets.token_hex(16)
-PG_ADMIN = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def start_service(anvil_url: str, database_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "LEDGER_RPC_URL": anvil_url,
-        "LEDGER_DATABASE_URL": database_url,
-        "LEDGER_KEYSTORE_PATH": str(workdir / "keystore"),
-        "LEDGER_EVIDENCE_PATH": str(workdir / "evidence"),
-        "LEDGER_ADMIN_KEY": ADMIN,
-        "LEDGER_CONFIRMATIONS": "0",
-    }
-    log = (workdir / "service.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ledger_api.cli", "dev", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the service exited; see {workdir / 'service.log'}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("the service did not start within 90 s")
-        time.sleep(0.2)
 
 
 def setup(base: str) -> tuple[str, str, str]:
@@ -178,12 +138,12 @@ def bench_bare_loop(anvil_url: str, total: int) -> float:
     ):
         w3.eth.wait_for_transaction_receipt(call.transact({"from": admin}))
     w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_transaction({"from": admin, "to": operator.address, "value": 10**21})
+        w3.eth.send_transaction({"from": admin, "to": operator.address, "value": Wei(10**21)})
     )
     base_fee = int(w3.eth.get_block("latest")["baseFeePerGas"])
     fees = {"maxFeePerGas": 2 * base_fee + 10**9, "maxPriorityFeePerGas": 10**9}
     chain_id = w3.eth.chain_id
-    nonce = w3.eth.get_transaction_count(operator.address)
+    nonce = int(w3.eth.get_transaction_count(operator.address))
     create = contract.encode_abi("createCampaign", [campaign, charity, "Bare", b"CNY", 10**12, b"\0" * 32])
     signed = operator.sign_transaction(
         {"to": contract.address, "data": create, "gas": 300_000, "nonce": nonce, "chainId": chain_id, **fees}
@@ -221,47 +181,29 @@ def bench_bare_loop(anvil_url: str, total: int) -> float:
     return total / elapsed
 
 
-def fresh_postgres() -> tuple[str, str]:
-    name = f"bench_write_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return name, PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_postgres(name: str) -> None:
-    engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
-
-
 def one_run(args: argparse.Namespace) -> tuple[float, float, float]:
     """(bare loop, API singles, API batches) donations/s, on a fresh anvil and service."""
-    with tempfile.TemporaryDirectory() as tmp, AnvilNode("--gas-limit", "100000000") as node:
-        workdir = Path(tmp)
-        pg_name = None
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        node = stack.enter_context(AnvilNode("--gas-limit", "100000000"))
         if args.postgres:
-            pg_name, database_url = fresh_postgres()
+            database_url = stack.enter_context(postgres_database(DEFAULT_POSTGRES, "bench_write"))
         else:
             database_url = f"sqlite:///{workdir / 'bench.db'}"
-        process, base = start_service(node.url, database_url, workdir)
-        try:
-            _charity, key, campaign = setup(base)
-            bare = bench_bare_loop(node.url, args.singles)
-            singles = bench_singles(base, key, campaign, args.singles, args.clients)
-            batch = bench_batches(base, key, campaign, args.batches, args.batch)
-            return bare, singles, batch
-        except SystemExit:
-            tail = (workdir / "service.log").read_text(errors="replace").splitlines()[-40:]
-            print("\n".join(["--- last lines of the service log ---", *tail]), file=sys.stderr)
-            raise
-        finally:
-            process.terminate()
-            process.wait(30)
-            if pg_name:
-                drop_postgres(pg_name)
+        env = {
+            "LEDGER_RPC_URL": node.url,
+            "LEDGER_DATABASE_URL": database_url,
+            "LEDGER_KEYSTORE_PATH": str(workdir / "keystore"),
+            "LEDGER_EVIDENCE_PATH": str(workdir / "evidence"),
+            "LEDGER_ADMIN_KEY": ADMIN,
+            "LEDGER_CONFIRMATIONS": "0",
+        }
+        running = stack.enter_context(service(("dev",), env, workdir / "service.log"))
+        _charity, key, campaign = setup(running.base)
+        bare = bench_bare_loop(node.url, args.singles)
+        singles = bench_singles(running.base, key, campaign, args.singles, args.clients)
+        batch = bench_batches(running.base, key, campaign, args.batches, args.batch)
+        return bare, singles, batch
 
 
 def main() -> None:

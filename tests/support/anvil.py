@@ -1,5 +1,6 @@
-"""Start and stop a local anvil node (npm `@foundry-rs/anvil-linux-amd64`), for tests,
-benchmarks and scripts. anvil is a development node: never point production at it."""
+"""Start and stop a local anvil node (npm `@foundry-rs/anvil-linux-amd64`), for the tests.
+anvil is a development node: the product never starts or imports this (see
+tests/test_support_code.py); the benchmarks have their own launcher in scripts/bench."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Support code for the tests: real processes they start (an anvil node)."""
