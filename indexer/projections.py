@@ -20,12 +20,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from indexer import models as m
 from indexer.decoder import DecodedLog
+from ledger_api.core.hexes import hex0x, unhex
 
 CHUNK = 900  # keys per IN (...) list, below SQLite's bound-parameter limits
-
-
-def hex0x(value: bytes | str) -> str:
-    return value if isinstance(value, str) else "0x" + value.hex()
 
 
 def _json(args: dict[str, Any]) -> str:
@@ -291,7 +288,7 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
                     "campaign_id": args["campaignId"],
                     "charity_id": args["charityId"],
                     "name": args["name"],
-                    "currency": bytes.fromhex(args["currency"][2:]).decode("ascii"),
+                    "currency": unhex(args["currency"]).decode("ascii"),
                     "goal": str(args["goal"]),
                     "metadata_hash": args["metadataHash"],
                     "operator": args["operator"],

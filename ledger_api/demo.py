@@ -12,17 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import UploadFile
-from sqlalchemy import insert
 
 from ledger_api.app import Runtime
 from ledger_api.charities import service as charities
 from ledger_api.core import ids, writes
-from ledger_api.core.models import ApiKey
-from ledger_api.core.security import Principal, new_key
+from ledger_api.core.hexes import unhex
+from ledger_api.core.security import Principal
 from ledger_api.disbursements import service as disbursements
 from ledger_api.disbursements.schemas import AllocationIn, DisbursementCreate
 from ledger_api.donations import service as donations
 from ledger_api.donations.schemas import DonationCreate
+from ledger_api.keys.service import issue_key
 
 DEMO = Principal("demo", "admin")
 
@@ -51,7 +51,7 @@ def _create_campaign(
     campaign_id = ids.new("campaign")
     call = runtime.contract.functions.createCampaign(
         ids.to_bytes32(campaign_id),
-        bytes.fromhex(charity_hex[2:]),
+        unhex(charity_hex),
         name,
         currency.encode(),
         goal,
@@ -62,14 +62,7 @@ def _create_campaign(
 
 
 def _issue_key(runtime: Runtime, role: str, charity_hex: str | None) -> str:
-    key_id, key, secret_hash = new_key()
-    with runtime.engine.begin() as connection:
-        connection.execute(
-            insert(ApiKey).values(
-                id=key_id, secret_hash=secret_hash, role=role, charity_id=charity_hex, label="demo"
-            )
-        )
-    return key
+    return issue_key(runtime.engine, role, charity_hex, "demo").key
 
 
 def load_demo(

@@ -13,6 +13,7 @@ from ledger_api.campaigns.service import charity_of_campaign
 from ledger_api.charities.service import ZERO, operator_for
 from ledger_api.core import ids, writes
 from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
+from ledger_api.core.hexes import unhex
 from ledger_api.core.pages import CursorParam, Limit, MaxAmount, MinAmount, Order, Since, Until
 from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import WriterPrincipal
@@ -28,10 +29,10 @@ def create_campaign(
     charity_hex = ids.to_hex(body.charity_id, "charity")
     operator = operator_for(runtime, principal, charity_hex)
     campaign_id = ids.new("campaign")
-    metadata = bytes.fromhex(body.metadata_hash[2:]) if body.metadata_hash else ZERO
+    metadata = unhex(body.metadata_hash) if body.metadata_hash else ZERO
     call = runtime.contract.functions.createCampaign(
         ids.to_bytes32(campaign_id),
-        bytes.fromhex(charity_hex[2:]),
+        unhex(charity_hex),
         body.name,
         body.currency.encode(),
         body.goal,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ledger_api.app import Runtime
-from ledger_api.chain.contract import contract_error_of
+from ledger_api.chain.abi import contract_error_of
 from ledger_api.chain.writer import NODE_ERRORS
 from ledger_api.core import ids
 from ledger_api.core.errors import ChainUnavailable, NotFound
+from ledger_api.core.hexes import hex0x
 
 
 def view_call(runtime: Runtime, function: str, *args: Any, missing: str) -> Any:
@@ -34,5 +35,5 @@ def charity_of_campaign(runtime: Runtime, campaign_id: str) -> str:
     key = (runtime.deployment.address, campaign)
     if key not in _OWNERS:
         view = view_call(runtime, "campaignOf", campaign, missing="campaign")
-        _OWNERS[key] = "0x" + bytes(view[0]).hex()
+        _OWNERS[key] = hex0x(view[0])
     return _OWNERS[key]

@@ -11,6 +11,7 @@ from ledger_api.app import Runtime
 from ledger_api.chain.writer import TxState
 from ledger_api.core import ids, writes
 from ledger_api.core.errors import NotFound
+from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.models import CharityAccount
 from ledger_api.core.security import Principal, require_charity
 
@@ -62,29 +63,29 @@ def register(runtime: Runtime, name: str, metadata_hash: str | None) -> tuple[di
     charity_bytes = ids.to_bytes32(charity_id)
     fn = runtime.contract.functions
     service = runtime.service_account
-    metadata = bytes.fromhex(metadata_hash[2:]) if metadata_hash else ZERO
+    metadata = unhex(metadata_hash) if metadata_hash else ZERO
     register_call = fn.registerCharity(charity_bytes, name, metadata)
     gas = writes.simulate(runtime, service, register_call)  # rejected here: no account is made
     operator = runtime.keystore.create(label=f"operator:{charity_id}")
     records = {"kind": "charity", "ids": [charity_id]}
     first = writes.settle(
         runtime,
-        [writes.send(runtime, service, register_call, gas, "0x" + charity_bytes.hex(), records)],
+        [writes.send(runtime, service, register_call, gas, hex0x(charity_bytes), records)],
         True,
     )[0]
     second = writes.write(
-        runtime, service, fn.addOperator(charity_bytes, operator), "0x" + charity_bytes.hex(), records, True
+        runtime, service, fn.addOperator(charity_bytes, operator), hex0x(charity_bytes), records, True
     )
     with runtime.engine.begin() as connection:
         connection.execute(
             insert(CharityAccount).values(
-                deployment_id=runtime.deployment_id, charity_id="0x" + charity_bytes.hex(), operator=operator
+                deployment_id=runtime.deployment_id, charity_id=hex0x(charity_bytes), operator=operator
             )
         )
     fund_on_dev_chain(runtime, operator)
     body = {
         "id": charity_id,
-        "chain_id_hex": "0x" + charity_bytes.hex(),
+        "chain_id_hex": hex0x(charity_bytes),
         "name": name,
         "operator": operator,
         "transactions": [writes.transaction_view(runtime, s) for s in (first, second)],

@@ -21,7 +21,7 @@ from web3.contract.contract import ContractFunction
 
 from indexer import models as im
 from ledger_api.app import Runtime
-from ledger_api.chain.calls import Call
+from ledger_api.chain.abi import Call
 from ledger_api.chain.writer import TxState
 from ledger_api.core.errors import ContractRejected
 

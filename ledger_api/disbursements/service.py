@@ -22,11 +22,12 @@ from starlette.datastructures import UploadFile
 from indexer import models as im
 from ledger_api.app import Runtime
 from ledger_api.campaigns.service import charity_of_campaign, view_call
-from ledger_api.chain.calls import encode
+from ledger_api.chain.abi import encode
 from ledger_api.chain.writer import TxState
 from ledger_api.charities.service import ZERO, operator_for
 from ledger_api.core import ids, writes
 from ledger_api.core.errors import Conflict, ContractRejected, InvalidRequest
+from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.security import Principal
 from ledger_api.disbursements.schemas import MAX_ALLOCATIONS, DisbursementCreate
 
@@ -52,7 +53,7 @@ def fifo(runtime: Runtime, campaign_hex: str, amount: int) -> list[tuple[bytes, 
         )
         for donation_id, balance in rows:
             take = min(int(balance), left)
-            allocations.append((bytes.fromhex(donation_id[2:]), take))
+            allocations.append((unhex(donation_id), take))
             left -= take
             if left == 0:
                 break
@@ -81,7 +82,7 @@ def record(
     operator = operator_for(runtime, principal, charity_hex, "campaign")
     campaign = ids.to_bytes32(body.campaign_id, "campaign")
     disbursement_id = ids.new("disbursement")
-    evidence = bytes.fromhex(body.evidence_hash[2:]) if body.evidence_hash else ZERO
+    evidence = unhex(body.evidence_hash) if body.evidence_hash else ZERO
     automatic = body.allocations is None
 
     def call_for(allocations: list[tuple[bytes, int]]) -> Any:
@@ -97,10 +98,10 @@ def record(
 
     if automatic:
         try:
-            allocations = fifo(runtime, "0x" + campaign.hex(), body.amount)
+            allocations = fifo(runtime, hex0x(campaign), body.amount)
         except Conflict:
             _wait_for_mirror(runtime)  # the mirror may not have the newest donations yet
-            allocations = fifo(runtime, "0x" + campaign.hex(), body.amount)
+            allocations = fifo(runtime, hex0x(campaign), body.amount)
     else:
         assert body.allocations is not None
         allocations = [(ids.to_bytes32(a.donation_id, "donation"), a.amount) for a in body.allocations]
@@ -112,7 +113,7 @@ def record(
         if not automatic or name not in STALE:
             raise
         _wait_for_mirror(runtime)
-        allocations = fifo(runtime, "0x" + campaign.hex(), body.amount)
+        allocations = fifo(runtime, hex0x(campaign), body.amount)
         call = call_for(allocations)
         try:
             gas = writes.simulate(runtime, operator, call)
@@ -222,7 +223,7 @@ def anchor(
         for document in staged:
             if document.sha256 in plans:
                 continue
-            hash_bytes = bytes.fromhex(document.sha256)
+            hash_bytes = unhex(document.sha256)
             if view_call(
                 runtime, "isEvidenceAnchored", target.disbursement, hash_bytes, missing="disbursement"
             ):
