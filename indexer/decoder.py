@@ -1,4 +1,4 @@
-"""Log decoding with decoders built once per event from the ABI.
+"""Log decoding with decoders built once per event from the ABI (chain/abi.py's event table).
 
 web3's per-log `process_log` costs ~160 µs a log here. These decoders read indexed
 arguments straight from the topics and, for events whose data holds only static types,
@@ -14,7 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import to_checksum_address
+
+from ledger_api.chain import abi
+from ledger_api.core.hexes import bare, hex0x, to_int, unhex
 
 STATIC_TYPES = {"bytes32", "uint256", "uint8", "address", "bytes3", "bool"}
 
@@ -43,7 +46,7 @@ def _word_decoder(abi_type: str) -> Callable[[str], Any]:
 
 
 def _plain(value: Any) -> Any:
-    return "0x" + value.hex() if isinstance(value, bytes) else value
+    return hex0x(value) if isinstance(value, bytes) else value
 
 
 @dataclass(slots=True)
@@ -62,12 +65,11 @@ class DecodedLog:
 class EventDecoder:
     """Decodes one event kind; built once from its ABI entry."""
 
-    def __init__(self, abi: dict[str, Any]) -> None:
-        self.name: str = abi["name"]
-        self.topic: bytes = event_abi_to_log_topic(abi)  # type: ignore[arg-type]
-        inputs = abi["inputs"]
-        self.indexed = [(p["name"], _word_decoder(p["type"])) for p in inputs if p["indexed"]]
-        data = [(p["name"], p["type"]) for p in inputs if not p["indexed"]]
+    def __init__(self, event: abi.Event) -> None:
+        self.name = event.name
+        self.topic = event.topic
+        self.indexed = [(p.name, _word_decoder(p.type)) for p in event.inputs if p.indexed]
+        data = [(p.name, p.type) for p in event.inputs if not p.indexed]
         self.data_names = [name for name, _ in data]
         self.data_types = [t for _, t in data]
         self.static = all(t in STATIC_TYPES for t in self.data_types)
@@ -80,7 +82,7 @@ class EventDecoder:
             for i, (name, word) in enumerate(zip(self.data_names, self.words, strict=True)):
                 args[name] = word(data[64 * i : 64 * i + 64])
         else:
-            values = abi_decode(self.data_types, bytes.fromhex(data))
+            values = abi_decode(self.data_types, unhex(data))
             for name, kind, value in zip(self.data_names, self.data_types, values, strict=True):
                 # eth_abi gives addresses in lower case; the static path checksums them.
                 args[name] = _checksum(value[2:].lower()) if kind == "address" else _plain(value)
@@ -90,13 +92,13 @@ class EventDecoder:
 class LogDecoder:
     """Decodes raw JSON-RPC logs of the ledger contract into DecodedLog records."""
 
-    def __init__(self, abi: list[dict[str, Any]]) -> None:
-        decoders = (EventDecoder(e) for e in abi if e["type"] == "event")
-        self.by_topic = {d.topic.hex(): d for d in decoders}
+    def __init__(self) -> None:
+        decoders = (EventDecoder(event) for event in abi.events())
+        self.by_topic = {bare(d.topic): d for d in decoders}
 
     @property
     def topics(self) -> list[str]:
-        return ["0x" + topic for topic in self.by_topic]
+        return [hex0x(d.topic) for d in self.by_topic.values()]
 
     def decode(self, log: dict[str, Any]) -> DecodedLog | None:
         """A log as JSON-RPC gives it (hex strings), or as web3 formats it (bytes)."""
@@ -104,27 +106,16 @@ class LogDecoder:
         if raw_topics and isinstance(raw_topics[0], str):  # JSON-RPC: 0x + lower-case hex
             topics = [t[2:] for t in raw_topics]
         else:
-            topics = [_hex(t) for t in raw_topics]
+            topics = [bare(t) for t in raw_topics]
         decoder = self.by_topic.get(topics[0]) if topics else None
         if decoder is None:
             return None
         return DecodedLog(
             name=decoder.name,
-            args=decoder.decode(topics, _hex(log["data"])),
-            block_number=_int(log["blockNumber"]),
-            block_hash="0x" + _hex(log["blockHash"]),
-            tx_hash="0x" + _hex(log["transactionHash"]),
-            tx_index=_int(log["transactionIndex"]),
-            log_index=_int(log["logIndex"]),
+            args=decoder.decode(topics, bare(log["data"])),
+            block_number=to_int(log["blockNumber"]),
+            block_hash="0x" + bare(log["blockHash"]),
+            tx_hash="0x" + bare(log["transactionHash"]),
+            tx_index=to_int(log["transactionIndex"]),
+            log_index=to_int(log["logIndex"]),
         )
-
-
-def _hex(value: str | bytes) -> str:
-    """Lower-case hex without the 0x prefix."""
-    if isinstance(value, str):
-        return (value[2:] if value.startswith("0x") else value).lower()
-    return bytes(value).hex()
-
-
-def _int(value: str | int) -> int:
-    return int(value, 16) if isinstance(value, str) else int(value)

@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-import requests
 from requests.exceptions import ReadTimeout
 from sqlalchemy import Engine, delete, select
 from tenacity import (
@@ -29,16 +27,16 @@ from tenacity import (
     stop_when_event_set,
     wait_exponential_jitter,
 )
-from web3 import HTTPProvider, Web3
-from web3.exceptions import Web3RPCError
+from web3 import Web3
 
 from indexer import metrics
 from indexer import models as m
 from indexer.decoder import DecodedLog, LogDecoder
 from indexer.lock import LockLost, WriterLock
-from indexer.projections import apply_logs, hex0x, rollback_above
-from ledger_api.chain.contract import load_artifact
+from indexer.projections import apply_logs, rollback_above
+from ledger_api.chain.rpc import Rpc
 from ledger_api.core.db import insert_ignore
+from ledger_api.core.hexes import hex0x
 from ledger_api.core.models import Deployment
 
 log = logging.getLogger("indexer")
@@ -106,7 +104,7 @@ class Indexer:
         self.engine = engine
         self.config = config or IndexerConfig()
         self.on_range = on_range
-        self.decoder = LogDecoder(load_artifact()["abi"])
+        self.decoder = LogDecoder()
         with engine.connect() as connection:
             row = connection.execute(
                 select(Deployment.chain_id, Deployment.address, Deployment.deployment_block).where(
@@ -120,10 +118,9 @@ class Indexer:
         self.range = min(self.config.initial_range, self.config.max_range)
         self.reorgs = 0
         self.labels = {"chain_id": str(self.chain_id), "contract": self.address}
-        # eth_getLogs over HTTP goes through a session of our own and orjson: the answers
-        # are large and json + web3's formatters were most of a backfill's read time.
-        self._session = requests.Session()
-        self._session.trust_env = False
+        # eth_getLogs over HTTP is read raw (chain/rpc.py): the answers are large and
+        # json + web3's formatters were most of a backfill's read time.
+        self.rpc = Rpc(w3)
         # Set by nudge(): a write was just mined, look now rather than at the next poll.
         self._wake = threading.Event()
 
@@ -302,28 +299,8 @@ class Indexer:
         return [d for d in decoded if d is not None]
 
     def _fetch_logs(self, start: int, end: int) -> list[dict[str, Any]]:
-        """All ledger logs of a block range. Over HTTP the answer is read raw with orjson:
-        web3's result formatters (AttributeDicts, HexBytes, checksummed addresses) cost five
-        times the request itself on a large range, and the decoder reads hex directly."""
-        provider = self.w3.provider
-        if isinstance(provider, HTTPProvider):
-            params: dict[str, Any] = {"address": self.address, "fromBlock": hex(start), "toBlock": hex(end)}
-            params["topics"] = [self.decoder.topics]
-            body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [params]})
-            reply = self._session.post(
-                str(provider.endpoint_uri),
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=dict(provider.get_request_kwargs()).get("timeout", 30),
-            )
-            reply.raise_for_status()
-            response = orjson.loads(reply.content)
-            if "error" in response:
-                raise Web3RPCError(str(response["error"]))
-            return list(response["result"])
-        filter_params: Any = {"address": self.address, "fromBlock": start, "toBlock": end}
-        filter_params["topics"] = [self.decoder.topics]
-        return [dict(entry) for entry in self.w3.eth.get_logs(filter_params)]
+        """All ledger logs of a block range, raw over HTTP (the decoder reads the hex)."""
+        return self.rpc.get_logs(self.address, start, end, self.decoder.topics)
 
     def _headers(self, numbers: set[int]) -> dict[int, dict[str, Any]]:
         headers = {}

@@ -20,12 +20,9 @@ from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert,
 from indexer import models as m
 from indexer.decoder import DecodedLog
 from ledger_api.core.db import insert_ignore
+from ledger_api.core.hexes import hex0x, unhex
 
 CHUNK = 900  # keys per IN (...) list, below SQLite's bound-parameter limits
-
-
-def hex0x(value: bytes | str) -> str:
-    return value if isinstance(value, str) else "0x" + value.hex()
 
 
 def _json(args: dict[str, Any]) -> str:
@@ -235,7 +232,7 @@ def _campaign_created(out: Projection, log: DecodedLog, args: dict[str, Any]) ->
             "campaign_id": args["campaignId"],
             "charity_id": args["charityId"],
             "name": args["name"],
-            "currency": bytes.fromhex(args["currency"][2:]).decode("ascii"),
+            "currency": unhex(args["currency"]).decode("ascii"),
             "goal": str(args["goal"]),
             "metadata_hash": args["metadataHash"],
             "operator": args["operator"],

@@ -13,7 +13,7 @@ from web3 import Web3
 
 from indexer.indexer import Indexer, IndexerConfig
 from indexer.lock import LockLost, WriterLock
-from ledger_api.chain.contract import ledger_contract, load_artifact
+from ledger_api.chain.abi import decode_result, encode, load_artifact
 from ledger_api.core.models import Deployment
 
 log = logging.getLogger("indexer")
@@ -22,13 +22,11 @@ log = logging.getLogger("indexer")
 def ensure_deployment(engine: Engine, w3: Web3, address: str) -> int:
     """The id of the deployment row for `address` on the node's chain, created on first
     use from the contract itself (it knows the block it was deployed in)."""
-    contract = ledger_contract(w3, address)
+    address = Web3.to_checksum_address(address)
     chain_id = w3.eth.chain_id
     with engine.begin() as connection:
         found = connection.execute(
-            select(Deployment.id).where(
-                Deployment.chain_id == chain_id, Deployment.address == contract.address
-            )
+            select(Deployment.id).where(Deployment.chain_id == chain_id, Deployment.address == address)
         ).scalar_one_or_none()
         if found is not None:
             return int(found)
@@ -37,13 +35,19 @@ def ensure_deployment(engine: Engine, w3: Web3, address: str) -> int:
                 insert(Deployment)
                 .values(
                     chain_id=chain_id,
-                    address=contract.address,
-                    deployment_block=contract.functions.deploymentBlock().call(),
+                    address=address,
+                    deployment_block=_deployment_block(w3, address),
                     source_hash=load_artifact()["sourceHash"],
                 )
                 .returning(Deployment.id)
             ).scalar_one()
         )
+
+
+def _deployment_block(w3: Web3, address: str) -> int:
+    """The block the contract was deployed in, as the contract itself says."""
+    answer = w3.eth.call({"to": address, "data": encode("deploymentBlock").data})
+    return int(decode_result("deploymentBlock", bytes(answer))[0])
 
 
 class BackgroundIndexer:

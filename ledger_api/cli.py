@@ -8,10 +8,11 @@ from collections.abc import Callable
 import typer
 import uvicorn
 from pydantic import ValidationError
-from sqlalchemy import insert, make_url
+from sqlalchemy import make_url
 
-from ledger_api.core.config import ROOT, get_settings
+from ledger_api.core.config import get_settings
 from ledger_api.core.http import slow_client_protocol
+from ledger_api.core.paths import ROOT
 
 app = typer.Typer(
     help="Charity ledger: record, mirror and trace charitable fund flows.", no_args_is_help=True
@@ -245,10 +246,10 @@ def _serve_workers(workers: int, host: str, port: int) -> None:
 def deploy() -> None:
     """Deploy a new ledger contract, signed by the keystore's service account (its admin),
     and record it in the database. Prints the address to set as LEDGER_CONTRACT_ADDRESS."""
-    from ledger_api.chain.contract import make_web3
+    from ledger_api.chain.contract import deploy_ledger, make_web3
     from ledger_api.core import db
     from ledger_api.core.config import InsecureSettings
-    from ledger_api.runtime import deploy_signed, open_keystore, record_deployment
+    from ledger_api.runtime import open_keystore, record_deployment
 
     settings = get_settings()
     try:
@@ -261,7 +262,7 @@ def deploy() -> None:
         raise typer.Exit(2)
     w3 = make_web3(settings.rpc_url)
     keystore, service_account = open_keystore(settings)
-    deployment = deploy_signed(w3, keystore, service_account)
+    deployment = deploy_ledger(w3, service_account, keystore=keystore)
     db.upgrade(settings.database_url)
     record_deployment(db.make_engine(settings.database_url), deployment)
     where = f"block {deployment.block_number}, chain {deployment.chain_id}"
@@ -285,8 +286,8 @@ def keys_create(
     On the embedded chain that is var/embedded.db, which `ledger dev` deletes when it
     starts: the key works while the running `ledger dev` runs, so one must be running."""
     from ledger_api.core import db, ids
-    from ledger_api.core.models import ApiKey
-    from ledger_api.core.security import ROLES, new_key
+    from ledger_api.core.security import ROLES
+    from ledger_api.keys.service import issue_key
     from ledger_api.runtime import EMBEDDED_DATABASE, dev_state_holder, state_settings, wiped_at_start
 
     if role not in ROLES:
@@ -315,18 +316,12 @@ def keys_create(
         )
         raise typer.Exit(2)
     db.upgrade(located.database_url)
-    key_id, key, secret_hash = new_key()
     engine = db.make_engine(located.database_url)
     try:
-        with engine.begin() as connection:
-            connection.execute(
-                insert(ApiKey).values(
-                    id=key_id, secret_hash=secret_hash, role=role, charity_id=charity_hex, label=label
-                )
-            )
+        issued = issue_key(engine, role, charity_hex, label)
     finally:
         engine.dispose()
-    typer.echo(f"key id {key_id} ({role}), written to {database}", err=True)
+    typer.echo(f"key id {issued.id} ({role}), written to {database}", err=True)
     if holder is not None:
         typer.echo(f"  the database of the running `ledger dev` ({holder})", err=True)
     if wiped:
@@ -335,7 +330,7 @@ def keys_create(
             "database, without it",
             err=True,
         )
-    typer.echo(key)
+    typer.echo(issued.key)
 
 
 @app.command()

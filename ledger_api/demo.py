@@ -12,18 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import UploadFile
-from sqlalchemy import insert
 
 from ledger_api.campaigns import service as campaigns_service
 from ledger_api.campaigns.schemas import CampaignCreate
 from ledger_api.charities import service as charities
 from ledger_api.core import ids
-from ledger_api.core.models import ApiKey
-from ledger_api.core.security import Principal, new_key
+from ledger_api.core.security import Principal
 from ledger_api.disbursements import service as disbursements
 from ledger_api.disbursements.schemas import AllocationIn, DisbursementCreate
 from ledger_api.donations import service as donations
 from ledger_api.donations.schemas import DonationCreate
+from ledger_api.keys.service import issue_key
 from ledger_api.runtime import Runtime
 
 DEMO = Principal("demo", "admin")
@@ -48,14 +47,7 @@ def _document(text: str, name: str) -> UploadFile:
 
 
 def _issue_key(runtime: Runtime, role: str, charity_hex: str | None) -> str:
-    key_id, key, secret_hash = new_key()
-    with runtime.engine.begin() as connection:
-        connection.execute(
-            insert(ApiKey).values(
-                id=key_id, secret_hash=secret_hash, role=role, charity_id=charity_hex, label="demo"
-            )
-        )
-    return key
+    return issue_key(runtime.engine, role, charity_hex, "demo").key
 
 
 def load_demo(

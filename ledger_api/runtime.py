@@ -23,13 +23,15 @@ from web3.types import Wei
 from indexer.indexer import IndexerConfig
 from indexer.service import BackgroundIndexer, ensure_deployment
 from ledger_api.audit.context import Auditing
-from ledger_api.chain.contract import Deployment, deploy_ledger, ledger_contract, load_artifact, make_web3
+from ledger_api.chain.abi import load_artifact
+from ledger_api.chain.contract import Deployment, deploy_ledger, ledger_contract, make_web3
 from ledger_api.chain.faults import fault_injection
 from ledger_api.chain.keystore import SERVICE_ACCOUNT, Keystore
 from ledger_api.chain.writer import ChainWriter, OutboxWorker
 from ledger_api.core import db
-from ledger_api.core.config import ROOT, Settings
+from ledger_api.core.config import Settings
 from ledger_api.core.models import Deployment as DeploymentRow
+from ledger_api.core.paths import ROOT
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.transactions.service import Writes
 
@@ -57,7 +59,7 @@ class Runtime:
     @cached_property
     def contract(self) -> Contract:
         """A web3 contract object (for callers that want web3's interface: the service
-        itself encodes with chain.calls)."""
+        itself encodes with chain.abi)."""
         return ledger_contract(self.w3, self.deployment.address)
 
     @cached_property
@@ -286,29 +288,6 @@ def record_deployment(engine: Engine, deployment: Deployment) -> int:
                 .returning(DeploymentRow.id)
             ).scalar_one()
         )
-
-
-def deploy_signed(w3: Web3, keystore: Keystore, signer: str) -> Deployment:
-    """Deploy the ledger in a transaction signed by `signer` from the keystore, which
-    becomes its admin, registrar and pauser."""
-    artifact = load_artifact()
-    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    account = Web3.to_checksum_address(signer)
-    transaction = factory.constructor(account).build_transaction(
-        {
-            "from": account,
-            "nonce": w3.eth.get_transaction_count(account, "pending"),
-            "chainId": w3.eth.chain_id,
-        }
-    )
-    raw, _ = keystore.sign_transaction(account, dict(transaction))
-    tx_hash = w3.eth.send_raw_transaction(raw)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
-    if receipt["status"] != 1 or not receipt["contractAddress"]:
-        raise SetupError(f"the deployment transaction {tx_hash.to_0x_hex()} failed")
-    return Deployment(
-        w3.eth.chain_id, receipt["contractAddress"], receipt["blockNumber"], tx_hash.to_0x_hex()
-    )
 
 
 def open_keystore(settings: Settings) -> tuple[Keystore, str]:

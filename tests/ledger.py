@@ -15,7 +15,8 @@ from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from ledger_api.chain.contract import Deployment, contract_error_of
+from ledger_api.chain.abi import contract_error_of
+from ledger_api.chain.contract import Deployment
 
 ZERO = b"\x00" * 32
 MAX_AMOUNT = 10**18

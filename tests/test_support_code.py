@@ -69,10 +69,10 @@ def test_the_benchmarks_import_nothing_from_tests() -> None:
 
 def test_the_benchmarks_use_the_service_encoder_for_donation_batches() -> None:
     """No hand-written recordDonations encoder of their own: index and read import the
-    service's encode_batch."""
+    service's encode_donations."""
     for name in ("index.py", "read.py"):
         source = (ROOT / "scripts" / "bench" / name).read_text()
-        assert "ledger_api.donations.service.encode_batch" in imported_modules(source, ("scripts", "bench"))
+        assert "ledger_api.chain.abi.encode_donations" in imported_modules(source, ("scripts", "bench"))
 
 
 @pytest.mark.parametrize(

@@ -32,20 +32,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import requests
 from eth_abi.exceptions import DecodingError
 from sqlalchemy import Connection, Row, create_engine, insert, select
 from sqlalchemy.pool import StaticPool
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
 from indexer.decoder import DecodedLog
 from indexer.indexer import Indexer
 from indexer.projections import apply_logs
 from ledger_api.audit.context import Auditing
 from ledger_api.audit.scope import Scope
-from ledger_api.chain.calls import Call, decode_result, encode
-from ledger_api.chain.contract import SerializedTesterProvider, contract_error_of, decode_contract_error
+from ledger_api.chain.abi import Call, contract_error_of, decode_contract_error, decode_result, encode
+from ledger_api.chain.contract import SerializedTesterProvider
+from ledger_api.chain.rpc import Rpc, RpcError
 from ledger_api.core import db, ids
+from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.models import Base, Deployment
 from ledger_api.mirror import tables as im
 
@@ -222,56 +223,30 @@ def _view_results(
     """Each call's decoded result at `block`, or why it has none. Over HTTP, calls go in
     JSON-RPC batches (a node that does not answer fails the whole reconciliation: that
     is no difference); on the embedded chain one or two at a time between requests."""
-    provider = w3.provider
+    rpc = Rpc(w3)
     results: list[ViewResult] = []
-    if isinstance(provider, HTTPProvider):
-        session = requests.Session()
-        session.trust_env = False
+    if rpc.http:
         for start in range(0, len(calls), VIEW_BATCH):
             chunk = calls[start : start + VIEW_BATCH]
-            body = [
-                {
-                    "jsonrpc": "2.0",
-                    "id": i,
-                    "method": "eth_call",
-                    "params": [{"to": address, "data": "0x" + call.data.hex()}, hex(block)],
-                }
-                for i, call in enumerate(chunk)
-            ]
-            reply = session.post(
-                str(provider.endpoint_uri),
-                data=orjson.dumps(body),
-                headers={"Content-Type": "application/json"},
-                timeout=60,
-            )
-            reply.raise_for_status()
-            answers = {a.get("id"): a for a in orjson.loads(reply.content)}
-            for i, call in enumerate(chunk):
-                answer = answers.get(i) or {}
-                if "result" in answer:
-                    results.append(_decode(call.fn_name, answer["result"]))
+            answers = rpc.eth_calls(address, [call.data for call in chunk], block)
+            for call, answer in zip(chunk, answers, strict=True):
+                if not isinstance(answer, RpcError):
+                    results.append(_decode(call.fn_name, answer))
                     continue
-                error = answer.get("error") or {}
-                data = error.get("data")
+                data = answer.data
                 results.append(ViewResult(problem=_reverted(data if isinstance(data, str) else None)))
             progress.stage = f"view calls: {len(results)} of {len(calls)}"
             progress.check()
         return results
+    provider = w3.provider
     assert isinstance(provider, SerializedTesterProvider)
-    # Straight to eth-tester (the provider's lock held by the slice): web3's request path
-    # (middlewares, guessing a sender with eth_accounts, formatters) took 20-30 ms of a
-    # 35 ms call here, eth-tester's own call 11-15 ms.
-    tester = provider.ethereum_tester
-    assert tester is not None
-    sender: str | None = None
     while len(results) < len(calls):
         with provider.background_slice():
-            sender = sender or tester.get_accounts()[0]
             began = time.perf_counter()
             while len(results) < len(calls) and time.perf_counter() - began < SLICE_SECONDS:
                 call = calls[len(results)]
                 try:
-                    raw = tester.call({"from": sender, "to": address, "data": "0x" + call.data.hex()}, block)
+                    raw = rpc.eth_call(address, call.data, block)
                 except Exception as exc:
                     # eth-tester raises TransactionFailed on a revert, and others still
                     # (BlockNotFound, ValidationError...): in process, none is a node going
@@ -286,9 +261,10 @@ def _view_results(
     return results
 
 
-def _decode(fn_name: str, raw: str) -> ViewResult:
+def _decode(fn_name: str, raw: Any) -> ViewResult:
+    """A view's answer (hex text, as the node sent it) decoded, or why it is no record."""
     try:
-        return ViewResult(value=decode_result(fn_name, bytes.fromhex(raw[2:])))
+        return ViewResult(value=decode_result(fn_name, unhex(raw)))
     except (DecodingError, ValueError, TypeError):
         return ViewResult(problem="answers something that is not a record")
 
@@ -311,7 +287,7 @@ def _check_views(
         names = columns[table]
         for key, values in mirror[table].items():
             row = dict(zip(names, values, strict=True))
-            checks.append((table, key, row, encode(fn_name, bytes.fromhex(key[0][2:]))))
+            checks.append((table, key, row, encode(fn_name, unhex(key[0]))))
     results = _view_results(auditing.w3, auditing.deployment.address, [c[3] for c in checks], block, progress)
     for (table, key, row, call), result in zip(checks, results, strict=True):
         record = _readable(key[0])
@@ -346,7 +322,7 @@ def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
     if table == "campaigns":
         charity, currency, closed, goal, received, refunded, disbursed, _, donations, disbursements = view
         return {
-            "charity_id": "0x" + bytes(charity).hex(),
+            "charity_id": hex0x(charity),
             "currency": bytes(currency).decode("ascii", errors="replace"),
             "goal": str(goal),
             "closed": closed,
@@ -359,14 +335,14 @@ def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
     if table == "donations":
         campaign, amount, allocated, refunded, _ = view
         return {
-            "campaign_id": "0x" + bytes(campaign).hex(),
+            "campaign_id": hex0x(campaign),
             "amount": amount,
             "allocated": allocated,
             "refunded": refunded,
         }
     campaign, amount, allocation_count, evidence_count = view
     return {
-        "campaign_id": "0x" + bytes(campaign).hex(),
+        "campaign_id": hex0x(campaign),
         "amount": amount,
         "allocation_count": allocation_count,
         "evidence_count": evidence_count,
@@ -443,7 +419,7 @@ def reconcile(auditing: Auditing, scope: Scope, progress: Progress | None = None
         findings = Findings()
         findings.add(check="cursor", problem="the mirror has not indexed anything yet")
         return _finish(answer, findings, began)
-    node_hash = "0x" + bytes(_block_hash(auditing.w3, height)).hex()
+    node_hash = hex0x(_block_hash(auditing.w3, height))
     if node_hash != mirror_hash:
         findings = Findings()
         findings.add(

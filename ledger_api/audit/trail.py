@@ -16,24 +16,24 @@ import orjson
 from sqlalchemy import Connection, Select, and_, select, tuple_
 
 from ledger_api.audit.scope import Scope
-from ledger_api.chain.contract import load_artifact
+from ledger_api.chain.abi import EVENT_NAMES
 from ledger_api.core import ids
 from ledger_api.core.errors import InvalidRequest
+from ledger_api.core.hexes import text_of
 from ledger_api.core.pages import decode_cursor, page, timestamp
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, iso
-
-# Every event of the contract: the ledger's own, and the access-control and pause events
-# of the deployment itself (those belong to no charity: they show in unscoped trails).
-EVENTS = tuple(sorted(e["name"] for e in load_artifact()["abi"] if e["type"] == "event"))
 
 
 def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-KINDS = {snake(name): name for name in EVENTS}  # donation_recorded -> DonationRecorded
+# Every event of the contract (chain.abi.EVENT_NAMES): the ledger's own, and the
+# access-control and pause events of the deployment itself (those belong to no charity:
+# they show in unscoped trails).
+KINDS = {snake(name): name for name in EVENT_NAMES}  # donation_recorded -> DonationRecorded
 RECORD_IDS = {
     "charityId": "charity",
     "campaignId": "campaign",
@@ -63,9 +63,9 @@ def data_of(name: str, args: dict[str, Any]) -> dict[str, Any]:
         if key in RECORD_IDS and isinstance(value, str):
             value = None if int(value, 16) == 0 else ids.from_bytes32(value)
         elif key == "currency":
-            value = bytes.fromhex(value[2:]).decode("ascii", errors="replace")
+            value = text_of(value, strip_padding=False)
         elif key == "channel":
-            value = bytes.fromhex(value[2:]).rstrip(b"\0").decode("ascii", errors="replace")
+            value = text_of(value)
         elif key == "originalKind":
             value = RECORD_KINDS[value] if 0 <= value < len(RECORD_KINDS) else value
         data[snake(key)] = value

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ledger_api.campaigns.schemas import CampaignCreate
-from ledger_api.chain.calls import encode
+from ledger_api.chain.abi import encode
 from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
+from ledger_api.core.hexes import bytes32_or_zero, unhex
 from ledger_api.core.security import Principal
 from ledger_api.transactions.service import Step, Writes
-
-ZERO = b"\0" * 32
 
 
 def create(
@@ -19,11 +18,11 @@ def create(
 ) -> tuple[dict[str, Any], TxState]:
     charity_hex = ids.to_hex(body.charity_id, "charity")
     campaign_id = ids.new("campaign")
-    metadata = bytes.fromhex(body.metadata_hash[2:]) if body.metadata_hash else ZERO
+    metadata = bytes32_or_zero(body.metadata_hash)
     call = encode(
         "createCampaign",
         ids.to_bytes32(campaign_id),
-        bytes.fromhex(charity_hex[2:]),
+        unhex(charity_hex),
         body.name,
         body.currency.encode(),
         body.goal,

@@ -23,9 +23,9 @@ import solcx
 from packaging.version import Version
 from solcx.install import get_executable
 
-ROOT = Path(__file__).resolve().parents[2]
+from ledger_api.core.paths import ARTIFACTS_DIR, ROOT
+
 CONTRACTS_DIR = ROOT / "contracts"
-ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
 SHIM = ROOT / "scripts" / "solcjs_shim.py"
 
 SOLC_VERSION = "0.8.30"

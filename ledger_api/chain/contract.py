@@ -1,36 +1,24 @@
-"""The ledger contract as the service sees it: its committed artifact, a web3 connection
-to the configured chain, deployment, and decoding of the contract's custom errors."""
+"""The ledger contract as the service sees it: a web3 connection to the configured chain
+(or the embedded one), a contract object, and deployment. Its ABI (calls, errors,
+events) is in chain/abi.py."""
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import requests
-import requests.adapters
-from eth_abi import decode as abi_decode
-from eth_utils import function_signature_to_4byte_selector, to_canonical_address, to_checksum_address
+from eth_utils import to_canonical_address, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.contract import Contract
 from web3.types import RPCEndpoint, RPCResponse
 
-ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "contracts" / "artifacts"
-LEDGER = "CharityLedger"
-
-
-@lru_cache
-def load_artifact(name: str = LEDGER) -> dict[str, Any]:
-    """The committed build artifact (ABI, bytecode, compiler version and settings)."""
-    with (ARTIFACTS_DIR / f"{name}.json").open() as handle:
-        artifact: dict[str, Any] = json.load(handle)
-    return artifact
+from ledger_api.chain.abi import load_artifact
+from ledger_api.chain.keystore import Keystore
+from ledger_api.chain.rpc import pooled_session
+from ledger_api.core.hexes import hex0x
 
 
 class SerializedTesterProvider(EthereumTesterProvider):
@@ -115,18 +103,11 @@ def make_web3(rpc_url: str | None, timeout: float = 5.0) -> Web3:
     # The chain id never changes under a connection: ask once (web3 asks before every
     # transaction it builds and every contract object it makes). Nothing else is cached:
     # block data must stay fresh for the indexer's reorg checks.
-    # One pooled session for every thread, large enough for the API's worker threads;
-    # trust_env off: requests would otherwise look for .netrc and CA bundle files on
-    # disk before every single call.
-    session = requests.Session()
-    session.trust_env = False
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    # One pooled session for every thread, shared with the raw requests of chain/rpc.py.
     provider = HTTPProvider(
         rpc_url,
         request_kwargs={"timeout": timeout},
-        session=session,
+        session=pooled_session(),
         exception_retry_configuration=None,
         cache_allowed_requests=True,
         cacheable_requests={RPCEndpoint("eth_chainId")},
@@ -146,97 +127,42 @@ class Deployment:
     tx_hash: str
 
 
-def deploy_ledger(w3: Web3, deployer: str, admin: str | None = None) -> Deployment:
-    """Deploy the ledger from an account the node holds (dev chains: eth-tester, anvil).
+class DeploymentFailed(RuntimeError):
+    """The deployment transaction was mined but created no contract."""
 
-    `admin` receives the admin, registrar and pauser roles (default: the deployer).
+
+def deploy_ledger(
+    w3: Web3, deployer: str, admin: str | None = None, keystore: Keystore | None = None
+) -> Deployment:
+    """Deploy the ledger. `admin` receives the admin, registrar and pauser roles (default:
+    the deployer).
+
+    Without `keystore` the node signs for `deployer` (dev chains: eth-tester, anvil); with
+    one, the transaction is signed by `deployer`'s key from the keystore and sent raw
+    (`ledger deploy` on a real node).
     """
     artifact = load_artifact()
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    tx_hash = factory.constructor(to_checksum_address(admin or deployer)).transact({"from": deployer})
+    account = to_checksum_address(deployer)
+    constructor = factory.constructor(to_checksum_address(admin or deployer))
+    if keystore is None:
+        tx_hash = constructor.transact({"from": account})
+    else:
+        transaction = constructor.build_transaction(
+            {
+                "from": account,
+                "nonce": w3.eth.get_transaction_count(account, "pending"),
+                "chainId": w3.eth.chain_id,
+            }
+        )
+        raw, _ = keystore.sign_transaction(account, dict(transaction))
+        tx_hash = w3.eth.send_raw_transaction(raw)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
     if receipt["status"] != 1 or not receipt["contractAddress"]:
-        raise RuntimeError(f"ledger deployment failed in transaction {tx_hash.to_0x_hex()}")
+        raise DeploymentFailed(f"ledger deployment failed in transaction {hex0x(tx_hash)}")
     return Deployment(
         chain_id=w3.eth.chain_id,
         address=receipt["contractAddress"],
         block_number=receipt["blockNumber"],
-        tx_hash=tx_hash.to_0x_hex(),
+        tx_hash=hex0x(tx_hash),
     )
-
-
-@dataclass(frozen=True)
-class ContractError:
-    """A custom error the contract reverted with, decoded from the revert data."""
-
-    name: str
-    args: tuple[Any, ...]
-    arg_names: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(zip(self.arg_names, self.args, strict=True))
-
-
-def _abi_type(param: dict[str, Any]) -> str:
-    if param["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(component) for component in param["components"])
-        return f"({inner}){param['type'][5:]}"
-    return str(param["type"])
-
-
-@lru_cache
-def _error_decoders() -> dict[bytes, tuple[str, list[str], tuple[str, ...]]]:
-    decoders = {}
-    # OpenZeppelin's errors appear in the ABI too (AccessControl, Pausable).
-    for item in load_artifact()["abi"]:
-        if item["type"] != "error":
-            continue
-        types = [_abi_type(param) for param in item["inputs"]]
-        selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
-        decoders[selector] = (item["name"], types, tuple(p["name"] for p in item["inputs"]))
-    return decoders
-
-
-def decode_contract_error(data: bytes | str) -> ContractError | None:
-    """Decode revert data into the contract's custom error, or None if it is not one."""
-    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
-    decoder = _error_decoders().get(raw[:4])
-    if decoder is None:
-        return None
-    name, types, names = decoder
-    return ContractError(name=name, args=tuple(abi_decode(types, raw[4:])), arg_names=names)
-
-
-def revert_data(exc: BaseException) -> bytes | None:
-    """The raw revert data carried by an exception from a call or transaction, if any.
-
-    JSON-RPC nodes give it to web3 as `ContractCustomError.data` (a hex string); the
-    in-process eth-tester raises `TransactionFailed` whose message is the repr of the
-    bytes (`execution reverted: b'...'`).
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        data = getattr(current, "data", None)
-        if isinstance(data, str) and data.startswith("0x"):
-            return bytes.fromhex(data[2:])
-        if isinstance(data, bytes | bytearray):
-            return bytes(data)
-        if current.args and isinstance(current.args[0], bytes | bytearray):
-            return bytes(current.args[0])
-        if current.args and isinstance(current.args[0], str):
-            message = current.args[0].removeprefix("execution reverted: ")
-            if message.startswith(("b'", 'b"')):
-                with contextlib.suppress(ValueError, SyntaxError):
-                    value = ast.literal_eval(message)
-                    if isinstance(value, bytes):
-                        return value
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def contract_error_of(exc: BaseException) -> ContractError | None:
-    """The contract's custom error behind an exception, or None if there is none."""
-    data = revert_data(exc)
-    return decode_contract_error(data) if data else None

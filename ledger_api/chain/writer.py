@@ -39,17 +39,17 @@ from eth_typing import HexStr
 from eth_utils import to_checksum_address
 from requests.exceptions import RequestException
 from sqlalchemy import Engine, insert, select, update
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
-from web3.types import RPCEndpoint
 
-from ledger_api.chain.calls import Call, as_call
-from ledger_api.chain.contract import contract_error_of
+from ledger_api.chain.abi import Call, as_call, contract_error_of
 from ledger_api.chain.keystore import Keystore
+from ledger_api.chain.rpc import Rpc
 from ledger_api.core import ids
 from ledger_api.core.db import insert_ignore
 from ledger_api.core.errors import ChainUnavailable, ContractRejected, WriteTimeout
+from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.idempotency_store import expire as forget_old_answers
 from ledger_api.core.models import ChainTransaction, Signer
 
@@ -104,6 +104,7 @@ class ChainWriter:
         fault_injection: FaultInjection | None = None,
     ) -> None:
         self.w3 = w3
+        self.rpc = Rpc(w3)
         self.address = to_checksum_address(address)
         self.engine = engine
         self.keystore = keystore
@@ -124,7 +125,7 @@ class ChainWriter:
                 {
                     "from": to_checksum_address(signer),
                     "to": self.address,
-                    "data": HexStr("0x" + encoded.data.hex()),
+                    "data": HexStr(hex0x(encoded.data)),
                 }
             )
         except NODE_ERRORS as exc:
@@ -225,8 +226,8 @@ class ChainWriter:
                         function=encoded.fn_name,
                         charity_id=charity_id,
                         records=json.dumps(records),
-                        raw_tx="0x" + raw.hex(),
-                        tx_hash="0x" + tx_hash.hex(),
+                        raw_tx=hex0x(raw),
+                        tx_hash=hex0x(tx_hash),
                         status="signed",
                     )
                 )
@@ -310,34 +311,7 @@ class ChainWriter:
         """The receipt's status, block and gas, or None if not mined yet. Read raw, past
         web3's result formatters: a batch's receipt carries 500 logs, and formatting them
         cost more than everything else the write does."""
-        if not isinstance(self.w3.provider, HTTPProvider):  # the embedded chain: small receipts
-            try:
-                formatted = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-            except TransactionNotFound:
-                return None
-            return {
-                "status": formatted["status"],
-                "blockNumber": formatted["blockNumber"],
-                "blockHash": "0x" + bytes(formatted["blockHash"]).hex(),
-                "gasUsed": formatted["gasUsed"],
-            }
-        response = self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash])
-        if "error" in response:
-            raise Web3RPCError(str(response["error"]))
-        raw = response.get("result")
-        if not raw:
-            return None
-
-        def number(value: Any) -> int:
-            return int(value, 16) if isinstance(value, str) else int(value)
-
-        block_hash = raw["blockHash"]
-        return {
-            "status": number(raw["status"]),
-            "blockNumber": number(raw["blockNumber"]),
-            "blockHash": block_hash if isinstance(block_hash, str) else "0x" + bytes(block_hash).hex(),
-            "gasUsed": number(raw["gasUsed"]),
-        }
+        return self.rpc.receipt(tx_hash)
 
     def _failure_reason(self, state: TxState) -> dict[str, Any]:
         """Why a mined transaction reverted: replay it at its block's parent."""
@@ -362,7 +336,7 @@ class ChainWriter:
         state = self.state(tx_id)
         while True:
             if state.status == "signed":
-                raw = bytes.fromhex(self._raw(tx_id)[2:])
+                raw = unhex(self._raw(tx_id))
                 if not self._send(tx_id, raw):
                     # The node may have taken it and only the answer got lost: look once.
                     with contextlib.suppress(*NODE_ERRORS):
@@ -415,7 +389,7 @@ class ChainWriter:
                     continue
                 if state.status == "signed" or self._node_lost(state):
                     log.info("re-sending transaction %s (nonce %d) as the same bytes", state.id, state.nonce)
-                    if self._send(state.id, bytes.fromhex(row.raw_tx[2:])):
+                    if self._send(state.id, unhex(row.raw_tx)):
                         self._check_receipt(self.state(state.id))
             except NODE_ERRORS:
                 return len(rows)
@@ -435,7 +409,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes) and len(value) == 32:
         return ids.from_bytes32(value)
     if isinstance(value, bytes):
-        return "0x" + value.hex()
+        return hex0x(value)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

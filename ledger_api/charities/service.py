@@ -7,21 +7,20 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from ledger_api.chain.calls import encode
+from ledger_api.chain.abi import encode
 from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
+from ledger_api.core.hexes import bytes32_or_zero, hex0x
 from ledger_api.core.models import CharityAccount
 from ledger_api.transactions.service import Step, Writes
-
-ZERO = b"\0" * 32
 
 
 def register(writes: Writes, name: str, metadata_hash: str | None) -> tuple[dict[str, Any], list[TxState]]:
     charity_id = ids.new("charity")
     charity_bytes = ids.to_bytes32(charity_id)
-    charity_hex = "0x" + charity_bytes.hex()
+    charity_hex = hex0x(charity_bytes)
     service = writes.service_account
-    metadata = bytes.fromhex(metadata_hash[2:]) if metadata_hash else ZERO
+    metadata = bytes32_or_zero(metadata_hash)
     records = {"kind": "charity", "ids": [charity_id]}
     register_call = encode("registerCharity", charity_bytes, name, metadata)
     gas = writes.simulate(service, register_call)  # rejected here: no account is made

@@ -11,7 +11,8 @@ from zoneinfo import available_timezones
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parents[2]
+from ledger_api.core.paths import ROOT
+
 # Placeholder secrets that only development may run with.
 DEV_PASSPHRASE = "dev-only-insecure-passphrase"
 

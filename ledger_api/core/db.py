@@ -14,8 +14,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[2]
-
+from ledger_api.core.paths import ROOT
 
 # Sync routes run on up to 40 threads: with SQLAlchemy's default pool (5 + 10 overflow)
 # 16 concurrent readers kept opening and closing overflow connections, 0.2 to 0.36 new

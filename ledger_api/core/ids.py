@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import secrets
 
+from ledger_api.core.hexes import hex0x, unhex
+
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 KINDS = {
     "charity": "CH",
@@ -36,7 +38,7 @@ def to_bytes32(record_id: str, kind: str | None = None) -> bytes:
     """The on-chain ID of a readable or hex ID; ValueError if it is neither (or of
     another kind than `kind`)."""
     if _HEX.fullmatch(record_id):
-        value = bytes.fromhex(record_id[2:])
+        value = unhex(record_id)
         if value == bytes(32):
             raise ValueError("the zero ID is not a record")
         return value
@@ -58,16 +60,16 @@ def canonical(prefix: str, body: str) -> str:
 
 def from_bytes32(value: bytes | str) -> str:
     """The readable form of an on-chain ID if it is one, else its 0x hex."""
-    raw = bytes.fromhex(value[2:]) if isinstance(value, str) else value
+    raw = unhex(value) if isinstance(value, str) else value
     text = raw.rstrip(b"\0")
     try:
         decoded = text.decode("ascii")
     except UnicodeDecodeError:
-        return "0x" + raw.hex()
+        return hex0x(raw)
     if _READABLE.fullmatch(decoded) and raw == decoded.encode().ljust(32, b"\0"):
         return decoded
-    return "0x" + raw.hex()
+    return hex0x(raw)
 
 
 def to_hex(record_id: str, kind: str | None = None) -> str:
-    return "0x" + to_bytes32(record_id, kind).hex()
+    return hex0x(to_bytes32(record_id, kind))

@@ -19,16 +19,15 @@ from typing import Any
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from ledger_api.chain.calls import Call, encode
+from ledger_api.chain.abi import Call, encode
 from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
 from ledger_api.core.errors import Conflict, ContractRejected, InvalidRequest
+from ledger_api.core.hexes import bytes32_or_zero, hex0x, unhex
 from ledger_api.core.security import Principal
 from ledger_api.disbursements.schemas import MAX_ALLOCATIONS, DisbursementCreate
 from ledger_api.mirror import tables as im
 from ledger_api.transactions.service import Step, Writes
-
-ZERO = b"\0" * 32
 
 STALE = {"DonationOverdrawn", "DonationNotFound", "AllocationCampaignMismatch", "CampaignOverdrawn"}
 MAX_DOCUMENT = 25 * 1024 * 1024
@@ -52,7 +51,7 @@ def fifo(writes: Writes, campaign_hex: str, amount: int) -> list[tuple[bytes, in
         )
         for donation_id, balance in rows:
             take = min(int(balance), left)
-            allocations.append((bytes.fromhex(donation_id[2:]), take))
+            allocations.append((unhex(donation_id), take))
             left -= take
             if left == 0:
                 break
@@ -81,7 +80,7 @@ def record(
     operator = writes.operator_for(principal, charity_hex, "campaign")
     campaign = ids.to_bytes32(body.campaign_id, "campaign")
     disbursement_id = ids.new("disbursement")
-    evidence = bytes.fromhex(body.evidence_hash[2:]) if body.evidence_hash else ZERO
+    evidence = bytes32_or_zero(body.evidence_hash)
     automatic = body.allocations is None
 
     def call_for(allocations: list[tuple[bytes, int]]) -> Call:
@@ -98,10 +97,10 @@ def record(
 
     if automatic:
         try:
-            allocations = fifo(writes, "0x" + campaign.hex(), body.amount)
+            allocations = fifo(writes, hex0x(campaign), body.amount)
         except Conflict:
             _wait_for_mirror(writes)  # the mirror may not have the newest donations yet
-            allocations = fifo(writes, "0x" + campaign.hex(), body.amount)
+            allocations = fifo(writes, hex0x(campaign), body.amount)
     else:
         assert body.allocations is not None
         allocations = [(ids.to_bytes32(a.donation_id, "donation"), a.amount) for a in body.allocations]
@@ -113,7 +112,7 @@ def record(
         if not automatic or name not in STALE:
             raise
         _wait_for_mirror(writes)
-        allocations = fifo(writes, "0x" + campaign.hex(), body.amount)
+        allocations = fifo(writes, hex0x(campaign), body.amount)
         call = call_for(allocations)
         try:
             gas = writes.simulate(operator, call)
@@ -222,7 +221,7 @@ def anchor(
         for document in staged:
             if document.sha256 in plans:
                 continue
-            hash_bytes = bytes.fromhex(document.sha256)
+            hash_bytes = unhex(document.sha256)
             if writes.view("isEvidenceAnchored", target.disbursement, hash_bytes, missing="disbursement"):
                 plans[document.sha256] = None
                 continue

@@ -12,13 +12,14 @@ from sqlalchemy import Connection, select
 
 from ledger_api.core import ids
 from ledger_api.core.errors import NotFound
+from ledger_api.core.hexes import hex0x, text_of, unhex
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, block_info, chain_view, proof
 
 
 def channel_name(hex_value: str) -> str:
-    return bytes.fromhex(hex_value[2:]).rstrip(b"\0").decode("ascii", errors="replace")
+    return text_of(hex_value)
 
 
 def evidence_of(
@@ -164,5 +165,5 @@ def owns(mirror: Mirror, donation_id: str, receipt_secret: str, donor_reference:
         ).scalar_one_or_none()
     if commitment is None:
         raise NotFound("donation not found (or not mirrored yet)")
-    candidate = keccak(bytes.fromhex(receipt_secret[2:]) + donor_reference.encode("utf-8"))
-    return "0x" + candidate.hex() == commitment
+    candidate = keccak(unhex(receipt_secret) + donor_reference.encode("utf-8"))
+    return hex0x(candidate) == commitment

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import insert, select, update
 
 from ledger_api.core import ids
 from ledger_api.core.accounts import operator_of
 from ledger_api.core.errors import NotFound
 from ledger_api.core.idempotency import WITHHOLD_HEADER
-from ledger_api.core.models import ApiKey
-from ledger_api.core.security import AdminPrincipal, new_key
+from ledger_api.core.security import AdminPrincipal
+from ledger_api.keys import service
 from ledger_api.keys.schemas import KeyCreate
 from ledger_api.mirror.gateway import MirrorDep
 
@@ -27,15 +24,15 @@ def create_key(body: KeyCreate, mirror: MirrorDep, _: AdminPrincipal) -> JSONRes
     charity_hex = ids.to_hex(body.charity_id, "charity") if body.charity_id else None
     if charity_hex is not None and operator_of(mirror.engine, mirror.deployment_id, charity_hex) is None:
         raise NotFound("charity not found")  # not a charity this service registered
-    key_id, key, secret_hash = new_key()
-    with mirror.engine.begin() as connection:
-        connection.execute(
-            insert(ApiKey).values(
-                id=key_id, secret_hash=secret_hash, role=body.role, charity_id=charity_hex, label=body.label
-            )
-        )
+    issued = service.issue_key(mirror.engine, body.role, charity_hex, body.label)
     return JSONResponse(
-        {"id": key_id, "key": key, "role": body.role, "charity_id": body.charity_id, "label": body.label},
+        {
+            "id": issued.id,
+            "key": issued.key,
+            "role": body.role,
+            "charity_id": body.charity_id,
+            "label": body.label,
+        },
         status_code=201,
         # Shown once: a retry with the same Idempotency-Key answers without it.
         headers={WITHHOLD_HEADER.decode(): "key"},
@@ -46,12 +43,6 @@ def create_key(body: KeyCreate, mirror: MirrorDep, _: AdminPrincipal) -> JSONRes
 def revoke_key(
     mirror: MirrorDep, _: AdminPrincipal, key_id: str = Path(max_length=12, pattern=r"^[a-z0-9]{12}$")
 ) -> Response:
-    with mirror.engine.begin() as connection:
-        revoked = connection.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
-        ).rowcount
-        if not revoked and connection.execute(select(ApiKey.id).where(ApiKey.id == key_id)).first() is None:
-            raise NotFound("no such key")
+    if not service.revoke_key(mirror.engine, key_id):
+        raise NotFound("no such key")
     return Response(status_code=204)

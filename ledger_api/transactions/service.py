@@ -1,7 +1,7 @@
 """The write side: the one pipeline every write to the chain goes through, and how a
 transaction is shown in answers.
 
-A domain service builds its calls (with the lean encoder, `chain.calls.encode`) and the
+A domain service builds its calls (with the lean encoder, `chain.abi.encode`) and the
 records each one makes, then hands them to `Writes.write`, which authorises the caller
 for the charity (its own operator signs: another charity's key is told the record does
 not exist), simulates every call before any is signed (so a batch is refused whole or
@@ -27,14 +27,15 @@ from sqlalchemy import Engine, select
 from web3 import Web3
 from web3.types import Wei
 
-from ledger_api.chain.calls import Call, decode_result, encode
-from ledger_api.chain.contract import Deployment, contract_error_of
+from ledger_api.chain.abi import Call, contract_error_of, decode_result, encode
+from ledger_api.chain.contract import Deployment
 from ledger_api.chain.keystore import Keystore
 from ledger_api.chain.writer import NODE_ERRORS, ChainWriter, TxState
 from ledger_api.core import ids
 from ledger_api.core.accounts import operator_of
 from ledger_api.core.config import Settings
 from ledger_api.core.errors import ChainUnavailable, ContractRejected, NotFound, Problem
+from ledger_api.core.hexes import hex0x
 from ledger_api.core.security import Principal, require_charity
 from ledger_api.mirror import tables as im
 
@@ -76,7 +77,7 @@ class Writes:
         when it reverts with a not-found error."""
         call = encode(function, *args)
         try:
-            data = self.w3.eth.call({"to": self.writer.address, "data": "0x" + call.data.hex()})  # type: ignore[typeddict-item]
+            data = self.w3.eth.call({"to": self.writer.address, "data": hex0x(call.data)})  # type: ignore[typeddict-item]
         except NODE_ERRORS as exc:
             raise ChainUnavailable(f"the chain node did not answer ({type(exc).__name__})") from None
         except Exception as exc:
@@ -93,7 +94,7 @@ class Writes:
         campaign = ids.to_bytes32(campaign_id, "campaign")
         if campaign not in self._owners:
             view = self.view("campaignOf", campaign, missing="campaign")
-            self._owners[campaign] = "0x" + bytes(view[0]).hex()
+            self._owners[campaign] = hex0x(view[0])
         return self._owners[campaign]
 
     def find_charity(self, charity_hex: str) -> str:

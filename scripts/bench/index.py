@@ -12,7 +12,7 @@ What it does, in order:
 1. Fill. Starts a fresh anvil (large block gas limit, automine off), deploys the ledger,
    sets up two charities with an operator and a campaign each (support.BenchLedger) plus
    two more campaigns, then records `--events` donations in `recordDonations` batches of
-   500 (encoded by the service's own ledger_api.donations.service.encode_batch), spread
+   500 (encoded by the service's own ledger_api.chain.abi.encode_donations), spread
    round-robin over four campaigns, followed by disbursements with allocations and
    evidence, refunds, corrections, an operator removal and a campaign closing, so every
    projection is exercised. Transactions are signed locally by a fresh operator account
@@ -72,9 +72,10 @@ from web3.types import RPCEndpoint, RPCResponse
 from indexer import models as m
 from indexer.decoder import LogDecoder
 from indexer.indexer import Indexer, IndexerConfig
-from ledger_api.chain.contract import load_artifact, make_web3
+from ledger_api.chain.abi import encode_donations
+from ledger_api.chain.contract import make_web3
 from ledger_api.core import db
-from ledger_api.donations.service import CHAIN_BATCH, encode_batch
+from ledger_api.donations.service import CHAIN_BATCH
 from scripts.bench.support import (
     BATCH_GAS,
     DEFAULT_POSTGRES,
@@ -160,7 +161,7 @@ def fill(node: AnvilNode, events: int, batches_per_block: int, gap: int) -> Chai
             (ids[i], campaigns[i % len(campaigns)], amounts[i], commitment(f"donor{i}"), CHANNEL, ZERO)
             for i in range(b * CHAIN_BATCH, (b + 1) * CHAIN_BATCH)
         ]
-        queue(encode_batch(batch).data, BATCH_GAS, batches_per_block)
+        queue(encode_donations(batch).data, BATCH_GAS, batches_per_block)
         if b % 50 == 49:
             progress(f"fill: {(b + 1) * CHAIN_BATCH:,} donations sent")
     if per_block:
@@ -250,7 +251,7 @@ class Read:
 def raw_fetch(url: str, address: str, reads: Sequence[Read], headers: bool) -> tuple[int, float]:
     """Fetch the ranges' logs (and, if `headers`, the same block headers the indexer read)
     with httpx + orjson only. Returns (logs, seconds)."""
-    topics = LogDecoder(load_artifact()["abi"]).topics
+    topics = LogDecoder().topics
     rpc = Rpc(url)
     try:
         rpc.call("eth_blockNumber")  # connect before timing

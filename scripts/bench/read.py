@@ -14,7 +14,7 @@ What it does, in order:
    off), the ledger deployed, one charity with a fresh local operator account,
    `--campaigns` campaigns, `--donations` donations with readable IDs of the project's
    scheme (DN-XXXX-...) in recordDonations batches of MAX_BATCH (500; encoded by the
-   service's own ledger_api.donations.service.encode_batch), round-robin over the
+   service's own ledger_api.chain.abi.encode_donations), round-robin over the
    campaigns, then `--disbursements` disbursements with explicit allocations, each
    drawing on 1 to 8 donations of its campaign within their remaining balances (from the
    older half of the campaign's donations, so many donations are partly allocated and
@@ -74,9 +74,9 @@ from sqlalchemy.engine import make_url
 
 from indexer import models as m
 from indexer.indexer import Indexer, IndexerConfig
+from ledger_api.chain.abi import encode_donations
 from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
 from ledger_api.core import ids
-from ledger_api.donations.service import encode_batch
 from scripts.bench.support import (
     BATCH_GAS,
     DEFAULT_POSTGRES,
@@ -247,7 +247,7 @@ def fill(node: AnvilNode, options: argparse.Namespace) -> Filled:
             batch.append(
                 (raw_ids[i], raw_campaigns[c], amount[i], keccak(os.urandom(32)), rng.choice(CHANNELS), ZERO)
             )
-        miner.queue(encode_batch(batch).data, BATCH_GAS * len(batch) // 500 + 200_000)
+        miner.queue(encode_donations(batch).data, BATCH_GAS * len(batch) // 500 + 200_000)
         if b % 40 == 39:
             progress(f"fill: {min(n, (b + 1) * max_batch):,} donations sent")
 

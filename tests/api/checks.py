@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from web3 import Web3
 
 from indexer import models as im
-from ledger_api.chain.calls import encode
+from ledger_api.chain.abi import encode
 from ledger_api.core import ids
 from ledger_api.core.models import ChainTransaction, Signer
 from tests.api.service import Service

@@ -8,9 +8,8 @@ import secrets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger_api.chain.calls import encode
+from ledger_api.chain.abi import encode, encode_donations
 from ledger_api.chain.contract import ledger_contract, make_web3
-from ledger_api.donations.service import encode_batch
 
 word = st.binary(min_size=32, max_size=32)
 donation = st.tuples(word, word, st.integers(1, 2**256 - 1), word, word, word)
@@ -21,7 +20,7 @@ donation = st.tuples(word, word, st.integers(1, 2**256 - 1), word, word, word)
 def test_batch_encoding_equals_eth_abi(
     donations: list[tuple[bytes, bytes, int, bytes, bytes, bytes]],
 ) -> None:
-    assert encode_batch(donations).data == encode("recordDonations", donations).data
+    assert encode_donations(donations).data == encode("recordDonations", donations).data
 
 
 def test_lean_calls_equal_web3_encoding() -> None:

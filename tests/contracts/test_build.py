@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ledger_api.chain import build
-from ledger_api.chain.contract import load_artifact
+from ledger_api.chain.abi import load_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 

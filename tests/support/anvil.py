@@ -7,9 +7,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from pathlib import Path
 
-ANVIL = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "anvil"
+from ledger_api.core.paths import ROOT
+
+ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 
 
 def free_port() -> int:
