@@ -21,6 +21,7 @@ from ledger_api.chain.contract import Deployment, ledger_contract
 from ledger_api.chain.keystore import Keystore
 from ledger_api.chain.writer import ChainWriter, OutboxWorker
 from ledger_api.core import docs, errors, metrics
+from ledger_api.core.answers import Health
 from ledger_api.core.config import Settings
 from ledger_api.core.http import ResponseHeaders
 from ledger_api.core.idempotency import IdempotencyMiddleware
@@ -171,7 +172,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Added last, so the outermost: bodies are bounded before anything reads them.
     app.add_middleware(RequestLimits, routes=[r for router in (*routers, pages) for r in router.routes])
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "degraded: the parts say why"}},
+    )
     def healthz() -> JSONResponse:
         """Liveness, the deployment this service works with, and how far the mirror lags."""
         body: dict[str, Any] = {

@@ -11,14 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from sqlalchemy import Connection, select
 
 from indexer import models as im
 from ledger_api.app import Runtime
 from ledger_api.core import ids
+from ledger_api.core.deps import RuntimeDep
 from ledger_api.core.errors import Forbidden, NotFound
+from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import CurrentPrincipal, Principal
+
+CharityFilter = Annotated[CharityId | None, Query(description="Only this charity (CH-...).")]
+CampaignFilter = Annotated[CampaignId | None, Query(description="Only this campaign (CP-...).")]
 
 
 def _auditor(principal: CurrentPrincipal) -> Principal:
@@ -80,3 +85,22 @@ def resolve(
             what = "campaign" if campaign_hex else "charity"
             raise NotFound(f"{what} not found (or not mirrored yet)")
     return Scope(charity_hex, campaign_hex)
+
+
+def lookup(runtime: Runtime, principal: Principal, charity_id: str | None, campaign_id: str | None) -> Scope:
+    """`resolve` on a connection of its own."""
+    with runtime.engine.connect() as connection:
+        return resolve(runtime, connection, principal, charity_id, campaign_id)
+
+
+def _scope(
+    runtime: RuntimeDep,
+    principal: AuditPrincipal,
+    charity_id: CharityFilter = None,
+    campaign_id: CampaignFilter = None,
+) -> Scope:
+    return lookup(runtime, principal, charity_id, campaign_id)
+
+
+# The scope of an audit request, from its `charity_id` and `campaign_id` query parameters.
+ScopeDep = Annotated[Scope, Depends(_scope)]

@@ -17,11 +17,12 @@ from sqlalchemy import Connection, Select, and_, select, tuple_
 
 from indexer import models as im
 from ledger_api.app import Runtime
+from ledger_api.audit.schemas import TrailEntry
 from ledger_api.audit.scope import Scope
 from ledger_api.chain.contract import load_artifact
 from ledger_api.core import ids
 from ledger_api.core.errors import InvalidRequest
-from ledger_api.core.pages import decode_cursor, page, timestamp
+from ledger_api.core.pages import Page, decode_cursor, page, timestamp
 from ledger_api.core.proofs import ChainView, iso
 
 # Every event of the contract: the ledger's own, and the access-control and pause events
@@ -152,11 +153,10 @@ def entry(view: ChainView, row: Any) -> dict[str, Any]:
 
 def trail_page(
     runtime: Runtime, connection: Connection, view: ChainView, query: Select[Any], limit: int
-) -> dict[str, Any]:
+) -> Page[TrailEntry]:
     rows = connection.execute(query.limit(limit + 1)).all()
-    return page(
-        runtime.settings.signing_key("cursor"), [entry(view, row) for row in rows[:limit]], rows, limit
-    )
+    items = [TrailEntry.model_validate(entry(view, row)) for row in rows[:limit]]
+    return page(runtime.settings.signing_key("cursor"), items, rows, limit)
 
 
 def stream(connection: Connection, view: ChainView, query: Select[Any]) -> Iterator[dict[str, Any]]:

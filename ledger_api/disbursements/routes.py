@@ -12,18 +12,26 @@ from starlette.exceptions import HTTPException
 
 from ledger_api.core import writes
 from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
-from ledger_api.core.errors import InvalidRequest
+from ledger_api.core.errors import READ_ERRORS, InvalidRequest, problems
 from ledger_api.core.schemas import DisbursementId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.disbursements import service
 from ledger_api.disbursements.reads import funding
-from ledger_api.disbursements.schemas import DisbursementCreate
+from ledger_api.disbursements.schemas import (
+    Disbursement,
+    DisbursementCreate,
+    DisbursementRecorded,
+    EvidenceAnchored,
+)
+from ledger_api.transactions.schemas import write_responses
 
 router = APIRouter(prefix="/v1/disbursements", tags=["disbursements"])
 DisbursementPath = Annotated[DisbursementId, Path(description="The disbursement's ID (DB-...)")]
 
 
-@router.post("", status_code=201)
+@router.post(
+    "", status_code=201, response_model=DisbursementRecorded, responses=write_responses(DisbursementRecorded)
+)
 def record_disbursement(
     body: DisbursementCreate, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
@@ -66,6 +74,8 @@ EVIDENCE_FORM = {
     status_code=201,
     max_body_size=service.EVIDENCE_BODY,
     openapi_extra=EVIDENCE_FORM,
+    response_model=EvidenceAnchored,
+    responses=write_responses(EvidenceAnchored),
 )
 async def upload_evidence(
     disbursement_id: DisbursementPath,
@@ -95,7 +105,7 @@ async def upload_evidence(
     return writes.answer(created, states, wait)
 
 
-@router.get("/{disbursement_id}")
-def get_disbursement(disbursement_id: DisbursementPath, runtime: RuntimeDep) -> JSONResponse:
+@router.get("/{disbursement_id}", response_model_exclude_unset=True, responses=problems(*READ_ERRORS))
+def get_disbursement(disbursement_id: DisbursementPath, runtime: RuntimeDep) -> Disbursement:
     """A disbursement (public), with the donations that funded it and its evidence."""
-    return JSONResponse(funding(runtime, disbursement_id))
+    return funding(runtime, disbursement_id)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from ledger_api.core import writes
 from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
+from ledger_api.core.errors import READ_ERRORS, RequestTooLarge, problems
 from ledger_api.core.schemas import DonationId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.donations import service
@@ -16,16 +17,24 @@ from ledger_api.donations.schemas import (
     BATCH_BODY,
     DonationBatch,
     DonationCreate,
+    DonationRecorded,
+    DonationsRecorded,
+    DonationTrace,
+    Ownership,
     OwnershipCheck,
     RefundCreate,
+    RefundRecorded,
 )
 from ledger_api.donations.trace import owns, trace
+from ledger_api.transactions.schemas import write_responses
 
 router = APIRouter(prefix="/v1/donations", tags=["donations"])
 DonationPath = Annotated[DonationId, Path(description="The donation's ID (DN-...)")]
 
 
-@router.post("", status_code=201)
+@router.post(
+    "", status_code=201, response_model=DonationRecorded, responses=write_responses(DonationRecorded)
+)
 def record_donation(
     body: DonationCreate, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
@@ -37,7 +46,13 @@ def record_donation(
     )
 
 
-@router.post("/batch", status_code=201, max_body_size=BATCH_BODY)
+@router.post(
+    "/batch",
+    status_code=201,
+    max_body_size=BATCH_BODY,
+    response_model=DonationsRecorded,
+    responses=write_responses(DonationsRecorded),
+)
 def record_donations(
     body: DonationBatch, runtime: WriteRuntimeDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
@@ -51,7 +66,12 @@ def record_donations(
     )
 
 
-@router.post("/{donation_id}/refunds", status_code=201)
+@router.post(
+    "/{donation_id}/refunds",
+    status_code=201,
+    response_model=RefundRecorded,
+    responses=write_responses(RefundRecorded),
+)
 def refund_donation(
     donation_id: DonationPath,
     body: RefundCreate,
@@ -63,18 +83,18 @@ def refund_donation(
     return writes.answer(created, [state], wait)
 
 
-@router.get("/{donation_id}")
-def trace_donation(donation_id: DonationPath, runtime: RuntimeDep) -> JSONResponse:
+@router.get("/{donation_id}", response_model_exclude_unset=True, responses=problems(*READ_ERRORS))
+def trace_donation(donation_id: DonationPath, runtime: RuntimeDep) -> DonationTrace:
     """The donor's trace (public): the donation, every allocation with the disbursement it
     funded and that disbursement's evidence, refunds, what is not spent yet, and for every
     step its chain reference and whether it is final."""
-    return JSONResponse(trace(runtime, donation_id))
+    return trace(runtime, donation_id)
 
 
-@router.post("/{donation_id}/ownership")
-def check_ownership(donation_id: DonationPath, body: OwnershipCheck, runtime: RuntimeDep) -> JSONResponse:
+@router.post("/{donation_id}/ownership", responses=problems(*READ_ERRORS, RequestTooLarge))
+def check_ownership(donation_id: DonationPath, body: OwnershipCheck, runtime: RuntimeDep) -> Ownership:
     """Whether a receipt secret and donor reference match the donation's on-chain
     commitment (public; neither is stored or logged)."""
-    return JSONResponse(
-        {"id": donation_id, "matches": owns(runtime, donation_id, body.receipt_secret, body.donor_reference)}
+    return Ownership(
+        id=donation_id, matches=owns(runtime, donation_id, body.receipt_secret, body.donor_reference)
     )

@@ -11,16 +11,28 @@ from sqlalchemy import insert, select, update
 from ledger_api.charities.service import find_charity
 from ledger_api.core import ids
 from ledger_api.core.deps import RuntimeDep
-from ledger_api.core.errors import NotFound
+from ledger_api.core.errors import (
+    AUTH_ERRORS,
+    IdempotencyConflict,
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+    problems,
+)
 from ledger_api.core.idempotency import WITHHOLD_HEADER
 from ledger_api.core.models import ApiKey
 from ledger_api.core.security import AdminPrincipal, new_key
-from ledger_api.keys.schemas import KeyCreate
+from ledger_api.keys.schemas import KeyCreate, KeyIssued
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=KeyIssued,
+    responses=problems(*AUTH_ERRORS, NotFound, IdempotencyConflict, RequestTooLarge, InvalidRequest),
+)
 def create_key(body: KeyCreate, runtime: RuntimeDep, _: AdminPrincipal) -> JSONResponse:
     """Issue a key. The key itself is in this answer only; the service keeps its hash (a
     retry with the same Idempotency-Key answers the same key id with `"key": null`)."""
@@ -34,15 +46,16 @@ def create_key(body: KeyCreate, runtime: RuntimeDep, _: AdminPrincipal) -> JSONR
                 id=key_id, secret_hash=secret_hash, role=body.role, charity_id=charity_hex, label=body.label
             )
         )
+    issued = KeyIssued(id=key_id, key=key, role=body.role, charity_id=body.charity_id, label=body.label)
     return JSONResponse(
-        {"id": key_id, "key": key, "role": body.role, "charity_id": body.charity_id, "label": body.label},
+        issued.body(),
         status_code=201,
         # Shown once: a retry with the same Idempotency-Key answers without it.
         headers={WITHHOLD_HEADER.decode(): "key"},
     )
 
 
-@router.delete("/{key_id}", status_code=204)
+@router.delete("/{key_id}", status_code=204, responses=problems(*AUTH_ERRORS, NotFound, InvalidRequest))
 def revoke_key(
     runtime: RuntimeDep, _: AdminPrincipal, key_id: str = Path(max_length=12, pattern=r"^[a-z0-9]{12}$")
 ) -> Response:
