@@ -17,7 +17,7 @@ from ledger_api.audit import exports, jobs, trail
 from ledger_api.audit.schemas import AnomalyReport, AuditScope, Reconciliation, Reconciliations, TrailPage
 from ledger_api.audit.scope import AuditPrincipal, CampaignFilter, CharityFilter, ScopeDep, lookup
 from ledger_api.core.deps import RuntimeDep
-from ledger_api.core.errors import AUTH_ERRORS, READ_ERRORS, InvalidRequest, NotFound, problems
+from ledger_api.core.errors import AUTH_ERRORS, BODY_ERRORS, READ_ERRORS, InvalidRequest, NotFound, problems
 from ledger_api.core.pages import CursorParam, Limit, Since, Until
 from ledger_api.core.proofs import chain_view
 from ledger_api.core.schemas import CampaignId, CharityId, Strict
@@ -85,7 +85,9 @@ def _accepted(request: Request, runtime: Runtime, job: Row[Any], created: bool) 
     )
 
 
-@router.post("/reconciliations", status_code=202, response_model=Reconciliation)
+@router.post(
+    "/reconciliations", status_code=202, response_model=Reconciliation, responses=problems(*BODY_ERRORS)
+)
 def start_reconciliation(
     request: Request,
     runtime: RuntimeDep,

@@ -121,6 +121,8 @@ class ProblemDetails(BaseModel):
 # What routes may answer besides their success, for their OpenAPI `responses=`.
 READ_ERRORS: tuple[type[Problem], ...] = (NotFound, InvalidRequest)
 AUTH_ERRORS: tuple[type[Problem], ...] = (Unauthenticated, Forbidden)
+# A JSON body that cannot be parsed (400), is too large (413) or does not fit (422).
+BODY_ERRORS: tuple[type[Problem], ...] = (Problem, RequestTooLarge, InvalidRequest)
 WRITE_ERRORS: tuple[type[Problem], ...] = (
     Problem,
     *AUTH_ERRORS,

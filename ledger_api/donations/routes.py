@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from ledger_api.core import writes
 from ledger_api.core.deps import RuntimeDep, WaitParam, WriteRuntimeDep
-from ledger_api.core.errors import READ_ERRORS, RequestTooLarge, problems
+from ledger_api.core.errors import BODY_ERRORS, READ_ERRORS, problems
 from ledger_api.core.schemas import DonationId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.donations import service
@@ -91,7 +91,7 @@ def trace_donation(donation_id: DonationPath, runtime: RuntimeDep) -> DonationTr
     return trace(runtime, donation_id)
 
 
-@router.post("/{donation_id}/ownership", responses=problems(*READ_ERRORS, RequestTooLarge))
+@router.post("/{donation_id}/ownership", responses=problems(*READ_ERRORS, *BODY_ERRORS))
 def check_ownership(donation_id: DonationPath, body: OwnershipCheck, runtime: RuntimeDep) -> Ownership:
     """Whether a receipt secret and donor reference match the donation's on-chain
     commitment (public; neither is stored or logged)."""

@@ -13,10 +13,10 @@ from ledger_api.core import ids
 from ledger_api.core.deps import RuntimeDep
 from ledger_api.core.errors import (
     AUTH_ERRORS,
+    BODY_ERRORS,
     IdempotencyConflict,
     InvalidRequest,
     NotFound,
-    RequestTooLarge,
     problems,
 )
 from ledger_api.core.idempotency import WITHHOLD_HEADER
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
     "",
     status_code=201,
     response_model=KeyIssued,
-    responses=problems(*AUTH_ERRORS, NotFound, IdempotencyConflict, RequestTooLarge, InvalidRequest),
+    responses=problems(*AUTH_ERRORS, *BODY_ERRORS, NotFound, IdempotencyConflict),
 )
 def create_key(body: KeyCreate, runtime: RuntimeDep, _: AdminPrincipal) -> JSONResponse:
     """Issue a key. The key itself is in this answer only; the service keeps its hash (a
