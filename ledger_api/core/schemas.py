@@ -106,7 +106,7 @@ def _id_pattern(kind: str) -> dict[str, Any]:
     """The shape of an ID of `kind`, for the OpenAPI document only (the validator says
     what is wrong in its own words): the readable form in any case (Crockford base32 takes
     I, L and O for 1, 1 and 0; never U), or 0x and 64 hex digits."""
-    a, b = ids.KINDS[kind]
+    a, b = ids.KINDS[kind][0], ids.KINDS[kind][1]
     group = "[0-9A-TV-Za-tv-z]{4}"
     return {
         "pattern": f"^([{a}{a.lower()}][{b}{b.lower()}]-{group}-{group}-{group}-{group}|0x[0-9a-fA-F]{{64}})$"
