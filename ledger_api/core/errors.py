@@ -150,16 +150,17 @@ def problems(*kinds: type[Problem]) -> dict[int | str, dict[str, Any]]:
 
 
 def _problem_media_type(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """FastAPI documents every declared response as the route's media type (JSON); error
+    """FastAPI documents every declared response as the route's media type (JSON); problem
     answers are `application/problem+json`, and the document says so."""
+    problem = {"$ref": "#/components/schemas/ProblemDetails"}
 
     def document() -> dict[str, Any]:
         schema = openapi()  # built once and cached by FastAPI: fixed in place, once
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
-                for status, response in operation.get("responses", {}).items():
+                for response in operation.get("responses", {}).values():
                     content = response.get("content", {})
-                    if status[:1] in ("4", "5") and "application/json" in content:
+                    if content.get("application/json", {}).get("schema") == problem:
                         content[PROBLEM_JSON] = content.pop("application/json")
         return schema
 
