@@ -107,6 +107,7 @@ def _fuzz(service: Service, key: str, report: Path) -> subprocess.CompletedProce
         timeout=150,
         env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
         check=False,
+        cwd=report.parent,  # st keeps its state in .schemathesis/ there, not in the checkout
     )
 
 
