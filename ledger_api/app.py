@@ -16,6 +16,7 @@ from ledger_api.audit.routes import router as audit
 from ledger_api.campaigns.routes import router as campaigns
 from ledger_api.charities.routes import router as charities
 from ledger_api.core import docs, errors, logs, metrics
+from ledger_api.core.answers import Health
 from ledger_api.core.config import get_settings
 from ledger_api.core.http import ResponseHeaders
 from ledger_api.core.idempotency import IdempotencyMiddleware
@@ -141,7 +142,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Added last, so the outermost: bodies are bounded before anything reads them.
     app.add_middleware(RequestLimits, routes=[r for router in (*routers, pages) for r in router.routes])
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "degraded: the parts say why"}},
+    )
     def healthz() -> JSONResponse:
         """Liveness, the deployment this service works with, and how far the mirror lags."""
         body: dict[str, Any] = {

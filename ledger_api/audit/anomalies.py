@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Select, and_, func, select, tuple_
 
+from ledger_api.audit.schemas import AnomalyReport
 from ledger_api.audit.scope import Scope
 from ledger_api.core import ids
 from ledger_api.core.formats import major_units
@@ -60,7 +61,7 @@ def _campaigns(mirror: Mirror, scope: Scope) -> Select[Any]:
     return query
 
 
-def anomalies(mirror: Mirror, scope: Scope, limits: Thresholds, limit: int) -> dict[str, Any]:
+def anomalies(mirror: Mirror, scope: Scope, limits: Thresholds, limit: int) -> AnomalyReport:
     now = int(time.time())
     found: list[dict[str, Any]] = []
     with mirror.engine.connect() as connection:
@@ -101,14 +102,16 @@ def anomalies(mirror: Mirror, scope: Scope, limits: Thresholds, limit: int) -> d
     counts: dict[str, int] = defaultdict(int)
     for f in found:
         counts[f["kind"]] += 1
-    return {
-        "scope": scope.describe(),
-        "thresholds": limits.__dict__,
-        "checked_at": {"block_number": view.indexed_block, "finalized_block": view.finalized_block},
-        "counts": {kind: counts.get(kind, 0) for kind in KINDS},
-        "items": items,
-        "truncated": len(found) > limit,
-    }
+    return AnomalyReport.model_validate(
+        {
+            "scope": scope.describe(),
+            "thresholds": limits.__dict__,
+            "checked_at": {"block_number": view.indexed_block, "finalized_block": view.finalized_block},
+            "counts": {kind: counts.get(kind, 0) for kind in KINDS},
+            "items": items,
+            "truncated": len(found) > limit,
+        }
+    )
 
 
 def _timed(statement: Any, model: Any) -> Select[Any]:

@@ -43,6 +43,7 @@ from web3.exceptions import Web3Exception
 
 from ledger_api.audit import reconcile
 from ledger_api.audit.context import Auditing
+from ledger_api.audit.schemas import Reconciliation
 from ledger_api.audit.scope import Scope
 from ledger_api.core.models import ReconciliationJob as Job
 from ledger_api.core.security import Principal
@@ -160,7 +161,7 @@ def _ahead(auditing: Auditing, row: Row[Any]) -> int:
         )
 
 
-def view(auditing: Auditing, row: Row[Any], full: bool = True) -> dict[str, Any]:
+def view(auditing: Auditing, row: Row[Any], full: bool = True) -> Reconciliation:
     """A job as the API shows it; `full` adds a finished job's whole result."""
     body: dict[str, Any] = {
         "id": row.id,
@@ -184,7 +185,7 @@ def view(auditing: Auditing, row: Row[Any], full: bool = True) -> dict[str, Any]
             body["result"] = orjson.loads(row.result)
     if row.status == "failed":
         body["error"] = row.error
-    return body
+    return Reconciliation.model_validate(body)
 
 
 def _describe(exc: BaseException) -> str:

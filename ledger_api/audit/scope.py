@@ -11,14 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from sqlalchemy import Connection, select
 
 from ledger_api.core import ids
 from ledger_api.core.errors import Forbidden, NotFound
+from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import CurrentPrincipal, Principal
 from ledger_api.mirror import tables as im
-from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.gateway import Mirror, MirrorDep
+
+CharityFilter = Annotated[CharityId | None, Query(description="Only this charity (CH-...).")]
+CampaignFilter = Annotated[CampaignId | None, Query(description="Only this campaign (CP-...).")]
 
 
 def _auditor(principal: CurrentPrincipal) -> Principal:
@@ -80,3 +84,22 @@ def resolve(
             what = "campaign" if campaign_hex else "charity"
             raise NotFound(f"{what} not found (or not mirrored yet)")
     return Scope(charity_hex, campaign_hex)
+
+
+def lookup(mirror: Mirror, principal: Principal, charity_id: str | None, campaign_id: str | None) -> Scope:
+    """`resolve` on a connection of its own."""
+    with mirror.engine.connect() as connection:
+        return resolve(mirror, connection, principal, charity_id, campaign_id)
+
+
+def _scope(
+    mirror: MirrorDep,
+    principal: AuditPrincipal,
+    charity_id: CharityFilter = None,
+    campaign_id: CampaignFilter = None,
+) -> Scope:
+    return lookup(mirror, principal, charity_id, campaign_id)
+
+
+# The scope of an audit request, from its `charity_id` and `campaign_id` query parameters.
+ScopeDep = Annotated[Scope, Depends(_scope)]

@@ -15,12 +15,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Select, and_, select, tuple_
 
+from ledger_api.audit.schemas import TrailEntry
 from ledger_api.audit.scope import Scope
 from ledger_api.chain.abi import EVENT_NAMES
 from ledger_api.core import ids
 from ledger_api.core.errors import InvalidRequest
 from ledger_api.core.hexes import text_of
-from ledger_api.core.pages import decode_cursor, page, timestamp
+from ledger_api.core.pages import Page, decode_cursor, page, timestamp
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, iso
@@ -152,11 +153,10 @@ def entry(view: ChainView, row: Any) -> dict[str, Any]:
 
 def trail_page(
     mirror: Mirror, connection: Connection, view: ChainView, query: Select[Any], limit: int
-) -> dict[str, Any]:
+) -> Page[TrailEntry]:
     rows = connection.execute(query.limit(limit + 1)).all()
-    return page(
-        mirror.settings.signing_key("cursor"), [entry(view, row) for row in rows[:limit]], rows, limit
-    )
+    items = [TrailEntry.model_validate(entry(view, row)) for row in rows[:limit]]
+    return page(mirror.settings.signing_key("cursor"), items, rows, limit)
 
 
 def stream(connection: Connection, view: ChainView, query: Select[Any]) -> Iterator[dict[str, Any]]:

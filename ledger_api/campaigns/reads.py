@@ -10,9 +10,13 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, select, tuple_
 
+from ledger_api.campaigns.schemas import Campaign, EvidenceCoverage, Flows
 from ledger_api.core import ids
+from ledger_api.core.answers import Proof
 from ledger_api.core.errors import NotFound
-from ledger_api.core.pages import decode_cursor, page, timestamp
+from ledger_api.core.pages import Page, RecordFilters, decode_cursor, page, timestamp
+from ledger_api.disbursements.schemas import DisbursementSummary
+from ledger_api.donations.schemas import DonationSummary
 from ledger_api.donations.trace import channel_name
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
@@ -21,22 +25,13 @@ from ledger_api.mirror.proofs import block_info, chain_view, proof
 C, D, B, A = im.Campaign, im.Donation, im.Disbursement, im.Allocation
 
 
-def _filtered(
-    statement: Select[Any],
-    model: Any,
-    mirror: Mirror,
-    cursor: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    min_amount: int | None = None,
-    max_amount: int | None = None,
-    newest: bool = False,
-) -> Select[Any]:
-    after = decode_cursor(mirror.settings.signing_key("cursor"), cursor)
+def _filtered(statement: Select[Any], model: Any, mirror: Mirror, filters: RecordFilters) -> Select[Any]:
+    after = decode_cursor(mirror.settings.signing_key("cursor"), filters.cursor)
+    newest = filters.newest
     position = tuple_(model.block_number, model.log_index)
     if after is not None:
         statement = statement.where(position < tuple_(*after) if newest else position > tuple_(*after))
-    start, end = timestamp(since), timestamp(until)
+    start, end = timestamp(filters.since), timestamp(filters.until)
     if start is not None or end is not None:
         statement = statement.join(
             im.Block,
@@ -46,41 +41,42 @@ def _filtered(
             statement = statement.where(im.Block.timestamp >= start)
         if end is not None:
             statement = statement.where(im.Block.timestamp < end)
-    if min_amount is not None:
-        statement = statement.where(model.amount >= min_amount)
-    if max_amount is not None:
-        statement = statement.where(model.amount <= max_amount)
+    if filters.min_amount is not None:
+        statement = statement.where(model.amount >= filters.min_amount)
+    if filters.max_amount is not None:
+        statement = statement.where(model.amount <= filters.max_amount)
     if newest:
         return statement.order_by(model.block_number.desc(), model.log_index.desc())
     return statement.order_by(model.block_number, model.log_index)
 
 
-def summary(row: Any, evidenced: tuple[int, int]) -> dict[str, Any]:
+def summary(row: Any, evidenced: tuple[int, int], reference: Proof) -> Campaign:
     available = row.received - row.refunded - row.disbursed
     count, amount = evidenced
-    return {
-        "id": ids.from_bytes32(row.campaign_id),
-        "charity_id": ids.from_bytes32(row.charity_id),
-        "name": row.name,
-        "currency": row.currency,
-        "goal": int(row.goal),
-        "closed": row.closed_block is not None,
-        "received": row.received,
-        "refunded": row.refunded,
-        "disbursed": row.disbursed,
-        "available": available,
+    return Campaign(
+        id=ids.from_bytes32(row.campaign_id),
+        charity_id=ids.from_bytes32(row.charity_id),
+        name=row.name,
+        currency=row.currency,
+        goal=int(row.goal),
+        closed=row.closed_block is not None,
+        received=row.received,
+        refunded=row.refunded,
+        disbursed=row.disbursed,
+        available=available,
         # Each donation has its own commitment salt, so donors cannot be told apart (by
         # design): the honest count is of donations.
-        "donation_count": row.donation_count,
-        "disbursement_count": row.disbursement_count,
-        "evidence_coverage": {
-            "disbursements_with_evidence": count,
-            "share_of_disbursements": round(count / row.disbursement_count, 4)
+        donation_count=row.donation_count,
+        disbursement_count=row.disbursement_count,
+        evidence_coverage=EvidenceCoverage(
+            disbursements_with_evidence=count,
+            share_of_disbursements=round(count / row.disbursement_count, 4)
             if row.disbursement_count
             else None,
-            "share_of_amount": round(amount / row.disbursed, 4) if row.disbursed else None,
-        },
-    }
+            share_of_amount=round(amount / row.disbursed, 4) if row.disbursed else None,
+        ),
+        proof=reference,
+    )
 
 
 def _coverage(connection: Any, mirror: Mirror, campaign_hexes: list[str]) -> dict[str, tuple[int, int]]:
@@ -103,20 +99,17 @@ def list_campaigns(
     charity_id: str | None,
     since: datetime | None,
     until: datetime | None,
-) -> dict[str, Any]:
+) -> Page[Campaign]:
     statement = select(C).where(C.deployment_id == mirror.deployment_id)
     if charity_id is not None:
         statement = statement.where(C.charity_id == ids.to_hex(charity_id, "charity"))
-    statement = _filtered(statement, C, mirror, cursor, since, until).limit(limit + 1)
+    statement = _filtered(statement, C, mirror, RecordFilters(limit, cursor, since, until)).limit(limit + 1)
     with mirror.engine.connect() as connection:
         rows = connection.execute(statement).all()
         coverage = _coverage(connection, mirror, [r.campaign_id for r in rows[:limit]])
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, {r.block_number for r in rows[:limit]})
-    items = [
-        {**summary(r, coverage.get(r.campaign_id, (0, 0))), "proof": proof(view, blocks, r)}
-        for r in rows[:limit]
-    ]
+    items = [summary(r, coverage.get(r.campaign_id, (0, 0)), proof(view, blocks, r)) for r in rows[:limit]]
     return page(mirror.settings.signing_key("cursor"), items, rows, limit)
 
 
@@ -131,89 +124,69 @@ def _campaign(connection: Any, mirror: Mirror, campaign_id: str) -> Any:
     return row
 
 
-def get_campaign(mirror: Mirror, campaign_id: str) -> dict[str, Any]:
+def get_campaign(mirror: Mirror, campaign_id: str) -> Campaign:
     with mirror.engine.connect() as connection:
         row = _campaign(connection, mirror, campaign_id)
         coverage = _coverage(connection, mirror, [row.campaign_id])
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, {row.block_number})
-    return {**summary(row, coverage.get(row.campaign_id, (0, 0))), "proof": proof(view, blocks, row)}
+    return summary(row, coverage.get(row.campaign_id, (0, 0)), proof(view, blocks, row))
 
 
-def list_donations(
-    mirror: Mirror,
-    campaign_id: str,
-    limit: int,
-    cursor: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    min_amount: int | None,
-    max_amount: int | None,
-    newest: bool = False,
-) -> dict[str, Any]:
+def list_donations(mirror: Mirror, campaign_id: str, filters: RecordFilters) -> Page[DonationSummary]:
     """Amounts and times only: nothing that could point at a donor."""
     with mirror.engine.connect() as connection:
         campaign = _campaign(connection, mirror, campaign_id)
         statement = select(D).where(
             D.deployment_id == mirror.deployment_id, D.campaign_id == campaign.campaign_id
         )
-        statement = _filtered(statement, D, mirror, cursor, since, until, min_amount, max_amount, newest)
-        rows = connection.execute(statement.limit(limit + 1)).all()
+        statement = _filtered(statement, D, mirror, filters)
+        rows = connection.execute(statement.limit(filters.limit + 1)).all()
         view = chain_view(mirror, connection)
-        blocks = block_info(mirror, connection, {r.block_number for r in rows[:limit]})
+        blocks = block_info(mirror, connection, {r.block_number for r in rows[: filters.limit]})
     items = [
-        {
-            "id": ids.from_bytes32(r.donation_id),
-            "amount": r.amount,
-            "currency": campaign.currency,
-            "channel": channel_name(r.channel),
-            "allocated": r.allocated,
-            "refunded": r.refunded,
-            "remaining": r.amount - r.allocated - r.refunded,
-            "proof": proof(view, blocks, r),
-        }
-        for r in rows[:limit]
+        DonationSummary(
+            id=ids.from_bytes32(r.donation_id),
+            amount=r.amount,
+            currency=campaign.currency,
+            channel=channel_name(r.channel),
+            allocated=r.allocated,
+            refunded=r.refunded,
+            remaining=r.amount - r.allocated - r.refunded,
+            proof=proof(view, blocks, r),
+        )
+        for r in rows[: filters.limit]
     ]
-    return page(mirror.settings.signing_key("cursor"), items, rows, limit)
+    return page(mirror.settings.signing_key("cursor"), items, rows, filters.limit)
 
 
-def list_disbursements(
-    mirror: Mirror,
-    campaign_id: str,
-    limit: int,
-    cursor: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    min_amount: int | None,
-    max_amount: int | None,
-    newest: bool = False,
-) -> dict[str, Any]:
+def list_disbursements(mirror: Mirror, campaign_id: str, filters: RecordFilters) -> Page[DisbursementSummary]:
     with mirror.engine.connect() as connection:
         campaign = _campaign(connection, mirror, campaign_id)
         statement = select(B).where(
             B.deployment_id == mirror.deployment_id, B.campaign_id == campaign.campaign_id
         )
-        statement = _filtered(statement, B, mirror, cursor, since, until, min_amount, max_amount, newest)
-        rows = connection.execute(statement.limit(limit + 1)).all()
+        statement = _filtered(statement, B, mirror, filters)
+        rows = connection.execute(statement.limit(filters.limit + 1)).all()
         view = chain_view(mirror, connection)
-        blocks = block_info(mirror, connection, {r.block_number for r in rows[:limit]})
+        blocks = block_info(mirror, connection, {r.block_number for r in rows[: filters.limit]})
     items = [
-        {
-            "id": ids.from_bytes32(r.disbursement_id),
-            "amount": r.amount,
-            "currency": campaign.currency,
-            "recipient": r.recipient,
-            "purpose": r.purpose,
-            "allocation_count": r.allocation_count,
-            "evidence_count": r.evidence_count,
-            "proof": proof(view, blocks, r),
-        }
-        for r in rows[:limit]
+        DisbursementSummary(
+            id=ids.from_bytes32(r.disbursement_id),
+            amount=r.amount,
+            currency=campaign.currency,
+            recipient=r.recipient,
+            purpose=r.purpose,
+            allocation_count=r.allocation_count,
+            evidence_count=r.evidence_count,
+            proof=proof(view, blocks, r),
+        )
+        for r in rows[: filters.limit]
     ]
-    return page(mirror.settings.signing_key("cursor"), items, rows, limit)
+    return page(mirror.settings.signing_key("cursor"), items, rows, filters.limit)
 
 
-def flows(mirror: Mirror, campaign_id: str, top: int = 20) -> dict[str, Any]:
+def flows(mirror: Mirror, campaign_id: str, top: int = 20) -> Flows:
     """The campaign as a graph, aggregated so it stays small however big the campaign:
     donations grouped by month and channel on one side; the `top` largest disbursements
     (the rest as one "other" node), "refunded" and "not yet spent" on the other; edges
@@ -285,13 +258,15 @@ def flows(mirror: Mirror, campaign_id: str, top: int = 20) -> dict[str, Any]:
     for sink, label in (("refunded", "refunded"), ("unspent", "not yet spent")):
         if totals[sink]:
             targets.append({"id": sink, "label": label, "amount": totals[sink]})
-    return {
-        "campaign": {
-            "id": ids.from_bytes32(campaign.campaign_id),
-            "name": campaign.name,
-            "currency": campaign.currency,
-        },
-        "sources": sorted(sources.values(), key=lambda n: n["label"]),
-        "targets": targets,
-        "edges": [{"from": s, "to": t, "amount": amount} for (s, t), amount in sorted(edges.items())],
-    }
+    return Flows.model_validate(
+        {
+            "campaign": {
+                "id": ids.from_bytes32(campaign.campaign_id),
+                "name": campaign.name,
+                "currency": campaign.currency,
+            },
+            "sources": sorted(sources.values(), key=lambda n: n["label"]),
+            "targets": targets,
+            "edges": [{"from": s, "to": t, "amount": amount} for (s, t), amount in sorted(edges.items())],
+        }
+    )

@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import func, select, tuple_
 
+from ledger_api.charities.schemas import Charity, CharityCampaign, CharitySummary, CurrencyTotals
 from ledger_api.core import ids
+from ledger_api.core.answers import Proof
 from ledger_api.core.errors import NotFound
-from ledger_api.core.pages import decode_cursor, page
+from ledger_api.core.pages import Page, decode_cursor, page
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import block_info, chain_view, proof
@@ -18,7 +20,9 @@ from ledger_api.mirror.proofs import block_info, chain_view, proof
 CH, C, OP = im.Charity, im.Campaign, im.Operator
 
 
-def _totals(connection: Any, mirror: Mirror, charity_hexes: list[str]) -> dict[str, dict[str, Any]]:
+def _totals(
+    connection: Any, mirror: Mirror, charity_hexes: list[str]
+) -> dict[str, dict[str, CurrencyTotals]]:
     rows = connection.execute(
         select(
             C.charity_id,
@@ -32,30 +36,27 @@ def _totals(connection: Any, mirror: Mirror, charity_hexes: list[str]) -> dict[s
         .where(C.deployment_id == mirror.deployment_id, C.charity_id.in_(charity_hexes))
         .group_by(C.charity_id, C.currency)
     )
-    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    out: dict[str, dict[str, CurrencyTotals]] = defaultdict(dict)
     for charity, currency, campaigns, received, refunded, disbursed, donations in rows:
         received, refunded, disbursed = int(received), int(refunded), int(disbursed)
-        out[charity][currency] = {
-            "campaigns": int(campaigns),
-            "received": received,
-            "refunded": refunded,
-            "disbursed": disbursed,
-            "available": received - refunded - disbursed,
-            "donation_count": int(donations),
-        }
+        out[charity][currency] = CurrencyTotals(
+            campaigns=int(campaigns),
+            received=received,
+            refunded=refunded,
+            disbursed=disbursed,
+            available=received - refunded - disbursed,
+            donation_count=int(donations),
+        )
     return out
 
 
-def _view(row: Any, totals: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": ids.from_bytes32(row.charity_id),
-        "name": row.name,
-        "totals_by_currency": totals,
-        "proof": reference,
-    }
+def _view(row: Any, totals: dict[str, CurrencyTotals], reference: Proof) -> CharitySummary:
+    return CharitySummary(
+        id=ids.from_bytes32(row.charity_id), name=row.name, totals_by_currency=totals, proof=reference
+    )
 
 
-def list_charities(mirror: Mirror, limit: int, cursor: str | None) -> dict[str, Any]:
+def list_charities(mirror: Mirror, limit: int, cursor: str | None) -> Page[CharitySummary]:
     statement = select(CH).where(CH.deployment_id == mirror.deployment_id)
     after = decode_cursor(mirror.settings.signing_key("cursor"), cursor)
     if after is not None:
@@ -70,7 +71,7 @@ def list_charities(mirror: Mirror, limit: int, cursor: str | None) -> dict[str, 
     return page(mirror.settings.signing_key("cursor"), items, rows, limit)
 
 
-def get_charity(mirror: Mirror, charity_id: str) -> dict[str, Any]:
+def get_charity(mirror: Mirror, charity_id: str) -> Charity:
     charity_hex = ids.to_hex(charity_id, "charity")
     with mirror.engine.connect() as connection:
         row = connection.execute(
@@ -93,18 +94,18 @@ def get_charity(mirror: Mirror, charity_id: str) -> dict[str, Any]:
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, {row.block_number})
         operator_list = sorted(operators)
-    return {
-        **_view(row, totals.get(charity_hex, {}), proof(view, blocks, row)),
+    return Charity(
+        **dict(_view(row, totals.get(charity_hex, {}), proof(view, blocks, row))),
         # Operator accounts are public on chain: they sign the charity's records.
-        "operators": operator_list,
-        "campaigns": [
-            {
-                "id": ids.from_bytes32(c.campaign_id),
-                "name": c.name,
-                "currency": c.currency,
-                "closed": c.closed_block is not None,
-                "href": f"/v1/campaigns/{ids.from_bytes32(c.campaign_id)}",
-            }
+        operators=operator_list,
+        campaigns=[
+            CharityCampaign(
+                id=ids.from_bytes32(c.campaign_id),
+                name=c.name,
+                currency=c.currency,
+                closed=c.closed_block is not None,
+                href=f"/v1/campaigns/{ids.from_bytes32(c.campaign_id)}",
+            )
             for c in campaigns
         ],
-    }
+    )

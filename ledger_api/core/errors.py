@@ -9,11 +9,13 @@ reaches the client: an unexpected exception becomes a plain 500 problem without 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("ledger_api")
@@ -89,6 +91,82 @@ class WriteTimeout(Problem):
     status, kind, title = 504, "transaction-pending", "The transaction was sent but is not mined yet"
 
 
+class RequestTooLarge(Problem):
+    """Answered by `core.limits.RequestLimits` before the route runs (never raised)."""
+
+    status, kind, title = 413, "request-too-large", "Request body too large"
+
+
+class ValidationIssue(BaseModel):
+    """One thing wrong with a request (never the input itself)."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem, as every error is answered (`application/problem+json`)."""
+
+    model_config = ConfigDict(extra="allow")  # a kind may add members (errors, max_body_size)
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ValidationIssue] | None = None
+
+
+# What routes may answer besides their success, for their OpenAPI `responses=`.
+READ_ERRORS: tuple[type[Problem], ...] = (NotFound, InvalidRequest)
+AUTH_ERRORS: tuple[type[Problem], ...] = (Unauthenticated, Forbidden)
+# A JSON body that cannot be parsed (400), is too large (413) or does not fit (422).
+BODY_ERRORS: tuple[type[Problem], ...] = (Problem, RequestTooLarge, InvalidRequest)
+WRITE_ERRORS: tuple[type[Problem], ...] = (
+    Problem,
+    *AUTH_ERRORS,
+    NotFound,
+    Conflict,
+    ContractRejected,
+    IdempotencyConflict,
+    RequestTooLarge,
+    InvalidRequest,
+    IdempotencyMismatch,
+    ChainUnavailable,
+    WriteTimeout,
+)
+
+
+def problems(*kinds: type[Problem]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these problems: one entry per status, naming its kinds."""
+    titles: dict[int, list[str]] = {}
+    for kind in kinds:
+        titles.setdefault(kind.status, []).append(f"{kind.title} (`{kind.kind}`)")
+    return {
+        status: {"model": ProblemDetails, "description": "; ".join(names)}
+        for status, names in sorted(titles.items())
+    }
+
+
+def _problem_media_type(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """FastAPI documents every declared response as the route's media type (JSON); problem
+    answers are `application/problem+json`, and the document says so."""
+    problem = {"$ref": "#/components/schemas/ProblemDetails"}
+
+    def document() -> dict[str, Any]:
+        schema = openapi()  # built once and cached by FastAPI: fixed in place, once
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if content.get("application/json", {}).get("schema") == problem:
+                        content[PROBLEM_JSON] = content.pop("application/json")
+        return schema
+
+    return document
+
+
 def internal_error() -> Problem:
     """What an unexpected exception answers: nothing about it."""
     problem = Problem("an unexpected error occurred; it has been logged")
@@ -120,6 +198,8 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def install(app: FastAPI) -> None:
+    app.openapi = _problem_media_type(app.openapi)  # type: ignore[method-assign]
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request)

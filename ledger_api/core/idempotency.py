@@ -136,7 +136,7 @@ class IdempotencyMiddleware:
         if key_raw is None:
             await self.app(scope, receive, _without_withhold(send))
             return
-        runtime = scope["app"].state.runtime
+        runtime = scope["app"].state.mirror
         try:
             key = key_raw.decode("ascii")
             if not key or len(key) > MAX_KEY or not key.isprintable():

@@ -14,10 +14,12 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
+from pydantic import BaseModel, Field
 
 from ledger_api.core.errors import InvalidRequest
 
@@ -45,6 +47,49 @@ MaxAmount = Annotated[
     int | None,
     Query(ge=0, le=MAX_AMOUNT_FILTER, description="Only amounts at most this (minor units, at most 10^18)."),
 ]
+
+
+@dataclass(frozen=True)
+class RecordFilters:
+    """What a list of a campaign's records (donations, disbursements) is filtered by."""
+
+    limit: int = 50
+    cursor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_amount: int | None = None
+    max_amount: int | None = None
+    order: Literal["oldest", "newest"] = "oldest"
+
+    @property
+    def newest(self) -> bool:
+        return self.order == "newest"
+
+
+def record_filters(
+    limit: Limit = 50,
+    cursor: CursorParam = None,
+    since: Since = None,
+    until: Until = None,
+    min_amount: MinAmount = None,
+    max_amount: MaxAmount = None,
+    order: Order = "oldest",
+) -> RecordFilters:
+    return RecordFilters(limit, cursor, since, until, min_amount, max_amount, order)
+
+
+RecordFiltersDep = Annotated[RecordFilters, Depends(record_filters)]
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list, in chain order."""
+
+    items: list[T]
+    next: str | None = Field(description="The cursor of the next page; null on the last page.")
+
+
 _POSITION_MAX = 2**63 - 1  # what the mirror's BIGINT columns hold
 _TAG = 12  # bytes of HMAC-SHA256 kept in a cursor
 
@@ -86,11 +131,11 @@ def timestamp(value: datetime | None) -> int | None:
     return int(value.timestamp())
 
 
-def page(key: bytes, items: list[dict[str, Any]], rows: Sequence[Any], limit: int) -> dict[str, Any]:
+def page(key: bytes, items: list[T], rows: Sequence[Any], limit: int) -> Page[T]:
     """`rows` were fetched with limit + 1: the extra row says there is a next page."""
     more = len(rows) > limit
     last = rows[limit - 1] if more else None
-    return {
-        "items": items[:limit],
-        "next": encode_cursor(key, last.block_number, last.log_index) if last is not None else None,
-    }
+    return Page[T](
+        items=items[:limit],
+        next=encode_cursor(key, last.block_number, last.log_index) if last is not None else None,
+    )

@@ -104,10 +104,29 @@ def ChainText(max_bytes: int) -> Any:
     ]
 
 
-CharityId = Annotated[str, Field(max_length=66), _record_id("charity")]
-CampaignId = Annotated[str, Field(max_length=66), _record_id("campaign")]
-DonationId = Annotated[str, Field(max_length=66), _record_id("donation")]
-DisbursementId = Annotated[str, Field(max_length=66), _record_id("disbursement")]
+def _id_pattern(kind: str) -> dict[str, Any]:
+    """The shape of an ID of `kind`, for the OpenAPI document only (the validator says
+    what is wrong in its own words): the readable form in any case (Crockford base32 takes
+    I, L and O for 1, 1 and 0; never U), or 0x and 64 hex digits."""
+    a, b = ids.KINDS[kind][0], ids.KINDS[kind][1]
+    group = "[0-9A-TV-Za-tv-z]{4}"
+    return {
+        "pattern": f"^([{a}{a.lower()}][{b}{b.lower()}]-{group}-{group}-{group}-{group}|0x[0-9a-fA-F]{{64}})$"
+    }
+
+
+CharityId = Annotated[
+    str, Field(max_length=66, json_schema_extra=_id_pattern("charity")), _record_id("charity")
+]
+CampaignId = Annotated[
+    str, Field(max_length=66, json_schema_extra=_id_pattern("campaign")), _record_id("campaign")
+]
+DonationId = Annotated[
+    str, Field(max_length=66, json_schema_extra=_id_pattern("donation")), _record_id("donation")
+]
+DisbursementId = Annotated[
+    str, Field(max_length=66, json_schema_extra=_id_pattern("disbursement")), _record_id("disbursement")
+]
 Currency = Annotated[str, AfterValidator(_currency)]
 Hash32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
 

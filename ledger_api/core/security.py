@@ -78,7 +78,7 @@ def authenticate(engine: Engine, admin_key: str | None, authorization: str | Non
 
 
 def _principal(request: Request) -> Principal | None:
-    runtime = request.app.state.runtime
+    runtime = request.app.state.mirror
     admin = runtime.settings.admin_key.get_secret_value() if runtime.settings.admin_key else None
     return authenticate(runtime.engine, admin, request.headers.get("authorization"))
 

@@ -3,19 +3,19 @@ donations, and the evidence anchored for it; every item with its chain reference
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from ledger_api.core import ids
+from ledger_api.core.answers import Named
 from ledger_api.core.errors import NotFound
+from ledger_api.disbursements.schemas import Disbursement, FundingAllocation
 from ledger_api.donations.trace import evidence_of, evidence_view
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import block_info, chain_view, proof
 
 
-def funding(mirror: Mirror, disbursement_id: str) -> dict[str, Any]:
+def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
     disbursement_hex = ids.to_hex(disbursement_id, "disbursement")
     B, A, C = im.Disbursement, im.Allocation, im.Campaign
     dep = mirror.deployment_id
@@ -41,22 +41,20 @@ def funding(mirror: Mirror, disbursement_id: str) -> dict[str, Any]:
             {row.block_number} | {a.block_number for a in allocations} | {e.block_number for e in evidence}
         )
         blocks = block_info(mirror, connection, numbers)
-    return {
-        "id": ids.from_bytes32(row.disbursement_id),
-        "amount": row.amount,
-        "currency": campaign.currency,
-        "recipient": row.recipient,
-        "purpose": row.purpose,
-        "campaign": {"id": ids.from_bytes32(campaign.campaign_id), "name": campaign.name},
-        "charity_id": ids.from_bytes32(campaign.charity_id),
-        "proof": proof(view, blocks, row),
-        "funded_by": [
-            {
-                "donation_id": ids.from_bytes32(a.donation_id),
-                "amount": a.amount,
-                "proof": proof(view, blocks, a),
-            }
+    return Disbursement(
+        id=ids.from_bytes32(row.disbursement_id),
+        amount=row.amount,
+        currency=campaign.currency,
+        recipient=row.recipient,
+        purpose=row.purpose,
+        campaign=Named(id=ids.from_bytes32(campaign.campaign_id), name=campaign.name),
+        charity_id=ids.from_bytes32(campaign.charity_id),
+        proof=proof(view, blocks, row),
+        funded_by=[
+            FundingAllocation(
+                donation_id=ids.from_bytes32(a.donation_id), amount=a.amount, proof=proof(view, blocks, a)
+            )
             for a in allocations
         ],
-        "evidence": [evidence_view(mirror, view, blocks, e) for e in evidence],
-    }
+        evidence=[evidence_view(mirror, view, blocks, e) for e in evidence],
+    )

@@ -10,20 +10,28 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from ledger_api.core.errors import InvalidRequest
+from ledger_api.core.errors import READ_ERRORS, InvalidRequest, problems
 from ledger_api.core.schemas import DisbursementId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.disbursements import service
 from ledger_api.disbursements.reads import funding
-from ledger_api.disbursements.schemas import DisbursementCreate
+from ledger_api.disbursements.schemas import (
+    Disbursement,
+    DisbursementCreate,
+    DisbursementRecorded,
+    EvidenceAnchored,
+)
 from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.transactions.schemas import write_responses
 from ledger_api.transactions.service import WaitParam, WritesDep, answer
 
 router = APIRouter(prefix="/v1/disbursements", tags=["disbursements"])
 DisbursementPath = Annotated[DisbursementId, Path(description="The disbursement's ID (DB-...)")]
 
 
-@router.post("", status_code=201)
+@router.post(
+    "", status_code=201, response_model=DisbursementRecorded, responses=write_responses(DisbursementRecorded)
+)
 def record_disbursement(
     body: DisbursementCreate, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
@@ -66,6 +74,8 @@ EVIDENCE_FORM = {
     status_code=201,
     max_body_size=service.EVIDENCE_BODY,
     openapi_extra=EVIDENCE_FORM,
+    response_model=EvidenceAnchored,
+    responses=write_responses(EvidenceAnchored),
 )
 async def upload_evidence(
     disbursement_id: DisbursementPath,
@@ -95,7 +105,7 @@ async def upload_evidence(
     return answer(created, states, wait)
 
 
-@router.get("/{disbursement_id}")
-def get_disbursement(disbursement_id: DisbursementPath, mirror: MirrorDep) -> JSONResponse:
+@router.get("/{disbursement_id}", response_model_exclude_unset=True, responses=problems(*READ_ERRORS))
+def get_disbursement(disbursement_id: DisbursementPath, mirror: MirrorDep) -> Disbursement:
     """A disbursement (public), with the donations that funded it and its evidence."""
-    return JSONResponse(funding(mirror, disbursement_id))
+    return funding(mirror, disbursement_id)

@@ -5,7 +5,10 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from ledger_api.core import ids
+from ledger_api.core.answers import Answer, Named, Proof
 from ledger_api.core.schemas import Amount, CampaignId, ChainText, DonationId, Hash32, Strict
+from ledger_api.evidence.schemas import EvidenceView
+from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
 MAX_ALLOCATIONS = 500  # the contract's bound
 
@@ -36,3 +39,75 @@ class DisbursementCreate(Strict):
             if len(set(seen)) != len(seen):
                 raise ValueError("a donation appears twice in the allocations")
         return self
+
+
+# ------------------------------------------------------------------ answers
+
+
+class DisbursementSummary(Answer):
+    """A disbursement in a campaign's list."""
+
+    id: str
+    amount: int
+    currency: str
+    recipient: str
+    purpose: str
+    allocation_count: int
+    evidence_count: int
+    proof: Proof
+
+
+class FundingAllocation(Answer):
+    """A donation's part in the disbursement."""
+
+    donation_id: str
+    amount: int
+    proof: Proof
+
+
+class Disbursement(Answer):
+    """A disbursement with the donations that funded it and its evidence."""
+
+    id: str
+    amount: int
+    currency: str
+    recipient: str
+    purpose: str
+    campaign: Named
+    charity_id: str
+    proof: Proof
+    funded_by: list[FundingAllocation]
+    evidence: list[EvidenceView]
+
+
+class Allocation(Answer):
+    donation_id: str
+    amount: int
+
+
+class DisbursementRecorded(WriteAnswer):
+    id: str
+    campaign_id: str
+    amount: int
+    recipient: str
+    purpose: str
+    allocation: str = Field(description='"automatic (first in, first out)" or "explicit".')
+    allocations: list[Allocation]
+    transaction: TransactionView
+
+
+class DocumentAnchored(Answer):
+    sha256: str
+    size: int
+    filename: str
+    already_anchored: bool | None = Field(
+        default=None, description="Present (true) when it was anchored before."
+    )
+    transaction: TransactionView | None = Field(
+        default=None, description="Absent when it was anchored before."
+    )
+
+
+class EvidenceAnchored(WriteAnswer):
+    disbursement_id: str
+    documents: list[DocumentAnchored]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from ledger_api.core.errors import BODY_ERRORS, READ_ERRORS, problems
 from ledger_api.core.schemas import DonationId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.donations import service
@@ -14,18 +15,26 @@ from ledger_api.donations.schemas import (
     BATCH_BODY,
     DonationBatch,
     DonationCreate,
+    DonationRecorded,
+    DonationsRecorded,
+    DonationTrace,
+    Ownership,
     OwnershipCheck,
     RefundCreate,
+    RefundRecorded,
 )
 from ledger_api.donations.trace import owns, trace
 from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.transactions.schemas import write_responses
 from ledger_api.transactions.service import WaitParam, WritesDep, answer
 
 router = APIRouter(prefix="/v1/donations", tags=["donations"])
 DonationPath = Annotated[DonationId, Path(description="The donation's ID (DN-...)")]
 
 
-@router.post("", status_code=201)
+@router.post(
+    "", status_code=201, response_model=DonationRecorded, responses=write_responses(DonationRecorded)
+)
 def record_donation(
     body: DonationCreate, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
@@ -35,7 +44,13 @@ def record_donation(
     return answer({**donations[0], "transaction": writes.transaction_view(states[0])}, states, wait)
 
 
-@router.post("/batch", status_code=201, max_body_size=BATCH_BODY)
+@router.post(
+    "/batch",
+    status_code=201,
+    max_body_size=BATCH_BODY,
+    response_model=DonationsRecorded,
+    responses=write_responses(DonationsRecorded),
+)
 def record_donations(
     body: DonationBatch, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
@@ -49,7 +64,12 @@ def record_donations(
     )
 
 
-@router.post("/{donation_id}/refunds", status_code=201)
+@router.post(
+    "/{donation_id}/refunds",
+    status_code=201,
+    response_model=RefundRecorded,
+    responses=write_responses(RefundRecorded),
+)
 def refund_donation(
     donation_id: DonationPath,
     body: RefundCreate,
@@ -61,18 +81,18 @@ def refund_donation(
     return answer(created, [state], wait)
 
 
-@router.get("/{donation_id}")
-def trace_donation(donation_id: DonationPath, mirror: MirrorDep) -> JSONResponse:
+@router.get("/{donation_id}", response_model_exclude_unset=True, responses=problems(*READ_ERRORS))
+def trace_donation(donation_id: DonationPath, mirror: MirrorDep) -> DonationTrace:
     """The donor's trace (public): the donation, every allocation with the disbursement it
     funded and that disbursement's evidence, refunds, what is not spent yet, and for every
     step its chain reference and whether it is final."""
-    return JSONResponse(trace(mirror, donation_id))
+    return trace(mirror, donation_id)
 
 
-@router.post("/{donation_id}/ownership")
-def check_ownership(donation_id: DonationPath, body: OwnershipCheck, mirror: MirrorDep) -> JSONResponse:
+@router.post("/{donation_id}/ownership", responses=problems(*READ_ERRORS, *BODY_ERRORS))
+def check_ownership(donation_id: DonationPath, body: OwnershipCheck, mirror: MirrorDep) -> Ownership:
     """Whether a receipt secret and donor reference match the donation's on-chain
     commitment (public; neither is stored or logged)."""
-    return JSONResponse(
-        {"id": donation_id, "matches": owns(mirror, donation_id, body.receipt_secret, body.donor_reference)}
+    return Ownership(
+        id=donation_id, matches=owns(mirror, donation_id, body.receipt_secret, body.donor_reference)
     )

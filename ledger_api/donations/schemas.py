@@ -4,7 +4,10 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ledger_api.core.answers import Answer, MirrorPosition, Named, Proof
 from ledger_api.core.schemas import Amount, CampaignId, ChainText, Hash32, Strict, Text
+from ledger_api.evidence.schemas import EvidenceView
+from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
 MAX_BATCH = 2_000
 # 2,000 donations at their longest (a 200-character reference of astral characters written
@@ -36,3 +39,94 @@ class OwnershipCheck(Strict):
 
     receipt_secret: Hash32
     donor_reference: Text(200)  # type: ignore[valid-type]
+
+
+# ------------------------------------------------------------------ answers
+
+
+class DonationSummary(Answer):
+    """A donation in a public list: amounts, channel and time only."""
+
+    id: str
+    amount: int
+    currency: str
+    channel: str
+    allocated: int
+    refunded: int
+    remaining: int
+    proof: Proof
+
+
+class TraceDisbursement(Answer):
+    id: str
+    amount: int
+    recipient: str
+    purpose: str
+    proof: Proof
+    evidence: list[EvidenceView]
+
+
+class TraceAllocation(Answer):
+    """A part of the donation allocated to a disbursement."""
+
+    amount: int
+    proof: Proof
+    disbursement: TraceDisbursement
+
+
+class TraceRefund(Answer):
+    id: str
+    amount: int
+    reason: str
+    proof: Proof
+
+
+class DonationTrace(Answer):
+    """The donor's trace: the donation, where every part of it went, and each step's proof."""
+
+    id: str
+    amount: int
+    currency: str
+    channel: str
+    campaign: Named
+    charity: Named
+    proof: Proof
+    allocated: int
+    refunded: int
+    remaining: int
+    allocations: list[TraceAllocation]
+    refunds: list[TraceRefund]
+    mirror: MirrorPosition
+
+
+class Ownership(Answer):
+    id: str
+    matches: bool
+
+
+class RecordedDonation(WriteAnswer):
+    """A donation just recorded (a batch lists them, with the transactions apart)."""
+
+    id: str
+    campaign_id: str
+    amount: int
+    channel: str
+    receipt_secret: str = Field(description="Give it to the donor; the service does not keep it.")
+    donor_commitment: str
+
+
+class DonationRecorded(RecordedDonation):
+    transaction: TransactionView
+
+
+class DonationsRecorded(WriteAnswer):
+    donations: list[RecordedDonation]
+    transactions: list[TransactionView]
+
+
+class RefundRecorded(WriteAnswer):
+    id: str
+    donation_id: str
+    amount: int
+    reason: str
+    transaction: TransactionView

@@ -11,8 +11,16 @@ from eth_utils import keccak
 from sqlalchemy import Connection, select
 
 from ledger_api.core import ids
+from ledger_api.core.answers import MirrorPosition, Named, Proof
 from ledger_api.core.errors import NotFound
 from ledger_api.core.hexes import hex0x, text_of, unhex
+from ledger_api.donations.schemas import (
+    DonationTrace,
+    TraceAllocation,
+    TraceDisbursement,
+    TraceRefund,
+)
+from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, block_info, chain_view, proof
@@ -41,17 +49,15 @@ def evidence_of(
 
 def evidence_view(
     mirror: Mirror, view: ChainView, blocks: dict[int, tuple[str, int]], row: Any
-) -> dict[str, Any]:
+) -> EvidenceView:
     sha = row.document_hash[2:]
     stored = (mirror.settings.evidence_path / sha[:2] / sha).is_file()
-    return {
-        "sha256": sha,
-        "document": f"/v1/evidence/{sha}" if stored else None,
-        "proof": proof(view, blocks, row),
-    }
+    return EvidenceView(
+        sha256=sha, document=f"/v1/evidence/{sha}" if stored else None, proof=proof(view, blocks, row)
+    )
 
 
-def trace(mirror: Mirror, donation_id: str) -> dict[str, Any]:
+def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
     donation_hex = ids.to_hex(donation_id, "donation")
     D, C, A, B, R, CH = im.Donation, im.Campaign, im.Allocation, im.Disbursement, im.Refund, im.Charity
     dep = mirror.deployment_id
@@ -109,49 +115,49 @@ def trace(mirror: Mirror, donation_id: str) -> dict[str, Any]:
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, numbers)
 
-    def disbursement_proof(a: Any) -> dict[str, Any]:
+    def disbursement_proof(a: Any) -> Proof:
         return proof(view, blocks, SimpleNamespace(block_number=a.d_block, tx_hash=a.d_tx, log_index=a.d_log))
 
     remaining = donation.amount - donation.allocated - donation.refunded
-    return {
-        "id": ids.from_bytes32(donation.donation_id),
-        "amount": donation.amount,
-        "currency": campaign.currency,
-        "channel": channel_name(donation.channel),
-        "campaign": {"id": ids.from_bytes32(campaign.campaign_id), "name": campaign.name},
-        "charity": {"id": ids.from_bytes32(charity.charity_id), "name": charity.name},
-        "proof": proof(view, blocks, donation),
-        "allocated": donation.allocated,
-        "refunded": donation.refunded,
-        "remaining": remaining,
-        "allocations": [
-            {
-                "amount": a.amount,
-                "proof": proof(view, blocks, a),
-                "disbursement": {
-                    "id": ids.from_bytes32(a.disbursement_id),
-                    "amount": a.disbursement_amount,
-                    "recipient": a.recipient,
-                    "purpose": a.purpose,
-                    "proof": disbursement_proof(a),
-                    "evidence": [
+    return DonationTrace(
+        id=ids.from_bytes32(donation.donation_id),
+        amount=donation.amount,
+        currency=campaign.currency,
+        channel=channel_name(donation.channel),
+        campaign=Named(id=ids.from_bytes32(campaign.campaign_id), name=campaign.name),
+        charity=Named(id=ids.from_bytes32(charity.charity_id), name=charity.name),
+        proof=proof(view, blocks, donation),
+        allocated=donation.allocated,
+        refunded=donation.refunded,
+        remaining=remaining,
+        allocations=[
+            TraceAllocation(
+                amount=a.amount,
+                proof=proof(view, blocks, a),
+                disbursement=TraceDisbursement(
+                    id=ids.from_bytes32(a.disbursement_id),
+                    amount=a.disbursement_amount,
+                    recipient=a.recipient,
+                    purpose=a.purpose,
+                    proof=disbursement_proof(a),
+                    evidence=[
                         evidence_view(mirror, view, blocks, e) for e in evidence.get(a.disbursement_id, [])
                     ],
-                },
-            }
+                ),
+            )
             for a in allocations
         ],
-        "refunds": [
-            {
-                "id": ids.from_bytes32(r.refund_id),
-                "amount": r.amount,
-                "reason": r.reason,
-                "proof": proof(view, blocks, r),
-            }
+        refunds=[
+            TraceRefund(
+                id=ids.from_bytes32(r.refund_id),
+                amount=r.amount,
+                reason=r.reason,
+                proof=proof(view, blocks, r),
+            )
             for r in refunds
         ],
-        "mirror": {"indexed_block": view.indexed_block, "finalized_block": view.finalized_block},
-    }
+        mirror=MirrorPosition(indexed_block=view.indexed_block, finalized_block=view.finalized_block),
+    )
 
 
 def owns(mirror: Mirror, donation_id: str, receipt_secret: str, donor_reference: str) -> bool:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
 from ledger_api.core import ids
-from ledger_api.core.errors import NotFound
+from ledger_api.core.errors import READ_ERRORS, NotFound, problems
+from ledger_api.evidence.schemas import Anchor, EvidenceAnchors
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import MirrorDep
 from ledger_api.mirror.proofs import block_info, chain_view, proof
@@ -18,7 +19,16 @@ router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
 Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The document's SHA-256, lower-case hex")]
 
 
-@router.get("/{sha256}")
+STORED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The stored document (octet-stream), or where it is anchored (JSON).",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    **problems(*READ_ERRORS),
+}
+
+
+@router.get("/{sha256}", response_model=EvidenceAnchors, responses=STORED)
 def get_evidence(sha256: Sha256, mirror: MirrorDep) -> Response:
     """The stored document (public, by its hash). Documents that are anchored but not
     stored here are described instead: anyone holding a copy can check it."""
@@ -41,13 +51,12 @@ def get_evidence(sha256: Sha256, mirror: MirrorDep) -> Response:
             filename=f"{sha256}.bin",
             headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"},
         )
-    return JSONResponse(
-        {
-            "sha256": sha256,
-            "stored": False,
-            "anchored": [
-                {"disbursement_id": ids.from_bytes32(a.disbursement_id), "proof": proof(view, blocks, a)}
-                for a in anchors
-            ],
-        }
+    described = EvidenceAnchors(
+        sha256=sha256,
+        stored=False,
+        anchored=[
+            Anchor(disbursement_id=ids.from_bytes32(a.disbursement_id), proof=proof(view, blocks, a))
+            for a in anchors
+        ],
     )
+    return JSONResponse(described.body())

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
+from ledger_api.core.answers import Answer
 from ledger_api.core.schemas import CharityId, Strict, Text
 
 
@@ -19,3 +20,11 @@ class KeyCreate(Strict):
         if self.role == "auditor" and self.charity_id is not None:
             raise ValueError("an auditor key reads everything; it takes no charity_id")
         return self
+
+
+class KeyIssued(Answer):
+    id: str
+    key: str | None = Field(description="The key itself: in the first answer only (a replay says null).")
+    role: Literal["charity", "auditor"]
+    charity_id: str | None
+    label: str | None

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from ledger_api.core.answers import Proof
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 
@@ -50,17 +51,17 @@ def iso(timestamp: int | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp is not None else None
 
 
-def proof(view: ChainView, blocks: dict[int, tuple[str, int]], row: Any) -> dict[str, Any]:
+def proof(view: ChainView, blocks: dict[int, tuple[str, int]], row: Any) -> Proof:
     """The chain reference of a mirrored row (it has block_number, tx_hash, log_index)."""
     block_hash, timestamp = blocks.get(row.block_number, (None, None))
-    return {
-        "chain_id": view.chain_id,
-        "contract": view.contract,
-        "tx_hash": row.tx_hash,
-        "block_number": row.block_number,
-        "block_hash": block_hash,
-        "log_index": row.log_index,
-        "recorded_at": iso(timestamp),
-        "final": row.block_number <= view.finalized_block,
-        "confirmations": max(0, view.indexed_block - row.block_number + 1),
-    }
+    return Proof(
+        chain_id=view.chain_id,
+        contract=view.contract,
+        tx_hash=row.tx_hash,
+        block_number=row.block_number,
+        block_hash=block_hash,
+        log_index=row.log_index,
+        recorded_at=iso(timestamp),
+        final=row.block_number <= view.finalized_block,
+        confirmations=max(0, view.indexed_block - row.block_number + 1),
+    )

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 from urllib.parse import unquote
 
 import jinja2
@@ -39,11 +39,16 @@ from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger_api.campaigns import reads as campaigns
+from ledger_api.campaigns.schemas import Campaign
 from ledger_api.charities import reads as charities
+from ledger_api.charities.schemas import CharitySummary
 from ledger_api.core import ids
+from ledger_api.core.answers import Named, Proof
 from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.formats import xml_text
+from ledger_api.core.pages import RecordFilters
 from ledger_api.disbursements.reads import funding
+from ledger_api.donations.schemas import DonationTrace
 from ledger_api.donations.trace import trace
 from ledger_api.mirror.gateway import Mirror, MirrorDep
 from ledger_api.pages import svg
@@ -287,9 +292,9 @@ def _home(
         # One read for every campaign on the page (not one per charity); when there are
         # more than that, each charity links to its own page for the full list.
         found = campaigns.list_campaigns(mirror, HOME_CAMPAIGNS, None, None, None, None)
-    campaigns_of: dict[str, list[dict[str, Any]]] = {}
-    for campaign in found["items"]:
-        campaigns_of.setdefault(campaign["charity_id"], []).append(campaign)
+    campaigns_of: dict[str, list[Campaign]] = {}
+    for campaign in found.items:
+        campaigns_of.setdefault(campaign.charity_id, []).append(campaign)
     status = 422 if context.get("search_error") else 200
     return render(
         request,
@@ -298,7 +303,7 @@ def _home(
         status,
         charities=listed,
         campaigns_of=campaigns_of,
-        campaigns_cut=found["next"] is not None,
+        campaigns_cut=found.next is not None,
         **context,
     )
 
@@ -371,12 +376,20 @@ def search(
 # ------------------------------------------------------------------ donations
 
 
-def _steps(d: dict[str, Any]) -> list[dict[str, Any]]:
+class Step(NamedTuple):
+    """A record of the trace: the donation, an allocation or a refund."""
+
+    kind: str
+    proof: Proof
+    item: Any
+
+
+def _steps(d: DonationTrace) -> list[Step]:
     """The trace's records in chain order: the donation, each allocation, each refund."""
-    steps = [{"kind": "donation", "proof": d["proof"], "item": d}]
-    steps += [{"kind": "allocation", "proof": a["proof"], "item": a} for a in d["allocations"]]
-    steps += [{"kind": "refund", "proof": f["proof"], "item": f} for f in d["refunds"]]
-    return sorted(steps, key=lambda s: (s["proof"]["block_number"], s["proof"]["log_index"]))
+    steps = [Step("donation", d.proof, d)]
+    steps += [Step("allocation", a.proof, a) for a in d.allocations]
+    steps += [Step("refund", f.proof, f) for f in d.refunds]
+    return sorted(steps, key=lambda s: (s.proof.block_number, s.proof.log_index))
 
 
 @router.get("/donations/{donation_id}", name="page_donation")
@@ -385,16 +398,16 @@ def donation(request: Request, donation_id: str, mirror: MirrorDep) -> HTMLRespo
     with reading("donation", canonical):
         d = trace(mirror, canonical)
     reader = reader_for(request)
-    c = d["currency"]
+    c = d.currency
     description = reader.t(
         "flow.trace_desc",
-        amount=reader.money(d["amount"], c),
-        allocated=reader.money(d["allocated"], c),
-        n=reader.count(len({a["disbursement"]["id"] for a in d["allocations"]})),
-        refunded=reader.money(d["refunded"], c),
-        remaining=reader.money(d["remaining"], c),
+        amount=reader.money(d.amount, c),
+        allocated=reader.money(d.allocated, c),
+        n=reader.count(len({a.disbursement.id for a in d.allocations})),
+        refunded=reader.money(d.refunded, c),
+        remaining=reader.money(d.remaining, c),
     )
-    said = words(reader, c, reader.t("flow.trace_title", id=d["id"]), description)
+    said = words(reader, c, reader.t("flow.trace_title", id=d.id), description)
     diagram = both_layouts(lambda layout: svg.trace_diagram(d, said, layout))
     return render(request, reader, "donation.html", d=d, steps=_steps(d), diagram=diagram)
 
@@ -438,7 +451,7 @@ def _receipt(
     reader = reader_for(request)
     public = mirror.settings.public_url
     base = public.rstrip("/") if public else str(request.base_url).rstrip("/")
-    trace_url = f"{base}/donations/{d['id']}"
+    trace_url = f"{base}/donations/{d.id}"
     headers = (
         {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} if secret or secret_error else {}
     )
@@ -449,7 +462,7 @@ def _receipt(
         422 if secret_error else 200,
         headers,
         d=d,
-        qr=Markup(qr_svg(trace_url, reader.t("receipt.qr_title", id=d["id"]))),
+        qr=Markup(qr_svg(trace_url, reader.t("receipt.qr_title", id=d.id))),
         trace_url=trace_url,
         home_url=f"{base}/",
         secret=secret,
@@ -496,24 +509,24 @@ def campaign(
         cp = campaigns.get_campaign(mirror, canonical)
         flows = campaigns.flows(mirror, canonical)
         donations = campaigns.list_donations(
-            mirror, canonical, PAGE_SIZE, donations_cursor, None, None, None, None, newest=True
+            mirror, canonical, RecordFilters(PAGE_SIZE, donations_cursor, order="newest")
         )
         paid = campaigns.list_disbursements(
-            mirror, canonical, PAGE_SIZE, disbursements_cursor, None, None, None, None, newest=True
+            mirror, canonical, RecordFilters(PAGE_SIZE, disbursements_cursor, order="newest")
         )
-        charity = charities.get_charity(mirror, cp["charity_id"])
+        charity = charities.get_charity(mirror, cp.charity_id)
     reader = reader_for(request)
-    c = cp["currency"]
+    c = cp.currency
     diagram = None
-    if flows["sources"]:
+    if flows.sources:
         description = reader.t(
             "flow.campaign_desc",
-            received=reader.money(cp["received"], c),
-            disbursed=reader.money(cp["disbursed"], c),
-            refunded=reader.money(cp["refunded"], c),
-            available=reader.money(cp["available"], c),
+            received=reader.money(cp.received, c),
+            disbursed=reader.money(cp.disbursed, c),
+            refunded=reader.money(cp.refunded, c),
+            available=reader.money(cp.available, c),
         )
-        title = reader.t("flow.campaign_title", name=cp["name"])
+        title = reader.t("flow.campaign_title", name=cp.name)
         said = words(reader, c, title, description)
         diagram = both_layouts(lambda layout: svg.campaign_diagram(flows, said, layout))
     return render(
@@ -521,7 +534,7 @@ def campaign(
         reader,
         "campaign.html",
         cp=cp,
-        charity={"id": charity["id"], "name": charity["name"]},  # nothing else: no operators
+        charity=Named(id=charity.id, name=charity.name),  # nothing else: no operators
         diagram=diagram,
         donations=donations,
         disbursements=paid,
@@ -539,8 +552,17 @@ def charity(
     with reading("charity", canonical):
         found = charities.get_charity(mirror, canonical)
         listed = campaigns.list_campaigns(mirror, PAGE_SIZE, campaigns_cursor, canonical, None, None)
-    ch = {k: found[k] for k in ("id", "name", "totals_by_currency")}  # not the operators
+    ch = CharitySummary(  # not the operators
+        id=found.id, name=found.name, totals_by_currency=found.totals_by_currency, proof=found.proof
+    )
     return render(request, reader_for(request), "charity.html", ch=ch, campaigns=listed)
+
+
+class Share(NamedTuple):
+    """A donation's part in a disbursement, as the page shows it (without the donation)."""
+
+    amount: int
+    proof: Proof
 
 
 @router.get("/disbursements/{disbursement_id}", name="page_disbursement")
@@ -548,7 +570,8 @@ def disbursement(request: Request, disbursement_id: str, mirror: MirrorDep) -> H
     canonical = record_id(disbursement_id, "disbursement")
     with reading("disbursement", canonical):
         b = funding(mirror, canonical)
-    b["funded_by"] = [{"amount": f["amount"], "proof": f["proof"]} for f in b["funded_by"]]  # no IDs
+    # No donation IDs on the page: only what each part was and its proof.
+    b = b.model_copy(update={"funded_by": [Share(f.amount, f.proof) for f in b.funded_by]})
     return render(request, reader_for(request), "disbursement.html", b=b, shown=FUNDING_SHOWN)
 
 

@@ -28,9 +28,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 
+from ledger_api.campaigns.schemas import Flows
 from ledger_api.core.formats import xml_text
+from ledger_api.donations.schemas import DonationTrace
 
 FLOW_HEIGHT = 320  # pixels shared by all bands in proportion to their amounts
 GAP = 10
@@ -280,25 +281,23 @@ def sankey(
     return "".join(parts)
 
 
-def trace_diagram(trace: dict[str, Any], words: Words, layout: Layout = WIDE) -> str:
+def trace_diagram(trace: DonationTrace, words: Words, layout: Layout = WIDE) -> str:
     """One donation (the trace of `ledger_api.donations.trace.trace`) flowing into the
     disbursements it paid for, what was refunded and what is not spent yet."""
     per_disbursement: dict[str, int] = defaultdict(int)
     labels: dict[str, str] = {}
-    for allocation in trace["allocations"]:
-        disbursement = allocation["disbursement"]
-        per_disbursement[disbursement["id"]] += allocation["amount"]
-        labels[disbursement["id"]] = (
-            disbursement["purpose"] or disbursement["recipient"] or disbursement["id"]
-        )
-    source = Node("donation", words.this_donation, trace["amount"], "donation")
+    for allocation in trace.allocations:
+        disbursement = allocation.disbursement
+        per_disbursement[disbursement.id] += allocation.amount
+        labels[disbursement.id] = disbursement.purpose or disbursement.recipient or disbursement.id
+    source = Node("donation", words.this_donation, trace.amount, "donation")
     targets = [Node(d, labels[d], amount, "disbursement") for d, amount in per_disbursement.items()]
     edges = [Edge("donation", t.id, t.amount) for t in targets]
     other = Node("other", words.other_disbursements, 0, "other")
     targets, edges = merge_smallest(targets, edges, MAX_TARGETS, other, "target")
     for kind, label, amount in (
-        ("refunded", words.refunded, trace["refunded"]),
-        ("unspent", words.unspent, trace["remaining"]),
+        ("refunded", words.refunded, trace.refunded),
+        ("unspent", words.unspent, trace.remaining),
     ):
         targets.append(Node(kind, label, amount, kind))
         edges.append(Edge("donation", kind, amount))
@@ -306,7 +305,7 @@ def trace_diagram(trace: dict[str, Any], words: Words, layout: Layout = WIDE) ->
     return sankey([source], targets, edges, words, prefix, layout.trace_source, layout)
 
 
-def campaign_diagram(flows: dict[str, Any], words: Words, layout: Layout = WIDE) -> str:
+def campaign_diagram(flows: Flows, words: Words, layout: Layout = WIDE) -> str:
     """A campaign's flows (`ledger_api.campaigns.reads.flows`): donations grouped by month
     and channel, into its largest disbursements, "other", refunded and not yet spent."""
 
@@ -314,14 +313,14 @@ def campaign_diagram(flows: dict[str, Any], words: Words, layout: Layout = WIDE)
         month, _, channel = label.partition(" · ")
         return f"{month} · {words.channel(channel)}" if channel else label
 
-    sources = [Node(s["id"], source_label(s["label"]), s["amount"], "donation") for s in flows["sources"]]
+    sources = [Node(s.id, source_label(s.label), s.amount, "donation") for s in flows.sources]
     names = {"other": words.other_disbursements, "refunded": words.refunded, "unspent": words.unspent}
     targets = []
-    for t in flows["targets"]:
-        kind = t["id"] if t["id"] in names else "disbursement"
-        label = names.get(t["id"]) or t.get("label") or t.get("recipient") or t["id"]
-        targets.append(Node(t["id"], label, t["amount"], kind))
-    edges = [Edge(e["from"], e["to"], e["amount"]) for e in flows["edges"]]
+    for t in flows.targets:
+        kind = t.id if t.id in names else "disbursement"
+        label = names.get(t.id) or t.label or t.recipient or t.id
+        targets.append(Node(t.id, label, t.amount, kind))
+    edges = [Edge(e.source, e.to, e.amount) for e in flows.edges]
     other_donations = Node("donations:other", words.other_donations, 0, "donation")
     sources, edges = merge_smallest(sources, edges, MAX_SOURCES, other_donations, "source")
     paid = [t for t in targets if t.kind in ("disbursement", "other")]

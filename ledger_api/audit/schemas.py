@@ -1,0 +1,117 @@
+"""The audit views as answers: the trail, anomaly reports and reconciliations."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ledger_api.core.answers import Answer, Proof
+
+
+class AuditScope(Answer):
+    """What the answer covers: one campaign, one charity, or (both null) everything."""
+
+    charity_id: str | None
+    campaign_id: str | None
+
+
+class TrailEntry(Answer):
+    """A ledger event as the contract emitted it (record IDs readable, snake case)."""
+
+    kind: str
+    event: str
+    charity_id: str | None
+    campaign_id: str | None
+    data: dict[str, Any] = Field(description="The event's fields; amounts are integers.")
+    sender: str | None
+    proof: Proof
+
+
+class TrailPage(Answer):
+    scope: AuditScope
+    items: list[TrailEntry]
+    next: str | None = Field(description="The cursor of the next page; null on the last page.")
+
+
+class AnomalyRecord(Answer):
+    """The record an anomaly is about."""
+
+    kind: str | None
+    id: str | None = None
+    ids: list[str] | None = None
+    event: str | None = None
+
+
+class AnomalyTransaction(Answer):
+    id: str
+    tx_hash: str | None
+    status: str
+    function: str | None
+
+
+class Anomaly(Answer):
+    kind: Literal[
+        "missing_evidence",
+        "recipient_concentration",
+        "refund_after_allocation",
+        "not_finalized",
+        "large_disbursement",
+    ]
+    campaign_id: str | None
+    record: AnomalyRecord
+    donation_id: str | None = None
+    transaction: AnomalyTransaction | None = None
+    detail: str
+    amount: int | None = None
+    share: float | None = Field(default=None, description="A share (0 to 1), not an amount.")
+    charity_id: str | None = None
+    currency: str | None = None
+    proof: Proof | None = None
+
+
+class Thresholds(Answer):
+    evidence_days: int
+    recipient_share: float
+    large_share: float
+    pending_minutes: int
+
+
+class CheckedAt(Answer):
+    block_number: int
+    finalized_block: int
+
+
+class AnomalyReport(Answer):
+    scope: AuditScope
+    thresholds: Thresholds
+    checked_at: CheckedAt
+    counts: dict[str, int]
+    items: list[Anomaly]
+    truncated: bool
+
+
+class Reconciliation(Answer):
+    """A reconciliation job; `result` once done (when asked for by its href)."""
+
+    id: str
+    href: str
+    status: Literal["queued", "running", "done", "failed"]
+    scope: AuditScope
+    requested_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    checked_block: int | None
+    attempts: int
+    jobs_ahead: int | None = None
+    progress: str | None = None
+    clean: bool | None = None
+    difference_count: int | None = None
+    result: dict[str, Any] | None = Field(
+        default=None, description="The checked height, counts, digests and every difference."
+    )
+    error: str | None = None
+
+
+class Reconciliations(Answer):
+    items: list[Reconciliation]
