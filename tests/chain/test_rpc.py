@@ -4,7 +4,6 @@ node: logs, receipts, view calls one at a time and in batches, and the node's er
 from __future__ import annotations
 
 import pytest
-from ledger_api.chain.anvil import AnvilNode
 from web3 import Web3
 
 from indexer.decoder import LogDecoder
@@ -13,6 +12,7 @@ from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
 from ledger_api.chain.rpc import Rpc, RpcError
 from ledger_api.core.hexes import hex0x, unhex
 from tests.ledger import Ledger, rid
+from tests.support.anvil import AnvilNode
 
 
 def _activity(ledger: Ledger) -> bytes:
