@@ -17,14 +17,13 @@ from typing import IO, Any
 from pydantic import SecretStr
 from sqlalchemy import Engine, delete, insert, make_url, select
 from web3 import Web3
-from web3.contract import Contract
 from web3.types import Wei
 
 from indexer.indexer import IndexerConfig
 from indexer.service import BackgroundIndexer, ensure_deployment
 from ledger_api.audit.context import Auditing
 from ledger_api.chain.abi import load_artifact
-from ledger_api.chain.contract import Deployment, deploy_ledger, ledger_contract, make_web3
+from ledger_api.chain.contract import Deployment, deploy_ledger, make_web3
 from ledger_api.chain.faults import fault_injection
 from ledger_api.chain.keystore import SERVICE_ACCOUNT, Keystore
 from ledger_api.chain.writer import ChainWriter, OutboxWorker
@@ -55,12 +54,6 @@ class Runtime:
     outbox: OutboxWorker | None = None
     # Development chains fund new operator accounts from this node-held account.
     faucet: str | None = None
-
-    @cached_property
-    def contract(self) -> Contract:
-        """A web3 contract object (for callers that want web3's interface: the service
-        itself encodes with chain.abi)."""
-        return ledger_contract(self.w3, self.deployment.address)
 
     @cached_property
     def mirror(self) -> Mirror:

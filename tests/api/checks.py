@@ -64,7 +64,7 @@ def sender(service: Service, tx_hash: str) -> str:
 
 
 def campaign_view(service: Service, campaign_id: str) -> dict[str, Any]:
-    view = service.runtime.contract.functions.campaignOf(ids.to_bytes32(campaign_id)).call()
+    view = service.contract.functions.campaignOf(ids.to_bytes32(campaign_id)).call()
     names = (
         "charity_id",
         "currency",
@@ -81,7 +81,7 @@ def campaign_view(service: Service, campaign_id: str) -> dict[str, Any]:
 
 
 def donation_view(service: Service, donation_id: str) -> dict[str, int]:
-    view = service.runtime.contract.functions.donationOf(ids.to_bytes32(donation_id)).call()
+    view = service.contract.functions.donationOf(ids.to_bytes32(donation_id)).call()
     return dict(zip(("amount", "allocated", "refunded", "remaining"), view[1:], strict=True))
 
 
@@ -131,11 +131,11 @@ def as_service_account(service: Service, function: str) -> None:
     admin, through the writer: simulated, signed with the keystore, mined."""
     runtime = service.runtime
     assert runtime.writer is not None and runtime.service_account is not None
-    call = getattr(runtime.contract.functions, function)()
+    call = getattr(service.contract.functions, function)()
     gas = runtime.writer.simulate(runtime.service_account, call)
     state = runtime.writer.submit(runtime.service_account, call, gas, None, {"kind": function, "ids": []})
     assert runtime.writer.wait(state.id, 30).status == "mined"
-    assert runtime.contract.functions.paused().call() is (function == "pause")
+    assert service.contract.functions.paused().call() is (function == "pause")
 
 
 def write_on_chain(service: Service, signer: str, function: str, *args: Any) -> None:

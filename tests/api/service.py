@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 import uvicorn
 from pydantic import SecretStr
+from web3.contract import Contract
 
 from ledger_api.app import create_app
+from ledger_api.chain.contract import ledger_contract
 from ledger_api.core.config import Settings
 from ledger_api.core.http import slow_client_protocol
 from ledger_api.runtime import Runtime, dev_runtime
@@ -31,6 +33,12 @@ class Service:
     runtime: Runtime
     client: httpx.Client
     operators: dict[str, str] = field(default_factory=dict)  # charity id -> operator account
+
+    @property
+    def contract(self) -> Contract:
+        """The ledger as a web3 contract object, to read the chain directly in tests (the
+        service itself encodes with ledger_api.chain.abi)."""
+        return ledger_contract(self.runtime.w3, self.runtime.deployment.address)
 
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_KEY}"}

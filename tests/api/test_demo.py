@@ -26,7 +26,7 @@ def test_the_demo_loads_charities_campaigns_donations_and_evidenced_disbursement
     assert len(donations) >= 36 and len({d["id"] for d in donations}) == len(donations)
     # Every donation is on chain with the amount the demo chose.
     for donation in donations:
-        view = runtime.contract.functions.donationOf(ids.to_bytes32(donation["id"])).call()
+        view = embedded_service.contract.functions.donationOf(ids.to_bytes32(donation["id"])).call()
         assert view[1] == donation["amount"]
     runtime.indexer.indexer.sync()  # type: ignore[union-attr]
     with runtime.engine.connect() as connection:

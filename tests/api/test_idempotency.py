@@ -99,7 +99,7 @@ def test_a_retry_gets_the_first_answer_byte_for_byte_and_sends_nothing(service: 
     first = post(service, f"/v1/donations/{donation_id}/refunds", key, "refund-1", json=refund)
     assert first.status_code == 201, first.text
     assert_replay(first, post(service, f"/v1/donations/{donation_id}/refunds", key, "refund-1", json=refund))
-    assert service.runtime.contract.functions.donationOf(ids.to_bytes32(donation_id)).call()[3] == 4
+    assert service.contract.functions.donationOf(ids.to_bytes32(donation_id)).call()[3] == 4
 
     payout = {"campaign_id": campaign_id, "amount": 1_500, "recipient": "CN-USCC-1", "purpose": "meals"}
     first = post(service, "/v1/disbursements", key, "payout-1", json=payout)

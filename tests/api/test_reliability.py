@@ -360,7 +360,7 @@ def test_the_node_going_away_between_simulation_and_signing_is_a_503(
         assert runtime.writer is not None and runtime.keystore is not None
         charity_id, _key = service.charity()
         operator = service.operators[charity_id]
-        call = runtime.contract.functions.createCampaign(
+        call = service.contract.functions.createCampaign(
             ids.to_bytes32(ids.new("campaign")),
             ids.to_bytes32(charity_id),
             "Meals",

@@ -158,7 +158,7 @@ def snapshot(service: Service, w: World) -> dict[str, Any]:
     return {
         "transactions": transactions(service),
         "campaign": campaign_view(service, w.a_campaign),
-        "donation": service.runtime.contract.functions.donationOf(ids.to_bytes32(w.a_donation)).call(),
+        "donation": service.contract.functions.donationOf(ids.to_bytes32(w.a_donation)).call(),
         "accounts": service.runtime.keystore.addresses(),
         "evidence": sorted(p.name for p in evidence.rglob("*")) if evidence.exists() else [],
         "auditor_key_works": auditor.status_code,

@@ -118,7 +118,7 @@ def test_a_batch_of_a_thousand_donations(service: Service) -> None:
     assert view["received"] == sum(amounts)
 
     # Each receipt secret and donor reference reproduce the commitment on chain.
-    contract = service.runtime.contract
+    contract = service.contract
     events = []
     for transaction in body["transactions"]:
         receipt = service.runtime.w3.eth.get_transaction_receipt(transaction["tx_hash"])
@@ -250,7 +250,7 @@ def test_explicit_allocations_are_recorded_as_given(service: Service) -> None:
     assert paid["allocation"] == "explicit"
     assert paid["allocations"] == given
     assert [donation_view(service, d)["allocated"] for d in (d1, d2, d3)] == [50, 0, 200]
-    view = service.runtime.contract.functions.disbursementOf(ids.to_bytes32(paid["id"])).call()
+    view = service.contract.functions.disbursementOf(ids.to_bytes32(paid["id"])).call()
     assert (view[1], view[2]) == (250, 2)
     # Donation IDs may be given in any case or as hex.
     more = disburse(
@@ -327,7 +327,7 @@ def test_evidence_is_stored_by_its_hash_and_anchored_once(service: Service) -> N
     documents = response.json()["documents"]
     assert response.json()["disbursement_id"] == paid["id"]
     root = service.runtime.settings.evidence_path
-    contract = service.runtime.contract.functions
+    contract = service.contract.functions
     for document, (name, content) in zip(
         documents, [("invoice.pdf", invoice), ("photo.jpg", photo)], strict=True
     ):
@@ -392,7 +392,7 @@ def test_refunds_draw_down_a_donation_and_no_further(service: Service) -> None:
     assert created["id"].startswith("RF-") and created["donation_id"] == donation_id
     assert (created["amount"], created["reason"]) == (300, "donor asked")
     assert created["transaction"]["status"] == "mined"
-    on_chain = service.runtime.contract.functions.refundOf(ids.to_bytes32(created["id"])).call()
+    on_chain = service.contract.functions.refundOf(ids.to_bytes32(created["id"])).call()
     assert list(on_chain) == [ids.to_bytes32(donation_id), 300]
     assert donation_view(service, donation_id) == {
         "amount": 1_000,

@@ -28,7 +28,7 @@ def test_a_charity_records_its_fund_flows(service: Service) -> None:
         {"donation_id": donations[1]["id"], "amount": 20_000},
         {"donation_id": donations[2]["id"], "amount": 5_000},
     ]
-    contract = service.runtime.contract
+    contract = service.contract
     for donation, allocated in zip(donations, (10_000, 20_000, 5_000), strict=True):
         view = contract.functions.donationOf(ids.to_bytes32(donation["id"])).call()
         assert (view[1], view[2]) == (donation["amount"], allocated)
