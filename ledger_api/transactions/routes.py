@@ -33,7 +33,6 @@ def get_transaction(
     if principal.role == "charity" and principal.charity_id != charity_hex:
         raise NotFound("transaction not found")
     view = writes.transaction_view(state)
-    view["status"] = "queued" if state.status == "signed" else state.status
     return Transaction.model_validate(
         {**view, "records": state.records, "nonce": state.nonce, "signer": state.signer}
     )
