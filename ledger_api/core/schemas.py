@@ -45,7 +45,9 @@ def _integer(value: Any) -> Any:
 _INVISIBLE = regex.compile(r"[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]")
 
 
-def _plain_text(value: str) -> str:
+def plain_text(value: str) -> str:
+    """`value` if it has no control or invisible formatting character; else a ValueError
+    naming the first one."""
     found = _INVISIBLE.search(value)
     if found is not None:
         character = found.group()
@@ -83,7 +85,7 @@ Goal = Annotated[int, BeforeValidator(_integer), Field(gt=0, le=MAX_GOAL)]
 
 
 def Text(max_length: int, min_length: int = 1) -> Any:
-    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_plain_text)]
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(plain_text)]
 
 
 def _utf8_within(limit: int) -> AfterValidator:
@@ -100,7 +102,7 @@ def ChainText(max_bytes: int) -> Any:
     """Text that goes on chain, where the contract bounds its length in UTF-8 bytes (a
     Chinese character takes three)."""
     return Annotated[
-        str, Field(min_length=1, max_length=max_bytes), AfterValidator(_plain_text), _utf8_within(max_bytes)
+        str, Field(min_length=1, max_length=max_bytes), AfterValidator(plain_text), _utf8_within(max_bytes)
     ]
 
 

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ledger_api.core.answers import Answer, MirrorPosition, Named, Proof
-from ledger_api.core.schemas import Amount, CampaignId, ChainText, Hash32, Strict, Text
+from ledger_api.core.schemas import Amount, CampaignId, ChainText, Hash32, Strict
+from ledger_api.donations import reference
 from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
@@ -15,12 +16,26 @@ MAX_BATCH = 2_000
 # 5.4 MB; anything bigger than 6 MiB is refused unread.
 BATCH_BODY = 6 * 1024 * 1024
 
+_NORMALISED = AfterValidator(reference.parse)
+_SAID = (
+    "Normalised before it is hashed (Unicode NFC, any run of whitespace one space, none at the"
+    " ends): 1 to 200 characters after that, no control or invisible formatting characters."
+)
+# As the charity records it: at most 200 characters as sent (so the batch bound above holds).
+RecordedReference = Annotated[
+    str, Field(min_length=1, max_length=reference.LENGTH, description=_SAID), _NORMALISED
+]
+# As the donor types it again: room for spacing and decomposed letters.
+TypedReference = Annotated[
+    str, Field(min_length=1, max_length=reference.TYPED_LENGTH, description=_SAID), _NORMALISED
+]
+
 
 class DonationCreate(Strict):
     campaign_id: CampaignId
     amount: Amount
-    # Who gave: hashed with a fresh salt into the on-chain commitment, then forgotten.
-    donor_reference: Text(200)  # type: ignore[valid-type]
+    # Who gave: normalised, hashed with a fresh salt into the on-chain commitment, then forgotten.
+    donor_reference: RecordedReference
     channel: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = "unspecified"
     metadata_hash: Hash32 | None = None
 
@@ -38,7 +53,7 @@ class OwnershipCheck(Strict):
     """What the donor holds: the receipt secret and the reference the charity used."""
 
     receipt_secret: Hash32
-    donor_reference: Text(200)  # type: ignore[valid-type]
+    donor_reference: TypedReference
 
 
 # ------------------------------------------------------------------ answers

@@ -1,8 +1,8 @@
 """Recording donations (singly or in batches) and refunds.
 
 The donor reference (a name, an account number: whatever the charity uses) never leaves
-this function: it is hashed with 32 random bytes into the donor commitment
-keccak256(salt || reference), the commitment goes on chain, the salt goes back to the
+this function: normalised (donations.reference), it is hashed with 32 random bytes into the
+donor commitment keccak256(salt || reference), the commitment goes on chain, the salt goes back to the
 caller once as the donor's receipt secret, and neither is stored by the service.
 """
 
@@ -11,22 +11,17 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from eth_utils import keccak
-
 from ledger_api.chain.abi import encode, encode_donations
 from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
 from ledger_api.core.errors import InvalidRequest
 from ledger_api.core.hexes import bytes32_or_zero, hex0x, pad32
 from ledger_api.core.security import Principal, require_charity
+from ledger_api.donations.reference import commitment
 from ledger_api.donations.schemas import DonationCreate
 from ledger_api.transactions.service import Step, Writes
 
 CHAIN_BATCH = 500  # the contract's MAX_BATCH
-
-
-def commitment(salt: bytes, donor_reference: str) -> bytes:
-    return keccak(salt + donor_reference.encode("utf-8"))
 
 
 def _prepare(item: DonationCreate, campaign: bytes) -> tuple[dict[str, Any], tuple[Any, ...]]:

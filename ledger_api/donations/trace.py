@@ -7,13 +7,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from eth_utils import keccak
 from sqlalchemy import Connection, select
 
 from ledger_api.core import ids
 from ledger_api.core.answers import MirrorPosition, Named, Proof
 from ledger_api.core.errors import NotFound
 from ledger_api.core.hexes import hex0x, text_of, unhex
+from ledger_api.donations.reference import commitment
 from ledger_api.donations.schemas import (
     DonationTrace,
     TraceAllocation,
@@ -161,15 +161,15 @@ def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
 
 
 def owns(mirror: Mirror, donation_id: str, receipt_secret: str, donor_reference: str) -> bool:
-    """Whether keccak256(secret || reference) is the donation's on-chain commitment."""
+    """Whether keccak256(secret || reference), the reference normalised as when it was
+    recorded (donations.reference), is the donation's on-chain commitment."""
     donation_hex = ids.to_hex(donation_id, "donation")
     with mirror.engine.connect() as connection:
-        commitment = connection.execute(
+        onchain = connection.execute(
             select(im.Donation.donor_commitment).where(
                 im.Donation.deployment_id == mirror.deployment_id, im.Donation.donation_id == donation_hex
             )
         ).scalar_one_or_none()
-    if commitment is None:
+    if onchain is None:
         raise NotFound("donation not found (or not mirrored yet)")
-    candidate = keccak(unhex(receipt_secret) + donor_reference.encode("utf-8"))
-    return hex0x(candidate) == commitment
+    return hex0x(commitment(unhex(receipt_secret), donor_reference)) == onchain
