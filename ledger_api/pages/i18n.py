@@ -54,7 +54,8 @@ def N_(key: str) -> str:
 
 
 # Keys built at run time: the error pages' texts per record kind (`routes.error_page`) and
-# the donation channels named in words (`Reader.channel`).
+# the donation channels named in words (`Reader.channel`), what is wrong with a donor
+# reference typed into a form (`routes.typed`, from `donations.reference.BadReference`).
 COMPUTED = (
     N_("error.not_found.donation"),
     N_("error.not_found.campaign"),
@@ -72,6 +73,9 @@ COMPUTED = (
     N_("channel.alipay"),
     N_("channel.cash-box"),
     N_("channel.unspecified"),
+    N_("reference.empty"),
+    N_("reference.too_long"),
+    N_("reference.invisible"),
 )
 
 

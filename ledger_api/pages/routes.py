@@ -2,8 +2,11 @@
 
 They read through the same read services as the JSON API (`/v1/...`), so a page and the
 JSON answer for the same ID always agree. A page never shows a donor commitment, an
-operator account or anything else personal; the receipt secret is shown only on the
-receipt a charity prints by POSTing it (and that answer is never cached).
+operator account or anything else personal; the receipt secret and the donor reference are
+shown only on the receipt a charity prints by POSTing them, once they are checked against
+the donation's on-chain commitment (and that answer is never cached). A donor checks them
+with the ownership form, by POST too: the answer echoes neither and is never cached, and
+neither is stored or logged.
 
 Errors are pages too: an unknown ID is a 404 page, a malformed one a 422 page, anything
 unexpected a 500 page (logged), each in the reader's language. The app's problem+json
@@ -48,8 +51,9 @@ from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.formats import xml_text
 from ledger_api.core.pages import RecordFilters
 from ledger_api.disbursements.reads import funding
+from ledger_api.donations import reference
 from ledger_api.donations.schemas import DonationTrace
-from ledger_api.donations.trace import trace
+from ledger_api.donations.trace import owns, trace
 from ledger_api.mirror.gateway import Mirror, MirrorDep
 from ledger_api.pages import svg
 from ledger_api.pages.i18n import COOKIE, LOCALES, Reader, reader_for
@@ -63,6 +67,11 @@ HOME_CHARITIES = 50
 HOME_CAMPAIGNS = 200
 FUNDING_SHOWN = 200
 COOKIE_AGE = 365 * 24 * 3600
+# A secret and a reference of 400 characters, each percent-encoded (9 bytes a Chinese
+# character), fit with room to spare; anything bigger is refused unread.
+OWNERSHIP_BODY = 8192
+# An answer that carries (or answers about) a secret: not kept by any cache, not sent on.
+PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 # No script, no external resource, no framing: the pages need none of them.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -438,12 +447,42 @@ def qr_svg(url: str, label: str) -> str:
     return str(etree.tostring(root, encoding="unicode"))
 
 
+class Typed(NamedTuple):
+    """What a reader typed into an ownership form: the secret (lower-case 0x hex) and the
+    normalised reference, each None when it is wrong, with the message that says why."""
+
+    secret: str | None
+    reference: str | None
+    secret_error: str | None
+    reference_error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.secret is not None and self.reference is not None
+
+
+def typed(reader: Reader, receipt_secret: str, donor_reference: str) -> Typed:
+    """Check a receipt secret and a donor reference as typed (never logged, never echoed)."""
+    stripped = receipt_secret.strip()
+    secret, secret_error = None, None
+    if SECRET.fullmatch(stripped):
+        secret = "0x" + stripped[2:].lower()
+    else:
+        secret_error = reader.t("receipt.secret_invalid")
+    try:
+        normalised: str | None = reference.parse(donor_reference)
+        reference_error = None
+    except reference.BadReference as exc:
+        normalised, reference_error = None, reader.t(f"reference.{exc.reason}", n=reference.LENGTH)
+    return Typed(secret, normalised, secret_error, reference_error)
+
+
 def _receipt(
     request: Request,
     mirror: Mirror,
     donation_id: str,
-    secret: str | None = None,
-    secret_error: bool = False,
+    given: Typed | None = None,
+    mismatch: bool = False,
 ) -> HTMLResponse:
     canonical = record_id(donation_id, "donation")
     with reading("donation", canonical):
@@ -452,21 +491,23 @@ def _receipt(
     public = mirror.settings.public_url
     base = public.rstrip("/") if public else str(request.base_url).rstrip("/")
     trace_url = f"{base}/donations/{d.id}"
-    headers = (
-        {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} if secret or secret_error else {}
-    )
+    printed = given is not None and given.ok and not mismatch
+    refused = given is not None and not printed
     return render(
         request,
         reader,
         "receipt.html",
-        422 if secret_error else 200,
-        headers,
+        422 if refused else 200,
+        PRIVATE if given is not None else {},
         d=d,
         qr=Markup(qr_svg(trace_url, reader.t("receipt.qr_title", id=d.id))),
         trace_url=trace_url,
         home_url=f"{base}/",
-        secret=secret,
-        secret_error=reader.t("receipt.secret_invalid") if secret_error else None,
+        secret=given.secret if given and printed else None,
+        reference=given.reference if given and printed else None,
+        secret_error=given.secret_error if given and refused else None,
+        reference_error=given.reference_error if given and refused else None,
+        mismatch=reader.t("receipt.mismatch") if mismatch else None,
     )
 
 
@@ -476,21 +517,63 @@ def receipt(request: Request, donation_id: str, mirror: MirrorDep) -> HTMLRespon
     return _receipt(request, mirror, donation_id)
 
 
-@router.post("/donations/{donation_id}/receipt", name="page_receipt_with_secret", max_body_size=4096)
+@router.post(
+    "/donations/{donation_id}/receipt", name="page_receipt_with_secret", max_body_size=OWNERSHIP_BODY
+)
 def receipt_with_secret(
     request: Request,
     donation_id: str,
     mirror: MirrorDep,
-    receipt_secret: Annotated[str, Form(max_length=200)] = "",
+    receipt_secret: Annotated[str, Form(max_length=OWNERSHIP_BODY)] = "",
+    donor_reference: Annotated[str, Form(max_length=OWNERSHIP_BODY)] = "",
 ) -> HTMLResponse:
     """The receipt a charity prints at the time of donation, with the donor's receipt
-    secret (from the form body: a secret never goes in a URL; the answer is not cached).
-    The secret cannot be checked here (that needs the donor reference too): it is only
-    checked to have the right shape."""
-    secret = receipt_secret.strip()
-    if not SECRET.fullmatch(secret):
-        return _receipt(request, mirror, donation_id, secret_error=True)
-    return _receipt(request, mirror, donation_id, secret="0x" + secret[2:].lower())
+    secret and donor reference (from the form body: neither goes in a URL; the answer is
+    not cached). Both are checked against the donation's on-chain commitment first: a secret
+    can only be checked with the reference it was hashed with, so both are needed, and a
+    pair that does not match prints nothing. The reference is printed normalised, as the
+    donor will type it to prove the donation is theirs."""
+    canonical = record_id(donation_id, "donation")
+    given = typed(reader_for(request), receipt_secret, donor_reference)
+    mismatch = False
+    if given.secret is not None and given.reference is not None:
+        with reading("donation", canonical):
+            mismatch = not owns(mirror, canonical, given.secret, given.reference)
+    return _receipt(request, mirror, canonical, given, mismatch)
+
+
+@router.post("/donations/{donation_id}/ownership", name="page_ownership", max_body_size=OWNERSHIP_BODY)
+def ownership(
+    request: Request,
+    donation_id: str,
+    mirror: MirrorDep,
+    receipt_secret: Annotated[str, Form(max_length=OWNERSHIP_BODY)] = "",
+    donor_reference: Annotated[str, Form(max_length=OWNERSHIP_BODY)] = "",
+) -> HTMLResponse:
+    """Whether a receipt secret and a donor reference match the donation's on-chain
+    commitment (the donor's check; `POST /v1/donations/{id}/ownership` as a page). The
+    reference is normalised first, as when it was recorded (spacing and Unicode form do not
+    count). Neither is stored, logged or shown again, and the answer is not cached."""
+    canonical = record_id(donation_id, "donation")
+    with reading("donation", canonical):
+        d = trace(mirror, canonical)
+    reader = reader_for(request)
+    given = typed(reader, receipt_secret, donor_reference)
+    matches = None
+    if given.secret is not None and given.reference is not None:
+        with reading("donation", canonical):
+            matches = owns(mirror, canonical, given.secret, given.reference)
+    return render(
+        request,
+        reader,
+        "ownership.html",
+        200 if given.ok else 422,
+        PRIVATE,
+        d=d,
+        matches=matches,
+        secret_error=given.secret_error,
+        reference_error=given.reference_error,
+    )
 
 
 # ------------------------------------------------------------------ campaigns, charities, disbursements

@@ -99,7 +99,9 @@ def settings_for(tmp_path: Path, rpc_url: str | None, database_url: str, **extra
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[Service]:
+def serve(settings: Settings, log_level: str = "warning") -> Iterator[Service]:
+    """The service on a free port; `log_level` "info" turns on uvicorn's access log (one
+    line per request, as `ledger dev` writes it)."""
     runtime = dev_runtime(settings)
     port = free_port()
     server = uvicorn.Server(
@@ -107,7 +109,7 @@ def serve(settings: Settings) -> Iterator[Service]:
             create_app(runtime),
             host="127.0.0.1",
             port=port,
-            log_level="warning",
+            log_level=log_level,
             http=slow_client_protocol(runtime.settings),
         )
     )
