@@ -527,26 +527,73 @@ def test_a_charity_prints_the_receipt_with_the_secret_by_posting_it(site: Site) 
     donation = made["donations"][1]
     path = f"/donations/{donation['id']}/receipt"
     secret = donation["receipt_secret"]
-    response = service.post(path, data={"receipt_secret": f"  {secret.upper().replace('0X', '0x')}\n"})
+    spaced = "  " + DONOR.replace(" ", "\u3000  ") + "\t"
+    response = service.post(
+        path, data={"receipt_secret": f"  {secret.upper().replace('0X', '0x')}\n", "donor_reference": spaced}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["content-type"].startswith("text/html")
     doc = parse(response)
     assert text_of(doc, "receipt-secret") == secret.lower()
+    # The reference the donor will type, as it was hashed (normalised).
+    assert text_of(doc, "receipt-reference") == DONOR
     assert svgs(response.text, "qr")[0].get("data-url") == f"{service.base}/donations/{donation['id']}"
     assert secret not in str(response.url)
     # Not a secret's shape: a friendly page, the input not echoed, nothing cached.
     for bad in ("0x1234", "", "hello " * 10, "0x" + "g" * 64):
-        refused = service.post(path, data={"receipt_secret": bad})
+        refused = service.post(path, data={"receipt_secret": bad, "donor_reference": DONOR})
         assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
         assert "receipt secret is 0x followed by 64 hexadecimal digits" in refused.text
         assert (bad not in refused.text) if len(bad) > 6 else True
         assert refused.headers["cache-control"] == "no-store"
+        assert not hooks(parse(refused), "receipt-secret")
     assert service.post(path, content=b"{}", headers={"Content-Type": "application/json"}).status_code == 422
-    too_long = service.post(path, data={"receipt_secret": "0x" + "a" * 500})
+    too_long = service.post(path, data={"receipt_secret": "0x" + "a" * 500, "donor_reference": DONOR})
     assert too_long.status_code == 422 and too_long.headers["content-type"].startswith("text/html")
-    missing = service.post(f"/donations/{ids.new('donation')}/receipt", data={"receipt_secret": secret})
+    missing = service.post(
+        f"/donations/{ids.new('donation')}/receipt", data={"receipt_secret": secret, "donor_reference": DONOR}
+    )
     assert missing.status_code == 404 and secret not in missing.text
+
+
+def test_the_receipt_with_a_secret_is_printed_only_when_secret_and_reference_match(site: Site) -> None:
+    """A well-formed secret that is not this donation's, or a reference that is not the one
+    recorded, prints nothing: a clear message, neither input on the page, nothing cached. A
+    secret cannot be checked without its reference, so the reference is required."""
+    service, made = site
+    donation, other = made["donations"][1], made["donations"][0]
+    path = f"/donations/{donation['id']}/receipt"
+    wrong = [
+        (other["receipt_secret"], DONOR),  # another donation's secret (same donor)
+        ("0x" + "ab" * 32, DONOR),
+        (donation["receipt_secret"], DONOR + "3"),  # a real character more
+    ]
+    for secret, reference in wrong:
+        for language, said in (("en", "do not match"), ("zh-CN", "不一致")):
+            refused = service.post(
+                path,
+                data={"receipt_secret": secret, "donor_reference": reference},
+                headers={"Accept-Language": language},
+            )
+            assert refused.status_code == 422, refused.text
+            assert refused.headers["cache-control"] == "no-store"
+            doc = parse(refused)
+            assert said in text_of(doc, "receipt-mismatch")
+            assert not hooks(doc, "receipt-secret") and not hooks(doc, "receipt-reference")
+            assert secret[2:].lower() not in refused.text.lower()
+            assert reference not in refused.text
+    for reference, said in (
+        ("", "reference is needed"),
+        ("\u3000 ", "reference is needed"),
+        ("x\x07", "control"),
+    ):
+        refused = service.post(
+            path, data={"receipt_secret": donation["receipt_secret"], "donor_reference": reference}
+        )
+        assert refused.status_code == 422 and said in refused.text, refused.text
+        assert donation["receipt_secret"][2:] not in refused.text
+        assert not hooks(parse(refused), "receipt-secret")
 
 
 def test_the_style_sheet_prints_the_receipt_on_a5(site: Site) -> None:
