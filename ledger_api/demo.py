@@ -91,6 +91,8 @@ def load_demo(
                 for _ in range(rng.randint(12, 20))
             ]
             recorded, _ = donations.record(writes, DEMO, items, True)
+            for item, public in zip(items, recorded, strict=True):  # what the donor types
+                public["donor_reference"] = item.donor_reference
             made["donations"].extend(recorded)
 
     lunches, coats = made["charities"][0]["campaigns"]
@@ -157,5 +159,6 @@ def load_demo(
         echo(f"      trace:   {base}/donations/{donation['id']}")
         echo(f"      receipt: {base}/donations/{donation['id']}/receipt")
         echo(f"      receipt secret (the donor's proof of ownership): {donation['receipt_secret']}")
+        echo(f"      donor reference (typed with the secret to prove it): {donation['donor_reference']}")
     echo(f"  from a terminal: .venv/bin/ledger trace {lunch['id']} --api {base}")
     return made

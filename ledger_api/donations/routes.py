@@ -39,7 +39,9 @@ def record_donation(
     body: DonationCreate, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
     """Record one donation. The answer carries the donor's receipt secret: give it to the
-    donor (it proves the donation is theirs); the service does not keep it."""
+    donor with the reference (together they prove the donation is theirs); the service
+    keeps neither. The reference is normalised before it is hashed (Unicode NFC, any run
+    of whitespace one space, none at the ends), as it is whenever it is checked."""
     donations, states = service.record(writes, principal, [body], wait)
     return answer({**donations[0], "transaction": writes.transaction_view(states[0])}, states, wait)
 
@@ -92,7 +94,10 @@ def trace_donation(donation_id: DonationPath, mirror: MirrorDep) -> DonationTrac
 @router.post("/{donation_id}/ownership", responses=problems(*READ_ERRORS, *BODY_ERRORS))
 def check_ownership(donation_id: DonationPath, body: OwnershipCheck, mirror: MirrorDep) -> Ownership:
     """Whether a receipt secret and donor reference match the donation's on-chain
-    commitment (public; neither is stored or logged)."""
+    commitment keccak256(secret || reference) (public; neither is stored or logged).
+    The reference is normalised as when the donation was recorded: Unicode NFC, any run
+    of whitespace one space, none at the ends; case, punctuation and every other character
+    count. One of spaces alone, or with a control character, is a 422."""
     return Ownership(
         id=donation_id, matches=owns(mirror, donation_id, body.receipt_secret, body.donor_reference)
     )

@@ -29,6 +29,13 @@ def test_the_demo_loads_charities_campaigns_donations_and_evidenced_disbursement
         view = embedded_service.contract.functions.donationOf(ids.to_bytes32(donation["id"])).call()
         assert view[1] == donation["amount"]
     runtime.indexer.indexer.sync()  # type: ignore[union-attr]
+    # The secret and the reference the demo prints for each sample prove it, as printed.
+    for donation, _ in made["samples"]:
+        printed = f"donor reference (typed with the secret to prove it): {donation['donor_reference']}"
+        assert any(line.endswith(printed) for line in lines)
+        proof = {"receipt_secret": donation["receipt_secret"], "donor_reference": donation["donor_reference"]}
+        owned = embedded_service.post(f"/v1/donations/{donation['id']}/ownership", json=proof)
+        assert owned.json()["matches"] is True, owned.text
     with runtime.engine.connect() as connection:
         counts = {
             model.__tablename__: connection.execute(select(func.count()).select_from(model)).scalar_one()
