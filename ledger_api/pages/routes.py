@@ -542,6 +542,17 @@ def receipt_with_secret(
     return _receipt(request, mirror, canonical, given, mismatch)
 
 
+@router.get("/donations/{donation_id}/ownership", name="page_ownership_form")
+def ownership_form(
+    donation_id: str, lang: Annotated[str | None, Query(max_length=20)] = None
+) -> RedirectResponse:
+    """The form lives on the trace page: the language switch of an answer page (a link,
+    so a GET) leads back to it, in the language chosen."""
+    canonical = record_id(donation_id, "donation")
+    query = f"?lang={lang}" if lang in LOCALES else ""
+    return RedirectResponse(f"/donations/{canonical}{query}#ownership-heading", status_code=303)
+
+
 @router.post("/donations/{donation_id}/ownership", name="page_ownership", max_body_size=OWNERSHIP_BODY)
 def ownership(
     request: Request,

@@ -284,3 +284,51 @@ def test_no_serious_accessibility_violations(
             assert serious == [], (path, lang, width, serious)
     finally:
         context.close()
+
+
+def _axe_serious(page: Any) -> list[Any]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [(v["id"], v["help"]) for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_a_donor_proves_ownership_with_the_form_with_javascript_off(
+    browser: Any, demo: tuple[Service, dict[str, Any]], lang: str
+) -> None:
+    """The trace page's form, filled in and sent by a browser without JavaScript: the
+    answer page says match (the reference typed with other spacing), no match, or what is
+    wrong with the input; axe-core finds nothing serious on any of them (axe is injected
+    in a second context that bypasses the CSP, since the pages allow no script)."""
+    service, made = demo
+    donation = made["samples"][0][0]
+    spaced = "  " + donation["donor_reference"].replace(" ", "\u3000 ") + " "
+    said = {
+        "en": ("They match", "do not match", "0x followed by 64"),
+        "zh-CN": ("一致\uff1a", "不一致", "64 位"),
+    }[lang]
+    for javascript in (False, True):
+        context = browser.new_context(locale=lang, java_script_enabled=javascript, bypass_csp=javascript)
+        try:
+            page = context.new_page()
+            for secret, reference, expected, status in (
+                (donation["receipt_secret"], spaced, said[0], 200),
+                (donation["receipt_secret"], donation["donor_reference"] + "1", said[1], 200),
+                ("0x12", donation["donor_reference"], said[2], 422),
+            ):
+                page.goto(f"{service.base}/donations/{donation['id']}?lang={lang}")
+                page.fill("#own_secret", secret)
+                page.fill("#own_reference", reference)
+                with page.expect_navigation() as navigation:
+                    # The browser's own check (required, no pattern) lets "0x12" through to the server.
+                    page.locator("form[data-testid='ownership-form'] [type=submit]").click()
+                assert navigation.value.status == status
+                assert page.url.endswith(f"/donations/{donation['id']}/ownership")
+                assert expected in page.content()
+                assert donation["receipt_secret"][2:] not in page.content()
+                if javascript:
+                    assert _axe_serious(page) == [], (lang, expected)
+                else:
+                    shot(page, f"ownership-{lang}-{status}")
+        finally:
+            context.close()

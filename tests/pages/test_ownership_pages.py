@@ -144,3 +144,16 @@ def test_an_unknown_or_malformed_donation_and_an_oversized_body_are_pages(site: 
         json={"receipt_secret": secret, "donor_reference": DONOR},
     )
     assert json_body.status_code == 422 and answer_of(json_body) is None
+
+
+def test_the_language_switch_of_an_answer_page_leads_back_to_the_form(site: Site) -> None:
+    service, made = site
+    donation = made["donations"][0]
+    path = f"/donations/{donation['id']}/ownership"
+    switched = service.get(path, params={"lang": "zh-CN"}, follow_redirects=False)
+    assert switched.status_code == 303
+    assert switched.headers["location"] == f"/donations/{donation['id']}?lang=zh-CN#ownership-heading"
+    followed = service.get(path, params={"lang": "zh-CN"}, follow_redirects=True)
+    assert followed.status_code == 200 and "核对" in followed.text
+    odd = service.get(path, params={"lang": "<x>"}, follow_redirects=False)
+    assert odd.headers["location"] == f"/donations/{donation['id']}#ownership-heading"
