@@ -66,6 +66,15 @@ class SerializedTesterProvider(EthereumTesterProvider):
         107 in 0.28 s, so a slice of a few blocks holds the chain for milliseconds."""
         return self.logs(start, end, frozenset({to_canonical_address(address)}))
 
+    def receipt_bloom(self, block_number: int, index: int) -> bytes:
+        """The logs bloom of the receipt of transaction `index` of a canonical block, as
+        py-evm keeps it (eth-tester's receipts do not carry it)."""
+        assert self.ethereum_tester is not None
+        chain = self.ethereum_tester.backend.chain
+        with self._lock:
+            block = chain.get_canonical_block_by_number(block_number)
+            return int(block.get_receipts(chain.chaindb)[index].bloom).to_bytes(256, "big")
+
     def logs(self, start: int, end: int, addresses: frozenset[bytes] | None) -> list[dict[str, Any]]:
         """The logs of blocks start..end (canonical blocks only) emitted by `addresses`
         (20-byte addresses; None: by any), as `ledger_logs` reads them."""

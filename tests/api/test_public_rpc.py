@@ -4,21 +4,27 @@ stranger would: web3.py's HTTPProvider against the running service."""
 from __future__ import annotations
 
 import hashlib
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_bloom import BloomFilter
 from eth_utils import keccak
+from eth_utils.abi import collapse_if_tuple
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError
 
 from ledger_api.chain.abi import decode_contract_error, encode, load_artifact
 from ledger_api.chain.rpc_server import MAX_BATCH, MAX_LOG_BLOCKS
 from ledger_api.core import ids
+from ledger_api.core.hexes import unhex
 from ledger_api.core.limits import JSON_BODY
 from tests.api.checks import wait_for_mirror
 from tests.api.service import Service, serve, settings_for
+from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,6 +87,14 @@ def test_web3_reads_the_embedded_chain_over_http_as_the_service_sees_it(
     recorded = ledger.functions.donationOf(ids.to_bytes32(donation["id"])).call()
     assert 12_345 in recorded
     assert remote.eth.get_code(address) == local.eth.get_code(address)
+    # The receipt's bloom (eth-tester's receipts have none; py-evm keeps it) holds its logs.
+    bloom = BloomFilter(int.from_bytes(remote_receipt["logsBloom"], "big"))
+    assert all(
+        bytes(entry["address"] if isinstance(entry["address"], bytes) else unhex(entry["address"])) in bloom
+        and all(bytes(topic) in bloom for topic in entry["topics"])
+        for entry in remote_receipt["logs"]
+    )
+    assert bytes(32) not in bloom or len(remote_receipt["logs"]) > 3
 
 
 @pytest.mark.parametrize(
@@ -254,3 +268,63 @@ def test_rpc_is_not_served_against_a_node(service: Service) -> None:
 def test_public_rpc_url_must_be_http(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         settings_for(tmp_path, None, "sqlite://", public_rpc_url="javascript:alert(1)")
+
+
+@pytest.mark.parametrize("lang, words", [("en", "JSON-RPC, for your own checks"), ("zh-CN", "JSON-RPC 地址")])
+def test_pages_name_the_chain_and_its_rpc_url(
+    embedded: tuple[Service, dict[str, Any]], lang: str, words: str
+) -> None:
+    service, donation = embedded
+    for path in ("/", f"/donations/{donation['id']}"):
+        page = service.get(path, params={"lang": lang})
+        assert page.status_code == 200
+        assert words in page.text
+        assert f"{service.base}/rpc" in page.text
+        assert service.runtime.deployment.address in page.text
+        assert str(service.runtime.deployment.chain_id) in page.text
+
+
+CAST = ROOT / "node_modules" / ".bin" / "cast"
+
+
+def cast(*args: str) -> str:
+    if not CAST.exists():
+        unavailable(f"cast not found at {CAST}: run `npm ci`")
+    done = subprocess.run([str(CAST), *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_cast_reads_the_embedded_chain(embedded: tuple[Service, dict[str, Any]]) -> None:
+    """Foundry's cast, run as the pages tell a stranger to, prints what the chain holds."""
+    service, donation = embedded
+    url = f"{service.base}/rpc"
+    w3 = service.runtime.w3
+    assert cast("chain-id", "--rpc-url", url) == str(w3.eth.chain_id)
+    assert cast("block-number", "--rpc-url", url) == str(w3.eth.block_number)
+    donation_id = Web3.to_hex(ids.to_bytes32(donation["id"]))
+    address = service.runtime.deployment.address
+    signature = next(
+        f"donationOf(bytes32)({','.join(collapse_if_tuple(o) for o in item['outputs'])})"
+        for item in load_artifact()["abi"]
+        if item.get("name") == "donationOf"
+    )
+    printed = cast("call", address, signature, donation_id, "--rpc-url", url)
+    expected = service.contract.functions.donationOf(ids.to_bytes32(donation["id"])).call()
+    shown = [Web3.to_hex(v) if isinstance(v, bytes) else str(v) for v in expected]
+    # cast adds a scientific reading to large numbers: "12345 [1.234e4]".
+    assert re.sub(r" \[[^]]*\]", "", printed) == "(" + ", ".join(shown) + ")", (printed, shown)
+    assert "12345" in shown
+    receipt = cast("receipt", donation["transaction"]["tx_hash"], "status", "--rpc-url", url)
+    assert receipt in ("true", "1 (success)"), receipt
+    logs = cast(
+        "logs",
+        "--from-block",
+        str(service.runtime.deployment.block_number),
+        "--address",
+        address,
+        "--rpc-url",
+        url,
+        "--json",
+    )
+    assert donation_id[2:] in logs
