@@ -21,6 +21,8 @@ from ledger_api.core.config import get_settings
 from ledger_api.core.http import ResponseHeaders
 from ledger_api.core.idempotency import IdempotencyMiddleware
 from ledger_api.core.limits import RequestLimits, sane_recursion_limit
+from ledger_api.deployment.routes import router as deployment
+from ledger_api.deployment.routes import rpc_router
 from ledger_api.disbursements.routes import router as disbursements
 from ledger_api.donations.routes import router as donations
 from ledger_api.evidence.routes import router as evidence
@@ -129,13 +131,25 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.mirror = runtime.mirror
     app.state.auditing = runtime.auditing
     app.state.writes = runtime.writes
+    app.state.public_chain = runtime.public_chain
     # Outermost, around Starlette's error middleware too: every answer gets nosniff.
     build_stack = app.build_middleware_stack
     app.build_middleware_stack = lambda: ResponseHeaders(build_stack())  # type: ignore[method-assign]
     docs.install(app)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
-    routers = (keys, charities, campaigns, donations, disbursements, evidence, transactions, audit)
+    routers = (
+        keys,
+        charities,
+        campaigns,
+        donations,
+        disbursements,
+        evidence,
+        transactions,
+        audit,
+        deployment,
+        rpc_router,
+    )
     for router in routers:
         app.include_router(router)
     install_pages(app)

@@ -54,8 +54,13 @@ def dev(
         raise typer.Exit(2) from None
     logs.configure(json_lines=False)
     runtime = build_runtime(settings, dev=True)
-    chain = "embedded eth-tester chain" if runtime.settings.embedded_chain else runtime.settings.rpc_url
+    from ledger_api.deployment.reads import network, rpc_url
+
+    chain = network(runtime.settings, runtime.deployment)
+    if not runtime.settings.embedded_chain:
+        chain += f" at {runtime.settings.rpc_url}"
     typer.echo(f"ledger at {runtime.deployment.address} on {chain} (chain id {runtime.deployment.chain_id})")
+    public_rpc = rpc_url(runtime.settings, url)
     typer.echo(f"database: {runtime.engine.url.render_as_string(hide_password=True)}")
     application = create_app(runtime)
     if demo:
@@ -73,6 +78,9 @@ def dev(
         ]
     else:
         box.append("admin API key: the one in LEDGER_ADMIN_KEY")
+    if public_rpc:
+        read_only = " (read-only)" if not runtime.settings.public_rpc_url else ""
+        box.append(f"chain JSON-RPC{read_only}: {public_rpc}")
     if runtime.settings.embedded_chain:
         box.append("the embedded chain ends with this process: the next `ledger dev` starts afresh")
     server = _AnnouncingServer(

@@ -26,6 +26,7 @@ from ledger_api.chain.abi import load_artifact
 from ledger_api.chain.contract import Deployment, deploy_ledger, make_web3
 from ledger_api.chain.faults import fault_injection
 from ledger_api.chain.keystore import SERVICE_ACCOUNT, Keystore
+from ledger_api.chain.rpc_server import ReadOnlyRpc
 from ledger_api.chain.writer import ChainWriter, OutboxWorker
 from ledger_api.core import db
 from ledger_api.core.config import Settings
@@ -62,6 +63,11 @@ class Runtime:
     @cached_property
     def auditing(self) -> Auditing:
         return Auditing(self.settings, self.engine, self.deployment, self.deployment_id, self.w3)
+
+    @cached_property
+    def public_chain(self) -> ReadOnlyRpc | None:
+        """The embedded chain over read-only JSON-RPC (POST /rpc); None against a node."""
+        return ReadOnlyRpc(self.w3) if self.settings.embedded_chain else None
 
     @cached_property
     def writes(self) -> Writes | None:

@@ -36,7 +36,16 @@ SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
     "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
     "outputSelection": {
-        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]},
+        "*": {
+            "*": [
+                "abi",
+                "evm.bytecode.object",
+                "evm.deployedBytecode.object",
+                "evm.deployedBytecode.immutableReferences",
+                "metadata",
+            ],
+            "": ["ast"],  # to name the immutables; not written to the artifact
+        },
     },
 }
 # Contracts whose artifacts are written (source unit, contract name).
@@ -88,11 +97,40 @@ def compile_contracts(compiler: Path | None = None) -> dict[str, dict[str, Any]]
             "abi": compiled["abi"],
             "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
             "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
+            # Where the constructor writes each immutable into the deployed code (byte
+            # ranges of deployedBytecode, which holds zeros there): the deployed code
+            # equals deployedBytecode once these are filled in.
+            "immutables": _immutables(compiled, output),
             "compiler": {"version": version.split("+")[0], "build": version, "settings": SETTINGS},
             "sourceHash": source_hash,
             "sources": source_hashes,
         }
     return artifacts
+
+
+def _immutables(compiled: dict[str, Any], output: dict[str, Any]) -> list[dict[str, Any]]:
+    """The immutables of a compiled contract: each one's name, type and the byte ranges
+    (start, length) of the deployed code it fills. solc keys them by the AST id of their
+    declaration; the names come from the AST."""
+    references = compiled["evm"]["deployedBytecode"].get("immutableReferences") or {}
+    declarations: dict[int, dict[str, Any]] = {}
+    stack = [source["ast"] for source in output["sources"].values()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("nodeType") == "VariableDeclaration" and node.get("mutability") == "immutable":
+                declarations[node["id"]] = node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return [
+        {
+            "name": declarations[int(ast_id)]["name"],
+            "type": declarations[int(ast_id)]["typeDescriptions"]["typeString"],
+            "ranges": sorted([r["start"], r["length"]] for r in ranges),
+        }
+        for ast_id, ranges in sorted(references.items(), key=lambda item: int(item[0]))
+    ]
 
 
 def artifact_text(artifact: dict[str, Any]) -> str:

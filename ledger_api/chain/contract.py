@@ -64,9 +64,22 @@ class SerializedTesterProvider(EthereumTesterProvider):
         eth-tester's own eth_getLogs finds every transaction's receipt by walking back
         from the head, block by block: blocks 1-50 at head 107 took 5.6 s; this reads all
         107 in 0.28 s, so a slice of a few blocks holds the chain for milliseconds."""
+        return self.logs(start, end, frozenset({to_canonical_address(address)}))
+
+    def receipt_bloom(self, block_number: int, index: int) -> bytes:
+        """The logs bloom of the receipt of transaction `index` of a canonical block, as
+        py-evm keeps it (eth-tester's receipts do not carry it)."""
         assert self.ethereum_tester is not None
         chain = self.ethereum_tester.backend.chain
-        target = to_canonical_address(address)
+        with self._lock:
+            block = chain.get_canonical_block_by_number(block_number)
+            return int(block.get_receipts(chain.chaindb)[index].bloom).to_bytes(256, "big")
+
+    def logs(self, start: int, end: int, addresses: frozenset[bytes] | None) -> list[dict[str, Any]]:
+        """The logs of blocks start..end (canonical blocks only) emitted by `addresses`
+        (20-byte addresses; None: by any), as `ledger_logs` reads them."""
+        assert self.ethereum_tester is not None
+        chain = self.ethereum_tester.backend.chain
         logs: list[dict[str, Any]] = []
         with self._lock:
             for number in range(start, end + 1):
@@ -74,7 +87,7 @@ class SerializedTesterProvider(EthereumTesterProvider):
                 receipts = block.get_receipts(chain.chaindb)
                 for tx_index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
                     for log_index, entry in enumerate(receipt.logs):
-                        if entry.address != target:
+                        if addresses is not None and entry.address not in addresses:
                             continue
                         logs.append(
                             {

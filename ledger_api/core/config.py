@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     # The address the public reaches the pages at, for the links printed on receipts (their
     # QR codes). Required in production; in development, unset means the request's address.
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # The chain's name as the pages and GET /v1/contract show it ("Ethereum mainnet",
+    # "Charities consortium chain"). Unset: named from the chain id (core/networks.py).
+    network_name: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
+    # A JSON-RPC URL of the chain that anyone may use to check the ledger (shown on the
+    # pages and in GET /v1/contract; published, so never one carrying a private key). Unset:
+    # on the embedded chain, the service's own read-only /rpc; against a node, none.
+    public_rpc_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     # The time zone the public pages show times in, an IANA name (Asia/Shanghai, UTC,
     # Europe/London); every time shown names it. Unset: Chinese pages in Asia/Shanghai,
     # English pages in UTC. The JSON API always answers ISO 8601 times in UTC.

@@ -8,6 +8,8 @@
 - JSON depth: a JSON body is parsed once with orjson (whose parser stops at 1,024
   levels on its own, whatever Python's recursion limit) and refused with 422 past
   MAX_JSON_DEPTH levels, before FastAPI parses it again with the standard library.
+- JSON-RPC routes (`JsonRpcRoute`) are refused the JSON-RPC way: HTTP 200 with an error
+  object (-32600), which JSON-RPC clients read, where they would only see an HTTP error.
 - Python's recursion limit: importing web3 imports py_ecc, which raises it to 100,000.
   CPython's C JSON decoder relies on that limit to stop before the C stack overflows:
   at 100,000 a 195 kB body of nested brackets segfaulted the whole process (API,
@@ -23,6 +25,7 @@ from typing import Any
 
 import orjson
 import py_ecc  # noqa: F401  # imported here so that it cannot raise the limit after we lower it
+from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,6 +46,12 @@ RECURSION_LIMIT = 12_288
 def sane_recursion_limit() -> None:
     """Undo py_ecc's `sys.setrecursionlimit(100000)` (call after importing web3)."""
     sys.setrecursionlimit(RECURSION_LIMIT)
+
+
+class JsonRpcRoute(APIRoute):
+    """A route speaking JSON-RPC: RequestLimits refuses its requests with JSON-RPC errors."""
+
+    json_rpc = True
 
 
 class _TooLarge(Exception):
@@ -95,19 +104,22 @@ class RequestLimits:
         self.routes = list(routes)
         self.default_limit = default_limit
 
-    def _limit(self, scope: Scope) -> int:
+    def _route(self, scope: Scope) -> BaseRoute | None:
         for route in self.routes:
             match, _ = route.matches(scope)
             if match == Match.FULL:
-                limit = getattr(route, "max_body_size", None)
-                return self.default_limit if limit is None else int(limit)
-        return self.default_limit
+                return route
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope)
+        route = self._route(scope)
+        declared = getattr(route, "max_body_size", None)
+        limit = self.default_limit if declared is None else int(declared)
+        if getattr(route, "json_rpc", False):
+            scope = {**scope, "ledger.json_rpc": True}
         announced = _content_length(scope)
         if announced is not None and announced > limit:
             await _refuse(scope, send, 413, _too_large(limit))
@@ -205,8 +217,33 @@ def _too_large(limit: int) -> dict[str, Any]:
 
 async def _refuse(scope: Scope, send: Send, status: int, problem: dict[str, Any]) -> None:
     """A problem answer sent before the app ran (it never read the body); the connection
-    is closed after it, so an unread body cannot be taken for the next request."""
-    body = orjson.dumps(
+    is closed after it, so an unread body cannot be taken for the next request. On a
+    JSON-RPC route, a JSON-RPC error (HTTP 200) saying the same."""
+    if scope.get("ledger.json_rpc"):
+        status, media_type = 200, b"application/json"
+        body = orjson.dumps(
+            {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": problem["detail"]}}
+        )
+    else:
+        media_type = PROBLEM_JSON.encode()
+        body = _problem_body(scope, status, problem)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", media_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _problem_body(scope: Scope, status: int, problem: dict[str, Any]) -> bytes:
+    return orjson.dumps(
         {
             "type": TYPE_BASE + problem.pop("kind"),
             "title": problem.pop("title"),
@@ -216,16 +253,3 @@ async def _refuse(scope: Scope, send: Send, status: int, problem: dict[str, Any]
             **problem,
         }
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-                (b"x-content-type-options", b"nosniff"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -50,11 +50,12 @@ from ledger_api.core.answers import Named, Proof
 from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.formats import xml_text
 from ledger_api.core.pages import RecordFilters
+from ledger_api.deployment import reads as deployment
 from ledger_api.disbursements.reads import funding
 from ledger_api.donations import reference
 from ledger_api.donations.schemas import DonationTrace
 from ledger_api.donations.trace import owns, trace
-from ledger_api.mirror.gateway import Mirror, MirrorDep
+from ledger_api.mirror.gateway import Mirror, MirrorDep, current_mirror
 from ledger_api.pages import svg
 from ledger_api.pages.i18n import COOKIE, LOCALES, Reader, reader_for
 
@@ -130,13 +131,32 @@ def render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    shared = {"search_error": None, "query": None}  # what the search form shows, on any page
+    shared = {"search_error": None, "query": None, "chain": _chain(request)}  # on any page
     body = templates[reader.lang].get_template(template).render(**{**shared, **context}, r=reader)
     response = HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
     response.headers["Content-Language"] = reader.lang
     if reader.chosen is not None:  # ?lang= : remember the choice
         response.set_cookie(COOKIE, reader.chosen, max_age=COOKIE_AGE, samesite="lax", httponly=True)
     return response
+
+
+class ChainLine(NamedTuple):
+    """What the footer says of the chain: where to check the records yourself."""
+
+    network: str
+    chain_id: int
+    address: str
+    rpc_url: str | None
+
+
+def _chain(request: Request) -> ChainLine:
+    mirror = current_mirror(request)
+    return ChainLine(
+        network=deployment.network(mirror.settings, mirror.deployment),
+        chain_id=mirror.deployment.chain_id,
+        address=mirror.deployment.address,
+        rpc_url=deployment.rpc_url(mirror.settings, str(request.base_url)),
+    )
 
 
 FALLBACK = (

@@ -84,6 +84,11 @@ def test_ledger_dev_demo_prints_addresses_to_open_keys_to_use_and_the_admin_key_
         bottom = next(i for i, line in enumerate(lines) if line.startswith("╚"))
         box = "\n".join(lines[top : bottom + 1])
         assert f"ledger dev is ready: open {base}" in box
+        # The embedded chain over JSON-RPC, at the address in the box.
+        [rpc_url] = re.findall(r"chain JSON-RPC \(read-only\): (\S+)", box)
+        assert rpc_url == f"{base}/rpc"
+        chain = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).json()
+        assert int(chain["result"], 16) == httpx.get(f"{base}/v1/contract").json()["chain_id"]
         admin = re.findall(r"lk_admin_[\w-]+", box)
         assert len(admin) == 1
         before = lines[:top]
