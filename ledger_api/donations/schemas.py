@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from ledger_api.core.answers import Answer, MirrorPosition, Named, Proof
-from ledger_api.core.schemas import Amount, CampaignId, ChainText, Hash32, Strict
+from ledger_api.core.schemas import Amount, CampaignId, ChainText, Hash32, Strict, plain_text
 from ledger_api.donations import reference
 from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
@@ -22,8 +22,15 @@ _SAID = (
     " ends): 1 to 200 characters after that, no control or invisible formatting characters."
 )
 # As the charity records it: at most 200 characters as sent (so the batch bound above holds).
+# As the charity records it: control characters (a tab, a line break, U+2028) are refused
+# as in every other text field, not turned into spaces, so what the charity keys in is
+# what the receipt prints; the donor's typed copy below may carry them (pasted), and
+# normalising maps them to spaces, so it still matches.
 RecordedReference = Annotated[
-    str, Field(min_length=1, max_length=reference.LENGTH, description=_SAID), _NORMALISED
+    str,
+    Field(min_length=1, max_length=reference.LENGTH, description=_SAID),
+    AfterValidator(plain_text),
+    _NORMALISED,
 ]
 # As the donor types it again: room for spacing and decomposed letters.
 TypedReference = Annotated[
