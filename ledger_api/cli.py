@@ -257,8 +257,10 @@ def deploy() -> None:
     from ledger_api.chain.contract import deploy_ledger, make_web3
     from ledger_api.core import db
     from ledger_api.core.config import InsecureSettings
+    from ledger_api.core.limits import sane_recursion_limit
     from ledger_api.runtime import open_keystore, record_deployment
 
+    sane_recursion_limit()  # it parses a node's answers (see core/limits.py)
     settings = get_settings()
     try:
         settings.check_secrets()
@@ -376,7 +378,9 @@ def index(
     from indexer.service import ensure_deployment
     from ledger_api.chain.contract import make_web3
     from ledger_api.core import db, logs
+    from ledger_api.core.limits import sane_recursion_limit
 
+    sane_recursion_limit()  # it parses a node's answers (see core/limits.py)
     if log_format not in ("json", "text"):
         raise typer.BadParameter("use 'json' or 'text'", param_hint="--log-format")
     if progress not in ("auto", "bar", "log"):
@@ -391,7 +395,14 @@ def index(
     if not Web3.is_address(address):
         raise typer.BadParameter(f"not an address: {address!r}", param_hint="--address")
     w3 = make_web3(node_url, timeout=30.0)  # a backfill is not latency-bound; big ranges take time
-    if not w3.eth.get_code(Web3.to_checksum_address(address)):
+    try:
+        code = w3.eth.get_code(Web3.to_checksum_address(address))
+    except Exception as exc:  # a node that is down, or answers what is not JSON-RPC
+        typer.echo(
+            f"ledger index: the node at {node_url} gave no usable answer ({type(exc).__name__})", err=True
+        )
+        raise typer.Exit(1) from None
+    if not code:
         raise typer.BadParameter(f"no contract at {address} on {node_url}", param_hint="--address")
     db.upgrade(database_url)
     engine = db.make_engine(database_url)

@@ -137,6 +137,68 @@ except RecursionError:
     assert "RecursionError, as it should" in done.stdout
 
 
+HOSTILE_NODE = """
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+BODY = b"[" * 100_000 + b"]" * 100_000
+
+
+class Node(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *args):
+        pass
+
+
+server = HTTPServer(("127.0.0.1", 0), Node)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def test_ledger_index_survives_a_hostile_node(tmp_path: Path) -> None:
+    """`ledger index` parses a node's answers (web3's HTTPProvider uses the standard
+    library's JSON decoder): a node answering 195 kB of nested brackets used to crash it
+    (SIGSEGV at web3's recursion limit of 100,000). The indexer process runs at the sane
+    limit too: it stops with an error message, not a signal. The node is a stand-in (a
+    real node does not answer this way; a hostile or compromised one can)."""
+    node = subprocess.Popen([sys.executable, "-c", HOSTILE_NODE], stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        port = int(node.stdout.readline())
+        done = subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "ledger"),
+                "index",
+                "--once",
+                "--rpc-url",
+                f"http://127.0.0.1:{port}",
+                "--database-url",
+                f"sqlite:///{tmp_path / 'mirror.db'}",
+                "--address",
+                "0x" + "11" * 20,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        node.kill()
+        node.wait()
+    assert done.returncode > 0, (done.returncode, done.stderr[-2000:])
+    assert "Segmentation" not in done.stderr
+    assert "gave no usable answer (RecursionError)" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "decoder.py" not in done.stderr
+
+
 def test_a_body_past_the_limit_is_refused_before_it_is_read(dev: DevProcess) -> None:
     """An announced size past the route's limit is a 413 at once: the server answers
     without waiting for a body that never comes (10 GB announced, nothing sent)."""
