@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from eth_utils import to_checksum_address
+
 from ledger_api.chain import abi
 from ledger_api.core import ids
 from ledger_api.core.answers import Proof
@@ -182,7 +184,7 @@ def event_check(
     found = Command(
         one,
         (
-            f"- address: {proof.contract}",
+            f"- address: {to_checksum_address(proof.contract)}",
             f"blockNumber: {proof.block_number}",
             f"logIndex: {proof.log_index}",
             f"transactionHash: {proof.tx_hash}",

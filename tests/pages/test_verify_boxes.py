@@ -186,14 +186,21 @@ class Run(NamedTuple):
     missing: list[str]  # expected lines the output did not contain
 
 
-def run_commands(service: Service, path: str) -> list[Run]:
+def run_commands(service: Service, path: str, node: str | None) -> list[Run]:
     """Every command of the page, run as written in bash, and which of its expected lines
     its output lacks (cast's bracketed reading of large numbers and runs of spaces aside,
-    as the page says)."""
+    as the page says). The one thing substituted is what the page asks for: RPC_URL, when
+    the page names no node (`node` is then the one the reader chose)."""
     doc = parse(service, path)
     runs = []
     environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    environment.pop("RPC_URL", None)  # the page names the node: nothing to substitute
+    environment.pop("RPC_URL", None)
+    commands = " ".join(c.text_content() for c in doc.xpath('//code[@data-testid="command"]'))
+    if '"$RPC_URL"' in commands:
+        assert node is not None and "export RPC_URL=" in doc.text_content(), path
+        environment["RPC_URL"] = node
+    elif node is not None:
+        assert f"--rpc-url {node}" in commands, path  # LEDGER_PUBLIC_RPC_URL, as the footer
     for check in doc.xpath('//div[@class="check"]'):
         (command,) = check.xpath('.//code[@data-testid="command"]')
         text = command.text_content()
@@ -209,22 +216,27 @@ def run_commands(service: Service, path: str) -> list[Run]:
     return runs
 
 
-@pytest.fixture
-def chain_url(request: pytest.FixtureRequest) -> str | None:
-    """The node: anvil's URL, or None for the embedded chain (read through /rpc)."""
-    if request.param == "anvil":
-        return str(request.getfixturevalue("anvil").url)
-    return None
+class Chain(NamedTuple):
+    url: str | None  # None: the embedded chain (the pages name its /rpc)
+    public: bool  # whether LEDGER_PUBLIC_RPC_URL names it (else the pages say "$RPC_URL")
 
 
 @pytest.fixture
-def recorded(chain_url: str | None, database_url: str, tmp_path: Path) -> Iterator[Site]:
+def chain(request: pytest.FixtureRequest) -> Chain:
+    """The embedded chain, or anvil named as the public node, or anvil not named at all."""
+    if request.param == "embedded":
+        return Chain(None, False)
+    return Chain(str(request.getfixturevalue("anvil").url), request.param == "anvil")
+
+
+@pytest.fixture
+def recorded(chain: Chain, database_url: str, tmp_path: Path) -> Iterator[Site]:
     """A CNY campaign; a donation of 250,000 paying 150,000 to one disbursement (with an
     invoice) and 50,000 to another, and partly refunded."""
     if not (BIN / "cast").exists():
         unavailable(f"cast not found in {BIN}: run `npm ci`")
-    extra = {"public_rpc_url": chain_url} if chain_url else {}
-    with serve(settings_for(tmp_path, chain_url, database_url, **extra)) as service:
+    extra = {"public_rpc_url": chain.url} if chain.public else {}
+    with serve(settings_for(tmp_path, chain.url, database_url, **extra)) as service:
         charity, key = service.charity()
         campaign = service.campaign(charity, key)
         donation = service.donate(campaign, key, 250_000)
@@ -257,6 +269,7 @@ def recorded(chain_url: str | None, database_url: str, tmp_path: Path) -> Iterat
             answer = service.post(path, key, **kwargs)
             assert answer.status_code == 201, answer.text
         wait_for_mirror(service)
+        made["node"] = chain.url
         yield service, made
 
 
@@ -266,7 +279,13 @@ def failures(runs: list[Run]) -> list[tuple[str, list[str]]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "chain_url", ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)], indirect=True
+    "chain",
+    [
+        "embedded",
+        pytest.param("anvil", marks=pytest.mark.anvil),
+        pytest.param("anvil-unnamed", marks=pytest.mark.anvil),
+    ],
+    indirect=True,
 )
 def test_the_pages_commands_print_what_the_page_expects_and_contradict_a_lying_mirror(recorded: Site) -> None:
     service, made = recorded
@@ -276,9 +295,9 @@ def test_the_pages_commands_print_what_the_page_expects_and_contradict_a_lying_m
         f"/campaigns/{made['campaign']}",
     ]
     for path in pages:
-        runs = run_commands(service, path)
+        runs = run_commands(service, path, made["node"])
         assert failures(runs) == [], path
-    trace = run_commands(service, pages[0])
+    trace = run_commands(service, pages[0], made["node"])
     kinds = [r.kind for r in trace]
     for kind in ("receipt", "log", "decode", "view", "allocations", "refunds", "sha256"):
         assert kind in kinds, kind
@@ -304,7 +323,7 @@ def test_the_pages_commands_print_what_the_page_expects_and_contradict_a_lying_m
         )
     lied = service.get(pages[0]).text
     assert 'data-value="140000"' in lied and "Books" in lied  # the page shows the lie
-    found = failures(run_commands(service, pages[0]))
+    found = failures(run_commands(service, pages[0], made["node"]))
     # The chain contradicts each lie, in the decoded data of the record it is about: the
     # first allocation (140,000, and the running total 140,000), the second (60,000; its
     # running total, 200,000, is true), and the rice disbursement (recipient and purpose).
@@ -313,5 +332,9 @@ def test_the_pages_commands_print_what_the_page_expects_and_contradict_a_lying_m
         ("decode", ['"CN-USCC-0000"', '"Books"']),
         ("decode", ["60000"]),
     ]
-    assert failures(run_commands(service, pages[1])) == [("decode", ['"CN-USCC-0000"', '"Books"'])]
-    assert failures(run_commands(service, pages[2])) == []  # the campaign's own records are true
+    assert failures(run_commands(service, pages[1], made["node"])) == [
+        ("decode", ['"CN-USCC-0000"', '"Books"'])
+    ]
+    assert (
+        failures(run_commands(service, pages[2], made["node"])) == []
+    )  # the campaign's own records are true
