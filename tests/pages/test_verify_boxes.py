@@ -60,8 +60,9 @@ def abi_item(kind: str, name: str) -> dict[str, Any]:
 
 
 def chain_logs(service: Service) -> dict[tuple[int, int], Any]:
+    address = Web3.to_checksum_address(service.runtime.deployment.address)
     logs = service.runtime.w3.eth.get_logs(
-        {"address": service.runtime.deployment.address, "fromBlock": service.runtime.deployment.block_number}
+        {"address": address, "fromBlock": service.runtime.deployment.block_number}
     )
     return {(log["blockNumber"], log["logIndex"]): log for log in logs}
 
