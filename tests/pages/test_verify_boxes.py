@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from web3 import Web3
 from ledger_api.chain.abi import load_artifact
 from ledger_api.core import ids
 from ledger_api.mirror import tables as im
+from ledger_api.pages import verify
 from tests.api.checks import wait_for_mirror
 from tests.api.service import Service, serve, settings_for
 from tests.conftest import unavailable
@@ -339,3 +341,20 @@ def test_the_pages_commands_print_what_the_page_expects_and_contradict_a_lying_m
     assert (
         failures(run_commands(service, pages[2], made["node"])) == []
     )  # the campaign's own records are true
+
+
+def test_addresses_in_the_commands_are_single_shell_words() -> None:
+    """A node or service address with shell syntax in it (from settings, or from a Host
+    header in development) stays one quoted word: pasting the command runs nothing else."""
+    hostile = "http://evil.example/$(touch /tmp/x);`id`&q=1 2"
+    where = verify.Where(rpc_url=hostile, contract="0x" + "ab" * 20, deployment_block=1, base_url=hostile)
+    assert shlex.split(f"cast chain-id --rpc-url {where.rpc} --api {where.api}") == [
+        "cast",
+        "chain-id",
+        "--rpc-url",
+        hostile,
+        "--api",
+        hostile,
+    ]
+    unnamed = verify.Where(verify.RPC_VARIABLE, "0x" + "ab" * 20, 1, "http://127.0.0.1:8000")
+    assert unnamed.rpc == '"$RPC_URL"'  # the reader's own node, expanded by their shell
