@@ -4,6 +4,7 @@ index), the block's time, and whether the record is final yet."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,3 +66,24 @@ def proof(view: ChainView, blocks: dict[int, tuple[str, int]], row: Any) -> Proo
         final=row.block_number <= view.finalized_block,
         confirmations=max(0, view.indexed_block - row.block_number + 1),
     )
+
+
+def event_args(mirror: Mirror, positions: set[tuple[int, int]]) -> dict[tuple[int, int], dict[str, Any]]:
+    """The mirror's copy of the events at these (block number, log index) positions: their
+    decoded arguments (what the pages' "Verify it yourself" boxes expect for the fields
+    they do not otherwise show, such as the operator)."""
+    if not positions:
+        return {}
+    E = im.Event
+    with mirror.engine.connect() as connection:
+        rows = connection.execute(
+            select(E.block_number, E.log_index, E.args).where(
+                E.deployment_id == mirror.deployment_id,
+                E.block_number.in_(sorted({block for block, _ in positions})),
+            )
+        ).all()
+    return {
+        (row.block_number, row.log_index): json.loads(row.args)
+        for row in rows
+        if (row.block_number, row.log_index) in positions
+    }

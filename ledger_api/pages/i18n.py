@@ -76,6 +76,17 @@ COMPUTED = (
     N_("reference.empty"),
     N_("reference.too_long"),
     N_("reference.invisible"),
+    # What each "Verify it yourself" command proves (pages/verify.py `Command.kind`).
+    N_("verify.cmd.log"),
+    N_("verify.cmd.decode"),
+    N_("verify.cmd.view"),
+    N_("verify.cmd.allocations"),
+    N_("verify.cmd.refunds"),
+    N_("verify.cmd.funding"),
+    N_("verify.cmd.documents"),
+    N_("verify.cmd.donations"),
+    N_("verify.cmd.disbursements"),
+    N_("verify.cmd.sha256"),
 )
 
 

@@ -56,7 +56,8 @@ from ledger_api.donations import reference
 from ledger_api.donations.schemas import DonationTrace
 from ledger_api.donations.trace import owns, trace
 from ledger_api.mirror.gateway import Mirror, MirrorDep, current_mirror
-from ledger_api.pages import svg
+from ledger_api.mirror.proofs import event_args
+from ledger_api.pages import svg, verify
 from ledger_api.pages.i18n import COOKIE, LOCALES, Reader, reader_for
 
 log = logging.getLogger("ledger_api.pages")
@@ -147,6 +148,22 @@ class ChainLine(NamedTuple):
     chain_id: int
     address: str
     rpc_url: str | None
+
+
+def _where(request: Request, mirror: Mirror) -> verify.Where:
+    """Where the "Verify it yourself" commands look: the node the footer names (or the
+    reader's own, `$RPC_URL`), the contract, its deployment block, and this service."""
+    public = mirror.settings.public_url
+    return verify.Where(
+        rpc_url=deployment.rpc_url(mirror.settings, str(request.base_url)) or verify.RPC_VARIABLE,
+        contract=mirror.deployment.address,
+        deployment_block=mirror.deployment.block_number,
+        base_url=(public or str(request.base_url)).rstrip("/"),
+    )
+
+
+def _args(mirror: Mirror, proofs: list[Proof]) -> dict[tuple[int, int], dict[str, Any]]:
+    return event_args(mirror, {verify.at(p) for p in proofs})
 
 
 def _chain(request: Request) -> ChainLine:
@@ -438,7 +455,12 @@ def donation(request: Request, donation_id: str, mirror: MirrorDep) -> HTMLRespo
     )
     said = words(reader, c, reader.t("flow.trace_title", id=d.id), description)
     diagram = both_layouts(lambda layout: svg.trace_diagram(d, said, layout))
-    return render(request, reader, "donation.html", d=d, steps=_steps(d), diagram=diagram)
+    proofs = [d.proof, *(a.proof for a in d.allocations), *(a.disbursement.proof for a in d.allocations)]
+    proofs += [f.proof for f in d.refunds] + [e.proof for a in d.allocations for e in a.disbursement.evidence]
+    checks = verify.donation_checks(
+        _where(request, mirror), d, d.campaign.id, _args(mirror, proofs), lambda v: reader.money(v, c)
+    )
+    return render(request, reader, "donation.html", d=d, steps=_steps(d), diagram=diagram, checks=checks)
 
 
 def qr_svg(url: str, label: str) -> str:
@@ -643,10 +665,14 @@ def campaign(
         title = reader.t("flow.campaign_title", name=cp.name)
         said = words(reader, c, title, description)
         diagram = both_layouts(lambda layout: svg.campaign_diagram(flows, said, layout))
+    checks = verify.campaign_checks(
+        _where(request, mirror), cp, _args(mirror, [cp.proof]), lambda v: reader.money(v, c)
+    )
     return render(
         request,
         reader,
         "campaign.html",
+        checks=checks,
         cp=cp,
         charity=Named(id=charity.id, name=charity.name),  # nothing else: no operators
         diagram=diagram,
@@ -686,7 +712,14 @@ def disbursement(request: Request, disbursement_id: str, mirror: MirrorDep) -> H
         b = funding(mirror, canonical)
     # No donation IDs on the page: only what each part was and its proof.
     b = b.model_copy(update={"funded_by": [Share(f.amount, f.proof) for f in b.funded_by]})
-    return render(request, reader_for(request), "disbursement.html", b=b, shown=FUNDING_SHOWN)
+    reader = reader_for(request)
+    checks = verify.disbursement_checks(
+        _where(request, mirror),
+        b,
+        _args(mirror, [b.proof, *(e.proof for e in b.evidence)]),
+        lambda v: reader.money(v, b.currency),
+    )
+    return render(request, reader, "disbursement.html", b=b, shown=FUNDING_SHOWN, checks=checks)
 
 
 __all__ = ["install", "router"]

@@ -332,3 +332,32 @@ def test_a_donor_proves_ownership_with_the_form_with_javascript_off(
                     shot(page, f"ownership-{lang}-{status}")
         finally:
             context.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_the_verify_boxes_opened_fit_a_phone_and_a_desktop(
+    browser: Any, demo: tuple[Service, dict[str, Any]], lang: str
+) -> None:
+    """Every "Verify it yourself" box of the trace and disbursement pages opened: the
+    commands and 64-digit hashes wrap inside their own blocks, nothing sticks out sideways."""
+    service, made = demo
+    pages = every_page(service, made)
+    for width in (390, 1280):
+        context = browser.new_context(viewport={"width": width, "height": 844}, locale=lang)
+        try:
+            page = context.new_page()
+            for name in ("trace", "disbursement", "campaign"):
+                page.goto(service.base + pages[name])
+                boxes = page.locator("details.verify")
+                assert boxes.count() > 0, name
+                for i in range(boxes.count()):
+                    boxes.nth(i).locator("summary").click()  # opened as a reader would
+                assert page.locator("details.verify[open]").count() == boxes.count()
+                assert page.locator("details.verify[open] code[data-testid=command]").first.is_visible()
+                seen = page.evaluate(LAYOUT)
+                where = (name, lang, width)
+                assert seen["scroll"] <= seen["width"] == width, (where, seen["scroll"])
+                assert seen["outside"] == [], (where, seen["outside"])
+                shot(page, f"{name}-verify-{lang}-{width}")
+        finally:
+            context.close()
