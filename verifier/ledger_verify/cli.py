@@ -20,7 +20,7 @@ from ledger_verify import protocol as p
 from ledger_verify.bundle import Bundle, Tampered
 from ledger_verify.checks import Verifier, kind_of
 from ledger_verify.net import TIMEOUT, Node, Service, Unavailable
-from ledger_verify.report import Report, safe
+from ledger_verify.report import EXIT_MISMATCH, EXIT_OK, EXIT_UNCHECKED, Report, safe
 
 EXIT_USAGE = 3
 BUNDLE_LIMIT = 32 * 1024 * 1024
@@ -44,7 +44,7 @@ def parser(prog: str = "ledger-verify") -> argparse.ArgumentParser:
         description="Check a charity ledger's claims about a donation (DN-...), a disbursement (DB-...) "
         "or a campaign (CP-...) against an Ethereum node, trusting nothing the service computed.",
     )
-    parse.add_argument("record_id", help="DN-..., DB-... or CP-...")
+    parse.add_argument("record_id", nargs="+", help="DN-..., DB-... or CP-... (several: each in turn)")
     parse.add_argument("--rpc-url", help="a JSON-RPC node of the chain (the only source of truth)")
     parse.add_argument("--contract", help="the ledger contract's address (default: the one the API names)")
     source = parse.add_mutually_exclusive_group(required=True)
@@ -76,16 +76,19 @@ def main(
     argv: Sequence[str] | None = None, write: Callable[[str], None] = print, prog: str = "ledger-verify"
 ) -> int:
     args = parser(prog).parse_args(argv)
-    record_id = args.record_id.strip().upper()
-    if not _RECORD.fullmatch(record_id):
-        write(f"error: {safe(args.record_id)} is not a donation, disbursement or campaign ID (DN-/DB-/CP-)")
-        return EXIT_USAGE
-    kind = kind_of(record_id)
-    if args.bundle is not None and kind != "donation":
-        write("error: proof bundles are made for donations (DN-...)")
+    records = [r.strip().upper() for r in args.record_id]
+    for typed, record_id in zip(args.record_id, records, strict=True):
+        if not _RECORD.fullmatch(record_id):
+            write(f"error: {safe(typed)} is not a donation, disbursement or campaign ID (DN-/DB-/CP-)")
+            return EXIT_USAGE
+    if args.bundle is not None and (len(records) != 1 or kind_of(records[0]) != "donation"):
+        write("error: a proof bundle is made for one donation (DN-...)")
         return EXIT_USAGE
     if args.rpc_url is None and not (args.bundle is not None and args.block_hash):
         write("error: --rpc-url is needed (or, with --bundle, --block-hash N=0x... for each block)")
+        return EXIT_USAGE
+    if args.secret is not None and len(records) != 1:
+        write("error: --secret and --reference prove one donation")
         return EXIT_USAGE
     if (args.secret is None) != (args.reference is None):
         write("error: --secret and --reference go together")
@@ -102,11 +105,15 @@ def main(
         write(f"error: {safe(str(exc))}")
         return EXIT_USAGE
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
-        try:
-            return run(args, record_id, kind or "", secret, trusted, client, write)
-        except Unavailable as exc:
-            write(f"error: {safe(str(exc))}")
-            return EXIT_USAGE
+        codes = []
+        for record_id in records:
+            try:
+                codes.append(run(args, record_id, kind_of(record_id) or "", secret, trusted, client, write))
+            except Unavailable as exc:
+                write(f"error: {safe(str(exc))}")
+                codes.append(EXIT_USAGE)
+    # The worst outcome: a mismatch, then anything unreadable, then anything unchecked.
+    return next((c for c in (EXIT_MISMATCH, EXIT_USAGE, EXIT_UNCHECKED) if c in codes), EXIT_OK)
 
 
 def run(
