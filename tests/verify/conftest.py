@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from indexer import models as m
 from ledger_api.core import ids
@@ -47,6 +47,15 @@ class Demo:
             command += ["--api", self.service.base]
         return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
 
+    def verify_offline(
+        self, donation_id: str, bundle: str, trusted: list[str]
+    ) -> subprocess.CompletedProcess[str]:
+        """`ledger verify --bundle` with no node: only the trusted block hashes given by hand."""
+        command = [str(LEDGER), "verify", donation_id, "--bundle", bundle]
+        for pair in trusted:
+            command += ["--block-hash", pair]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
     @contextmanager
     def edited(self, *statements: Any) -> Iterator[None]:
         """The mirror edited in SQL (as an intruder with the database would), then put back."""
@@ -65,7 +74,7 @@ class Demo:
             with engine.begin() as connection:
                 for table in leaves:
                     connection.execute(delete(table))
-                    connection.execute(table.__table__.insert(), saved[table])
+                    connection.execute(insert(table), saved[table])
                 for row in texts:
                     connection.execute(
                         update(B)

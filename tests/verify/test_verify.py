@@ -35,7 +35,9 @@ def fails_on(run: Any, *claims: str) -> list[str]:
 def with_allocations(demo: Demo, count: int) -> dict[str, Any]:
     for donation_id in demo.donations:
         trace = demo.trace(donation_id)
-        if len(trace["allocations"]) >= count and any(a["disbursement"]["evidence"] for a in trace["allocations"]):
+        if len(trace["allocations"]) >= count and any(
+            a["disbursement"]["evidence"] for a in trace["allocations"]
+        ):
             return trace
     raise AssertionError(f"the demo has no donation with {count} allocations and evidence")
 
@@ -78,11 +80,15 @@ def test_the_donor_proves_ownership_with_the_secret_and_reference(demo: Demo) ->
 
 def test_a_disbursement_and_a_campaign_verify(demo: Demo) -> None:
     trace = with_allocations(demo, 1)
-    disbursement = next(a["disbursement"]["id"] for a in trace["allocations"] if a["disbursement"]["evidence"])
+    disbursement = next(
+        a["disbursement"]["id"] for a in trace["allocations"] if a["disbursement"]["evidence"]
+    )
     run = demo.verify(disbursement, trace["campaign"]["id"])
     passes(run)
     assert re.search(rf"^ok +disbursement {disbursement} allocations complete", run.stdout, re.MULTILINE)
-    assert re.search(r"^ok +campaign CP-[\w-]+ received \(campaignOf at block \d+\)", run.stdout, re.MULTILINE)
+    assert re.search(
+        r"^ok +campaign CP-[\w-]+ received \(campaignOf at block \d+\)", run.stdout, re.MULTILINE
+    )
     assert re.search(r"^ok +campaign CP-[\w-]+ evidence coverage share_of_amount", run.stdout, re.MULTILINE)
 
 
@@ -97,7 +103,9 @@ def test_an_allocation_changed_with_the_total_kept_fails(demo: Demo) -> None:
         allocation_amount(trace["id"], b, second["amount"] + shift),
     ):
         assert demo.trace(trace["id"])["allocated"] == trace["allocated"]  # the lie adds up
-        fails_on(demo.verify(trace["id"]), rf"allocation 1 \(to {a}\) amount", rf"allocation 2 \(to {b}\) amount")
+        fails_on(
+            demo.verify(trace["id"]), rf"allocation 1 \(to {a}\) amount", rf"allocation 2 \(to {b}\) amount"
+        )
         fails_on(demo.verify(a), r"allocation \d+ \(from DN-[\w-]+\) amount")
 
 
@@ -105,7 +113,9 @@ def test_an_allocation_removed_fails(demo: Demo) -> None:
     trace = with_allocations(demo, 2)
     gone = trace["allocations"][0]["disbursement"]["id"]
     A = m.Allocation
-    with demo.edited(delete(A).where(A.donation_id == hex_id(trace["id"]), A.disbursement_id == hex_id(gone))):
+    with demo.edited(
+        delete(A).where(A.donation_id == hex_id(trace["id"]), A.disbursement_id == hex_id(gone))
+    ):
         fails_on(demo.verify(trace["id"]), "allocations complete: claimed .* not claimed: \\[\\(")
         fails_on(demo.verify(gone), "allocations complete")
 
@@ -116,7 +126,9 @@ def test_a_recipient_or_purpose_changed_fails(demo: Demo) -> None:
     B = m.Disbursement
     where = B.disbursement_id == hex_id(disbursement["id"])
     with demo.edited(update(B).where(where).values(recipient="CN-USCC-91110000FAKE00001X")):
-        fails_on(demo.verify(trace["id"]), rf"disbursement {disbursement['id']} recipient: claimed \"CN-USCC-9111")
+        fails_on(
+            demo.verify(trace["id"]), rf"disbursement {disbursement['id']} recipient: claimed \"CN-USCC-9111"
+        )
     with demo.edited(update(B).where(where).values(purpose="Office party")):
         fails_on(demo.verify(disbursement["id"]), rf"disbursement {disbursement['id']} purpose")
 
