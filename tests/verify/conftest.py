@@ -7,14 +7,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import create_engine, delete, insert, select, text, update
+from sqlalchemy.engine import make_url
 
 from indexer import models as m
 from ledger_api.core import ids
@@ -83,14 +85,38 @@ class Demo:
                     )
 
 
-@pytest.fixture(scope="module", params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)])
+@pytest.fixture(
+    scope="module",
+    params=["eth-tester", pytest.param("anvil", marks=[pytest.mark.anvil, pytest.mark.postgres])],
+)
 def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """The embedded chain with SQLite (`ledger dev --demo`), and anvil with PostgreSQL."""
     tmp = tmp_path_factory.mktemp("verify")
-    node = request.getfixturevalue("anvil").url if request.param == "anvil" else None
-    with serve(settings_for(tmp, node, f"sqlite:///{tmp / 'ledger.db'}")) as service:
+    stack = ExitStack()
+    if request.param == "anvil":
+        node: str | None = request.getfixturevalue("anvil").url
+        database = stack.enter_context(postgres_database(request.getfixturevalue("postgres_server_url")))
+    else:
+        node, database = None, f"sqlite:///{tmp / 'ledger.db'}"
+    with stack, serve(settings_for(tmp, node, database)) as service:
         made = load_demo(service.runtime, echo=lambda _: None)
         wait_for_mirror(service)
         yield Demo(service, node or f"{service.base}/rpc", made)
+
+
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for a module's service, dropped afterwards."""
+    name = f"ledger_verify_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def hex_id(record_id: str) -> str:

@@ -105,5 +105,7 @@ class Service:
         return _json(_read(self.client, "GET", url, JSON_LIMIT), url)
 
     def document(self, path: str) -> bytes:
-        url = path if path.startswith(("http://", "https://")) else f"{self.url}{path}"
-        return _read(self.client, "GET", url, DOCUMENT_LIMIT)
+        """A document at a path of this service (never another host the answer names)."""
+        if not path.startswith("/") or path.startswith("//"):
+            raise Unavailable(f"the document's address is not a path of the service: {path[:100]}")
+        return _read(self.client, "GET", f"{self.url}{path}", DOCUMENT_LIMIT)
