@@ -168,6 +168,16 @@ def test_a_tampered_bundle_fails(
     fails_on(demo.verify(donation_id, "--bundle", path), claim)
 
 
+def test_a_bundle_past_its_bound_is_refused(
+    demo: Demo, proof: tuple[str, Bundle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    donation_id, bundle = proof
+    assert len(bundle["blocks"]) > 1
+    monkeypatch.setattr("ledger_api.donations.proof.MAX_BLOCKS", 1)
+    answer = demo.service.get(f"/v1/donations/{donation_id}/proof")
+    assert answer.status_code == 422 and answer.json()["type"].endswith("proof-too-large"), answer.text
+
+
 def test_a_bundle_of_an_unknown_donation_is_a_404(demo: Demo) -> None:
     answer = demo.service.get("/v1/donations/DN-AAAA-AAAA-AAAA-AAAA/proof")
     assert answer.status_code == 404 and answer.headers["content-type"].startswith("application/problem+json")

@@ -4,14 +4,18 @@ and a mirror edited in SQL, or an evidence file swapped, fails naming the claim.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import delete, update
 
 from indexer import models as m
-from tests.verify.conftest import Demo, allocation_amount, evidence_file, hex_id, swapped
+from tests.verify.conftest import LEDGER, Demo, allocation_amount, evidence_file, hex_id, swapped
 
 
 def lines(output: str, status: str) -> list[str]:
@@ -165,3 +169,59 @@ def test_bad_arguments_are_refused_with_a_message(demo: Demo, args: list[str], s
 def test_a_record_the_service_does_not_know_cannot_be_checked(demo: Demo) -> None:
     run = demo.verify("DN-AAAA-AAAA-AAAA-AAAA")
     assert run.returncode == 3 and "HTTP 404" in run.stdout, run.stdout
+
+
+class _Liar(BaseHTTPRequestHandler):
+    answers: ClassVar[dict[str, bytes]] = {}
+
+    def do_GET(self) -> None:
+        body = self.answers.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body or b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("shape", ["escapes", "malformed"])
+def test_a_hostile_service_cannot_drive_the_terminal_or_crash_the_verifier(demo: Demo, shape: str) -> None:
+    """A service that lies with terminal escape sequences in its text, or answers claims of
+    the wrong shape: the verifier fails (never exit 0), prints no control character, and
+    says what it could not check rather than crashing."""
+    trace = with_allocations(demo, 1)
+    lie = json.loads(json.dumps(trace))
+    if shape == "escapes":
+        lie["allocations"][0]["disbursement"]["recipient"] = "\x1b[2J\x1b]0;owned\x07\u202eevil"
+        lie["allocations"][0]["disbursement"]["evidence"][0]["document"] = "http://169.254.169.254/latest"
+    else:
+        lie["campaign"] = "CP-NOT-AN-OBJECT"
+        lie["allocations"] = [{"disbursement": 7}]
+    _Liar.answers = {
+        "/v1/contract": demo.service.get("/v1/contract").content,
+        f"/v1/donations/{trace['id']}": json.dumps(lie).encode(),
+    }
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Liar)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        command = [str(LEDGER), "verify", trace["id"], "--rpc-url", demo.rpc_url]
+        run = subprocess.run(
+            [*command, "--api", f"http://127.0.0.1:{server.server_address[1]}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode in (1, 2), run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert not any(ord(c) < 0x20 and c != "\n" for c in run.stdout) and "\u202e" not in run.stdout
+    if shape == "escapes":
+        fails_on(run, r"recipient: claimed \"\\u001b\[2J\\u001b\]0;owned\\u0007\\u202eevil\"")
+        assert "not a path of the service" in run.stdout
+    else:
+        assert "malformed answer" in run.stdout or lines(run.stdout, "MISMATCH"), run.stdout

@@ -185,14 +185,20 @@ def run(
                 "offline, logs are proven by block and position; --rpc-url matches the hashes",
             )
     if verifier.contract_code(taken):
-        if kind == "donation":
-            if claims.get("id") != record_id:
-                report.mismatch("record", record_id, claims.get("id"))
-            verifier.donation(claims, secret, args.reference)
-        elif kind == "disbursement":
-            verifier.disbursement(claims)
-        else:
-            verifier.campaign(claims)
+        if claims.get("id") != record_id:
+            report.mismatch("record", record_id, claims.get("id"))
+        try:
+            if kind == "donation":
+                verifier.donation(claims, secret, args.reference)
+            elif kind == "disbursement":
+                verifier.disbursement(claims)
+            else:
+                verifier.campaign(claims)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+            # A claim of the wrong shape (a hostile or broken service): what is left is not checked.
+            report.unchecked(
+                "the remaining claims", f"{source} gave a malformed answer ({type(exc).__name__})"
+            )
     write(f"{report.summary()}: {_verdict(report.exit_code())}")
     return report.exit_code()
 
