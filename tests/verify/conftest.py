@@ -25,6 +25,7 @@ from tests.api.checks import wait_for_mirror
 from tests.api.service import Service, serve, settings_for
 
 LEDGER = Path(sys.executable).parent / "ledger"
+STANDALONE = Path(sys.executable).parent / "ledger-verify"
 
 
 @dataclass
@@ -42,9 +43,11 @@ class Demo:
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
-    def verify(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """`ledger verify` as a user runs it, against this service and its chain."""
-        command = [str(LEDGER), "verify", *args, "--rpc-url", self.rpc_url]
+    def verify(self, *args: str, standalone: bool = False) -> subprocess.CompletedProcess[str]:
+        """`ledger verify` (or the standalone `ledger-verify`) as a user runs it, against
+        this service and its chain."""
+        program = [str(STANDALONE)] if standalone else [str(LEDGER), "verify"]
+        command = [*program, *args, "--rpc-url", self.rpc_url]
         if "--bundle" not in args:
             command += ["--api", self.service.base]
         return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
