@@ -225,3 +225,12 @@ def test_a_hostile_service_cannot_drive_the_terminal_or_crash_the_verifier(demo:
         assert "not a path of the service" in run.stdout
     else:
         assert "malformed answer" in run.stdout or lines(run.stdout, "MISMATCH"), run.stdout
+
+
+def test_a_contract_named_by_hand_is_used_and_one_without_code_fails(demo: Demo) -> None:
+    donation_id = demo.donations[0]
+    address = demo.service.runtime.deployment.address
+    named = demo.verify(donation_id, "--contract", address)
+    passes(named)
+    assert re.search(rf"^ok +contract {address.lower()} \(as given\)", named.stdout, re.MULTILINE)
+    fails_on(demo.verify(donation_id, "--contract", "0x" + "42" * 20), "no code at the address")

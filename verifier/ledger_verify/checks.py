@@ -178,7 +178,7 @@ class Verifier:
         """Every log of `name` with these topics from the deployment block to `end`."""
         if self.node is None:
             self.report.unchecked(
-                label, "completeness needs a node (--rpc-url): a bundle cannot prove absence"
+                label, "eth_getLogs needs a node (--rpc-url): a bundle cannot prove absence"
             )
             return None
         query: list[str | None] = [
