@@ -25,17 +25,21 @@ from eth_bloom import BloomFilter
 from eth_utils import keccak
 from fastapi import Depends, Request
 from pydantic import Field
+from sqlalchemy import select
 from trie import HexaryTrie
 from web3 import Web3
 from web3.exceptions import MethodUnavailable
 
 from ledger_api.chain.abi import load_artifact
+from ledger_api.core import ids
 from ledger_api.core.answers import Answer, Proof
 from ledger_api.core.errors import ChainUnavailable, Problem
 from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.donations.schemas import DonationTrace
 from ledger_api.donations.trace import trace
+from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.proofs import block_info, chain_view, proof
 
 FORMAT = "ledger-proof-bundle/1"
 MAX_BLOCKS = 64
@@ -85,6 +89,13 @@ class BundleReceipt(Answer):
     )
 
 
+class BundleOrigins(Answer):
+    """Where the donation's campaign and charity were created: their names' events."""
+
+    CampaignCreated: Proof
+    CharityRegistered: Proof
+
+
 class ProofBundle(Answer):
     """A donation's trace with the proofs to check it offline against trusted block hashes."""
 
@@ -96,6 +107,7 @@ class ProofBundle(Answer):
     service: str = Field(description="This service's address (evidence documents are under it).")
     abi: list[dict[str, Any]] = Field(description="The ABI fragments of the events and views to check.")
     trace: DonationTrace
+    origins: BundleOrigins
     blocks: list[BundleBlock]
     receipts: list[BundleReceipt]
 
@@ -200,13 +212,32 @@ def _receipts(w3: Web3, block: Any) -> list[Any]:
     return sorted(receipts, key=lambda r: int(r["transactionIndex"]))
 
 
+def origins(mirror: Mirror, claims: DonationTrace) -> BundleOrigins:
+    C, CH = im.Campaign, im.Charity
+    with mirror.engine.connect() as connection:
+        campaign = connection.execute(
+            select(C.block_number, C.tx_hash, C.log_index).where(
+                C.deployment_id == mirror.deployment_id, C.campaign_id == ids.to_hex(claims.campaign.id)
+            )
+        ).one()
+        charity = connection.execute(
+            select(CH.block_number, CH.tx_hash, CH.log_index).where(
+                CH.deployment_id == mirror.deployment_id, CH.charity_id == ids.to_hex(claims.charity.id)
+            )
+        ).one()
+        view = chain_view(mirror, connection)
+        blocks = block_info(mirror, connection, {campaign.block_number, charity.block_number})
+    return BundleOrigins(
+        CampaignCreated=proof(view, blocks, campaign), CharityRegistered=proof(view, blocks, charity)
+    )
+
+
 def bundle(mirror: Mirror, w3: Web3, donation_id: str, service_url: str) -> ProofBundle:
     claims = trace(mirror, donation_id)
+    created = origins(mirror, claims)
     wanted: dict[int, dict[str, set[int]]] = {}
-    for proof in steps(claims):
-        wanted.setdefault(proof.block_number, {}).setdefault(proof.tx_hash.lower(), set()).add(
-            proof.log_index
-        )
+    for step in [*steps(claims), created.CampaignCreated, created.CharityRegistered]:
+        wanted.setdefault(step.block_number, {}).setdefault(step.tx_hash.lower(), set()).add(step.log_index)
     if len(wanted) > MAX_BLOCKS:
         raise ProofTooLarge(
             f"the donation's records are in {len(wanted)} blocks; a bundle covers {MAX_BLOCKS}"
@@ -270,6 +301,7 @@ def bundle(mirror: Mirror, w3: Web3, donation_id: str, service_url: str) -> Proo
         service=service_url.rstrip("/"),
         abi=fragments(),
         trace=claims,
+        origins=created,
         blocks=blocks,
         receipts=receipts,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def test_the_bundle_proves_each_step_up_to_the_block_hashes(demo: Demo, proof: t
     assert kinds == {2}  # EIP-1559 transactions: typed receipts
     # Every step of the trace has its log placed in a proven receipt.
     trace = bundle["trace"]
-    proofs = [trace["proof"], *(r["proof"] for r in trace["refunds"])]
+    proofs = [trace["proof"], *(r["proof"] for r in trace["refunds"]), *bundle["origins"].values()]
     for allocation in trace["allocations"]:
         proofs += [allocation["proof"], allocation["disbursement"]["proof"]]
         proofs += [e["proof"] for e in allocation["disbursement"]["evidence"]]
@@ -82,7 +83,11 @@ def test_ledger_verify_passes_the_bundle_with_a_node_and_offline(
     assert not lines(offline.stdout, "MISMATCH"), offline.stdout
     unchecked = lines(offline.stdout, "UNCHECKED")
     assert all(("needs a node" in line or "transaction hashes" in line) for line in unchecked), unchecked
-    assert any("allocation 1" in line and "amount" in line for line in lines(offline.stdout, "ok"))
+    proven = lines(offline.stdout, "ok")
+    assert any("allocation 1" in line and "amount" in line for line in proven)
+    # The names, from their creation events in the bundle.
+    assert any(re.match(r"ok +campaign CP-[\w-]+ name: ", line) for line in proven), offline.stdout
+    assert any(re.match(r"ok +charity CH-[\w-]+ name: ", line) for line in proven), offline.stdout
     # A wrong trusted hash fails.
     wrong = [f"{bundle['blocks'][0]['number']}=0x{'11' * 32}", *trusted[1:]]
     fails_on(demo.verify_offline(donation_id, path, wrong), "the trusted hash is 0x1111")

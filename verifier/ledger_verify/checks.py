@@ -282,6 +282,16 @@ class Verifier:
             )
 
     def _name(self, label: str, event: str, raw_id: bytes, block: int | None, claimed: Any) -> None:
+        if self.bundle is not None:
+            # The bundle proves the record's creation event (the contract creates an ID once).
+            origins = self.bundle.data.get("origins")
+            origin = origins.get(event) if isinstance(origins, dict) else None
+            fields = self.event(label, origin, event)
+            if fields is not None:
+                key = "campaignId" if event == "CampaignCreated" else "charityId"
+                if self.report.compare(f"{label} (its record)", p.text(raw_id), p.text(fields[key])):
+                    self.report.compare(label, claimed, fields["name"])
+            return
         if block is None:
             self.report.unchecked(label, "no block to search up to")
             return
