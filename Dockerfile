@@ -21,9 +21,10 @@ COPY ledger_api ./ledger_api
 COPY indexer ./indexer
 COPY migrations ./migrations
 COPY contracts ./contracts
+COPY verifier ./verifier
 # The service's own dependencies, pinned; no [dev] extras. The code stays root's: the
 # service user can read it, not change it, and writes only to /var/lib/ledger.
-RUN pip install -c constraints.txt -e . \
+RUN pip install -c constraints.txt ./verifier -e . \
     && useradd --system --create-home --uid 10001 ledger \
     && mkdir -p /var/lib/ledger \
     && chown ledger:ledger /var/lib/ledger

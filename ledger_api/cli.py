@@ -441,6 +441,20 @@ def index(
         lock.release()
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def verify(ctx: typer.Context) -> None:
+    """Check the service's claims about a donation, disbursement or campaign against a node:
+    `ledger verify DN-... --rpc-url URL [--contract ADDRESS] [--api URL | --bundle FILE]
+    [--secret S --reference R]` (`--help` for all). The same as the standalone
+    `ledger-verify` (the verifier/ distribution): nothing of this service is trusted."""
+    from ledger_verify.cli import main as verify_main
+
+    raise typer.Exit(verify_main(ctx.args, prog="ledger verify"))
+
+
 def _read_commands() -> None:
     from ledger_api import client_cli
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs, only when it is missing or stale:
-#   .venv/          Python 3.11+ virtual environment, pinned by constraints.txt
+#   .venv/          Python 3.11+ virtual environment, pinned by constraints.txt, with the
+#                   service and the standalone verifier (verifier/: `ledger verify` calls it)
 #   node_modules/   solc (solcjs), OpenZeppelin Contracts, anvil, forge and axe-core, from
 #                   package-lock.json (only with --node: the service needs no node at run time)
 #   /usr/bin/chromium  Debian's Chromium and CJK fonts for the browser tests (only with
@@ -60,11 +61,11 @@ stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 if [ ! -x .venv/bin/python ]; then
   step "creating .venv with $python" "$python" -m venv .venv
 fi
-want=$(stamp_of pyproject.toml constraints.txt)
+want=$(stamp_of pyproject.toml constraints.txt verifier/pyproject.toml)
 if [ "$(cat .venv/.ledger-installed 2>/dev/null)" != "$want" ]; then
   step "upgrading pip in .venv" .venv/bin/python -m pip install --upgrade pip
   step "installing Python packages into .venv (a few minutes the first time)" \
-    .venv/bin/python -m pip install -c constraints.txt -e '.[dev]'
+    .venv/bin/python -m pip install -c constraints.txt -e '.[dev]' -e ./verifier
   echo "$want" > .venv/.ledger-installed
 fi
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
 from ledger_api.core.errors import BODY_ERRORS, READ_ERRORS, problems
 from ledger_api.core.schemas import DonationId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.donations import service
+from ledger_api.donations.proof import NodeDep, ProofBundle, ProofTooLarge, bundle
 from ledger_api.donations.schemas import (
     BATCH_BODY,
     DonationBatch,
@@ -89,6 +90,23 @@ def trace_donation(donation_id: DonationPath, mirror: MirrorDep) -> DonationTrac
     funded and that disbursement's evidence, refunds, what is not spent yet, and for every
     step its chain reference and whether it is final."""
     return trace(mirror, donation_id)
+
+
+@router.get(
+    "/{donation_id}/proof",
+    response_model=ProofBundle,
+    response_model_exclude_unset=True,
+    responses=problems(*READ_ERRORS, ProofTooLarge),
+)
+def proof_bundle(
+    donation_id: DonationPath, mirror: MirrorDep, node: NodeDep, request: Request
+) -> ProofBundle:
+    """The donation's proof bundle (public): its trace, and for every step the raw log in
+    its receipt, the receipt's Merkle proof against the block header's receiptsRoot, and
+    the RLP block header (keccak-256 of it is the block hash), with the ABI fragments, the
+    contract and the chain id: enough to check the trace offline against one trusted block
+    hash per block (`ledger verify DN-... --bundle FILE`). At most 64 blocks."""
+    return bundle(mirror, node, donation_id, mirror.settings.public_url or str(request.base_url))
 
 
 @router.post("/{donation_id}/ownership", responses=problems(*READ_ERRORS, *BODY_ERRORS))

@@ -129,6 +129,7 @@ def test_the_live_service_answers_as_its_openapi_document_says(
         ("/v1/campaigns/{campaign_id}/disbursements", {"campaign_id": known["campaign_id"]}, {}, {}),
         ("/v1/campaigns/{campaign_id}/flows", {"campaign_id": known["campaign_id"]}, {}, {}),
         ("/v1/donations/{donation_id}", {"donation_id": known["donation_id"]}, {}, {}),
+        ("/v1/donations/{donation_id}/proof", {"donation_id": known["donation_id"]}, {}, {}),
         ("/v1/disbursements/{disbursement_id}", {"disbursement_id": known["disbursement_id"]}, {}, {}),
         ("/v1/evidence/{sha256}", {"sha256": known["sha256"]}, {}, {}),
         ("/v1/transactions/{transaction_id}", {"transaction_id": known["transaction_id"]}, {}, charity),

@@ -1,0 +1,3 @@
+from ledger_verify.cli import main
+
+raise SystemExit(main())

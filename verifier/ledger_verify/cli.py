@@ -1,0 +1,237 @@
+"""`ledger-verify <record-id> --rpc-url URL [--contract ADDRESS] [--api URL | --bundle FILE]
+[--secret S --reference R] [--block-hash N=0x...]`
+
+Exit status: 0 when every claim is ok, 1 on any MISMATCH, 2 when something could not be
+checked (and nothing mismatched), 3 on bad arguments or when nothing could be read."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+
+from ledger_verify import protocol as p
+from ledger_verify.bundle import Bundle, Tampered
+from ledger_verify.checks import Verifier, kind_of
+from ledger_verify.net import TIMEOUT, Node, Service, Unavailable
+from ledger_verify.report import EXIT_MISMATCH, EXIT_OK, EXIT_UNCHECKED, Report, safe
+
+EXIT_USAGE = 3
+BUNDLE_LIMIT = 32 * 1024 * 1024
+_RECORD = re.compile(r"^(DN|DB|CP)(-[0-9A-HJKMNP-TV-Z]{4}){4}$")
+_PATHS = {
+    "donation": "/v1/donations/{}",
+    "disbursement": "/v1/disbursements/{}",
+    "campaign": "/v1/campaigns/{}",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def parser(prog: str = "ledger-verify") -> argparse.ArgumentParser:
+    parse = _Parser(
+        prog=prog,
+        description="Check a charity ledger's claims about a donation (DN-...), a disbursement (DB-...) "
+        "or a campaign (CP-...) against an Ethereum node, trusting nothing the service computed.",
+    )
+    parse.add_argument("record_id", nargs="+", help="DN-..., DB-... or CP-... (several: each in turn)")
+    parse.add_argument("--rpc-url", help="a JSON-RPC node of the chain (the only source of truth)")
+    parse.add_argument("--contract", help="the ledger contract's address (default: the one the API names)")
+    source = parse.add_mutually_exclusive_group(required=True)
+    source.add_argument("--api", help="the ledger service's base URL, whose public JSON holds the claims")
+    source.add_argument("--bundle", type=Path, help="a proof bundle file (GET /v1/donations/{id}/proof)")
+    parse.add_argument("--secret", help="the receipt secret (0x + 64 hex), to check the donor commitment")
+    parse.add_argument("--reference", help="the donor reference, with --secret")
+    parse.add_argument(
+        "--block-hash",
+        action="append",
+        default=[],
+        metavar="N=0x...",
+        help="a trusted block hash (for --bundle without --rpc-url); repeat per block",
+    )
+    return parse
+
+
+def _trusted(pairs: list[str]) -> dict[int, bytes]:
+    out = {}
+    for pair in pairs:
+        number, _, value = pair.partition("=")
+        if not number.strip().isdigit() or not re.fullmatch(r"0x[0-9a-fA-F]{64}", value.strip()):
+            raise ValueError(f"--block-hash takes N=0x<64 hex>, not {pair!r}")
+        out[int(number)] = bytes.fromhex(value.strip()[2:])
+    return out
+
+
+def main(
+    argv: Sequence[str] | None = None, write: Callable[[str], None] = print, prog: str = "ledger-verify"
+) -> int:
+    args = parser(prog).parse_args(argv)
+    records = [r.strip().upper() for r in args.record_id]
+    for typed, record_id in zip(args.record_id, records, strict=True):
+        if not _RECORD.fullmatch(record_id):
+            write(f"error: {safe(typed)} is not a donation, disbursement or campaign ID (DN-/DB-/CP-)")
+            return EXIT_USAGE
+    if args.bundle is not None and (len(records) != 1 or kind_of(records[0]) != "donation"):
+        write("error: a proof bundle is made for one donation (DN-...)")
+        return EXIT_USAGE
+    if args.rpc_url is None and not (args.bundle is not None and args.block_hash):
+        write("error: --rpc-url is needed (or, with --bundle, --block-hash N=0x... for each block)")
+        return EXIT_USAGE
+    if args.secret is not None and len(records) != 1:
+        write("error: --secret and --reference prove one donation")
+        return EXIT_USAGE
+    if (args.secret is None) != (args.reference is None):
+        write("error: --secret and --reference go together")
+        return EXIT_USAGE
+    secret = None
+    if args.secret is not None:
+        if not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", args.secret.strip()):
+            write("error: --secret is 32 bytes of hex (as printed on the receipt)")
+            return EXIT_USAGE
+        secret = bytes.fromhex(args.secret.strip().removeprefix("0x"))
+    try:
+        trusted = _trusted(args.block_hash)
+    except ValueError as exc:
+        write(f"error: {safe(str(exc))}")
+        return EXIT_USAGE
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+        codes = []
+        for record_id in records:
+            try:
+                codes.append(run(args, record_id, kind_of(record_id) or "", secret, trusted, client, write))
+            except Unavailable as exc:
+                write(f"error: {safe(str(exc))}")
+                codes.append(EXIT_USAGE)
+    # The worst outcome: a mismatch, then anything unreadable, then anything unchecked.
+    return next((c for c in (EXIT_MISMATCH, EXIT_USAGE, EXIT_UNCHECKED) if c in codes), EXIT_OK)
+
+
+def run(
+    args: argparse.Namespace,
+    record_id: str,
+    kind: str,
+    secret: bytes | None,
+    trusted: dict[int, bytes],
+    client: httpx.Client,
+    write: Callable[[str], None],
+) -> int:
+    report = Report(write)
+    node = Node(args.rpc_url, client) if args.rpc_url else None
+    service = Service(args.api, client) if args.api else None
+    bundle = None
+    if service is not None:
+        info = service.json("/v1/contract")
+        claims = service.json(_PATHS[kind].format(record_id))
+        source = "the API"
+    else:
+        data = _load_bundle(args.bundle)
+        if isinstance(data, str):
+            write(f"error: {safe(data)}")
+            return EXIT_USAGE
+        info = data
+        claims = data.get("trace")
+        source = "the bundle"
+        where = data.get("service")
+        if isinstance(where, str) and re.fullmatch(r"https?://[^\s]+", where):
+            # evidence documents are downloaded from it: their bytes are checked by hash
+            service = Service(where, client)
+
+        def trusted_hash(number: int) -> bytes | None:
+            if node is not None:
+                block = node.block(number)
+                return bytes.fromhex(block["hash"][2:]) if block else None
+            return trusted.get(number)
+
+        try:
+            bundle = Bundle(data, trusted_hash)
+        except Tampered as exc:
+            write(f"error: {safe(str(exc))}")
+            return EXIT_USAGE
+    if not isinstance(info, dict) or not isinstance(claims, dict):
+        write(f"error: {source} did not give the contract and the record")
+        return EXIT_USAGE
+    contract = args.contract or info.get("address") or info.get("contract")
+    taken = "as given" if args.contract else f"taken from {source}"
+    if not isinstance(contract, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", contract):
+        write(f"error: no contract address (give --contract); {source} said {safe(str(contract))}")
+        return EXIT_USAGE
+    deployment = info.get("deployment_block")
+    if not isinstance(deployment, int) or deployment < 0:
+        write(f"error: {source} names no deployment block")
+        return EXIT_USAGE
+    report.note(
+        f"ledger-verify {record_id}: claims from {source},"
+        f" truth from {args.rpc_url or 'trusted block hashes'}"
+    )
+    if bundle is not None and node is None:
+        report.note("offline: each log is proven by its receipt's Merkle proof up to a block hash you trust")
+    verifier = Verifier(report, node, contract, deployment, service, bundle)
+    verifier.chain_id(info.get("chain_id"))
+    if bundle is not None:
+        _bundle_abi(report, info)
+        if node is None:
+            report.unchecked(
+                "transaction hashes",
+                "offline, logs are proven by block and position; --rpc-url matches the hashes",
+            )
+    if verifier.contract_code(taken):
+        if claims.get("id") != record_id:
+            report.mismatch("record", record_id, claims.get("id"))
+        try:
+            if kind == "donation":
+                verifier.donation(claims, secret, args.reference)
+            elif kind == "disbursement":
+                verifier.disbursement(claims)
+            else:
+                verifier.campaign(claims)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+            # A claim of the wrong shape (a hostile or broken service): what is left is not checked.
+            report.unchecked(
+                "the remaining claims", f"{source} gave a malformed answer ({type(exc).__name__})"
+            )
+    write(f"{report.summary()}: {_verdict(report.exit_code())}")
+    return report.exit_code()
+
+
+def _verdict(code: int) -> str:
+    return {
+        0: "every claim holds",
+        1: "the claims do NOT match the chain",
+        2: "not everything could be checked",
+    }[code]
+
+
+def _bundle_abi(report: Report, data: dict[str, Any]) -> None:
+    """The bundle's ABI is informative: ledger-verify decodes with its own copy."""
+    theirs = {json.dumps(f, sort_keys=True) for f in data.get("abi") or [] if isinstance(f, dict)}
+    ours = {json.dumps(f, sort_keys=True) for f in p.fragments()}
+    if ours <= theirs:
+        report.ok("bundle ABI fragments", "the same as ledger-verify's own")
+    else:
+        report.mismatch("bundle ABI fragments", "the ledger's events and views", "different fragments")
+
+
+def _load_bundle(path: Path) -> dict[str, Any] | str:
+    try:
+        if path.stat().st_size > BUNDLE_LIMIT:
+            return f"{path} is larger than {BUNDLE_LIMIT:,} bytes"
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        return f"cannot read the bundle {path}: {exc}"
+    if not isinstance(data, dict):
+        return "the bundle is not a JSON object"
+    return data
+
+
+if __name__ == "__main__":
+    sys.exit(main())
