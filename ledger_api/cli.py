@@ -433,7 +433,7 @@ def index(
 def _read_commands() -> None:
     from ledger_api import client_cli
 
-    client_cli.install(app)
+    client_cli.install(app, keys_app)
 
 
 _read_commands()

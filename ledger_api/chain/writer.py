@@ -74,6 +74,9 @@ class TxState:
     error: dict[str, Any] | None
     # Whether the SQL mirror has indexed the transaction's block (None: not asked).
     mirrored: bool | None = None
+    # A self-custody write that was prepared, not sent: the SignedCall for the charity
+    # to sign (status "prepared"; nothing is in the outbox).
+    prepared: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:

@@ -1,15 +1,44 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from ledger_api.core.answers import Answer, Proof
 from ledger_api.core.schemas import ChainText, Hash32, Strict
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
 
+ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+Custody = Literal["platform", "self"]
+
+
 class CharityCreate(Strict):
     name: ChainText(200)  # type: ignore[valid-type]
     metadata_hash: Hash32 | None = None
+    custody: Custody = Field(
+        default="platform",
+        description="platform: the service makes and keeps the charity's operator key and signs for "
+        "it. self: the charity holds its own key (`operator`), signs every record itself and the "
+        "service only relays them; the platform can never write in its name.",
+    )
+    operator: str | None = Field(
+        default=None,
+        pattern=ADDRESS,
+        description="With custody=self: the charity's own operator account (its key never reaches us).",
+    )
+
+    @model_validator(mode="after")
+    def _operator_with_self_custody(self) -> CharityCreate:
+        if (self.custody == "self") != (self.operator is not None):
+            raise ValueError("custody=self needs the charity's own `operator` address, and only it takes one")
+        if self.operator is not None and int(self.operator, 16) == 0:
+            raise ValueError("the operator cannot be the zero address")
+        return self
+
+
+class OperatorChange(Strict):
+    account: str = Field(pattern=ADDRESS, description="The operator account to add.")
 
 
 # ------------------------------------------------------------------ answers
@@ -53,4 +82,12 @@ class CharityRegistered(WriteAnswer):
     chain_id_hex: str
     name: str
     operator: str
+    custody: Custody
     transactions: list[TransactionView]
+
+
+class OperatorChanged(WriteAnswer):
+    charity_id: str
+    account: str
+    change: Literal["added", "removed"]
+    transaction: TransactionView
