@@ -26,10 +26,10 @@ import httpx
 import typer
 from eth_abi import decode as abi_decode
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
+from ledger_api.chain import signed_calls
 from ledger_api.chain.abi import selector
 from ledger_api.core import ids
 from ledger_api.core.formats import money, terminal_text
@@ -348,6 +348,9 @@ KEYSTORE = typer.Option(
     f" Passphrase: ${PASSPHRASE_VARIABLE}, else a prompt (never an argument: others see those in `ps`).",
 )
 
+OUT = typer.Option(..., "--out", help="Where to write the new encrypted key file.")
+BODY = typer.Option(..., "--body", help="The write's JSON body, in a file ('-': standard input).")
+
 
 def _passphrase(confirm: bool = False) -> str:
     from_env = os.environ.get(PASSPHRASE_VARIABLE)
@@ -380,7 +383,7 @@ def _unlock(path: Path) -> LocalAccount:
 
 
 def new_charity_key(
-    out: Path = typer.Option(..., "--out", help="Where to write the new encrypted key file."),
+    out: Path = OUT,
 ) -> None:
     """Make a charity operator key on this machine, in an encrypted keystore file (scrypt,
     eth-account's format, readable by any Ethereum wallet). Prints its address: give that
@@ -425,20 +428,27 @@ def _check_prepared(prepared: dict[str, Any], account: LocalAccount, expect: dic
         if donation[1] != ids.to_bytes32(want["campaign_id"], "campaign") or donation[2] != want["amount"]:
             _say("the call to sign is not this donation (campaign or amount differ); not signed")
             raise typer.Exit(2)
-    digest = keccak(b"\x19\x01" + _struct_hashes(typed))
+    digest = signed_calls.digest(_signed_call(typed), domain["chainId"], domain["verifyingContract"])
     if hex0x(digest) != prepared.get("digest"):
         _say("the typed data does not hash to the digest the service gave; not signed")
         raise typer.Exit(2)
 
 
-def _struct_hashes(typed: dict[str, Any]) -> bytes:
-    signable = encode_typed_data(full_message=typed)
-    return bytes(signable.header) + bytes(signable.body)
+def _signed_call(typed: dict[str, Any]) -> signed_calls.SignedCall:
+    message = typed["message"]
+    return signed_calls.SignedCall(
+        message["operator"], unhex(message["data"]), unhex(message["nonce"]), int(message["deadline"])
+    )
 
 
 def _sign(prepared: dict[str, Any], account: LocalAccount) -> dict[str, Any]:
-    signed = account.sign_message(encode_typed_data(full_message=prepared["typed_data"]))
-    return {"message": prepared["typed_data"]["message"], "signature": hex0x(bytes(signed.signature))}
+    """The signature, made here with the charity's key, over the typed data as checked."""
+    typed = prepared["typed_data"]
+    domain = typed["domain"]
+    signature = signed_calls.sign(
+        _signed_call(typed), domain["chainId"], domain["verifyingContract"], account
+    )
+    return {"message": typed["message"], "signature": hex0x(signature)}
 
 
 def _post(client: httpx.Client, api: str, path: str, body: Any, **kwargs: Any) -> httpx.Response:
@@ -478,7 +488,7 @@ def signed_write(
         signed = [_sign(call, account) for call in prepared["signed_calls"]]
         idempotency = {"Idempotency-Key": str(uuid.uuid4())}
         response = _post(client, api, "/v1/relay", {"signed_calls": signed}, headers=idempotency)
-        if response.status_code >= 500 or response.status_code == 409 and "in-flight" in response.text:
+        if response.status_code >= 500 or (response.status_code == 409 and "in-flight" in response.text):
             response = _post(client, api, "/v1/relay", {"signed_calls": signed}, headers=idempotency)
         if response.status_code not in (201, 202):
             _fail(response, api, "/v1/relay")
@@ -508,7 +518,7 @@ def donate(
 
 def write(
     path: str = typer.Argument(..., help="The write's path, e.g. /v1/disbursements."),
-    body_file: Path = typer.Option(..., "--body", help="Its JSON body, in a file ('-': standard input)."),
+    body_file: Path = BODY,
     keystore: Path = KEYSTORE,
     operator: str = typer.Option(None, help="Which of the charity's operators signs (default: its first)."),
     api: str = API,

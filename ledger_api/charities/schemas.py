@@ -8,7 +8,6 @@ from ledger_api.core.answers import Answer, Proof
 from ledger_api.core.schemas import ChainText, Hash32, Strict
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
-
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 Custody = Literal["platform", "self"]
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from eth_utils import to_checksum_address
 from sqlalchemy import insert
 
 from ledger_api.chain.abi import encode
 from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
-from eth_utils import to_checksum_address
-
 from ledger_api.core.hexes import bytes32_or_zero, hex0x
 from ledger_api.core.models import CharityAccount
 from ledger_api.core.security import Principal
@@ -66,12 +65,13 @@ def register_self_custody(
     charity_id = ids.new("charity")
     charity_bytes = ids.to_bytes32(charity_id)
     charity_hex = hex0x(charity_bytes)
-    call = encode(
-        "registerSelfCustodyCharity", charity_bytes, name, bytes32_or_zero(metadata_hash), operator
-    )
+    call = encode("registerSelfCustodyCharity", charity_bytes, name, bytes32_or_zero(metadata_hash), operator)
     (state,) = writes.submit(
         writes.service_account, charity_hex, [Step(call, {"kind": "charity", "ids": [charity_id]})], True
     )
+    # The relayer pays its gas; but eth-tester refuses even an eth_call (the simulation of a
+    # prepared write) from an account without balance, so development chains fund it.
+    writes.fund_on_dev_chain(operator)
     body = {
         "id": charity_id,
         "chain_id_hex": charity_hex,

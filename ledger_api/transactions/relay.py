@@ -50,19 +50,7 @@ from ledger_api.core.security import Principal
 from ledger_api.mirror import tables as im
 from ledger_api.transactions.service import NothingToSign, Step, Writes
 
-# What a SignedCall may call (the contract's own list; it refuses any other selector).
-ALLOWED = (
-    "createCampaign",
-    "closeCampaign",
-    "recordDonation",
-    "recordDonations",
-    "refundDonation",
-    "recordDisbursement",
-    "anchorEvidence",
-    "recordCorrection",
-    "addOperator",
-    "removeOperator",
-)
+ALLOWED = signed_calls.SIGNABLE_FUNCTIONS  # what the contract lets a SignedCall call
 MAX_DEADLINE_AHEAD = 86_400  # a signed call valid longer than a day is refused
 
 KINDS = {
@@ -185,12 +173,11 @@ def check(
     data, nonce, deadline = unhex(message["data"]), unhex(message["nonce"]), int(message["deadline"])
     signature = unhex(signature_hex)
     function, records = records_of(data)
-    typed = signed_calls.typed_data(
-        writes.deployment.chain_id, writes.deployment.address, operator, data, nonce, deadline
-    )
+    chain_id, contract = writes.deployment.chain_id, writes.deployment.address
+    signed = signed_calls.SignedCall(operator, data, nonce, deadline)
     try:
-        signer = to_checksum_address(signed_calls.recover(typed, signature))
-    except Exception:
+        signer = to_checksum_address(signed_calls.recover(signed, chain_id, contract, signature))
+    except Exception:  # not 65 bytes, or no point on the curve
         signer = None
     if signer != operator and not writes.w3.eth.get_code(operator):
         if signer is None:
@@ -230,7 +217,7 @@ def check(
             "this signed call (its nonce) was already executed; nothing was sent",
             error={"name": "NonceAlreadyUsed", "args": {"operator": operator, "nonce": hex0x(nonce)}},
         )
-    call = encode("execute", (operator, data, nonce, deadline), signature)
+    call = encode("execute", signed.as_tuple(), signature)
     gas = writes.simulate(writes.service_account, call)
     records = {**records, "function": function, "signed_by": operator, "relay_nonce": hex0x(nonce)}
     return Checked(operator, nonce, own[0], Step(call, records, gas))

@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 from ledger_api.core.errors import AUTH_ERRORS, READ_ERRORS, ChainUnavailable, NotFound, problems
 from ledger_api.core.security import CurrentPrincipal, WriterPrincipal
 from ledger_api.transactions import relay
-from ledger_api.transactions.schemas import RELAY_BODY, RelayAnswer, RelayRequest, Transaction, write_responses
+from ledger_api.transactions.schemas import (
+    RELAY_BODY,
+    RelayAnswer,
+    RelayRequest,
+    Transaction,
+    write_responses,
+)
 from ledger_api.transactions.service import WaitParam, WriterDep, answer
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])

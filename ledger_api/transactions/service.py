@@ -25,7 +25,6 @@ in-process indexer is nudged to look at once; an indexer in another process is w
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -109,6 +108,7 @@ class Writes:
     _owners: dict[bytes, str] = field(default_factory=dict, repr=False)  # campaign -> charity
     _operators: dict[str, str] = field(default_factory=dict, repr=False)  # charity -> operator
     _self_custody: set[str] = field(default_factory=set, repr=False)  # charities with their own key
+    _own_signers: set[str] = field(default_factory=set, repr=False)  # their operators (no keys here)
 
     # ------------------------------------------------------------ facts from the chain
 
@@ -185,10 +185,11 @@ class Writes:
             chosen = [a for a in operators if a.lower() == self.operator.lower()]
             if not chosen:
                 raise InvalidRequest(f"{self.operator} is not an operator of this charity")
-            return chosen[0]
-        if not operators:
+        elif not operators:
             raise Conflict("this charity has no operator in the mirror yet; retry in a moment")
-        return operators[0]
+        operator = chosen[0] if self.operator is not None else operators[0]
+        self._own_signers.add(operator)
+        return operator
 
     def known_charity(self, charity_hex: str) -> None:
         """NotFound unless this service registered the charity or it holds its own key."""
@@ -254,19 +255,17 @@ class Writes:
             )
         for step in steps:
             if step.gas is None:
-                self.simulate(operator, step.call)
+                self.writer.check(operator, step.call)
         deadline = int(time.time()) + SIGNED_CALL_LIFETIME
+        chain_id, contract = self.deployment.chain_id, self.deployment.address
         states = []
         for step in steps:
-            nonce = secrets.token_bytes(32)
-            typed = signed_calls.typed_data(
-                self.deployment.chain_id, self.deployment.address, operator, step.call.data, nonce, deadline
-            )
+            call = signed_calls.SignedCall(operator, step.call.data, signed_calls.new_nonce(), deadline)
             prepared = {
                 "function": step.call.fn_name,
                 "records": step.records,
-                "typed_data": _jsonable_typed(typed),
-                "digest": hex0x(signed_calls.digest(typed)),
+                "typed_data": signed_calls.typed_data(call, chain_id, contract),
+                "digest": hex0x(signed_calls.digest(call, chain_id, contract)),
             }
             states.append(
                 TxState(
@@ -285,7 +284,12 @@ class Writes:
         return states
 
     def simulate(self, signer: str, call: Call) -> int:
-        """The gas to send `call` with; ContractRejected (409) when it would revert."""
+        """The gas to send `call` with; ContractRejected (409) when it would revert. A
+        self-custody charity's operator only checks the call (it has no gas money and
+        sends nothing: the relayer's `execute` is estimated when it is submitted): 0."""
+        if signer in self._own_signers:
+            self.writer.check(signer, call)
+            return 0
         return self.writer.simulate(signer, call)
 
     def settle(self, states: list[TxState], wait: bool) -> list[TxState]:
@@ -348,22 +352,6 @@ class Writes:
         if state.error:
             view["error"] = state.error
         return view
-
-
-def _jsonable_typed(typed: dict[str, Any]) -> dict[str, Any]:
-    """EIP-712 typed data as JSON (eth_signTypedData_v4's shape): bytes as 0x hex, the
-    deadline and chain id as numbers."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, bytes | bytearray):
-            return hex0x(bytes(value))
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(typed)  # type: ignore[no-any-return]
 
 
 def answer(body: dict[str, Any], states: list[TxState], wait: bool) -> JSONResponse:
