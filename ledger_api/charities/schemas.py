@@ -69,10 +69,28 @@ class CharityCampaign(Answer):
     href: str
 
 
+class OperatorChangeView(Answer):
+    """One operator change, as the chain recorded it (OperatorAdded / OperatorRemoved)."""
+
+    change: Literal["added", "removed"]
+    account: str
+    by: str = Field(description="Who made the change: the registrar, or (self-custody) an operator.")
+    held_by_charity: bool | None = Field(
+        default=None, description="For an addition: whether the key is the charity's own (on chain)."
+    )
+    proof: Proof
+
+
 class Charity(CharitySummary):
-    """A charity with its operator accounts (public on chain) and its first 200 campaigns."""
+    """A charity with its operator accounts (public on chain), who holds their keys, every
+    change of them, and its first 200 campaigns."""
 
     operators: list[str] = Field(description="The accounts that sign the charity's records.")
+    custody: Custody = Field(
+        description="self: the charity holds its operator keys and signs its records itself; "
+        "platform: the platform holds them and signs on its behalf (CharityRegistered.selfCustody)."
+    )
+    operator_changes: list[OperatorChangeView] = Field(description="Every operator change, oldest first.")
     campaigns: list[CharityCampaign]
 
 

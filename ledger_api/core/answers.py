@@ -36,6 +36,16 @@ class Proof(Answer):
     confirmations: int
 
 
+class SignedBy(Answer):
+    """Who signed a record: the operator account in its event, and whether that key is
+    held by the charity itself (self-custody: "signed by the charity's own key") or by the
+    platform ("signed by the platform on the charity's behalf"). From OperatorAdded's
+    heldByCharity, which the registrar put on chain."""
+
+    account: str
+    held_by_charity: bool
+
+
 class Named(Answer):
     """A record shown by its ID and name."""
 
