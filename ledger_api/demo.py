@@ -102,7 +102,7 @@ def _self_custody_charity(
     body, _ = charities.register(writes, SELF_CUSTODY_NAME, None, account.address)
     charity_id = body["id"]
     prepare = replace(writes, mode="prepare")
-    created, states = campaigns_service.create(
+    created, state = campaigns_service.create(
         prepare,
         DEMO,
         CampaignCreate(
@@ -113,7 +113,7 @@ def _self_custody_charity(
         ),
         True,
     )
-    _relay_signed(writes, account, states)
+    _relay_signed(writes, account, [state])
     campaign_id = created["id"]
     items = [
         DonationCreate(

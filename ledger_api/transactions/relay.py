@@ -43,7 +43,7 @@ from ledger_api.chain import signed_calls
 from ledger_api.chain.abi import encode, load_artifact
 from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
-from ledger_api.core.errors import Conflict, Forbidden, InvalidRequest
+from ledger_api.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.models import ChainTransaction
 from ledger_api.core.security import Principal
@@ -97,6 +97,12 @@ def _functions() -> dict[bytes, tuple[str, tuple[str, ...]]]:
 def records_of(data: bytes) -> tuple[str, dict[str, Any]]:
     """The function a call's data names and what it records ({"kind", "ids"}); 422 for a
     function a SignedCall may not call or data that does not decode."""
+    name, _, records = decoded(data)
+    return name, records
+
+
+def decoded(data: bytes) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """The function, its decoded arguments and what it records."""
     found = _functions().get(data[:4])
     if found is None:
         raise InvalidSignedCall(
@@ -115,13 +121,38 @@ def records_of(data: bytes) -> tuple[str, dict[str, Any]]:
     elif name == "anchorEvidence":
         record_ids = [args[0], args[1]]
     elif name in ("addOperator", "removeOperator"):
-        return name, {"kind": KINDS[name], "ids": [ids.from_bytes32(args[0]), to_checksum_address(args[1])]}
+        accounts = [ids.from_bytes32(args[0]), to_checksum_address(args[1])]
+        return name, tuple(args), {"kind": KINDS[name], "ids": accounts}
     else:
         record_ids = [args[0]]
     readable = [ids.from_bytes32(r) for r in record_ids]
     if name == "anchorEvidence":  # the document's SHA-256, as the evidence routes name it
         readable[1] = hex0x(record_ids[1])[2:]
-    return name, {"kind": KINDS[name], "ids": readable}
+    return name, tuple(args), {"kind": KINDS[name], "ids": readable}
+
+
+def target_charities(writes: Writes, name: str, args: tuple[Any, ...]) -> tuple[str, set[str]]:
+    """What a call writes to, and the charities (0x hex) that own it, read from the chain
+    as the ordinary write routes do: (what, charities)."""
+    if name in ("createCampaign", "recordCorrection"):
+        return "charity", {hex0x(args[1])}
+    if name in ("addOperator", "removeOperator"):
+        return "charity", {hex0x(args[0])}
+    if name == "recordDonation":
+        campaigns = [args[0][1]]
+    elif name == "recordDonations":
+        campaigns = list(dict.fromkeys(d[1] for d in args[0]))
+    elif name == "recordDisbursement":
+        campaigns = [args[1]]
+    elif name == "closeCampaign":
+        campaigns = [args[0]]
+    elif name == "refundDonation":
+        campaigns = [writes.view("donationOf", args[1], missing="donation")[0]]
+        return "donation", {writes.charity_of_campaign(ids.from_bytes32(c)) for c in campaigns}
+    else:  # anchorEvidence
+        campaigns = [writes.view("disbursementOf", args[0], missing="disbursement")[0]]
+        return "disbursement", {writes.charity_of_campaign(ids.from_bytes32(c)) for c in campaigns}
+    return "campaign", {writes.charity_of_campaign(ids.from_bytes32(c)) for c in campaigns}
 
 
 @dataclass(frozen=True)
@@ -172,7 +203,7 @@ def check(
     operator = to_checksum_address(message["operator"])
     data, nonce, deadline = unhex(message["data"]), unhex(message["nonce"]), int(message["deadline"])
     signature = unhex(signature_hex)
-    function, records = records_of(data)
+    function, args, records = decoded(data)
     chain_id, contract = writes.deployment.chain_id, writes.deployment.address
     signed = signed_calls.SignedCall(operator, data, nonce, deadline)
     try:
@@ -205,6 +236,11 @@ def check(
         raise NothingToSign(
             "the platform holds this charity's operator key: send the write itself, not a signed call"
         )
+    # Another charity's records are "not found", as for every write (the contract would
+    # refuse the call anyway: NotCharityOperator).
+    what, targets = target_charities(writes, function, args)
+    if not targets <= set(own):
+        raise NotFound(f"{what} not found")
     if deadline < now:
         raise SignatureExpired(
             f"the signed call expired at {deadline} (now {int(now)}): prepare and sign it again",
