@@ -111,7 +111,7 @@ def test_a_charity_makes_its_key_and_records_a_donation_signed_on_its_own_machin
     view = embedded.contract.functions.donationOf(ids.to_bytes32(answer["id"])).call()
     assert view[1] == 8800
     trace = embedded.get(f"/v1/donations/{answer['id']}").json()
-    assert trace["signed_by"] == {"account": operator, "held_by_charity": True}
+    assert trace["signed_by"] == {"by": "charity", "held_by_charity": True}
     # The key never reached the service: nothing of it in the platform's keystore.
     assert operator not in embedded.runtime.keystore.addresses()
 

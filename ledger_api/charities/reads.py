@@ -27,13 +27,15 @@ from ledger_api.mirror.proofs import block_info, chain_view, proof
 CH, C, OP, E = im.Charity, im.Campaign, im.Operator, im.Event
 
 
-def _change(row: Any, reference: Proof) -> OperatorChangeView:
+def _change(row: Any, registrar: str, reference: Proof) -> OperatorChangeView:
     args = json.loads(row.args)
     added = row.name == "OperatorAdded"
+    by = args["addedBy"] if added else args["removedBy"]
     return OperatorChangeView(
         change="added" if added else "removed",
         account=args["account"],
-        by=args["addedBy"] if added else args["removedBy"],
+        by=by,
+        by_role="registrar" if by.lower() == registrar.lower() else "operator",
         held_by_charity=bool(args["heldByCharity"]) if added else None,
         proof=reference,
     )
@@ -128,7 +130,7 @@ def get_charity(mirror: Mirror, charity_id: str) -> Charity:
         # Operator accounts are public on chain: they sign the charity's records.
         operators=operator_list,
         custody="self" if row.self_custody else "platform",
-        operator_changes=[_change(c, proof(view, blocks, c)) for c in changes],
+        operator_changes=[_change(c, row.registrar, proof(view, blocks, c)) for c in changes],
         campaigns=[
             CharityCampaign(
                 id=ids.from_bytes32(c.campaign_id),

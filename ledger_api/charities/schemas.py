@@ -75,6 +75,9 @@ class OperatorChangeView(Answer):
     change: Literal["added", "removed"]
     account: str
     by: str = Field(description="Who made the change: the registrar, or (self-custody) an operator.")
+    by_role: Literal["registrar", "operator"] = Field(
+        description="registrar: the platform made the change; operator: one of the charity's own operators."
+    )
     held_by_charity: bool | None = Field(
         default=None, description="For an addition: whether the key is the charity's own (on chain)."
     )

@@ -37,12 +37,13 @@ class Proof(Answer):
 
 
 class SignedBy(Answer):
-    """Who signed a record: the operator account in its event, and whether that key is
-    held by the charity itself (self-custody: "signed by the charity's own key") or by the
-    platform ("signed by the platform on the charity's behalf"). From OperatorAdded's
-    heldByCharity, which the registrar put on chain."""
+    """Who signed a record: the charity's own key (self-custody: "signed by the charity's
+    own key") or the platform ("signed by the platform on the charity's behalf"), from the
+    heldByCharity flag the registrar put on chain in OperatorAdded for the record's
+    operator. (The operator accounts themselves are on the charity's answer and page; the
+    audit trail names each record's.)"""
 
-    account: str
+    by: Literal["charity", "platform"]
     held_by_charity: bool
 
 

@@ -32,7 +32,7 @@ def signed_by(
         )
     )
     return {
-        (charity, account): SignedBy(account=account, held_by_charity=bool(held))
+        (charity, account): SignedBy(by="charity" if held else "platform", held_by_charity=bool(held))
         for charity, account, held in rows
     }
 

@@ -61,7 +61,7 @@ def test_the_demo_loads_charities_campaigns_donations_and_evidenced_disbursement
         view = embedded_service.contract.functions.donationOf(ids.to_bytes32(donation["id"])).call()
         assert view[1] == donation["amount"]
         assert embedded_service.get(f"/v1/donations/{donation['id']}").json()["signed_by"] == {
-            "account": own["operator"],
+            "by": "charity",
             "held_by_charity": True,
         }
     # The charity keys it prints work.

@@ -13,6 +13,8 @@ mined exactly once."""
 
 from __future__ import annotations
 
+import html
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ from ledger_api.chain.contract import make_web3
 from ledger_api.core import ids
 from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.models import ChainTransaction
+from ledger_api.mirror import tables as im
 from tests.api.processes import (
     DevProcess,
     concurrently,
@@ -138,6 +141,15 @@ def own_key_charity(base: str, name: str = "Mountain School Trust") -> OwnKeyCha
     return OwnKeyCharity(base, charity_id, key.json()["key"], account)
 
 
+def signed_by_on_page(service: Service, path: str, language: str) -> str:
+    """The page's "signed by" words."""
+    page = service.get(path, headers={"Accept-Language": language})
+    assert page.status_code == 200, page.text
+    found = re.search(r'data-testid="signed-by"[^>]*>([^<]+)</span>', page.text)
+    assert found is not None, page.text
+    return html.unescape(found.group(1))
+
+
 def relayer_outbox(service: Service) -> list[Any]:
     runtime = service.runtime
     return outbox_of(runtime.settings.database_url, runtime.deployment.chain_id, runtime.service_account).rows
@@ -188,16 +200,25 @@ def test_a_record_signed_by_the_charitys_key_is_attributed_to_its_operator(node_
     (event,) = donations_recorded(w3, address, donation_id)
     assert event["args"]["operator"] == charity.account.address
     assert w3.eth.get_transaction(transaction["tx_hash"])["from"] == node_service.runtime.service_account
-    # The mirror and the public answers say who signed, from the on-chain OperatorAdded fact.
+    # The mirror holds the operator as the record's author, and the charity's key as its own.
+    with node_service.runtime.engine.connect() as connection:
+        mirrored = connection.execute(
+            select(im.Donation.operator, im.Operator.held_by_charity)
+            .join(
+                im.Operator,
+                (im.Operator.account == im.Donation.operator)
+                & (im.Operator.charity_id == ids.to_hex(charity.charity_id)),
+            )
+            .where(im.Donation.donation_id == ids.to_hex(donation_id))
+        ).one()
+    assert tuple(mirrored) == (charity.account.address, True)
+    # The public answers and pages say who signed, from the on-chain OperatorAdded fact.
     trace = node_service.get(f"/v1/donations/{donation_id}")
     assert trace.status_code == 200, trace.text
-    assert trace.json()["signed_by"] == {"account": charity.account.address, "held_by_charity": True}
-    page = node_service.get(f"/donations/{donation_id}", headers={"Accept-Language": "en"})
-    assert (
-        "signed by the charity&#39;s own key" in page.text or "signed by the charity's own key" in page.text
-    )
-    page_zh = node_service.get(f"/donations/{donation_id}", headers={"Accept-Language": "zh-CN"})
-    assert "由慈善组织自己的密钥签名" in page_zh.text
+    assert trace.json()["signed_by"] == {"by": "charity", "held_by_charity": True}
+    page = f"/donations/{donation_id}"
+    assert signed_by_on_page(node_service, page, "en") == "Signed by the charity's own key"
+    assert signed_by_on_page(node_service, page, "zh-CN") == "由慈善组织自己的密钥签名"
     charity_answer = node_service.get(f"/v1/charities/{charity.charity_id}").json()
     assert charity_answer["custody"] == "self"
     assert [c["change"] for c in charity_answer["operator_changes"]] == ["added"]
@@ -220,8 +241,10 @@ def test_a_platform_custody_charity_is_attributed_to_the_platform_and_unchanged(
     assert prepare.json()["type"] == PROBLEM + "nothing-to-sign"
     trace = node_service.get(f"/v1/donations/{donation['id']}").json()
     assert trace["signed_by"]["held_by_charity"] is False
-    page = node_service.get(f"/donations/{donation['id']}", headers={"Accept-Language": "en"})
-    assert "signed by the platform on the charity" in page.text
+    page = f"/donations/{donation['id']}"
+    assert signed_by_on_page(node_service, page, "en") == "Signed by the platform on the charity's behalf"
+    assert signed_by_on_page(node_service, page, "zh-CN") == "由平台代表慈善组织签名"
+    assert node_service.get(f"/v1/charities/{charity_id}").json()["custody"] == "platform"
 
 
 def test_a_plain_write_for_a_self_custody_charity_is_refused_and_nothing_is_sent(
@@ -330,11 +353,21 @@ def test_the_registrar_cannot_add_its_own_operator_to_a_self_custody_charity(nod
     answer = node_service.get(f"/v1/charities/{charity.charity_id}").json()
     assert sorted(answer["operators"]) == sorted([charity.account.address, second.address])
     changes = answer["operator_changes"]
-    assert [(c["change"], c["account"], c["by"]) for c in changes] == [
-        ("added", charity.account.address, registrar),
-        ("added", second.address, charity.account.address),
+    assert [(c["change"], c["account"], c["by"], c["by_role"]) for c in changes] == [
+        ("added", charity.account.address, registrar, "registrar"),
+        ("added", second.address, charity.account.address, "operator"),
     ]
     assert all(c["held_by_charity"] for c in changes)
+    # The charity's page lists them too (roles and where on chain; pages name no account).
+    for language, registrar_words, charity_words in (
+        ("en", "the platform (registrar)", "the charity (one of its operators)"),
+        ("zh-CN", "平台\uff08登记方\uff09", "慈善组织\uff08其操作员之一\uff09"),
+    ):
+        page = node_service.get(f"/charities/{charity.charity_id}", headers={"Accept-Language": language})
+        rows = re.findall(r'<tr data-change="added">.*?data-by="(\w+)">([^<]+)<', page.text, re.S)
+        assert rows == [("registrar", registrar_words), ("operator", charity_words)], page.text
+        assert all(c["proof"]["tx_hash"] in page.text for c in changes)
+        assert second.address.lower() not in page.text.lower()
 
 
 # ------------------------------------------------------------- replays and deadlines
@@ -408,7 +441,7 @@ def test_a_batch_is_one_signature_and_a_would_be_revert_is_named_first(
         params={"mode": "prepare"},
     )
     assert closed.status_code == 409, closed.text
-    assert closed.json()["error"]["name"] == "CampaignClosed"
+    assert closed.json()["error"]["name"] == "CampaignIsClosed"
 
 
 # ------------------------------------------------------------- concurrency and crashes
