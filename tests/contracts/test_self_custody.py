@@ -5,77 +5,31 @@ refuses everything the platform could try without that key, each with its exact 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from ledger_api.chain import signed_calls as sc
 from ledger_api.chain.abi import contract_error_of, encode, encode_donations, selector
 from ledger_api.chain.contract import register_self_custody_charity
-from tests.ledger import ZERO, Ledger, commitment, rid
-
-CHARITY_KEY = Account.from_key(b"\x11" * 32)  # the charity's own key, on its computer
-SECOND_KEY = Account.from_key(b"\x12" * 32)  # a second key the charity adds itself
-PLATFORM_KEY = Account.from_key(b"\x22" * 32)  # a key the platform holds (operator of charity A)
-OTHER_CHARITY_KEY = Account.from_key(b"\x33" * 32)  # another self-custody charity's key
-CHARITY = rid("charity-sc")
-OTHER = rid("charity-sc-2")
-CAMPAIGN = rid("campaign-sc")
-
-
-def _deadline(ledger: Ledger, seconds: int = 3600) -> int:
-    return int(ledger.w3.eth.get_block("latest")["timestamp"]) + seconds
-
-
-def _signed(
-    ledger: Ledger,
-    signer: LocalAccount,
-    fn_name: str,
-    *args: Any,
-    operator: str | None = None,
-    deadline: int | None = None,
-    nonce: bytes | None = None,
-) -> tuple[sc.SignedCall, bytes]:
-    """A call of `fn_name(*args)` in `operator`'s name (default: the signer's), signed by
-    `signer`."""
-    call = sc.build(
-        operator or signer.address,
-        fn_name,
-        *args,
-        deadline=deadline if deadline is not None else _deadline(ledger),
-        nonce=nonce,
-    )
-    digest = sc.digest(call, ledger.deployment.chain_id, ledger.deployment.address)
-    signature = bytes(Account.unsafe_sign_hash(digest, signer.key).signature)
-    return call, signature
-
-
-def _execute(ledger: Ledger, call: sc.SignedCall, signature: bytes) -> Any:
-    return ledger.send(ledger.fn.execute(call.as_tuple(), signature), ledger.stranger)
-
-
-def _donation(label: str, amount: int = 1_000) -> tuple[bytes, bytes, int, bytes, bytes, bytes]:
-    return (rid(label), CAMPAIGN, amount, commitment(label), b"bank".ljust(32, b"\0"), ZERO)
+from tests.ledger import ZERO, Ledger, rid
+from tests.signed import (
+    CAMPAIGN,
+    CHARITY,
+    CHARITY_KEY,
+    OTHER_CHARITY_KEY,
+    PLATFORM_KEY,
+    SECOND_KEY,
+    deadline_after,
+    relay,
+    sc_donation,
+    setup_self_custody,
+    signed,
+)
 
 
 @pytest.fixture
 def sc_ledger(ledger: Ledger) -> Ledger:
-    """The ledger with a self-custody charity (its first operator CHARITY_KEY) and a
-    campaign it created through a signed call; PLATFORM_KEY operates charity A."""
-    ledger.send(ledger.fn.addOperator(ledger.charity_a, PLATFORM_KEY.address), ledger.admin)
-    register_self_custody_charity(
-        ledger.w3, ledger.deployment, ledger.admin, CHARITY, "Self-held", CHARITY_KEY.address
-    )
-    register_self_custody_charity(
-        ledger.w3, ledger.deployment, ledger.admin, OTHER, "Other", OTHER_CHARITY_KEY.address
-    )
-    _execute(
-        ledger, *_signed(ledger, CHARITY_KEY, "createCampaign", CAMPAIGN, CHARITY, "SC", b"CNY", 10**9, ZERO)
-    )
-    return ledger
+    return setup_self_custody(ledger)
 
 
 def test_version_and_digest_match_the_python_typed_data(ledger: Ledger) -> None:
@@ -83,7 +37,7 @@ def test_version_and_digest_match_the_python_typed_data(ledger: Ledger) -> None:
     chain_id, address = ledger.deployment.chain_id, ledger.deployment.address
     for fn_name, args in (
         ("closeCampaign", (rid("c"),)),
-        ("recordDonation", (_donation("d"),)),
+        ("recordDonation", (sc_donation("d"),)),
         ("addOperator", (rid("c"), SECOND_KEY.address)),
     ):
         call = sc.build(CHARITY_KEY.address, fn_name, *args, deadline=2**255 + 7)
@@ -91,7 +45,7 @@ def test_version_and_digest_match_the_python_typed_data(ledger: Ledger) -> None:
         signature = sc.sign(call, chain_id, address, CHARITY_KEY)
         assert sc.recover(call, chain_id, address, signature) == CHARITY_KEY.address
     # A batch encoded by hand hashes the same as through eth_abi.
-    batch = encode_donations([_donation(f"b{i}") for i in range(3)]).data
+    batch = encode_donations([sc_donation(f"b{i}") for i in range(3)]).data
     call = sc.SignedCall(CHARITY_KEY.address, batch, sc.new_nonce(), 1)
     assert ledger.fn.signedCallDigest(call.as_tuple()).call() == sc.digest(call, chain_id, address)
     with pytest.raises(ValueError, match="not the call's operator"):
@@ -141,8 +95,8 @@ def test_registration_is_public_and_says_who_holds_the_key(ledger: Ledger) -> No
 
 def test_a_record_signed_by_the_charity_is_attributed_to_its_operator(sc_ledger: Ledger) -> None:
     ledger = sc_ledger
-    call, signature = _signed(ledger, CHARITY_KEY, "recordDonation", _donation("d1", 5_000))
-    receipt = _execute(ledger, call, signature)
+    call, signature = signed(ledger, CHARITY_KEY, "recordDonation", sc_donation("d1", 5_000))
+    receipt = relay(ledger, call, signature)
     [donation] = ledger.events(receipt, "DonationRecorded")
     assert donation["operator"] == CHARITY_KEY.address
     assert donation["amount"] == 5_000
@@ -158,21 +112,21 @@ def test_the_platform_cannot_write_in_a_self_custody_charitys_name(sc_ledger: Le
     execute = ledger.fn.execute
     # The same request in the charity's name, signed by the platform's key or another charity's.
     for key in (PLATFORM_KEY, OTHER_CHARITY_KEY):
-        call, signature = _signed(
-            ledger, key, "recordDonation", _donation("d2"), operator=CHARITY_KEY.address
+        call, signature = signed(
+            ledger, key, "recordDonation", sc_donation("d2"), operator=CHARITY_KEY.address
         )
         ledger.expect_error(
             execute(call.as_tuple(), signature), ledger.stranger, "InvalidSignature", CHARITY_KEY.address
         )
         # ... or honestly in its own name: it operates no self-custody charity's campaign.
-        call, signature = _signed(ledger, key, "recordDonation", _donation("d2"))
+        call, signature = signed(ledger, key, "recordDonation", sc_donation("d2"))
         ledger.expect_error(
             execute(call.as_tuple(), signature), ledger.stranger, "NotCharityOperator", CHARITY, key.address
         )
     # Nor directly, as the registrar or any account the node holds.
     for sender in (ledger.admin, ledger.op_a):
         ledger.expect_error(
-            ledger.fn.recordDonation(_donation("d2")), sender, "NotCharityOperator", CHARITY, sender
+            ledger.fn.recordDonation(sc_donation("d2")), sender, "NotCharityOperator", CHARITY, sender
         )
     # The registrar cannot add (or remove) an operator of its own.
     for fn in (ledger.fn.addOperator, ledger.fn.removeOperator):
@@ -181,7 +135,7 @@ def test_the_platform_cannot_write_in_a_self_custody_charitys_name(sc_ledger: Le
             fn(CHARITY, ledger.stranger), ledger.stranger, "NotCharityOperator", CHARITY, ledger.stranger
         )
     # A signed operator change by another charity's key is refused too.
-    call, signature = _signed(ledger, OTHER_CHARITY_KEY, "addOperator", CHARITY, OTHER_CHARITY_KEY.address)
+    call, signature = signed(ledger, OTHER_CHARITY_KEY, "addOperator", CHARITY, OTHER_CHARITY_KEY.address)
     ledger.expect_error(
         execute(call.as_tuple(), signature),
         ledger.stranger,
@@ -195,8 +149,8 @@ def test_the_platform_cannot_write_in_a_self_custody_charitys_name(sc_ledger: Le
 def test_replayed_expired_and_disallowed_calls_are_refused(sc_ledger: Ledger) -> None:
     ledger = sc_ledger
     execute = ledger.fn.execute
-    call, signature = _signed(ledger, CHARITY_KEY, "recordDonation", _donation("d3"))
-    _execute(ledger, call, signature)
+    call, signature = signed(ledger, CHARITY_KEY, "recordDonation", sc_donation("d3"))
+    relay(ledger, call, signature)
     ledger.expect_error(
         execute(call.as_tuple(), signature),
         ledger.stranger,
@@ -204,8 +158,8 @@ def test_replayed_expired_and_disallowed_calls_are_refused(sc_ledger: Ledger) ->
         CHARITY_KEY.address,
         call.nonce,
     )
-    deadline = _deadline(ledger, -1)
-    call, signature = _signed(ledger, CHARITY_KEY, "recordDonation", _donation("d4"), deadline=deadline)
+    deadline = deadline_after(ledger, -1)
+    call, signature = signed(ledger, CHARITY_KEY, "recordDonation", sc_donation("d4"), deadline=deadline)
     # The simulated call's timestamp is the node's (pending block): it is past the deadline.
     with pytest.raises(Exception) as info:
         execute(call.as_tuple(), signature).call({"from": ledger.stranger})
@@ -217,7 +171,7 @@ def test_replayed_expired_and_disallowed_calls_are_refused(sc_ledger: Ledger) ->
     assert receipt["status"] == 0 and receipt["logs"] == []
     assert not ledger.fn.isNonceUsed(CHARITY_KEY.address, call.nonce).call()
     # A tampered call (the amount changed after signing) is not the signed one.
-    tampered = sc.SignedCall(call.operator, call.data[:-1] + b"\x01", call.nonce, _deadline(ledger))
+    tampered = sc.SignedCall(call.operator, call.data[:-1] + b"\x01", call.nonce, deadline_after(ledger))
     ledger.expect_error(
         execute(tampered.as_tuple(), signature), ledger.stranger, "InvalidSignature", CHARITY_KEY.address
     )
@@ -226,7 +180,7 @@ def test_replayed_expired_and_disallowed_calls_are_refused(sc_ledger: Ledger) ->
         CHARITY_KEY.address,
         encode("registerCharity", rid("x"), "X", ZERO).data,
         sc.new_nonce(),
-        _deadline(ledger),
+        deadline_after(ledger),
     )
     signature = sc.sign(forbidden, ledger.deployment.chain_id, ledger.deployment.address, CHARITY_KEY)
     ledger.expect_error(
@@ -239,7 +193,7 @@ def test_replayed_expired_and_disallowed_calls_are_refused(sc_ledger: Ledger) ->
 
 def test_the_charity_changes_its_own_operators_and_keeps_one(sc_ledger: Ledger) -> None:
     ledger = sc_ledger
-    receipt = _execute(ledger, *_signed(ledger, CHARITY_KEY, "addOperator", CHARITY, SECOND_KEY.address))
+    receipt = relay(ledger, *signed(ledger, CHARITY_KEY, "addOperator", CHARITY, SECOND_KEY.address))
     assert ledger.events(receipt, "OperatorAdded") == [
         {
             "charityId": CHARITY,
@@ -249,17 +203,17 @@ def test_the_charity_changes_its_own_operators_and_keeps_one(sc_ledger: Ledger) 
         }
     ]
     # The new key removes the first one; the last one cannot be removed.
-    removal = _signed(ledger, SECOND_KEY, "removeOperator", CHARITY, CHARITY_KEY.address)
-    receipt = _execute(ledger, *removal)
+    removal = signed(ledger, SECOND_KEY, "removeOperator", CHARITY, CHARITY_KEY.address)
+    receipt = relay(ledger, *removal)
     assert ledger.events(receipt, "OperatorRemoved") == [
         {"charityId": CHARITY, "account": CHARITY_KEY.address, "removedBy": SECOND_KEY.address}
     ]
-    call, signature = _signed(ledger, SECOND_KEY, "removeOperator", CHARITY, SECOND_KEY.address)
+    call, signature = signed(ledger, SECOND_KEY, "removeOperator", CHARITY, SECOND_KEY.address)
     ledger.expect_error(
         ledger.fn.execute(call.as_tuple(), signature), ledger.stranger, "LastOperator", CHARITY
     )
     # Re-added, the first key stays: the old signed removal cannot be replayed.
-    _execute(ledger, *_signed(ledger, SECOND_KEY, "addOperator", CHARITY, CHARITY_KEY.address))
+    relay(ledger, *signed(ledger, SECOND_KEY, "addOperator", CHARITY, CHARITY_KEY.address))
     ledger.expect_error(
         ledger.fn.execute(removal[0].as_tuple(), removal[1]),
         ledger.stranger,
@@ -272,9 +226,9 @@ def test_the_charity_changes_its_own_operators_and_keeps_one(sc_ledger: Ledger) 
 
 def test_one_signature_covers_a_batch_of_donations(sc_ledger: Ledger) -> None:
     ledger = sc_ledger
-    donations = [_donation(f"batch-{i}", 100 + i) for i in range(100)]
+    donations = [sc_donation(f"batch-{i}", 100 + i) for i in range(100)]
     call = sc.SignedCall(
-        CHARITY_KEY.address, encode_donations(donations).data, sc.new_nonce(), _deadline(ledger)
+        CHARITY_KEY.address, encode_donations(donations).data, sc.new_nonce(), deadline_after(ledger)
     )
     signature = sc.sign(call, ledger.deployment.chain_id, ledger.deployment.address, CHARITY_KEY)
     tx = ledger.fn.execute(call.as_tuple(), signature).transact({"from": ledger.stranger, "gas": 8_000_000})
