@@ -485,6 +485,14 @@ def signed_write(
         prepared = response.json()
         for call in prepared["signed_calls"]:
             _check_prepared(call, account, expect or {})
+            domain = call["typed_data"]["domain"]
+            typer.echo(
+                f"signing {_t(call['function'])} ({_t(call['records'].get('kind'))}: "
+                f"{_t(', '.join(map(str, call['records'].get('ids', [])[:3])))}"
+                f"{', ...' if len(call['records'].get('ids', [])) > 3 else ''}) with {account.address}"
+                f" for ledger {_t(domain['verifyingContract'])} on chain {_t(domain['chainId'])}",
+                err=True,
+            )
         signed = [_sign(call, account) for call in prepared["signed_calls"]]
         idempotency = {"Idempotency-Key": str(uuid.uuid4())}
         response = _post(client, api, "/v1/relay", {"signed_calls": signed}, headers=idempotency)

@@ -534,3 +534,75 @@ def _relayer(database_url: str, chain_id: int) -> str:
             )
     finally:
         engine.dispose()
+
+
+# ------------------------------------------------------------- bad input, as an attacker
+
+
+def test_bad_signed_calls_and_registrations_are_4xx_and_send_nothing(embedded_service: Service) -> None:
+    service = embedded_service
+    charity = own_key_charity(service.base)
+    campaign_id = charity.campaign()
+    typed = donation_prepared(charity, campaign_id, 77)["signed_calls"][0]["typed_data"]
+    good = sign_as(typed, charity.account)
+    before = len(relayer_outbox(service))
+    # A function a signed call may not make (registerCharity is the registrar's), signed by the key.
+    register = encode("registerCharity", ids.to_bytes32(ids.new("charity")), "Mine", bytes(32)).data
+    forbidden = {**typed, "message": {**typed["message"], "data": hex0x(register)}}
+    refused = charity.relay([sign_as(forbidden, charity.account)])
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["name"] == "SignedCallNotAllowed"
+    # Data that does not decode as the function its selector names.
+    garbled = {**typed, "message": {**typed["message"], "data": typed["message"]["data"][:20]}}
+    assert charity.relay([sign_as(garbled, charity.account)]).status_code == 422
+    # A signature that is not 65 bytes, a nonce that is not 32, an unknown field.
+    assert charity.relay([{**good, "signature": good["signature"][:-2]}]).status_code == 422
+    short_nonce = {**good, "message": {**good["message"], "nonce": "0x1234"}}
+    assert charity.relay([short_nonce]).status_code == 422
+    assert charity.relay([{**good, "extra": 1}]).status_code == 422
+    # More call data than any write makes: refused before it is parsed or decoded.
+    huge = {**good, "message": {**good["message"], "data": "0x" + "ab" * 200_001}}
+    assert charity.relay([huge]).status_code in (413, 422)
+    # No key, an auditor's key: not allowed to submit.
+    anonymous = httpx.post(f"{service.base}/v1/relay", json={"signed_calls": [good]}, timeout=30)
+    assert anonymous.status_code == 401
+    auditor = service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"}).json()["key"]
+    assert charity.relay([good], key=auditor).status_code == 403
+    # The same signed call twice in one request, and an operator the charity does not have.
+    assert charity.relay([good, good]).status_code == 422
+    stranger = Account.create().address
+    wrong_operator = charity.post(
+        "/v1/donations",
+        {"campaign_id": campaign_id, "amount": 5, "donor_reference": "x"},
+        params={"mode": "prepare", "operator": stranger},
+    )
+    assert wrong_operator.status_code == 422, wrong_operator.text
+    assert len(relayer_outbox(service)) == before
+    # Registrations that do not fit: self-custody without an operator, the zero address,
+    # an operator with platform custody.
+    for body in (
+        {"name": "X", "custody": "self"},
+        {"name": "X", "custody": "self", "operator": "0x" + "0" * 40},
+        {"name": "X", "operator": stranger},
+        {"name": "X", "custody": "self", "operator": "0x12"},
+    ):
+        assert service.post("/v1/charities", ADMIN_KEY, json=body).status_code == 422, body
+    # Still good: the call nobody managed to spoil.
+    assert charity.relay([good]).status_code == 201
+
+
+def test_the_same_signed_call_sent_twice_at_once_is_recorded_once(embedded_service: Service) -> None:
+    charity = own_key_charity(embedded_service.base)
+    campaign_id = charity.campaign()
+    signed = charity.sign(donation_prepared(charity, campaign_id, 55))
+
+    responses = concurrently(partial(charity.relay, signed) for _ in range(4))
+
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201, 409, 409, 409], [r.text for r in responses]
+    assert (
+        donation_count(embedded_service.runtime.w3, embedded_service.runtime.deployment.address, campaign_id)
+        == 1
+    )
+    rows = [r for r in relayer_outbox(embedded_service) if records_of(r).get("kind") == "donation"]
+    assert len(rows) == 1
