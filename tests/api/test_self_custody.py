@@ -53,11 +53,22 @@ from tests.support.anvil import AnvilNode
 PROBLEM = "urn:charity-ledger:problem:"
 
 
-@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param("anvil", marks=pytest.mark.anvil),
+        pytest.param("anvil-postgresql", marks=[pytest.mark.anvil, pytest.mark.postgres]),
+    ]
+)
 def node_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
-    """The service on each chain (SQLite; the database-heavy tests below run on both)."""
+    """The service on each chain: the embedded one with SQLite (`ledger dev`), anvil with
+    SQLite and with PostgreSQL."""
     rpc_url = None if request.param == "embedded" else request.getfixturevalue("anvil").url
-    with serve(settings_for(tmp_path, rpc_url, f"sqlite:///{tmp_path / 'ledger.db'}")) as running:
+    if request.param.endswith("postgresql"):
+        database_url = request.getfixturevalue("postgres_url")
+    else:
+        database_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with serve(settings_for(tmp_path, rpc_url, database_url)) as running:
         yield running
 
 
