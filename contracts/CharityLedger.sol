@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
 import {Context} from "@openzeppelin/contracts/utils/Context.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
@@ -187,9 +188,8 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         SignedCall calldata call,
         bytes calldata signature
     ) external whenNotPaused returns (bytes memory) {
-        // Deadlines are minutes to hours apart; a validator's few seconds of leeway on the
+        // Deadlines are minutes to hours away; a validator's few seconds of leeway on the
         // timestamp do not matter.
-        // slither-disable-next-line timestamp
         if (block.timestamp > call.deadline) revert SignatureExpired(call.deadline, block.timestamp);
         address operator = call.operator;
         if (_usedNonces[operator][call.nonce]) revert NonceAlreadyUsed(operator, call.nonce);
@@ -200,15 +200,10 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         if (!_isSignable(selector)) revert SignedCallNotAllowed(selector);
 
         _usedNonces[operator][call.nonce] = true;
-        // The ledger calls itself: the callee is this contract and the function is one of
-        // the record functions checked above, which take the operator from the calldata's tail.
-        // slither-disable-next-line low-level-calls
-        (bool success, bytes memory result) = address(this).call(abi.encodePacked(call.data, operator));
-        if (!success) {
-            assembly ("memory-safe") {
-                revert(add(result, 0x20), mload(result))
-            }
-        }
+        // The ledger calls itself (ERC-2771: the operator appended to the calldata, which
+        // {_msgSender} reads back). OpenZeppelin's functionCall passes the callee's revert
+        // data on unchanged (FailedCall only when there is none, e.g. out of gas).
+        bytes memory result = Address.functionCall(address(this), abi.encodePacked(call.data, operator));
         emit SignedCallExecuted(operator, call.nonce, msg.sender);
         return result;
     }

@@ -238,3 +238,24 @@ def test_one_signature_covers_a_batch_of_donations(sc_ledger: Ledger) -> None:
     assert [event["donationId"] for event in recorded] == [d[0] for d in donations]
     assert {event["operator"] for event in recorded} == {CHARITY_KEY.address}
     assert ledger.campaign_view(CAMPAIGN)[4] == sum(d[2] for d in donations)
+
+
+def test_fifty_signed_requests_land_in_any_order_each_once(sc_ledger: Ledger) -> None:
+    """Unordered nonces: 50 donations signed up front (as 50 requests in flight would be)
+    are relayed in reverse order, each records once, and none can be relayed again."""
+    ledger = sc_ledger
+    requests = [
+        signed(ledger, CHARITY_KEY, "recordDonation", sc_donation(f"f{i}", 10 + i)) for i in range(50)
+    ]
+    for call, signature in reversed(requests):
+        relay(ledger, call, signature)
+    call, signature = requests[7]
+    ledger.expect_error(
+        ledger.fn.execute(call.as_tuple(), signature),
+        ledger.stranger,
+        "NonceAlreadyUsed",
+        CHARITY_KEY.address,
+        call.nonce,
+    )
+    view = ledger.campaign_view(CAMPAIGN)
+    assert (view[4], view[8]) == (sum(10 + i for i in range(50)), 50)  # received, donationCount

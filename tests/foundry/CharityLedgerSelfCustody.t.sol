@@ -297,6 +297,41 @@ contract CharityLedgerSelfCustodyTest is SignedCallTest {
         _relay(PLATFORM_PK, platformKey, abi.encodeCall(CharityLedger.closeCampaign, (CAMPAIGN_A)), keccak256("p"));
     }
 
+    /// @notice The operator appended to calldata counts only when the ledger calls itself:
+    /// anyone else appending the charity's address is still themselves.
+    function test_AnAppendedAddressIsIgnoredFromOtherCallers() public {
+        bytes memory data = abi.encodePacked(
+            abi.encodeCall(CharityLedger.recordDonation, (_scDonation(_id("spoof"), 500))),
+            charityKey
+        );
+        vm.prank(stranger);
+        (bool success, bytes memory result) = address(ledger).call(data);
+        vm.assertFalse(success, "spoofed call refused");
+        vm.assertEq(
+            result,
+            abi.encodeWithSelector(ICharityLedger.NotCharityOperator.selector, SC, stranger),
+            "as the stranger"
+        );
+    }
+
+    /// @notice A relayer that gives the inner call too little gas makes the whole relay
+    /// fail: the nonce stays free, nothing is recorded (no half-executed signed call).
+    function test_TooLittleGasForTheInnerCallUsesNoNonce() public {
+        ICharityLedger.SignedCall memory call = _signedCall(
+            charityKey,
+            abi.encodeCall(CharityLedger.recordDonation, (_scDonation(_id("starved"), 500))),
+            keccak256("starved"),
+            block.timestamp
+        );
+        bytes memory signature = _sign(CHARITY_PK, call);
+        vm.prank(stranger);
+        (bool success, ) = address(ledger).call{gas: 45_000}(abi.encodeCall(CharityLedger.execute, (call, signature)));
+        vm.assertFalse(success, "starved relay fails");
+        vm.assertFalse(ledger.isNonceUsed(charityKey, keccak256("starved")), "nonce still free");
+        ledger.execute(call, signature);
+        _assertDonation(_id("starved"), SC_CAMPAIGN, 500, 0, 0);
+    }
+
     /// @notice Any nonce, any deadline, any time: it runs exactly when the deadline has not
     /// passed and the nonce is new, and then never again.
     function testFuzz_NonceAndDeadline(bytes32 nonce, uint64 deadline, uint64 timestamp) public {
