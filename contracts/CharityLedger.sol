@@ -2,7 +2,12 @@
 pragma solidity 0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
+import {Context} from "@openzeppelin/contracts/utils/Context.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
 import {ICharityLedger} from "./ICharityLedger.sol";
 
@@ -10,7 +15,26 @@ import {ICharityLedger} from "./ICharityLedger.sol";
 /// @notice See {ICharityLedger}. Roles: DEFAULT_ADMIN_ROLE manages roles; REGISTRAR_ROLE
 /// registers charities and their operators; PAUSER_ROLE pauses all writes. A charity's
 /// records are written only by that charity's operator accounts, checked on every call.
-contract CharityLedger is ICharityLedger, AccessControl, Pausable {
+///
+/// Custody, fixed when a charity is registered: in platform custody the registrar manages
+/// the charity's operators (keys the platform holds for it); in self-custody the charity
+/// holds its operator keys and only its operators manage them, so without the charity's key
+/// nobody, the registrar included, can write a record attributed to it.
+///
+/// Signed calls: an operator signs a {SignedCall} (EIP-712) and anyone relays it through
+/// {execute}, paying the gas. The ledger is its own ERC-2771 trusted forwarder: {execute}
+/// checks the signature and calls itself with the operator's address appended to the
+/// calldata, and {_msgSender} returns that address, so every operator check and every
+/// event's `operator` see the signer.
+///
+/// Why not OpenZeppelin's ERC2771Forwarder: its nonces are sequential per signer, so a
+/// relayer holding 50 signed donations of one charity must send them strictly in nonce
+/// order, and one stuck or dropped request blocks all later ones. Here a nonce is any
+/// random bytes32 the signer picks and each is usable once (unordered nonces, as in
+/// Permit2): requests land in any order, concurrently, each at most once. Record IDs alone
+/// would not stop replays: an operator change (remove, then re-add the same key) has no
+/// record ID, and an old signed `removeOperator` must not run again after a re-add.
+contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC2771Context {
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
 
@@ -28,6 +52,19 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
     /// @dev Salt of the transient-storage slots that catch a donation named twice in one
     /// disbursement.
     bytes32 private constant _ALLOCATION_GUARD = keccak256("CharityLedger.allocationGuard");
+
+    /// @dev The interface version, also recorded in the build artifact.
+    string private constant _VERSION = "2.0.0";
+
+    bytes32 private constant _SIGNED_CALL_TYPEHASH =
+        keccak256("SignedCall(address operator,bytes data,bytes32 nonce,uint256 deadline)");
+
+    /// @dev One storage slot per charity. registered == false: no such charity.
+    struct Charity {
+        bool registered;
+        bool selfCustody;
+        uint64 operatorCount;
+    }
 
     struct Campaign {
         bytes32 charityId; // zero: no such campaign
@@ -65,7 +102,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
 
     uint256 private immutable _deploymentBlock;
 
-    mapping(bytes32 charityId => bool) private _charities;
+    mapping(bytes32 charityId => Charity) private _charities;
     mapping(bytes32 charityId => mapping(address account => bool)) private _operators;
     mapping(bytes32 campaignId => Campaign) private _campaigns;
     mapping(uint64 seq => bytes32 campaignId) private _campaignIdBySeq;
@@ -75,8 +112,10 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
     mapping(bytes32 disbursementId => Disbursement) private _disbursements;
     mapping(bytes32 disbursementId => mapping(bytes32 documentHash => bool)) private _evidence;
     mapping(bytes32 correctionId => bool) private _corrections;
+    mapping(address operator => mapping(bytes32 nonce => bool)) private _usedNonces;
 
-    constructor(address admin) {
+    /// @dev The ledger is its own (and only) trusted forwarder: see {execute}.
+    constructor(address admin) EIP712("CharityLedger", "2") ERC2771Context(address(this)) {
         _deploymentBlock = block.number;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(REGISTRAR_ROLE, admin);
@@ -101,27 +140,72 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
         string calldata name,
         bytes32 metadataHash
     ) external onlyRole(REGISTRAR_ROLE) whenNotPaused {
-        _requireId(charityId);
-        _requireText(name, MAX_NAME_LENGTH);
-        if (_charities[charityId]) revert CharityAlreadyRegistered(charityId);
-        _charities[charityId] = true;
-        emit CharityRegistered(charityId, name, metadataHash, msg.sender);
+        _registerCharity(charityId, name, metadataHash, false);
     }
 
     /// @inheritdoc ICharityLedger
-    function addOperator(bytes32 charityId, address account) external onlyRole(REGISTRAR_ROLE) whenNotPaused {
-        _requireCharity(charityId);
+    function registerSelfCustodyCharity(
+        bytes32 charityId,
+        string calldata name,
+        bytes32 metadataHash,
+        address operator
+    ) external onlyRole(REGISTRAR_ROLE) whenNotPaused {
+        if (operator == address(0)) revert ZeroOperator();
+        _registerCharity(charityId, name, metadataHash, true);
+        _operators[charityId][operator] = true;
+        _charities[charityId].operatorCount = 1;
+        emit OperatorAdded(charityId, operator, _msgSender(), true);
+    }
+
+    /// @inheritdoc ICharityLedger
+    function addOperator(bytes32 charityId, address account) external whenNotPaused {
+        Charity storage charity = _requireOperatorManager(charityId);
+        if (charity.selfCustody && account == address(0)) revert ZeroOperator();
         if (_operators[charityId][account]) revert OperatorAlreadyAdded(charityId, account);
         _operators[charityId][account] = true;
-        emit OperatorAdded(charityId, account, msg.sender);
+        charity.operatorCount += 1;
+        emit OperatorAdded(charityId, account, _msgSender(), charity.selfCustody);
     }
 
     /// @inheritdoc ICharityLedger
-    function removeOperator(bytes32 charityId, address account) external onlyRole(REGISTRAR_ROLE) whenNotPaused {
-        _requireCharity(charityId);
+    function removeOperator(bytes32 charityId, address account) external whenNotPaused {
+        Charity storage charity = _requireOperatorManager(charityId);
         if (!_operators[charityId][account]) revert OperatorNotFound(charityId, account);
+        if (charity.selfCustody && charity.operatorCount == 1) revert LastOperator(charityId);
         _operators[charityId][account] = false;
-        emit OperatorRemoved(charityId, account, msg.sender);
+        charity.operatorCount -= 1;
+        emit OperatorRemoved(charityId, account, _msgSender());
+    }
+
+    // ----------------------------------------------------- signed calls
+
+    /// @inheritdoc ICharityLedger
+    /// @dev Checks, in order: the deadline, the nonce, the signature (ECDSA for an EOA,
+    /// ERC-1271 for a contract wallet such as a Safe), the called function. The nonce is
+    /// marked used before the call, so the call cannot replay itself. The inner call's
+    /// revert data is passed on unchanged, so callers see the ledger's named error.
+    function execute(
+        SignedCall calldata call,
+        bytes calldata signature
+    ) external whenNotPaused returns (bytes memory) {
+        // Deadlines are minutes to hours away; a validator's few seconds of leeway on the
+        // timestamp do not matter.
+        if (block.timestamp > call.deadline) revert SignatureExpired(call.deadline, block.timestamp);
+        address operator = call.operator;
+        if (_usedNonces[operator][call.nonce]) revert NonceAlreadyUsed(operator, call.nonce);
+        if (!SignatureChecker.isValidSignatureNow(operator, _signedCallDigest(call), signature)) {
+            revert InvalidSignature(operator);
+        }
+        bytes4 selector = call.data.length >= 4 ? bytes4(call.data[:4]) : bytes4(0);
+        if (!_isSignable(selector)) revert SignedCallNotAllowed(selector);
+
+        _usedNonces[operator][call.nonce] = true;
+        // The ledger calls itself (ERC-2771: the operator appended to the calldata, which
+        // {_msgSender} reads back). OpenZeppelin's functionCall passes the callee's revert
+        // data on unchanged (FailedCall only when there is none, e.g. out of gas).
+        bytes memory result = Address.functionCall(address(this), abi.encodePacked(call.data, operator));
+        emit SignedCallExecuted(operator, call.nonce, msg.sender);
+        return result;
     }
 
     // --------------------------------------------------------- operator
@@ -150,7 +234,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
         campaign.currency = currency;
         campaign.seq = seq;
         _campaignIdBySeq[seq] = campaignId;
-        emit CampaignCreated(campaignId, charityId, name, currency, goal, metadataHash, msg.sender);
+        emit CampaignCreated(campaignId, charityId, name, currency, goal, metadataHash, _msgSender());
     }
 
     /// @inheritdoc ICharityLedger
@@ -159,14 +243,14 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
         _requireOperator(campaign.charityId);
         if (campaign.closed) revert CampaignIsClosed(campaignId);
         campaign.closed = true;
-        emit CampaignClosed(campaignId, campaign.charityId, msg.sender);
+        emit CampaignClosed(campaignId, campaign.charityId, _msgSender());
     }
 
     /// @inheritdoc ICharityLedger
     function recordDonation(DonationInput calldata donation) external whenNotPaused {
         Campaign storage campaign = _campaign(donation.campaignId);
-        _requireOperator(campaign.charityId);
-        _recordDonation(campaign, donation);
+        address operator = _requireOperator(campaign.charityId);
+        _recordDonation(campaign, donation, operator);
     }
 
     /// @inheritdoc ICharityLedger
@@ -175,15 +259,16 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
         if (count == 0 || count > MAX_BATCH) revert InvalidListLength(count, MAX_BATCH);
         // Batches usually name one campaign: check it (and the caller's role) once per run.
         bytes32 checkedId;
+        address operator;
         Campaign storage campaign = _campaigns[bytes32(0)];
         for (uint256 i = 0; i < count; ++i) {
             DonationInput calldata donation = donations[i];
             if (donation.campaignId != checkedId || checkedId == bytes32(0)) {
                 campaign = _campaign(donation.campaignId);
-                _requireOperator(campaign.charityId);
+                operator = _requireOperator(campaign.charityId);
                 checkedId = donation.campaignId;
             }
-            _recordDonation(campaign, donation);
+            _recordDonation(campaign, donation, operator);
         }
     }
 
@@ -209,7 +294,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
         donation.refunded += uint64(amount);
         campaign.refunded += uint128(amount);
         _refunds[refundId] = Refund({donationId: donationId, amount: uint64(amount)});
-        emit DonationRefunded(refundId, donationId, campaignId, amount, donation.refunded, reason, msg.sender);
+        emit DonationRefunded(refundId, donationId, campaignId, amount, donation.refunded, reason, _msgSender());
     }
 
     /// @inheritdoc ICharityLedger
@@ -242,7 +327,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
             allocationCount: uint32(count), // count <= MAX_ALLOCATIONS
             evidenceCount: 0
         });
-        emit DisbursementRecorded(disbursementId, campaignId, amount, recipient, purpose, count, msg.sender);
+        emit DisbursementRecorded(disbursementId, campaignId, amount, recipient, purpose, count, _msgSender());
 
         uint256 sum = _allocate(disbursementId, campaignId, campaign.seq, allocations);
         if (sum != amount) revert AllocationSumMismatch(amount, sum);
@@ -277,10 +362,30 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
             revert RecordNotFound(originalKind, replacementId);
         }
         _corrections[correctionId] = true;
-        emit CorrectionRecorded(correctionId, charityId, originalId, originalKind, replacementId, reason, msg.sender);
+        emit CorrectionRecorded(correctionId, charityId, originalId, originalKind, replacementId, reason, _msgSender());
     }
 
     // ------------------------------------------------------------ views
+
+    /// @inheritdoc ICharityLedger
+    function version() external pure returns (string memory) {
+        return _VERSION;
+    }
+
+    /// @inheritdoc ICharityLedger
+    function isSelfCustody(bytes32 charityId) external view returns (bool) {
+        return _charities[charityId].selfCustody;
+    }
+
+    /// @inheritdoc ICharityLedger
+    function isNonceUsed(address operator, bytes32 nonce) external view returns (bool) {
+        return _usedNonces[operator][nonce];
+    }
+
+    /// @inheritdoc ICharityLedger
+    function signedCallDigest(SignedCall calldata call) external view returns (bytes32) {
+        return _signedCallDigest(call);
+    }
 
     /// @inheritdoc ICharityLedger
     function deploymentBlock() external view returns (uint256) {
@@ -289,7 +394,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
 
     /// @inheritdoc ICharityLedger
     function isCharityRegistered(bytes32 charityId) external view returns (bool) {
-        return _charities[charityId];
+        return _charities[charityId].registered;
     }
 
     /// @inheritdoc ICharityLedger
@@ -355,7 +460,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
 
     // --------------------------------------------------------- internal
 
-    function _recordDonation(Campaign storage campaign, DonationInput calldata input) private {
+    function _recordDonation(Campaign storage campaign, DonationInput calldata input, address operator) private {
         bytes32 donationId = input.donationId;
         _requireId(donationId);
         if (campaign.closed) revert CampaignIsClosed(input.campaignId);
@@ -375,7 +480,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
             input.donorCommitment,
             input.channel,
             input.metadataHash,
-            msg.sender
+            operator
         );
     }
 
@@ -427,7 +532,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
         _evidence[disbursementId][documentHash] = true;
         Disbursement storage disbursement = _disbursements[disbursementId];
         disbursement.evidenceCount += 1;
-        emit EvidenceAnchored(disbursementId, documentHash, disbursement.evidenceCount, msg.sender);
+        emit EvidenceAnchored(disbursementId, documentHash, disbursement.evidenceCount, _msgSender());
     }
 
     /// @dev The charity owning a record, or zero when there is no such record.
@@ -473,12 +578,78 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable {
         }
     }
 
-    function _requireOperator(bytes32 charityId) private view {
-        if (!_operators[charityId][msg.sender]) revert NotCharityOperator(charityId, msg.sender);
+    /// @dev Reverts unless the caller (the signer, in a signed call) operates the charity;
+    /// returns the caller.
+    function _requireOperator(bytes32 charityId) private view returns (address operator) {
+        operator = _msgSender();
+        if (!_operators[charityId][operator]) revert NotCharityOperator(charityId, operator);
     }
 
     function _requireCharity(bytes32 charityId) private view {
-        if (!_charities[charityId]) revert CharityNotFound(charityId);
+        if (!_charities[charityId].registered) revert CharityNotFound(charityId);
+    }
+
+    function _registerCharity(bytes32 charityId, string calldata name, bytes32 metadataHash, bool selfCustody) private {
+        _requireId(charityId);
+        _requireText(name, MAX_NAME_LENGTH);
+        Charity storage charity = _charities[charityId];
+        if (charity.registered) revert CharityAlreadyRegistered(charityId);
+        charity.registered = true;
+        charity.selfCustody = selfCustody;
+        emit CharityRegistered(charityId, name, metadataHash, _msgSender(), selfCustody);
+    }
+
+    /// @dev Reverts unless the caller may change the charity's operators: the registrar in
+    /// platform custody, an operator of the charity in self-custody.
+    function _requireOperatorManager(bytes32 charityId) private view returns (Charity storage charity) {
+        charity = _charities[charityId];
+        if (!charity.selfCustody) {
+            _checkRole(REGISTRAR_ROLE);
+            _requireCharity(charityId);
+            return charity;
+        }
+        address sender = _msgSender();
+        if (!_operators[charityId][sender]) {
+            if (hasRole(REGISTRAR_ROLE, sender)) revert SelfCustodyCharity(charityId);
+            revert NotCharityOperator(charityId, sender);
+        }
+    }
+
+    function _signedCallDigest(SignedCall calldata call) private view returns (bytes32) {
+        return
+            _hashTypedDataV4(
+                keccak256(abi.encode(_SIGNED_CALL_TYPEHASH, call.operator, keccak256(call.data), call.nonce, call.deadline))
+            );
+    }
+
+    /// @dev The functions a signed call may call: those that write a charity's records or
+    /// operators. Not execute itself, nor the registrar's and admin's functions.
+    function _isSignable(bytes4 selector) private pure returns (bool) {
+        return
+            selector == this.recordDonation.selector ||
+            selector == this.recordDonations.selector ||
+            selector == this.createCampaign.selector ||
+            selector == this.closeCampaign.selector ||
+            selector == this.refundDonation.selector ||
+            selector == this.recordDisbursement.selector ||
+            selector == this.anchorEvidence.selector ||
+            selector == this.recordCorrection.selector ||
+            selector == this.addOperator.selector ||
+            selector == this.removeOperator.selector;
+    }
+
+    // ERC2771Context, with this contract as the trusted forwarder, decides the sender.
+
+    function _msgSender() internal view override(Context, ERC2771Context) returns (address) {
+        return ERC2771Context._msgSender();
+    }
+
+    function _msgData() internal view override(Context, ERC2771Context) returns (bytes calldata) {
+        return ERC2771Context._msgData();
+    }
+
+    function _contextSuffixLength() internal view override(Context, ERC2771Context) returns (uint256) {
+        return ERC2771Context._contextSuffixLength();
     }
 
     function _requireId(bytes32 id) private pure {

@@ -34,6 +34,20 @@ interface ICharityLedger {
         uint256 amount;
     }
 
+    /// @notice A call an operator signed (EIP-712, domain "CharityLedger" version "2") for
+    /// anyone to relay through {execute}; the relayer pays the gas, the operator is the author.
+    /// @param operator The signer: an EOA, or a contract wallet that answers ERC-1271.
+    /// @param data The ABI-encoded call of one of the charity-record functions.
+    /// @param nonce Any unused bytes32 of the signer's choosing (random): unordered, so many
+    /// signed calls can be in flight at once and land in any order, each at most once.
+    /// @param deadline Last block timestamp at which the call may execute.
+    struct SignedCall {
+        address operator;
+        bytes data;
+        bytes32 nonce;
+        uint256 deadline;
+    }
+
     /// @notice The kinds of record a correction may reference.
     enum RecordKind {
         Campaign,
@@ -76,13 +90,32 @@ interface ICharityLedger {
     // ----------------------------------------------------------------- events
 
     /// @notice A registrar registered a charity.
-    event CharityRegistered(bytes32 indexed charityId, string name, bytes32 metadataHash, address registrar);
+    /// @param selfCustody True when the charity holds its operator keys itself: from then on
+    /// only its own operators (directly or through a signed call) change its operators.
+    event CharityRegistered(
+        bytes32 indexed charityId,
+        string name,
+        bytes32 metadataHash,
+        address registrar,
+        bool selfCustody
+    );
 
-    /// @notice A registrar allowed `account` to write records for the charity.
-    event OperatorAdded(bytes32 indexed charityId, address indexed account, address registrar);
+    /// @notice `account` may write records for the charity from now on.
+    /// @param addedBy The registrar (platform custody) or an existing operator of the
+    /// charity (self-custody), or the registrar for a self-custody charity's first operator.
+    /// @param heldByCharity True for every operator of a self-custody charity: the key is
+    /// the charity's own, so a record it signed was "signed by the charity's own key", not
+    /// "signed by the platform on the charity's behalf".
+    event OperatorAdded(bytes32 indexed charityId, address indexed account, address addedBy, bool heldByCharity);
 
-    /// @notice A registrar withdrew `account`'s right to write records for the charity.
-    event OperatorRemoved(bytes32 indexed charityId, address indexed account, address registrar);
+    /// @notice `account` may no longer write records for the charity.
+    /// @param removedBy The registrar (platform custody) or an operator of the charity (self-custody).
+    event OperatorRemoved(bytes32 indexed charityId, address indexed account, address removedBy);
+
+    /// @notice A relayer executed a call `operator` signed (EIP-712 {SignedCall}); the
+    /// events of the call itself precede this one in the same transaction and name the
+    /// operator, not the relayer.
+    event SignedCallExecuted(address indexed operator, bytes32 indexed nonce, address relayer);
 
     /// @notice An operator created a campaign.
     event CampaignCreated(
@@ -212,16 +245,55 @@ interface ICharityLedger {
     error DuplicateAllocation(bytes32 donationId);
     error EvidenceAlreadyAnchored(bytes32 disbursementId, bytes32 documentHash);
 
+    /// @notice The charity holds its keys itself: only its operators change its operators,
+    /// the registrar cannot.
+    error SelfCustodyCharity(bytes32 charityId);
+    /// @notice Removing this operator would leave a self-custody charity without any.
+    error LastOperator(bytes32 charityId);
+    /// @notice A self-custody charity's operator was the zero address.
+    error ZeroOperator();
+    /// @notice A signed call arrived after its deadline.
+    error SignatureExpired(uint256 deadline, uint256 nowTimestamp);
+    /// @notice The operator's signed call with this nonce has already been executed.
+    error NonceAlreadyUsed(address operator, bytes32 nonce);
+    /// @notice The signature is not `operator`'s over the signed call (EOA or ERC-1271).
+    error InvalidSignature(address operator);
+    /// @notice A signed call may only call the charity-record functions.
+    error SignedCallNotAllowed(bytes4 selector);
+
     // -------------------------------------------------------- registrar writes
 
-    /// @notice Registers a charity. Only REGISTRAR_ROLE.
+    /// @notice Registers a charity in platform custody: the registrar manages its operators
+    /// (whose keys the platform holds). Only REGISTRAR_ROLE.
     function registerCharity(bytes32 charityId, string calldata name, bytes32 metadataHash) external;
 
-    /// @notice Lets `account` write records for `charityId`. Only REGISTRAR_ROLE.
+    /// @notice Registers a charity that holds its operator keys itself, with `operator` (the
+    /// charity's own key, non-zero) as its first operator. From then on only the charity's
+    /// operators add or remove operators, and it always keeps at least one. Only REGISTRAR_ROLE.
+    function registerSelfCustodyCharity(
+        bytes32 charityId,
+        string calldata name,
+        bytes32 metadataHash,
+        address operator
+    ) external;
+
+    /// @notice Lets `account` write records for `charityId`. Platform custody: only
+    /// REGISTRAR_ROLE. Self-custody: only an operator of the charity (directly or through a
+    /// signed call); the registrar gets {SelfCustodyCharity}.
     function addOperator(bytes32 charityId, address account) external;
 
-    /// @notice Withdraws `account`'s right to write records for `charityId`. Only REGISTRAR_ROLE.
+    /// @notice Withdraws `account`'s right to write records for `charityId`. Who may: as for
+    /// {addOperator}. A self-custody charity's last operator cannot be removed ({LastOperator}).
     function removeOperator(bytes32 charityId, address account) external;
+
+    // ------------------------------------------------------------ signed calls
+
+    /// @notice Executes a call `call.operator` signed, as if the operator had sent it: the
+    /// operator checks and the events' `operator` fields see the signer, not the relayer.
+    /// Reverts {SignatureExpired}, {NonceAlreadyUsed}, {InvalidSignature} or
+    /// {SignedCallNotAllowed}; a revert of the call itself comes back unchanged.
+    /// @return The call's return data.
+    function execute(SignedCall calldata call, bytes calldata signature) external returns (bytes memory);
 
     // --------------------------------------------------------- operator writes
 
@@ -281,6 +353,19 @@ interface ICharityLedger {
     ) external;
 
     // ------------------------------------------------------------------ views
+
+    /// @notice The version of the ledger's interface: "2.0.0" (self-custody and signed calls).
+    function version() external pure returns (string memory);
+
+    /// @notice Whether the charity holds its operator keys itself (fixed at registration).
+    function isSelfCustody(bytes32 charityId) external view returns (bool);
+
+    /// @notice Whether `operator`'s signed call with `nonce` has been executed.
+    function isNonceUsed(address operator, bytes32 nonce) external view returns (bool);
+
+    /// @notice The EIP-712 digest `call`'s operator signs, for clients to check their own
+    /// typed-data hashing against.
+    function signedCallDigest(SignedCall calldata call) external view returns (bytes32);
 
     /// @notice The block the ledger was deployed in: where a mirror starts reading events.
     function deploymentBlock() external view returns (uint256);

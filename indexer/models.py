@@ -12,7 +12,18 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger_api.core.models import Base
@@ -98,10 +109,16 @@ class Charity(Origin, Base):
     name: Mapped[str] = mapped_column(String(200))
     metadata_hash: Mapped[str] = mapped_column(HEX32)
     registrar: Mapped[str] = mapped_column(ADDRESS)
+    # The charity holds its operator keys itself (CharityRegistered.selfCustody, fixed at
+    # registration): only its own operators change its operators.
+    self_custody: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Operator(Base):
-    """Current operator accounts; recomputed from the events of each (charity, account)."""
+    """Current operator accounts; recomputed from the events of each (charity, account).
+
+    The history of every change is the OperatorAdded/OperatorRemoved rows of `events`
+    (indexed by charity: ix_events_charity), each with who made it."""
 
     __tablename__ = "operators"
 
@@ -112,6 +129,14 @@ class Operator(Base):
     account: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
     active: Mapped[bool] = mapped_column(Boolean)
     block_number: Mapped[int] = mapped_column(BigInteger)
+    # From the latest OperatorAdded: the key is the charity's own (a self-custody
+    # charity's), so records it signed were "signed by the charity's own key"; otherwise
+    # "signed by the platform on the charity's behalf". A fact the registrar put on chain.
+    held_by_charity: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Who added the account (latest OperatorAdded's addedBy), and who removed it when it
+    # is no longer active (latest OperatorRemoved's removedBy).
+    added_by: Mapped[str | None] = mapped_column(ADDRESS)
+    removed_by: Mapped[str | None] = mapped_column(ADDRESS)
 
 
 class Campaign(Origin, Base):

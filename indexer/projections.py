@@ -116,6 +116,8 @@ class Scopes:
         sender = (
             args.get("operator")
             or args.get("registrar")
+            or args.get("addedBy")  # OperatorAdded
+            or args.get("removedBy")  # OperatorRemoved
             or args.get("sender")  # RoleGranted, RoleRevoked
             or (args.get("account") if log.name in ("Paused", "Unpaused") else None)
             or self.sender_of.get(hex0x(log.tx_hash))  # an allocation: its disbursement's
@@ -259,6 +261,7 @@ def _charity_registered(out: Projection, log: DecodedLog, args: dict[str, Any]) 
             "name": args["name"],
             "metadata_hash": args["metadataHash"],
             "registrar": args["registrar"],
+            "self_custody": bool(args["selfCustody"]),
             **_origin(log),
         },
     )
@@ -296,14 +299,19 @@ PROJECTORS: dict[str, Projector] = {
     "CorrectionRecorded": _correction_recorded,
 }
 
-# Events that go to the audit trail (the events table) and nowhere else: pausing and
-# OpenZeppelin's role changes. An operator's status is derived from its OperatorAdded and
-# OperatorRemoved rows in the trail (`_refresh_operators`), so those have no projector
-# either. tests/indexer/test_projectors.py holds this table and PROJECTORS to the ABI.
+# Events that go to the audit trail (the events table) and nowhere else: pausing,
+# OpenZeppelin's role changes and SignedCallExecuted (a relayed call: the records it wrote
+# have their own events, naming the signer as operator; this one names the relayer). An
+# operator's status is derived from its OperatorAdded and OperatorRemoved rows in the
+# trail (`_refresh_operators`), so those have no projector either; EIP712DomainChanged is
+# never emitted (the domain is fixed). tests/indexer/test_projectors.py holds this table
+# and PROJECTORS to the ABI.
 TRAIL_ONLY = frozenset(
     {
         "OperatorAdded",
         "OperatorRemoved",
+        "SignedCallExecuted",
+        "EIP712DomainChanged",
         "Paused",
         "Unpaused",
         "RoleAdminChanged",
@@ -436,11 +444,13 @@ def refresh(connection: Connection, deployment_id: int, touched: Touched) -> Non
 
 
 def _refresh_operators(connection: Connection, deployment_id: int, keys: set[tuple[str, str]]) -> None:
-    """An operator's status is that of its latest OperatorAdded/OperatorRemoved event."""
+    """An operator's status is that of its latest OperatorAdded/OperatorRemoved event;
+    whether the charity holds its key and who added it, from its latest OperatorAdded."""
     if not keys:
         return
     events, operators = m.table(m.Event), m.table(m.Operator)
-    latest: dict[tuple[str, str], tuple[int, int, bool]] = {}
+    latest: dict[tuple[str, str], tuple[int, int, bool, str | None]] = {}
+    latest_added: dict[tuple[str, str], tuple[int, int, bool, str]] = {}
     result = connection.execute(
         select(events.c.block_number, events.c.log_index, events.c.name, events.c.args).where(
             events.c.deployment_id == deployment_id,
@@ -450,8 +460,13 @@ def _refresh_operators(connection: Connection, deployment_id: int, keys: set[tup
     for block_number, log_index, name, raw in result:
         args = json.loads(raw)
         key = (args["charityId"], args["account"])
-        if key in keys and (block_number, log_index) > latest.get(key, (-1, -1, False))[:2]:
-            latest[key] = (block_number, log_index, name == "OperatorAdded")
+        if key not in keys:
+            continue
+        position = (block_number, log_index)
+        if position > latest.get(key, (-1, -1))[:2]:
+            latest[key] = (block_number, log_index, name == "OperatorAdded", args.get("removedBy"))
+        if name == "OperatorAdded" and position > latest_added.get(key, (-1, -1))[:2]:
+            latest_added[key] = (block_number, log_index, bool(args["heldByCharity"]), args["addedBy"])
     for charity_id, account in keys:
         connection.execute(
             delete(operators).where(
@@ -461,7 +476,8 @@ def _refresh_operators(connection: Connection, deployment_id: int, keys: set[tup
             )
         )
         if (charity_id, account) in latest:
-            block_number, _, active = latest[(charity_id, account)]
+            block_number, _, active, removed_by = latest[(charity_id, account)]
+            added = latest_added.get((charity_id, account))
             connection.execute(
                 insert(operators).values(
                     deployment_id=deployment_id,
@@ -469,6 +485,9 @@ def _refresh_operators(connection: Connection, deployment_id: int, keys: set[tup
                     account=account,
                     active=active,
                     block_number=block_number,
+                    held_by_charity=added[2] if added else False,
+                    added_by=added[3] if added else None,
+                    removed_by=None if active else removed_by,
                 )
             )
 

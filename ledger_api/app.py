@@ -31,6 +31,7 @@ from ledger_api.mirror import tables as im
 from ledger_api.pages import install as install_pages
 from ledger_api.pages.routes import router as pages
 from ledger_api.runtime import Runtime, build_runtime
+from ledger_api.transactions.routes import relay_router
 from ledger_api.transactions.routes import router as transactions
 
 
@@ -146,6 +147,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         disbursements,
         evidence,
         transactions,
+        relay_router,
         audit,
         deployment,
         rpc_router,

@@ -458,7 +458,7 @@ def verify(ctx: typer.Context) -> None:
 def _read_commands() -> None:
     from ledger_api import client_cli
 
-    client_cli.install(app)
+    client_cli.install(app, keys_app)
 
 
 _read_commands()

@@ -1,4 +1,6 @@
-"""`ledger trace`, `ledger reconcile` and `ledger export`: the read API from a terminal.
+"""`ledger trace`, `ledger reconcile` and `ledger export`: the read API from a terminal;
+`ledger donate` and `ledger write`: writes, signed on this machine for a charity that holds
+its own key (`--keystore`); `ledger keys new-charity-key`: make such a key.
 
 They talk to a running service over HTTP (LEDGER_API_URL, default the local one), so they
 work the same against the embedded chain of `ledger dev` and against production. The
@@ -9,8 +11,11 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import getpass
+import json
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +24,16 @@ from urllib.parse import quote
 
 import httpx
 import typer
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 
+from ledger_api.chain import signed_calls
+from ledger_api.chain.abi import selector
+from ledger_api.core import ids
 from ledger_api.core.formats import money, terminal_text
+from ledger_api.core.hexes import hex0x, unhex
 
 API = typer.Option("http://127.0.0.1:8000", envvar="LEDGER_API_URL", help="The service's base URL.")
 KEY = typer.Option(None, envvar="LEDGER_API_KEY", help="API key (auditor, or charity for its own data).")
@@ -324,7 +337,217 @@ def _to_terminal(chunks: Iterator[bytes], sink: Any) -> None:
     sink.write(terminal_text(decoder.decode(b"", final=True), multiline=True).encode(encoding, "replace"))
 
 
-def install(app: typer.Typer) -> None:
+# ------------------------------------------------------- self-custody: signing here
+
+PASSPHRASE_VARIABLE = "LEDGER_CHARITY_KEY_PASSPHRASE"
+KEYSTORE = typer.Option(
+    None,
+    "--keystore",
+    help="The charity's own encrypted key file (Ethereum keystore JSON, `ledger keys new-charity-key`)."
+    f" The write is prepared by the service, signed HERE, and relayed: the key never leaves this machine."
+    f" Passphrase: ${PASSPHRASE_VARIABLE}, else a prompt (never an argument: others see those in `ps`).",
+)
+
+OUT = typer.Option(..., "--out", help="Where to write the new encrypted key file.")
+BODY = typer.Option(..., "--body", help="The write's JSON body, in a file ('-': standard input).")
+
+
+def _passphrase(confirm: bool = False) -> str:
+    from_env = os.environ.get(PASSPHRASE_VARIABLE)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        _say(f"no passphrase: set {PASSPHRASE_VARIABLE} or run on a terminal to be asked")
+        raise typer.Exit(2)
+    first = getpass.getpass("Passphrase of the charity's key: ")
+    if confirm and getpass.getpass("Again: ") != first:
+        _say("the two passphrases differ")
+        raise typer.Exit(2)
+    return first
+
+
+def _unlock(path: Path) -> LocalAccount:
+    """The charity's account from its keystore file (eth-account's `Account.decrypt`)."""
+    try:
+        encrypted = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        _say(f"cannot read the keystore {path}: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        key = Account.decrypt(encrypted, _passphrase())
+    except (ValueError, TypeError, KeyError):
+        _say(f"the passphrase does not unlock {path} (or it is not an Ethereum keystore file)")
+        raise typer.Exit(2) from None
+    account: LocalAccount = Account.from_key(key)
+    return account
+
+
+def new_charity_key(
+    out: Path = OUT,
+) -> None:
+    """Make a charity operator key on this machine, in an encrypted keystore file (scrypt,
+    eth-account's format, readable by any Ethereum wallet). Prints its address: give that
+    (not the file) to the platform as the charity's operator (custody "self")."""
+    if out.exists():
+        _say(f"{out} exists; not overwritten")
+        raise typer.Exit(2)
+    passphrase = _passphrase(confirm=True)
+    account: LocalAccount = Account.create()
+    encrypted = Account.encrypt(account.key, passphrase)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(encrypted, handle)
+    typer.echo(f"wrote {out} (keep it, and its passphrase, safe: nobody can recover either)", err=True)
+    typer.echo(account.address)
+
+
+def _check_prepared(prepared: dict[str, Any], account: LocalAccount, expect: dict[str, Any]) -> None:
+    """Refuse to sign what the charity did not ask for: the typed data must be a SignedCall
+    of the CharityLedger domain, for this key, of the expected function, and hash to the
+    digest shown; a donation's campaign and amount must be the ones typed here."""
+    typed = prepared["typed_data"]
+    message = typed.get("message", {})
+    domain = typed.get("domain", {})
+    if typed.get("primaryType") != "SignedCall" or domain.get("name") != "CharityLedger":
+        _say("the service asked to sign something that is not a CharityLedger SignedCall; not signed")
+        raise typer.Exit(2)
+    if to_checksum_address(message.get("operator", "0x" + "0" * 40)) != account.address:
+        _say(
+            f"this keystore holds {account.address}, but the call is for operator "
+            f"{_t(message.get('operator'))}: use that operator's key (or --operator)"
+        )
+        raise typer.Exit(2)
+    data = unhex(message["data"])
+    function = prepared.get("function", "")
+    if function not in expect.get("functions", (function,)) or data[:4] != selector(function):
+        _say(f"the service asked to sign a call of {_t(function)}, not what was asked; not signed")
+        raise typer.Exit(2)
+    if function == "recordDonation" and "donation" in expect:
+        (donation,) = abi_decode(["(bytes32,bytes32,uint256,bytes32,bytes32,bytes32)"], data[4:])
+        want = expect["donation"]
+        if donation[1] != ids.to_bytes32(want["campaign_id"], "campaign") or donation[2] != want["amount"]:
+            _say("the call to sign is not this donation (campaign or amount differ); not signed")
+            raise typer.Exit(2)
+    digest = signed_calls.digest(_signed_call(typed), domain["chainId"], domain["verifyingContract"])
+    if hex0x(digest) != prepared.get("digest"):
+        _say("the typed data does not hash to the digest the service gave; not signed")
+        raise typer.Exit(2)
+
+
+def _signed_call(typed: dict[str, Any]) -> signed_calls.SignedCall:
+    message = typed["message"]
+    return signed_calls.SignedCall(
+        message["operator"], unhex(message["data"]), unhex(message["nonce"]), int(message["deadline"])
+    )
+
+
+def _sign(prepared: dict[str, Any], account: LocalAccount) -> dict[str, Any]:
+    """The signature, made here with the charity's key, over the typed data as checked."""
+    typed = prepared["typed_data"]
+    domain = typed["domain"]
+    signature = signed_calls.sign(
+        _signed_call(typed), domain["chainId"], domain["verifyingContract"], account
+    )
+    return {"message": typed["message"], "signature": hex0x(signature)}
+
+
+def _post(client: httpx.Client, api: str, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+    try:
+        return client.post(path, json=body, **kwargs)
+    except httpx.HTTPError as exc:
+        _unreachable(api, exc)
+
+
+def signed_write(
+    api: str,
+    key: str | None,
+    path: str,
+    body: Any,
+    keystore: Path | None,
+    operator: str | None = None,
+    expect: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A write, in one command: with no keystore, sent as is (the platform signs); with
+    one, prepared by the service (`?mode=prepare`), checked and signed here, relayed
+    (POST /v1/relay, with an Idempotency-Key so that a retry never sends twice). The
+    answer is the prepared records (receipt secrets included) with the relay's answer."""
+    with _client(api, key) as client:
+        if keystore is None:
+            response = _post(client, api, path, body, headers={"Idempotency-Key": str(uuid.uuid4())})
+            if response.status_code not in (200, 201, 202):
+                _fail(response, api, path)
+            return dict(response.json())
+        account = _unlock(keystore)
+        params = {"mode": "prepare", **({"operator": operator} if operator else {})}
+        response = _post(client, api, path, body, params=params)
+        if response.status_code != 200:
+            _fail(response, api, path)
+        prepared = response.json()
+        for call in prepared["signed_calls"]:
+            _check_prepared(call, account, expect or {})
+            domain = call["typed_data"]["domain"]
+            typer.echo(
+                f"signing {_t(call['function'])} ({_t(call['records'].get('kind'))}: "
+                f"{_t(', '.join(map(str, call['records'].get('ids', [])[:3])))}"
+                f"{', ...' if len(call['records'].get('ids', [])) > 3 else ''}) with {account.address}"
+                f" for ledger {_t(domain['verifyingContract'])} on chain {_t(domain['chainId'])}",
+                err=True,
+            )
+        signed = [_sign(call, account) for call in prepared["signed_calls"]]
+        idempotency = {"Idempotency-Key": str(uuid.uuid4())}
+        response = _post(client, api, "/v1/relay", {"signed_calls": signed}, headers=idempotency)
+        if response.status_code >= 500 or (response.status_code == 409 and "in-flight" in response.text):
+            response = _post(client, api, "/v1/relay", {"signed_calls": signed}, headers=idempotency)
+        if response.status_code not in (201, 202):
+            _fail(response, api, "/v1/relay")
+        return {**prepared["records"], "relayed": response.json()}
+
+
+def donate(
+    campaign_id: str = typer.Option(..., help="The campaign (CP-...)."),
+    amount: int = typer.Option(..., help="In the currency's minor unit (fen, cents)."),
+    donor_reference: str = typer.Option(..., help="The donor's reference (hashed; never stored or sent on)."),
+    channel: str = typer.Option(None, help="How it was given (bank, cash, ...)."),
+    keystore: Path = KEYSTORE,
+    operator: str = typer.Option(None, help="Which of the charity's operators signs (default: its first)."),
+    api: str = API,
+    key: str = typer.Option(None, envvar="LEDGER_API_KEY", help="The charity's API key."),
+) -> None:
+    """Record a donation. With --keystore the charity's own key signs it here and the
+    service only relays it. Prints the receipt: the donation ID and the donor's receipt
+    secret (give both, with the reference, to the donor; nobody keeps a copy)."""
+    body: dict[str, Any] = {"campaign_id": campaign_id, "amount": amount, "donor_reference": donor_reference}
+    if channel:
+        body["channel"] = channel
+    expect = {"functions": ("recordDonation",), "donation": body}
+    answer = signed_write(api, key, "/v1/donations", body, keystore, operator, expect)
+    typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+
+
+def write(
+    path: str = typer.Argument(..., help="The write's path, e.g. /v1/disbursements."),
+    body_file: Path = BODY,
+    keystore: Path = KEYSTORE,
+    operator: str = typer.Option(None, help="Which of the charity's operators signs (default: its first)."),
+    api: str = API,
+    key: str = typer.Option(None, envvar="LEDGER_API_KEY", help="The charity's API key."),
+) -> None:
+    """Any JSON write of the API (campaigns, batches of donations, refunds, disbursements,
+    operator changes), signed here with --keystore and relayed."""
+    text = sys.stdin.read() if str(body_file) == "-" else body_file.read_text()
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--body") from None
+    answer = signed_write(api, key, "/" + path.lstrip("/"), body, keystore, operator)
+    typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+
+
+def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.command()(trace)
     app.command()(reconcile)
     app.command()(export)
+    app.command()(donate)
+    app.command()(write)
+    if keys_app is not None:
+        keys_app.command("new-charity-key")(new_charity_key)

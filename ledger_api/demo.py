@@ -1,22 +1,35 @@
 """Demo data for `ledger dev --demo`: two charities, their campaigns, donations from a
 bank transfer, a WeChat Pay channel and cash boxes, disbursements (allocated first in,
 first out, and one with explicit allocations) with evidence documents, a refund and a
-closed campaign. Everything goes through the same services as the API, so the demo
-exercises the real write path: simulation, operator signatures, the outbox, the mirror."""
+closed campaign; and a third charity in self-custody, whose key lives in a keystore file
+outside the platform's (var/demo-self-custody-key.json): its campaign and donations are
+prepared by the service, signed with that key here and relayed. Everything goes through
+the same services as the API, so the demo exercises the real write path: simulation,
+operator signatures, the relay, the outbox, the mirror."""
 
 from __future__ import annotations
 
 import io
+import json
+import os
 import random
+import secrets
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from fastapi import UploadFile
 
 from ledger_api.campaigns import service as campaigns_service
 from ledger_api.campaigns.schemas import CampaignCreate
+from ledger_api.chain import signed_calls
+from ledger_api.chain.writer import TxState
 from ledger_api.charities import service as charities
 from ledger_api.core import ids
+from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.security import Principal
 from ledger_api.disbursements import service as disbursements
 from ledger_api.disbursements.schemas import AllocationIn, DisbursementCreate
@@ -24,6 +37,8 @@ from ledger_api.donations import service as donations
 from ledger_api.donations.schemas import DonationCreate
 from ledger_api.keys.service import issue_key
 from ledger_api.runtime import Runtime
+from ledger_api.transactions import relay
+from ledger_api.transactions.service import Writes
 
 DEMO = Principal("demo", "admin")
 
@@ -48,6 +63,82 @@ def _document(text: str, name: str) -> UploadFile:
 
 def _issue_key(runtime: Runtime, role: str, charity_hex: str | None) -> str:
     return issue_key(runtime.engine, role, charity_hex, "demo").key
+
+
+SELF_CUSTODY_NAME = "Green Hills Rural Library 青山乡村图书馆"
+SELF_CUSTODY_FILE = "demo-self-custody-key.json"
+
+
+def _relay_signed(writes: Writes, account: LocalAccount, states: list[TxState]) -> None:
+    """What the charity's own machine does with a prepared write: sign each call with its
+    key, then hand the signatures to the relay (as POST /v1/relay does)."""
+    calls = []
+    for state in states:
+        assert state.prepared is not None, "a self-custody write is prepared, not sent"
+        typed = state.prepared["typed_data"]
+        message, domain = typed["message"], typed["domain"]
+        call = signed_calls.SignedCall(
+            message["operator"], unhex(message["data"]), unhex(message["nonce"]), int(message["deadline"])
+        )
+        signature = signed_calls.sign(call, domain["chainId"], domain["verifyingContract"], account)
+        calls.append((message, hex0x(signature)))
+    relay.relay(writes, DEMO, calls, True)
+
+
+def _self_custody_charity(
+    runtime: Runtime, writes: Writes, rng: random.Random, key_file: Path
+) -> dict[str, Any]:
+    """A charity whose operator key is in `key_file` (encrypted, never in the platform's
+    keystore): registered with custody "self", its campaign and donations signed with that
+    key and relayed (the donations as one batch under one signature, and one alone)."""
+    account: LocalAccount = Account.create()
+    passphrase = secrets.token_urlsafe(12)
+    encrypted = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=2**12)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.unlink(missing_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(encrypted, handle)
+    body, _ = charities.register(writes, SELF_CUSTODY_NAME, None, account.address)
+    charity_id = body["id"]
+    prepare = replace(writes, mode="prepare")
+    created, state = campaigns_service.create(
+        prepare,
+        DEMO,
+        CampaignCreate(
+            charity_id=charity_id,
+            name="Books for village schools 乡村学校图书",
+            currency="CNY",
+            goal=6_000_000,
+        ),
+        True,
+    )
+    _relay_signed(writes, account, [state])
+    campaign_id = created["id"]
+    items = [
+        DonationCreate(
+            campaign_id=campaign_id,
+            amount=rng.choice([3_000, 10_000, 30_000, 66_600]),
+            donor_reference=f"demo reader {rng.randrange(10**6)}",
+            channel="bank-transfer",
+        )
+        for _ in range(8)
+    ]
+    batch, states = donations.record(prepare, DEMO, items, True)
+    _relay_signed(writes, account, states)
+    single, states = donations.record(prepare, DEMO, items[:1], True)
+    _relay_signed(writes, account, states)
+    key = _issue_key(runtime, "charity", ids.to_hex(charity_id))
+    return {
+        "id": charity_id,
+        "name": SELF_CUSTODY_NAME,
+        "key": key,
+        "operator": account.address,
+        "campaigns": [campaign_id],
+        "donations": batch + single,
+        "key_file": str(key_file),
+        "passphrase": passphrase,
+    }
 
 
 def load_demo(
@@ -139,6 +230,10 @@ def load_demo(
     donations.refund(
         writes, DEMO, refunded["id"], refunded["amount"] // 4, "donor asked for a partial refund", True
     )
+    own = _self_custody_charity(
+        runtime, writes, rng, runtime.settings.keystore_path.parent / SELF_CUSTODY_FILE
+    )
+    made["self_custody"] = own
     made["auditor_key"] = _issue_key(runtime, "auditor", None)
     lunch = next(d for d in made["donations"] if d["campaign_id"] == lunches)
     made["samples"] = [
@@ -161,4 +256,15 @@ def load_demo(
         echo(f"      receipt secret (the donor's proof of ownership): {donation['receipt_secret']}")
         echo(f"      donor reference (typed with the secret to prove it): {donation['donor_reference']}")
     echo(f"  from a terminal: .venv/bin/ledger trace {lunch['id']} --api {base}")
+    echo(f"  {own['name']} holds its own key (self-custody)  {base}/charities/{own['id']}")
+    echo(f"    its operator key, encrypted, outside the platform's keystore: {own['key_file']}")
+    echo(f"    passphrase of that file (demo only): {own['passphrase']}")
+    echo(f"    its API key (submits what its own key signed): {own['key']}")
+    echo(f"    a donation it signed itself: {base}/donations/{own['donations'][0]['id']}")
+    echo("    record one more, signed on this machine and relayed by the service:")
+    echo(f"      export LEDGER_CHARITY_KEY_PASSPHRASE='{own['passphrase']}'")
+    echo(
+        f"      .venv/bin/ledger donate --campaign-id {own['campaigns'][0]} --amount 10000"
+        f" --donor-reference 'reader 42' --keystore {own['key_file']} --key {own['key']} --api {base}"
+    )
     return made

@@ -25,6 +25,11 @@ class TrailEntry(Answer):
     campaign_id: str | None
     data: dict[str, Any] = Field(description="The event's fields; amounts are integers.")
     sender: str | None
+    signed_by: Literal["charity", "platform"] | None = Field(
+        default=None,
+        description="charity: signed by the charity's own key; platform: signed by the platform on "
+        "the charity's behalf (from OperatorAdded.heldByCharity); null for the registrar's events.",
+    )
     proof: Proof
 
 

@@ -105,9 +105,20 @@ def statement(
             E.charity_id,
             E.campaign_id,
             im.Block.timestamp,
+            im.Operator.held_by_charity,
         )
         .outerjoin(
             im.Block, and_(im.Block.deployment_id == E.deployment_id, im.Block.number == E.block_number)
+        )
+        # Who signed: the sender among its charity's operators, and whether the charity
+        # holds that key (OperatorAdded.heldByCharity); the registrar's events match none.
+        .outerjoin(
+            im.Operator,
+            and_(
+                im.Operator.deployment_id == E.deployment_id,
+                im.Operator.charity_id == E.charity_id,
+                im.Operator.account == E.sender,
+            ),
         )
         .where(E.deployment_id == mirror.deployment_id),
         scope,
@@ -129,6 +140,12 @@ def statement(
     return query.order_by(E.block_number, E.log_index)
 
 
+def _signer(held_by_charity: bool | None) -> str | None:
+    if held_by_charity is None:
+        return None
+    return "charity" if held_by_charity else "platform"
+
+
 def entry(view: ChainView, row: Any) -> dict[str, Any]:
     return {
         "kind": snake(row.name),
@@ -137,6 +154,11 @@ def entry(view: ChainView, row: Any) -> dict[str, Any]:
         "campaign_id": ids.from_bytes32(row.campaign_id) if row.campaign_id else None,
         "data": data_of(row.name, orjson.loads(row.args)),
         "sender": row.sender,
+        "signed_by": None
+        if row.held_by_charity is None
+        else "charity"
+        if row.held_by_charity
+        else "platform",
         "proof": {
             "chain_id": view.chain_id,
             "contract": view.contract,

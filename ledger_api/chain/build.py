@@ -101,6 +101,8 @@ def compile_contracts(compiler: Path | None = None) -> dict[str, dict[str, Any]]
             # ranges of deployedBytecode, which holds zeros there): the deployed code
             # equals deployedBytecode once these are filled in.
             "immutables": _immutables(compiled, output),
+            # The interface version the contract's version() returns (its `_VERSION` constant).
+            "version": _version(output["sources"][unit]["ast"]),
             "compiler": {"version": version.split("+")[0], "build": version, "settings": SETTINGS},
             "sourceHash": source_hash,
             "sources": source_hashes,
@@ -131,6 +133,20 @@ def _immutables(compiled: dict[str, Any], output: dict[str, Any]) -> list[dict[s
         }
         for ast_id, ranges in sorted(references.items(), key=lambda item: int(item[0]))
     ]
+
+
+def _version(ast: dict[str, Any]) -> str:
+    """The string literal of the `_VERSION` constant declared in a source unit's AST."""
+    stack: list[Any] = [ast]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("nodeType") == "VariableDeclaration" and node.get("name") == "_VERSION":
+                return str(node["value"]["value"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    raise ValueError("the contract declares no _VERSION constant")
 
 
 def artifact_text(artifact: dict[str, Any]) -> str:

@@ -179,3 +179,40 @@ def deploy_ledger(
         block_number=receipt["blockNumber"],
         tx_hash=hex0x(tx_hash),
     )
+
+
+def register_self_custody_charity(
+    w3: Web3,
+    deployment: Deployment,
+    registrar: str,
+    charity_id: bytes,
+    name: str,
+    operator: str,
+    metadata_hash: bytes = bytes(32),
+    keystore: Keystore | None = None,
+) -> str:
+    """Register a charity that holds its own operator key (`operator`, its address) and
+    return the transaction hash. Sent by `registrar` (REGISTRAR_ROLE): signed by the node
+    (dev chains) or, with `keystore`, by the registrar's key from it. From then on only the
+    charity's operators change its operators (through signed calls the service relays)."""
+    contract = ledger_contract(w3, deployment.address)
+    sender = to_checksum_address(registrar)
+    call = contract.functions.registerSelfCustodyCharity(
+        charity_id, name, metadata_hash, to_checksum_address(operator)
+    )
+    if keystore is None:
+        tx_hash = call.transact({"from": sender})
+    else:
+        transaction = call.build_transaction(
+            {
+                "from": sender,
+                "nonce": w3.eth.get_transaction_count(sender, "pending"),
+                "chainId": w3.eth.chain_id,
+            }
+        )
+        raw, _ = keystore.sign_transaction(sender, dict(transaction))
+        tx_hash = w3.eth.send_raw_transaction(raw)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    if receipt["status"] != 1:
+        raise RuntimeError(f"registerSelfCustodyCharity reverted in transaction {hex0x(tx_hash)}")
+    return hex0x(tx_hash)

@@ -74,6 +74,9 @@ class TxState:
     error: dict[str, Any] | None
     # Whether the SQL mirror has indexed the transaction's block (None: not asked).
     mirrored: bool | None = None
+    # A self-custody write that was prepared, not sent: the SignedCall for the charity
+    # to sign (status "prepared"; nothing is in the outbox).
+    prepared: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -128,21 +131,25 @@ class ChainWriter:
                     "data": HexStr(hex0x(encoded.data)),
                 }
             )
-        except NODE_ERRORS as exc:
-            raise ChainUnavailable(
-                f"the chain node did not answer ({type(exc).__name__}); nothing was recorded"
-            ) from None
         except Exception as exc:
-            error = contract_error_of(exc)
-            if error is None:
-                if isinstance(exc, Web3RPCError | ValueError):
-                    raise ContractRejected(f"the node rejects this call: {str(exc)[:200]}") from None
-                raise
-            raise ContractRejected(
-                f"the ledger contract rejects this record: {error.name}",
-                error={"name": error.name, "args": _jsonable(error.as_dict())},
-            ) from None
+            raise _rejection(exc) from None
         return int(estimate * 1.25) + 20_000
+
+    def check(self, account: str, call: Call | ContractFunction) -> None:
+        """Whether `call` from `account` would succeed (`eth_call`: the account needs no gas
+        money, as a self-custody charity's key that the relayer pays for); ContractRejected
+        naming the error if it would revert."""
+        encoded = as_call(call)
+        try:
+            self.w3.eth.call(
+                {
+                    "from": to_checksum_address(account),
+                    "to": self.address,
+                    "data": HexStr(hex0x(encoded.data)),
+                }
+            )
+        except Exception as exc:
+            raise _rejection(exc) from None
 
     def _fee_fields(self) -> dict[str, int]:
         now = time.monotonic()
@@ -401,6 +408,22 @@ class ChainWriter:
         except TransactionNotFound:
             return True
         return False
+
+
+def _rejection(exc: Exception) -> Exception:
+    """What a failed simulation raises: ChainUnavailable when the node did not answer,
+    ContractRejected naming the custom error, or the exception itself if unexpected."""
+    if isinstance(exc, NODE_ERRORS):
+        return ChainUnavailable(f"the chain node did not answer ({type(exc).__name__}); nothing was recorded")
+    error = contract_error_of(exc)
+    if error is None:
+        if isinstance(exc, Web3RPCError | ValueError):
+            return ContractRejected(f"the node rejects this call: {str(exc)[:200]}")
+        return exc
+    return ContractRejected(
+        f"the ledger contract rejects this record: {error.name}",
+        error={"name": error.name, "args": _jsonable(error.as_dict())},
+    )
 
 
 def _jsonable(value: Any) -> Any:

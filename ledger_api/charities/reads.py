@@ -3,12 +3,19 @@ their campaigns (per currency: amounts in different currencies are never added).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
 
-from ledger_api.charities.schemas import Charity, CharityCampaign, CharitySummary, CurrencyTotals
+from ledger_api.charities.schemas import (
+    Charity,
+    CharityCampaign,
+    CharitySummary,
+    CurrencyTotals,
+    OperatorChangeView,
+)
 from ledger_api.core import ids
 from ledger_api.core.answers import Proof
 from ledger_api.core.errors import NotFound
@@ -17,7 +24,21 @@ from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import block_info, chain_view, proof
 
-CH, C, OP = im.Charity, im.Campaign, im.Operator
+CH, C, OP, E = im.Charity, im.Campaign, im.Operator, im.Event
+
+
+def _change(row: Any, registrar: str, reference: Proof) -> OperatorChangeView:
+    args = json.loads(row.args)
+    added = row.name == "OperatorAdded"
+    by = args["addedBy"] if added else args["removedBy"]
+    return OperatorChangeView(
+        change="added" if added else "removed",
+        account=args["account"],
+        by=by,
+        by_role="registrar" if by.lower() == registrar.lower() else "operator",
+        held_by_charity=bool(args["heldByCharity"]) if added else None,
+        proof=reference,
+    )
 
 
 def _totals(
@@ -85,6 +106,16 @@ def get_charity(mirror: Mirror, charity_id: str) -> Charity:
                 OP.deployment_id == mirror.deployment_id, OP.charity_id == charity_hex, OP.active
             )
         ).scalars()
+        changes = connection.execute(
+            select(E.name, E.args, E.block_number, E.tx_hash, E.log_index)
+            .where(
+                E.deployment_id == mirror.deployment_id,
+                E.charity_id == charity_hex,
+                E.name.in_(["OperatorAdded", "OperatorRemoved"]),
+            )
+            .order_by(E.block_number, E.log_index)
+            .limit(1000)
+        ).all()
         campaigns = connection.execute(
             select(C.campaign_id, C.name, C.currency, C.closed_block)
             .where(C.deployment_id == mirror.deployment_id, C.charity_id == charity_hex)
@@ -92,12 +123,14 @@ def get_charity(mirror: Mirror, charity_id: str) -> Charity:
             .limit(200)
         ).all()
         view = chain_view(mirror, connection)
-        blocks = block_info(mirror, connection, {row.block_number})
+        blocks = block_info(mirror, connection, {row.block_number, *(c.block_number for c in changes)})
         operator_list = sorted(operators)
     return Charity(
         **dict(_view(row, totals.get(charity_hex, {}), proof(view, blocks, row))),
         # Operator accounts are public on chain: they sign the charity's records.
         operators=operator_list,
+        custody="self" if row.self_custody else "platform",
+        operator_changes=[_change(c, row.registrar, proof(view, blocks, c)) for c in changes],
         campaigns=[
             CharityCampaign(
                 id=ids.from_bytes32(c.campaign_id),

@@ -36,6 +36,17 @@ class Proof(Answer):
     confirmations: int
 
 
+class SignedBy(Answer):
+    """Who signed a record: the charity's own key (self-custody: "signed by the charity's
+    own key") or the platform ("signed by the platform on the charity's behalf"), from the
+    heldByCharity flag the registrar put on chain in OperatorAdded for the record's
+    operator. (The operator accounts themselves are on the charity's answer and page; the
+    audit trail names each record's.)"""
+
+    by: Literal["charity", "platform"]
+    held_by_charity: bool
+
+
 class Named(Answer):
     """A record shown by its ID and name."""
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -11,6 +12,7 @@ from eth_utils import keccak
 
 from ledger_api.chain.abi import load_artifact
 from ledger_api.chain.contract import Deployment
+from ledger_api.chain.signed_calls import DOMAIN_NAME, DOMAIN_VERSION, domain_separator
 from ledger_api.core.config import Settings
 from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.networks import network_name
@@ -18,15 +20,41 @@ from ledger_api.deployment.schemas import Build, ContractInfo, Immutable, Immuta
 
 RPC_PATH = "/rpc"
 
-# What the constructor writes into each immutable, from facts of the deployment.
-IMMUTABLE_VALUES = {"_deploymentBlock": lambda deployment: deployment.block_number}
+
+def _address_word(address: str) -> bytes:
+    return unhex(address).rjust(32, b"\0")
+
+
+def _short_string(text: str) -> bytes:
+    """OpenZeppelin's ShortString: the UTF-8 bytes left-aligned, their length in the last byte."""
+    raw = text.encode()
+    return raw.ljust(31, b"\0") + bytes([len(raw)])
+
+
+# What the constructor writes into each immutable (as its 32-byte word), from facts of the
+# deployment: the deployment block, and the EIP-712 domain (OpenZeppelin's EIP712) and
+# trusted forwarder (ERC2771Context: the ledger itself) of the signed calls.
+IMMUTABLE_VALUES: dict[str, Callable[[Deployment], bytes]] = {
+    "_deploymentBlock": lambda deployment: deployment.block_number.to_bytes(32, "big"),
+    "_trustedForwarder": lambda deployment: _address_word(deployment.address),
+    "_cachedThis": lambda deployment: _address_word(deployment.address),
+    "_cachedChainId": lambda deployment: deployment.chain_id.to_bytes(32, "big"),
+    "_cachedDomainSeparator": lambda deployment: domain_separator(deployment.chain_id, deployment.address),
+    "_hashedName": lambda deployment: keccak(text=DOMAIN_NAME),
+    "_hashedVersion": lambda deployment: keccak(text=DOMAIN_VERSION),
+    "_name": lambda deployment: _short_string(DOMAIN_NAME),
+    "_version": lambda deployment: _short_string(DOMAIN_VERSION),
+}
 
 EXPLANATION = (
     "The code at the address is the artifact's runtime code (deployedBytecode) with each "
     "immutable filled in: solc leaves zeros at the byte ranges listed here, and the constructor "
-    "writes the value there when it deploys (CharityLedger's one immutable, _deploymentBlock, is the "
-    "block it was deployed in). To check: compile the sources with these settings, fill each range "
-    "with its value, and compare with eth_getCode at the address; or compare keccak-256 of "
+    "writes the value there when it deploys: _deploymentBlock is the block it was deployed in; "
+    "_trustedForwarder and _cachedThis are the contract's own address (it relays signed calls to "
+    "itself); _cachedChainId, _cachedDomainSeparator, _hashedName, _hashedVersion, _name and _version "
+    "are its EIP-712 domain (name CharityLedger, version 2, the chain id and the address). "
+    "To check: compile the sources with these settings, fill each range with its value, and "
+    "compare with eth_getCode at the address; or compare keccak-256 of "
     "eth_getCode with expected_code_keccak256."
 )
 
@@ -75,7 +103,7 @@ def expected_code(deployment: Deployment) -> tuple[bytes, list[Immutable]]:
     code = bytearray(unhex(artifact["deployedBytecode"]))
     values = []
     for immutable in artifact.get("immutables", []):
-        word = IMMUTABLE_VALUES[immutable["name"]](deployment).to_bytes(32, "big")
+        word = IMMUTABLE_VALUES[immutable["name"]](deployment)
         for start, length in immutable["ranges"]:
             code[start : start + length] = word[32 - length :]
         values.append(
@@ -97,6 +125,7 @@ def contract_info(settings: Settings, deployment: Deployment, base_url: str) -> 
         deployment_block=deployment.block_number,
         deployment_tx=deployment.tx_hash or None,
         rpc_url=rpc_url(settings, base_url),
+        version=load_artifact()["version"],
         abi=abi,
         build=_build(),
         immutables=Immutables(

@@ -61,6 +61,7 @@ class ContractInfo(Answer):
     network: str = Field(description="The chain's name (LEDGER_NETWORK_NAME, or named from the chain id).")
     embedded: bool = Field(description="Whether the chain runs inside this service (development).")
     address: str = Field(description="The ledger contract's address.")
+    version: str = Field(description="The contract's interface version, as its version() returns.")
     deployment_block: int
     deployment_tx: str | None = Field(description="The deployment transaction's hash, if known.")
     rpc_url: str | None = Field(

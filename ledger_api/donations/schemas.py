@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from ledger_api.core.answers import Answer, MirrorPosition, Named, Proof
+from ledger_api.core.answers import Answer, MirrorPosition, Named, Proof, SignedBy
 from ledger_api.core.schemas import Amount, CampaignId, ChainText, Hash32, Strict, plain_text
 from ledger_api.donations import reference
 from ledger_api.evidence.schemas import EvidenceView
@@ -113,6 +113,9 @@ class DonationTrace(Answer):
     campaign: Named
     charity: Named
     proof: Proof
+    signed_by: SignedBy | None = Field(
+        default=None, description="Who signed the donation's record (the charity's own key, or the platform)."
+    )
     allocated: int
     refunded: int
     remaining: int

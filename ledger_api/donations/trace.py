@@ -21,6 +21,7 @@ from ledger_api.donations.schemas import (
     TraceRefund,
 )
 from ledger_api.evidence.schemas import EvidenceView
+from ledger_api.mirror import attribution
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, block_info, chain_view, proof
@@ -114,6 +115,7 @@ def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
         }
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, numbers)
+        signer = attribution.one(connection, dep, charity.charity_id, donation.operator)
 
     def disbursement_proof(a: Any) -> Proof:
         return proof(view, blocks, SimpleNamespace(block_number=a.d_block, tx_hash=a.d_tx, log_index=a.d_log))
@@ -127,6 +129,7 @@ def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
         campaign=Named(id=ids.from_bytes32(campaign.campaign_id), name=campaign.name),
         charity=Named(id=ids.from_bytes32(charity.charity_id), name=charity.name),
         proof=proof(view, blocks, donation),
+        signed_by=signer,
         allocated=donation.allocated,
         refunded=donation.refunded,
         remaining=remaining,

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 
 from ledger_api.core import ids
-from ledger_api.core.accounts import operator_of
 from ledger_api.core.errors import (
     AUTH_ERRORS,
     BODY_ERRORS,
@@ -34,8 +33,8 @@ def create_key(body: KeyCreate, mirror: MirrorDep, _: AdminPrincipal) -> JSONRes
     """Issue a key. The key itself is in this answer only; the service keeps its hash (a
     retry with the same Idempotency-Key answers the same key id with `"key": null`)."""
     charity_hex = ids.to_hex(body.charity_id, "charity") if body.charity_id else None
-    if charity_hex is not None and operator_of(mirror.engine, mirror.deployment_id, charity_hex) is None:
-        raise NotFound("charity not found")  # not a charity this service registered
+    if charity_hex is not None and not service.registered_here(mirror, charity_hex):
+        raise NotFound("charity not found")  # not a charity of this ledger
     issued = service.issue_key(mirror.engine, body.role, charity_hex, body.label)
     answer = KeyIssued(
         id=issued.id, key=issued.key, role=body.role, charity_id=body.charity_id, label=body.label

@@ -11,8 +11,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, insert, select, update
 
+from ledger_api.core.accounts import operator_of
 from ledger_api.core.models import ApiKey
 from ledger_api.core.security import new_key
+from ledger_api.mirror import tables as im
+from ledger_api.mirror.gateway import Mirror
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,18 @@ def revoke_key(engine: Engine, key_id: str) -> bool:
             bool(revoked)
             or connection.execute(select(ApiKey.id).where(ApiKey.id == key_id)).first() is not None
         )
+
+
+def registered_here(mirror: Mirror, charity_hex: str) -> bool:
+    """Whether a charity key may be issued for `charity_hex`: a charity this service
+    registered with a platform-held key, or one of this ledger (mirrored: registered by
+    this deployment's registrar) that holds its own key."""
+    if operator_of(mirror.engine, mirror.deployment_id, charity_hex) is not None:
+        return True
+    with mirror.engine.connect() as connection:
+        found = connection.execute(
+            select(im.Charity.charity_id).where(
+                im.Charity.deployment_id == mirror.deployment_id, im.Charity.charity_id == charity_hex
+            )
+        ).first()
+    return found is not None

@@ -695,7 +695,15 @@ def charity(
     ch = CharitySummary(  # not the operators
         id=found.id, name=found.name, totals_by_currency=found.totals_by_currency, proof=found.proof
     )
-    return render(request, reader_for(request), "charity.html", ch=ch, campaigns=listed)
+    return render(
+        request,
+        reader_for(request),
+        "charity.html",
+        ch=ch,
+        campaigns=listed,
+        custody=found.custody,
+        operator_changes=found.operator_changes,  # public events on chain, with who made them
+    )
 
 
 class Share(NamedTuple):

@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
 
 from ledger_api.core.errors import AUTH_ERRORS, READ_ERRORS, ChainUnavailable, NotFound, problems
-from ledger_api.core.security import CurrentPrincipal
-from ledger_api.transactions.schemas import Transaction
-from ledger_api.transactions.service import WritesDep
+from ledger_api.core.security import CurrentPrincipal, WriterPrincipal
+from ledger_api.transactions import relay
+from ledger_api.transactions.schemas import (
+    RELAY_BODY,
+    RelayAnswer,
+    RelayRequest,
+    Transaction,
+    write_responses,
+)
+from ledger_api.transactions.service import WaitParam, WriterDep, answer
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
@@ -21,7 +29,7 @@ router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 )
 def get_transaction(
     transaction_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")],
-    writes: WritesDep,
+    writes: WriterDep,
     principal: CurrentPrincipal,
 ) -> Transaction:
     """queued (signed, not yet sent), sent, mined or failed, with the tx hash, block and
@@ -35,4 +43,36 @@ def get_transaction(
     view = writes.transaction_view(state)
     return Transaction.model_validate(
         {**view, "records": state.records, "nonce": state.nonce, "signer": state.signer}
+    )
+
+
+relay_router = APIRouter(prefix="/v1/relay", tags=["relay"])
+
+
+@relay_router.post(
+    "",
+    status_code=201,
+    max_body_size=RELAY_BODY,
+    response_model=RelayAnswer,
+    responses=write_responses(RelayAnswer),
+)
+def relay_signed_calls(
+    body: RelayRequest, writes: WriterDep, principal: WriterPrincipal, wait: WaitParam = True
+) -> JSONResponse:
+    """Relay calls a self-custody charity signed with its own key (from a write asked with
+    `?mode=prepare`): each signature is checked off-chain (it must be the named operator's,
+    of a charity this API key writes for; the platform's or another charity's key is a 403),
+    its deadline and nonce too (expired: 422; already used or in flight: 409), then
+    `execute` is simulated (a would-be revert is a 409 naming the contract's error) and sent
+    from the platform's relayer account, which pays the gas. Answers as every write does:
+    201 once mined and mirrored."""
+    calls = [(c.message.model_dump(), c.signature) for c in body.signed_calls]
+    checked, states = relay.relay(writes, principal, calls, wait)
+    return answer(
+        {
+            "records": [c.step.records for c in checked],
+            "transactions": [writes.transaction_view(s) for s in states],
+        },
+        states,
+        wait,
     )

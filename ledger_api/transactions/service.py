@@ -7,6 +7,15 @@ for the charity (its own operator signs: another charity's key is told the recor
 not exist), simulates every call before any is signed (so a batch is refused whole or
 sent whole), puts each in the outbox, sends it and settles it.
 
+Self-custody: a charity that holds its operator key itself (registered with
+`registerSelfCustodyCharity`) is never signed for. The same write, asked with
+`?mode=prepare`, is authorised, simulated as the charity's operator and answered with the
+EIP-712 SignedCall(s) to sign (nothing in the outbox, nothing sent); the signed call comes
+back to POST /v1/relay (`transactions/relay.py`), which checks the signature, simulates
+`execute` and sends it from the platform's relayer account through this same pipeline
+(outbox, nonces, settle, read-your-writes). A plain write for such a charity is a 409
+saying so: the platform has no key to sign it with.
+
 Read-your-writes: a write answers 201 only once its transactions are mined AND the SQL
 mirror has indexed their blocks, so every public read (the trace, the evidence document,
 the campaign's totals) shows the record the moment the writer has its answer. The
@@ -19,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -27,6 +36,7 @@ from sqlalchemy import Engine, select
 from web3 import Web3
 from web3.types import Wei
 
+from ledger_api.chain import signed_calls
 from ledger_api.chain.abi import Call, contract_error_of, decode_result, encode
 from ledger_api.chain.contract import Deployment
 from ledger_api.chain.keystore import Keystore
@@ -34,7 +44,14 @@ from ledger_api.chain.writer import NODE_ERRORS, ChainWriter, TxState
 from ledger_api.core import ids
 from ledger_api.core.accounts import operator_of
 from ledger_api.core.config import Settings
-from ledger_api.core.errors import ChainUnavailable, ContractRejected, NotFound, Problem
+from ledger_api.core.errors import (
+    ChainUnavailable,
+    Conflict,
+    ContractRejected,
+    InvalidRequest,
+    NotFound,
+    Problem,
+)
 from ledger_api.core.hexes import hex0x
 from ledger_api.core.security import Principal, require_charity
 from ledger_api.mirror import tables as im
@@ -48,6 +65,23 @@ class Step:
     call: Call
     records: dict[str, Any]
     gas: int | None = None
+
+
+# How long a prepared SignedCall stays valid: long enough to sign by hand on a hardware
+# wallet, short enough that a leaked signature is soon worthless.
+SIGNED_CALL_LIFETIME = 3600
+
+WriteMode = Literal["send", "prepare"]
+
+
+class SignatureRequired(Conflict):
+    """A plain write for a charity that holds its own key: the platform cannot sign it."""
+
+    kind, title = "signature-required", "This charity signs its own records"
+
+
+class NothingToSign(Conflict):
+    kind, title = "nothing-to-sign", "The platform holds this charity's key"
 
 
 @dataclass
@@ -67,8 +101,14 @@ class Writes:
     faucet: str | None = None
     # Asks the in-process indexer to look at the chain now (None: another process indexes).
     nudge_indexer: Callable[[], None] | None = None
+    # Per request (see `writes_for`): "prepare" answers the SignedCall a self-custody
+    # charity signs instead of sending; `operator` picks which of its operators signs.
+    mode: WriteMode = "send"
+    operator: str | None = None
     _owners: dict[bytes, str] = field(default_factory=dict, repr=False)  # campaign -> charity
     _operators: dict[str, str] = field(default_factory=dict, repr=False)  # charity -> operator
+    _self_custody: set[str] = field(default_factory=set, repr=False)  # charities with their own key
+    _own_signers: set[str] = field(default_factory=set, repr=False)  # their operators (no keys here)
 
     # ------------------------------------------------------------ facts from the chain
 
@@ -108,10 +148,61 @@ class Writes:
         self._operators[charity_hex] = operator
         return operator
 
+    def holds_own_key(self, charity_hex: str) -> bool:
+        """Whether the charity is in self-custody (fixed at registration, so remembered
+        once true): a charity with a platform-held operator is not; else the chain says."""
+        if charity_hex in self._self_custody:
+            return True
+        if charity_hex in self._operators or operator_of(self.engine, self.deployment_id, charity_hex):
+            return False
+        try:
+            held = bool(self.view("isSelfCustody", bytes.fromhex(charity_hex[2:]), missing="charity"))
+        except (NotFound, KeyError):  # KeyError: a v1 contract has no self-custody
+            return False
+        if held:
+            self._self_custody.add(charity_hex)
+        return held
+
+    def own_operators(self, charity_hex: str) -> list[str]:
+        """A charity's active operator accounts, from the mirror, oldest first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(im.Operator.account)
+                .where(
+                    im.Operator.deployment_id == self.deployment_id,
+                    im.Operator.charity_id == charity_hex,
+                    im.Operator.active,
+                )
+                .order_by(im.Operator.block_number, im.Operator.account)
+            ).scalars()
+            return [str(r) for r in rows]
+
+    def signing_operator(self, charity_hex: str) -> str:
+        """Which of a self-custody charity's operators signs a prepared write: the one the
+        request names (`operator`), else its first."""
+        operators = self.own_operators(charity_hex)
+        if self.operator is not None:
+            chosen = [a for a in operators if a.lower() == self.operator.lower()]
+            if not chosen:
+                raise InvalidRequest(f"{self.operator} is not an operator of this charity")
+        elif not operators:
+            raise Conflict("this charity has no operator in the mirror yet; retry in a moment")
+        operator = chosen[0] if self.operator is not None else operators[0]
+        self._own_signers.add(operator)
+        return operator
+
+    def known_charity(self, charity_hex: str) -> None:
+        """NotFound unless this service registered the charity or it holds its own key."""
+        if not self.holds_own_key(charity_hex):
+            self.find_charity(charity_hex)
+
     def operator_for(self, principal: Principal, charity_hex: str, what: str = "charity") -> str:
         """The signer for a write on `charity_hex` by `principal`: the charity's own
-        operator. Another charity's key is told the record does not exist."""
+        operator (for a self-custody charity, the account that will sign the prepared
+        call). Another charity's key is told the record does not exist."""
         require_charity(principal, charity_hex, what)
+        if self.holds_own_key(charity_hex):
+            return self.signing_operator(charity_hex)
         try:
             return self.find_charity(charity_hex)
         except NotFound:
@@ -135,7 +226,14 @@ class Writes:
 
     def submit(self, signer: str, charity_hex: str, steps: Sequence[Step], wait: bool) -> list[TxState]:
         """Simulate every step (unless its gas is known), then put each in the outbox and
-        send it, then settle them: nothing is signed unless every step would succeed."""
+        send it, then settle them: nothing is signed unless every step would succeed.
+        A self-custody charity's operator is never signed for: its steps are `prepare`d."""
+        if signer != self.service_account and self.holds_own_key(charity_hex):
+            return self.prepare(signer, steps)
+        if self.mode == "prepare":
+            raise NothingToSign(
+                "the platform holds this charity's operator key: send the write without mode=prepare"
+            )
         gases = [step.gas if step.gas is not None else self.simulate(signer, step.call) for step in steps]
         states = [
             self.writer.submit(signer, step.call, gas, charity_hex, step.records)
@@ -143,14 +241,61 @@ class Writes:
         ]
         return self.settle(states, wait)
 
+    def prepare(self, operator: str, steps: Sequence[Step]) -> list[TxState]:
+        """The SignedCall of each step for `operator` to sign, each simulated as that
+        operator first (a would-be revert is a 409 naming the error, nothing prepared).
+        Each has a fresh random nonce (unordered: 50 in flight need no order) and a
+        deadline SIGNED_CALL_LIFETIME from now. Nothing is stored or sent."""
+        if self.mode != "prepare":
+            raise SignatureRequired(
+                "this charity holds its own operator key, so the platform cannot sign its records:"
+                " ask again with ?mode=prepare, sign the answer's typed data with the charity's key"
+                " (`ledger donate ... --keystore`), and submit it to POST /v1/relay",
+                operator=operator,
+            )
+        for step in steps:
+            if step.gas is None:
+                self.writer.check(operator, step.call)
+        deadline = int(time.time()) + SIGNED_CALL_LIFETIME
+        chain_id, contract = self.deployment.chain_id, self.deployment.address
+        states = []
+        for step in steps:
+            call = signed_calls.SignedCall(operator, step.call.data, signed_calls.new_nonce(), deadline)
+            prepared = {
+                "function": step.call.fn_name,
+                "records": step.records,
+                "typed_data": signed_calls.typed_data(call, chain_id, contract),
+                "digest": hex0x(signed_calls.digest(call, chain_id, contract)),
+            }
+            states.append(
+                TxState(
+                    id="",
+                    tx_hash="",
+                    signer=operator,
+                    nonce=0,
+                    status="prepared",
+                    records=step.records,
+                    block_number=None,
+                    block_hash=None,
+                    error=None,
+                    prepared=prepared,
+                )
+            )
+        return states
+
     def simulate(self, signer: str, call: Call) -> int:
-        """The gas to send `call` with; ContractRejected (409) when it would revert."""
+        """The gas to send `call` with; ContractRejected (409) when it would revert. A
+        self-custody charity's operator only checks the call (it has no gas money and
+        sends nothing: the relayer's `execute` is estimated when it is submitted): 0."""
+        if signer in self._own_signers:
+            self.writer.check(signer, call)
+            return 0
         return self.writer.simulate(signer, call)
 
     def settle(self, states: list[TxState], wait: bool) -> list[TxState]:
         """Wait for every transaction (if asked); a transaction that reverted when mined
         (the chain changed between simulation and mining) is a 409 naming the error."""
-        if not wait:
+        if not wait or any(s.status == "prepared" for s in states):
             return states
         done = [self.writer.wait(s.id, self.settings.write_timeout) for s in states]
         for state in done:
@@ -191,6 +336,8 @@ class Writes:
     # ------------------------------------------------------------ answers
 
     def transaction_view(self, state: TxState) -> dict[str, Any]:
+        if state.prepared is not None:
+            return {"status": "prepared"}
         view: dict[str, Any] = {
             "id": state.id,
             "href": f"/v1/transactions/{state.id}",
@@ -209,7 +356,15 @@ class Writes:
 
 def answer(body: dict[str, Any], states: list[TxState], wait: bool) -> JSONResponse:
     """201 once mined and mirrored (public reads show it), 202 when the caller did not wait
-    or the mirror has not caught up yet (then the body says `"mirrored": false`)."""
+    or the mirror has not caught up yet (then the body says `"mirrored": false`). A prepared
+    self-custody write answers 200 with the calls to sign and the records they will make
+    (with any receipt secret: it is in the signed data's commitment, kept by nobody else)."""
+    if any(s.prepared is not None for s in states):
+        records = {k: v for k, v in body.items() if k not in ("transaction", "transactions")}
+        return JSONResponse(
+            {"mode": "prepare", "records": records, "signed_calls": [s.prepared for s in states]},
+            status_code=200,
+        )
     mined = wait and all(s.status == "mined" for s in states)
     mirrored = all(s.mirrored is not False for s in states)
     if mined and not mirrored:
@@ -228,7 +383,33 @@ def current_writes(request: Request) -> Writes:
     return writes
 
 
-WritesDep = Annotated[Writes, Depends(current_writes)]
+ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+
+
+def writes_for(
+    request: Request,
+    mode: Annotated[
+        WriteMode,
+        Query(
+            description="prepare: for a charity that holds its own key, answer the EIP-712 "
+            "SignedCall(s) to sign (simulated, nothing sent); submit them to POST /v1/relay."
+        ),
+    ] = "send",
+    operator: Annotated[
+        str | None,
+        Query(pattern=ADDRESS_PATTERN, description="With mode=prepare: which operator of the charity signs."),
+    ] = None,
+) -> Writes:
+    """The write gateway for one write request (its mode and signing operator)."""
+    writes = current_writes(request)
+    if mode == "send" and operator is None:
+        return writes
+    return replace(writes, mode=mode, operator=operator)
+
+
+WritesDep = Annotated[Writes, Depends(writes_for)]
+# The gateway for routes that only read what the writer knows (transaction status).
+WriterDep = Annotated[Writes, Depends(current_writes)]
 WaitParam = Annotated[
     bool, Query(description="Answer once the transaction is mined (default); false: 202 at once.")
 ]

@@ -42,15 +42,28 @@ def test_the_demo_loads_charities_campaigns_donations_and_evidenced_disbursement
             for model in (m.Charity, m.Campaign, m.Donation, m.Disbursement, m.Evidence, m.Refund)
         }
         allocated = connection.execute(select(func.sum(m.Allocation.amount))).scalar_one()
+    own = made["self_custody"]
     assert counts == {
-        "charities": 2,
-        "campaigns": 3,
-        "donations": len(donations),
+        "charities": 3,  # the third holds its own key
+        "campaigns": 4,
+        "donations": len(donations) + len(own["donations"]),
         "disbursements": 5,
         "evidence": 4,
         "refunds": 1,
     }
     assert allocated == 180_000 + 95_000 + 60_000 + 250_000 + donations_of_wells_last_half(made)
+    # The self-custody charity's records were signed by its own key, kept outside the
+    # platform's keystore, in the file the demo names with its passphrase.
+    assert own["operator"] not in runtime.keystore.addresses()
+    assert any(own["key_file"] in line for line in lines) and any(own["passphrase"] in line for line in lines)
+    assert any("ledger donate --campaign-id" in line and "--keystore" in line for line in lines)
+    for donation in own["donations"]:
+        view = embedded_service.contract.functions.donationOf(ids.to_bytes32(donation["id"])).call()
+        assert view[1] == donation["amount"]
+        assert embedded_service.get(f"/v1/donations/{donation['id']}").json()["signed_by"] == {
+            "by": "charity",
+            "held_by_charity": True,
+        }
     # The charity keys it prints work.
     key = made["charities"][0]["key"]
     assert any(key in line for line in lines)

@@ -235,9 +235,33 @@ def test_contract_describes_the_deployment_and_its_build(embedded: tuple[Service
     code = bytes(service.runtime.w3.eth.get_code(deployment.address))
     assert "0x" + keccak(code).hex() == info["immutables"]["expected_code_keccak256"]
     assert info["immutables"]["deployed_code_differs"] is True
-    [immutable] = info["immutables"]["values"]
-    assert immutable["name"] == "_deploymentBlock"
-    assert int(immutable["value"], 16) == deployment.block_number
+    assert (
+        info["version"]
+        == "2.0.0"
+        == service.runtime.w3.eth.contract(address=deployment.address, abi=load_artifact()["abi"])
+        .functions.version()
+        .call()
+    )
+    values = {immutable["name"]: immutable["value"] for immutable in info["immutables"]["values"]}
+    assert int(values["_deploymentBlock"], 16) == deployment.block_number
+    # The signed calls' EIP-712 domain and trusted forwarder (the ledger itself).
+    assert int(values["_cachedChainId"], 16) == deployment.chain_id
+    assert (
+        values["_trustedForwarder"]
+        == values["_cachedThis"]
+        == "0x" + "00" * 12 + deployment.address[2:].lower()
+    )
+    assert set(values) == {
+        "_deploymentBlock",
+        "_trustedForwarder",
+        "_cachedThis",
+        "_cachedChainId",
+        "_cachedDomainSeparator",
+        "_hashedName",
+        "_hashedVersion",
+        "_name",
+        "_version",
+    }
 
 
 def test_contract_names_the_configured_network_and_rpc_url(tmp_path: Path) -> None:

@@ -117,7 +117,23 @@ def write_requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "url": f"/v1/disbursements/{w.a_disbursement}/evidence",
             "files": [("files", DOCUMENT)],
         },
+        ("POST", "/v1/charities/{charity_id}/operators"): {
+            "url": f"/v1/charities/{w.a}/operators",
+            "json": {"account": SOME_ACCOUNT},
+        },
+        ("DELETE", "/v1/charities/{charity_id}/operators/{account}"): {
+            "url": f"/v1/charities/{w.a}/operators/{SOME_ACCOUNT}",
+        },
+        ("POST", "/v1/relay"): {"url": "/v1/relay", "json": {"signed_calls": [SIGNED_CALL]}},
     }
+
+
+# A well-formed operator account and signed call (signed by nobody's operator).
+SOME_ACCOUNT = "0x" + "ab" * 20
+SIGNED_CALL = {
+    "message": {"operator": SOME_ACCOUNT, "data": "0x" + "12" * 36, "nonce": "0x" + "34" * 32, "deadline": 1},
+    "signature": "0x" + "56" * 65,
+}
 
 
 def send(service: Service, method: str, request: dict[str, Any], key: str | None) -> httpx.Response:
@@ -258,6 +274,17 @@ def test_a_charity_key_finds_no_other_charitys_records(service: Service) -> None
         (
             ("GET", {"url": f"/v1/transactions/{w.a_transaction}"}),
             ("GET", {"url": f"/v1/transactions/{uuid.uuid4()}"}),
+        ),
+        (
+            ("POST", {"url": f"/v1/charities/{w.a}/operators", "json": {"account": SOME_ACCOUNT}}),
+            (
+                "POST",
+                {"url": f"/v1/charities/{ids.new('charity')}/operators", "json": {"account": SOME_ACCOUNT}},
+            ),
+        ),
+        (
+            ("DELETE", {"url": f"/v1/charities/{w.a}/operators/{SOME_ACCOUNT}"}),
+            ("DELETE", {"url": f"/v1/charities/{ids.new('charity')}/operators/{SOME_ACCOUNT}"}),
         ),
     ]
     for (method, theirs), (_, missing) in cases:

@@ -69,7 +69,11 @@ def test_the_suite_has_rule_fuzz_invariant_and_gas_tests(forge_results: dict[str
     for name, result in forge_results.items():
         kinds.setdefault(next(iter(result["kind"])), []).append(name)
     assert len(kinds.get("Unit", [])) >= 30, kinds
-    assert {name.split(".")[0] for name in kinds["Unit"]} == {"CharityLedgerRulesTest", GAS_SUITE}
+    assert {name.split(".")[0] for name in kinds["Unit"]} == {
+        "CharityLedgerRulesTest",
+        "CharityLedgerSelfCustodyTest",
+        GAS_SUITE,
+    }
     fuzz = [forge_results[name]["kind"]["Fuzz"] for name in kinds.get("Fuzz", [])]
     assert len(fuzz) >= 10 and all(run["runs"] >= 256 for run in fuzz), fuzz
     invariants = [forge_results[name]["kind"]["Invariant"] for name in kinds.get("Invariant", [])]

@@ -33,10 +33,11 @@ def test_registrar_registers_a_charity_with_its_operator(ledger: Ledger) -> None
         "name": "Charity C",
         "metadataHash": rid("meta"),
         "registrar": ledger.admin,
+        "selfCustody": False,
     }
     receipt = ledger.send(ledger.fn.addOperator(charity, ledger.stranger), ledger.admin)
     assert ledger.events(receipt, "OperatorAdded") == [
-        {"charityId": charity, "account": ledger.stranger, "registrar": ledger.admin}
+        {"charityId": charity, "account": ledger.stranger, "addedBy": ledger.admin, "heldByCharity": False}
     ]
     assert ledger.fn.isCharityRegistered(charity).call()
     assert ledger.fn.isOperator(charity, ledger.stranger).call()
@@ -99,7 +100,7 @@ def test_operator_changes_are_checked(ledger: Ledger) -> None:
 def test_a_removed_operator_can_no_longer_write(ledger: Ledger) -> None:
     receipt = ledger.send(ledger.fn.removeOperator(ledger.charity_a, ledger.op_a), ledger.admin)
     assert ledger.events(receipt, "OperatorRemoved") == [
-        {"charityId": ledger.charity_a, "account": ledger.op_a, "registrar": ledger.admin}
+        {"charityId": ledger.charity_a, "account": ledger.op_a, "removedBy": ledger.admin}
     ]
     ledger.expect_error(
         ledger.fn.recordDonation(ledger.donation(rid("d"), 100)),

@@ -26,12 +26,12 @@ contract CharityLedgerRulesTest is LedgerTest {
     function test_RegistrarRegistersACharityWithItsOperator() public {
         bytes32 charity = _id("charity-c");
         vm.expectEmit();
-        emit ICharityLedger.CharityRegistered(charity, "Charity C", _id("meta"), admin);
+        emit ICharityLedger.CharityRegistered(charity, "Charity C", _id("meta"), admin, false);
         vm.prank(admin);
         ledger.registerCharity(charity, "Charity C", _id("meta"));
 
         vm.expectEmit();
-        emit ICharityLedger.OperatorAdded(charity, stranger, admin);
+        emit ICharityLedger.OperatorAdded(charity, stranger, admin, false);
         vm.prank(admin);
         ledger.addOperator(charity, stranger);
         vm.assertTrue(ledger.isCharityRegistered(charity), "registered");

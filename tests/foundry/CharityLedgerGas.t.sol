@@ -2,7 +2,8 @@
 pragma solidity 0.8.30;
 
 import {ICharityLedger} from "../../contracts/ICharityLedger.sol";
-import {LedgerTest} from "./LedgerTest.sol";
+import {CharityLedger} from "../../contracts/CharityLedger.sol";
+import {SignedCallTest} from "./SignedCallTest.sol";
 
 /// @notice The ledger's main writes, one per test, each on a ledger that setUp prepared, so
 /// a test's gas in .gas-snapshot is that write's execution gas (without the 21,000 base
@@ -11,7 +12,7 @@ import {LedgerTest} from "./LedgerTest.sol";
 /// bound, so a storage layout change that undoes the packing fails here, not only in the
 /// snapshot. `forge snapshot --match-contract CharityLedgerGasTest` writes .gas-snapshot;
 /// tests/contracts/test_forge.py checks it is current.
-contract CharityLedgerGasTest is LedgerTest {
+contract CharityLedgerGasTest is SignedCallTest {
     /// @dev forge shows these with -vv (the DSTest log event forge decodes).
     event log_named_uint(string key, uint256 val);
 
@@ -23,6 +24,10 @@ contract CharityLedgerGasTest is LedgerTest {
         for (uint256 i = 0; i < 32; ++i) ledger.recordDonation(_input(_id("s", i), 10_000));
         ledger.recordDisbursement(_id("p0"), CAMPAIGN_A, 100, "CN-USCC-1", "food", bytes32(0), _alloc(_id("s", 31), 100));
         vm.stopPrank();
+        // The self-custody charity's campaign has received donations too, so a relayed donation
+        // updates warm totals as a direct one does (the comparison is of the relaying alone).
+        vm.prank(charityKey);
+        ledger.recordDonation(_scDonation(_id("sc-s"), 10_000));
     }
 
     function _measured(string memory what, uint256 gasBefore, uint256 bound) private {
@@ -102,5 +107,46 @@ contract CharityLedgerGasTest is LedgerTest {
         uint256 before = gasleft();
         ledger.closeCampaign(CAMPAIGN_A);
         _measured("close campaign", before, 25_000);
+    }
+
+    /// @dev A donation the charity signed, relayed by the stranger: the EIP-712 hashing,
+    /// the signature check, the nonce and the self-call on top of a direct recordDonation.
+    function test_GasRelayedSignedDonation() public {
+        ICharityLedger.SignedCall memory call = _signedCall(
+            charityKey,
+            abi.encodeCall(CharityLedger.recordDonation, (_scDonation(_id("sd0"), 10_000))),
+            keccak256("gas-1"),
+            block.timestamp + 1 hours
+        );
+        bytes memory signature = _sign(CHARITY_PK, call);
+        vm.prank(stranger);
+        uint256 before = gasleft();
+        ledger.execute(call, signature);
+        _measured("relayed signed donation", before, 90_000);
+    }
+
+    function test_GasRelayedSignedBatchOf100() public {
+        ICharityLedger.DonationInput[] memory batch = new ICharityLedger.DonationInput[](100);
+        for (uint256 i = 0; i < 100; ++i) {
+            batch[i] = ICharityLedger.DonationInput({
+                donationId: bytes32(i + 1),
+                campaignId: SC_CAMPAIGN,
+                amount: 10_000 + i,
+                donorCommitment: bytes32(~i),
+                channel: "bank",
+                metadataHash: bytes32(0)
+            });
+        }
+        ICharityLedger.SignedCall memory call = _signedCall(
+            charityKey,
+            abi.encodeCall(CharityLedger.recordDonations, (batch)),
+            keccak256("gas-100"),
+            block.timestamp + 1 hours
+        );
+        bytes memory signature = _sign(CHARITY_PK, call);
+        vm.prank(stranger);
+        uint256 before = gasleft();
+        ledger.execute(call, signature);
+        _measured("relayed signed donations (batch of 100)", before, 100 * 31_000);
     }
 }

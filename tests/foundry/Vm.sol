@@ -11,6 +11,14 @@ interface Vm {
     function stopPrank() external;
     function label(address account, string calldata newLabel) external;
 
+    // ------------------------------------------------- keys and time
+    /// @notice The address of a private key.
+    function addr(uint256 privateKey) external pure returns (address);
+    /// @notice An ECDSA signature of `digest` by `privateKey` (secp256k1).
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    /// @notice Sets block.timestamp.
+    function warp(uint256 newTimestamp) external;
+
     // ------------------------------------------------------ expectations
     /// @notice The next call must revert with exactly `revertData` (selector and arguments).
     function expectRevert(bytes calldata revertData) external;
@@ -26,6 +34,7 @@ interface Vm {
     function assertTrue(bool condition, string calldata error) external pure;
     function assertFalse(bool condition, string calldata error) external pure;
     function assertEq(uint256 left, uint256 right, string calldata error) external pure;
+    function assertEq(address left, address right, string calldata error) external pure;
     function assertEq(bytes32 left, bytes32 right, string calldata error) external pure;
     function assertEq(bytes calldata left, bytes calldata right, string calldata error) external pure;
     function assertLe(uint256 left, uint256 right, string calldata error) external pure;
