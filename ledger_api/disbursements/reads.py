@@ -10,6 +10,7 @@ from ledger_api.core.answers import Named
 from ledger_api.core.errors import NotFound
 from ledger_api.disbursements.schemas import Disbursement, FundingAllocation
 from ledger_api.donations.trace import evidence_of, evidence_view
+from ledger_api.mirror import attribution
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import block_info, chain_view, proof
@@ -41,6 +42,7 @@ def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
             {row.block_number} | {a.block_number for a in allocations} | {e.block_number for e in evidence}
         )
         blocks = block_info(mirror, connection, numbers)
+        signer = attribution.one(connection, dep, campaign.charity_id, row.operator)
     return Disbursement(
         id=ids.from_bytes32(row.disbursement_id),
         amount=row.amount,
@@ -50,6 +52,7 @@ def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
         campaign=Named(id=ids.from_bytes32(campaign.campaign_id), name=campaign.name),
         charity_id=ids.from_bytes32(campaign.charity_id),
         proof=proof(view, blocks, row),
+        signed_by=signer,
         funded_by=[
             FundingAllocation(
                 donation_id=ids.from_bytes32(a.donation_id), amount=a.amount, proof=proof(view, blocks, a)

@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from ledger_api.core import ids
-from ledger_api.core.answers import Answer, Named, Proof
+from ledger_api.core.answers import Answer, Named, Proof, SignedBy
 from ledger_api.core.schemas import Amount, CampaignId, ChainText, DonationId, Hash32, Strict
 from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
@@ -76,6 +76,9 @@ class Disbursement(Answer):
     campaign: Named
     charity_id: str
     proof: Proof
+    signed_by: SignedBy | None = Field(
+        default=None, description="Who signed the record (the charity's own key, or the platform)."
+    )
     funded_by: list[FundingAllocation]
     evidence: list[EvidenceView]
 

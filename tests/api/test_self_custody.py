@@ -444,6 +444,18 @@ def test_a_batch_is_one_signature_and_a_would_be_revert_is_named_first(
     assert relayed.status_code == 201, relayed.text
     assert len(relayed.json()["records"][0]["ids"]) == 20
     assert donation_count(node_service.runtime.w3, node_service.runtime.deployment.address, campaign_id) == 20
+    # A disbursement, allocated first in, first out, prepared and signed the same way.
+    paid, _ = charity.write(
+        "/v1/disbursements",
+        {"campaign_id": campaign_id, "amount": 300, "recipient": "CN-USCC-7", "purpose": "books"},
+    )
+    answer = node_service.get(f"/v1/disbursements/{paid['id']}").json()
+    assert answer["signed_by"] == {"by": "charity", "held_by_charity": True}
+    assert sum(f["amount"] for f in answer["funded_by"]) == 300
+    assert (
+        signed_by_on_page(node_service, f"/disbursements/{paid['id']}", "en")
+        == "Signed by the charity's own key"
+    )
     # Closing the campaign, then preparing a donation to it: 409 naming the error, nothing to sign.
     charity.write(f"/v1/campaigns/{campaign_id}/close", {})
     closed = charity.post(
