@@ -44,6 +44,7 @@ CSV_COLUMNS = (
     "reason",
     "document_hash",
     "sender",
+    "signed_by",
     "tx_hash",
     "block_hash",
     "recorded_at",
@@ -63,6 +64,8 @@ _RECORD = {
     "donation_allocated": ("disbursement_id", "donation_id"),
     "evidence_anchored": ("disbursement_id", "document_hash"),
     "correction_recorded": ("correction_id", "original_id"),
+    # A relayed call: its nonce, and the charity operator whose signature the contract checked.
+    "signed_call_executed": ("nonce", "operator"),
     # The deployment's own access-control and pause events (no charity's).
     "role_granted": ("account", "role"),
     "role_revoked": ("account", "role"),
@@ -135,6 +138,7 @@ def csv_export(mirror: Mirror, scope: Scope) -> Iterator[bytes]:
                 data.get("reason", ""),
                 data.get("document_hash", ""),
                 entry["sender"] or "",
+                entry.get("signed_by") or "",
                 proof["tx_hash"],
                 proof["block_hash"],
                 proof["recorded_at"] or "",

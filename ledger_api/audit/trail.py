@@ -154,11 +154,7 @@ def entry(view: ChainView, row: Any) -> dict[str, Any]:
         "campaign_id": ids.from_bytes32(row.campaign_id) if row.campaign_id else None,
         "data": data_of(row.name, orjson.loads(row.args)),
         "sender": row.sender,
-        "signed_by": None
-        if row.held_by_charity is None
-        else "charity"
-        if row.held_by_charity
-        else "platform",
+        "signed_by": _signer(row.held_by_charity),
         "proof": {
             "chain_id": view.chain_id,
             "contract": view.contract,

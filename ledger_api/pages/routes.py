@@ -675,6 +675,7 @@ def campaign(
         checks=checks,
         cp=cp,
         charity=Named(id=charity.id, name=charity.name),  # nothing else: no operators
+        custody=charity.custody,  # who signs its records (the OperatorAdded facts)
         diagram=diagram,
         donations=donations,
         disbursements=paid,

@@ -13,7 +13,9 @@ mined exactly once."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import re
 import signal
 import time
@@ -234,6 +236,45 @@ def test_a_record_signed_by_the_charitys_key_is_attributed_to_its_operator(node_
     assert charity_answer["custody"] == "self"
     assert [c["change"] for c in charity_answer["operator_changes"]] == ["added"]
     assert charity_answer["operator_changes"][0]["held_by_charity"] is True
+    # The campaign page says who signs the charity's records, in both languages.
+    for language, said in (
+        ("en", "every record is signed by the charity's own key"),
+        ("zh-CN", "每条记录都由慈善组织自己的密钥签名"),
+    ):
+        campaign_page = httpx.get(
+            f"{node_service.base}/campaigns/{campaign_id}", headers={"Accept-Language": language}, timeout=60
+        )
+        custody_line = re.search(
+            r'data-testid="campaign-custody" data-custody="(\w+)">([^<]+)</p>', campaign_page.text
+        )
+        assert custody_line is not None, campaign_page.text[:2000]
+        assert custody_line.group(1) == "self" and said in html.unescape(custody_line.group(2))
+    # The regulator's CSV says who signed each record and lists the relayed call itself.
+    exported = httpx.get(
+        f"{node_service.base}/v1/audit/export",
+        params={"format": "csv", "charity_id": charity.charity_id},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=60,
+    )
+    assert exported.status_code == 200, exported.text
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    (donation_row,) = [r for r in rows if r["kind"] == "donation_recorded" and r["record_id"] == donation_id]
+    assert donation_row["signed_by"] == "charity"
+    # The relayed call itself belongs to no charity: it shows in the deployment's whole trail.
+    everything = httpx.get(
+        f"{node_service.base}/v1/audit/export",
+        params={"format": "csv"},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=60,
+    )
+    assert everything.status_code == 200, everything.text
+    relayed_rows = [
+        r
+        for r in csv.DictReader(io.StringIO(everything.content.decode("utf-8-sig")))
+        if r["kind"] == "signed_call_executed"
+    ]
+    nonce = call["typed_data"]["message"]["nonce"]
+    assert [r["related_id"] for r in relayed_rows if r["record_id"] == nonce] == [charity.account.address]
 
 
 def test_a_platform_custody_charity_is_attributed_to_the_platform_and_unchanged(
