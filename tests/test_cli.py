@@ -416,8 +416,11 @@ def test_bootstrap_keeps_installer_output_in_a_log_unless_a_step_fails(tmp_path:
     shutil.copy(ROOT / "scripts" / "bootstrap.sh", tmp_path / "scripts" / "bootstrap.sh")
     (tmp_path / "constraints.txt").write_text("")
     project = '[project]\nname = "scratch"\nversion = "0"\ndependencies = [{}]\n'
-    project += "[project.optional-dependencies]\ndev = []\n"
+    project += "[project.optional-dependencies]\ndev = []\n[tool.setuptools]\npackages = []\n"
     (tmp_path / "pyproject.toml").write_text(project.format('"no-such-package-for-this-test-xyz"'))
+    (tmp_path / "verifier").mkdir()  # bootstrap installs the standalone verifier beside the project
+    verifier = '[project]\nname = "scratch-verifier"\nversion = "0"\n[tool.setuptools]\npackages = []\n'
+    (tmp_path / "verifier" / "pyproject.toml").write_text(verifier)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PIP_REQUIRE"))}
 
     def bootstrap() -> subprocess.CompletedProcess[str]:
