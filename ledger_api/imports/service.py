@@ -730,10 +730,14 @@ REPORT_COLUMNS = (
 
 
 def report_csv(writes: Writes, principal: Principal, import_id: str) -> Iterator[bytes]:
-    """What became which donation: one line per row, every text cell spreadsheet-safe."""
+    """What became which donation: one line per row, every text cell spreadsheet-safe.
+    The import is found (or NotFound raised) before the first byte is streamed."""
     record = _load(writes, principal, import_id)
     rows = unseal(writes.settings, record.sealed_rows)
-    currencies = json.loads(record.summary)["currencies"]
+    return _report_lines(rows, json.loads(record.summary)["currencies"])
+
+
+def _report_lines(rows: list[dict[str, Any]], currencies: dict[str, str]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")

@@ -43,17 +43,19 @@ def rows(count: int, prefix: str = "B", start: int = 0) -> list[list[str]]:
     return out
 
 
-def csv_text(body: list[list[str]], title: bool = True, delimiter: str = ",") -> str:
+def csv_text(
+    body: list[list[str]], title: bool = True, delimiter: str = ",", header: list[str] = HEADER
+) -> str:
     out = io.StringIO()
-    csv.writer(out, delimiter=delimiter).writerows((TITLE if title else []) + [HEADER] + body)
+    csv.writer(out, delimiter=delimiter).writerows((TITLE if title else []) + [header] + body)
     return out.getvalue()
 
 
-def xlsx(body: list[list[Any]]) -> bytes:
+def xlsx(body: list[list[Any]], header: list[str] = HEADER) -> bytes:
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    for line in [*TITLE, HEADER, *body]:
+    for line in [*TITLE, header, *body]:
         sheet.append(line)
     out = io.BytesIO()
     book.save(out)

@@ -95,7 +95,13 @@ def test_amounts_convert_exactly(text: str, minor: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "text,code", [("1234.567", "amount-too-precise"), ("1,23.4", "amount-not-a-number"), ("1e3", "amount-not-a-number"), ("", "amount-empty")]
+    "text,code",
+    [
+        ("1234.567", "amount-too-precise"),
+        ("1,23.4", "amount-not-a-number"),
+        ("1e3", "amount-not-a-number"),
+        ("", "amount-empty"),
+    ],
 )
 def test_bad_amounts_are_refused_with_a_code(text: str, code: str) -> None:
     with pytest.raises(amounts.AmountError) as refused:
