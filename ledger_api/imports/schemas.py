@@ -52,7 +52,7 @@ class Mapping(Strict):
         return self
 
     def columns(self) -> list[str]:
-        names = (
+        names: tuple[str | None, ...] = (
             self.date,
             self.time,
             self.amount,

@@ -50,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 from ledger_api.audit.exports import spreadsheet_safe
 from ledger_api.chain.abi import encode
 from ledger_api.core import ids
+from ledger_api.core.config import Settings
 from ledger_api.core.errors import Conflict, ContractRejected, Forbidden, InvalidRequest, NotFound, Problem
 from ledger_api.core.formats import minor_unit_exponent
 from ledger_api.core.hexes import hex0x, pad32
@@ -95,18 +96,20 @@ class ImportConflict(Conflict):
 # ------------------------------------------------------------------ sealing
 
 
-def _key(writes_settings: Any) -> bytes:
-    return writes_settings.signing_key("import rows")  # type: ignore[no-any-return]
+def _key(settings: Settings) -> bytes:
+    """The rows' AES-GCM key: derived from LEDGER_SECRET_KEY (`Settings.signing_key`)."""
+    return settings.signing_key("import rows")
 
 
-def seal(settings: Any, rows: list[dict[str, Any]]) -> bytes:
+def seal(settings: Settings, rows: list[dict[str, Any]]) -> bytes:
     nonce = os.urandom(12)
     return nonce + AESGCM(_key(settings)).encrypt(nonce, json.dumps(rows).encode(), b"import rows")
 
 
-def unseal(settings: Any, sealed: bytes) -> list[dict[str, Any]]:
+def unseal(settings: Settings, sealed: bytes) -> list[dict[str, Any]]:
     plain = AESGCM(_key(settings)).decrypt(sealed[:12], sealed[12:], b"import rows")
-    return json.loads(plain)  # type: ignore[no-any-return]
+    rows: list[dict[str, Any]] = json.loads(plain)
+    return rows
 
 
 # ------------------------------------------------------------------ preview
