@@ -107,10 +107,10 @@ def decode(data: bytes) -> tuple[str, str]:
     except UnicodeDecodeError:
         pass
     best = from_bytes(data[:200_000]).best()
-    if best is None:
-        raise UnreadableFile("undecodable", "the file's text encoding is not recognised")
-    encoding = best.encoding.lower().replace("-", "").replace("_", "")
-    name = "gb18030" if encoding in _GB_FAMILY or encoding.startswith("gb") else best.encoding
+    # A guess in the GB family is read as GB18030 (their superset); no guess (a short file,
+    # or one with a few control characters) is tried as GB18030 too: what Chinese banks use.
+    guess = best.encoding.lower().replace("-", "").replace("_", "") if best is not None else "gb18030"
+    name = "gb18030" if guess in _GB_FAMILY or guess.startswith("gb") else guess
     try:
         return _sensible(data, name), name
     except (UnicodeDecodeError, LookupError):
@@ -121,7 +121,7 @@ def _sensible(data: bytes, encoding: str) -> str:
     text = data.decode(encoding)
     # Control characters other than line breaks and tabs do not occur in a text export.
     controls = sum(1 for ch in text if (ord(ch) < 32 and ch not in "\r\n\t") or 0x7F <= ord(ch) < 0xA0)
-    if controls > max(2, len(text) // 1000):
+    if controls > max(8, len(text) // 100):
         raise UnreadableFile("binary-file", "this is a binary file, not a CSV or XLSX statement")
     return text
 

@@ -158,7 +158,13 @@ def commit(
 @router.get(
     "/v1/imports/{import_id}/report.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}, **problems(*READ_ERRORS, *AUTH_ERRORS)},
+    responses={
+        200: {
+            "description": "The report (CSV, UTF-8 with a BOM), as an attachment.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        **problems(*READ_ERRORS, *AUTH_ERRORS),
+    },
 )
 def report(import_id: ImportPath, writes: WriterDep, principal: WriterPrincipal) -> StreamingResponse:
     """Which row became which donation, with its receipt secret (give it to the donor)."""
