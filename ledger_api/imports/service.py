@@ -671,6 +671,59 @@ def run_commit(writes: Writes, principal: Principal, import_id: str) -> None:
         _save(writes, import_id, state="failed", error="an unexpected error stopped the import (see the log)")
 
 
+# Donations sent by one `Writes.write`: its transactions (500 donations each) are all
+# simulated, then sent together, so they share blocks; the progress moves per group.
+COMMIT_GROUP = 4 * donations.CHAIN_BATCH
+
+
+def _send(
+    writes: Writes, principal: Principal, signer: str, charity_hex: str, group: list[dict[str, Any]]
+) -> int:
+    """Send a group of donations; the number of transactions mined. `Writes.write`
+    simulates every transaction first: if one would revert now (the preview is stale: a
+    campaign closed since), the offending rows are found by halving, marked, their bank
+    references released, and the rest sent. A transaction that reverted when mined (the
+    chain changed between simulation and mining) is told apart from those that landed by
+    asking the chain for each donation."""
+    for attempt in range(2):
+        try:
+            states = writes.write(
+                principal, charity_hex, "campaign", donations.steps_for([_onchain(r) for r in group]), True
+            )
+        except ContractRejected as exc:
+            if "transaction" in exc.extra or attempt == 1:  # mined and reverted, or refused twice
+                return _settle_rows(writes, charity_hex, group, exc.extra.get("error"))
+            for row, error in _reverting(writes, signer, group):
+                _reverts(row, error)
+            _release(writes, charity_hex, [r for r in group if r["verdict"] != "record"])
+            group = [r for r in group if r["verdict"] == "record"]
+            if not group:
+                return 0
+        else:
+            for row in group:
+                row["verdict"] = "recorded"
+            return len(states)
+    return 0
+
+
+def _settle_rows(
+    writes: Writes, charity_hex: str, group: list[dict[str, Any]], error: dict[str, Any] | None
+) -> int:
+    """After a failed send: each row recorded if its donation is on chain, else reverted."""
+    lost = []
+    for row in group:
+        try:
+            writes.view("donationOf", pad32(row["donation_id"]), missing="donation")
+        except NotFound:
+            _reverts(row, error or {"name": "Reverted", "args": {}})
+            lost.append(row)
+        else:
+            row["verdict"] = "recorded"
+    _release(writes, charity_hex, lost)
+    landed = len(group) - len(lost)
+    return -(-landed // donations.CHAIN_BATCH)
+
+
 def _commit(writes: Writes, principal: Principal, import_id: str) -> None:
     record = _load(writes, principal, import_id)
     charity_hex = record.charity_id
@@ -678,27 +731,13 @@ def _commit(writes: Writes, principal: Principal, import_id: str) -> None:
     rows = unseal(writes.settings, record.sealed_rows)
     signer = writes.operator_for(principal, charity_hex)
     _claim(writes, charity_hex, import_id, rows)
-    before = [r for r in rows if r["verdict"] == "record"]
-    _simulate(writes, signer, rows)
-    _release(writes, charity_hex, [r for r in before if r["verdict"] != "record"])
     _save(writes, import_id, rows)
     credits = [r for r in rows if r["verdict"] == "record" and r["kind"] == "donation"]
     sent = transactions = 0
-    for i in range(0, len(credits), donations.CHAIN_BATCH):
-        chunk = credits[i : i + donations.CHAIN_BATCH]
-        try:
-            writes.write(
-                principal, charity_hex, "campaign", donations.steps_for([_onchain(r) for r in chunk]), True
-            )
-        except ContractRejected as exc:  # the chain changed since the simulation
-            for row in chunk:
-                _reverts(row, exc.extra.get("error") or {"name": "Reverted", "args": {}})
-            _release(writes, charity_hex, chunk)
-        else:
-            for row in chunk:
-                row["verdict"] = "recorded"
-            transactions += 1
-        sent += len(chunk)
+    for i in range(0, len(credits), COMMIT_GROUP):
+        group = credits[i : i + COMMIT_GROUP]
+        transactions += _send(writes, principal, signer, charity_hex, group)
+        sent += len(group)
         _save(writes, import_id, rows, rows_sent=sent, transactions=transactions)
     for row in [r for r in rows if r["verdict"] == "record" and r["kind"] == "refund"]:
         try:

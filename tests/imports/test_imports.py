@@ -181,6 +181,8 @@ def test_a_formula_cell_is_kept_as_text_and_neutralised_in_the_report(importing:
     assert items[5]["bank_reference"] == hyperlink and items[5]["verdict"] == "record"
     done = commit_and_wait(importing, key, preview.json()["id"])
     assert done["verdicts"] == {"recorded": 3}
+    again = importing.post(f"/v1/imports/{preview.json()['id']}/commit", key)
+    assert again.status_code == 409 and again.json()["code"] == "not-previewed"
     report = _report(importing, key, preview.json()["id"])
     assert [r["bank_reference"] for r in report] == ["'" + hyperlink, "'+cmd|' /C calc'!A0", "'@SUM(1+1)"]
 
@@ -240,6 +242,8 @@ def test_another_charitys_key_gets_404_on_every_import_and_profile_route_and_no_
     assert importing.get("/v1/import-profiles", other).json() == {"profiles": []}
     assert upload(importing, other, b"a,b\n1,2\n", profile="bank-x").status_code == 404
     assert importing.client.post("/v1/imports", files={"file": ("s.csv", b"a,b\n")}).status_code == 401
+    admin = importing.get(f"/v1/imports/{import_id}", importing.admin()["Authorization"].split()[1])
+    assert admin.status_code == 403  # imports are a charity's: the admin key names none
     # Nothing of the owner's changed: the import is still previewed and the profile there.
     assert importing.get(f"/v1/imports/{import_id}", key).json()["progress"]["state"] == "previewed"
     assert importing.get("/v1/import-profiles", key).json()["profiles"][0]["name"] == "bank-x"
@@ -250,3 +254,32 @@ def test_another_charitys_key_gets_404_on_every_import_and_profile_route_and_no_
         == 204
     )
     assert importing.get(f"/v1/imports/{import_id}", key).status_code == 404
+
+
+def test_a_campaign_closed_after_the_preview_is_caught_at_commit_and_the_rest_lands(
+    importing: Service,
+) -> None:
+    """The preview is stale by the commit: its rows are simulated again, the closed
+    campaign's rows are found and kept back (their bank references free again), the rest
+    is sent."""
+    charity, key = importing.charity("Imports stale preview")
+    open_campaign = importing.campaign(charity, key)
+    closing = importing.campaign(charity, key)
+    body = [[*row, open_campaign if i % 3 else closing] for i, row in enumerate(rows(30, prefix="T"))]
+    data = csv_text(body, header=[*HEADER, "项目"]).encode("gb18030")
+    mapping = {**MAPPING, "campaign_column": "项目"}
+    preview = upload(importing, key, data, mapping)
+    assert preview.status_code == 201, preview.text
+    assert preview.json()["verdicts"] == {"record": 30}
+    assert importing.post(f"/v1/campaigns/{closing}/close", key).status_code == 201
+    done = commit_and_wait(importing, key, preview.json()["id"])
+    assert done["progress"]["state"] == "done"
+    assert done["verdicts"] == {"recorded": 20, "would_revert": 10}
+    assert {i["code"] for i in done["items"] if i["verdict"] == "would_revert"} == {"CampaignIsClosed"}
+    assert importing.get(f"/v1/campaigns/{open_campaign}").json()["received"] == sum(
+        1000 + i for i in range(30) if i % 3
+    )
+    assert importing.get(f"/v1/campaigns/{closing}").json()["received"] == 0
+    # Their references were released: a later statement may still import them elsewhere.
+    again = upload(importing, key, data, mapping)
+    assert again.json()["verdicts"] == {"duplicate": 20, "would_revert": 10}

@@ -138,3 +138,22 @@ def test_every_accepted_way_of_writing_an_amount_parses_back(minor: int, exponen
     assert amounts.parse(_written(minor, exponent, style), exponent) == minor
     if minor:
         assert amounts.parse("(" + _written(minor, exponent, style).strip() + ")", exponent) == -minor
+
+
+def test_a_short_gb18030_statement_is_not_taken_for_thai() -> None:
+    """charset-normalizer guessed TIS-620 for this 30-row GB18030 statement (its header
+    came out as Thai letters and no column matched)."""
+    body = [[*row, "CP-0000-0000-0000-0000"] for row in rows(30, prefix="T")]
+    table = reading.read(csv_text(body, header=[*HEADER, "项目"]).encode("gb18030"))
+    assert table.encoding == "gb18030" and table.header == [*HEADER, "项目"]
+
+
+def test_latin_text_is_not_read_as_gb18030() -> None:
+    names = ["Müller Jürgen", "Jörg Schäfer", "René Grün", "Zoë Weiß", "Käthe Böhm"]
+    text = "Datum;Referenz;Auftraggeber;Verwendungszweck;Betrag\n" + "".join(
+        f"2026-10-{day:02d};R{day};{names[day % 5]};Spende für Schulessen, Grüße;12,50\n"
+        for day in range(1, 29)
+    )
+    table = reading.read(text.encode("cp1252"))
+    assert table.encoding != "gb18030"
+    assert [row[2] for _, row in table.rows[:5]] == [names[d % 5] for d in range(1, 6)]
