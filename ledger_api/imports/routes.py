@@ -27,7 +27,15 @@ from ledger_api.core.errors import (
 from ledger_api.core.schemas import CampaignId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.imports import profiles, reading, service
-from ledger_api.imports.schemas import ImportPreview, Mapping, Profile, ProfileName, Profiles, StatementCheck
+from ledger_api.imports.schemas import (
+    ImportPreview,
+    Imports,
+    Mapping,
+    Profile,
+    ProfileName,
+    Profiles,
+    StatementCheck,
+)
 from ledger_api.transactions.service import WriterDep
 
 router = APIRouter(tags=["imports"])
@@ -128,6 +136,14 @@ def _mapping(writes: WriterDep, charity_hex: str, profile: object, mapping: obje
     raise InvalidRequest(
         "give either `profile` (a saved profile's name) or `mapping` (JSON)", code="mapping-missing"
     )
+
+
+@router.get("/v1/imports", responses=problems(*AUTH_ERRORS))
+def list_imports(
+    writes: WriterDep, principal: WriterPrincipal, limit: Annotated[int, Query(ge=1, le=100)] = 100
+) -> Imports:
+    """The charity's imports still kept (30 days, or until deleted), newest first."""
+    return Imports(imports=service.list_imports(writes, principal, limit))
 
 
 @router.get("/v1/imports/{import_id}", responses=problems(*READ_ERRORS, *AUTH_ERRORS))

@@ -127,6 +127,23 @@ class ImportPreview(Answer):
     expires_at: str
 
 
+class ImportSummary(Answer):
+    """An import in the charity's list (newest first)."""
+
+    id: str
+    filename: str
+    state: ImportState
+    rows: int
+    rows_sent: int
+    transactions: int
+    created_at: str
+    expires_at: str
+
+
+class Imports(Answer):
+    imports: list[ImportSummary]
+
+
 class StatementRow(Answer):
     line: int
     bank_reference: str

@@ -63,6 +63,7 @@ from ledger_api.imports import amounts, reading
 from ledger_api.imports.schemas import (
     CampaignTotal,
     ImportPreview,
+    ImportSummary,
     LedgerDonation,
     Mapping,
     Progress,
@@ -458,6 +459,7 @@ def preview(
         "header_line": table.header_line,
         "columns": table.header,
         "currencies": {c: v[0] for c, v in campaigns._known.items() if v},
+        "rows": len(rows),
     }
     import_id = str(uuid.uuid4())
     with writes.engine.begin() as connection:
@@ -564,6 +566,44 @@ def show(
         items=[_verdict(r) for r in ordered[offset : offset + limit]],
         expires_at=record.expires_at.isoformat() if record.expires_at else "",
     )
+
+
+def list_imports(writes: Writes, principal: Principal, limit: int = 100) -> list[ImportSummary]:
+    """The charity's imports still kept, newest first."""
+    charity_hex = charity_of(principal)
+    with writes.engine.connect() as connection:
+        found = connection.execute(
+            select(
+                StatementImport.id,
+                StatementImport.filename,
+                StatementImport.state,
+                StatementImport.summary,
+                StatementImport.rows_sent,
+                StatementImport.transactions,
+                StatementImport.created_at,
+                StatementImport.expires_at,
+            )
+            .where(
+                StatementImport.deployment_id == writes.deployment_id,
+                StatementImport.charity_id == charity_hex,
+                StatementImport.expires_at >= datetime.now(UTC),
+            )
+            .order_by(StatementImport.created_at.desc())
+            .limit(limit)
+        ).all()
+    return [
+        ImportSummary(
+            id=row.id,
+            filename=row.filename,
+            state=row.state,
+            rows=json.loads(row.summary).get("rows", 0),
+            rows_sent=row.rows_sent,
+            transactions=row.transactions,
+            created_at=row.created_at.isoformat(),
+            expires_at=row.expires_at.isoformat(),
+        )
+        for row in found
+    ]
 
 
 def remove(writes: Writes, principal: Principal, import_id: str) -> None:

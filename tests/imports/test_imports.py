@@ -244,6 +244,9 @@ def test_another_charitys_key_gets_404_on_every_import_and_profile_route_and_no_
     assert importing.client.post("/v1/imports", files={"file": ("s.csv", b"a,b\n")}).status_code == 401
     admin = importing.get(f"/v1/imports/{import_id}", importing.admin()["Authorization"].split()[1])
     assert admin.status_code == 403  # imports are a charity's: the admin key names none
+    assert importing.get("/v1/imports", other).json() == {"imports": []}
+    listed = importing.get("/v1/imports", key).json()["imports"]
+    assert [(i["id"], i["state"], i["rows"]) for i in listed] == [(import_id, "previewed", 2)]
     # Nothing of the owner's changed: the import is still previewed and the profile there.
     assert importing.get(f"/v1/imports/{import_id}", key).json()["progress"]["state"] == "previewed"
     assert importing.get("/v1/import-profiles", key).json()["profiles"][0]["name"] == "bank-x"
