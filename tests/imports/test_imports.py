@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import socket
+import time
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -190,12 +192,19 @@ def test_a_formula_cell_is_kept_as_text_and_neutralised_in_the_report(importing:
 def test_the_statement_check_reports_a_missing_and_an_extra_donation(importing: Service) -> None:
     charity, key = importing.charity("Imports statement check")
     campaign = importing.campaign(charity, key)
-    first = upload(importing, key, csv_text(rows(2, prefix="S")).encode("gb18030"), _mapping(campaign))
-    commit_and_wait(importing, key, first.json()["id"])
+    # dry_run=false: previewed and committed in one request (202), followed by GET.
+    first = upload(
+        importing, key, csv_text(rows(2, prefix="S")).encode("gb18030"), _mapping(campaign), dry_run="false"
+    )
+    assert first.status_code == 202, first.text
+    deadline = time.monotonic() + 60
+    while importing.get(f"/v1/imports/{first.json()['id']}", key).json()["progress"]["state"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     by_hand = importing.donate(campaign, key, 777)  # on the ledger, not on the statement
     month = upload(importing, key, csv_text(rows(3, prefix="S")).encode("gb18030"), _mapping(campaign))
     assert month.json()["verdicts"] == {"duplicate": 2, "record": 1}
-    today = __import__("datetime").date.today().isoformat()
+    today = date.today().isoformat()
     check = importing.get(
         f"/v1/imports/{month.json()['id']}/statement-check", key, params={"from": "2026-10-01", "to": today}
     )
