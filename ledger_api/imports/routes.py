@@ -138,7 +138,7 @@ def _mapping(writes: WriterDep, charity_hex: str, profile: object, mapping: obje
     )
 
 
-@router.get("/v1/imports", responses=problems(*AUTH_ERRORS))
+@router.get("/v1/imports", responses=problems(InvalidRequest, *AUTH_ERRORS))
 def list_imports(
     writes: WriterDep, principal: WriterPrincipal, limit: Annotated[int, Query(ge=1, le=100)] = 100
 ) -> Imports:

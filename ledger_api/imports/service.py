@@ -20,11 +20,14 @@
 2. `start_commit` moves the import from `previewed` to `queued` with a conditional
    UPDATE (a second commit gets 409), and `run_commit` (a background task) claims every
    bank reference in `imported_references` (its primary key makes two racing commits
-   record each bank transaction once), simulates again (the preview may be stale), sends
-   the donations through `donations.service.steps_for` and `Writes.write` (500 a
-   transaction: 1,000 rows are 2 transactions, with the outbox, nonces and crash recovery
-   of every write) and refunds through `donations.service.refund`, and records the
-   progress (rows sent, transactions mined, state).
+   record each bank transaction once), then sends the donations COMMIT_GROUP at a time
+   through `donations.service.steps_for` and `Writes.write` (500 a transaction: 1,000 rows
+   are 2 transactions, with the outbox, nonces and crash recovery of every write).
+   `Writes.write` simulates every transaction again before any is sent (the preview may be
+   stale); when it refuses, the offending rows are found by halving and the rest sent.
+   Refunds go through `donations.service.refund`. The progress (rows sent, transactions
+   mined, state) is kept in the import's row. A process that dies mid-commit leaves the
+   import `running`: it is not resumed (what was in the outbox is still sent).
 3. `report_csv`: line, bank reference, verdict, code, donation ID, campaign, amount and
    receipt secret; every text cell that a spreadsheet would run is neutralised.
 4. `statement_check`: the statement's credits against the ledger's donations (below).
