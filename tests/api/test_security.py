@@ -635,6 +635,19 @@ STRONG = {
             ["LEDGER_KEYSTORE_PASSPHRASE", "LEDGER_ADMIN_KEY", "LEDGER_SECRET_KEY", "LEDGER_PUBLIC_URL"],
         ),
     ],
+    # Named, not numbered from the values: the strong ones are random, and test names must be
+    # the same in every pytest-xdist worker (and had better not print secrets).
+    ids=[
+        "dev-passphrase",
+        "empty-passphrase",
+        "no-admin-key",
+        "empty-admin-key",
+        "short-admin-key",
+        "no-secret-key",
+        "short-secret-key",
+        "no-public-url",
+        "all-placeholders",
+    ],
 )
 def test_production_refuses_placeholder_secrets(
     passphrase: str,
