@@ -1,0 +1,228 @@
+"""The console in a real headless Chromium: a bookkeeper signs in with her charity's key,
+creates a campaign, records a donation and prints its receipt, pays out first in first
+out and uploads the invoice, all with JavaScript disabled; then the public pages show
+exactly those records. Every console page, in both languages, has no serious or critical
+axe-core violation and fits a 390 px phone and a 1280 px screen."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.api.service import ADMIN_KEY, Service, serve, settings_for
+from tests.browser.test_pages_in_chromium import AXE, LAYOUT, browser, shot  # noqa: F401
+
+INVOICE = b"%PDF-1.4 invoice 2026-031: 150 kg rice, 1,500.00 yuan"
+PHOTO = b"\x89PNG\r\n\x1a\n delivery photo"
+
+
+@pytest.fixture(scope="module")
+def charity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, str, str]]:
+    tmp = tmp_path_factory.mktemp("console-browser")
+    with serve(settings_for(tmp, None, f"sqlite:///{tmp / 'ledger.db'}")) as service:
+        charity_id, key = service.charity("Sunrise Children Fund 朝阳儿童基金")
+        yield service, charity_id, key
+
+
+def submit(page: Any, form: str) -> Any:
+    with page.expect_navigation() as navigation:
+        page.locator(f"form[data-testid='{form}'] [type=submit]").click()
+    return navigation.value
+
+
+def sign_in(page: Any, base: str, key: str) -> None:
+    page.goto(base + "/console")
+    assert page.url.endswith("/console/sign-in")
+    page.fill("#key", key)
+    assert submit(page, "sign-in").status == 200
+
+
+def test_a_bookkeeper_records_a_month_without_javascript_and_the_public_pages_agree(
+    browser: Any, charity: tuple[Service, str, str], tmp_path: Any
+) -> None:
+    service, charity_id, key = charity
+    context = browser.new_context(
+        java_script_enabled=False, locale="en-GB", viewport={"width": 1280, "height": 900}
+    )
+    try:
+        page = context.new_page()
+        sign_in(page, service.base, key)
+        assert page.url == service.base + "/console"
+        page.fill("#campaign-name", "Rice for the canteen")
+        page.select_option("#campaign-currency", "CNY")
+        page.fill("#campaign-goal", "20,000")
+        assert submit(page, "new-campaign").status == 200
+        campaign = re.search(r"/console/campaigns/(CP-[0-9A-Z-]+)", page.url).group(1)  # type: ignore[union-attr]
+        donations = []
+        for amount, donor, channel in (
+            ("¥1,200.00", "Wang Fang 王芳", "wechat-pay"),
+            ("800", "Li Lei", "bank-transfer"),
+        ):
+            page.fill("#donation-amount", amount)
+            page.fill("#donation-donor_reference", donor)
+            page.select_option("#donation-channel", channel)
+            assert submit(page, "new-donation").status == 200
+            receipt = page.get_by_test_id("receipt")
+            assert receipt.is_visible()
+            secret = page.get_by_test_id("receipt-secret").inner_text()
+            assert re.fullmatch(r"0x[0-9a-f]{64}", secret)
+            assert page.get_by_test_id("receipt-reference").inner_text() == donor
+            donation = page.locator(".receipt-id").inner_text()
+            donations.append(donation)
+            if len(donations) == 1:
+                pdf = page.pdf(format="A5")  # what the print button of the browser makes
+                assert (
+                    pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") + pdf.count(b"/Type /Page/") >= 1
+                )
+                shot(page, "console-receipt")
+            page.get_by_role("link", name="Back to the campaign").click()
+        # Pay out 1,500 first in first out: all of the first donation, 300 of the second.
+        page.fill("#disbursement-amount", "1,500")
+        page.fill("#disbursement-recipient", "Golden Grain Co. CN-USCC-91110000")
+        page.fill("#disbursement-purpose", "150 kg rice")
+        assert submit(page, "new-disbursement").status == 200
+        disbursement = page.get_by_test_id("disbursement-id").inner_text()
+        funded = page.get_by_test_id("funded-by").inner_text()
+        assert donations[0] in funded and donations[1] in funded
+        # Evidence: two files at once.
+        invoice, photo = tmp_path / "invoice-031.pdf", tmp_path / "delivery.png"
+        invoice.write_bytes(INVOICE)
+        photo.write_bytes(PHOTO)
+        page.set_input_files("#files", [str(invoice), str(photo)])
+        assert submit(page, "evidence-form").status == 201
+        uploaded = page.get_by_test_id("uploaded").inner_text()
+        hashes = [hashlib.sha256(INVOICE).hexdigest(), hashlib.sha256(PHOTO).hexdigest()]
+        for name, kind, sha in (
+            ("invoice-031.pdf", "application/pdf", hashes[0]),
+            ("delivery.png", "image/png", hashes[1]),
+        ):
+            assert name in uploaded and kind in uploaded and sha in uploaded
+        shot(page, "console-evidence")
+        # The public pages show exactly those records.
+        page.goto(f"{service.base}/disbursements/{disbursement}")
+        text = page.locator("main").inner_text()
+        assert "CN¥1,500.00" in text and "Golden Grain Co. CN-USCC-91110000" in text and "150 kg rice" in text
+        assert all(sha in page.content() for sha in hashes)
+        page.goto(f"{service.base}/campaigns/{campaign}")
+        assert page.get_by_test_id("received").first.get_attribute("data-value") == "200000"
+        trace = service.get(f"/v1/donations/{donations[0]}").json()
+        assert trace["amount"] == 120_000 and trace["channel"] == "wechat-pay"
+        assert [(a["disbursement"]["id"], a["amount"]) for a in trace["allocations"]] == [
+            (disbursement, 120_000)
+        ]
+        second = service.get(f"/v1/donations/{donations[1]}").json()
+        assert second["amount"] == 80_000 and [a["amount"] for a in second["allocations"]] == [30_000]
+        page.goto(f"{service.base}/donations/{donations[0]}")
+        assert "Golden Grain Co. CN-USCC-91110000" in page.content()
+    finally:
+        context.close()
+
+
+Check = Callable[[Any, str], None]
+
+
+def walk(page: Any, base: str, key: str, check: Check) -> None:
+    """Every console page a charity's staff sees (with its error states), then the
+    registrar's; `check` runs on each."""
+    page.goto(base + "/console/sign-in")
+    check(page, "sign-in")
+    page.fill("#key", "lk_wrong")
+    submit(page, "sign-in")
+    check(page, "sign-in-error")
+    page.fill("#key", key)
+    submit(page, "sign-in")
+    check(page, "dashboard")
+    page.fill("#campaign-name", "Winter coats")
+    page.fill("#campaign-goal", "1.234")  # the goal's decimals are fine; now a field error:
+    page.fill("#campaign-goal", "12.345")
+    submit(page, "new-campaign")
+    check(page, "dashboard-error")
+    page.fill("#campaign-goal", "5,000")
+    submit(page, "new-campaign")
+    check(page, "campaign")
+    campaign_url = page.url.split("?")[0]
+    page.fill("#donation-amount", "1234.567")
+    page.fill("#donation-donor_reference", "Zhang Wei")
+    submit(page, "new-donation")
+    check(page, "donation-error")
+    page.fill("#donation-amount", "500")
+    submit(page, "new-donation")
+    check(page, "receipt")
+    page.goto(campaign_url)
+    page.fill("#disbursement-amount", "900")
+    page.fill("#disbursement-recipient", "Warm Co")
+    page.fill("#disbursement-purpose", "Coats")
+    submit(page, "new-disbursement")
+    check(page, "disbursement-refused")
+    page.fill("#disbursement-amount", "100")
+    submit(page, "new-disbursement")
+    check(page, "disbursement")
+    page.set_input_files("#files", [{"name": "bill.txt", "mimeType": "text/plain", "buffer": b"bill 100"}])
+    submit(page, "evidence-form")
+    check(page, "evidence-uploaded")
+    page.goto(campaign_url)
+    # A form sent without its CSRF token (made by a script here): the 403 page.
+    with page.expect_navigation():
+        page.evaluate(
+            """() => { const f = document.createElement("form"); f.method = "post";
+            f.action = "/console/campaigns"; document.body.append(f); f.submit(); }"""
+        )
+    check(page, "forbidden")
+    page.goto(campaign_url)
+    page.locator("a[href$='/refund']").first.click()
+    page.wait_for_load_state()
+    check(page, "refund")
+    page.fill("#refund-amount", "9999")
+    page.fill("#refund-reason", "asked")
+    submit(page, "refund")
+    check(page, "refund-refused")
+    page.locator("form[action='/console/sign-out'] [type=submit]").click()
+    page.wait_for_load_state()
+    page.fill("#key", ADMIN_KEY)
+    submit(page, "sign-in")
+    check(page, "registrar")
+    page.fill("#issue-charity_id", "CH-0000-0000-0000-0000")
+    submit(page, "issue")
+    check(page, "registrar-error")
+    page.locator("form[action='/console/sign-out'] [type=submit]").click()
+    page.wait_for_load_state()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_every_console_page_is_accessible_and_fits_a_phone_and_a_desktop(
+    browser: Any, charity: tuple[Service, str, str], lang: str
+) -> None:
+    service, _, key = charity
+    seen: list[str] = []
+    for width in (1280, 390):
+        # axe is injected by the test: the console's CSP allows no script, so it is bypassed.
+        context = browser.new_context(locale=lang, bypass_csp=True, viewport={"width": width, "height": 844})
+
+        def check(page: Any, name: str) -> None:
+            where = (name, lang, width)
+            assert page.locator("html").get_attribute("lang") == lang, where
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+            serious = [
+                (v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]][:3])
+                for v in result["violations"]
+                if v["impact"] in ("serious", "critical")
+            ]
+            assert serious == [], (where, serious)
+            layout = page.evaluate(LAYOUT)
+            assert layout["scroll"] <= layout["width"] == width, (where, layout["scroll"])
+            assert layout["outside"] == [], (where, layout["outside"])
+            seen.append(name)
+            if lang == "en" or width == 390:
+                shot(page, f"console-{name}-{lang}-{width}")
+
+        try:
+            walk(context.new_page(), service.base, key, check)
+        finally:
+            context.close()
+    assert len(seen) == 2 * 15, seen
