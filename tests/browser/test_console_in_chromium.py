@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
-from tests.browser.test_pages_in_chromium import AXE, LAYOUT, browser, shot  # noqa: F401
+from tests.browser import test_pages_in_chromium as public
+from tests.browser.test_pages_in_chromium import AXE, LAYOUT, shot
 
+browser = public.browser  # the same headless Chromium fixture (module-scoped)
 INVOICE = b"%PDF-1.4 invoice 2026-031: 150 kg rice, 1,500.00 yuan"
 PHOTO = b"\x89PNG\r\n\x1a\n delivery photo"
 
@@ -44,7 +46,7 @@ def sign_in(page: Any, base: str, key: str) -> None:
 def test_a_bookkeeper_records_a_month_without_javascript_and_the_public_pages_agree(
     browser: Any, charity: tuple[Service, str, str], tmp_path: Any
 ) -> None:
-    service, charity_id, key = charity
+    service, _, key = charity
     context = browser.new_context(
         java_script_enabled=False, locale="en-GB", viewport={"width": 1280, "height": 900}
     )
@@ -192,6 +194,31 @@ def walk(page: Any, base: str, key: str, check: Check) -> None:
     page.wait_for_load_state()
 
 
+def checker(lang: str, width: int, seen: list[str]) -> Check:
+    """What every console page must pass: its language, no serious or critical axe-core
+    violation, nothing wider than the screen; a screenshot (tests/output, not committed)."""
+
+    def check(page: Any, name: str) -> None:
+        where = (name, lang, width)
+        assert page.locator("html").get_attribute("lang") == lang, where
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+        serious = [
+            (v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]][:3])
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        assert serious == [], (where, serious)
+        layout = page.evaluate(LAYOUT)
+        assert layout["scroll"] <= layout["width"] == width, (where, layout["scroll"])
+        assert layout["outside"] == [], (where, layout["outside"])
+        seen.append(name)
+        if lang == "en" or width == 390:
+            shot(page, f"console-{name}-{lang}-{width}")
+
+    return check
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "zh-CN"])
 def test_every_console_page_is_accessible_and_fits_a_phone_and_a_desktop(
@@ -203,26 +230,8 @@ def test_every_console_page_is_accessible_and_fits_a_phone_and_a_desktop(
         # axe is injected by the test: the console's CSP allows no script, so it is bypassed.
         context = browser.new_context(locale=lang, bypass_csp=True, viewport={"width": width, "height": 844})
 
-        def check(page: Any, name: str) -> None:
-            where = (name, lang, width)
-            assert page.locator("html").get_attribute("lang") == lang, where
-            page.add_script_tag(path=str(AXE))
-            result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-            serious = [
-                (v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]][:3])
-                for v in result["violations"]
-                if v["impact"] in ("serious", "critical")
-            ]
-            assert serious == [], (where, serious)
-            layout = page.evaluate(LAYOUT)
-            assert layout["scroll"] <= layout["width"] == width, (where, layout["scroll"])
-            assert layout["outside"] == [], (where, layout["outside"])
-            seen.append(name)
-            if lang == "en" or width == 390:
-                shot(page, f"console-{name}-{lang}-{width}")
-
         try:
-            walk(context.new_page(), service.base, key, check)
+            walk(context.new_page(), service.base, key, checker(lang, width, seen))
         finally:
             context.close()
     assert len(seen) == 2 * 15, seen
