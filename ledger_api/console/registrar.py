@@ -17,8 +17,8 @@ from ledger_api.charities import service as charity_writes
 from ledger_api.charities.schemas import CharityCreate
 from ledger_api.console import explain
 from ledger_api.console.forms import Form, form_of
-from ledger_api.console.routes import ConsoleRoute, Posted, StaffDep, check_csrf, page, writes_of
 from ledger_api.console.sessions import Staff
+from ledger_api.console.web import ConsoleRoute, Posted, StaffDep, check_csrf, page, writes_of
 from ledger_api.core import ids
 from ledger_api.core.errors import Problem
 from ledger_api.keys import service as keys

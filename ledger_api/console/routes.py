@@ -13,14 +13,10 @@ the contract is a sentence in the reader's language (`explain.py`).
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -33,6 +29,17 @@ from ledger_api.charities import reads as charities
 from ledger_api.console import explain, reads, sessions
 from ledger_api.console.forms import Form, form_of
 from ledger_api.console.sessions import Staff
+from ledger_api.console.web import (
+    CharityStaff,
+    ConsoleRoute,
+    CsrfRefused,
+    Posted,
+    PostingStaff,
+    StaffDep,
+    check_csrf,
+    page,
+    writes_of,
+)
 from ledger_api.core import ids
 from ledger_api.core.errors import NotFound, Problem, Unauthenticated
 from ledger_api.core.pages import RecordFilters
@@ -45,122 +52,15 @@ from ledger_api.donations import service as donation_writes
 from ledger_api.donations.schemas import DonationCreate, RefundCreate
 from ledger_api.mirror.gateway import Mirror, current_mirror
 from ledger_api.pages.i18n import Reader, reader_for
-from ledger_api.pages.routes import PageError, Typed, error_page, reading, receipt_page, record_id, render
-from ledger_api.transactions.service import Writes, current_writes
+from ledger_api.pages.routes import PageError, Typed, reading, receipt_page, record_id
+from ledger_api.transactions.service import Writes
 
-log = logging.getLogger("ledger_api.console")
-
-# Nothing of the console is kept by a cache or sent on as a referrer.
-PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 FORM_BODY = 64 * 1024  # a console form (the longest: a disbursement choosing 500 donations)
 CHANNELS = ("bank-transfer", "wechat-pay", "alipay", "cash-box", "unspecified")
 CURRENCIES = ("CNY", "HKD", "MOP", "TWD", "USD", "EUR", "GBP", "JPY")
 LISTED = 200  # donations listed on a campaign's page (to choose from)
 
-
-class SignInNeeded(Exception):
-    """No live session: the answer is the sign-in page (a GET) or a redirect to it."""
-
-
-class CsrfRefused(Exception):
-    """A post without its session's CSRF token: 403, nothing read or changed."""
-
-
-class ConsoleRoute(APIRoute):
-    """A console route: every failure is a page in the reader's language, never cached."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                response = await handler(request)
-            except SignInNeeded:
-                response = RedirectResponse("/console/sign-in", status_code=303)
-            except CsrfRefused:
-                response = error_page(request, 403, "form")
-            except PageError as exc:
-                response = error_page(request, exc.status, exc.kind, exc.asked)
-            except NotFound:
-                response = error_page(request, 404, "page")
-            except (RequestValidationError, ValidationError):
-                response = error_page(request, 422, "form")
-            except Exception:
-                log.exception("console %s %s failed", request.method, request.url.path)
-                response = error_page(request, 500)
-            response.headers.update(PRIVATE)
-            return response
-
-        return guarded
-
-
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
-
-
-# ------------------------------------------------------------------ who is signed in
-
-
-def _staff(request: Request) -> Staff:
-    staff = sessions.find(current_mirror(request).engine, request.cookies.get(sessions.COOKIE))
-    if staff is None:
-        raise SignInNeeded
-    return staff
-
-
-StaffDep = Annotated[Staff, Depends(_staff)]
-
-
-def _charity_staff(staff: StaffDep) -> Staff:
-    if staff.principal.role != "charity":
-        raise PageError(404, "page")
-    return staff
-
-
-CharityStaff = Annotated[Staff, Depends(_charity_staff)]
-
-
-async def _posted(request: Request) -> FormData:
-    try:
-        return await request.form(max_files=0, max_fields=1100)
-    except HTTPException:
-        raise PageError(422, "form") from None
-
-
-def check_csrf(staff: Staff, data: FormData) -> None:
-    given = data.get("csrf")
-    if not sessions.csrf_matches(staff.token, given if isinstance(given, str) else ""):
-        raise CsrfRefused
-
-
-def _posting_staff(staff: CharityStaff, data: Annotated[FormData, Depends(_posted)]) -> Staff:
-    check_csrf(staff, data)
-    return staff
-
-
-PostingStaff = Annotated[Staff, Depends(_posting_staff)]
-Posted = Annotated[FormData, Depends(_posted)]
-
-
-def page(
-    request: Request, staff: Staff | None, template: str, status: int = 200, **context: Any
-) -> HTMLResponse:
-    """A console page: the session's CSRF token for its forms, never cached."""
-    reader = context.pop("reader", None) or reader_for(request)
-    return render(
-        request,
-        reader,
-        f"console/{template}",
-        status,
-        PRIVATE,
-        staff=staff,
-        csrf=staff.csrf if staff else None,
-        lang_base=context.pop("lang_base", request.url.path),
-        **context,
-    )
-
-
-def writes_of(request: Request) -> Writes:
-    return current_writes(request)
 
 
 # ------------------------------------------------------------------ sign-in and out
