@@ -543,12 +543,13 @@ def write(
     typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
 
 
-def sign(
-    typed_data: str = typer.Argument(
-        ..., help="The typed data the console shows for a prepared record (JSON), or '-' for standard input."
-    ),
-    keystore: Path = typer.Option(..., "--keystore", help="The charity's own encrypted key file."),
-) -> None:
+TYPED_DATA = typer.Argument(
+    ..., help="A prepared record's typed data (JSON), as the console shows it; '-': stdin."
+)
+OWN_KEY = typer.Option(..., "--keystore", help="The charity's own encrypted key file.")
+
+
+def sign(typed_data: str = TYPED_DATA, keystore: Path = OWN_KEY) -> None:
     """Sign a prepared record's EIP-712 typed data with the charity's own key, here, and
     print the signature to paste into the console: the key never leaves this machine."""
     text = sys.stdin.read() if typed_data == "-" else typed_data
@@ -567,9 +568,7 @@ def sign(
         raise typer.Exit(2)
     account = _unlock(keystore)
     if account.address.lower() != call.operator.lower():
-        _say(
-            f"this keystore holds {account.address}, but the record is for operator {call.operator}; not signed"
-        )
+        _say(f"this keystore holds {account.address}, not the record's operator {call.operator}; not signed")
         raise typer.Exit(2)
     typer.echo(hex0x(signed_calls.sign(call, chain_id, contract, account)))
 

@@ -13,6 +13,7 @@ the contract is a sentence in the reader's language (`explain.py`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -29,6 +30,7 @@ from ledger_api.charities import reads as charities
 from ledger_api.console import explain, reads, sessions
 from ledger_api.console.forms import Form, form_of
 from ledger_api.console.sessions import Staff
+from ledger_api.console.signing import prepared, sign_states
 from ledger_api.console.web import (
     CharityStaff,
     ConsoleRoute,
@@ -133,6 +135,15 @@ def sign_out(request: Request, staff: StaffDep, data: Posted) -> Response:
 # ------------------------------------------------------------------ the charity's records
 
 
+def writes_for(request: Request, staff: Staff) -> Writes:
+    """The write gateway for the signed-in charity: in `prepare` mode when it holds its
+    own key (its records are signed by it, on the sign page, and relayed)."""
+    writes = writes_of(request)
+    if staff.charity_hex and writes.holds_own_key(staff.charity_hex):
+        return replace(writes, mode="prepare")
+    return writes
+
+
 def _charity_id(staff: Staff) -> str:
     assert staff.charity_hex is not None
     return ids.from_bytes32(staff.charity_hex)
@@ -201,12 +212,13 @@ def create_campaign(request: Request, staff: PostingStaff, data: Posted) -> Resp
             form.schema_errors(exc)
     if body is None:
         return _dashboard(request, staff, 422, new_campaign=form)
-    writes = writes_of(request)
     try:
-        created, _ = campaign_writes.create(writes, staff.principal, body, True)
+        created, state = campaign_writes.create(writes_for(request, staff), staff.principal, body, True)
     except Problem as problem:
         form.fail("_form", explain.sentence(reader, problem, currency))
         return _dashboard(request, staff, 409, new_campaign=form)
+    if prepared([state]):
+        return sign_states(request, staff, [state], "/console")
     return RedirectResponse(f"/console/campaigns/{created['id']}?created=1", status_code=303)
 
 
@@ -251,11 +263,13 @@ def close_campaign(request: Request, campaign_id: str, staff: PostingStaff) -> R
     canonical = own_campaign(writes, staff, campaign_id)
     reader = reader_for(request)
     try:
-        campaign_writes.close(writes, staff.principal, canonical, True)
+        _, state = campaign_writes.close(writes_for(request, staff), staff.principal, canonical, True)
     except Problem as problem:
         form = Form(reader, {"channel": "bank-transfer"}, prefix="donation-")
         form.fail("_form", explain.sentence(reader, problem, None))
         return _campaign_page(request, staff, canonical, 409, donation=form)
+    if prepared([state]):
+        return sign_states(request, staff, [state], f"/console/campaigns/{canonical}")
     return RedirectResponse(f"/console/campaigns/{canonical}?closed=1", status_code=303)
 
 
@@ -283,10 +297,14 @@ def record_donation(request: Request, campaign_id: str, staff: PostingStaff, dat
     if body is None:
         return _campaign_page(request, staff, canonical, 422, donation=form)
     try:
-        recorded, _ = donation_writes.record(writes, staff.principal, [body], True)
+        recorded, states = donation_writes.record(writes_for(request, staff), staff.principal, [body], True)
     except Problem as problem:
         form.fail("_form", explain.sentence(reader, problem, currency, amount))
         return _campaign_page(request, staff, canonical, 409, donation=form)
+    if prepared(states):
+        secret = recorded[0]["receipt_secret"]
+        receipt = {"id": recorded[0]["id"], "secret": secret, "reference": reference.parse(donor)}
+        return sign_states(request, staff, states, f"/console/campaigns/{canonical}", receipt)
     given = Typed(recorded[0]["receipt_secret"], reference.parse(donor), None, None)
     return receipt_page(request, mirror, recorded[0]["id"], given, back=f"/console/campaigns/{canonical}")
 
@@ -339,10 +357,12 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
     if body is None:
         return _campaign_page(request, staff, canonical, 422, disbursement=form)
     try:
-        created, _ = disbursement_writes.record(writes, staff.principal, body, True)
+        created, state = disbursement_writes.record(writes_for(request, staff), staff.principal, body, True)
     except Problem as problem:
         form.fail("_form", explain.sentence(reader, problem, currency, amount))
         return _campaign_page(request, staff, canonical, 409, disbursement=form)
+    if prepared([state]):
+        return sign_states(request, staff, [state], f"/console/disbursements/{created['id']}")
     return RedirectResponse(f"/console/disbursements/{created['id']}?recorded=1", status_code=303)
 
 
@@ -417,8 +437,8 @@ async def upload_evidence(request: Request, disbursement_id: str, staff: Charity
                 _disbursement_page, request, staff, target, 422, upload_error=error
             )
         try:
-            anchored, _ = await run_in_threadpool(
-                disbursement_writes.anchor, writes_of(request), target, uploads, True
+            anchored, states = await run_in_threadpool(
+                disbursement_writes.anchor, writes_for(request, staff), target, uploads, True
             )
         except Problem as problem:
             error = problem.detail if problem.status == 422 else explain.sentence(reader, problem, None)
@@ -429,6 +449,9 @@ async def upload_evidence(request: Request, disbursement_id: str, staff: Charity
             {**document, "type": types[id(upload)]}
             for document, upload in zip(anchored["documents"], uploads, strict=True)
         ]
+        if prepared(states):
+            next_path = f"/console/disbursements/{target.disbursement_id}"
+            return await run_in_threadpool(sign_states, request, staff, states, next_path)
     finally:
         await data.close()
     return await run_in_threadpool(_disbursement_page, request, staff, target, 201, uploaded=shown)
@@ -494,10 +517,14 @@ def refund(request: Request, donation_id: str, staff: PostingStaff, data: Posted
     if body is None:
         return _refund_page(request, staff, canonical, campaign_id, form, 422)
     try:
-        donation_writes.refund(writes_of(request), staff.principal, canonical, body.amount, body.reason, True)
+        _, state = donation_writes.refund(
+            writes_for(request, staff), staff.principal, canonical, body.amount, body.reason, True
+        )
     except Problem as problem:
         form.fail("_form", explain.sentence(reader, problem, currency, amount))
         return _refund_page(request, staff, canonical, campaign_id, form, 409)
+    if prepared([state]):
+        return sign_states(request, staff, [state], f"/console/campaigns/{campaign_id}")
     return RedirectResponse(f"/console/campaigns/{campaign_id}?refunded=1", status_code=303)
 
 
