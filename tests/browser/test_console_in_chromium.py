@@ -7,6 +7,7 @@ axe-core violation and fits a 390 px phone and a 1280 px screen."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -235,3 +236,76 @@ def test_every_console_page_is_accessible_and_fits_a_phone_and_a_desktop(
         finally:
             context.close()
     assert len(seen) == 2 * 15, seen
+
+
+# The wallet is the only fake here: a stand-in for the browser extension's window.ethereum
+# (EIP-1193) whose signing calls back into Python, where eth-account signs with the
+# charity's real key. The page, its CSP, its script, the relay and the chain are real.
+WALLET = """
+window.ethereum = {
+  request: async ({method, params}) => {
+    if (method === "eth_requestAccounts") { return [await window.walletAccount()]; }
+    if (method === "eth_signTypedData_v4") { return await window.walletSign(params[0], params[1]); }
+    throw new Error("unsupported " + method);
+  },
+};
+"""
+
+
+def test_a_self_custody_charity_signs_with_its_browser_wallet(
+    browser: Any, charity: tuple[Service, str, str]
+) -> None:
+    from eth_account import Account
+
+    from ledger_api.chain import signed_calls
+    from ledger_api.core.hexes import unhex
+
+    service, _, _ = charity
+    account = Account.create()
+    created = service.post(
+        "/v1/charities",
+        ADMIN_KEY,
+        json={"name": "Hill Library", "custody": "self", "operator": account.address},
+    )
+    assert created.status_code == 201, created.text
+    key = service.post("/v1/keys", ADMIN_KEY, json={"role": "charity", "charity_id": created.json()["id"]})
+    signed: list[str] = []
+
+    def wallet_sign(address: str, typed_json: str) -> str:
+        assert address.lower() == account.address.lower()
+        typed = json.loads(typed_json)  # what eth_signTypedData_v4 is given: the page's typed data
+        message, domain = typed["message"], typed["domain"]
+        call = signed_calls.SignedCall(
+            message["operator"], unhex(message["data"]), unhex(message["nonce"]), int(message["deadline"])
+        )
+        signed.append(message["nonce"])
+        return "0x" + signed_calls.sign(call, domain["chainId"], domain["verifyingContract"], account).hex()
+
+    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    try:
+        context.expose_function("walletAccount", lambda: account.address)
+        context.expose_function("walletSign", wallet_sign)
+        context.add_init_script(WALLET)
+        page = context.new_page()
+        errors: list[str] = []
+        # A script error, or anything the page's CSP refused (the favicon's 404 is not one).
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+        sign_in(page, service.base, key.json()["key"])
+        page.fill("#campaign-name", "Library books")
+        page.fill("#campaign-goal", "3,000")
+        answer = submit(page, "new-campaign")
+        assert answer.status == 200
+        assert "script-src 'self'" in answer.headers["content-security-policy"]
+        wallet = page.get_by_test_id("wallet")
+        assert wallet.is_visible()  # the script ran under the page's own CSP and found a wallet
+        shot(page, "console-sign")
+        with page.expect_navigation():
+            page.locator("#wallet-sign").click()
+        page.wait_for_url(re.compile(r"/console$"))
+        assert signed and errors == []
+        campaigns = service.get(f"/v1/campaigns?charity_id={created.json()['id']}").json()["items"]
+        assert [(c["name"], c["goal"]) for c in campaigns] == [("Library books", 300_000)]
+        assert "Library books" in page.get_by_test_id("campaigns").inner_text()
+    finally:
+        context.close()
