@@ -21,6 +21,7 @@ from ledger_api.console.sessions import Staff
 from ledger_api.console.web import ConsoleRoute, Posted, StaffDep, check_csrf, page, writes_of
 from ledger_api.core import ids
 from ledger_api.core.errors import Problem
+from ledger_api.deployment import service as ledger_switch
 from ledger_api.keys import service as keys
 from ledger_api.mirror.gateway import current_mirror
 from ledger_api.pages.i18n import reader_for
@@ -65,6 +66,9 @@ def _page(request: Request, staff: Staff, status: int = 200, **forms: Any) -> HT
         issued=forms.get("issued"),
         registered=forms.get("registered"),
         revoked=forms.get("revoked"),
+        paused=ledger_switch.is_paused(writes_of(request)),
+        switched=forms.get("switched"),
+        switch_error=forms.get("switch_error"),
     )
 
 
@@ -132,6 +136,18 @@ def revoke(request: Request, staff: PostingRegistrar, data: Posted) -> Response:
         form.fail("key_id", reader.t("field_error.invalid"))
         return _page(request, staff, 422, revoke=form)
     return _page(request, staff, 200, revoked=key_id)
+
+
+@router.post("/pause", name="console_pause")
+def pause(request: Request, staff: PostingRegistrar, data: Posted) -> Response:
+    """Pause every write of the ledger (`pause=1`), or let them run again."""
+    reader = reader_for(request)
+    paused = data.get("pause") == "1"
+    try:
+        ledger_switch.set_paused(writes_of(request), paused)
+    except Problem as problem:
+        return _page(request, staff, problem.status, switch_error=explain.sentence(reader, problem, None))
+    return _page(request, staff, 200, switched="paused" if paused else "running")
 
 
 __all__ = ["router"]

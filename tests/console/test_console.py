@@ -310,3 +310,37 @@ def test_the_registrar_issues_a_key_shown_once_and_revokes_it(ledger: Ledger) ->
     assert bad.status_code == 422
     registrar.client.close()
     staff.client.close()
+
+
+def test_the_registrar_registers_a_charity_and_pauses_the_ledger(ledger: Ledger, staff: Staff) -> None:
+    service = ledger.service
+    registrar = sign_in(service, ADMIN_KEY)
+    registered = registrar.post(
+        "/console/registrar/charities", {"name": "River School Fund", "custody": "platform"}
+    )
+    assert registered.status_code == 201, registered.text
+    assert 'data-testid="registered"' in registered.text
+    names = [c["name"] for c in service.get("/v1/charities?limit=200").json()["items"]]
+    assert "River School Fund" in names
+    missing = registrar.post("/console/registrar/charities", {"name": "Own Key Fund", "custody": "self"})
+    assert missing.status_code == 422 and 'href="#register-operator"' in missing.text
+    # Paused: a charity's write is refused in words, nothing written; then running again.
+    campaign = new_campaign(staff, "Before the pause")
+    paused = registrar.post("/console/registrar/pause", {"pause": "1"})
+    assert paused.status_code == 200 and "The ledger is paused." in paused.text
+    before = service.get(f"/v1/campaigns/{campaign}").json()
+    refused = staff.post(f"/console/campaigns/{campaign}/donations", {"amount": "10", "donor_reference": "Z"})
+    assert refused.status_code == 409
+    assert REFUSAL.findall(refused.text) == [
+        "The ledger is paused by the registrar: no records can be written just now."
+    ]
+    assert service.get(f"/v1/campaigns/{campaign}").json() == before
+    running = registrar.post("/console/registrar/pause", {"pause": "0"})
+    assert running.status_code == 200 and "takes records again" in running.text
+    assert (
+        staff.post(
+            f"/console/campaigns/{campaign}/donations", {"amount": "10", "donor_reference": "Z"}
+        ).status_code
+        == 200
+    )
+    registrar.client.close()
