@@ -20,7 +20,7 @@ from ledger_api.chain import signed_calls
 from ledger_api.core.hexes import unhex
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
 from tests.browser import test_pages_in_chromium as public
-from tests.browser.test_pages_in_chromium import AXE, LAYOUT, shot
+from tests.browser.test_pages_in_chromium import LAYOUT, shot
 
 browser = public.browser  # the same headless Chromium fixture (module-scoped)
 INVOICE = b"%PDF-1.4 invoice 2026-031: 150 kg rice, 1,500.00 yuan"
@@ -206,14 +206,7 @@ def checker(lang: str, width: int, seen: list[str]) -> Check:
     def check(page: Any, name: str) -> None:
         where = (name, lang, width)
         assert page.locator("html").get_attribute("lang") == lang, where
-        page.add_script_tag(path=str(AXE))
-        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-        serious = [
-            (v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]][:3])
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
-        assert serious == [], (where, serious)
+        assert public._axe_serious(page) == [], where  # what the public pages' test asks of them
         layout = page.evaluate(LAYOUT)
         assert layout["scroll"] <= layout["width"] == width, (where, layout["scroll"])
         assert layout["outside"] == [], (where, layout["outside"])
