@@ -330,3 +330,57 @@ def test_a_self_custody_charity_signs_with_its_browser_wallet(
         assert "Library books" in page.get_by_test_id("campaigns").inner_text()
     finally:
         context.close()
+
+
+FOCUSED = "() => { const e = document.activeElement; return e.id || e.getAttribute('href') || e.tagName; }"
+
+
+def test_keyboard_only_sign_in_and_error_summary_lead_to_the_field(
+    browser: Any, charity: tuple[Service, str, str]
+) -> None:
+    """Without a mouse and without JavaScript: the sign-in page's tab order is skip link,
+    home, the two languages, the key, the button; Enter signs in and sends a form; the
+    error summary's link puts the focus in the field that is wrong."""
+    service, _, key = charity
+    context = browser.new_context(
+        java_script_enabled=False, locale="en-GB", viewport={"width": 1280, "height": 900}
+    )
+    try:
+        page = context.new_page()
+        page.goto(service.base + "/console/sign-in")
+        order = []
+        for _ in range(6):
+            page.keyboard.press("Tab")
+            order.append(page.evaluate(FOCUSED))
+        assert order == [
+            "#main",
+            "/",
+            "/console/sign-in?lang=zh-CN",
+            "/console/sign-in?lang=en",
+            "key",
+            "BUTTON",
+        ]
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.type(key)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert page.url == service.base + "/console"
+        page.focus("#campaign-name")
+        page.keyboard.type("Keyboard campaign")
+        page.keyboard.press("Tab")  # the currency (CNY already chosen)
+        page.keyboard.press("Tab")
+        page.keyboard.type("12.345")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        summary = page.locator("[data-testid=error-summary] a")
+        assert summary.get_attribute("href") == "#campaign-goal"
+        summary.focus()
+        page.keyboard.press("Enter")
+        assert page.evaluate(FOCUSED) == "campaign-goal"
+        page.keyboard.press("Control+A")
+        page.keyboard.type("12.34")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert "/console/campaigns/CP-" in page.url
+    finally:
+        context.close()

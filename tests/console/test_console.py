@@ -7,6 +7,7 @@ never comes back, and the contract's refusals in words."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -14,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
-from ledger_api.core.models import ConsoleSession
+from ledger_api.core import ids
+from ledger_api.core.models import ChainTransaction, ConsoleSession
 from tests.api.checks import wait_for_mirror
 from tests.api.service import ADMIN_KEY
 from tests.console.conftest import Ledger, Staff, csrf_of, sign_in
@@ -344,3 +346,62 @@ def test_the_registrar_registers_a_charity_and_pauses_the_ledger(ledger: Ledger,
         == 200
     )
     registrar.client.close()
+
+
+def test_the_dashboard_lists_payments_without_evidence_and_records_not_on_the_ledger(
+    ledger: Ledger, staff: Staff
+) -> None:
+    service = ledger.service
+    campaign = new_campaign(staff, "Lists")
+    assert (
+        staff.post(
+            f"/console/campaigns/{campaign}/donations", {"amount": "50", "donor_reference": "A"}
+        ).status_code
+        == 200
+    )
+    paid = staff.post(
+        f"/console/campaigns/{campaign}/disbursements",
+        {"amount": "20", "recipient": "Paper Co", "purpose": "Exercise books", "allocation": "fifo"},
+    )
+    disbursement = paid.headers["location"].split("/")[3].split("?")[0]
+    listed = re.search(r'data-testid="unevidenced">(.*?)</ul>', staff.client.get("/console").text, re.S)
+    assert listed is not None and disbursement in listed.group(1)
+    # An upload without the session's token is refused before anything is kept.
+    document = b"invoice for exercise books"
+    refused = staff.client.post(
+        f"/console/disbursements/{disbursement}/evidence", files={"files": ("invoice.txt", document)}
+    )
+    assert refused.status_code == 403
+    sha = hashlib.sha256(document).hexdigest()
+    assert not (service.runtime.settings.evidence_path / sha[:2] / sha).exists()
+    uploaded = staff.client.post(
+        f"/console/disbursements/{disbursement}/evidence",
+        data={"csrf": staff.csrf},
+        files=[("files", ("invoice.txt", document, "text/plain"))],
+    )
+    assert uploaded.status_code == 201 and sha in uploaded.text and "text/plain" in uploaded.text
+    listed = re.search(r'data-testid="unevidenced">(.*?)</ul>', staff.client.get("/console").text, re.S)
+    assert listed is None or disbursement not in listed.group(1)
+    # A transaction of this charity that failed on chain is listed, with its error.
+    with service.runtime.engine.begin() as connection:
+        connection.execute(
+            insert(ChainTransaction).values(
+                id="00000000-0000-4000-8000-000000000001",
+                chain_id=service.runtime.deployment.chain_id,
+                signer="0x" + "11" * 20,
+                nonce=10**9,
+                function="recordDonation",
+                charity_id=ids.to_hex(ledger.charity),
+                records=json.dumps({"kind": "donation", "ids": ["DN-TEST-FAIL-0000-0001"]}),
+                raw_tx="0x",
+                tx_hash="0x" + "22" * 32,
+                status="failed",
+                error=json.dumps({"name": "CampaignIsClosed", "args": {}}),
+            )
+        )
+    pending = re.search(r'data-testid="pending">(.*?)</ul>', staff.client.get("/console").text, re.S)
+    assert pending is not None
+    assert "DN-TEST-FAIL-0000-0001" in pending.group(1) and "CampaignIsClosed" in pending.group(1)
+    other = sign_in(service, ledger.other_key)
+    assert "DN-TEST-FAIL-0000-0001" not in other.client.get("/console").text  # not another charity's
+    other.client.close()
