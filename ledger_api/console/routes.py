@@ -340,6 +340,14 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
     amount = form.amount("amount", currency)
     recipient, purpose = form.text("recipient"), form.text("purpose")
     allocations = _allocations(form, data, currency)
+    chosen = sum(a["amount"] for a in allocations or [])
+    if allocations and amount is not None and chosen != amount:
+        said = reader.t(
+            "console.disburse.sum",
+            chosen=reader.money(chosen, currency),
+            amount=reader.money(amount, currency),
+        )
+        form.fail("allocation", said)
     body = None
     if form.ok:
         try:

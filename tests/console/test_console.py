@@ -405,3 +405,54 @@ def test_the_dashboard_lists_payments_without_evidence_and_records_not_on_the_le
     other = sign_in(service, ledger.other_key)
     assert "DN-TEST-FAIL-0000-0001" not in other.client.get("/console").text  # not another charity's
     other.client.close()
+
+
+def test_a_payment_from_chosen_donations_and_a_refund(ledger: Ledger, staff: Staff) -> None:
+    service = ledger.service
+    campaign = new_campaign(staff, "Chosen")
+    for amount in ("100", "200", "300"):
+        assert (
+            staff.post(
+                f"/console/campaigns/{campaign}/donations", {"amount": amount, "donor_reference": "D"}
+            ).status_code
+            == 200
+        )
+    first, second, third = _donations(ledger, campaign)
+    page = staff.client.get(f"/console/campaigns/{campaign}").text
+    assert f'name="take:{third}"' in page  # each donation with a balance can be chosen
+    paid = staff.post(
+        f"/console/campaigns/{campaign}/disbursements",
+        {
+            "amount": "250.50",
+            "recipient": "Bus Co",
+            "purpose": "School trip",
+            "allocation": "chosen",
+            f"take:{third}": "¥200.50",
+            f"take:{first}": "50",
+        },
+    )
+    assert paid.status_code == 303, paid.text
+    disbursement = paid.headers["location"].split("/")[3].split("?")[0]
+    funded = service.get(f"/v1/disbursements/{disbursement}").json()["funded_by"]
+    assert sorted((f["donation_id"], f["amount"]) for f in funded) == sorted(
+        [(third, 20_050), (first, 5_000)]
+    )
+    # The sum must match the amount: refused at the allocation, nothing written.
+    mismatch = staff.post(
+        f"/console/campaigns/{campaign}/disbursements",
+        {
+            "amount": "10",
+            "recipient": "Bus Co",
+            "purpose": "Trip",
+            "allocation": "chosen",
+            f"take:{second}": "9",
+        },
+    )
+    assert mismatch.status_code == 422 and 'href="#disbursement-allocation"' in mismatch.text
+    assert "add up to CN¥9.00, not the payment&#39;s CN¥10.00" in mismatch.text
+    refunded = staff.post(f"/console/donations/{second}/refund", {"amount": "20", "reason": "paid twice"})
+    assert refunded.status_code == 303
+    assert service.get(f"/v1/donations/{second}").json()["refunded"] == 2_000
+    too_much = staff.post(f"/console/donations/{second}/refund", {"amount": "181", "reason": "all"})
+    assert too_much.status_code == 409
+    assert "CN¥180.00" in REFUSAL.findall(too_much.text)[0]
