@@ -557,7 +557,7 @@ def receipt_page(
         reference_error=given.reference_error if given and refused else None,
         mismatch=reader.t("receipt.mismatch") if mismatch else None,
         back=back,
-        lang_base=f"/donations/{d.id}/receipt",
+        lang_base=f"/donations/{d.id}/receipt" if back else "",  # a console answer: its own path is a POST
     )
 
 
