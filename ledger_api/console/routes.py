@@ -86,6 +86,7 @@ def _sign_in_page(request: Request, error: str | None, status: int = 200) -> HTM
         "sign_in.html",
         status,
         lang_base="/console/sign-in",
+        signed_out=request.query_params.get("signed_out") == "1",
         sign_in_csrf=sessions.csrf_for(token),
         error=error,
     )

@@ -91,7 +91,10 @@ def test_an_expired_signed_out_or_revoked_session_cannot_post(ledger: Ledger) ->
     # Signed out: the session's row is gone; the old cookie and token open nothing.
     gone = sign_in(service, ledger.key)
     cookie = gone.client.cookies.get("ledger_console")
-    assert gone.post("/console/sign-out").status_code == 303
+    signed_out = gone.post("/console/sign-out")
+    assert signed_out.status_code == 303
+    assert "You are signed out." in gone.client.get(signed_out.headers["location"]).text
+    gone.client.close()
     stale = httpx.Client(base_url=service.base, cookies={"ledger_console": cookie or ""})
     answer = stale.post("/console/campaigns", data={**form, "csrf": gone.csrf})
     assert answer.status_code == 303 and answer.headers["location"] == "/console/sign-in"
@@ -456,3 +459,12 @@ def test_a_payment_from_chosen_donations_and_a_refund(ledger: Ledger, staff: Sta
     too_much = staff.post(f"/console/donations/{second}/refund", {"amount": "181", "reason": "all"})
     assert too_much.status_code == 409
     assert "CN¥180.00" in REFUSAL.findall(too_much.text)[0]
+
+
+def test_oversized_console_posts_are_refused_unread(ledger: Ledger, staff: Staff) -> None:
+    before = campaign_count(ledger, ledger.charity)
+    huge = staff.client.post("/console/sign-in", data={"csrf": "x", "key": "k" * 10_000})
+    assert huge.status_code == 413
+    flood = staff.post("/console/campaigns", {"name": "x" * 70_000, "currency": "CNY", "goal": "1"})
+    assert flood.status_code == 413
+    assert campaign_count(ledger, ledger.charity) == before
