@@ -29,6 +29,7 @@ from ledger_api.deployment.routes import rpc_router
 from ledger_api.disbursements.routes import router as disbursements
 from ledger_api.donations.routes import router as donations
 from ledger_api.evidence.routes import router as evidence
+from ledger_api.imports.routes import router as imports
 from ledger_api.keys.routes import router as keys
 from ledger_api.mirror import tables as im
 from ledger_api.pages import install as install_pages
@@ -152,6 +153,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         transactions,
         relay_router,
         audit,
+        imports,
         deployment,
         rpc_router,
     )

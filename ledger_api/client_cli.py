@@ -1,5 +1,6 @@
 """`ledger trace`, `ledger reconcile` and `ledger export`: the read API from a terminal;
-`ledger donate` and `ledger write`: writes, signed on this machine for a charity that holds
+`ledger import`: a bank statement, previewed and committed; `ledger donate` and
+`ledger write`: writes, signed on this machine for a charity that holds
 its own key (`--keystore`); `ledger keys new-charity-key`: make such a key.
 
 They talk to a running service over HTTP (LEDGER_API_URL, default the local one), so they
@@ -15,6 +16,7 @@ import getpass
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +30,9 @@ from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from ledger_api.chain import signed_calls
 from ledger_api.chain.abi import selector
@@ -573,6 +578,102 @@ def sign(typed_data: str = TYPED_DATA, keystore: Path = OWN_KEY) -> None:
     typer.echo(hex0x(signed_calls.sign(call, chain_id, contract, account)))
 
 
+def _preview_table(preview: dict[str, Any]) -> None:
+    """The preview as a table: counts, totals and the first rows (problems first). Every
+    cell from the file or the server is stripped of terminal controls first."""
+    console = Console(highlight=False)
+    counts = ", ".join(f"{_t(v)} {_t(k)}" for k, v in sorted(preview["verdicts"].items()))
+    console.print(
+        f"{_t(preview['filename'])}: {_t(preview['rows'])} rows ({counts}); read as "
+        f"{_t(preview['encoding'])}, header on line {_t(preview['header_line'])}",
+        markup=False,
+    )
+    for total in preview["totals"]:
+        amount = _money(total["amount"], total["currency"] or "CNY")
+        console.print(f"  {_t(total['campaign_id'])}: {_t(total['rows'])} donations, {amount}", markup=False)
+    table = Table()
+    for name in ("line", "bank reference", "verdict", "code", "amount"):
+        table.add_column(name, overflow="fold")  # never cut: a reference must stay whole
+    table.add_column("message")
+    for item in preview["items"][:50]:
+        table.add_row(
+            *(
+                Text(_t("" if value is None else value))
+                for value in (
+                    item["line"],
+                    item["bank_reference"],
+                    item["verdict"],
+                    item["code"],
+                    item["amount"],
+                    item["message"],
+                )
+            )
+        )
+    console.print(table)
+
+
+STATEMENT = typer.Argument(..., exists=True, dir_okay=False, help="The bank's CSV or XLSX export.")
+PROFILE = typer.Option(None, help="A saved profile's name (PUT /v1/import-profiles/NAME).")
+MAPPING = typer.Option(None, exists=True, dir_okay=False, help="A mapping as a JSON file.")
+COMMIT = typer.Option(False, "--commit", help="Record the rows (default: preview only).")
+REPORT = typer.Option(None, help="Write the report (CSV: which row became which donation).")
+CHARITY_KEY = typer.Option(None, envvar="LEDGER_API_KEY", help="The charity's API key.")
+
+
+def import_statement(
+    statement: Path = STATEMENT,
+    profile: str | None = PROFILE,
+    mapping: Path | None = MAPPING,
+    commit: bool = COMMIT,
+    report: Path | None = REPORT,
+    api: str = API,
+    key: str | None = CHARITY_KEY,
+) -> None:
+    """Import a bank statement: preview every row's verdict; with --commit record the rows
+    to record and wait until they are mined; --report writes the report (with the donors'
+    receipt secrets: give each to its donor)."""
+    if profile is not None and mapping is None:
+        form = {"profile": profile}
+    elif mapping is not None and profile is None:
+        form = {"mapping": mapping.read_text(encoding="utf-8")}
+    else:
+        raise typer.BadParameter("give --profile NAME or --mapping FILE", param_hint="--profile")
+    try:
+        with _client(api, key) as client:
+            with statement.open("rb") as handle:
+                answer = client.post("/v1/imports", files={"file": (statement.name, handle)}, data=form)
+            if answer.status_code != 201:
+                _fail(answer, api, "/v1/imports")
+            preview = answer.json()
+            path = f"/v1/imports/{preview['id']}"
+            if commit:
+                started = client.post(f"{path}/commit")
+                if started.status_code != 202:
+                    _fail(started, api, f"{path}/commit")
+                while preview["progress"]["state"] not in ("done", "failed"):
+                    time.sleep(0.5)
+                    shown = client.get(path)
+                    if shown.status_code != 200:
+                        _fail(shown, api, path)
+                    preview = shown.json()
+                    progress = preview["progress"]
+                    _say(
+                        f"{progress['state']}: {progress['rows_sent']}/{progress['rows_to_send']} rows sent, "
+                        f"{progress['transactions']} transactions mined"
+                    )
+            _preview_table(preview)
+            if report is not None:
+                lines = client.get(f"{path}/report.csv")
+                if lines.status_code != 200:
+                    _fail(lines, api, f"{path}/report.csv")
+                report.write_bytes(lines.content)
+    except httpx.HTTPError as exc:
+        _unreachable(api, exc)
+    if preview["progress"]["state"] == "failed":
+        _say(f"the import failed: {preview['progress']['error']}")
+        raise typer.Exit(1)
+
+
 def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.command()(trace)
     app.command()(reconcile)
@@ -580,5 +681,6 @@ def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.command()(donate)
     app.command()(write)
     app.command()(sign)
+    app.command("import")(import_statement)
     if keys_app is not None:
         keys_app.command("new-charity-key")(new_charity_key)

@@ -184,3 +184,62 @@ class ConsoleSession(Base):
     charity_id: Mapped[str | None] = mapped_column(String(66))  # 0x hex, for a charity key
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# ------------------------------------------------------------------ imports (ledger_api.imports)
+
+
+class ImportProfile(Base):
+    """A charity's named column mapping for a bank's statements, reused next month."""
+
+    __tablename__ = "import_profiles"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "charity_id", "name", name="uq_import_profiles_name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    charity_id: Mapped[str] = mapped_column(String(66))
+    name: Mapped[str] = mapped_column(String(64))
+    mapping: Mapped[str] = mapped_column(Text)  # the Mapping's JSON
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StatementImport(Base):
+    """An uploaded statement: its preview, then its commit's progress. The rows (with the
+    donors' receipt secrets, never the payer references) are sealed with AES-GCM under a
+    key derived from the deployment's secret, and deleted at `expires_at`."""
+
+    __tablename__ = "statement_imports"
+    __table_args__ = (Index("ix_statement_imports_charity", "deployment_id", "charity_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    charity_id: Mapped[str] = mapped_column(String(66))
+    filename: Mapped[str] = mapped_column(String(200))
+    # previewed -> queued -> running -> done | failed
+    state: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)  # JSON: columns, totals, counts (no secrets)
+    sealed_rows: Mapped[bytes] = mapped_column(LargeBinary)
+    rows_sent: Mapped[int] = mapped_column(Integer, default=0)
+    transactions: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ImportedReference(Base):
+    """A bank transaction reference already imported for a charity, and the donation it
+    became: the duplicate key. Its primary key makes importing one statement twice, even
+    by two commits racing, record each bank transaction at most once."""
+
+    __tablename__ = "imported_references"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    charity_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    bank_reference: Mapped[str] = mapped_column(String(200), primary_key=True)
+    donation_id: Mapped[str] = mapped_column(String(32))
+    import_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ledger_api.chain.abi import encode, encode_donations
+from ledger_api.chain.abi import Call, encode, encode_donations
 from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
 from ledger_api.core.errors import InvalidRequest
@@ -62,16 +62,24 @@ def record(
     charity_hex = charity_set.pop()
     campaigns = {campaign: ids.to_bytes32(campaign, "campaign") for campaign in charities}
     prepared = [_prepare(item, campaigns[item.campaign_id]) for item in items]
-    steps = []
-    for i in range(0, len(prepared), CHAIN_BATCH):
-        chunk = prepared[i : i + CHAIN_BATCH]
-        if len(chunk) == 1:
-            call = encode("recordDonation", chunk[0][1])
-        else:
-            call = encode_donations([onchain for _, onchain in chunk])
-        steps.append(Step(call, {"kind": "donation", "ids": [public["id"] for public, _ in chunk]}))
-    states = writes.write(principal, charity_hex, "campaign", steps, wait)
+    states = writes.write(principal, charity_hex, "campaign", steps_for([o for _, o in prepared]), wait)
     return [public for public, _ in prepared], states
+
+
+def batch_call(onchain: list[tuple[Any, ...]]) -> Call:
+    """The call recording these donations (on-chain tuples) in one transaction."""
+    return encode("recordDonation", onchain[0]) if len(onchain) == 1 else encode_donations(onchain)
+
+
+def steps_for(onchain: list[tuple[Any, ...]]) -> list[Step]:
+    """One transaction per CHAIN_BATCH donations; each step names the donation IDs it records
+    (the on-chain tuple's first field, the padded readable ID)."""
+    steps = []
+    for i in range(0, len(onchain), CHAIN_BATCH):
+        chunk = onchain[i : i + CHAIN_BATCH]
+        records = {"kind": "donation", "ids": [ids.from_bytes32(row[0]) for row in chunk]}
+        steps.append(Step(batch_call(chunk), records))
+    return steps
 
 
 def refund(

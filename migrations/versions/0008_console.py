@@ -1,20 +1,19 @@
 """The console's sessions: one row per signed-in member of a charity's staff (or the registrar)
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-28 02:00:00
 
 Only the SHA-256 of a session's token is stored (the token is the browser's cookie), with
 the API key it was opened with, so revoking the key ends the session; the console checks
-the idle and absolute expiry against `seen_at` and `created_at`. The lead relinks
-down_revision after 0007 (imports) when both land.
+the idle and absolute expiry against `seen_at` and `created_at`.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
