@@ -15,6 +15,7 @@ from ledger_api.audit.jobs import ReconciliationWorker
 from ledger_api.audit.routes import router as audit
 from ledger_api.campaigns.routes import router as campaigns
 from ledger_api.charities.routes import router as charities
+from ledger_api.console.imports import router as console_imports
 from ledger_api.console.registrar import router as registrar
 from ledger_api.console.routes import router as console
 from ledger_api.console.signing import router as console_signing
@@ -162,6 +163,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(console)
     app.include_router(registrar)
     app.include_router(console_signing)
+    app.include_router(console_imports)
     install_pages(app)
     # Added last, so the outermost: bodies are bounded before anything reads them.
     pages_routers = (console, registrar, console_signing, pages)
