@@ -26,7 +26,7 @@ from scripts.bench.support import ROOT, progress, service
 CHROMIUM = Path("/usr/bin/chromium")
 ADMIN_KEY = "screenshots-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
 WIDTH, HEIGHT = 1280, 860
-SHOTS = ("sign-in", "dashboard", "donation-error", "receipt", "disbursement", "evidence")
+SHOTS = ("sign-in", "dashboard", "donation-error", "receipt", "disbursement", "evidence", "import-preview")
 
 
 def _charity(base: str) -> tuple[str, str]:
@@ -88,6 +88,43 @@ def walk(page: Any, base: str, key: str, shoot: Callable[[str], None]) -> None:
     )
     _submit(page, "evidence-form")
     shoot("evidence")
+    campaign = page.locator("main .meta a").first.get_attribute("href") or ""
+    page.goto(base + "/console/imports")
+    page.set_input_files(
+        "#map-file",
+        {"name": "icbc-2026-10.csv", "mimeType": "text/csv", "buffer": _statement().encode("gb18030")},
+    )
+    for name, heading in STATEMENT_COLUMNS.items():
+        page.fill(f"#map-{name}", heading)
+    page.select_option("#map-campaign_id", campaign.rsplit("/", 1)[-1])
+    page.fill("#map-save_as", "ICBC")
+    _submit(page, "upload-statement")
+    shoot("import-preview")
+
+
+STATEMENT_COLUMNS = {
+    "date": "交易日期",
+    "bank_reference": "交易流水号",
+    "payer_reference": "对方户名",
+    "credit": "收入金额",
+    "debit": "支出金额",
+    "balance": "余额",
+}
+
+
+def _statement() -> str:
+    """A month of a bank's statement as Chinese banks export it (a title line first): gifts,
+    one line the bank typed with three decimals, and the rent going out."""
+    lines = ["中国工商银行 账户明细", ",".join(STATEMENT_COLUMNS.values())]
+    balance = 500_000
+    for day in range(1, 13):
+        amount = 5_000 + day * 1_250
+        balance += amount
+        yuan, left = f"{amount // 100}.{amount % 100:02d}", f"{balance // 100}.{balance % 100:02d}"
+        lines.append(f"2026-10-{day:02d},ICBC{day:06d},捐赠人 {day},{yuan},,{left}")
+    lines.insert(5, "2026-10-03,ICBC900001,某人,1234.567,,")
+    lines.insert(8, '2026-10-05,ICBC900002,房租,,"2,000.00",')
+    return "\n".join(lines) + "\n"
 
 
 def take(out: Path) -> list[Path]:
