@@ -20,15 +20,16 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from ledger_api.campaigns import reads as campaigns
+from ledger_api.console import explain
 from ledger_api.console.forms import Form, form_of
 from ledger_api.console.sessions import Staff
 from ledger_api.console.web import CharityStaff, ConsoleRoute, PostingStaff, check_csrf, page, writes_of
 from ledger_api.core import ids
-from ledger_api.core.errors import NotFound, Problem
+from ledger_api.core.errors import ContractRejected, NotFound, Problem
 from ledger_api.imports import profiles, reading, service
-from ledger_api.imports.schemas import Mapping
+from ledger_api.imports.schemas import Mapping, RowVerdict
 from ledger_api.mirror.gateway import current_mirror
-from ledger_api.pages.i18n import N_, reader_for
+from ledger_api.pages.i18n import N_, Reader, reader_for
 from ledger_api.pages.routes import PageError
 
 router = APIRouter(prefix="/console/imports", include_in_schema=False, route_class=ConsoleRoute)
@@ -60,6 +61,43 @@ VERDICTS = (
     N_("import.map.balance"),
     N_("import.map.refund_of"),
 )
+
+
+CODES = (
+    N_("import.code.amount-too-precise"),
+    N_("import.code.amount-not-a-number"),
+    N_("import.code.amount-empty"),
+    N_("import.code.amount-zero"),
+    N_("import.code.amount-too-large"),
+    N_("import.code.date-invalid"),
+    N_("import.code.bank-reference-missing"),
+    N_("import.code.campaign-missing"),
+    N_("import.code.campaign-id-invalid"),
+    N_("import.code.already-imported"),
+    N_("import.code.duplicate-in-file"),
+    N_("import.code.outgoing"),
+)
+
+
+def said(reader: Reader, row: RowVerdict, currency: str | None) -> str:
+    """Why a row is not recorded, in the reader's language: the imports service's codes
+    we have words for, a would-be revert as the console says it, else its own message."""
+    key = f"import.code.{row.code}"
+    if key in CODES:
+        params = row.params or {}
+        return reader.t(
+            key,
+            line=row.line,
+            column=row.column or "—",
+            decimals=params.get("decimals", ""),
+            allowed=params.get("allowed", ""),
+            donation_id=params.get("donation_id", row.donation_id or ""),
+            first_line=params.get("first_line", ""),
+        )
+    if row.verdict == "would_revert" and row.code:
+        problem = ContractRejected(row.message or row.code, error={"name": row.code, "args": row.params})
+        return explain.sentence(reader, problem, currency)
+    return row.message or ""
 
 
 def _charity_campaigns(request: Request, staff: Staff) -> list[Any]:
@@ -199,6 +237,7 @@ def _show(
         refresh=REFRESH if running else None,
         error=error,
         currencies={t.campaign_id: t.currency for t in shown.totals},
+        said=said,
     )
     return response
 

@@ -1,3 +1,5 @@
+# Chinese sentences below use full-width punctuation, which RUF001 takes for look-alikes.
+# ruff: noqa: RUF001
 """Bank statement imports in the console (over HTTP, SQLite, the embedded chain): a GB18030
 statement with a title block previews with every row's verdict, commits with a progress
 page that reloads itself until done, downloads its report, checks against the ledger,
@@ -56,6 +58,7 @@ def test_a_statement_previews_commits_with_progress_and_imports_once(ledger: Led
     assert "待记录" in preview.text and "无法读取" in preview.text  # the verdicts in Chinese
     # Its line in the file: three title lines, the headings, then the sixth row.
     assert re.findall(r'data-verdict="invalid" data-line="(\d+)"', preview.text) == ["10"]
+    assert "第 10 行 收入金额 列：金额有 3 位小数，该币种最多 2 位。" in preview.text
     assert 'http-equiv="refresh"' not in preview.text  # nothing runs yet
     assert ledger.service.get(f"/v1/campaigns/{campaign}").json()["received"] == 0  # nothing sent
     committed = staff.post(f"{page}/commit")
