@@ -238,6 +238,7 @@ def _show(
         error=error,
         currencies={t.campaign_id: t.currency for t in shown.totals},
         said=said,
+        names={c.id: c.name for c in _charity_campaigns(request, staff)},
     )
     return response
 
