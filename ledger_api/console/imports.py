@@ -23,7 +23,15 @@ from ledger_api.campaigns import reads as campaigns
 from ledger_api.console import explain
 from ledger_api.console.forms import Form, form_of
 from ledger_api.console.sessions import Staff
-from ledger_api.console.web import CharityStaff, ConsoleRoute, PostingStaff, check_csrf, page, writes_of
+from ledger_api.console.web import (
+    CharityStaff,
+    ConsoleRoute,
+    PostingStaff,
+    check_csrf,
+    first_time,
+    page,
+    writes_of,
+)
 from ledger_api.core import ids
 from ledger_api.core.errors import ContractRejected, NotFound, Problem
 from ledger_api.imports import profiles, reading, service
@@ -168,6 +176,7 @@ async def upload(request: Request, staff: CharityStaff) -> Response:
         raise PageError(422, "form") from None
     try:
         check_csrf(staff, data)
+        await run_in_threadpool(first_time, request, staff, data)
         names = (*COLUMNS, "units", "campaign_id", "profile", "save_as")
         form = form_of(reader, data, names, prefix="map-")
         upload = data.get("file")

@@ -18,7 +18,7 @@ from ledger_api.charities.schemas import CharityCreate
 from ledger_api.console import explain
 from ledger_api.console.forms import Form, form_of
 from ledger_api.console.sessions import Staff
-from ledger_api.console.web import ConsoleRoute, Posted, StaffDep, check_csrf, page, writes_of
+from ledger_api.console.web import ConsoleRoute, Posted, StaffDep, check_csrf, first_time, page, writes_of
 from ledger_api.core import ids
 from ledger_api.core.errors import Problem
 from ledger_api.deployment import service as ledger_switch
@@ -41,8 +41,9 @@ def _registrar(staff: StaffDep) -> Staff:
 Registrar = Annotated[Staff, Depends(_registrar)]
 
 
-def _posting(staff: Registrar, data: Posted) -> Staff:
+def _posting(request: Request, staff: Registrar, data: Posted) -> Staff:
     check_csrf(staff, data)
+    first_time(request, staff, data)
     return staff
 
 

@@ -39,6 +39,7 @@ from ledger_api.console.web import (
     PostingStaff,
     StaffDep,
     check_csrf,
+    first_time,
     page,
     writes_of,
 )
@@ -434,6 +435,7 @@ async def upload_evidence(request: Request, disbursement_id: str, staff: Charity
         raise PageError(422, "form") from None
     try:
         check_csrf(staff, data)
+        await run_in_threadpool(first_time, request, staff, data)
         uploads = [
             item
             for name, item in data.multi_items()

@@ -196,6 +196,8 @@ def error_page(
             heading, message = reader.t("error.not_found"), reader.t(f"error.not_found.{kind}")
         elif status == 403:
             heading, message = reader.t("error.forbidden"), reader.t("error.forbidden_text")
+        elif status == 409:
+            heading, message = reader.t("error.already_sent"), reader.t("error.already_sent_text")
         elif status == 405:
             heading, message = reader.t("error.not_allowed"), reader.t("error.not_allowed_text")
         elif status == 422:

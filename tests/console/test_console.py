@@ -468,3 +468,28 @@ def test_oversized_console_posts_are_refused_unread(ledger: Ledger, staff: Staff
     flood = staff.post("/console/campaigns", {"name": "x" * 70_000, "currency": "CNY", "goal": "1"})
     assert flood.status_code == 413
     assert campaign_count(ledger, ledger.charity) == before
+
+
+def test_a_form_sent_twice_records_once(ledger: Ledger, staff: Staff) -> None:
+    """A double click, or the answer page reloaded: the form's one-time token is claimed
+    by the first post; the second is a 409 page and records nothing."""
+    campaign = new_campaign(staff, "Twice")
+    page = staff.client.get(f"/console/campaigns/{campaign}").text
+    form = re.search(r'data-testid="new-donation">(.*?)</form>', page, re.S)
+    assert form is not None
+    once = re.search(r'name="once" value="([^"]+)"', form.group(1))
+    assert once is not None
+    data = {"amount": "66", "donor_reference": "Twice", "once": once.group(1)}
+    assert staff.post(f"/console/campaigns/{campaign}/donations", data).status_code == 200
+    again = staff.post(f"/console/campaigns/{campaign}/donations", data)
+    assert again.status_code == 409 and "This form was already sent" in again.text
+    assert [
+        d["amount"] for d in ledger.service.get(f"/v1/campaigns/{campaign}/donations").json()["items"]
+    ] == [6_600]
+    # Each rendering of a form has its own token: the next donation goes through.
+    fresh = re.search(r'name="once" value="([^"]+)"', staff.client.get(f"/console/campaigns/{campaign}").text)
+    assert fresh is not None and fresh.group(1) != once.group(1)
+    assert (
+        staff.post(f"/console/campaigns/{campaign}/donations", {**data, "once": fresh.group(1)}).status_code
+        == 200
+    )
