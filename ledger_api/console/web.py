@@ -5,6 +5,8 @@ and how a console page is rendered."""
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -18,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from ledger_api.console import sessions
 from ledger_api.console.sessions import Staff
+from ledger_api.core import idempotency_store
 from ledger_api.core.errors import NotFound
 from ledger_api.mirror.gateway import current_mirror
 from ledger_api.pages.i18n import reader_for
@@ -38,6 +41,12 @@ class CsrfRefused(Exception):
     """A post without its session's CSRF token: 403, nothing read or changed."""
 
 
+class AlreadySent(Exception):
+    """A form sent a second time (a double click, a reload of the answer): 409, nothing
+    done again. Each rendered form carries a one-time token (`once`), claimed in the
+    idempotency table under the session's key before the form's work starts."""
+
+
 class ConsoleRoute(APIRoute):
     """A console route: every failure is a page in the reader's language, never cached."""
 
@@ -51,6 +60,8 @@ class ConsoleRoute(APIRoute):
                 response = RedirectResponse("/console/sign-in", status_code=303)
             except CsrfRefused:
                 response = error_page(request, 403, "form")
+            except AlreadySent:
+                response = error_page(request, 409, "form")
             except PageError as exc:
                 response = error_page(request, exc.status, exc.kind, exc.asked)
             except NotFound:
@@ -101,8 +112,31 @@ def check_csrf(staff: Staff, data: FormData) -> None:
         raise CsrfRefused
 
 
-def _posting_staff(staff: CharityStaff, data: Annotated[FormData, Depends(_posted)]) -> Staff:
+ONCE = re.compile(r"^[A-Za-z0-9_-]{22,43}$")
+
+
+def new_once() -> str:
+    """A rendered form's one-time token."""
+    return secrets.token_urlsafe(16)
+
+
+def first_time(request: Request, staff: Staff, data: FormData) -> None:
+    """AlreadySent unless this is the first time the form's one-time token is used (a form
+    without one, from a page older than this rule, is let through: the CSRF token was
+    checked)."""
+    once = data.get("once")
+    if not isinstance(once, str) or not ONCE.fullmatch(once):
+        return
+    slot = idempotency_store.Slot(staff.principal.key_id, staff.token, f"console-form:{once}")
+    if not idempotency_store.claim(current_mirror(request).engine, slot, "console-form"):
+        raise AlreadySent
+
+
+def _posting_staff(
+    request: Request, staff: CharityStaff, data: Annotated[FormData, Depends(_posted)]
+) -> Staff:
     check_csrf(staff, data)
+    first_time(request, staff, data)
     return staff
 
 
@@ -123,6 +157,7 @@ def page(
         PRIVATE,
         staff=staff,
         csrf=staff.csrf if staff else None,
+        new_once=new_once,
         lang_base=context.pop("lang_base", request.url.path),
         **context,
     )
