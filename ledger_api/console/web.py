@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from ledger_api.console import sessions
 from ledger_api.console.sessions import Staff
 from ledger_api.core import idempotency_store
-from ledger_api.core.errors import NotFound
+from ledger_api.core.errors import NotFound, Problem
 from ledger_api.mirror.gateway import current_mirror
 from ledger_api.pages.i18n import reader_for
 from ledger_api.pages.routes import PageError, error_page, render
@@ -68,6 +68,9 @@ class ConsoleRoute(APIRoute):
                 response = error_page(request, 404, "page")
             except (RequestValidationError, ValidationError):
                 response = error_page(request, 422, "form")
+            except Problem as problem:  # a refusal no page turned into words (writes disabled...)
+                log.warning("console %s %s: %s", request.method, request.url.path, problem.detail)
+                response = error_page(request, problem.status if problem.status in (403, 422) else 500)
             except Exception:
                 log.exception("console %s %s failed", request.method, request.url.path)
                 response = error_page(request, 500)

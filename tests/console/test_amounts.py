@@ -7,7 +7,7 @@ exact is refused with its reason, never rounded."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger_api.core.amounts import MAX_AMOUNT, AmountError, minor_units
@@ -16,6 +16,7 @@ from ledger_api.core.formats import major_units, money
 CURRENCIES = ("CNY", "JPY", "BHD", "USD", "HKD")
 
 
+@settings(deadline=None)  # Babel's first format in a locale is slow on a busy machine
 @given(
     st.integers(min_value=1, max_value=MAX_AMOUNT),
     st.sampled_from(CURRENCIES),
@@ -26,6 +27,7 @@ def test_what_the_pages_print_reads_back_as_the_same_amount(amount: int, currenc
     assert minor_units(money(amount, currency, locale), currency) == amount  # "CN¥1,234.50", "¥1,234.50"
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=1, max_value=10**12), st.integers(min_value=1, max_value=3))
 def test_more_decimals_than_the_currency_has_are_refused_never_rounded(whole: int, extra: int) -> None:
     typed = f"{whole}.{'1' * (2 + extra)}"
