@@ -15,6 +15,10 @@ from ledger_api.audit.jobs import ReconciliationWorker
 from ledger_api.audit.routes import router as audit
 from ledger_api.campaigns.routes import router as campaigns
 from ledger_api.charities.routes import router as charities
+from ledger_api.console.imports import router as console_imports
+from ledger_api.console.registrar import router as registrar
+from ledger_api.console.routes import router as console
+from ledger_api.console.signing import router as console_signing
 from ledger_api.core import docs, errors, logs, metrics
 from ledger_api.core.answers import Health
 from ledger_api.core.config import get_settings
@@ -156,9 +160,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    app.include_router(console)
+    app.include_router(registrar)
+    app.include_router(console_signing)
+    app.include_router(console_imports)
     install_pages(app)
     # Added last, so the outermost: bodies are bounded before anything reads them.
-    app.add_middleware(RequestLimits, routes=[r for router in (*routers, pages) for r in router.routes])
+    pages_routers = (console, registrar, console_signing, pages)
+    app.add_middleware(
+        RequestLimits, routes=[r for router in (*routers, *pages_routers) for r in router.routes]
+    )
 
     @app.get(
         "/healthz",

@@ -548,6 +548,36 @@ def write(
     typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
 
 
+TYPED_DATA = typer.Argument(
+    ..., help="A prepared record's typed data (JSON), as the console shows it; '-': stdin."
+)
+OWN_KEY = typer.Option(..., "--keystore", help="The charity's own encrypted key file.")
+
+
+def sign(typed_data: str = TYPED_DATA, keystore: Path = OWN_KEY) -> None:
+    """Sign a prepared record's EIP-712 typed data with the charity's own key, here, and
+    print the signature to paste into the console: the key never leaves this machine."""
+    text = sys.stdin.read() if typed_data == "-" else typed_data
+    try:
+        typed = json.loads(text)
+        call = _signed_call(typed)
+        domain = typed["domain"]
+        chain_id, contract = int(domain["chainId"]), str(domain["verifyingContract"])
+    except (ValueError, KeyError, TypeError) as exc:
+        _say(f"not the typed data of a prepared record: {exc}")
+        raise typer.Exit(2) from None
+    if typed.get("primaryType") != signed_calls.PRIMARY_TYPE or domain != signed_calls.domain(
+        chain_id, contract
+    ):
+        _say("not the typed data of a prepared record of this ledger; not signed")
+        raise typer.Exit(2)
+    account = _unlock(keystore)
+    if account.address.lower() != call.operator.lower():
+        _say(f"this keystore holds {account.address}, not the record's operator {call.operator}; not signed")
+        raise typer.Exit(2)
+    typer.echo(hex0x(signed_calls.sign(call, chain_id, contract, account)))
+
+
 def _preview_table(preview: dict[str, Any]) -> None:
     """The preview as a table: counts, totals and the first rows (problems first). Every
     cell from the file or the server is stripped of terminal controls first."""
@@ -650,6 +680,7 @@ def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.command()(export)
     app.command()(donate)
     app.command()(write)
+    app.command()(sign)
     app.command("import")(import_statement)
     if keys_app is not None:
         keys_app.command("new-charity-key")(new_charity_key)

@@ -171,6 +171,21 @@ class ReconciliationJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class ConsoleSession(Base):
+    """A signed-in session of the console (ledger_api/console/sessions.py): the SHA-256 of
+    its token (the token itself is only in the browser's cookie), the API key it was
+    opened with (revoking the key ends it), and the times its expiry is counted from."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | charity
+    charity_id: Mapped[str | None] = mapped_column(String(66))  # 0x hex, for a charity key
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # ------------------------------------------------------------------ imports (ledger_api.imports)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from ledger_api.core.accounts import operator_of
-from ledger_api.core.models import ApiKey
+from ledger_api.core.models import ApiKey, ConsoleSession
 from ledger_api.core.security import new_key
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
@@ -40,8 +40,10 @@ def issue_key(
 
 
 def revoke_key(engine: Engine, key_id: str) -> bool:
-    """Revoke a key (revoking it again changes nothing); False if there is no such key."""
+    """Revoke a key (revoking it again changes nothing), and end the console sessions it
+    opened; False if there is no such key."""
     with engine.begin() as connection:
+        connection.execute(delete(ConsoleSession).where(ConsoleSession.key_id == key_id))
         revoked = connection.execute(
             update(ApiKey)
             .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))

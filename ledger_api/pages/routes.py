@@ -194,6 +194,10 @@ def error_page(
         reader = reader_for(request)
         if status == 404:
             heading, message = reader.t("error.not_found"), reader.t(f"error.not_found.{kind}")
+        elif status == 403:
+            heading, message = reader.t("error.forbidden"), reader.t("error.forbidden_text")
+        elif status == 409:
+            heading, message = reader.t("error.already_sent"), reader.t("error.already_sent_text")
         elif status == 405:
             heading, message = reader.t("error.not_allowed"), reader.t("error.not_allowed_text")
         elif status == 422:
@@ -519,13 +523,17 @@ def typed(reader: Reader, receipt_secret: str, donor_reference: str) -> Typed:
     return Typed(secret, normalised, secret_error, reference_error)
 
 
-def _receipt(
+def receipt_page(
     request: Request,
     mirror: Mirror,
     donation_id: str,
     given: Typed | None = None,
     mismatch: bool = False,
+    back: str | None = None,
 ) -> HTMLResponse:
+    """The receipt of a donation; with `given` (checked, or just recorded by the console),
+    the donor's secret and reference printed on it; `back` is the console page it
+    returns to."""
     canonical = record_id(donation_id, "donation")
     with reading("donation", canonical):
         d = trace(mirror, canonical)
@@ -550,13 +558,15 @@ def _receipt(
         secret_error=given.secret_error if given and refused else None,
         reference_error=given.reference_error if given and refused else None,
         mismatch=reader.t("receipt.mismatch") if mismatch else None,
+        back=back,
+        lang_base=f"/donations/{d.id}/receipt" if back else "",  # a console answer: its own path is a POST
     )
 
 
 @router.get("/donations/{donation_id}/receipt", name="page_receipt")
 def receipt(request: Request, donation_id: str, mirror: MirrorDep) -> HTMLResponse:
     """The public receipt: never any secret."""
-    return _receipt(request, mirror, donation_id)
+    return receipt_page(request, mirror, donation_id)
 
 
 @router.post(
@@ -581,7 +591,7 @@ def receipt_with_secret(
     if given.secret is not None and given.reference is not None:
         with reading("donation", canonical):
             mismatch = not owns(mirror, canonical, given.secret, given.reference)
-    return _receipt(request, mirror, canonical, given, mismatch)
+    return receipt_page(request, mirror, canonical, given, mismatch)
 
 
 @router.get("/donations/{donation_id}/ownership", name="page_ownership_form")

@@ -224,11 +224,13 @@ class Writes:
         charity's operator as the signer. `what` names the record in a 404."""
         return self.submit(self.operator_for(principal, charity_hex, what), charity_hex, steps, wait)
 
-    def submit(self, signer: str, charity_hex: str, steps: Sequence[Step], wait: bool) -> list[TxState]:
+    def submit(
+        self, signer: str, charity_hex: str | None, steps: Sequence[Step], wait: bool
+    ) -> list[TxState]:
         """Simulate every step (unless its gas is known), then put each in the outbox and
         send it, then settle them: nothing is signed unless every step would succeed.
         A self-custody charity's operator is never signed for: its steps are `prepare`d."""
-        if signer != self.service_account and self.holds_own_key(charity_hex):
+        if signer != self.service_account and charity_hex and self.holds_own_key(charity_hex):
             return self.prepare(signer, steps)
         if self.mode == "prepare":
             raise NothingToSign(

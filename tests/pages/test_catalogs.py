@@ -25,6 +25,7 @@ from ledger_api.pages.i18n import CATALOGS, LOCALES, Reader, catalog_path, from_
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ROOT / "ledger_api" / "pages"
+CONSOLE = ROOT / "ledger_api" / "console"  # its templates are in PAGES; its code uses the catalogs too
 # What the templates call (`_`, `gettext`, `ngettext`, from jinja2.ext.i18n) and the code
 # (`reader.t`, `reader.nt`, and `N_` for keys computed at run time); (1, 2): a plural.
 KEYWORDS: dict[str, Any] = {
@@ -43,9 +44,13 @@ FIELD = re.compile(r"%\((\w+)\)s")
 def used() -> dict[str, bool]:
     """Every key the pages use, with whether it is used as a plural."""
     keys: dict[str, bool] = {}
-    found = extract_from_dir(
-        PAGES, METHODS, options_map={"templates/**.html": JINJA}, keywords=KEYWORDS, comment_tags=()
-    )
+    found = [
+        found
+        for folder in (PAGES, CONSOLE)
+        for found in extract_from_dir(
+            folder, METHODS, options_map={"templates/**.html": JINJA}, keywords=KEYWORDS, comment_tags=()
+        )
+    ]
     for filename, _, message, _, _ in found:
         key, plural = (message[0], True) if isinstance(message, tuple) else (message, False)
         assert keys.get(key, plural) == plural, (filename, key)  # one key, one kind
@@ -77,7 +82,7 @@ def test_extraction_finds_the_keys_of_templates_code_and_computed_keys() -> None
 
 def test_every_template_call_names_its_key_literally() -> None:
     """`_(variable)` would hide a key from extraction (and from the checks below)."""
-    for template in sorted((PAGES / "templates").glob("*.html")):
+    for template in sorted((PAGES / "templates").glob("**/*.html")):
         with template.open("rb") as source:
             for line, function, message, _ in babel_extract(source, list(KEYWORDS), [], JINJA):
                 first = message[0] if isinstance(message, tuple) else message

@@ -1,0 +1,98 @@
+# Chinese sentences below use full-width punctuation, which RUF001 takes for look-alikes.
+# ruff: noqa: RUF001
+"""Bank statement imports in the console (over HTTP, SQLite, the embedded chain): a GB18030
+statement with a title block previews with every row's verdict, commits with a progress
+page that reloads itself until done, downloads its report, checks against the ledger,
+and the same file again records nothing; the mapping is saved as a profile; another
+charity's import is not found; every post needs its CSRF token."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.console.conftest import Ledger, Staff, sign_in
+from tests.imports.statements import csv_text, rows
+
+VERDICTS = re.compile(r'data-verdict="(\w+)"><span class="label">[^<]*</span> <span class="amount">([^<]*)<')
+MAPPING = {
+    "date": "交易日期",
+    "bank_reference": "交易流水号",
+    "payer_reference": "对方户名",
+    "credit": "收入金额",
+    "debit": "支出金额",
+    "balance": "余额",
+    "units": "major",
+}
+
+
+def _upload(staff: Staff, data: bytes, **fields: str) -> object:
+    return staff.client.post(
+        "/console/imports",
+        data={"csrf": staff.csrf, **fields},
+        files={"file": ("october.csv", data, "text/csv")},
+    )
+
+
+def test_a_statement_previews_commits_with_progress_and_imports_once(ledger: Ledger) -> None:
+    service = ledger.service
+    staff = sign_in(service, ledger.key, "zh-CN")
+    campaign = service.campaign(ledger.charity, ledger.key)
+    body = rows(40, prefix="C")
+    body.insert(5, ["2026-10-06", "BAD0001", "某人", "1234.567", "", "", "捐款", ""])
+    body.insert(9, ["2026-10-07", "OUT0001", "房租", "", "2,000.00", "99.00", "支付房租", ""])
+    data = csv_text(body).encode("gb18030")
+    # Without the token: refused, nothing kept.
+    forged = staff.client.post("/console/imports", data=MAPPING, files={"file": ("x.csv", data)})
+    assert forged.status_code == 403
+    assert "october.csv" not in staff.client.get("/console/imports").text
+    # A mapping that names a column the file lacks: the file's own headings are shown.
+    wrong = _upload(staff, data, **{**MAPPING, "credit": "金额"}, campaign_id=campaign)
+    assert wrong.status_code == 422 and 'data-testid="headings"' in wrong.text and "收入金额" in wrong.text
+    uploaded = _upload(staff, data, **MAPPING, campaign_id=campaign, save_as="工商银行")
+    assert uploaded.status_code == 303, uploaded.text
+    page = uploaded.headers["location"]
+    preview = staff.client.get(page)
+    assert preview.status_code == 200 and preview.headers["cache-control"] == "no-store"
+    assert dict(VERDICTS.findall(preview.text)) == {"invalid": "1", "outgoing": "1", "record": "40"}
+    assert "待记录" in preview.text and "无法读取" in preview.text  # the verdicts in Chinese
+    # Its line in the file: three title lines, the headings, then the sixth row.
+    assert re.findall(r'data-verdict="invalid" data-line="(\d+)"', preview.text) == ["10"]
+    assert "第 10 行 收入金额 列：金额有 3 位小数，该币种最多 2 位。" in preview.text
+    assert 'http-equiv="refresh"' not in preview.text  # nothing runs yet
+    assert ledger.service.get(f"/v1/campaigns/{campaign}").json()["received"] == 0  # nothing sent
+    committed = staff.post(f"{page}/commit")
+    assert committed.status_code == 303
+    seen = []
+    for _ in range(120):
+        shown = staff.client.get(page).text
+        state = re.search(r'data-state="(\w+)"', shown)
+        assert state is not None
+        seen.append((state.group(1), 'http-equiv="refresh" content="2"' in shown))
+        if state.group(1) in ("done", "failed"):
+            break
+        time.sleep(0.25)
+    assert seen[-1] == ("done", False), seen
+    assert all(refresh for state, refresh in seen if state in ("queued", "running"))
+    received = sum(1000 + i % 1000 for i in range(40))
+    assert ledger.service.get(f"/v1/campaigns/{campaign}").json()["received"] == received
+    report = staff.client.get(f"{page}/report.csv")
+    assert report.status_code == 200 and report.headers["cache-control"] == "no-store"
+    assert report.text.count(",recorded,") == 40
+    check = staff.client.get(f"{page}/check")
+    assert f'data-testid="ledger-received" data-value="{received}"' in check.text
+    assert f'data-testid="statement-credits" data-value="{received}"' in check.text
+    # Next month's upload with the saved profile: the same file records nothing new.
+    again = _upload(staff, data, profile="工商银行")
+    assert again.status_code == 303
+    shown = staff.client.get(again.headers["location"]).text
+    assert dict(VERDICTS.findall(shown)) == {"duplicate": "40", "invalid": "1", "outgoing": "1"}
+    # Another charity's staff: not found, on every import route.
+    other = sign_in(service, ledger.other_key)
+    for path in (page, f"{page}/report.csv", f"{page}/check"):
+        assert other.client.get(path).status_code == 404, path
+    assert other.post(f"{page}/commit").status_code == 404
+    assert other.post(f"{page}/delete").status_code == 404
+    assert "工商银行" not in other.client.get("/console/imports").text
+    other.client.close()
+    staff.client.close()
