@@ -2,7 +2,7 @@
 
 - `reading`: bytes -> header and rows of text (encoding, delimiter, header row, XLSX),
   bounded; refusals carry a stable code (`reading.UnreadableFile`).
-- `amounts`: amount text -> integer minor units, exactly (`amounts.AmountError` codes).
+- amounts are read by `core.amounts.signed` (the grammar the console's forms use too; `AmountError.code`).
 - `schemas`: `Mapping` (a profile's column mapping) and the answers (`ImportPreview`,
   `RowVerdict` with `verdict`, `code`, `params`, `message`, `StatementCheck`).
 - `profiles`: saved mappings per charity.

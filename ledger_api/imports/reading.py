@@ -255,7 +255,7 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, float):
-        # A spreadsheet number: its shortest repr, never arithmetic on it (amounts.py
+        # A spreadsheet number: its shortest repr, never arithmetic on it (core/amounts.py
         # reads the text exactly with Decimal).
         text = repr(value)
         return text[:-2] if text.endswith(".0") else text

@@ -52,7 +52,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger_api.audit.exports import spreadsheet_safe
 from ledger_api.chain.abi import encode
-from ledger_api.core import ids
+from ledger_api.core import amounts, ids
 from ledger_api.core.config import Settings
 from ledger_api.core.errors import Conflict, ContractRejected, Forbidden, InvalidRequest, NotFound, Problem
 from ledger_api.core.formats import minor_unit_exponent
@@ -62,7 +62,7 @@ from ledger_api.core.schemas import plain_text
 from ledger_api.core.security import Principal
 from ledger_api.donations import reference
 from ledger_api.donations import service as donations
-from ledger_api.imports import amounts, reading
+from ledger_api.imports import reading
 from ledger_api.imports.schemas import (
     CampaignTotal,
     ImportPreview,
@@ -211,7 +211,7 @@ def _evaluate(
     row["amount"] = amount
     if mapping.balance is not None and cell(mapping.balance).strip():
         try:
-            row["balance"] = amounts.parse(cell(mapping.balance), exponent, mapping.units == "minor")
+            row["balance"] = amounts.signed(cell(mapping.balance), exponent, minor=mapping.units == "minor")
         except amounts.AmountError as exc:
             _invalid(
                 row, exc.code, f"line {line}, column {mapping.balance!r}: {exc.message}", mapping.balance
@@ -293,13 +293,13 @@ def _evaluate(
 def _amount(cell: Any, mapping: Mapping, exponent: int) -> int:
     minor = mapping.units == "minor"
     if mapping.amount is not None:
-        return amounts.parse(cell(mapping.amount), exponent, minor)
+        return amounts.signed(cell(mapping.amount), exponent, minor=minor)
     credit, debit = cell(mapping.credit).strip(), cell(mapping.debit).strip()
-    if credit and amounts.parse(credit, exponent, minor) != 0:
-        return abs(amounts.parse(credit, exponent, minor))
+    if credit and amounts.signed(credit, exponent, minor=minor) != 0:
+        return abs(amounts.signed(credit, exponent, minor=minor))
     if debit:
-        return -abs(amounts.parse(debit, exponent, minor))
-    raise amounts.AmountError("amount-empty", "neither a credit nor a debit")
+        return -abs(amounts.signed(debit, exponent, minor=minor))
+    raise amounts.AmountError("empty", exponent)
 
 
 def _fix_donations(rows: list[dict[str, Any]]) -> None:

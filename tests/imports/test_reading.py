@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger_api.imports import amounts, reading
+from ledger_api.core import amounts
+from ledger_api.imports import reading
 from tests.imports.statements import HEADER, csv_text, rows, xlsx
 
 
@@ -91,7 +92,7 @@ def test_a_zip_bomb_is_refused_before_openpyxl_opens_it() -> None:
     ],
 )
 def test_amounts_convert_exactly(text: str, minor: int) -> None:
-    assert amounts.parse(text, 2) == minor
+    assert amounts.signed(text, 2) == minor
 
 
 @pytest.mark.parametrize(
@@ -105,14 +106,14 @@ def test_amounts_convert_exactly(text: str, minor: int) -> None:
 )
 def test_bad_amounts_are_refused_with_a_code(text: str, code: str) -> None:
     with pytest.raises(amounts.AmountError) as refused:
-        amounts.parse(text, 2)
+        amounts.signed(text, 2)
     assert refused.value.code == code
 
 
 def test_minor_units_are_whole_numbers() -> None:
-    assert amounts.parse("123450", 2, minor_units=True) == 123450
+    assert amounts.signed("123450", 2, minor=True) == 123450
     with pytest.raises(amounts.AmountError):
-        amounts.parse("1234.5", 2, minor_units=True)
+        amounts.signed("1234.5", 2, minor=True)
 
 
 def _written(minor: int, exponent: int, style: int) -> str:
@@ -135,9 +136,9 @@ def _written(minor: int, exponent: int, style: int) -> str:
 
 @given(st.integers(min_value=0, max_value=10**15), st.sampled_from([0, 2, 3]), st.integers(0, 8))
 def test_every_accepted_way_of_writing_an_amount_parses_back(minor: int, exponent: int, style: int) -> None:
-    assert amounts.parse(_written(minor, exponent, style), exponent) == minor
+    assert amounts.signed(_written(minor, exponent, style), exponent) == minor
     if minor:
-        assert amounts.parse("(" + _written(minor, exponent, style).strip() + ")", exponent) == -minor
+        assert amounts.signed("(" + _written(minor, exponent, style).strip() + ")", exponent) == -minor
 
 
 def test_a_short_gb18030_statement_is_not_taken_for_thai() -> None:
