@@ -69,7 +69,7 @@ def dev(
         if runtime.indexer is not None:
             runtime.indexer.start()  # each demo write waits for the mirror to show it
         load_demo(runtime, echo=typer.echo, base_url=runtime.settings.public_url or url)
-    box = [f"ledger dev is ready: open {url}"]
+    box = [f"ledger dev is ready: open {url}", f"charity staff and the registrar: {url}/console"]
     if "admin_key" not in settings.model_fields_set:
         assert runtime.settings.admin_key is not None
         box += [

@@ -243,6 +243,7 @@ def load_demo(
     ]
     base = base_url.rstrip("/")
     echo("demo loaded:")
+    echo(f"  charity staff sign in at {base}/console with their charity's key (below)")
     for charity in made["charities"]:
         echo(f"  {charity['name']}  {base}/charities/{charity['id']}")
         echo(f"    charity key (records for {charity['id']}): {charity['key']}")

@@ -102,6 +102,11 @@ def test_ledger_dev_demo_prints_addresses_to_open_keys_to_use_and_the_admin_key_
         assert rpc_url == f"{base}/rpc"
         chain = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).json()
         assert int(chain["result"], 16) == httpx.get(f"{base}/v1/contract").json()["chain_id"]
+        # The console, for charity staff, at the address in the box and named by the demo.
+        [console] = re.findall(r"charity staff and the registrar: (\S+)", box)
+        sign_in = httpx.get(console, follow_redirects=True)
+        assert sign_in.status_code == 200 and 'action="/console/sign-in"' in sign_in.text
+        assert any(f"sign in at {console}" in line for line in lines[:top])
         admin = re.findall(r"lk_admin_[\w-]+", box)
         assert len(admin) == 1
         before = lines[:top]
