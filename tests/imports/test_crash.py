@@ -88,6 +88,15 @@ def test_a_commit_killed_midway_is_resumed_and_records_every_row_once(crash_at: 
             assert done["verdicts"] == {"recorded": ROWS}, done
             assert done["progress"]["rows_sent"] == ROWS  # type: ignore[index]
             assert donation_count(w3, address, campaign_id) == ROWS  # each row once on chain
+            # And in the mirror: the campaign's received total is every row's amount once.
+            poll(
+                lambda: (
+                    httpx.get(f"{restarted.base}/v1/campaigns/{campaign_id}", timeout=10).json()["received"]
+                    == sum(1000 + i % 1000 for i in range(ROWS))
+                ),
+                30,
+                "the mirror's received total is every row once",
+            )
 
             report = httpx.get(
                 f"{restarted.base}/v1/imports/{import_id}/report.csv",
