@@ -224,6 +224,8 @@ class StatementImport(Base):
     rows_sent: Mapped[int] = mapped_column(Integer, default=0)
     transactions: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # written by the running commit; an old one means its process died (imports.service)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -151,10 +151,14 @@ def show(
     import_id: ImportPath,
     writes: WriterDep,
     principal: WriterPrincipal,
+    background: BackgroundTasks,
     offset: Annotated[int, Query(ge=0, le=reading.MAX_ROWS)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = service.PREVIEW_ITEMS,
 ) -> ImportPreview:
-    """The import's verdicts and its commit's progress (state, rows sent, transactions)."""
+    """The import's verdicts and its commit's progress (state, rows sent, transactions).
+    A commit whose process died (its heartbeat stopped) is taken over and resumed here."""
+    if service.take_over(writes, principal, import_id):
+        background.add_task(service.run_commit, writes, principal, import_id)
     return service.show(writes, principal, import_id, offset, limit)
 
 

@@ -26,8 +26,22 @@
    `Writes.write` simulates every transaction again before any is sent (the preview may be
    stale); when it refuses, the offending rows are found by halving and the rest sent.
    Refunds go through `donations.service.refund`. The progress (rows sent, transactions
-   mined, state) is kept in the import's row. A process that dies mid-commit leaves the
-   import `running`: it is not resumed (what was in the outbox is still sent).
+   mined, state) and a heartbeat (every HEARTBEAT seconds, from a thread) are kept in the
+   import's row.
+   A process that dies mid-commit leaves the import `queued` or `running` with a heartbeat
+   that stops. The next GET of the import (`take_over`, from the route) finds it older
+   than STALE, takes the import over with a conditional UPDATE on that old heartbeat (of
+   two processes looking, one wins) and runs the commit again as the viewer, who is a
+   writer for the charity (a sweep at start-up would have nobody to write as). Resuming
+   is safe because each row's donation ID and commitment were fixed at preview: the
+   references this import claimed are kept (`_claim` skips its own); a row whose donation
+   is on the chain is `recorded` without sending; the outbox was finished at start-up
+   (`ChainWriter.recover`), and a donation it lands while the rows are sent again makes
+   that transaction revert, which `_settle_rows` tells apart by asking the chain for each
+   donation. A row finally refused has its reference released. A refund is not keyed by
+   a fixed ID: the one refund being sent when the process died (marked before it is sent)
+   is reported `invalid` (`refund-interrupted`) with its reference kept claimed, to be
+   checked by hand rather than refunded twice.
 3. `report_csv`: line, bank reference, verdict, code, donation ID, campaign, amount and
    receipt secret; every text cell that a spreadsheet would run is neutralised.
 4. `statement_check`: the statement's credits against the ledger's donations (below).
@@ -41,6 +55,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -639,7 +654,7 @@ def start_commit(writes: Writes, principal: Principal, import_id: str) -> None:
         moved = connection.execute(
             update(StatementImport)
             .where(StatementImport.id == record.id, StatementImport.state == "previewed")
-            .values(state="queued")
+            .values(state="queued", heartbeat_at=datetime.now(UTC))
         ).rowcount
     if moved != 1:
         raise ImportConflict(
@@ -656,10 +671,21 @@ def _save(writes: Writes, import_id: str, rows: list[dict[str, Any]] | None = No
 
 def _claim(writes: Writes, charity_hex: str, import_id: str, rows: list[dict[str, Any]]) -> None:
     """Claim each row's bank reference; a reference claimed already (another import, or a
-    commit racing this one) makes its row a duplicate."""
-    _mark_duplicates(
-        rows, _imported(writes.engine, writes.deployment_id, charity_hex, [r["bank_reference"] for r in rows])
-    )
+    commit racing this one) makes its row a duplicate. The references this import claimed
+    before (a resumed commit) stay its own."""
+    with writes.engine.connect() as connection:
+        own = set(
+            connection.execute(
+                select(ImportedReference.bank_reference).where(
+                    ImportedReference.deployment_id == writes.deployment_id,
+                    ImportedReference.charity_id == charity_hex,
+                    ImportedReference.import_id == import_id,
+                )
+            ).scalars()
+        )
+    claimed = {r["line"] for r in rows if r["verdict"] == "record" and r["bank_reference"] in own}
+    taken = _imported(writes.engine, writes.deployment_id, charity_hex, [r["bank_reference"] for r in rows])
+    _mark_duplicates(rows, {ref: d for ref, d in taken.items() if ref not in own})
     now = datetime.now(UTC)
 
     def value(row: dict[str, Any]) -> dict[str, Any]:
@@ -672,7 +698,7 @@ def _claim(writes: Writes, charity_hex: str, import_id: str, rows: list[dict[str
             "created_at": now,
         }
 
-    todo = [r for r in rows if r["verdict"] == "record"]
+    todo = [r for r in rows if r["verdict"] == "record" and r["line"] not in claimed]
     if not todo:
         return
     try:
@@ -704,7 +730,13 @@ def _release(writes: Writes, charity_hex: str, rows: list[dict[str, Any]]) -> No
 
 
 def run_commit(writes: Writes, principal: Principal, import_id: str) -> None:
-    """The commit job (a background task): never raises; a failure is the import's state."""
+    """The commit job (a background task): never raises; a failure is the import's state.
+    A thread writes its heartbeat while it runs (see `take_over`)."""
+    stop = threading.Event()
+    beat = threading.Thread(
+        target=_beat, args=(writes, import_id, stop), name="import-heartbeat", daemon=True
+    )
+    beat.start()
     try:
         _commit(writes, principal, import_id)
     except Problem as exc:
@@ -712,6 +744,8 @@ def run_commit(writes: Writes, principal: Principal, import_id: str) -> None:
     except Exception:
         log.exception("import %s failed", import_id)
         _save(writes, import_id, state="failed", error="an unexpected error stopped the import (see the log)")
+    finally:
+        stop.set()
 
 
 # Donations sent by one `Writes.write`: its transactions (500 donations each) are all
@@ -737,8 +771,11 @@ def _send(
             if "transaction" in exc.extra or attempt == 1:  # mined and reverted, or refused twice
                 return _settle_rows(writes, charity_hex, group, exc.extra.get("error"))
             for row, error in _reverting(writes, signer, group):
-                _reverts(row, error)
-            _release(writes, charity_hex, [r for r in group if r["verdict"] != "record"])
+                if _landed(writes, row):  # landed meanwhile (the outbox of a process that died)
+                    row["verdict"] = "recorded"
+                else:
+                    _reverts(row, error)
+            _release(writes, charity_hex, [r for r in group if r["verdict"] not in ("record", "recorded")])
             group = [r for r in group if r["verdict"] == "record"]
             if not group:
                 return 0
@@ -755,34 +792,63 @@ def _settle_rows(
     """After a failed send: each row recorded if its donation is on chain, else reverted."""
     lost = []
     for row in group:
-        try:
-            writes.view("donationOf", pad32(row["donation_id"]), missing="donation")
-        except NotFound:
+        if _landed(writes, row):
+            row["verdict"] = "recorded"
+        else:
             _reverts(row, error or {"name": "Reverted", "args": {}})
             lost.append(row)
-        else:
-            row["verdict"] = "recorded"
     _release(writes, charity_hex, lost)
     landed = len(group) - len(lost)
     return -(-landed // donations.CHAIN_BATCH)
 
 
+def _landed(writes: Writes, row: dict[str, Any]) -> bool:
+    try:
+        writes.view("donationOf", pad32(row["donation_id"]), missing="donation")
+    except NotFound:
+        return False
+    return True
+
+
 def _commit(writes: Writes, principal: Principal, import_id: str) -> None:
     record = _load(writes, principal, import_id)
     charity_hex = record.charity_id
-    _save(writes, import_id, state="running")
+    _save(writes, import_id, state="running", heartbeat_at=_now())
     rows = unseal(writes.settings, record.sealed_rows)
     signer = writes.operator_for(principal, charity_hex)
     _claim(writes, charity_hex, import_id, rows)
     _save(writes, import_id, rows)
-    credits = [r for r in rows if r["verdict"] == "record" and r["kind"] == "donation"]
-    sent = transactions = 0
-    for i in range(0, len(credits), COMMIT_GROUP):
-        group = credits[i : i + COMMIT_GROUP]
+    credits = [r for r in rows if r["verdict"] in ("record", "recorded") and r["kind"] == "donation"]
+    if record.state == "running":  # resumed: what landed before the process died is done
+        for row in credits:
+            if row["verdict"] == "record" and _landed(writes, row):
+                row["verdict"] = "recorded"
+    done = [r for r in credits if r["verdict"] == "recorded"]
+    todo = [r for r in credits if r["verdict"] == "record"]
+    sent = len(done) if record.state == "running" else 0
+    transactions = record.transactions if record.state == "running" else 0
+    _save(writes, import_id, rows, rows_sent=sent, transactions=transactions)
+    for i in range(0, len(todo), COMMIT_GROUP):
+        group = todo[i : i + COMMIT_GROUP]
         transactions += _send(writes, principal, signer, charity_hex, group)
         sent += len(group)
         _save(writes, import_id, rows, rows_sent=sent, transactions=transactions)
     for row in [r for r in rows if r["verdict"] == "record" and r["kind"] == "refund"]:
+        if row.get("sending"):  # the process died while this refund was sent
+            row.update(
+                verdict="invalid",
+                code="refund-interrupted",
+                params={"donation_id": row["refund_of"]},
+                message=(
+                    f"line {row['line']}: the service stopped while this refund was sent; check the "
+                    f"refunds of donation {row['refund_of']} (its bank reference stays claimed)"
+                ),
+            )
+            sent += 1
+            _save(writes, import_id, rows, rows_sent=sent)
+            continue
+        row["sending"] = True
+        _save(writes, import_id, rows)
         try:
             refunded, _ = donations.refund(
                 writes, principal, row["refund_of"], -row["amount"], REFUND_REASON, True
@@ -796,6 +862,64 @@ def _commit(writes: Writes, principal: Principal, import_id: str) -> None:
         sent += 1
         _save(writes, import_id, rows, rows_sent=sent, transactions=transactions)
     _save(writes, import_id, rows, state="done")
+
+
+# ------------------------------------------------------------------ crash recovery
+
+HEARTBEAT = 10.0  # seconds between a running commit's heartbeats
+
+
+def _stale() -> timedelta:
+    """How old a commit's heartbeat is before another process takes the import over:
+    LEDGER_IMPORT_STALE_SECONDS (default 60, several heartbeats)."""
+    try:
+        seconds = float(os.environ.get("LEDGER_IMPORT_STALE_SECONDS", "60"))
+    except ValueError:
+        seconds = 60.0
+    return timedelta(seconds=max(seconds, 1.0))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _beat(writes: Writes, import_id: str, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT):
+        try:
+            _save(writes, import_id, heartbeat_at=_now())
+        except Exception:
+            log.exception("the heartbeat of import %s failed; retrying", import_id)
+
+
+def take_over(writes: Writes, principal: Principal, import_id: str) -> bool:
+    """Take over a commit whose process died (its heartbeat older than `_stale()`), with
+    a conditional UPDATE on the heartbeat read, so one process of those that look wins.
+    True when the caller must run the commit again (`run_commit`)."""
+    record = _load(writes, principal, import_id)
+    if record.state not in ("queued", "running"):
+        return False
+    beat = record.heartbeat_at
+    if beat is not None and beat.tzinfo is None:
+        beat = beat.replace(tzinfo=UTC)
+    if beat is not None and beat > _now() - _stale():
+        return False
+    if writes.holds_own_key(record.charity_id):
+        return False
+    with writes.engine.begin() as connection:
+        moved = connection.execute(
+            update(StatementImport)
+            .where(
+                StatementImport.id == record.id,
+                StatementImport.state == record.state,
+                StatementImport.heartbeat_at.is_(None)
+                if record.heartbeat_at is None
+                else StatementImport.heartbeat_at == record.heartbeat_at,
+            )
+            .values(heartbeat_at=_now())
+        ).rowcount
+    if moved == 1:
+        log.warning("import %s: its commit stopped (heartbeat %s); resuming it", import_id, beat)
+    return bool(moved == 1)
 
 
 # ------------------------------------------------------------------ report

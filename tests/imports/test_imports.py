@@ -8,13 +8,14 @@ import csv
 import io
 import socket
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ledger_api.core import ids
 from ledger_api.core.hexes import hex0x
+from ledger_api.core.models import StatementImport
 from ledger_api.mirror import tables as im
 from tests.api.service import Service
 from tests.imports.conftest import commit_and_wait, upload
@@ -295,3 +296,52 @@ def test_a_campaign_closed_after_the_preview_is_caught_at_commit_and_the_rest_la
     # Their references were released: a later statement may still import them elsewhere.
     again = upload(importing, key, data, mapping)
     assert again.json()["verdicts"] == {"duplicate": 20, "would_revert": 10}
+
+
+def test_a_stale_commit_whose_rows_landed_is_taken_over_by_a_get_and_sends_nothing_again(
+    importing: Service,
+) -> None:
+    """As a process that died after its transactions were mined but before it wrote that
+    down: the import `running`, its rows sealed as claimed but not recorded. A GET leaves it
+    alone while its heartbeat is fresh; once the heartbeat is old, a GET takes it over and
+    the resumed commit finds every donation on the chain and sends none again."""
+    charity, key = importing.charity("Imports resumed")
+    campaign = importing.campaign(charity, key)
+    preview = upload(importing, key, csv_text(rows(5, prefix="R")).encode(), _mapping(campaign))
+    assert preview.status_code == 201, preview.text
+    import_id = preview.json()["id"]
+    engine = importing.runtime.engine
+    with engine.connect() as connection:
+        sealed = connection.execute(
+            select(StatementImport.sealed_rows).where(StatementImport.id == import_id)
+        ).scalar_one()
+    done = commit_and_wait(importing, key, import_id)
+    assert done["verdicts"] == {"recorded": 5}
+    before = {line["bank_reference"]: line["record_id"] for line in _report(importing, key, import_id)}
+    received = importing.get(f"/v1/campaigns/{campaign}").json()["received"]
+
+    def cut(heartbeat: datetime) -> None:
+        with engine.begin() as connection:
+            connection.execute(
+                update(StatementImport)
+                .where(StatementImport.id == import_id)
+                .values(state="running", sealed_rows=sealed, rows_sent=0, heartbeat_at=heartbeat)
+            )
+
+    cut(datetime.now(UTC))
+    time.sleep(0.5)
+    assert importing.get(f"/v1/imports/{import_id}", key).json()["progress"]["state"] == "running"
+    cut(datetime.now(UTC) - timedelta(hours=1))
+    deadline = time.monotonic() + 60
+    while (shown := importing.get(f"/v1/imports/{import_id}", key).json())["progress"]["state"] != "done":
+        assert time.monotonic() < deadline, shown["progress"]
+        time.sleep(0.1)
+    assert shown["verdicts"] == {"recorded": 5}
+    assert shown["progress"]["rows_sent"] == 5
+    assert {
+        line["bank_reference"]: line["record_id"] for line in _report(importing, key, import_id)
+    } == before
+    assert importing.get(f"/v1/campaigns/{campaign}").json()["received"] == received
+    assert upload(importing, key, csv_text(rows(5, prefix="R")).encode(), _mapping(campaign)).json()[
+        "verdicts"
+    ] == {"duplicate": 5}
