@@ -257,10 +257,19 @@ def show(
     request: Request,
     import_id: str,
     staff: CharityStaff,
+    background: BackgroundTasks,
     offset: Annotated[int, Query(ge=0, le=reading.MAX_ROWS)] = 0,
 ) -> HTMLResponse:
     """The preview (every row's verdict, problems first, 1,000 a page) and, once committed,
-    the progress: the page reloads itself every few seconds while the commit runs."""
+    the progress: the page reloads itself every few seconds while the commit runs. A
+    commit whose process died (its heartbeat stopped) is taken over and resumed here, as
+    the API's GET does: the reloading page is what a bookkeeper watches."""
+    writes = writes_of(request)
+    try:
+        if service.take_over(writes, staff.principal, _import_id(import_id)):
+            background.add_task(service.run_commit, writes, staff.principal, import_id)
+    except NotFound:
+        raise PageError(404, "page") from None
     return _show(request, staff, import_id, offset)
 
 

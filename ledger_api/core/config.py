@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # again once, then marked failed.
     reconcile_heartbeat_seconds: float = Field(default=5.0, gt=0)
     reconcile_stale_seconds: float = Field(default=60.0, gt=0)
+    # An import's commit writes a heartbeat every 10 s; one whose heartbeat is older than
+    # this belonged to a process that died: the next GET of the import (API or console)
+    # takes it over and resumes it (ledger_api/imports/service.py).
+    import_stale_seconds: float = Field(default=60.0, ge=1)
     # Finished jobs (and their results) kept per deployment; older ones are deleted.
     reconcile_keep: int = Field(default=1000, ge=1)
     # The address the public reaches the pages at, for the links printed on receipts (their

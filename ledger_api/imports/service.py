@@ -869,14 +869,10 @@ def _commit(writes: Writes, principal: Principal, import_id: str) -> None:
 HEARTBEAT = 10.0  # seconds between a running commit's heartbeats
 
 
-def _stale() -> timedelta:
-    """How old a commit's heartbeat is before another process takes the import over:
-    LEDGER_IMPORT_STALE_SECONDS (default 60, several heartbeats)."""
-    try:
-        seconds = float(os.environ.get("LEDGER_IMPORT_STALE_SECONDS", "60"))
-    except ValueError:
-        seconds = 60.0
-    return timedelta(seconds=max(seconds, 1.0))
+def _stale(settings: Settings) -> timedelta:
+    """How old a commit's heartbeat is before another process takes the import over
+    (LEDGER_IMPORT_STALE_SECONDS, default 60: several heartbeats)."""
+    return timedelta(seconds=settings.import_stale_seconds)
 
 
 def _now() -> datetime:
@@ -892,7 +888,7 @@ def _beat(writes: Writes, import_id: str, stop: threading.Event) -> None:
 
 
 def take_over(writes: Writes, principal: Principal, import_id: str) -> bool:
-    """Take over a commit whose process died (its heartbeat older than `_stale()`), with
+    """Take over a commit whose process died (its heartbeat older than `_stale`), with
     a conditional UPDATE on the heartbeat read, so one process of those that look wins.
     True when the caller must run the commit again (`run_commit`)."""
     record = _load(writes, principal, import_id)
@@ -901,7 +897,7 @@ def take_over(writes: Writes, principal: Principal, import_id: str) -> bool:
     beat = record.heartbeat_at
     if beat is not None and beat.tzinfo is None:
         beat = beat.replace(tzinfo=UTC)
-    if beat is not None and beat > _now() - _stale():
+    if beat is not None and beat > _now() - _stale(writes.settings):
         return False
     if writes.holds_own_key(record.charity_id):
         return False

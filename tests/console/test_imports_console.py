@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select, update
+
+from ledger_api.core.models import StatementImport
 from tests.console.conftest import Ledger, Staff, sign_in
 from tests.imports.statements import csv_text, rows
 
@@ -24,6 +28,10 @@ MAPPING = {
     "balance": "余额",
     "units": "major",
 }
+
+
+def _an_hour_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=1)
 
 
 def _upload(staff: Staff, data: bytes, **fields: str) -> object:
@@ -61,6 +69,10 @@ def test_a_statement_previews_commits_with_progress_and_imports_once(ledger: Led
     assert "第 10 行 收入金额 列：金额有 3 位小数，该币种最多 2 位。" in preview.text
     assert 'http-equiv="refresh"' not in preview.text  # nothing runs yet
     assert ledger.service.get(f"/v1/campaigns/{campaign}").json()["received"] == 0  # nothing sent
+    with service.runtime.engine.connect() as connection:
+        sealed = connection.execute(
+            select(StatementImport.sealed_rows).where(StatementImport.id == page.rsplit("/", 1)[1])
+        ).scalar_one()
     committed = staff.post(f"{page}/commit")
     assert committed.status_code == 303
     seen = []
@@ -82,6 +94,26 @@ def test_a_statement_previews_commits_with_progress_and_imports_once(ledger: Led
     check = staff.client.get(f"{page}/check")
     assert f'data-testid="ledger-received" data-value="{received}"' in check.text
     assert f'data-testid="statement-credits" data-value="{received}"' in check.text
+    # A commit whose process died (left `running`, its heartbeat an hour old, its rows
+    # sealed as claimed but not recorded): the page she watches takes it over and resumes
+    # it, and the resumed commit finds every donation on the chain and sends none again.
+    import_id = page.rsplit("/", 1)[1]
+    engine = service.runtime.engine
+    with engine.begin() as connection:
+        connection.execute(
+            update(StatementImport)
+            .where(StatementImport.id == import_id)
+            .values(state="running", sealed_rows=sealed, rows_sent=0, heartbeat_at=_an_hour_ago())
+        )
+    for _ in range(240):
+        state = re.search(r'data-state="(\w+)"', staff.client.get(page).text)
+        assert state is not None
+        if state.group(1) != "running":
+            break
+        time.sleep(0.25)
+    assert state.group(1) == "done"
+    assert ledger.service.get(f"/v1/campaigns/{campaign}").json()["received"] == received
+    assert staff.client.get(f"{page}/report.csv").text.count(",recorded,") == 40
     # Next month's upload with the saved profile: the same file records nothing new.
     again = _upload(staff, data, profile="工商银行")
     assert again.status_code == 303

@@ -1,7 +1,7 @@
 """Imports: a heartbeat for the commit, so one whose process died is resumed
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-28 02:40:00
 
 statement_imports.heartbeat_at: written by the running commit; an import `queued` or
@@ -11,8 +11,8 @@ statement_imports.heartbeat_at: written by the running commit; an import `queued
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
