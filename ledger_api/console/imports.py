@@ -34,7 +34,8 @@ from ledger_api.console.web import (
 )
 from ledger_api.core import ids
 from ledger_api.core.errors import ContractRejected, NotFound, Problem
-from ledger_api.imports import profiles, reading, service
+from ledger_api.imports import profiles, reading, schemas, service
+from ledger_api.imports.guess import guess
 from ledger_api.imports.schemas import Mapping, RowVerdict
 from ledger_api.mirror.gateway import current_mirror
 from ledger_api.pages.i18n import N_, Reader, reader_for
@@ -45,6 +46,10 @@ IMPORT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 UPLOAD_BODY = reading.MAX_FILE + 256 * 1024
 # The mapping's fields, in the form's order (the statement's own column headings).
 COLUMNS = ("date", "bank_reference", "payer_reference", "amount", "credit", "debit", "balance", "refund_of")
+AMOUNT_COLUMNS = {"amount", "credit", "debit"}
+# The API's rule for a profile's name, so what the console saves can be fetched and used
+# by `ledger import --profile` too.
+PROFILE_NAME = re.compile(schemas.PROFILE_NAME)
 SHOWN = 1000  # rows on one preview page (the problems first)
 REFRESH = 2  # seconds between the progress page's reloads while the commit runs
 VERDICTS = (
@@ -137,6 +142,27 @@ def imports(request: Request, staff: CharityStaff) -> HTMLResponse:
     return _imports_page(request, staff)
 
 
+def _fill_in_guesses(form: Form, content: bytes, filename: str) -> list[str] | None:
+    """Fill the column fields she left empty with what the statement's headings say they
+    are (imports/guess.py: 交易日期, 收入金额, 对方户名...), so a common bank export needs
+    nothing typed; what she typed wins, and an amount she named is never second-guessed.
+    A file that cannot be read is left to the preview, which says why. The headings found
+    are returned (to show beside the form when something is still missing)."""
+    try:
+        header = reading.read(content, filename).header
+    except reading.UnreadableFile:
+        return None
+    typed = {name for name in COLUMNS if form.value(name).strip()}
+    taken = {form.value(name).strip() for name in typed}
+    for name, heading in guess(header).items():
+        if name in typed or heading in taken:
+            continue
+        if name in AMOUNT_COLUMNS and typed & AMOUNT_COLUMNS:
+            continue
+        form.values[name] = heading
+    return header
+
+
 def _mapping(form: Form, staff: Staff, request: Request) -> Mapping | None:
     """The mapping typed on the form (each field a heading of the statement), or None
     with the fields' errors set."""
@@ -190,16 +216,21 @@ async def upload(request: Request, staff: CharityStaff) -> Response:
     charity_hex = staff.charity_hex or ""
     chosen = form.value("profile").strip()
     mapping: Mapping | None = None
+    header: list[str] | None = None
     if chosen:
         try:
             mapping = profiles.mapping_of(writes.engine, writes.deployment_id, charity_hex, chosen)
         except NotFound:
             form.fail("profile", reader.t("field_error.invalid"))
     else:
+        header = await run_in_threadpool(_fill_in_guesses, form, content, filename) if content else None
         mapping = _mapping(form, staff, request)
-    if mapping is None or not form.ok:
-        return await run_in_threadpool(partial(_imports_page, request, staff, 422, mapping=form))
     save_as = form.value("save_as").strip()
+    if save_as and not PROFILE_NAME.match(save_as):
+        form.fail("save_as", reader.t("field_error.invalid"))
+    if mapping is None or not form.ok:
+        shown = partial(_imports_page, request, staff, 422, mapping=form, headings=header)
+        return await run_in_threadpool(shown)
     try:
         preview = await run_in_threadpool(
             service.preview, writes, staff.principal, filename, content, mapping

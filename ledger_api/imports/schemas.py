@@ -13,7 +13,10 @@ from ledger_api.core.answers import Answer
 from ledger_api.core.schemas import CampaignId, Strict, Text
 
 Column = Text(100)  # a column's name as the header row spells it
-ProfileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+# A name she will recognise next month, in her own script ("工商银行", "ICBC main"): letters
+# and digits of any language, inner spaces, dots, dashes, brackets; no slash, no control.
+PROFILE_NAME = r"^\w[\w .()-]{0,63}$"
+ProfileName = Annotated[str, Field(pattern=PROFILE_NAME)]
 Verdict = Literal["record", "duplicate", "invalid", "would_revert", "outgoing", "refund", "recorded"]
 ImportState = Literal["previewed", "queued", "running", "done", "failed"]
 

@@ -128,3 +128,47 @@ def test_a_statement_previews_commits_with_progress_and_imports_once(ledger: Led
     assert "工商银行" not in other.client.get("/console/imports").text
     other.client.close()
     staff.client.close()
+
+
+def test_a_usual_bank_statement_needs_no_column_typed_and_an_unusual_one_shows_its_headings(
+    ledger: Ledger,
+) -> None:
+    """She chooses the file and the campaign and types nothing else: the bank's headings
+    (交易日期, 收入金额, 对方户名, 交易流水号...) are recognised. A file whose headings are
+    not the usual ones comes back with its headings listed beside the form, the columns
+    that were recognised filled in, and the one still missing marked at its field."""
+    service = ledger.service
+    staff = sign_in(service, ledger.key, "zh-CN")
+    campaign = service.campaign(ledger.charity, ledger.key)
+    data = csv_text(rows(6, prefix="G")).encode("gb18030")
+    uploaded = _upload(staff, data, campaign_id=campaign, save_as="自动识别")
+    assert uploaded.status_code == 303, uploaded.text
+    preview = staff.client.get(uploaded.headers["location"]).text
+    assert dict(VERDICTS.findall(preview)) == {"record": "6"}
+    # A name the API could not fetch (a slash) is refused at its field, nothing previewed.
+    slashed = _upload(staff, data, campaign_id=campaign, save_as="工商/银行")
+    assert slashed.status_code == 422
+    assert re.search(r'id="map-save_as"[^>]*aria-invalid="true"', slashed.text), slashed.text
+    # What was recognised is saved as the profile, as if she had typed it.
+    answer = service.get("/v1/import-profiles/自动识别", ledger.key)
+    assert answer.status_code == 200, answer.text
+    saved = answer.json()["mapping"]
+    assert {saved[name] for name in ("date", "bank_reference", "payer_reference", "credit", "debit")} == {
+        "交易日期",
+        "交易流水号",
+        "对方户名",
+        "收入金额",
+        "支出金额",
+    }
+    # Her own bank calls the payer 汇款人: the rest is recognised, that one is asked for.
+    odd = csv_text(rows(3, prefix="H")).replace("对方户名", "汇款人", 1).encode("gb18030")
+    missing = _upload(staff, odd, campaign_id=campaign)
+    assert missing.status_code == 422
+    assert 'data-testid="headings"' in missing.text and "汇款人" in missing.text
+    assert re.search(r'id="map-payer_reference"[^>]*aria-invalid="true"', missing.text), missing.text
+    assert re.search(r'id="map-credit"[^>]*value="收入金额"', missing.text)
+    # Naming it herself is enough.
+    named = _upload(staff, odd, campaign_id=campaign, payer_reference="汇款人")
+    assert named.status_code == 303, named.text
+    assert dict(VERDICTS.findall(staff.client.get(named.headers["location"]).text)) == {"record": "3"}
+    staff.client.close()
