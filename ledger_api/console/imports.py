@@ -89,7 +89,52 @@ CODES = (
     N_("import.code.already-imported"),
     N_("import.code.duplicate-in-file"),
     N_("import.code.outgoing"),
+    N_("import.code.channel-invalid"),
+    N_("import.code.donation-id-invalid"),
+    N_("import.code.bank-reference-invalid"),
+    N_("import.code.payer-reference-invalid"),
+    N_("import.code.refund-interrupted"),
 )
+# What is wrong with the file as a whole, or with what was asked of an import (the service's
+# `code` on its 422 and 409 problems), in words; an unknown code keeps the service's text.
+PROBLEMS = (
+    N_("import.problem.file-too-large"),
+    N_("import.problem.empty-file"),
+    N_("import.problem.binary-file"),
+    N_("import.problem.undecodable"),
+    N_("import.problem.bad-csv"),
+    N_("import.problem.too-many-rows"),
+    N_("import.problem.too-many-columns"),
+    N_("import.problem.cell-too-long"),
+    N_("import.problem.no-header"),
+    N_("import.problem.bad-xlsx"),
+    N_("import.problem.xlsx-too-large"),
+    N_("import.problem.column-missing"),
+    N_("import.problem.import-running"),
+    N_("import.problem.not-previewed"),
+    N_("import.problem.self-custody"),
+)
+
+
+def said_problem(reader: Reader, problem: Problem) -> str:
+    """An import's refusal in the reader's language (its code and parameters), else the
+    service's own message."""
+    params = problem.extra.get("params")
+    params = params if isinstance(params, dict) else {}
+    return _said(reader, problem.extra.get("code"), params, problem.detail)
+
+
+def _said(reader: Reader, code: Any, params: dict[str, Any], fallback: str) -> str:
+    key = f"import.problem.{code}"
+    if key not in PROBLEMS:
+        return fallback
+    limit = params.get("limit")
+    return reader.t(
+        key,
+        line=params.get("line", ""),
+        limit=reader.count(limit) if isinstance(limit, int) else "",
+        column=params.get("column", ""),
+    )
 
 
 def said(reader: Reader, row: RowVerdict, currency: str | None) -> str:
@@ -146,11 +191,12 @@ def _fill_in_guesses(form: Form, content: bytes, filename: str) -> list[str] | N
     """Fill the column fields she left empty with what the statement's headings say they
     are (imports/guess.py: 交易日期, 收入金额, 对方户名...), so a common bank export needs
     nothing typed; what she typed wins, and an amount she named is never second-guessed.
-    A file that cannot be read is left to the preview, which says why. The headings found
-    are returned (to show beside the form when something is still missing)."""
+    A file that cannot be read is refused at its field, saying why. The headings found are
+    returned (to show beside the form when something is still missing)."""
     try:
         header = reading.read(content, filename).header
-    except reading.UnreadableFile:
+    except reading.UnreadableFile as exc:
+        form.fail("file", _said(form.reader, exc.code, exc.params, exc.message))
         return None
     typed = {name for name in COLUMNS if form.value(name).strip()}
     taken = {form.value(name).strip() for name in typed}
@@ -242,7 +288,7 @@ async def upload(request: Request, staff: CharityStaff) -> Response:
     except Problem as problem:
         params = problem.extra.get("params")
         headings = params.get("header") if isinstance(params, dict) else None
-        form.fail("file", problem.detail)
+        form.fail("file", said_problem(reader, problem))
         status = problem.status
     else:
         return RedirectResponse(f"/console/imports/{preview.id}", status_code=303)
@@ -312,7 +358,7 @@ def commit(request: Request, import_id: str, staff: PostingStaff, background: Ba
     except NotFound:
         raise PageError(404, "page") from None
     except Problem as problem:
-        return _show(request, staff, import_id, 0, problem.status, problem.detail)
+        return _show(request, staff, import_id, 0, problem.status, said_problem(reader_for(request), problem))
     background.add_task(service.run_commit, writes, staff.principal, import_id)
     return RedirectResponse(f"/console/imports/{import_id}", status_code=303, background=background)
 
@@ -324,7 +370,7 @@ def delete(request: Request, import_id: str, staff: PostingStaff) -> Response:
     except NotFound:
         raise PageError(404, "page") from None
     except Problem as problem:
-        return _show(request, staff, import_id, 0, problem.status, problem.detail)
+        return _show(request, staff, import_id, 0, problem.status, said_problem(reader_for(request), problem))
     return RedirectResponse("/console/imports", status_code=303)
 
 

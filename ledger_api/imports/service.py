@@ -647,7 +647,10 @@ def start_commit(writes: Writes, principal: Principal, import_id: str) -> None:
     record = _load(writes, principal, import_id)
     if writes.holds_own_key(record.charity_id):
         raise ImportConflict(
-            "this charity signs its own records: import with `ledger import` and its keystore",
+            (
+                "this charity signs its own records, and an import cannot be signed yet: record"
+                " its donations one by one (each signed with the charity's key)"
+            ),
             code="self-custody",
         )
     with writes.engine.begin() as connection:

@@ -172,3 +172,25 @@ def test_a_usual_bank_statement_needs_no_column_typed_and_an_unusual_one_shows_i
     assert named.status_code == 303, named.text
     assert dict(VERDICTS.findall(staff.client.get(named.headers["location"]).text)) == {"record": "3"}
     staff.client.close()
+
+
+def test_a_file_that_is_no_statement_is_refused_in_her_language(ledger: Ledger) -> None:
+    """A PDF renamed .csv, an empty file and a statement too wide are refused at the file
+    field in words, in Chinese and in English, and nothing is kept."""
+    service = ledger.service
+    campaign = service.campaign(ledger.charity, ledger.key)
+    pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\x00<< /Type /Catalog >>\x00endobj\n" * 20
+    for lang, binary, empty in (
+        ("zh-CN", "这不是 CSV 或 Excel 对账单", "文件是空的。"),
+        ("en", "This is not a CSV or Excel statement", "The file is empty."),
+    ):
+        staff = sign_in(service, ledger.key, lang)
+        kept = staff.client.get("/console/imports").text.count("october.csv")
+        refused = _upload(staff, pdf, campaign_id=campaign)
+        assert refused.status_code == 422
+        assert re.search(r'id="map-file"[^>]*aria-invalid="true"', refused.text)
+        assert binary in refused.text, refused.text
+        blank = _upload(staff, b"   \n", campaign_id=campaign)
+        assert blank.status_code == 422 and empty in blank.text
+        assert staff.client.get("/console/imports").text.count("october.csv") == kept  # nothing kept
+        staff.client.close()
