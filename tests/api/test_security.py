@@ -125,6 +125,33 @@ def write_requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "url": f"/v1/charities/{w.a}/operators/{SOME_ACCOUNT}",
         },
         ("POST", "/v1/relay"): {"url": "/v1/relay", "json": {"signed_calls": [SIGNED_CALL]}},
+        ("POST", "/v1/imports"): {
+            "url": "/v1/imports",
+            "files": [("file", STATEMENT)],
+            "data": {"mapping": json.dumps(_statement_mapping(w.a_campaign)), "dry_run": "false"},
+        },
+        ("POST", "/v1/imports/{import_id}/commit"): {"url": f"/v1/imports/{SOME_IMPORT}/commit"},
+        ("DELETE", "/v1/imports/{import_id}"): {"url": f"/v1/imports/{SOME_IMPORT}"},
+        ("PUT", "/v1/import-profiles/{name}"): {
+            "url": "/v1/import-profiles/bank-x",
+            "json": _statement_mapping(w.a_campaign),
+        },
+        ("DELETE", "/v1/import-profiles/{name}"): {"url": "/v1/import-profiles/bank-x"},
+    }
+
+
+# A bank statement of one credit to charity A's campaign, and its column mapping.
+STATEMENT = ("october.csv", "日期,流水号,户名,收入\n2026-10-01,B1,某人,12.00\n".encode(), "text/csv")
+SOME_IMPORT = str(uuid.UUID(int=42))
+
+
+def _statement_mapping(campaign: str) -> dict[str, str]:
+    return {
+        "date": "日期",
+        "bank_reference": "流水号",
+        "payer_reference": "户名",
+        "credit": "收入",
+        "campaign_id": campaign,
     }
 
 
