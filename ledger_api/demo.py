@@ -35,6 +35,7 @@ from ledger_api.disbursements import service as disbursements
 from ledger_api.disbursements.schemas import AllocationIn, DisbursementCreate
 from ledger_api.donations import service as donations
 from ledger_api.donations.schemas import DonationCreate
+from ledger_api.imports import sample
 from ledger_api.keys.service import issue_key
 from ledger_api.runtime import Runtime
 from ledger_api.transactions import relay
@@ -67,6 +68,7 @@ def _issue_key(runtime: Runtime, role: str, charity_hex: str | None) -> str:
 
 SELF_CUSTODY_NAME = "Green Hills Rural Library 青山乡村图书馆"
 SELF_CUSTODY_FILE = "demo-self-custody-key.json"
+STATEMENT_FILE = "demo-statement.csv"
 
 
 def _relay_signed(writes: Writes, account: LocalAccount, states: list[TxState]) -> None:
@@ -235,6 +237,9 @@ def load_demo(
     )
     made["self_custody"] = own
     made["auditor_key"] = _issue_key(runtime, "auditor", None)
+    # A month of a bank statement for a bookkeeper to try the console's import with.
+    made["statement"] = runtime.settings.keystore_path.parent / STATEMENT_FILE
+    made["statement"].write_bytes(sample.statement(30, prefix="DEMO"))
     lunch = next(d for d in made["donations"] if d["campaign_id"] == lunches)
     made["samples"] = [
         (lunch, "paid for school lunches (allocated first in, first out), with the invoice"),
@@ -244,6 +249,7 @@ def load_demo(
     base = base_url.rstrip("/")
     echo("demo loaded:")
     echo(f"  charity staff sign in at {base}/console with their charity's key (below)")
+    echo(f"    a bank statement to import there (Bank statements; GB18030, 30 gifts): {made['statement']}")
     for charity in made["charities"]:
         echo(f"  {charity['name']}  {base}/charities/{charity['id']}")
         echo(f"    charity key (records for {charity['id']}): {charity['key']}")

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import json
 import statistics
 import sys
@@ -31,40 +29,9 @@ from pathlib import Path
 
 import httpx
 
+from ledger_api.imports.sample import MAPPING, statement
 from scripts.bench.support import AnvilNode, progress, service
 from scripts.bench.write import ADMIN, setup
-
-MAPPING = {
-    "date": "交易日期",
-    "bank_reference": "交易流水号",
-    "payer_reference": "对方户名",
-    "credit": "收入金额",
-    "debit": "支出金额",
-    "balance": "余额",
-}
-
-
-def statement(rows: int) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerows([["中国工商银行 账户明细"], ["账号: 6222 0000 1111 2222"], []])
-    writer.writerow(["交易日期", "交易流水号", "对方户名", "收入金额", "支出金额", "余额", "摘要"])
-    balance = 0
-    for i in range(rows):
-        amount = 1000 + i % 100_000
-        balance += amount
-        writer.writerow(
-            [
-                f"2026-10-{1 + i % 28:02d}",
-                f"BENCH{i:010d}",
-                f"捐赠人 {i}",
-                f"{amount // 100:,}.{amount % 100:02d}",
-                "",
-                f"{balance // 100:,}.{balance % 100:02d}",
-                "捐款",
-            ]
-        )
-    return out.getvalue().encode("gb18030")
 
 
 def bench_import(base: str, key: str, campaign: str, data: bytes) -> tuple[float, float, int]:

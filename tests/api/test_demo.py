@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from sqlalchemy import func, select
 from indexer import models as m
 from ledger_api.core import ids
 from ledger_api.demo import load_demo
+from ledger_api.imports import reading
+from ledger_api.imports.guess import guess
+from ledger_api.imports.sample import MAPPING
 from tests.api.processes import DevProcess, poll
 from tests.api.service import Service
 
@@ -69,6 +73,21 @@ def test_the_demo_loads_charities_campaigns_donations_and_evidenced_disbursement
     assert any(key in line for line in lines)
     campaign = made["charities"][0]["campaigns"][0]
     assert embedded_service.donate(campaign, key, 1_000)["amount"] == 1_000
+    # The bank statement it writes for the console's import previews as 30 gifts to record,
+    # read with the headings the console recognises by itself.
+    statement = made["statement"]
+    assert any(str(statement) in line for line in lines)
+    assert guess(reading.read(statement.read_bytes()).header) == {
+        field: heading for field, heading in MAPPING.items() if field != "refund_of"
+    }
+    preview = embedded_service.client.post(
+        "/v1/imports",
+        headers={"Authorization": f"Bearer {key}"},
+        files={"file": (statement.name, statement.read_bytes(), "text/csv")},
+        data={"mapping": json.dumps({**MAPPING, "campaign_id": campaign})},
+    )
+    assert preview.status_code == 201, preview.text
+    assert preview.json()["verdicts"] == {"record": 30}
 
 
 def donations_of_wells_last_half(made: dict[str, object]) -> int:
