@@ -315,10 +315,18 @@ def test_metrics_of_several_workers_add_up_whichever_worker_answers(
                 answered_by,
                 scraped,
             )
+
             # The indexer's gauges are one series each (the writer's), not one per process.
-            _, _, text = _get(served.port, "/metrics", workers, METRICS_TOKEN)
-            indexed = [row for row in text.splitlines() if row.startswith("ledger_indexer_indexed_block{")]
-            assert len(indexed) == 1 and 'pid="' not in indexed[0], indexed
+            # The writer sets them when its first range is indexed, which on a busy machine
+            # can come after the requests above (CI once scraped before it: no series).
+            def indexer_series() -> list[str]:
+                _, _, text = _get(served.port, "/metrics", workers, METRICS_TOKEN)
+                return [row for row in text.splitlines() if row.startswith("ledger_indexer_indexed_block{")]
+
+            poll(lambda: indexer_series() != [], 120, "the indexer's gauge in a scrape")
+            for _ in range(4):  # whichever worker answers the scrape
+                indexed = indexer_series()
+                assert len(indexed) == 1 and 'pid="' not in indexed[0], indexed
             served.stop()
             assert served.process is not None and served.process.returncode == 0, served.log()
         assert not metrics_dir.exists()  # removed when the supervisor stopped
