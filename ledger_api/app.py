@@ -35,6 +35,7 @@ from ledger_api.keys.routes import router as keys
 from ledger_api.mirror import tables as im
 from ledger_api.pages import install as install_pages
 from ledger_api.pages.routes import router as pages
+from ledger_api.retention import RetentionWorker
 from ledger_api.runtime import Runtime, build_runtime
 from ledger_api.transactions.routes import relay_router
 from ledger_api.transactions.routes import router as transactions
@@ -115,9 +116,12 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime.outbox.start()
         app.state.reconciler = ReconciliationWorker(runtime.auditing)
         app.state.reconciler.start()
+        app.state.retention = RetentionWorker(runtime.engine)
+        app.state.retention.start()
         try:
             yield
         finally:
+            app.state.retention.stop()
             app.state.reconciler.stop()
             if runtime.outbox is not None:
                 runtime.outbox.stop()

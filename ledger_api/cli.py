@@ -441,6 +441,28 @@ def index(
         lock.release()
 
 
+@app.command()
+def retention(
+    database_url: str = typer.Option(None, help="SQLAlchemy URL (default: this mode's database)."),
+) -> None:
+    """Delete what the data map (PRIVACY.md) keeps only for a while: idempotent answers,
+    console sessions, statement imports past their time. The service does this every hour;
+    this runs it once (for a cron job, or after changing the clock). Prints what it deleted."""
+    from ledger_api.core import db
+    from ledger_api.retention import JOBS, run
+    from ledger_api.runtime import state_settings
+
+    url = database_url or state_settings(get_settings()).database_url
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        deleted = run(engine)
+    finally:
+        engine.dispose()
+    for job in JOBS:
+        typer.echo(f"{deleted[job.name]:>8}  {job.name}: {job.keeps}")
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
     add_help_option=False,

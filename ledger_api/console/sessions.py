@@ -118,14 +118,17 @@ def end(engine: Engine, token: str | None) -> None:
             connection.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == _hash(token)))
 
 
-def forget_expired(engine: Engine) -> None:
-    """Delete sessions past either expiry (run at each sign-in: the table stays small)."""
+def forget_expired(engine: Engine) -> int:
+    """Delete sessions past either expiry (run at each sign-in and by the retention job:
+    the table stays small); how many."""
     now = datetime.now(UTC)
     with engine.begin() as connection:
-        connection.execute(
-            delete(ConsoleSession).where(
-                or_(ConsoleSession.created_at <= now - ABSOLUTE, ConsoleSession.seen_at <= now - IDLE)
-            )
+        return int(
+            connection.execute(
+                delete(ConsoleSession).where(
+                    or_(ConsoleSession.created_at <= now - ABSOLUTE, ConsoleSession.seen_at <= now - IDLE)
+                )
+            ).rowcount
         )
 
 

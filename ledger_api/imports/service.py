@@ -480,12 +480,8 @@ def preview(
         "rows": len(rows),
     }
     import_id = str(uuid.uuid4())
+    forget_expired(writes.engine)
     with writes.engine.begin() as connection:
-        connection.execute(
-            delete(StatementImport).where(
-                StatementImport.deployment_id == writes.deployment_id, StatementImport.expires_at < now
-            )
-        )
         connection.execute(
             insert(StatementImport).values(
                 id=import_id,
@@ -502,6 +498,18 @@ def preview(
             )
         )
     return show(writes, principal, import_id)
+
+
+def forget_expired(engine: Engine) -> int:
+    """Delete imports past their RETENTION (their sealed rows hold receipt secrets); the
+    claims of committed rows stay, so a statement is never imported twice. Run at each
+    preview and by the retention job (`ledger retention`)."""
+    with engine.begin() as connection:
+        return int(
+            connection.execute(
+                delete(StatementImport).where(StatementImport.expires_at < datetime.now(UTC))
+            ).rowcount
+        )
 
 
 # ------------------------------------------------------------------ reading an import
