@@ -84,7 +84,13 @@ def dev(
     if runtime.settings.embedded_chain:
         box.append("the embedded chain ends with this process: the next `ledger dev` starts afresh")
     server = _AnnouncingServer(
-        uvicorn.Config(application, host=host, port=port, http=slow_client_protocol(runtime.settings)),
+        uvicorn.Config(
+            application,
+            host=host,
+            port=port,
+            http=slow_client_protocol(runtime.settings),
+            access_log=runtime.settings.access_log,
+        ),
         lambda: typer.echo(_boxed(box)),
     )
     try:
@@ -160,6 +166,7 @@ def serve(
             host=host or settings.host,
             port=port or settings.port,
             http=slow_client_protocol(settings),
+            access_log=settings.access_log,
         )
         return
     # Checked here once, with a clear message; each worker builds its own runtime.
@@ -231,6 +238,7 @@ def _serve_workers(workers: int, host: str, port: int) -> None:
         host=host,
         port=port,
         http=PROTOCOL_BY_NAME,
+        access_log=get_settings().access_log,
         # uvicorn kills a worker that does not answer its supervisor's ping within 5 s. A
         # starting worker imports web3 and builds its runtime while it should answer; on a
         # loaded machine (2 cores, load 11) that starved the ping thread for more than 5 s,

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     # Signs what the service hands out and takes back (page cursors); required outside
     # development. Unset in development: derived from the keystore passphrase.
     secret_key: SecretStr | None = None
+    # uvicorn's line per request (LEDGER_ACCESS_LOG=true). Off by default: each line names
+    # the client's IP address and the page it read (a donation's ID), which together say
+    # who looked at which donation (PRIVACY.md). Reads of non-public data are recorded in
+    # the access log table instead, without addresses.
+    access_log: bool = False
     # Where uploaded evidence documents are stored, by SHA-256.
     evidence_path: Path = ROOT / "var" / "evidence"
     # How long a write waits for its transaction to be mined before answering 504

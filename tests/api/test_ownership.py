@@ -2,7 +2,7 @@
 the donor reference match the on-chain commitment whatever the spacing or Unicode form
 either side typed (the reference is normalised the same way when recorded and when
 checked), a reference that differs in a real character does not, and neither input is
-logged (the app's logs and uvicorn's access log, as `ledger dev` writes it) or stored."""
+logged (the app's logs and uvicorn's access log, which LEDGER_ACCESS_LOG=true turns on) or stored."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ DIFFERENT = [
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, dict[str, dict[str, Any]]]]:
-    """The service as `ledger dev` runs it (embedded chain, SQLite, the access log on), and
+    """The service as `ledger dev` runs it (embedded chain, SQLite), uvicorn's access log on, and
     one donation per distinct recorded reference (and the charity's key, under "key")."""
     tmp = tmp_path_factory.mktemp("ownership")
     settings = settings_for(tmp, None, f"sqlite:///{tmp / 'ledger.db'}")
