@@ -1,6 +1,6 @@
 """API keys: an auditor's charity scope, an expiry for any key, rotation links
 
-Revision ID: 0013
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-28 05:30:00
 
@@ -12,7 +12,7 @@ api_keys.rotated_from: the key a rotation replaced (ledger_api/keys/service.py).
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
