@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 
 from ledger_api.audit.jobs import ReconciliationWorker
+from ledger_api.audit.routes import access_router
 from ledger_api.audit.routes import router as audit
 from ledger_api.campaigns.routes import router as campaigns
 from ledger_api.charities.routes import router as charities
@@ -158,6 +159,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         transactions,
         relay_router,
         audit,
+        access_router,
         imports,
         deployment,
         rpc_router,
