@@ -75,7 +75,7 @@ def _page(
     if after is not None:
         query = query.where(Row.seq > after[0])
     with mirror.engine.connect() as connection:
-        rows = list(connection.execute(query.order_by(Row.seq).limit(filters.limit + 1)).scalars())
+        rows = list(connection.execute(query.order_by(Row.seq).limit(filters.limit + 1)).all())
     more = len(rows) > filters.limit
     rows = rows[: filters.limit]
     return [entry(row) for row in rows], encode_cursor(key, rows[-1].seq, 0) if more else None
@@ -127,7 +127,7 @@ def report(mirror: Mirror, charity_id: str, filters: AccessFilters) -> AccessRep
 def proof(mirror: Mirror, seq: int, seal: AccessSeal | None) -> AccessLogProof:
     """The row `seq`, its Merkle path and its day's root (from the rows themselves)."""
     with mirror.engine.connect() as connection:
-        row = connection.execute(select(Row).where(Row.seq == seq)).scalar_one_or_none()
+        row = connection.execute(select(Row).where(Row.seq == seq)).one_or_none()
         if row is None:
             raise NotFound("access log row not found")
         rows = access_log.day_rows(connection, row.day)

@@ -225,7 +225,7 @@ def merkle_path(row_hashes: Sequence[str], index: int) -> list[dict[str, str]]:
 
 def day_rows(connection: Connection, day: int) -> list[Any]:
     query = select(AccessLogRow).where(AccessLogRow.day == day).order_by(AccessLogRow.seq)
-    return list(connection.execute(query).scalars())
+    return list(connection.execute(query).all())
 
 
 # ------------------------------------------------------------------ the routes' side
