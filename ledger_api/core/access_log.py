@@ -142,11 +142,11 @@ def _fields(read: Read) -> dict[str, Any]:
     }
 
 
-def _append_locked(connection: Connection, read: Read) -> int:
+def _append_locked(connection: Connection, read: Read, now: datetime | None) -> int:
     last = connection.execute(
         select(AccessLogRow.seq, AccessLogRow.row_hash).order_by(AccessLogRow.seq.desc()).limit(1)
     ).one_or_none()
-    moment = datetime.now(UTC)
+    moment = now or datetime.now(UTC)
     row = {
         **_fields(read),
         "seq": 1 if last is None else last.seq + 1,
@@ -165,13 +165,14 @@ def _append_locked(connection: Connection, read: Read) -> int:
     return int(row["seq"])
 
 
-def append(engine: Engine, read: Read) -> int:
-    """Append one row, serialised against every other appender (point 3); its seq."""
+def append(engine: Engine, read: Read, now: datetime | None = None) -> int:
+    """Append one row, serialised against every other appender (point 3); its seq.
+    `now` is the clock (tests give one, to make a finished day)."""
     if engine.dialect.name == "sqlite":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             try:
-                seq = _append_locked(connection, read)
+                seq = _append_locked(connection, read, now)
             except BaseException:
                 connection.exec_driver_sql("ROLLBACK")
                 raise
@@ -179,7 +180,7 @@ def append(engine: Engine, read: Read) -> int:
             return seq
     with engine.begin() as connection:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-        return _append_locked(connection, read)
+        return _append_locked(connection, read, now)
 
 
 # ------------------------------------------------------------------ the daily Merkle tree
