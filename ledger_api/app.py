@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 
 from ledger_api.audit.jobs import ReconciliationWorker
+from ledger_api.audit.routes import access_router
 from ledger_api.audit.routes import router as audit
+from ledger_api.audit.seals import SealWorker
 from ledger_api.campaigns.routes import router as campaigns
 from ledger_api.charities.routes import router as charities
 from ledger_api.console.imports import router as console_imports
@@ -118,9 +120,15 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.state.reconciler.start()
         app.state.retention = RetentionWorker(runtime.engine)
         app.state.retention.start()
+        # A read-only service (no writer) leaves the sealing to one that writes.
+        sealer = SealWorker(runtime.writes, runtime.engine) if runtime.writes is not None else None
+        if sealer is not None:
+            sealer.start()
         try:
             yield
         finally:
+            if sealer is not None:
+                sealer.stop()
             app.state.retention.stop()
             app.state.reconciler.stop()
             if runtime.outbox is not None:
@@ -158,6 +166,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         transactions,
         relay_router,
         audit,
+        access_router,
         imports,
         deployment,
         rpc_router,

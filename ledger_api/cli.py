@@ -559,6 +559,69 @@ def retention(
         typer.echo(f"{deleted[job.name]:>8}  {job.name}: {job.keeps}")
 
 
+access_app = typer.Typer(help="The access log (使用痕迹) of authenticated reads.", no_args_is_help=True)
+app.add_typer(access_app, name="access-log")
+
+
+@access_app.command("seal")
+def access_log_seal(
+    day: str = typer.Option(None, help="The UTC day to seal, YYYY-MM-DD (default: every finished day)."),
+) -> None:
+    """Seal finished UTC days of the access log on chain: each day's Merkle root, row count
+    and last row hash, sent as `sealAccessLog` by the platform's account (LOG_SEALER_ROLE).
+    Idempotent; never seals today. The running service does this every 10 minutes; this
+    runs it once, against the node and database of the LEDGER_* settings."""
+    from datetime import date as calendar_date
+
+    from ledger_api.audit import seals
+    from ledger_api.core import access_log
+    from ledger_api.core.config import InsecureSettings
+    from ledger_api.runtime import SetupError, build_runtime
+
+    settings = get_settings()
+    if settings.embedded_chain:
+        typer.echo(
+            "ledger access-log seal: needs LEDGER_RPC_URL (the embedded chain lives in `ledger dev`)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        chosen = (calendar_date.fromisoformat(day) - access_log.EPOCH).days if day else None
+    except ValueError:
+        typer.echo(f"ledger access-log seal: --day takes YYYY-MM-DD, not {day!r}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        runtime = build_runtime(settings, dev=False)
+    except (InsecureSettings, SetupError) as exc:
+        typer.echo(f"ledger access-log seal: {exc}", err=True)
+        raise typer.Exit(2) from None
+    writes = runtime.writes
+    if writes is None:
+        typer.echo("ledger access-log seal: this service has no writer (keystore, account)", err=True)
+        raise typer.Exit(2)
+    # The outbox sends and tracks the transaction; the indexer mirrors it (on standby if
+    # the service's indexer holds the writer lock).
+    workers = [worker for worker in (runtime.indexer, runtime.outbox) if worker is not None]
+    for worker in workers:
+        worker.start()
+    try:
+        if chosen is None:
+            done = seals.seal_finished_days(writes, runtime.engine)
+        else:
+            done = [seals.seal_day(writes, runtime.engine, chosen)]
+    except ValueError as exc:
+        typer.echo(f"ledger access-log seal: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        for worker in reversed(workers):
+            worker.stop()
+        runtime.engine.dispose()
+    for sealed in done:
+        typer.echo(sealed.describe())
+    if any(sealed.outcome == "mismatch" for sealed in done):
+        raise typer.Exit(1)
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
     add_help_option=False,

@@ -5,20 +5,50 @@ Auditor and admin keys see everything; a charity key sees its own charity (other
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import Row
 
+from ledger_api.audit import access, exports, jobs, trail
 from ledger_api.audit import anomalies as anomaly_reports
-from ledger_api.audit import exports, jobs, trail
 from ledger_api.audit.context import Auditing, AuditingDep
-from ledger_api.audit.schemas import AnomalyReport, AuditScope, Reconciliation, Reconciliations, TrailPage
-from ledger_api.audit.scope import AuditPrincipal, CampaignFilter, CharityFilter, ScopeDep, lookup
-from ledger_api.core.errors import AUTH_ERRORS, BODY_ERRORS, READ_ERRORS, InvalidRequest, NotFound, problems
+from ledger_api.audit.schemas import (
+    AccessLogPage,
+    AccessLogProof,
+    AccessReport,
+    Anomaly,
+    AnomalyReport,
+    AuditScope,
+    Reconciliation,
+    Reconciliations,
+    TrailPage,
+)
+from ledger_api.audit.scope import (
+    AuditPrincipal,
+    CampaignFilter,
+    CharityFilter,
+    Scope,
+    ScopeDep,
+    traced_lookup,
+)
+from ledger_api.core.access_log import Trace, TraceDep
+from ledger_api.core.errors import (
+    AUTH_ERRORS,
+    BODY_ERRORS,
+    READ_ERRORS,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    problems,
+)
 from ledger_api.core.pages import CursorParam, Limit, Since, Until
 from ledger_api.core.schemas import CampaignId, CharityId, Strict
+from ledger_api.core.security import Principal
+from ledger_api.mirror.gateway import MirrorDep
 from ledger_api.mirror.proofs import chain_view
 
 # Every audit view needs a key (401), one that may audit (403); out of scope is 404.
@@ -42,6 +72,7 @@ def audit_trail(
     auditing: AuditingDep,
     principal: AuditPrincipal,
     scope: ScopeDep,
+    trace: TraceDep,
     kind: Annotated[
         list[str] | None, Query(description=f"Only these kinds of event: {', '.join(trail.KINDS)}.")
     ] = None,
@@ -58,7 +89,13 @@ def audit_trail(
         view = chain_view(auditing, connection)
         query = trail.statement(auditing, scope, names, from_block, to_block, since, until, cursor)
         found = trail.trail_page(auditing, connection, view, query, limit)
+    _served(trace, scope, [f"{item.proof.tx_hash}:{item.proof.log_index}" for item in found.items])
     return TrailPage(scope=AuditScope(**scope.describe()), items=found.items, next=found.next)
+
+
+def _served(trace: Trace, scope: Scope, record_ids: list[str] | None, count: int | None = None) -> None:
+    described = scope.describe()
+    trace.served(described["charity_id"], described["campaign_id"], record_ids, count)
 
 
 class ReconciliationStart(Strict):
@@ -91,6 +128,7 @@ def start_reconciliation(
     request: Request,
     auditing: AuditingDep,
     principal: AuditPrincipal,
+    trace: TraceDep,
     body: Annotated[ReconciliationStart | None, Body()] = None,
     charity_id: CharityFilter = None,
     campaign_id: CampaignFilter = None,
@@ -106,8 +144,9 @@ def start_reconciliation(
             if given is not None and query is not None and given != query:
                 raise InvalidRequest(f"{name} differs between the query and the body")
         charity_id, campaign_id = body.charity_id or charity_id, body.campaign_id or campaign_id
-    scope = lookup(auditing, principal, charity_id, campaign_id)
+    scope = traced_lookup(auditing, principal, trace, charity_id, campaign_id)
     job, created = jobs.start(auditing, scope, principal)
+    _served(trace, scope, [job.id])
     return _accepted(request, auditing, job, created)
 
 
@@ -116,31 +155,38 @@ def list_reconciliations(
     auditing: AuditingDep,
     principal: AuditPrincipal,
     scope: ScopeDep,
+    trace: TraceDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Reconciliations:
     """The reconciliations in the caller's scope, newest first (results by their href)."""
     rows = jobs.recent(auditing, principal, scope, limit)
+    _served(trace, scope, [row.id for row in rows])
     return Reconciliations(items=[jobs.view(auditing, row, full=False) for row in rows])
 
 
 @router.get("/reconciliations/{job_id}", response_model=Reconciliation)
-def get_reconciliation(job_id: JobId, auditing: AuditingDep, principal: AuditPrincipal) -> JSONResponse:
+def get_reconciliation(
+    job_id: JobId, auditing: AuditingDep, principal: AuditPrincipal, trace: TraceDep
+) -> JSONResponse:
     """A reconciliation: queued, running, done (with its result: clean, the block it was
     checked at, counts, digests, every difference) or failed (with why)."""
     job = jobs.find(auditing, principal, job_id)
     if job is None:
+        trace.refused(None, None, NotFound.status)
         raise NotFound("reconciliation not found")
+    _served(trace, Scope(job.charity_id, job.campaign_id), [job.id])
     headers = {"Retry-After": POLL_AFTER} if job.status in ("queued", "running") else {}
     return JSONResponse(jobs.view(auditing, job).body(), headers=headers)
 
 
 @router.get("/reconciliation", status_code=202, deprecated=True, response_model=Reconciliation)
 def reconciliation(
-    request: Request, auditing: AuditingDep, principal: AuditPrincipal, scope: ScopeDep
+    request: Request, auditing: AuditingDep, principal: AuditPrincipal, scope: ScopeDep, trace: TraceDep
 ) -> JSONResponse:
     """Kept for old clients: starts (or finds) the scope's reconciliation like
     POST /v1/audit/reconciliations and answers 202 with its Location."""
     job, created = jobs.start(auditing, scope, principal)
+    _served(trace, scope, [job.id])
     return _accepted(request, auditing, job, created)
 
 
@@ -149,6 +195,7 @@ def anomalies(
     auditing: AuditingDep,
     principal: AuditPrincipal,
     scope: ScopeDep,
+    trace: TraceDep,
     evidence_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
     recipient_share: Annotated[float | None, Query(gt=0, le=1)] = None,
     large_share: Annotated[float | None, Query(gt=0, le=1)] = None,
@@ -164,7 +211,18 @@ def anomalies(
         large_share=settings.anomaly_large_share if large_share is None else large_share,
         pending_minutes=settings.anomaly_pending_minutes if pending_minutes is None else pending_minutes,
     )
-    return anomaly_reports.anomalies(auditing, scope, limits, limit)
+    report = anomaly_reports.anomalies(auditing, scope, limits, limit)
+    _served(trace, scope, [_anomaly_id(item) for item in report.items])
+    return report
+
+
+def _anomaly_id(item: Anomaly) -> str:
+    """What an anomaly is about: its record, or the records, or the transaction."""
+    if item.record.id:
+        return item.record.id
+    if item.record.ids:
+        return ",".join(item.record.ids)
+    return item.transaction.id if item.transaction is not None else item.kind
 
 
 @router.get("/export", response_class=StreamingResponse, responses=EXPORTED)
@@ -172,12 +230,104 @@ def export(
     auditing: AuditingDep,
     principal: AuditPrincipal,
     scope: ScopeDep,
+    trace: TraceDep,
     format: Annotated[Literal["csv", "json", "iati"], Query(description="csv, json or iati (2.03 XML).")],
 ) -> StreamingResponse:
     """The ledger in scope as CSV, JSON (the full trail) or IATI 2.03 activity XML, streamed."""
     media_type, _ = exports.FORMATS[format]
+    # Logged as it starts, with its scope: the count is not known until it has streamed.
+    _served(replace(trace, route=f"{trace.route}?format={format}"), scope, None)
     return StreamingResponse(
         exports.export(auditing, scope, format),
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{exports.filename(scope, format)}"'},
     )
+
+
+# ------------------------------------------------------------------ the access log
+
+access_router = APIRouter(tags=["audit"], responses=problems(*AUTH_ERRORS, *READ_ERRORS))
+
+KeyIdFilter = Annotated[
+    str | None, Query(pattern=r"^[a-z0-9-]{1,32}$", description="Only reads with this API key's id.")
+]
+FromDay = Annotated[date | None, Query(alias="from", description="From this UTC day (YYYY-MM-DD).")]
+ToDay = Annotated[date | None, Query(alias="to", description="To this UTC day, included (YYYY-MM-DD).")]
+Endpoint = Annotated[
+    str | None,
+    Query(
+        pattern=r"^/[A-Za-z0-9_{}/.-]{0,199}$",
+        description="Only this route template, e.g. /v1/audit/export (any format).",
+    ),
+]
+
+
+def _regulator(principal: AuditPrincipal) -> Principal:
+    if principal.role not in ("admin", "auditor"):
+        raise Forbidden("the access log needs an auditor or admin key")
+    return principal
+
+
+RegulatorPrincipal = Annotated[Principal, Depends(_regulator)]
+
+
+@access_router.get("/v1/audit/access-log", response_model=AccessLogPage)
+def access_log_rows(
+    mirror: MirrorDep,
+    principal: RegulatorPrincipal,
+    trace: TraceDep,
+    key_id: KeyIdFilter = None,
+    charity_id: CharityFilter = None,
+    since: FromDay = None,
+    until: ToDay = None,
+    endpoint: Endpoint = None,
+    limit: Limit = 100,
+    cursor: CursorParam = None,
+) -> AccessLogPage:
+    """Every authenticated read of non-public data, oldest first: who (key id, role),
+    what (route, scope, which records), when, and whether it was served or refused. This
+    read is logged too."""
+    filters = access.AccessFilters(key_id, charity_id, since, until, endpoint, limit, cursor)
+    found = access.log_page(mirror, filters)
+    trace.served(charity_id, None, [str(item.seq) for item in found.items])
+    return found
+
+
+@access_router.get("/v1/charities/{charity_id}/access-report", response_model=AccessReport)
+def access_report(
+    charity_id: Annotated[CharityId, Path()],
+    mirror: MirrorDep,
+    principal: AuditPrincipal,
+    trace: TraceDep,
+    key_id: KeyIdFilter = None,
+    since: FromDay = None,
+    until: ToDay = None,
+    endpoint: Endpoint = None,
+    limit: Limit = 100,
+    cursor: CursorParam = None,
+) -> AccessReport:
+    """The charity's data-sharing report (数据共享情况通报): who read its non-public data,
+    when and how much, row by row and per key and UTC day. For the charity itself and the
+    platform (admin); another charity is told it does not exist."""
+    if principal.role == "auditor":
+        raise Forbidden("the access report is for the charity itself and the platform")
+    traced_lookup(mirror, principal, trace, charity_id, None)
+    filters = access.AccessFilters(key_id, None, since, until, endpoint, limit, cursor)
+    found = access.report(mirror, charity_id, filters)
+    trace.served(charity_id, None, [str(item.seq) for item in found.items])
+    return found
+
+
+@access_router.get("/v1/audit/access-log/{seq}/proof", response_model=AccessLogProof)
+def access_log_proof(
+    seq: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    mirror: MirrorDep,
+    principal: RegulatorPrincipal,
+    trace: TraceDep,
+) -> AccessLogProof:
+    """A row of the access log with its Merkle path to its UTC day's root and, once the
+    day is sealed, the seal's transaction: `ledger verify access-row` checks it against
+    the chain."""
+    found = access.proof(mirror, seq, None)
+    trace.served(None, None, [str(seq)])
+    return found

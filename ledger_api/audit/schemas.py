@@ -120,3 +120,78 @@ class Reconciliation(Answer):
 
 class Reconciliations(Answer):
     items: list[Reconciliation]
+
+
+class AccessLogEntry(Answer):
+    """One row of the access log, exactly the fields its `row_hash` covers
+    (ledger_api/core/access_log.py, point 2), so anyone can recompute it."""
+
+    seq: int
+    at: str = Field(description="UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ.")
+    day: int = Field(description="UTC days since 1970-01-01.")
+    key_id: str
+    role: str
+    method: str
+    route: str = Field(description="The route template (the export's format appended), never the raw URL.")
+    charity_id: str | None = Field(description="The scope asked for; null: every charity.")
+    campaign_id: str | None
+    outcome: Literal["served", "refused"]
+    status: int
+    record_count: int | None = Field(description="Null when not known cheaply (a streamed export).")
+    record_ids: list[str] | None = Field(description="Which records, up to 100; beyond, null and a digest.")
+    records_digest: str | None = Field(description="SHA-256 of the record IDs joined by newlines, past 100.")
+    prev_hash: str
+    row_hash: str
+
+
+class AccessLogPage(Answer):
+    items: list[AccessLogEntry]
+    next: str | None = Field(description="The cursor of the next page; null on the last page.")
+
+
+class AccessSummary(Answer):
+    """One key's reads on one UTC day."""
+
+    date: str
+    key_id: str
+    role: str
+    reads: int
+    refused: int
+    records: int = Field(description="Records served, where counted (exports are not).")
+
+
+class AccessReport(Answer):
+    """Who read a charity's non-public data, when and how much (数据共享情况通报)."""
+
+    charity_id: str
+    summary: list[AccessSummary]
+    items: list[AccessLogEntry]
+    next: str | None = Field(description="The cursor of the next page of rows; null on the last page.")
+
+
+class MerkleStep(Answer):
+    side: Literal["left", "right"]
+    hash: str
+
+
+class AccessSeal(Answer):
+    """The day's seal on chain, as the mirror holds it."""
+
+    root: str
+    row_count: int
+    last_row_hash: str
+    tx_hash: str
+    block_number: int
+
+
+class AccessLogProof(Answer):
+    """A row, the path from its leaf to its day's Merkle root, and the root's seal."""
+
+    row: AccessLogEntry
+    day: int
+    date: str
+    index: int = Field(description="The row's place among the day's rows (0-based, in seq order).")
+    row_count: int
+    path: list[MerkleStep]
+    root: str
+    sealed: AccessSeal | None = Field(description="Null while the day is not sealed on chain.")

@@ -19,7 +19,8 @@ from fastapi import Depends, Query
 from sqlalchemy import Connection, select
 
 from ledger_api.core import ids
-from ledger_api.core.errors import Forbidden, InvalidRequest, NotFound
+from ledger_api.core.access_log import Trace, TraceDep
+from ledger_api.core.errors import Forbidden, InvalidRequest, NotFound, Problem
 from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import CurrentPrincipal, Principal
 from ledger_api.mirror import tables as im
@@ -102,13 +103,26 @@ def lookup(mirror: Mirror, principal: Principal, charity_id: str | None, campaig
         return resolve(mirror, connection, principal, charity_id, campaign_id)
 
 
+def traced_lookup(
+    mirror: Mirror, principal: Principal, trace: Trace, charity_id: str | None, campaign_id: str | None
+) -> Scope:
+    """`lookup`, with a refusal (another charity's, an unknown or out-of-scope ID) left in
+    the access log with the scope that was asked for."""
+    try:
+        return lookup(mirror, principal, charity_id, campaign_id)
+    except Problem as refusal:
+        trace.refused(charity_id, campaign_id, refusal.status)
+        raise
+
+
 def _scope(
     mirror: MirrorDep,
     principal: AuditPrincipal,
+    trace: TraceDep,
     charity_id: CharityFilter = None,
     campaign_id: CampaignFilter = None,
 ) -> Scope:
-    return lookup(mirror, principal, charity_id, campaign_id)
+    return traced_lookup(mirror, principal, trace, charity_id, campaign_id)
 
 
 # The scope of an audit request, from its `charity_id` and `campaign_id` query parameters.

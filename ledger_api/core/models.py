@@ -252,3 +252,34 @@ class ImportedReference(Base):
     donation_id: Mapped[str] = mapped_column(String(32))
     import_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AccessLogRow(Base):
+    """One authenticated read of non-public data (ledger_api/core/access_log.py): who,
+    what, in which scope, with what outcome; hash-chained to the row before it, sealed
+    each UTC day by a Merkle root on chain. Append-only: the migration adds triggers that
+    refuse UPDATE and DELETE."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (
+        Index("ix_access_log_day", "day", "seq"),
+        Index("ix_access_log_key", "key_id", "seq"),
+        Index("ix_access_log_charity", "charity_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    day: Mapped[int] = mapped_column(Integer)  # UTC days since 1970-01-01
+    key_id: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(8))
+    route: Mapped[str] = mapped_column(String(200))  # the route template, never the raw URL
+    charity_id: Mapped[str | None] = mapped_column(String(32))  # CH-..., None: every charity
+    campaign_id: Mapped[str | None] = mapped_column(String(32))  # CP-...
+    outcome: Mapped[str] = mapped_column(String(16))  # served | refused
+    status: Mapped[int] = mapped_column(Integer)
+    record_count: Mapped[int | None] = mapped_column(Integer)  # None: not known cheaply
+    record_ids: Mapped[str | None] = mapped_column(Text)  # JSON list, at most 100 IDs
+    records_digest: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of a longer list
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)

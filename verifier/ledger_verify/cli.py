@@ -1,5 +1,7 @@
 """`ledger-verify <record-id> --rpc-url URL [--contract ADDRESS] [--api URL | --bundle FILE]
-[--secret S --reference R] [--block-hash N=0x...]`
+[--secret S --reference R] [--block-hash N=0x...]`; the access log:
+`ledger-verify access-row (--proof FILE | --seq N --api URL --key K) [--rpc-url URL]` and
+`ledger-verify access-day YYYY-MM-DD --api URL --key K --rpc-url URL` (ledger_verify/access_log.py).
 
 Exit status: 0 when every claim is ok, 1 on any MISMATCH, 2 when something could not be
 checked (and nothing mismatched), 3 on bad arguments or when nothing could be read."""
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -16,6 +19,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from ledger_verify import access_log
 from ledger_verify import protocol as p
 from ledger_verify.bundle import Bundle, Tampered
 from ledger_verify.checks import Verifier, kind_of
@@ -75,6 +79,9 @@ def _trusted(pairs: list[str]) -> dict[int, bytes]:
 def main(
     argv: Sequence[str] | None = None, write: Callable[[str], None] = print, prog: str = "ledger-verify"
 ) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in ACCESS_COMMANDS:
+        return access_main(arguments, write, prog)
     args = parser(prog).parse_args(argv)
     records = [r.strip().upper() for r in args.record_id]
     for typed, record_id in zip(args.record_id, records, strict=True):
@@ -235,3 +242,101 @@ def _load_bundle(path: Path) -> dict[str, Any] | str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ------------------------------------------------------------------ the access log
+
+ACCESS_COMMANDS = ("access-row", "access-day")
+_KEY_ENV = "LEDGER_API_KEY"
+
+
+def access_parser(command: str, prog: str) -> argparse.ArgumentParser:
+    parse = _Parser(
+        prog=f"{prog} {command}",
+        description=(
+            "Check one access-log row's inclusion proof against its day's root sealed on chain."
+            if command == "access-row"
+            else "Rebuild a UTC day's access-log root from every row (read with an auditor or admin key) "
+            "and compare it, the row count and the last row's hash with the day's seal on chain."
+        ),
+    )
+    if command == "access-row":
+        source = parse.add_mutually_exclusive_group(required=True)
+        source.add_argument("--proof", type=Path, help="a row proof (GET /v1/audit/access-log/{seq}/proof)")
+        source.add_argument(
+            "--seq", type=int, help="the row's seq, its proof fetched from --api with the key"
+        )
+    else:
+        parse.add_argument("day", help="the UTC day, YYYY-MM-DD")
+    parse.add_argument("--rpc-url", help="a JSON-RPC node of the chain (the only source of truth)")
+    parse.add_argument("--contract", help="the ledger contract's address (default: the one the API names)")
+    parse.add_argument("--api", help="the ledger service's base URL")
+    parse.add_argument("--key", help=f"an auditor or admin API key (default: ${_KEY_ENV})")
+    return parse
+
+
+def access_main(argv: Sequence[str], write: Callable[[str], None], prog: str) -> int:
+    command, rest = argv[0], list(argv[1:])
+    args = access_parser(command, prog).parse_args(rest)
+    key = args.key or os.environ.get(_KEY_ENV)
+    needs_api = command == "access-day" or args.seq is not None
+    if needs_api and (args.api is None or not key):
+        write(
+            f"error: {command} reads the log from --api with an auditor or admin key (--key or ${_KEY_ENV})"
+        )
+        return EXIT_USAGE
+    if command == "access-day" and args.rpc_url is None:
+        write("error: --rpc-url is needed: the day's seal is read from the chain")
+        return EXIT_USAGE
+    try:
+        day = access_log.day_number(args.day) if command == "access-day" else None
+    except ValueError:
+        write(f"error: {safe(args.day)} is not a day (YYYY-MM-DD)")
+        return EXIT_USAGE
+    report = Report(write)
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        service = Service(args.api, client, headers) if args.api else None
+        node = Node(args.rpc_url, client) if args.rpc_url else None
+        try:
+            contract = args.contract
+            if contract is None and node is not None:
+                if service is None:
+                    write("error: give --contract (or --api, which names it)")
+                    return EXIT_USAGE
+                contract = service.json("/v1/contract").get("address")
+            if contract is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", str(contract)):
+                write(f"error: not a contract address: {safe(str(contract))}")
+                return EXIT_USAGE
+            if command == "access-row":
+                if args.proof is not None:
+                    proof = _load_bundle(args.proof)
+                    if isinstance(proof, str):
+                        write(f"error: {safe(proof)}")
+                        return EXIT_USAGE
+                else:
+                    assert service is not None
+                    proof = service.json(f"/v1/audit/access-log/{int(args.seq)}/proof")
+                access_log.check_row(report, proof, node, contract)
+            else:
+                assert service is not None and node is not None and contract is not None and day is not None
+                access_log.check_day(report, day, _day_rows(service, args.day), node, contract)
+        except Unavailable as exc:
+            write(f"error: {safe(str(exc))}")
+            return EXIT_USAGE
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+            report.unchecked("the access log", f"a malformed answer ({type(exc).__name__})")
+    write(report.summary())
+    return report.exit_code()
+
+
+def _day_rows(service: Service, day: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = f"/v1/audit/access-log?from={day}&to={day}&limit=200"
+        page = service.json(query + (f"&cursor={cursor}" if cursor else ""))
+        rows += page["items"]
+        cursor = page.get("next")
+        if not cursor:
+            return rows

@@ -96,13 +96,14 @@ class Node:
 class Service:
     """The ledger service's public API: what it claims, nothing more."""
 
-    def __init__(self, url: str, client: httpx.Client) -> None:
+    def __init__(self, url: str, client: httpx.Client, headers: dict[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
         self.client = client
+        self.headers = headers or {}  # an API key, for the access log (auditors and admins only)
 
     def json(self, path: str) -> Any:
         url = f"{self.url}{path}"
-        return _json(_read(self.client, "GET", url, JSON_LIMIT), url)
+        return _json(_read(self.client, "GET", url, JSON_LIMIT, headers=self.headers), url)
 
     def document(self, path: str) -> bytes:
         """A document at a path of this service (never another host the answer names)."""
