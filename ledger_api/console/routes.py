@@ -30,7 +30,7 @@ from ledger_api.charities import reads as charities
 from ledger_api.console import explain, reads, sessions
 from ledger_api.console.forms import Form, form_of
 from ledger_api.console.sessions import Staff
-from ledger_api.console.signing import prepared, sign_states
+from ledger_api.console.signing import prepared, sign_states, slip_page
 from ledger_api.console.web import (
     CharityStaff,
     ConsoleRoute,
@@ -337,9 +337,22 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
     canonical = own_campaign(writes, staff, campaign_id)
     reader = reader_for(request)
     currency = campaigns.get_campaign(current_mirror(request), canonical).currency
-    form = form_of(reader, data, ("amount", "recipient", "purpose", "allocation"), prefix="disbursement-")
+    form = form_of(
+        reader,
+        data,
+        ("amount", "recipient", "recipient_person", "purpose", "allocation"),
+        prefix="disbursement-",
+    )
+    # A private person's details: used for the commitment below, never shown back (a form
+    # with an error comes back without them), stored or logged.
+    person = form.values.pop("recipient_person").strip()
     amount = form.amount("amount", currency)
-    recipient, purpose = form.text("recipient"), form.text("purpose")
+    recipient = form.value("recipient").strip()
+    if recipient and person:
+        form.fail("recipient", reader.t("console.disburse.one_recipient"))
+    elif not person:
+        recipient = form.text("recipient")
+    purpose = form.text("purpose")
     allocations = _allocations(form, data, currency)
     chosen = sum(a["amount"] for a in allocations or [])
     if allocations and amount is not None and chosen != amount:
@@ -356,13 +369,15 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
                 {
                     "campaign_id": canonical,
                     "amount": amount,
-                    "recipient": recipient,
+                    **({"recipient_person": {"reference": person}} if person else {"recipient": recipient}),
                     "purpose": purpose,
                     "allocations": allocations,
                 }
             )
         except ValidationError as exc:
             form.schema_errors(exc, {"allocations": "allocation"})
+            if "recipient_person" in form.errors:  # shown at the field the details were typed in
+                form.errors["recipient_person"] = form.errors.pop("recipient_person")
     if body is None:
         return _campaign_page(request, staff, canonical, 422, disbursement=form)
     try:
@@ -370,8 +385,11 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
     except Problem as problem:
         form.fail("_form", explain.sentence(reader, problem, currency, amount))
         return _campaign_page(request, staff, canonical, 409, disbursement=form)
+    slip = {"id": created["id"], "secret": created["recipient_secret"]} if person else None
     if prepared([state]):
-        return sign_states(request, staff, [state], f"/console/disbursements/{created['id']}")
+        return sign_states(request, staff, [state], f"/console/disbursements/{created['id']}", slip=slip)
+    if slip is not None:
+        return slip_page(request, staff, slip["id"], slip["secret"])
     return RedirectResponse(f"/console/disbursements/{created['id']}?recorded=1", status_code=303)
 
 
