@@ -10,6 +10,8 @@ import hashlib
 import io
 import json
 import logging
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from ledger_api.core.models import ChainTransaction, IdempotencyRecord
 from tests.api.checks import problem, wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
 from tests.api.test_self_custody import own_key_charity
+from tests.verify.conftest import LEDGER
 
 NAME = "张伟"
 ID_NUMBER = "110101199003071234"
@@ -302,3 +305,19 @@ def test_a_self_custody_charity_prepares_and_signs_a_private_disbursement(embedd
         json={"reference": NORMALISED, "secret": records["recipient_secret"]},
     )
     assert checked.json()["matches"] is True
+    # `ledger verify` checks it against the chain too, and a wrong secret fails naming the recipient.
+    for given, code in ((records["recipient_secret"], 0), ("0x" + "11" * 32, 1)):
+        command = [str(LEDGER), "verify", records["id"], "--secret", given, "--reference", DETAILS]
+        run = subprocess.run(
+            [*command, "--rpc-url", f"{service.base}/rpc", "--api", service.base],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == code, run.stdout + run.stderr
+        status = "ok" if code == 0 else "MISMATCH"
+        assert re.search(rf"^{status} +disbursement DB-[\w-]+ recipient", run.stdout, re.MULTILINE), (
+            run.stdout
+        )
+        assert NAME not in run.stdout and ID_NUMBER not in run.stdout
