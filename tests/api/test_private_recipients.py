@@ -207,6 +207,19 @@ def test_a_private_recipient_is_only_a_commitment_everywhere(
         for page in (f"/disbursements/{disbursement}", f"/campaigns/{campaign}"):
             shown = service.get(page, headers={"Accept-Language": language})
             assert shown.status_code == 200 and said in shown.text, (page, language)
+    # The page's check, in both languages: the form, a match, no match, a malformed secret.
+    page = f"/disbursements/{disbursement}/recipient-proof"
+    for language, yes, no in (("en", "They match", "They do not match"), ("zh-CN", "相符", "不符")):
+        said = {"Accept-Language": language}
+        assert 'data-testid="recipient-proof-form"' in service.get(page[: -len("/recipient-proof")]).text
+        form = {"recipient_secret": secret, "recipient_reference": DETAILS}
+        shown = service.post(page, data=form, headers=said)
+        assert shown.status_code == 200 and yes in shown.text and no not in shown.text, shown.text
+        assert shown.headers["cache-control"] == "no-store"
+        wrong = service.post(page, data={**form, "recipient_reference": NAME}, headers=said)
+        assert wrong.status_code == 200 and no in wrong.text
+        bad = service.post(page, data={**form, "recipient_secret": "0x12"}, headers=said)
+        assert bad.status_code == 422
     auditor = service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"}).json()["key"]
     exported = service.get("/v1/audit/export", auditor, params={"format": "csv"}).text
     rows = [row for row in csv.DictReader(io.StringIO(exported)) if row.get("recipient")]
