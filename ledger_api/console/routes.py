@@ -44,7 +44,7 @@ from ledger_api.console.web import (
     writes_of,
 )
 from ledger_api.core import ids, reference
-from ledger_api.core.errors import NotFound, Problem, Unauthenticated
+from ledger_api.core.errors import KeyExpired, NotFound, Problem, Unauthenticated
 from ledger_api.core.pages import RecordFilters
 from ledger_api.core.security import authenticate
 from ledger_api.disbursements import service as disbursement_writes
@@ -110,6 +110,8 @@ def sign_in(request: Request, data: Posted) -> Response:
     admin = mirror.settings.admin_key.get_secret_value() if mirror.settings.admin_key else None
     try:
         principal = authenticate(mirror.engine, admin, f"Bearer {key}") if key else None
+    except KeyExpired:
+        return _sign_in_page(request, reader.t("console.sign_in.expired"), 401)
     except Unauthenticated:
         principal = None
     if principal is None:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from ledger_api.core.models import ApiKey
 from tests.api.checks import problem, wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service
+from tests.console.conftest import csrf_of
 
 
 def _issued(response: httpx.Response) -> dict[str, Any]:
@@ -254,3 +255,16 @@ def test_bad_rotations_are_refused(embedded_service: Service) -> None:
         )
     assert service.client.delete(f"/v1/keys/{auditor['id']}", headers=service.admin()).status_code == 204
     problem(service.post(f"/v1/keys/{auditor['id']}/rotate", ADMIN_KEY), 409, "conflict")
+
+
+def test_the_console_says_when_a_key_has_expired(embedded_service: Service) -> None:
+    service = embedded_service
+    _, key = service.charity("Charity A")
+    _expire(service, key.split("_")[1])
+    for language, said in (("en", "This key has expired"), ("zh-CN", "此密钥已过期")):
+        client = httpx.Client(base_url=service.base, headers={"Accept-Language": language}, timeout=60)
+        with client:
+            form = client.get("/console/sign-in")
+            refused = client.post("/console/sign-in", data={"csrf": csrf_of(form.text), "key": key})
+        assert refused.status_code == 401 and said in refused.text, refused.text
+        assert key not in refused.text
