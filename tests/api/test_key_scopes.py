@@ -268,3 +268,28 @@ def test_the_console_says_when_a_key_has_expired(embedded_service: Service) -> N
             refused = client.post("/console/sign-in", data={"csrf": csrf_of(form.text), "key": key})
         assert refused.status_code == 401 and said in refused.text, refused.text
         assert key not in refused.text
+
+
+@pytest.mark.anvil
+def test_scopes_expiry_and_rotation_on_each_database(service: Service) -> None:
+    """The same rules on anvil with SQLite and with PostgreSQL (times and JSON lists as
+    each database keeps them)."""
+    a, _ = service.charity("Charity A")
+    b, _ = service.charity("Charity B")
+    wait_for_mirror(service)
+    old = _issued(
+        service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor", "charities": [a], "expires_in_days": 7})
+    )
+    assert service.get("/v1/audit/trail", old["key"]).json()["scope"]["charity_id"] == a
+    problem(service.get("/v1/audit/trail", old["key"], params={"charity_id": b}), 404, "not-found")
+    new = _issued(service.post(f"/v1/keys/{old['id']}/rotate", ADMIN_KEY))
+    assert new["charities"] == [a] and service.get("/v1/audit/trail", old["key"]).status_code == 200
+    problem(service.post(f"/v1/keys/{old['id']}/rotate", ADMIN_KEY), 409, "conflict")
+    _expire(service, old["id"])
+    problem(service.get("/v1/audit/trail", old["key"]), 401, "key-expired")
+    assert service.get("/v1/audit/trail", new["key"], params={"charity_id": a}).status_code == 200
+    problem(
+        service.get("/v1/audit/export", new["key"], params={"charity_id": b, "format": "csv"}),
+        404,
+        "not-found",
+    )

@@ -334,3 +334,20 @@ def test_a_self_custody_charity_prepares_and_signs_a_private_disbursement(embedd
             run.stdout
         )
         assert NAME not in run.stdout and ID_NUMBER not in run.stdout
+
+
+@pytest.mark.anvil
+def test_a_private_recipient_on_each_database(service: Service) -> None:
+    _charity, key, campaign = _funded(service)
+    created = service.post("/v1/disbursements", key, json=_private(campaign))
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    wait_for_mirror(service)
+    assert _onchain_recipient(service, answer["id"]) == answer["recipient"]
+    proof = f"/v1/disbursements/{answer['id']}/recipient-proof"
+    for secret, matches in ((answer["recipient_secret"], True), ("0x" + "22" * 32, False)):
+        checked = service.post(proof, json={"reference": DETAILS, "secret": secret})
+        assert checked.json() == {"id": answer["id"], "matches": matches}
+    assert (
+        service.get(f"/v1/disbursements/{answer['id']}").json()["recipient_label"] == reference.PRIVATE_PERSON
+    )
