@@ -35,6 +35,7 @@ from ledger_api.audit.scope import (
     ScopeDep,
     traced_lookup,
 )
+from ledger_api.core import ids
 from ledger_api.core.access_log import Trace, TraceDep
 from ledger_api.core.errors import (
     AUTH_ERRORS,
@@ -287,6 +288,12 @@ def access_log_rows(
     """Every authenticated read of non-public data, oldest first: who (key id, role),
     what (route, scope, which records), when, and whether it was served or refused. This
     read is logged too."""
+    if principal.charities is not None:
+        # An auditor key limited to some charities reads the rows about them only: one named
+        # (another is 404), or its one charity (several: 422, as on every audit view).
+        scope = traced_lookup(mirror, principal, trace, charity_id, None)
+        assert scope.charity_id is not None
+        charity_id = ids.from_bytes32(scope.charity_id)
     filters = access.AccessFilters(key_id, charity_id, since, until, endpoint, limit, cursor)
     found = access.log_page(mirror, filters)
     trace.served(charity_id, None, [str(item.seq) for item in found.items])
@@ -329,5 +336,9 @@ def access_log_proof(
     day is sealed, the seal's transaction: `ledger verify access-row` checks it against
     the chain."""
     found = access.proof(mirror, seq, None)
+    charity = found.row.charity_id
+    if principal.charities is not None and (charity is None or not principal.can_read(ids.to_hex(charity))):
+        trace.refused(charity, None, 404)  # a row about another charity, to a limited auditor
+        raise NotFound("access log row not found")
     trace.served(None, None, [str(seq)])
     return found
