@@ -37,6 +37,8 @@ import {ICharityLedger} from "./ICharityLedger.sol";
 contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC2771Context {
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    /// @notice Seals the service's access log, day by day (see {sealAccessLog}).
+    bytes32 public constant LOG_SEALER_ROLE = keccak256("LOG_SEALER_ROLE");
 
     /// @notice Upper bound of a single donation, refund, allocation or disbursement
     /// (minor units). 10^18 fits the packed uint64 fields with room to spare.
@@ -54,7 +56,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     bytes32 private constant _ALLOCATION_GUARD = keccak256("CharityLedger.allocationGuard");
 
     /// @dev The interface version, also recorded in the build artifact.
-    string private constant _VERSION = "2.0.0";
+    string private constant _VERSION = "2.1.0";
 
     bytes32 private constant _SIGNED_CALL_TYPEHASH =
         keccak256("SignedCall(address operator,bytes data,bytes32 nonce,uint256 deadline)");
@@ -100,6 +102,13 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         uint32 evidenceCount;
     }
 
+    /// @dev A day's access-log seal; root == 0: not sealed.
+    struct Seal {
+        bytes32 root;
+        bytes32 lastRowHash;
+        uint64 rowCount;
+    }
+
     uint256 private immutable _deploymentBlock;
 
     mapping(bytes32 charityId => Charity) private _charities;
@@ -111,6 +120,9 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     mapping(bytes32 refundId => Refund) private _refunds;
     mapping(bytes32 disbursementId => Disbursement) private _disbursements;
     mapping(bytes32 disbursementId => mapping(bytes32 documentHash => bool)) private _evidence;
+    mapping(bytes32 disbursementId => mapping(bytes32 documentHash => bool)) private _withdrawn;
+    mapping(bytes32 disbursementId => mapping(bytes32 copyHash => bytes32 originalHash)) private _originalOf;
+    mapping(uint64 day => Seal) private _seals;
     mapping(bytes32 correctionId => bool) private _corrections;
     mapping(address operator => mapping(bytes32 nonce => bool)) private _usedNonces;
 
@@ -120,6 +132,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(REGISTRAR_ROLE, admin);
         _grantRole(PAUSER_ROLE, admin);
+        _grantRole(LOG_SEALER_ROLE, admin);
     }
 
     // ------------------------------------------------------------ admin
@@ -337,10 +350,48 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
 
     /// @inheritdoc ICharityLedger
     function anchorEvidence(bytes32 disbursementId, bytes32 documentHash) external whenNotPaused {
-        Disbursement storage disbursement = _disbursements[disbursementId];
-        if (disbursement.amount == 0) revert DisbursementNotFound(disbursementId);
-        _requireOperator(_campaigns[_campaignIdBySeq[disbursement.campaignSeq]].charityId);
+        _requireDisbursementOperator(disbursementId);
         _anchorEvidence(disbursementId, documentHash);
+    }
+
+    /// @inheritdoc ICharityLedger
+    function linkRedactedCopy(bytes32 disbursementId, bytes32 originalHash, bytes32 copyHash) external whenNotPaused {
+        _requireDisbursementOperator(disbursementId);
+        if (!_evidence[disbursementId][originalHash]) revert EvidenceNotAnchored(disbursementId, originalHash);
+        if (copyHash == bytes32(0)) revert ZeroId();
+        if (copyHash == originalHash || _originalOf[disbursementId][copyHash] != bytes32(0)) {
+            revert RedactedCopyAlreadyLinked(disbursementId, copyHash);
+        }
+        _originalOf[disbursementId][copyHash] = originalHash;
+        if (!_evidence[disbursementId][copyHash]) _anchorEvidence(disbursementId, copyHash);
+        emit RedactedCopyLinked(disbursementId, originalHash, copyHash, _msgSender());
+    }
+
+    /// @inheritdoc ICharityLedger
+    function withdrawEvidence(
+        bytes32 disbursementId,
+        bytes32 documentHash,
+        string calldata reason
+    ) external whenNotPaused {
+        _requireDisbursementOperator(disbursementId);
+        _requireText(reason, MAX_REASON_LENGTH);
+        if (!_evidence[disbursementId][documentHash]) revert EvidenceNotAnchored(disbursementId, documentHash);
+        if (_withdrawn[disbursementId][documentHash]) revert EvidenceAlreadyWithdrawn(disbursementId, documentHash);
+        _withdrawn[disbursementId][documentHash] = true;
+        emit EvidenceWithdrawn(disbursementId, documentHash, reason, _msgSender());
+    }
+
+    /// @inheritdoc ICharityLedger
+    function sealAccessLog(
+        uint64 day,
+        bytes32 root,
+        uint64 rowCount,
+        bytes32 lastRowHash
+    ) external onlyRole(LOG_SEALER_ROLE) whenNotPaused {
+        if (root == bytes32(0) || rowCount == 0) revert InvalidAccessLogSeal(day);
+        if (_seals[day].root != bytes32(0)) revert AccessLogAlreadySealed(day);
+        _seals[day] = Seal({root: root, lastRowHash: lastRowHash, rowCount: rowCount});
+        emit AccessLogSealed(day, root, rowCount, lastRowHash, _msgSender());
     }
 
     /// @inheritdoc ICharityLedger
@@ -456,6 +507,24 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     /// @inheritdoc ICharityLedger
     function isEvidenceAnchored(bytes32 disbursementId, bytes32 documentHash) external view returns (bool) {
         return _evidence[disbursementId][documentHash];
+    }
+
+    /// @inheritdoc ICharityLedger
+    function evidenceStatus(
+        bytes32 disbursementId,
+        bytes32 documentHash
+    ) external view returns (bool anchored, bool withdrawn, bytes32 originalHash) {
+        return (
+            _evidence[disbursementId][documentHash],
+            _withdrawn[disbursementId][documentHash],
+            _originalOf[disbursementId][documentHash]
+        );
+    }
+
+    /// @inheritdoc ICharityLedger
+    function accessLogSeal(uint64 day) external view returns (bytes32 root, uint64 rowCount, bytes32 lastRowHash) {
+        Seal storage seal = _seals[day];
+        return (seal.root, seal.rowCount, seal.lastRowHash);
     }
 
     // --------------------------------------------------------- internal
@@ -585,6 +654,13 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         if (!_operators[charityId][operator]) revert NotCharityOperator(charityId, operator);
     }
 
+    /// @dev Reverts unless the disbursement exists and the sender operates its charity.
+    function _requireDisbursementOperator(bytes32 disbursementId) private view {
+        Disbursement storage disbursement = _disbursements[disbursementId];
+        if (disbursement.amount == 0) revert DisbursementNotFound(disbursementId);
+        _requireOperator(_campaigns[_campaignIdBySeq[disbursement.campaignSeq]].charityId);
+    }
+
     function _requireCharity(bytes32 charityId) private view {
         if (!_charities[charityId].registered) revert CharityNotFound(charityId);
     }
@@ -633,6 +709,8 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
             selector == this.refundDonation.selector ||
             selector == this.recordDisbursement.selector ||
             selector == this.anchorEvidence.selector ||
+            selector == this.linkRedactedCopy.selector ||
+            selector == this.withdrawEvidence.selector ||
             selector == this.recordCorrection.selector ||
             selector == this.addOperator.selector ||
             selector == this.removeOperator.selector;

@@ -184,6 +184,29 @@ interface ICharityLedger {
         address operator
     );
 
+    /// @notice A redacted copy of an anchored original was published and linked to it: the
+    /// public sees the copy, auditors hold the original, and anyone can check they belong
+    /// together. The copy is anchored on the same disbursement (its own EvidenceAnchored).
+    event RedactedCopyLinked(
+        bytes32 indexed disbursementId,
+        bytes32 indexed originalHash,
+        bytes32 copyHash,
+        address operator
+    );
+
+    /// @notice The charity erased a stored document (personal data, an upload by mistake):
+    /// the anchor stays, the document is no longer served. The block time is the time.
+    event EvidenceWithdrawn(
+        bytes32 indexed disbursementId,
+        bytes32 indexed documentHash,
+        string reason,
+        address operator
+    );
+
+    /// @notice A UTC day of the service's access log was sealed: `root` is the Merkle root
+    /// of that day's row hashes, `lastRowHash` the hash chain's head at the day's end.
+    event AccessLogSealed(uint64 indexed day, bytes32 root, uint64 rowCount, bytes32 lastRowHash, address sealer);
+
     /// @notice An operator recorded a correction: a new record that references an earlier
     /// one with a reason (and optionally the record that replaces it). Records are never edited.
     event CorrectionRecorded(
@@ -244,6 +267,13 @@ interface ICharityLedger {
     /// @notice The same donation appeared twice in one disbursement's allocations.
     error DuplicateAllocation(bytes32 donationId);
     error EvidenceAlreadyAnchored(bytes32 disbursementId, bytes32 documentHash);
+    error EvidenceNotAnchored(bytes32 disbursementId, bytes32 documentHash);
+    error EvidenceAlreadyWithdrawn(bytes32 disbursementId, bytes32 documentHash);
+    /// A copy links to one original only (and a document is not its own copy).
+    error RedactedCopyAlreadyLinked(bytes32 disbursementId, bytes32 copyHash);
+    error AccessLogAlreadySealed(uint64 day);
+    /// A seal needs a non-zero root and at least one row.
+    error InvalidAccessLogSeal(uint64 day);
 
     /// @notice The charity holds its keys itself: only its operators change its operators,
     /// the registrar cannot.
@@ -341,6 +371,16 @@ interface ICharityLedger {
     /// @notice Anchors a document hash to a disbursement, at the time or later.
     function anchorEvidence(bytes32 disbursementId, bytes32 documentHash) external;
 
+    /// @notice Links a redacted copy to an original anchored on the disbursement, anchoring
+    /// the copy there too if it is not yet.
+    function linkRedactedCopy(bytes32 disbursementId, bytes32 originalHash, bytes32 copyHash) external;
+
+    /// @notice Records that an anchored document was withdrawn (erased), with the reason.
+    function withdrawEvidence(bytes32 disbursementId, bytes32 documentHash, string calldata reason) external;
+
+    /// @notice Seals a finished UTC day (days since 1970-01-01) of the access log; once per day.
+    function sealAccessLog(uint64 day, bytes32 root, uint64 rowCount, bytes32 lastRowHash) external;
+
     /// @notice Records a correction of an earlier record of the caller's charity.
     /// @param replacementId The record that replaces the original, or zero.
     function recordCorrection(
@@ -354,7 +394,8 @@ interface ICharityLedger {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The version of the ledger's interface: "2.0.0" (self-custody and signed calls).
+    /// @notice The version of the ledger's interface: "2.1.0" (2.0.0's self-custody and
+    /// signed calls; redacted copies, withdrawals and access-log seals).
     function version() external pure returns (string memory);
 
     /// @notice Whether the charity holds its operator keys itself (fixed at registration).
@@ -387,4 +428,14 @@ interface ICharityLedger {
     function refundOf(bytes32 refundId) external view returns (bytes32 donationId, uint256 amount);
 
     function isEvidenceAnchored(bytes32 disbursementId, bytes32 documentHash) external view returns (bool);
+
+    /// @notice Whether a document is anchored on the disbursement, whether it was withdrawn,
+    /// and the original it is a redacted copy of (zero if none).
+    function evidenceStatus(
+        bytes32 disbursementId,
+        bytes32 documentHash
+    ) external view returns (bool anchored, bool withdrawn, bytes32 originalHash);
+
+    /// @notice A day's access-log seal; all zero if the day is not sealed.
+    function accessLogSeal(uint64 day) external view returns (bytes32 root, uint64 rowCount, bytes32 lastRowHash);
 }

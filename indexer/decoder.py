@@ -19,7 +19,7 @@ from eth_utils import to_checksum_address
 from ledger_api.chain import abi
 from ledger_api.core.hexes import bare, hex0x, to_int, unhex
 
-STATIC_TYPES = {"bytes32", "uint256", "uint8", "address", "bytes3", "bool"}
+STATIC_TYPES = {"bytes32", "uint256", "uint64", "uint8", "address", "bytes3", "bool"}
 
 
 @lru_cache(maxsize=4096)
@@ -34,7 +34,7 @@ def _checksum(address_hex: str) -> str:
 def _word_decoder(abi_type: str) -> Callable[[str], Any]:
     if abi_type == "bytes32":
         return lambda word: "0x" + word
-    if abi_type in ("uint256", "uint8"):
+    if abi_type in ("uint256", "uint64", "uint8"):
         return lambda word: int(word, 16)
     if abi_type == "address":
         return lambda word: _checksum(word[24:])

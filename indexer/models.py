@@ -253,8 +253,65 @@ class Correction(Origin, Base):
     operator: Mapped[str] = mapped_column(ADDRESS)
 
 
+class EvidenceLink(Origin, Base):
+    """A redacted copy and the original it was made from (RedactedCopyLinked)."""
+
+    __tablename__ = "evidence_links"
+    __table_args__ = (Index("ix_evidence_links_original", "deployment_id", "original_hash"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    copy_hash: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    original_hash: Mapped[str] = mapped_column(HEX32)
+    operator: Mapped[str] = mapped_column(ADDRESS)
+
+
+class EvidenceWithdrawal(Origin, Base):
+    """A document the charity withdrew, and why (EvidenceWithdrawn); its anchor stays."""
+
+    __tablename__ = "evidence_withdrawals"
+    __table_args__ = (Index("ix_evidence_withdrawals_document", "deployment_id", "document_hash"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    document_hash: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(256))
+    operator: Mapped[str] = mapped_column(ADDRESS)
+
+
+class AccessLogSeal(Origin, Base):
+    """A sealed UTC day of the service's access log (AccessLogSealed)."""
+
+    __tablename__ = "access_log_seals"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)  # UTC days since 1970-01-01
+    root: Mapped[str] = mapped_column(HEX32)
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    last_row_hash: Mapped[str] = mapped_column(HEX32)
+    sealer: Mapped[str] = mapped_column(ADDRESS)
+
+
 # Append-only projections: rows above a rollback point are deleted outright.
-APPEND_ONLY = (Charity, Campaign, Donation, Refund, Disbursement, Allocation, Evidence, Correction)
+APPEND_ONLY = (
+    Charity,
+    Campaign,
+    Donation,
+    Refund,
+    Disbursement,
+    Allocation,
+    Evidence,
+    Correction,
+    EvidenceLink,
+    EvidenceWithdrawal,
+    AccessLogSeal,
+)
 
 
 def table(model: type[Base]) -> Table:

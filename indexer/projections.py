@@ -284,6 +284,46 @@ def _correction_recorded(out: Projection, log: DecodedLog, args: dict[str, Any])
     )
 
 
+def _redacted_copy_linked(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.EvidenceLink,
+        {
+            "disbursement_id": args["disbursementId"],
+            "copy_hash": args["copyHash"],
+            "original_hash": args["originalHash"],
+            "operator": args["operator"],
+            **_origin(log),
+        },
+    )
+
+
+def _evidence_withdrawn(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.EvidenceWithdrawal,
+        {
+            "disbursement_id": args["disbursementId"],
+            "document_hash": args["documentHash"],
+            "reason": args["reason"],
+            "operator": args["operator"],
+            **_origin(log),
+        },
+    )
+
+
+def _access_log_sealed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.AccessLogSeal,
+        {
+            "day": args["day"],
+            "root": args["root"],
+            "row_count": args["rowCount"],
+            "last_row_hash": args["lastRowHash"],
+            "sealer": args["sealer"],
+            **_origin(log),
+        },
+    )
+
+
 Projector = Callable[[Projection, DecodedLog, dict[str, Any]], None]
 
 # Each ledger event that has rows of its own in the projections, and what writes them.
@@ -297,6 +337,9 @@ PROJECTORS: dict[str, Projector] = {
     "DonationRefunded": _donation_refunded,
     "EvidenceAnchored": _evidence_anchored,
     "CorrectionRecorded": _correction_recorded,
+    "RedactedCopyLinked": _redacted_copy_linked,
+    "EvidenceWithdrawn": _evidence_withdrawn,
+    "AccessLogSealed": _access_log_sealed,
 }
 
 # Events that go to the audit trail (the events table) and nowhere else: pausing,
@@ -366,6 +409,9 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
         m.Refund,
         m.Evidence,
         m.Correction,
+        m.EvidenceLink,
+        m.EvidenceWithdrawal,
+        m.AccessLogSeal,
     ):
         insert_ignore(connection, m.table(model), out.rows.get(m.table(model), []))
     if out.closed:

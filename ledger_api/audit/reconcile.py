@@ -71,6 +71,9 @@ TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
     ("allocations", im.Allocation, ("disbursement_id", "donation_id")),
     ("evidence", im.Evidence, ("disbursement_id", "document_hash")),
     ("corrections", im.Correction, ("correction_id",)),
+    ("evidence_links", im.EvidenceLink, ("disbursement_id", "copy_hash")),
+    ("evidence_withdrawals", im.EvidenceWithdrawal, ("disbursement_id", "document_hash")),
+    ("access_log_seals", im.AccessLogSeal, ("day",)),
 )
 SKIP = {"id", "deployment_id"}
 
@@ -130,13 +133,15 @@ def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: 
                 if scope.campaign_id is not None
                 else c.charity_id == scope.charity_id
             )
+        elif model is im.AccessLogSeal:
+            return {}  # the platform's seals belong to no charity
         elif model in (im.Charity, im.Operator, im.Correction):
             if scope.campaign_id is not None:
                 return {}  # charity-level records are outside a campaign's scope
             query = query.where(c.charity_id == scope.charity_id)
         elif model is im.Campaign or model in (im.Donation, im.Refund, im.Disbursement):
             query = query.where(c.campaign_id.in_(campaigns))
-        else:  # allocations and evidence belong to a disbursement
+        else:  # allocations, evidence and its links and withdrawals belong to a disbursement
             disbursements = select(B.disbursement_id).where(
                 B.deployment_id == deployment_id, B.campaign_id.in_(campaigns)
             )
@@ -288,6 +293,15 @@ def _check_views(
         for key, values in mirror[table].items():
             row = dict(zip(names, values, strict=True))
             checks.append((table, key, row, encode(fn_name, unhex(key[0]))))
+    # A redacted copy's link and a withdrawal, from evidenceStatus; a day's seal.
+    for table in ("evidence_links", "evidence_withdrawals"):
+        names = columns[table]
+        for key, values in mirror[table].items():
+            row = dict(zip(names, values, strict=True))
+            checks.append((table, key, row, encode("evidenceStatus", unhex(key[0]), unhex(key[1]))))
+    for key, values in mirror["access_log_seals"].items():
+        row = dict(zip(columns["access_log_seals"], values, strict=True))
+        checks.append(("access_log_seals", key, row, encode("accessLogSeal", key[0])))
     results = _view_results(auditing.w3, auditing.deployment.address, [c[3] for c in checks], block, progress)
     for (table, key, row, call), result in zip(checks, results, strict=True):
         record = _readable(key[0])
@@ -299,10 +313,10 @@ def _check_views(
                 problem=f"the contract's {call.fn_name} knows no such record (it {result.problem})",
             )
             continue
-        view = result.value[0]
+        view = result.value if table in _MANY_OUTPUTS else result.value[0]
         expected = _expected(table, view)
         for name, chain_value in expected.items():
-            mirror_value = row["closed_block"] is not None if name == "closed" else row[name]
+            mirror_value = _mirror_value(row, name)
             if mirror_value != chain_value:
                 findings.add(
                     check="view",
@@ -313,12 +327,30 @@ def _check_views(
                     mirror=mirror_value,
                     problem=f"{call.fn_name} disagrees with the mirror",
                 )
-    counts = {t: len(mirror[t]) for t in ("campaigns", "donations", "disbursements")}
+    counts = {
+        t: len(mirror[t])
+        for t in ("campaigns", "donations", "disbursements", *_MANY_OUTPUTS)
+        if mirror[t] or t in ("campaigns", "donations", "disbursements")
+    }
     return findings, counts
 
 
+# The views that answer several values rather than one struct.
+_MANY_OUTPUTS = ("evidence_links", "evidence_withdrawals", "access_log_seals")
+
+
 def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
-    """Mirror columns and the values the contract's view implies for them."""
+    """Mirror columns and the values the contract's view implies for them (for a link or
+    a withdrawal, that evidenceStatus vouches for the row: anchored, the original, withdrawn)."""
+    if table == "evidence_links":
+        _, _, original = view  # a linked copy is anchored by the link itself
+        return {"original_hash": hex0x(original)}
+    if table == "evidence_withdrawals":
+        anchored, withdrawn, _ = view
+        return {"withdrawn": bool(anchored and withdrawn)}
+    if table == "access_log_seals":
+        root, row_count, last_row_hash = view
+        return {"root": hex0x(root), "row_count": row_count, "last_row_hash": hex0x(last_row_hash)}
     if table == "campaigns":
         charity, currency, closed, goal, received, refunded, disbursed, _, donations, disbursements = view
         return {
@@ -347,6 +379,15 @@ def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
         "allocation_count": allocation_count,
         "evidence_count": evidence_count,
     }
+
+
+def _mirror_value(row: dict[str, Any], name: str) -> Any:
+    """A mirror row's value for what a view vouches for."""
+    if name == "closed":
+        return row["closed_block"] is not None
+    if name == "withdrawn":
+        return True  # the mirror holds the row: it says the document was withdrawn
+    return row[name]
 
 
 def _compare(

@@ -61,6 +61,8 @@ SIGNABLE_FUNCTIONS = (
     "refundDonation",
     "recordDisbursement",
     "anchorEvidence",
+    "linkRedactedCopy",
+    "withdrawEvidence",
     "recordCorrection",
     "addOperator",
     "removeOperator",

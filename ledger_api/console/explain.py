@@ -23,6 +23,9 @@ KNOWN = (
     N_("refused.InvalidAmount"),
     N_("refused.AllocationSumMismatch"),
     N_("refused.EvidenceAlreadyAnchored"),
+    N_("refused.EvidenceNotAnchored"),
+    N_("refused.EvidenceAlreadyWithdrawn"),
+    N_("refused.RedactedCopyAlreadyLinked"),
     N_("refused.NotCharityOperator"),
     N_("refused.EnforcedPause"),
 )

@@ -3,6 +3,7 @@
 indexer is the only package that knows where they are defined."""
 
 from indexer.models import (
+    AccessLogSeal,
     Allocation,
     Block,
     Campaign,
@@ -13,12 +14,15 @@ from indexer.models import (
     Donation,
     Event,
     Evidence,
+    EvidenceLink,
+    EvidenceWithdrawal,
     Operator,
     Refund,
     table,
 )
 
 __all__ = [
+    "AccessLogSeal",
     "Allocation",
     "Block",
     "Campaign",
@@ -29,6 +33,8 @@ __all__ = [
     "Donation",
     "Event",
     "Evidence",
+    "EvidenceLink",
+    "EvidenceWithdrawal",
     "Operator",
     "Refund",
     "table",

@@ -61,6 +61,8 @@ KINDS = {
     "refundDonation": "refund",
     "recordDisbursement": "disbursement",
     "anchorEvidence": "evidence",
+    "linkRedactedCopy": "evidence-redacted-copy",
+    "withdrawEvidence": "evidence-withdrawn",
     "recordCorrection": "correction",
     "addOperator": "operator-added",
     "removeOperator": "operator-removed",
@@ -118,16 +120,19 @@ def decoded(data: bytes) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         record_ids = [args[0][0]]
     elif name == "recordDonations":
         record_ids = [donation[0] for donation in args[0]]
-    elif name == "anchorEvidence":
+    elif name in ("anchorEvidence", "withdrawEvidence"):
         record_ids = [args[0], args[1]]
+    elif name == "linkRedactedCopy":
+        record_ids = [args[0], args[1], args[2]]
     elif name in ("addOperator", "removeOperator"):
         accounts = [ids.from_bytes32(args[0]), to_checksum_address(args[1])]
         return name, tuple(args), {"kind": KINDS[name], "ids": accounts}
     else:
         record_ids = [args[0]]
     readable = [ids.from_bytes32(r) for r in record_ids]
-    if name == "anchorEvidence":  # the document's SHA-256, as the evidence routes name it
-        readable[1] = hex0x(record_ids[1])[2:]
+    if name in ("anchorEvidence", "withdrawEvidence", "linkRedactedCopy"):
+        # documents by their SHA-256, as the evidence routes name them
+        readable[1:] = [hex0x(r)[2:] for r in record_ids[1:]]
     return name, tuple(args), {"kind": KINDS[name], "ids": readable}
 
 
@@ -149,7 +154,7 @@ def target_charities(writes: Writes, name: str, args: tuple[Any, ...]) -> tuple[
     elif name == "refundDonation":
         campaigns = [writes.view("donationOf", args[1], missing="donation")[0]]
         return "donation", {writes.charity_of_campaign(ids.from_bytes32(c)) for c in campaigns}
-    else:  # anchorEvidence
+    else:  # anchorEvidence, linkRedactedCopy, withdrawEvidence: a disbursement's documents
         campaigns = [writes.view("disbursementOf", args[0], missing="disbursement")[0]]
         return "disbursement", {writes.charity_of_campaign(ids.from_bytes32(c)) for c in campaigns}
     return "campaign", {writes.charity_of_campaign(ids.from_bytes32(c)) for c in campaigns}

@@ -474,6 +474,130 @@ def test_evidence_is_anchored_once_per_document_and_only_by_the_charity(ledger: 
         )
 
 
+def test_a_redacted_copy_is_linked_to_an_anchored_original_once(ledger: Ledger) -> None:
+    fn, op = ledger.fn, ledger.op_a
+    donation = ledger.donate("d", 100)
+    ledger.disburse("p", [(donation, 100)])
+    ledger.send(fn.anchorEvidence(rid("p"), rid("original")), op)
+    receipt = ledger.send(fn.linkRedactedCopy(rid("p"), rid("original"), rid("copy")), op)
+    # The copy is anchored by the link itself, then linked.
+    assert ledger.events(receipt, "EvidenceAnchored") == [
+        {"disbursementId": rid("p"), "documentHash": rid("copy"), "evidenceCount": 2, "operator": op}
+    ]
+    assert ledger.events(receipt, "RedactedCopyLinked") == [
+        {"disbursementId": rid("p"), "originalHash": rid("original"), "copyHash": rid("copy"), "operator": op}
+    ]
+    assert tuple(fn.evidenceStatus(rid("p"), rid("copy")).call()) == (True, False, rid("original"))
+    assert tuple(fn.evidenceStatus(rid("p"), rid("original")).call()) == (True, False, ZERO)
+    assert tuple(fn.evidenceStatus(rid("p"), rid("other")).call()) == (False, False, ZERO)
+    # A copy already anchored on its own can be linked afterwards; an original may have two copies.
+    ledger.send(fn.anchorEvidence(rid("p"), rid("copy-2")), op)
+    ledger.send(fn.linkRedactedCopy(rid("p"), rid("original"), rid("copy-2")), op)
+    assert fn.disbursementOf(rid("p")).call()[3] == 3
+    ledger.expect_error(
+        fn.linkRedactedCopy(rid("p"), rid("copy-2"), rid("copy")),
+        op,
+        "RedactedCopyAlreadyLinked",
+        rid("p"),
+        rid("copy"),
+    )
+    ledger.expect_error(
+        fn.linkRedactedCopy(rid("p"), rid("original"), rid("original")),
+        op,
+        "RedactedCopyAlreadyLinked",
+        rid("p"),
+        rid("original"),
+    )
+    ledger.expect_error(
+        fn.linkRedactedCopy(rid("p"), rid("unanchored"), rid("c3")),
+        op,
+        "EvidenceNotAnchored",
+        rid("p"),
+        rid("unanchored"),
+    )
+    ledger.expect_error(fn.linkRedactedCopy(rid("p"), rid("original"), ZERO), op, "ZeroId")
+    ledger.expect_error(
+        fn.linkRedactedCopy(rid("nope"), rid("original"), rid("c3")), op, "DisbursementNotFound", rid("nope")
+    )
+    for sender in (ledger.op_b, ledger.stranger):
+        ledger.expect_error(
+            fn.linkRedactedCopy(rid("p"), rid("original"), rid("c3")),
+            sender,
+            "NotCharityOperator",
+            ledger.charity_a,
+            sender,
+        )
+
+
+def test_a_withdrawal_keeps_the_anchor_and_happens_once_with_a_reason(ledger: Ledger) -> None:
+    fn, op = ledger.fn, ledger.op_a
+    donation = ledger.donate("d", 100)
+    ledger.disburse("p", [(donation, 100)])
+    ledger.send(fn.anchorEvidence(rid("p"), rid("list")), op)
+    receipt = ledger.send(fn.withdrawEvidence(rid("p"), rid("list"), "PIPL erasure request"), op)
+    assert ledger.events(receipt, "EvidenceWithdrawn") == [
+        {
+            "disbursementId": rid("p"),
+            "documentHash": rid("list"),
+            "reason": "PIPL erasure request",
+            "operator": op,
+        }
+    ]
+    assert fn.isEvidenceAnchored(rid("p"), rid("list")).call()  # the anchor stays
+    assert tuple(fn.evidenceStatus(rid("p"), rid("list")).call()) == (True, True, ZERO)
+    assert fn.disbursementOf(rid("p")).call()[3] == 1
+    ledger.expect_error(
+        fn.withdrawEvidence(rid("p"), rid("list"), "again"),
+        op,
+        "EvidenceAlreadyWithdrawn",
+        rid("p"),
+        rid("list"),
+    )
+    ledger.expect_error(
+        fn.withdrawEvidence(rid("p"), rid("never"), "x"), op, "EvidenceNotAnchored", rid("p"), rid("never")
+    )
+    ledger.send(fn.anchorEvidence(rid("p"), rid("photo")), op)
+    ledger.expect_error(fn.withdrawEvidence(rid("p"), rid("photo"), ""), op, "InvalidTextLength", 0, 256)
+    ledger.expect_error(
+        fn.withdrawEvidence(rid("p"), rid("photo"), "r" * 257), op, "InvalidTextLength", 257, 256
+    )
+    for sender in (ledger.op_b, ledger.stranger):
+        ledger.expect_error(
+            fn.withdrawEvidence(rid("p"), rid("photo"), "x"),
+            sender,
+            "NotCharityOperator",
+            ledger.charity_a,
+            sender,
+        )
+
+
+def test_the_access_log_is_sealed_once_a_day_by_the_log_sealer_only(ledger: Ledger) -> None:
+    fn, admin = ledger.fn, ledger.admin
+    sealer_role = keccak(text="LOG_SEALER_ROLE")
+    assert fn.hasRole(sealer_role, admin).call()
+    receipt = ledger.send(fn.sealAccessLog(20_000, rid("root"), 7, rid("last")), admin)
+    assert ledger.events(receipt, "AccessLogSealed") == [
+        {"day": 20_000, "root": rid("root"), "rowCount": 7, "lastRowHash": rid("last"), "sealer": admin}
+    ]
+    assert tuple(fn.accessLogSeal(20_000).call()) == (rid("root"), 7, rid("last"))
+    assert tuple(fn.accessLogSeal(20_001).call()) == (ZERO, 0, ZERO)
+    ledger.expect_error(
+        fn.sealAccessLog(20_000, rid("other"), 8, rid("l")), admin, "AccessLogAlreadySealed", 20_000
+    )
+    ledger.expect_error(fn.sealAccessLog(20_001, ZERO, 8, rid("l")), admin, "InvalidAccessLogSeal", 20_001)
+    ledger.expect_error(
+        fn.sealAccessLog(20_001, rid("r"), 0, rid("l")), admin, "InvalidAccessLogSeal", 20_001
+    )
+    for sender in (ledger.op_a, ledger.stranger):
+        ledger.expect_error(
+            fn.sealAccessLog(20_001, rid("r"), 1, rid("l")),
+            sender,
+            "AccessControlUnauthorizedAccount",
+            sender,
+            sealer_role,
+        )
+
+
 # ----------------------------------------------------------- corrections
 
 
@@ -560,6 +684,9 @@ def test_a_paused_contract_takes_no_writes(ledger: Ledger) -> None:
         (fn.refundDonation(rid("r"), donation, 1, "x"), op),
         (fn.recordDisbursement(rid("q"), ledger.campaign_a, 1, "R", "P", ZERO, [(donation, 1)]), op),
         (fn.anchorEvidence(rid("p"), rid("doc")), op),
+        (fn.linkRedactedCopy(rid("p"), rid("doc"), rid("copy")), op),
+        (fn.withdrawEvidence(rid("p"), rid("doc"), "x"), op),
+        (fn.sealAccessLog(1, rid("root"), 1, rid("last")), ledger.admin),
         (fn.recordCorrection(rid("c"), ledger.charity_a, DONATION, donation, ZERO, "x"), op),
     ]
     for call, sender in writes:

@@ -1,4 +1,4 @@
-"""Self-custody and signed calls (contract 2.0.0), on the embedded eth-tester chain and on
+"""Self-custody and signed calls (contract 2.0.0; 2.1.0 adds the evidence writes), on eth-tester and on
 anvil: a charity holding its own key signs records (EIP-712, chain/signed_calls.py), anyone
 relays them through `execute`, the contract attributes them to the charity's operator, and
 refuses everything the platform could try without that key, each with its exact error."""
@@ -33,7 +33,7 @@ def sc_ledger(ledger: Ledger) -> Ledger:
 
 
 def test_version_and_digest_match_the_python_typed_data(ledger: Ledger) -> None:
-    assert ledger.fn.version().call() == "2.0.0"
+    assert ledger.fn.version().call() == "2.1.0"
     chain_id, address = ledger.deployment.chain_id, ledger.deployment.address
     for fn_name, args in (
         ("closeCampaign", (rid("c"),)),
@@ -105,6 +105,32 @@ def test_a_record_signed_by_the_charity_is_attributed_to_its_operator(sc_ledger:
     ]
     assert ledger.fn.isNonceUsed(CHARITY_KEY.address, call.nonce).call()
     assert ledger.donation_view(rid("d1"))[:2] == (CAMPAIGN, 5_000)
+
+
+def test_the_charity_signs_its_redacted_copies_and_withdrawals(sc_ledger: Ledger) -> None:
+    ledger = sc_ledger
+    relay(ledger, *signed(ledger, CHARITY_KEY, "recordDonation", sc_donation("d-ev", 500)))
+    disbursement = ("p-ev", CAMPAIGN, 500, "Village school", "books", rid("original"), [(rid("d-ev"), 500)])
+    relay(ledger, *signed(ledger, CHARITY_KEY, "recordDisbursement", rid(disbursement[0]), *disbursement[1:]))
+    receipt = relay(
+        ledger, *signed(ledger, CHARITY_KEY, "linkRedactedCopy", rid("p-ev"), rid("original"), rid("copy"))
+    )
+    [link] = ledger.events(receipt, "RedactedCopyLinked")
+    assert link["operator"] == CHARITY_KEY.address
+    receipt = relay(
+        ledger, *signed(ledger, CHARITY_KEY, "withdrawEvidence", rid("p-ev"), rid("original"), "names pupils")
+    )
+    [withdrawal] = ledger.events(receipt, "EvidenceWithdrawn")
+    assert withdrawal["operator"] == CHARITY_KEY.address
+    assert tuple(ledger.fn.evidenceStatus(rid("p-ev"), rid("original")).call()) == (True, True, ZERO)
+    # The platform cannot withdraw the charity's documents.
+    ledger.expect_error(
+        ledger.fn.withdrawEvidence(rid("p-ev"), rid("copy"), "x"),
+        ledger.op_a,
+        "NotCharityOperator",
+        ledger.fn.campaignOf(CAMPAIGN).call()[0],
+        ledger.op_a,
+    )
 
 
 def test_the_platform_cannot_write_in_a_self_custody_charitys_name(sc_ledger: Ledger) -> None:

@@ -452,6 +452,49 @@ contract CharityLedgerRulesTest is LedgerTest {
 
     // -------------------------------------------------------------- evidence
 
+    function test_ARedactedCopyLinksToAnAnchoredOriginalAndAWithdrawalKeepsTheAnchor() public {
+        bytes32 donation = _donate("d", 100);
+        bytes32 p = _disburse("p", _alloc(donation, 100));
+        vm.startPrank(opA);
+        ledger.anchorEvidence(p, _id("original"));
+        vm.expectEmit();
+        emit ICharityLedger.RedactedCopyLinked(p, _id("original"), _id("copy"), opA);
+        ledger.linkRedactedCopy(p, _id("original"), _id("copy"));
+        (bool anchored, bool withdrawn, bytes32 original) = ledger.evidenceStatus(p, _id("copy"));
+        vm.assertTrue(anchored && !withdrawn && original == _id("original"), "copy linked");
+        _expectError(abi.encodeWithSelector(ICharityLedger.RedactedCopyAlreadyLinked.selector, p, _id("copy")));
+        ledger.linkRedactedCopy(p, _id("original"), _id("copy"));
+        _expectError(abi.encodeWithSelector(ICharityLedger.EvidenceNotAnchored.selector, p, _id("none")));
+        ledger.linkRedactedCopy(p, _id("none"), _id("copy-2"));
+        vm.expectEmit();
+        emit ICharityLedger.EvidenceWithdrawn(p, _id("original"), "PIPL erasure", opA);
+        ledger.withdrawEvidence(p, _id("original"), "PIPL erasure");
+        (anchored, withdrawn, original) = ledger.evidenceStatus(p, _id("original"));
+        vm.assertTrue(anchored && withdrawn && original == bytes32(0), "original withdrawn, still anchored");
+        _expectError(
+            abi.encodeWithSelector(ICharityLedger.EvidenceAlreadyWithdrawn.selector, p, _id("original"))
+        );
+        ledger.withdrawEvidence(p, _id("original"), "again");
+        vm.stopPrank();
+        vm.prank(stranger);
+        _expectError(abi.encodeWithSelector(ICharityLedger.NotCharityOperator.selector, CHARITY_A, stranger));
+        ledger.withdrawEvidence(p, _id("copy"), "x");
+    }
+
+    function test_TheAccessLogIsSealedOnceADayByTheSealer() public {
+        vm.prank(admin);
+        ledger.sealAccessLog(20_000, _id("root"), 3, _id("last"));
+        (bytes32 root, uint64 rows, bytes32 last) = ledger.accessLogSeal(20_000);
+        vm.assertTrue(root == _id("root") && rows == 3 && last == _id("last"), "sealed");
+        vm.prank(admin);
+        _expectError(abi.encodeWithSelector(ICharityLedger.AccessLogAlreadySealed.selector, uint64(20_000)));
+        ledger.sealAccessLog(20_000, _id("root-2"), 3, _id("last"));
+        bytes32 role = ledger.LOG_SEALER_ROLE();
+        vm.prank(opA);
+        _expectError(abi.encodeWithSignature("AccessControlUnauthorizedAccount(address,bytes32)", opA, role));
+        ledger.sealAccessLog(20_001, _id("root"), 1, _id("last"));
+    }
+
     function test_EvidenceIsAnchoredOncePerDocumentAndOnlyByTheCharity() public {
         bytes32 donation = _donate("d", 100);
         bytes32 p = _disburse("p", _alloc(donation, 100));
