@@ -145,7 +145,7 @@ def test_a_restricted_original_is_sealed_and_read_only_by_its_charity_and_audito
     assert page.status_code == 200 and "Wang" not in page.text and f"/v1/evidence/{sha}" not in page.text
     assert "the original is held for auditors (it names people)" in page.text
     zh = service.get(f"/disbursements/{paid}", headers={"Accept-Language": "zh-CN"})
-    assert "原件含个人信息，仅供审计查阅" in zh.text and "Wang" not in zh.text
+    assert "原件含个人信息，仅供审计查阅" in zh.text and "Wang" not in zh.text  # noqa: RUF001
 
     # A document keeps its visibility: the same bytes cannot be published by uploading again.
     again = _upload(service, key, paid, [("public.pdf", INVOICE)], visibility="public")
