@@ -11,7 +11,8 @@ its bytes show it, its size, and for a restricted original the key it is sealed 
   bytes of nonce, then the ciphertext, the SHA-256 as associated data (a sealed file
   cannot be passed off as another document). The key comes from the key ring
   LEDGER_EVIDENCE_KEYS (`id:base64key,...`: the first seals, every one opens); without
-  it, one key (id `derived`) from the deployment's secret (`Settings.signing_key`). To
+  it, one key (id `derived`) from the deployment's secret (`Settings.signing_key`), which
+  also opens (never seals) what was sealed before a ring was configured. To
   rotate: put a new key first, restart, run `ledger evidence rotate-keys` (`rotate`), then
   drop the old key.
 - **Serving**: only PDFs and the usual photo formats are shown inline, with their own
@@ -31,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Engine, select, update
 
 from ledger_api.core.config import Settings
+from ledger_api.core.models import EvidenceFile
 
 PUBLIC, RESTRICTED = "public", "restricted"
 VISIBILITIES = (PUBLIC, RESTRICTED)
@@ -119,7 +122,10 @@ class KeyRing:
             if len(key) != 32:
                 raise KeyRingError(f"LEDGER_EVIDENCE_KEYS: key {key_id!r} is not 32 bytes (AES-256)")
             keys[key_id] = key
-        return cls(keys, next(iter(keys)))
+        current = next(iter(keys))
+        # Documents sealed before the ring was configured stay readable, so they can be re-sealed.
+        keys.setdefault(_DERIVED, settings.signing_key("evidence at rest"))
+        return cls(keys, current)
 
     def seal(self, sha256: str, plain: bytes) -> tuple[str, bytes]:
         nonce = os.urandom(_NONCE)
@@ -136,3 +142,35 @@ def write_atomically(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_bytes(data)
     os.replace(temporary, path)
+
+
+def rotate(settings: Settings, engine: Engine) -> tuple[int, int]:
+    """Re-seal every stored restricted document under the key ring's current key:
+    (re-sealed, already current). Each file is written whole before its row names the new
+    key, so a stop half-way leaves every document readable (rerun to finish)."""
+    ring = KeyRing.of(settings)
+    files = EvidenceFile.__table__
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(files.c.deployment_id, files.c.sha256, files.c.key_id).where(
+                files.c.visibility == RESTRICTED, files.c.withdrawn_at.is_(None)
+            )
+        ).all()
+    resealed = current = 0
+    for row in rows:
+        if row.key_id == ring.current:
+            current += 1
+            continue
+        path = sealed_path(settings.evidence_path, row.sha256)
+        if not path.is_file():
+            continue
+        key_id, sealed = ring.seal(row.sha256, ring.open(row.key_id or "", row.sha256, path.read_bytes()))
+        write_atomically(path, sealed)
+        with engine.begin() as connection:
+            connection.execute(
+                update(files)
+                .where(files.c.deployment_id == row.deployment_id, files.c.sha256 == row.sha256)
+                .values(key_id=key_id)
+            )
+        resealed += 1
+    return resealed, current

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from cryptography.exceptions import InvalidTag
 from fastapi import Request
 from sqlalchemy import Connection, select
 
 from ledger_api.core import documents, ids
 from ledger_api.core.access_log import Trace
+from ledger_api.core.errors import Problem
 from ledger_api.core.models import EvidenceFile
 from ledger_api.core.security import Principal
 from ledger_api.evidence.schemas import Anchor, CopyLink, EvidenceAnchors, Withdrawal
@@ -147,11 +149,22 @@ def read_restricted(
     path = documents.sealed_path(mirror.settings.evidence_path, found.sha256)
     if not path.is_file():
         return None
-    plain = documents.KeyRing.of(mirror.settings).open(
-        found.file.key_id or "", found.sha256, path.read_bytes()
-    )
+    try:
+        plain = documents.KeyRing.of(mirror.settings).open(
+            found.file.key_id or "", found.sha256, path.read_bytes()
+        )
+    except (documents.KeyRingError, InvalidTag):
+        trace.refused(charity, None, KeyMissing.status)
+        raise KeyMissing(
+            "this document is sealed under a key this service does not hold: LEDGER_EVIDENCE_KEYS"
+            " must keep every key until `ledger evidence rotate-keys` has re-sealed under the new one"
+        ) from None
     trace.served(charity, None, [found.sha256], 1)
     return plain
+
+
+class KeyMissing(Problem):
+    status, kind, title = 503, "evidence-key-missing", "The document's key is not configured"
 
 
 def disposition(kind: str, filename: str) -> str:

@@ -35,7 +35,7 @@ STORED: dict[int | str, dict[str, Any]] = {
         " download), or where it is anchored (JSON).",
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     },
-    **problems(*READ_ERRORS, Withdrawn),
+    **problems(*READ_ERRORS, Withdrawn, reads.KeyMissing),
 }
 
 

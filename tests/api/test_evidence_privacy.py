@@ -6,17 +6,22 @@ HTTP on the embedded chain, read back from the chain itself where the contract v
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from ledger_api.audit.reconcile import reconcile
 from ledger_api.audit.scope import Scope
-from ledger_api.core import ids
+from ledger_api.core import documents, ids
 from ledger_api.core.models import AccessLogRow, EvidenceFile
 from tests.api.checks import wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service
@@ -278,3 +283,50 @@ def test_bad_visibility_and_names_are_refused_or_cleaned(world: Any) -> None:
     assert "/" not in name and "\u202e" not in name and "\x00" not in name and name.endswith(".pdf")
     with service.runtime.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(EvidenceFile)).scalar_one() >= 1
+
+
+def test_rotating_the_key_reseals_every_restricted_document_and_they_still_open(world: Any) -> None:
+    service, _, key, _, _, campaign = world
+    paid = _disburse(service, key, campaign, 2)
+    secret = b"%PDF-1.7 household list for rotation"
+    assert (
+        _upload(service, key, paid, [("households.pdf", secret)], visibility="restricted").status_code == 201
+    )
+    sha = _sha(secret)
+    settings = service.runtime.settings
+    sealed = settings.evidence_path / sha[:2] / f"{sha}.sealed"
+    before = sealed.read_bytes()
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env |= {"LEDGER_EVIDENCE_PATH": str(settings.evidence_path), "LEDGER_EVIDENCE_KEYS": f"k2026:{new_key}"}
+    url = settings.database_url
+    rotate = [sys.executable, "-m", "ledger_api.cli", "evidence", "rotate-keys", "--database-url", url]
+    done = subprocess.run(rotate, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("re-sealed ") and not done.stdout.startswith("re-sealed 0 ")
+    after = sealed.read_bytes()
+    assert after != before and secret not in after
+    with service.runtime.engine.connect() as connection:
+        key_ids = set(
+            connection.execute(
+                select(EvidenceFile.key_id).where(
+                    EvidenceFile.visibility == "restricted", EvidenceFile.withdrawn_at.is_(None)
+                )
+            ).scalars()
+        )
+    assert key_ids == {"k2026"}
+    rotated = settings.model_copy(update={"evidence_keys": SecretStr(f"k2026:{new_key}")})
+    assert documents.KeyRing.of(rotated).open("k2026", sha, after) == secret
+    # The running service was not given the new key: it says so, and serves nothing.
+    missing = service.get(f"/v1/evidence/{sha}", key)
+    assert missing.status_code == 503 and "LEDGER_EVIDENCE_KEYS" in missing.json()["detail"]
+    again = subprocess.run(rotate, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.stdout.startswith("re-sealed 0 "), again.stdout
+    bad = subprocess.run(
+        rotate,
+        env=env | {"LEDGER_EVIDENCE_KEYS": "k:not-base64!"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "not base64" in bad.stderr and "Traceback" not in bad.stderr
