@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ledger_api.core import documents
-from ledger_api.core.errors import READ_ERRORS, NotFound, Problem, problems
+from ledger_api.core.errors import READ_ERRORS, NotFound, Problem, Unauthenticated, problems
 from ledger_api.core.security import OptionalPrincipal
 from ledger_api.evidence import reads
 from ledger_api.evidence.schemas import EvidenceAnchors
@@ -33,9 +33,12 @@ STORED: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The stored document (PDFs and photos shown inline, anything else a"
         " download), or where it is anchored (JSON).",
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in (documents.OCTET_STREAM, *documents.INLINE_TYPES)
+        },
     },
-    **problems(*READ_ERRORS, Withdrawn, reads.KeyMissing),
+    **problems(*READ_ERRORS, Unauthenticated, Withdrawn, reads.KeyMissing),
 }
 
 
