@@ -537,6 +537,34 @@ def index(
         lock.release()
 
 
+evidence_app = typer.Typer(help="Evidence documents at rest.", no_args_is_help=True)
+app.add_typer(evidence_app, name="evidence")
+
+
+@evidence_app.command("rotate-keys")
+def evidence_rotate_keys(
+    database_url: str = typer.Option(None, help="SQLAlchemy URL (default: this mode's database)."),
+) -> None:
+    """Re-seal every restricted document under the first key of LEDGER_EVIDENCE_KEYS.
+    To rotate: put the new key first (keep the old one after it), restart the service, run
+    this, then drop the old key. Safe to run again; prints how many it re-sealed."""
+    from ledger_api.core import db, documents
+    from ledger_api.runtime import state_settings
+
+    settings = state_settings(get_settings())
+    url = database_url or settings.database_url
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        resealed, current = documents.rotate(settings, engine)
+    except documents.KeyRingError as exc:
+        typer.echo(f"ledger evidence rotate-keys: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"re-sealed {resealed} restricted documents; {current} were under the current key already")
+
+
 @app.command()
 def retention(
     database_url: str = typer.Option(None, help="SQLAlchemy URL (default: this mode's database)."),

@@ -13,6 +13,7 @@ the contract is a sentence in the reader's language (`explain.py`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -43,13 +44,13 @@ from ledger_api.console.web import (
     page,
     writes_of,
 )
-from ledger_api.core import ids, reference
+from ledger_api.core import documents, ids, reference
 from ledger_api.core.errors import KeyExpired, NotFound, Problem, Unauthenticated
 from ledger_api.core.pages import RecordFilters
 from ledger_api.core.security import authenticate
 from ledger_api.disbursements import service as disbursement_writes
 from ledger_api.disbursements.reads import funding
-from ledger_api.disbursements.schemas import DisbursementCreate
+from ledger_api.disbursements.schemas import DisbursementCreate, EvidenceWithdrawal
 from ledger_api.donations import service as donation_writes
 from ledger_api.donations.schemas import DonationCreate, RefundCreate
 from ledger_api.mirror.gateway import Mirror, current_mirror
@@ -425,6 +426,9 @@ def _disbursement_page(
         recorded=request.query_params.get("recorded") == "1",
         uploaded=extra.get("uploaded"),
         upload_error=extra.get("upload_error"),
+        withdrawn=extra.get("withdrawn"),
+        withdraw_error=extra.get("withdraw_error"),
+        withdraw_sha=extra.get("withdraw_sha"),
         max_documents=disbursement_writes.MAX_DOCUMENTS,
         max_mb=disbursement_writes.MAX_DOCUMENT // (1024 * 1024),
     )
@@ -466,9 +470,12 @@ async def upload_evidence(request: Request, disbursement_id: str, staff: Charity
             return await run_in_threadpool(
                 _disbursement_page, request, staff, target, 422, upload_error=error
             )
+        visibility = str(data.get("visibility") or documents.PUBLIC)
+        if visibility not in documents.VISIBILITIES:
+            raise PageError(422, "form")
         try:
             anchored, states = await run_in_threadpool(
-                disbursement_writes.anchor, writes_for(request, staff), target, uploads, True
+                disbursement_writes.anchor, writes_for(request, staff), target, uploads, True, visibility
             )
         except Problem as problem:
             error = problem.detail if problem.status == 422 else explain.sentence(reader, problem, None)
@@ -485,6 +492,52 @@ async def upload_evidence(request: Request, disbursement_id: str, staff: Charity
     finally:
         await data.close()
     return await run_in_threadpool(_disbursement_page, request, staff, target, 201, uploaded=shown)
+
+
+@router.post(
+    "/disbursements/{disbursement_id}/evidence/{sha256}/withdrawal", name="console_withdraw_evidence"
+)
+async def withdraw_evidence(
+    request: Request, disbursement_id: str, sha256: str, staff: CharityStaff
+) -> Response:
+    """Withdraw (erase) a document with a reason that goes on chain for everyone to read."""
+    target = await run_in_threadpool(_own_disbursement, request, staff, disbursement_id)
+    reader = reader_for(request)
+    data = await request.form(max_files=0, max_fields=4)
+    try:
+        check_csrf(staff, data)
+        await run_in_threadpool(first_time, request, staff, data)
+        reason = str(data.get("reason") or "").strip()
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise PageError(404, "disbursement", target.disbursement_id)
+        try:
+            body = EvidenceWithdrawal(reason=reason)
+        except ValidationError:
+            error = reader.t("console.evidence.reason_invalid")
+            return await run_in_threadpool(
+                _disbursement_page, request, staff, target, 422, withdraw_error=error, withdraw_sha=sha256
+            )
+        try:
+            _, states = await run_in_threadpool(
+                disbursement_writes.withdraw, writes_for(request, staff), target, sha256, body.reason, True
+            )
+        except Problem as problem:
+            error = problem.detail if problem.status == 422 else explain.sentence(reader, problem, None)
+            return await run_in_threadpool(
+                _disbursement_page,
+                request,
+                staff,
+                target,
+                problem.status,
+                withdraw_error=error,
+                withdraw_sha=sha256,
+            )
+        if prepared(states):
+            next_path = f"/console/disbursements/{target.disbursement_id}"
+            return await run_in_threadpool(sign_states, request, staff, states, next_path)
+    finally:
+        await data.close()
+    return await run_in_threadpool(_disbursement_page, request, staff, target, 201, withdrawn=sha256)
 
 
 def _own_donation(request: Request, staff: Staff, donation_id: str) -> tuple[str, str]:

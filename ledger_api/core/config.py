@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     access_log: bool = False
     # Where uploaded evidence documents are stored, by SHA-256.
     evidence_path: Path = ROOT / "var" / "evidence"
+    # The keys restricted evidence is sealed with: `id:base64key,...` (32-byte AES keys; the
+    # first seals, all open). Unset: one key derived from the secret key (id `derived`).
+    evidence_keys: SecretStr | None = None
     # How long a write waits for its transaction to be mined before answering 504
     # (the transaction stays queued and is tracked; GET /v1/transactions/{id}).
     write_timeout: float = Field(default=30.0, gt=0)

@@ -283,3 +283,28 @@ class AccessLogRow(Base):
     records_digest: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of a longer list
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# ------------------------------------------------------------------ evidence at rest
+
+
+class EvidenceFile(Base):
+    """A document stored here (ledger_api/core/documents.py): what it is, who uploaded it
+    for which disbursement, and whether the public may read it. A restricted original is
+    sealed on disk under `key_id`; a withdrawn one has no bytes any more."""
+
+    __tablename__ = "evidence_files"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    disbursement_id: Mapped[str] = mapped_column(String(66))  # 0x hex, the first it was uploaded for
+    charity_id: Mapped[str] = mapped_column(String(66), index=True)
+    visibility: Mapped[str] = mapped_column(String(16))  # public | restricted
+    filename: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str | None] = mapped_column(String(32))  # the key a restricted file is sealed with
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -11,6 +11,7 @@ from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.hexes import unhex
 from ledger_api.disbursements.schemas import Disbursement, FundingAllocation
 from ledger_api.donations.trace import evidence_of, evidence_view
+from ledger_api.evidence.reads import related
 from ledger_api.mirror import attribution
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
@@ -38,9 +39,13 @@ def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
             .order_by(A.log_index)
         ).all()
         evidence = evidence_of(mirror, connection, [disbursement_hex]).get(disbursement_hex, [])
+        rel = related(mirror, connection, {e.document_hash for e in evidence})
         view = chain_view(mirror, connection)
         numbers = (
-            {row.block_number} | {a.block_number for a in allocations} | {e.block_number for e in evidence}
+            {row.block_number}
+            | {a.block_number for a in allocations}
+            | {e.block_number for e in evidence}
+            | rel.blocks()
         )
         blocks = block_info(mirror, connection, numbers)
         signer = attribution.one(connection, dep, campaign.charity_id, row.operator)
@@ -60,7 +65,7 @@ def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
             )
             for a in allocations
         ],
-        evidence=[evidence_view(mirror, view, blocks, e) for e in evidence],
+        evidence=[evidence_view(mirror, view, blocks, e, rel) for e in evidence],
     )
 
 

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from ledger_api.core import documents
 from ledger_api.core.errors import BODY_ERRORS, READ_ERRORS, InvalidRequest, problems
 from ledger_api.core.schemas import DisbursementId
 from ledger_api.core.security import WriterPrincipal
@@ -20,8 +21,11 @@ from ledger_api.disbursements.schemas import (
     DisbursementCreate,
     DisbursementRecorded,
     EvidenceAnchored,
+    EvidenceWithdrawal,
+    EvidenceWithdrawn,
     RecipientProof,
     RecipientProofResult,
+    RedactedCopyLinked,
 )
 from ledger_api.mirror.gateway import MirrorDep
 from ledger_api.transactions.schemas import write_responses
@@ -65,7 +69,15 @@ EVIDENCE_FORM = {
                             "maxItems": service.MAX_DOCUMENTS,
                             "description": "One to ten documents (invoices, receipts, photos), "
                             f"each at most {service.MAX_DOCUMENT // (1024 * 1024)} MB.",
-                        }
+                        },
+                        "visibility": {
+                            "type": "string",
+                            "enum": list(documents.VISIBILITIES),
+                            "default": "public",
+                            "description": "`restricted`: the documents name people (beneficiaries, ID"
+                            " numbers): sealed at rest, served only to the charity and its auditors;"
+                            " the hash is anchored all the same.",
+                        },
                     },
                 }
             }
@@ -102,8 +114,16 @@ async def upload_evidence(
         uploads = [item for name, item in form.multi_items() if name == "files"]
         if not all(isinstance(item, UploadFile) for item in uploads):
             raise InvalidRequest("`files` must be file parts (multipart/form-data with filenames)")
+        visibility = form.get("visibility", "public")
+        if visibility not in documents.VISIBILITIES:
+            raise InvalidRequest("`visibility` is `public` or `restricted`")
         created, states = await run_in_threadpool(
-            service.anchor, writes, target, [u for u in uploads if isinstance(u, UploadFile)], wait
+            service.anchor,
+            writes,
+            target,
+            [u for u in uploads if isinstance(u, UploadFile)],
+            wait,
+            str(visibility),
         )
     finally:
         await form.close()
@@ -126,3 +146,78 @@ def check_recipient(
     return RecipientProofResult(
         id=disbursement_id, matches=recipient_matches(mirror, disbursement_id, body.reference, body.secret)
     )
+
+
+Sha256Path = Annotated[
+    str, Path(pattern=r"^[0-9a-f]{64}$", description="The document's SHA-256, lower-case hex")
+]
+
+
+@router.post(
+    "/{disbursement_id}/evidence/{sha256}/withdrawal",
+    status_code=201,
+    response_model=EvidenceWithdrawn,
+    responses=write_responses(EvidenceWithdrawn),
+)
+def withdraw_evidence(
+    disbursement_id: DisbursementPath,
+    sha256: Sha256Path,
+    body: EvidenceWithdrawal,
+    writes: WritesDep,
+    principal: WriterPrincipal,
+    wait: WaitParam = True,
+) -> JSONResponse:
+    """Withdraw a document (personal data published by mistake, a PIPL erasure request):
+    its bytes are deleted here and the withdrawal, with its reason, is recorded on chain.
+    The anchor stays: the public still sees that a document existed and when. The reason
+    is public: write why, not who."""
+    target = service.evidence_target(writes, principal, disbursement_id)
+    created, states = service.withdraw(writes, target, sha256, body.reason, wait)
+    return answer(created, states, wait)
+
+
+@router.post(
+    "/{disbursement_id}/evidence/{sha256}/redacted-copy",
+    status_code=201,
+    max_body_size=service.MAX_DOCUMENT + 1024 * 1024,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+    response_model=RedactedCopyLinked,
+    responses=write_responses(RedactedCopyLinked),
+)
+async def upload_redacted_copy(
+    disbursement_id: DisbursementPath,
+    sha256: Sha256Path,
+    request: Request,
+    writes: WritesDep,
+    principal: WriterPrincipal,
+    wait: WaitParam = True,
+) -> JSONResponse:
+    """Publish a redacted copy of a document anchored on the disbursement (names and ID
+    numbers blacked out): the copy is public, and its link to the original is recorded on
+    chain, so anyone sees the copy and an auditor can confirm it belongs to the original."""
+    target = await run_in_threadpool(service.evidence_target, writes, principal, disbursement_id)
+    try:
+        form = await request.form(max_files=1, max_fields=1)
+    except HTTPException as exc:
+        raise InvalidRequest(f"upload the copy as the multipart field `file` ({exc.detail})") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("upload the copy as the multipart file field `file`")
+        created, states = await run_in_threadpool(service.link_copy, writes, target, sha256, upload, wait)
+    finally:
+        await form.close()
+    return answer(created, states, wait)

@@ -183,6 +183,12 @@ class DocumentAnchored(Answer):
     sha256: str
     size: int
     filename: str
+    media_type: str = Field(
+        description="As the document's bytes show it; anything not a PDF or photo is a download."
+    )
+    visibility: str = Field(
+        description="`public`, or `restricted`: sealed at rest, served to the charity and its auditors."
+    )
     already_anchored: bool | None = Field(
         default=None, description="Present (true) when it was anchored before."
     )
@@ -194,3 +200,24 @@ class DocumentAnchored(Answer):
 class EvidenceAnchored(WriteAnswer):
     disbursement_id: str
     documents: list[DocumentAnchored]
+
+
+class EvidenceWithdrawal(Strict):
+    """Why the document is withdrawn: recorded on chain for everyone, so no personal data."""
+
+    reason: ChainText(256)  # type: ignore[valid-type]
+
+
+class EvidenceWithdrawn(WriteAnswer):
+    disbursement_id: str
+    sha256: str
+    reason: str
+    erased: bool = Field(description="Whether this service held the document's bytes (now deleted).")
+    transaction: TransactionView
+
+
+class RedactedCopyLinked(WriteAnswer):
+    disbursement_id: str
+    original_sha256: str
+    redacted_copy: DocumentAnchored
+    transaction: TransactionView

@@ -14,17 +14,20 @@ import os
 import secrets
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.datastructures import UploadFile
 
 from ledger_api.chain.abi import Call, encode
 from ledger_api.chain.writer import TxState
-from ledger_api.core import ids, reference
-from ledger_api.core.errors import Conflict, ContractRejected, InvalidRequest
+from ledger_api.core import documents, ids, reference
+from ledger_api.core.db import insert_ignore
+from ledger_api.core.errors import Conflict, ContractRejected, InvalidRequest, NotFound
 from ledger_api.core.hexes import bytes32_or_zero, hex0x, unhex
+from ledger_api.core.models import EvidenceFile
 from ledger_api.core.security import Principal
 from ledger_api.disbursements.schemas import MAX_ALLOCATIONS, DisbursementCreate
 from ledger_api.mirror import tables as im
@@ -177,20 +180,24 @@ class Staged:
     sha256: str
     size: int
     filename: str
+    media_type: str  # as its first bytes show it (documents.sniff)
 
 
 def stage_document(root: Path, upload: UploadFile, position: int) -> Staged:
     """Copy an upload into a temporary file in `root`, hashing and counting it; a 422 that
     names the document when it is empty or too large (nothing is kept then)."""
     root.mkdir(parents=True, exist_ok=True)
-    name = (upload.filename or "")[:200]
-    which = f"document {position}" + (f" ({name!r})" if name else "")
+    name = documents.clean_name(upload.filename)
+    which = f"document {position}" + (f" ({name!r})" if upload.filename else "")
     digest = hashlib.sha256()
     size = 0
+    head = b""
     fd, temporary = tempfile.mkstemp(dir=root, prefix=".upload-")
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := upload.file.read(1 << 20):
+                if len(head) < 16:
+                    head += chunk[:16]
                 size += len(chunk)
                 if size > MAX_DOCUMENT:
                     raise InvalidRequest(
@@ -205,28 +212,97 @@ def stage_document(root: Path, upload: UploadFile, position: int) -> Staged:
     except BaseException:
         os.unlink(temporary)
         raise
-    return Staged(Path(temporary), digest.hexdigest(), size, name)
+    return Staged(Path(temporary), digest.hexdigest(), size, name, documents.sniff(head))
 
 
 def stored_path(root: Path, sha256: str) -> Path:
-    return root / sha256[:2] / sha256
+    return documents.public_path(root, sha256)
+
+
+def _known_visibility(writes: Writes, sha256s: set[str]) -> dict[str, str]:
+    """The visibility each of these documents is stored with already, if any."""
+    F = EvidenceFile
+    with writes.engine.connect() as connection:
+        return dict(
+            connection.execute(
+                select(F.sha256, F.visibility).where(
+                    F.deployment_id == writes.deployment_id, F.sha256.in_(sorted(sha256s))
+                )
+            ).all()
+        )
+
+
+def _store(
+    writes: Writes, target: EvidenceTarget, document: Staged, visibility: str, known: str | None
+) -> None:
+    """Move a checked document into the store (sealed if restricted) and describe it."""
+    root = writes.settings.evidence_path
+    key_id = None
+    if visibility == documents.RESTRICTED:
+        key_id, sealed = documents.KeyRing.of(writes.settings).seal(
+            document.sha256, document.temporary.read_bytes()
+        )
+        documents.write_atomically(documents.sealed_path(root, document.sha256), sealed)
+        document.temporary.unlink()
+    else:
+        final = documents.public_path(root, document.sha256)
+        final.parent.mkdir(exist_ok=True)
+        os.replace(document.temporary, final)
+    if known is not None:
+        return  # described when first stored
+    with writes.engine.begin() as connection:
+        insert_ignore(
+            connection,
+            EvidenceFile.__table__,  # type: ignore[arg-type]
+            [
+                {
+                    "deployment_id": writes.deployment_id,
+                    "sha256": document.sha256,
+                    "disbursement_id": hex0x(target.disbursement),
+                    "charity_id": target.charity_hex,
+                    "visibility": visibility,
+                    "filename": document.filename,
+                    "media_type": document.media_type,
+                    "size": document.size,
+                    "key_id": key_id,
+                    "stored_at": datetime.now(UTC),
+                }
+            ],
+        )
 
 
 def anchor(
-    writes: Writes, target: EvidenceTarget, uploads: list[UploadFile], wait: bool
+    writes: Writes,
+    target: EvidenceTarget,
+    uploads: list[UploadFile],
+    wait: bool,
+    visibility: str = documents.PUBLIC,
 ) -> tuple[dict[str, Any], list[TxState]]:
     """Store documents content-addressed and anchor each new hash to the disbursement.
 
     All or nothing up to the sends: every document is read and checked, and every anchor
     simulated, before any document is stored or any transaction signed; a document sent
-    twice (or already anchored) is anchored once."""
+    twice (or already anchored) is anchored once. A restricted document is sealed at rest;
+    a document keeps the visibility it was first stored with (409 otherwise: publish a
+    redacted copy instead)."""
     if not 1 <= len(uploads) <= MAX_DOCUMENTS:
         raise InvalidRequest(f"upload 1 to {MAX_DOCUMENTS} documents as multipart field `files`")
+    if visibility not in documents.VISIBILITIES:
+        raise InvalidRequest("visibility is `public` or `restricted`")
     root = writes.settings.evidence_path
     staged: list[Staged] = []
     try:
         for position, upload in enumerate(uploads, start=1):
             staged.append(stage_document(root, upload, position))
+        known = _known_visibility(writes, {d.sha256 for d in staged})
+        for document in staged:
+            if known.get(document.sha256, visibility) != visibility:
+                raise Conflict(
+                    f"document {document.sha256} is stored here as {known[document.sha256]}: it keeps"
+                    " that visibility (to publish a restricted document, upload a redacted copy of it)"
+                )
+        if visibility == documents.RESTRICTED:
+            documents.KeyRing.of(writes.settings)  # a bad key ring is refused before anything is sent
         plans: dict[str, tuple[Call, int] | None] = {}  # sha256 -> (call, gas), None if anchored
         for document in staged:
             if document.sha256 in plans:
@@ -238,9 +314,9 @@ def anchor(
             call = encode("anchorEvidence", target.disbursement, hash_bytes)
             plans[document.sha256] = (call, writes.simulate(target.operator, call))
         for document in staged:  # checked: now stored, before anything names them on chain
-            final = stored_path(root, document.sha256)
-            final.parent.mkdir(exist_ok=True)
-            os.replace(document.temporary, final)
+            if document.temporary.exists():  # a document sent twice is stored once
+                _store(writes, target, document, visibility, known.get(document.sha256))
+                known.setdefault(document.sha256, visibility)
     finally:
         for document in staged:
             document.temporary.unlink(missing_ok=True)
@@ -251,16 +327,125 @@ def anchor(
     ]
     settled = writes.submit(target.operator, target.charity_hex, steps, wait)
     by_sha = {sha: writes.transaction_view(state) for sha, state in zip(sent, settled, strict=True)}
-    documents: list[dict[str, Any]] = []
+    answered: list[dict[str, Any]] = []
     for document in staged:
         entry: dict[str, Any] = {
             "sha256": document.sha256,
             "size": document.size,
             "filename": document.filename,
+            "media_type": document.media_type,
+            "visibility": known.get(document.sha256, visibility),
         }
         if plans[document.sha256] is None:
             entry["already_anchored"] = True
         else:
             entry["transaction"] = by_sha[document.sha256]
-        documents.append(entry)
-    return {"disbursement_id": target.disbursement_id, "documents": documents}, settled
+        answered.append(entry)
+    return {"disbursement_id": target.disbursement_id, "documents": answered}, settled
+
+
+def _status(writes: Writes, target: EvidenceTarget, sha256: str) -> tuple[bool, bool, str]:
+    """evidenceStatus from the chain: (anchored here, withdrawn, original if a copy)."""
+    anchored, withdrawn, original = writes.view(
+        "evidenceStatus", target.disbursement, unhex(sha256), missing="disbursement"
+    )
+    return bool(anchored), bool(withdrawn), hex0x(original)[2:]
+
+
+def erase(writes: Writes, charity_hex: str, sha256: str) -> bool:
+    """Delete a document's bytes (plain and sealed) when this charity stored them (or they
+    predate descriptions), and mark it withdrawn; whether there were bytes to delete."""
+    F = EvidenceFile
+    with writes.engine.begin() as connection:
+        owner = connection.execute(
+            select(F.charity_id).where(F.deployment_id == writes.deployment_id, F.sha256 == sha256)
+        ).scalar_one_or_none()
+        if owner is not None and owner != charity_hex:
+            return False  # another charity's copy of the same bytes is theirs to withdraw
+        connection.execute(
+            update(F)
+            .where(F.deployment_id == writes.deployment_id, F.sha256 == sha256, F.withdrawn_at.is_(None))
+            .values(withdrawn_at=datetime.now(UTC))
+        )
+    root = writes.settings.evidence_path
+    erased = False
+    for path in (documents.public_path(root, sha256), documents.sealed_path(root, sha256)):
+        if path.is_file():
+            path.unlink()
+            erased = True
+    return erased
+
+
+def withdraw(
+    writes: Writes, target: EvidenceTarget, sha256: str, reason: str, wait: bool
+) -> tuple[dict[str, Any], list[TxState]]:
+    """Erase a document anchored on the disbursement and record the withdrawal on chain
+    (the anchor stays). Checked and simulated before the bytes are deleted; a retry after
+    a failed send finds them gone and records the withdrawal."""
+    anchored, withdrawn, _ = _status(writes, target, sha256)
+    if not anchored:
+        raise NotFound("no document with this hash is anchored on this disbursement")
+    if withdrawn:
+        raise Conflict("this document was already withdrawn", error={"name": "EvidenceAlreadyWithdrawn"})
+    call = encode("withdrawEvidence", target.disbursement, unhex(sha256), reason)
+    gas = writes.simulate(target.operator, call)
+    erased = erase(writes, target.charity_hex, sha256)
+    step = Step(call, {"kind": "evidence-withdrawn", "ids": [target.disbursement_id, sha256]}, gas)
+    [state] = writes.submit(target.operator, target.charity_hex, [step], wait)
+    body = {
+        "disbursement_id": target.disbursement_id,
+        "sha256": sha256,
+        "reason": reason,
+        "erased": erased,
+        "transaction": writes.transaction_view(state),
+    }
+    return body, [state]
+
+
+def link_copy(
+    writes: Writes, target: EvidenceTarget, original: str, upload: UploadFile, wait: bool
+) -> tuple[dict[str, Any], list[TxState]]:
+    """Store a redacted copy (public) of a document anchored on the disbursement, and link
+    them on chain (the copy is anchored by the link if it is not yet)."""
+    anchored, _, _ = _status(writes, target, original)
+    if not anchored:
+        raise NotFound("no document with this hash is anchored on this disbursement")
+    root = writes.settings.evidence_path
+    staged = stage_document(root, upload, 1)
+    try:
+        if staged.sha256 == original:
+            raise InvalidRequest("the copy is the original itself: upload the redacted version")
+        copy_anchored, _, linked_to = _status(writes, target, staged.sha256)
+        if int(linked_to, 16):
+            raise Conflict(
+                f"this file is already the redacted copy of {linked_to}",
+                error={"name": "RedactedCopyAlreadyLinked"},
+            )
+        known = _known_visibility(writes, {staged.sha256}).get(staged.sha256)
+        if known == documents.RESTRICTED:
+            raise Conflict("this file is stored here as restricted: a redacted copy is public")
+        call = encode("linkRedactedCopy", target.disbursement, unhex(original), unhex(staged.sha256))
+        gas = writes.simulate(target.operator, call)
+        _store(writes, target, staged, documents.PUBLIC, known)
+    finally:
+        staged.temporary.unlink(missing_ok=True)
+    step = Step(
+        call,
+        {"kind": "evidence-redacted-copy", "ids": [target.disbursement_id, original, staged.sha256]},
+        gas,
+    )
+    [state] = writes.submit(target.operator, target.charity_hex, [step], wait)
+    body = {
+        "disbursement_id": target.disbursement_id,
+        "original_sha256": original,
+        "redacted_copy": {
+            "sha256": staged.sha256,
+            "size": staged.size,
+            "filename": staged.filename,
+            "media_type": staged.media_type,
+            "visibility": documents.PUBLIC,
+            **({"already_anchored": True} if copy_anchored else {}),
+        },
+        "transaction": writes.transaction_view(state),
+    }
+    return body, [state]

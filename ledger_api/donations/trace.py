@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ledger_api.core import ids
+from ledger_api.core import documents, ids
 from ledger_api.core.answers import MirrorPosition, Named, Proof
 from ledger_api.core.errors import NotFound
 from ledger_api.core.hexes import hex0x, text_of, unhex
@@ -20,6 +20,7 @@ from ledger_api.donations.schemas import (
     TraceDisbursement,
     TraceRefund,
 )
+from ledger_api.evidence.reads import Related, copy_link, related, withdrawal
 from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.mirror import attribution
 from ledger_api.mirror import tables as im
@@ -49,12 +50,32 @@ def evidence_of(
 
 
 def evidence_view(
-    mirror: Mirror, view: ChainView, blocks: dict[int, tuple[str, int]], row: Any
+    mirror: Mirror, view: ChainView, blocks: dict[int, tuple[str, int]], row: Any, rel: Related
 ) -> EvidenceView:
+    """An anchored document as the public sees it: a link to it when it may be read, its
+    name and type when it is public, its redacted copies or its original, its withdrawal."""
     sha = row.document_hash[2:]
-    stored = (mirror.settings.evidence_path / sha[:2] / sha).is_file()
+    described = rel.files.get(sha)
+    withdrawn = [
+        w for w in rel.withdrawn.get(row.document_hash, []) if w.disbursement_id == row.disbursement_id
+    ]
+    restricted = described is not None and described.visibility == documents.RESTRICTED
+    stored = (
+        not withdrawn
+        and not restricted
+        and documents.public_path(mirror.settings.evidence_path, sha).is_file()
+    )
+    original = rel.original.get(row.document_hash)
     return EvidenceView(
-        sha256=sha, document=f"/v1/evidence/{sha}" if stored else None, proof=proof(view, blocks, row)
+        sha256=sha,
+        document=f"/v1/evidence/{sha}" if stored else None,
+        visibility=described.visibility if described is not None else None,
+        name=described.filename if described is not None and not restricted else None,
+        media_type=described.media_type if described is not None else None,
+        redacted_copy_of=copy_link(view, blocks, original) if original is not None else None,
+        redacted_copies=[copy_link(view, blocks, link) for link in rel.copies.get(row.document_hash, [])],
+        withdrawn=withdrawal(view, blocks, withdrawn[0]) if withdrawn else None,
+        proof=proof(view, blocks, row),
     )
 
 
@@ -105,6 +126,7 @@ def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
             .order_by(R.block_number, R.log_index)
         ).all()
         evidence = evidence_of(mirror, connection, [a.disbursement_id for a in allocations])
+        rel = related(mirror, connection, {e.document_hash for rows in evidence.values() for e in rows})
         numbers = {
             donation.block_number,
             *(a.block_number for a in allocations),
@@ -113,6 +135,7 @@ def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
         numbers |= {r.block_number for r in refunds} | {
             e.block_number for rows in evidence.values() for e in rows
         }
+        numbers |= rel.blocks()
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, numbers)
         signer = attribution.one(connection, dep, charity.charity_id, donation.operator)
@@ -144,7 +167,8 @@ def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
                     purpose=a.purpose,
                     proof=disbursement_proof(a),
                     evidence=[
-                        evidence_view(mirror, view, blocks, e) for e in evidence.get(a.disbursement_id, [])
+                        evidence_view(mirror, view, blocks, e, rel)
+                        for e in evidence.get(a.disbursement_id, [])
                     ],
                 ),
             )

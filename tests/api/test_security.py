@@ -118,6 +118,14 @@ def write_requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "url": f"/v1/disbursements/{w.a_disbursement}/evidence",
             "files": [("files", DOCUMENT)],
         },
+        ("POST", "/v1/disbursements/{disbursement_id}/evidence/{sha256}/withdrawal"): {
+            "url": f"/v1/disbursements/{w.a_disbursement}/evidence/{SOME_SHA}/withdrawal",
+            "json": {"reason": "uploaded by mistake"},
+        },
+        ("POST", "/v1/disbursements/{disbursement_id}/evidence/{sha256}/redacted-copy"): {
+            "url": f"/v1/disbursements/{w.a_disbursement}/evidence/{SOME_SHA}/redacted-copy",
+            "files": [("file", DOCUMENT)],
+        },
         ("POST", "/v1/charities/{charity_id}/operators"): {
             "url": f"/v1/charities/{w.a}/operators",
             "json": {"account": SOME_ACCOUNT},
@@ -158,6 +166,7 @@ def _statement_mapping(campaign: str) -> dict[str, str]:
 
 # A well-formed operator account and signed call (signed by nobody's operator).
 SOME_ACCOUNT = "0x" + "ab" * 20
+SOME_SHA = "cd" * 32  # a document's SHA-256
 SIGNED_CALL = {
     "message": {"operator": SOME_ACCOUNT, "data": "0x" + "12" * 36, "nonce": "0x" + "34" * 32, "deadline": 1},
     "signature": "0x" + "56" * 65,
@@ -297,6 +306,38 @@ def test_a_charity_key_finds_no_other_charitys_records(service: Service) -> None
                 {
                     "url": f"/v1/disbursements/{ids.new('disbursement')}/evidence",
                     "files": [("files", DOCUMENT)],
+                },
+            ),
+        ),
+        (
+            (
+                "POST",
+                {
+                    "url": f"/v1/disbursements/{w.a_disbursement}/evidence/{SOME_SHA}/withdrawal",
+                    "json": {"reason": "r"},
+                },
+            ),
+            (
+                "POST",
+                {
+                    "url": f"/v1/disbursements/{ids.new('disbursement')}/evidence/{SOME_SHA}/withdrawal",
+                    "json": {"reason": "r"},
+                },
+            ),
+        ),
+        (
+            (
+                "POST",
+                {
+                    "url": f"/v1/disbursements/{w.a_disbursement}/evidence/{SOME_SHA}/redacted-copy",
+                    "files": [("file", DOCUMENT)],
+                },
+            ),
+            (
+                "POST",
+                {
+                    "url": f"/v1/disbursements/{ids.new('disbursement')}/evidence/{SOME_SHA}/redacted-copy",
+                    "files": [("file", DOCUMENT)],
                 },
             ),
         ),
