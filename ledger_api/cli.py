@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -292,32 +293,39 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
-@keys_app.command("create")
-def keys_create(
-    role: str = typer.Option(..., help="admin, charity or auditor."),
-    charity_id: str = typer.Option(None, help="The charity a charity key writes for (CH-...)."),
-    label: str = typer.Option(None, help="A note to recognise the key by."),
-) -> None:
-    """Issue an API key directly in the database of this mode's state (the one `ledger dev`
-    uses with the same LEDGER_* settings). The key is printed once; only its hash is kept.
+def _expiry(value: str | None) -> Any:
+    """`--expires`: an ISO 8601 time (UTC if it has no zone) or a number of days (`90d`)."""
+    from datetime import UTC, datetime, timedelta
 
-    On the embedded chain that is var/embedded.db, which `ledger dev` deletes when it
-    starts: the key works while the running `ledger dev` runs, so one must be running."""
-    from ledger_api.core import db, ids
-    from ledger_api.core.security import ROLES
-    from ledger_api.keys.service import issue_key
+    from ledger_api.keys.schemas import MAX_DAYS
+
+    if value is None:
+        return None
+    now = datetime.now(UTC)
+    text = value.strip()
+    try:
+        if text.endswith("d") and text[:-1].isdigit():
+            days = int(text[:-1])
+            if not 1 <= days <= MAX_DAYS:
+                raise ValueError(f"between 1d and {MAX_DAYS}d")
+            return now + timedelta(days=days)
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"an ISO 8601 time or a number of days like 90d ({exc})") from None
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if moment <= now:
+        raise typer.BadParameter("that time is past: a key must expire in the future", param_hint="--expires")
+    if moment > now + timedelta(days=MAX_DAYS):
+        raise typer.BadParameter(f"at most {MAX_DAYS} days away", param_hint="--expires")
+    return moment
+
+
+def _keys_engine(command: str) -> tuple[Any, str, str | None, bool]:
+    """The database of this mode's state, upgraded, for `ledger keys`: (engine, its
+    printable URL, the running `ledger dev` holding it, whether the next one wipes it)."""
+    from ledger_api.core import db
     from ledger_api.runtime import EMBEDDED_DATABASE, dev_state_holder, state_settings, wiped_at_start
 
-    if role not in ROLES:
-        raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
-    if (role == "charity") != (charity_id is not None):
-        raise typer.BadParameter("a charity key needs --charity-id, and only a charity key takes one")
-    charity_hex = None
-    if charity_id is not None:
-        try:
-            charity_hex = ids.to_hex(charity_id, "charity")
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--charity-id") from None
     settings = get_settings()
     located = state_settings(settings)
     database = make_url(located.database_url).render_as_string(hide_password=True)
@@ -325,7 +333,7 @@ def keys_create(
     holder = dev_state_holder(settings)
     if wiped and holder is None:
         typer.echo(
-            f"ledger keys create: no `ledger dev` is running on the embedded chain's state "
+            f"ledger keys {command}: no `ledger dev` is running on the embedded chain's state "
             f"({database}), and the next `ledger dev` deletes it when it starts, so a key "
             "made now could never be used.\n"
             "Start `ledger dev` first and run this again while it runs (or, against a node, "
@@ -334,12 +342,10 @@ def keys_create(
         )
         raise typer.Exit(2)
     db.upgrade(located.database_url)
-    engine = db.make_engine(located.database_url)
-    try:
-        issued = issue_key(engine, role, charity_hex, label)
-    finally:
-        engine.dispose()
-    typer.echo(f"key id {issued.id} ({role}), written to {database}", err=True)
+    return db.make_engine(located.database_url), database, holder, wiped
+
+
+def _where_written(database: str, holder: str | None, wiped: bool) -> None:
     if holder is not None:
         typer.echo(f"  the database of the running `ledger dev` ({holder})", err=True)
     if wiped:
@@ -348,7 +354,89 @@ def keys_create(
             "database, without it",
             err=True,
         )
+
+
+@keys_app.command("create")
+def keys_create(
+    role: str = typer.Option(..., help="admin, charity or auditor."),
+    charity_id: str = typer.Option(None, help="The charity a charity key writes for (CH-...)."),
+    charity: Annotated[
+        list[str] | None,
+        typer.Option("--charity", help="Limit an auditor key to this charity (CH-...; repeat for several)."),
+    ] = None,
+    expires: str = typer.Option(None, help="When the key stops working: an ISO 8601 time, or days (90d)."),
+    label: str = typer.Option(None, help="A note to recognise the key by."),
+) -> None:
+    """Issue an API key directly in the database of this mode's state (the one `ledger dev`
+    uses with the same LEDGER_* settings). The key is printed once; only its hash is kept.
+
+    On the embedded chain that is var/embedded.db, which `ledger dev` deletes when it
+    starts: the key works while the running `ledger dev` runs, so one must be running."""
+    from ledger_api.core import ids
+    from ledger_api.core.security import ROLES
+    from ledger_api.keys.service import issue_key
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
+    if (role == "charity") != (charity_id is not None):
+        raise typer.BadParameter("a charity key needs --charity-id, and only a charity key takes one")
+    if charity and role != "auditor":
+        raise typer.BadParameter("only an auditor key is limited with --charity", param_hint="--charity")
+    charity_hex = None
+    charities = None
+    try:
+        if charity_id is not None:
+            charity_hex = ids.to_hex(charity_id, "charity")
+        if charity:
+            charities = list(dict.fromkeys(ids.to_hex(one, "charity") for one in charity))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--charity-id/--charity") from None
+    expires_at = _expiry(expires)
+    engine, database, holder, wiped = _keys_engine("create")
+    try:
+        issued = issue_key(engine, role, charity_hex, label, charities=charities, expires_at=expires_at)
+    finally:
+        engine.dispose()
+    typer.echo(f"key id {issued.id} ({role}), written to {database}", err=True)
+    if expires_at is not None:
+        typer.echo(f"  it expires at {expires_at.isoformat(timespec='seconds')}", err=True)
+    _where_written(database, holder, wiped)
     typer.echo(issued.key)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str = typer.Argument(..., help="The id of the key to replace (the 12 characters after lk_)."),
+    grace_hours: int = typer.Option(24, min=0, max=168, help="How long the old key keeps working."),
+    expires: str = typer.Option(
+        None, help="When the new key stops working (default: the old one's lifetime)."
+    ),
+) -> None:
+    """Issue a successor to a key (same role, charity, scope and label); the old key keeps
+    working for the grace period, then answers `key-expired`. The new key is printed once."""
+    from datetime import timedelta
+
+    from ledger_api.core.errors import Problem
+    from ledger_api.keys.service import rotate_key
+
+    expires_at = _expiry(expires)
+    engine, database, holder, wiped = _keys_engine("rotate")
+    try:
+        rotated = rotate_key(engine, key_id, timedelta(hours=grace_hours), expires_at)
+    except Problem as exc:
+        typer.echo(f"ledger keys rotate: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"key id {rotated.issued.id} ({rotated.role}) replaces {key_id}, written to {database}", err=True
+    )
+    typer.echo(
+        f"  {key_id} keeps working until {rotated.previous_expires_at.isoformat(timespec='seconds')}",
+        err=True,
+    )
+    _where_written(database, holder, wiped)
+    typer.echo(rotated.issued.key)
 
 
 @app.command()

@@ -37,8 +37,11 @@ Mapping choices (codes are from the IATI 2.03 codelists):
   refund = type 1 with a NEGATIVE value (IATI guidance: a reversal of incoming funds is
   reported as a negative transaction of the same type); disbursement = type 3
   (Disbursement) from the charity to the recipient text recorded on chain, purpose in the
-  description. `transaction/@ref` is the record's readable ID; every description names the
-  chain transaction hash so anyone can check it against a node.
+  description; to a private person (`private:0x<commitment>` on chain), an empty
+  `receiver-org` (no name, no ref: the schema allows it, and the person's identity is
+  withheld) and the commitment in the description. `transaction/@ref` is the record's
+  readable ID; every description names the chain transaction hash so anyone can check it
+  against a node.
 - Language: the boilerplate is English, so `iati-activity/@xml:lang` is "en". Titles,
   recipients and purposes are whatever the charity recorded (any language): we do not know
   their language and do not guess.
@@ -61,7 +64,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from ledger_api.core import ids
+from ledger_api.core import ids, reference
 from ledger_api.core.formats import major_units, xml_text
 
 # The official IATI 2.03 schemas, copied into the package (see iati_schema/LICENSE).
@@ -248,14 +251,21 @@ def _transaction(activity: Activity, tx: Transaction) -> etree._Element:
         _value(element, tx.amount, currency, day)
         purpose = xml_text(tx.purpose or "").strip()
         text = f"{purpose} " if purpose else ""
+        private = tx.receiver is not None and reference.is_private(tx.receiver)
+        to_whom = f"paid to {reference.PRIVATE_PERSON}, commitment {tx.receiver}; " if private else ""
         _narrative(
             _sub(element, "description"),
-            f"{text}(disbursement {tx.ref}, chain transaction {tx.tx_hash}).{pending}",
+            f"{text}({to_whom}disbursement {tx.ref}, chain transaction {tx.tx_hash}).{pending}",
             tx.ref,
         )
         provider = _sub(element, "provider-org", {"ref": org.ref})
         _narrative(provider, org.name, org.ref)
-        _narrative(_sub(element, "receiver-org"), tx.receiver or "", "Recipient (not recorded)")
+        if private:
+            # A person, not an organisation: neither a name nor a ref (the schema allows a
+            # receiver-org with no narrative); who it was is withheld.
+            _sub(element, "receiver-org")
+        else:
+            _narrative(_sub(element, "receiver-org"), tx.receiver or "", "Recipient (not recorded)")
         return element
 
     # Donations and refunds are Incoming Funds (type 1). A refund reverses a donation, and

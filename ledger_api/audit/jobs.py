@@ -86,10 +86,13 @@ def _scope_of(row: Row[Any]) -> Scope:
 
 def _visible(auditing: Auditing, principal: Principal) -> Any:
     """Jobs the caller may see: a charity key, those of its charity (and its campaigns);
-    auditors and admins, all of the deployment's."""
+    an auditor key limited to some charities, theirs; other auditors and admins, all of
+    the deployment's."""
     query = select(Job).where(Job.deployment_id == auditing.deployment_id)
     if principal.role == "charity":
         query = query.where(Job.charity_id == principal.charity_id)
+    elif principal.role == "auditor" and principal.charities is not None:
+        query = query.where(Job.charity_id.in_(principal.charities))
     return query
 
 

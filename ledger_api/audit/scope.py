@@ -1,8 +1,12 @@
 """Who may audit what, and the scope of an audit request.
 
-Auditor and admin keys see every charity; a charity key sees only its own, and asking
-for another charity's (or one of its campaigns') non-public records answers 404, as if
-they did not exist. The anonymous public gets 401: the audit views show operator
+Admin keys and unlimited auditor keys see every charity; an auditor key limited to some
+charities sees those, and a charity key only its own: asking for another charity's (or
+one of its campaigns') non-public records answers 404, as if they did not exist. With no
+charity filter, a charity key and an auditor key limited to one charity get that charity;
+an auditor key limited to several must name one (422): the audit queries (trail, exports,
+anomalies, reconciliation) are built for one charity or all, and a wrong guess at a set
+would be a leak, so the service does not guess. The anonymous public gets 401: the audit views show operator
 accounts, donor commitments and record metadata that the public pages leave out.
 """
 
@@ -16,7 +20,7 @@ from sqlalchemy import Connection, select
 
 from ledger_api.core import ids
 from ledger_api.core.access_log import Trace, TraceDep
-from ledger_api.core.errors import Forbidden, NotFound, Problem
+from ledger_api.core.errors import Forbidden, InvalidRequest, NotFound, Problem
 from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import CurrentPrincipal, Principal
 from ledger_api.mirror import tables as im
@@ -77,13 +81,19 @@ def resolve(
         ).scalar_one_or_none()
         if known is None:
             raise NotFound("charity not found (or not mirrored yet)")
-    if principal.role == "charity":
-        if charity_hex is None:
-            charity_hex = principal.charity_id
-        elif charity_hex != principal.charity_id:
-            # The same answer as for an ID that does not exist: nothing given away.
-            what = "campaign" if campaign_hex else "charity"
-            raise NotFound(f"{what} not found (or not mirrored yet)")
+    if principal.role == "charity" and charity_hex is None:
+        charity_hex = principal.charity_id
+    elif principal.role == "auditor" and principal.charities is not None and charity_hex is None:
+        if len(principal.charities) != 1:
+            named = ", ".join(ids.from_bytes32(charity) for charity in principal.charities)
+            raise InvalidRequest(
+                f"this auditor key may read only some charities ({named}): name one with charity_id"
+            )
+        charity_hex = principal.charities[0]
+    if charity_hex is not None and not principal.can_read(charity_hex):
+        # The same answer as for an ID that does not exist: nothing given away.
+        what = "campaign" if campaign_hex else "charity"
+        raise NotFound(f"{what} not found (or not mirrored yet)")
     return Scope(charity_hex, campaign_hex)
 
 

@@ -43,14 +43,13 @@ from ledger_api.console.web import (
     page,
     writes_of,
 )
-from ledger_api.core import ids
+from ledger_api.core import ids, reference
 from ledger_api.core.errors import NotFound, Problem, Unauthenticated
 from ledger_api.core.pages import RecordFilters
 from ledger_api.core.security import authenticate
 from ledger_api.disbursements import service as disbursement_writes
 from ledger_api.disbursements.reads import funding
 from ledger_api.disbursements.schemas import DisbursementCreate
-from ledger_api.donations import reference
 from ledger_api.donations import service as donation_writes
 from ledger_api.donations.schemas import DonationCreate, RefundCreate
 from ledger_api.mirror.gateway import Mirror, current_mirror

@@ -91,12 +91,16 @@ def open_session(engine: Engine, principal: Principal) -> str:
 
 def find(engine: Engine, token: str | None) -> Staff | None:
     """The session of a cookie's token, None if there is none, it expired or its key was
-    revoked; a live session's idle clock starts again."""
+    revoked or has expired; a live session's idle clock starts again."""
     if not token or len(token) > 100:
         return None
     now = datetime.now(UTC)
     S = ConsoleSession
-    key_alive = exists().where(ApiKey.id == S.key_id, ApiKey.revoked_at.is_(None))
+    key_alive = exists().where(
+        ApiKey.id == S.key_id,
+        ApiKey.revoked_at.is_(None),
+        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+    )
     live = (
         S.token_hash == _hash(token),
         S.created_at > now - ABSOLUTE,

@@ -20,7 +20,7 @@ It lives in the kernel because every domain that serves such data appends to it.
    (`ledger serve --workers N`): PostgreSQL takes a transaction-level advisory lock;
    SQLite an immediate write transaction (BEGIN IMMEDIATE). The previous row is read and
    the new one written inside it, `at` taken inside too, so `at` never goes backwards.
-4. Nothing updates or deletes a row: no code path does, and triggers (migration 0012)
+4. Nothing updates or deletes a row: no code path does, and triggers (migration 0011)
    refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL).
 5. Each UTC day is sealed by a Merkle root over its rows' hashes in `seq` order
    (`merkle_root`): a leaf is SHA-256(0x00 ‖ row_hash), an inner node SHA-256(0x01 ‖ left

@@ -53,6 +53,12 @@ class Unauthenticated(Problem):
     status, kind, title = 401, "unauthenticated", "Authentication required"
 
 
+class KeyExpired(Unauthenticated):
+    """A key that was valid and has passed its expiry (`expired_at` says when)."""
+
+    status, kind, title = 401, "key-expired", "API key expired"
+
+
 class Forbidden(Problem):
     status, kind, title = 403, "forbidden", "Not allowed"
 
@@ -120,7 +126,7 @@ class ProblemDetails(BaseModel):
 
 # What routes may answer besides their success, for their OpenAPI `responses=`.
 READ_ERRORS: tuple[type[Problem], ...] = (NotFound, InvalidRequest)
-AUTH_ERRORS: tuple[type[Problem], ...] = (Unauthenticated, Forbidden)
+AUTH_ERRORS: tuple[type[Problem], ...] = (Unauthenticated, KeyExpired, Forbidden)
 # A JSON body that cannot be parsed (400), is too large (413) or does not fit (422).
 BODY_ERRORS: tuple[type[Problem], ...] = (Problem, RequestTooLarge, InvalidRequest)
 WRITE_ERRORS: tuple[type[Problem], ...] = (

@@ -34,6 +34,7 @@ every request: the same files sent again are the same request.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import tempfile
 from collections.abc import AsyncIterator
@@ -74,14 +75,18 @@ class IdempotencyUnreadable(Conflict):
 
 
 class Fingerprint:
-    """SHA-256 of method, path, query and body, fed the body chunk by chunk; in a multipart
-    body every `--<boundary>` is replaced by a fixed marker first. The result does not
-    depend on how the body was cut into chunks (tests/api/test_limits.py checks it)."""
+    """HMAC-SHA-256 of method, path, query and body, keyed with the caller's API key and
+    fed the body chunk by chunk; in a multipart body every `--<boundary>` is replaced by a
+    fixed marker first. The result does not depend on how the body was cut into chunks
+    (tests/api/test_limits.py checks it). Keyed, because a body may carry personal details
+    (a private recipient's name and ID number): a plain hash of a short body could be
+    reversed by trying names and ID numbers; without the caller's key (which the service
+    keeps only hashed) it cannot."""
 
     REPLACEMENT = b"--<boundary>"
 
-    def __init__(self, method: str, path: str, query: bytes, content_type: bytes) -> None:
-        self._hash = hashlib.sha256(b"\n".join([method.encode(), path.encode(), query, b""]))
+    def __init__(self, method: str, path: str, query: bytes, content_type: bytes, key: bytes = b"") -> None:
+        self._hash = hmac.new(key, b"\n".join([method.encode(), path.encode(), query, b""]), hashlib.sha256)
         self._marker = _boundary_marker(content_type)
         self._pending = b""
 
@@ -161,7 +166,11 @@ class IdempotencyMiddleware:
         bearer = token.partition(" ")[2].strip()
 
         fingerprint = Fingerprint(
-            scope["method"], scope["path"], scope.get("query_string", b""), headers.get(b"content-type", b"")
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b""),
+            headers.get(b"content-type", b""),
+            bearer.encode(),
         )
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -56,6 +57,12 @@ class ApiKey(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An auditor key limited to these charities (0x hex IDs); None reads every charity.
+    charities: Mapped[list[str] | None] = mapped_column(JSON)
+    # After this the key answers 401 `key-expired`; None never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The key this one replaced (`POST /v1/keys/{id}/rotate`).
+    rotated_from: Mapped[str | None] = mapped_column(String(32), unique=True)
 
 
 class CharityAccount(Base):

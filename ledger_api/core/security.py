@@ -3,8 +3,12 @@
 A key is `lk_<id>_<secret>`: the id finds the row, the secret is checked against its
 SHA-256 in constant time. Keys are shown once, at creation. The admin key can also come
 from LEDGER_ADMIN_KEY. Roles: `admin` (the platform: registers charities, issues keys),
-`charity` (writes that one charity's records), `auditor` (reads everything, writes
-nothing); no key is the anonymous public.
+`charity` (writes that one charity's records), `auditor` (reads everything, or the
+charities its key is limited to, and writes nothing); no key is the anonymous public.
+
+Any key may have an expiry: after it the key answers 401 `key-expired`, saying when it
+expired (a rotated key expires at the end of its grace period). An unknown, malformed or
+revoked key answers 401 `unauthenticated`, all alike.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine, select
 
-from ledger_api.core.errors import Forbidden, NotFound, Unauthenticated
+from ledger_api.core.errors import Forbidden, KeyExpired, NotFound, Unauthenticated
 from ledger_api.core.models import ApiKey
 
 ROLES = ("admin", "charity", "auditor")
@@ -32,9 +37,26 @@ class Principal:
     key_id: str
     role: str
     charity_id: str | None = None  # 0x hex, for charity keys
+    charities: tuple[str, ...] | None = None  # 0x hex: an auditor key limited to these
+    expires_at: datetime | None = None
 
     def can_write_for(self, charity_id: str) -> bool:
         return self.role == "admin" or (self.role == "charity" and self.charity_id == charity_id)
+
+    def can_read(self, charity_id: str) -> bool:
+        """Whether this key may read `charity_id`'s non-public records."""
+        if self.role == "auditor":
+            return self.charities is None or charity_id in self.charities
+        return self.can_write_for(charity_id)
+
+
+def aware(moment: datetime) -> datetime:
+    """A time from the database as UTC (SQLite gives it back without its zone)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def expired_detail(expires_at: datetime) -> str:
+    return f"this key expired at {aware(expires_at).isoformat(timespec='seconds')}; ask for a new one"
 
 
 def digest(secret: str) -> str:
@@ -64,9 +86,14 @@ def authenticate(engine: Engine, admin_key: str | None, authorization: str | Non
         raise Unauthenticated("invalid or revoked API key")
     with engine.connect() as connection:
         row = connection.execute(
-            select(ApiKey.secret_hash, ApiKey.role, ApiKey.charity_id, ApiKey.revoked_at).where(
-                ApiKey.id == match.group(1)
-            )
+            select(
+                ApiKey.secret_hash,
+                ApiKey.role,
+                ApiKey.charity_id,
+                ApiKey.revoked_at,
+                ApiKey.charities,
+                ApiKey.expires_at,
+            ).where(ApiKey.id == match.group(1))
         ).one_or_none()
     if (
         row is None
@@ -74,7 +101,11 @@ def authenticate(engine: Engine, admin_key: str | None, authorization: str | Non
         or not hmac.compare_digest(row.secret_hash, digest(match.group(2)))
     ):
         raise Unauthenticated("invalid or revoked API key")
-    return Principal(match.group(1), row.role, row.charity_id)
+    expires_at = aware(row.expires_at) if row.expires_at is not None else None
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise KeyExpired(expired_detail(expires_at), expired_at=expires_at.isoformat(timespec="seconds"))
+    charities = tuple(row.charities) if row.charities is not None else None
+    return Principal(match.group(1), row.role, row.charity_id, charities, expires_at)
 
 
 def _principal(request: Request) -> Principal | None:

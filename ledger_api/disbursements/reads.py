@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ledger_api.core import ids
+from ledger_api.core import ids, reference
 from ledger_api.core.answers import Named
-from ledger_api.core.errors import NotFound
+from ledger_api.core.errors import InvalidRequest, NotFound
+from ledger_api.core.hexes import unhex
 from ledger_api.disbursements.schemas import Disbursement, FundingAllocation
 from ledger_api.donations.trace import evidence_of, evidence_view
 from ledger_api.mirror import attribution
@@ -61,3 +62,22 @@ def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
         ],
         evidence=[evidence_view(mirror, view, blocks, e) for e in evidence],
     )
+
+
+def recipient_matches(mirror: Mirror, disbursement_id: str, details: str, secret: str) -> bool:
+    """Whether `private:0x` keccak256(secret || details), the details normalised as when
+    the disbursement was recorded, is the disbursement's on-chain recipient; 422 when its
+    recipient is public (there is nothing to prove)."""
+    disbursement_hex = ids.to_hex(disbursement_id, "disbursement")
+    B = im.Disbursement
+    with mirror.engine.connect() as connection:
+        onchain = connection.execute(
+            select(B.recipient).where(
+                B.deployment_id == mirror.deployment_id, B.disbursement_id == disbursement_hex
+            )
+        ).scalar_one_or_none()
+    if onchain is None:
+        raise NotFound("disbursement not found (or not mirrored yet)")
+    if not reference.is_private(onchain):
+        raise InvalidRequest("this disbursement's recipient is named in public, not a private person")
+    return reference.private_recipient(unhex(secret), details) == onchain

@@ -10,16 +10,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from ledger_api.core.errors import READ_ERRORS, InvalidRequest, problems
+from ledger_api.core.errors import BODY_ERRORS, READ_ERRORS, InvalidRequest, problems
 from ledger_api.core.schemas import DisbursementId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.disbursements import service
-from ledger_api.disbursements.reads import funding
+from ledger_api.disbursements.reads import funding, recipient_matches
 from ledger_api.disbursements.schemas import (
     Disbursement,
     DisbursementCreate,
     DisbursementRecorded,
     EvidenceAnchored,
+    RecipientProof,
+    RecipientProofResult,
 )
 from ledger_api.mirror.gateway import MirrorDep
 from ledger_api.transactions.schemas import write_responses
@@ -36,7 +38,10 @@ def record_disbursement(
     body: DisbursementCreate, writes: WritesDep, principal: WriterPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
     """Record a disbursement. Without `allocations`, the service allocates it first in,
-    first out over the campaign's donations that still have a balance."""
+    first out over the campaign's donations that still have a balance. To a private
+    person: `recipient_person: {"reference": "<name and ID number>"}` instead of
+    `recipient`; only `private:0x<keccak256(secret || reference)>` goes on chain, the
+    answer's `recipient_secret` is for the person, and the details are kept nowhere."""
     created, state = service.record(writes, principal, body, wait)
     return answer(created, [state], wait)
 
@@ -109,3 +114,15 @@ async def upload_evidence(
 def get_disbursement(disbursement_id: DisbursementPath, mirror: MirrorDep) -> Disbursement:
     """A disbursement (public), with the donations that funded it and its evidence."""
     return funding(mirror, disbursement_id)
+
+
+@router.post("/{disbursement_id}/recipient-proof", responses=problems(*READ_ERRORS, *BODY_ERRORS))
+def check_recipient(
+    disbursement_id: DisbursementPath, body: RecipientProof, mirror: MirrorDep
+) -> RecipientProofResult:
+    """Whether the details and secret a private recipient holds match the disbursement's
+    on-chain commitment (public; neither is stored or logged). The details are normalised
+    as when the disbursement was recorded, as a donor reference is."""
+    return RecipientProofResult(
+        id=disbursement_id, matches=recipient_matches(mirror, disbursement_id, body.reference, body.secret)
+    )

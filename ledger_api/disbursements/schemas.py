@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, computed_field, model_validator
 
-from ledger_api.core import ids
+from ledger_api.core import ids, reference
 from ledger_api.core.answers import Answer, Named, Proof, SignedBy
-from ledger_api.core.schemas import Amount, CampaignId, ChainText, DonationId, Hash32, Strict
+from ledger_api.core.schemas import Amount, CampaignId, ChainText, DonationId, Hash32, Strict, plain_text
 from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
@@ -18,15 +18,58 @@ class AllocationIn(Strict):
     amount: Amount
 
 
+_DETAILS = (
+    "The private person's identifying details as the charity knows them (name and ID number,"
+    " as typed): never stored, logged or echoed; only their salted commitment goes on chain."
+    " Normalised like a donor reference: 1 to 200 characters after that."
+)
+
+
+class RecipientPerson(Strict):
+    """A private person paid by the disbursement."""
+
+    reference: Annotated[
+        str,
+        Field(min_length=1, max_length=reference.LENGTH, description=_DETAILS),
+        AfterValidator(plain_text),
+        AfterValidator(reference.parse),
+    ]
+
+
+class RecipientProof(Strict):
+    """What the recipient holds: the details the charity used and the secret it handed over."""
+
+    reference: Annotated[
+        str, Field(min_length=1, max_length=reference.TYPED_LENGTH), AfterValidator(reference.parse)
+    ]
+    secret: Hash32
+
+
 class DisbursementCreate(Strict):
     campaign_id: CampaignId
     amount: Amount
-    # A public organisation ID (e.g. CN-USCC-...) or a commitment for a private person.
-    recipient: ChainText(128)  # type: ignore[valid-type]
+    # A public organisation ID (e.g. CN-USCC-...); for a private person, `recipient_person`.
+    recipient: ChainText(128) | None = None  # type: ignore[valid-type]
+    recipient_person: RecipientPerson | None = Field(
+        default=None,
+        description="A private person instead of a public recipient: the service records only"
+        " `private:0x<commitment>` and answers the secret to hand to the person.",
+    )
     purpose: ChainText(128)  # type: ignore[valid-type]
     evidence_hash: Hash32 | None = None
     # Omitted: the service allocates first-in-first-out over the campaign's donations.
     allocations: Annotated[list[AllocationIn], Field(min_length=1, max_length=MAX_ALLOCATIONS)] | None = None
+
+    @model_validator(mode="after")
+    def _recipient(self) -> DisbursementCreate:
+        if (self.recipient is None) == (self.recipient_person is None):
+            raise ValueError("give either recipient (public) or recipient_person (a private person)")
+        if self.recipient is not None and reference.looks_private(self.recipient):
+            raise ValueError(
+                f"a public recipient may not begin with {reference.PRIVATE_PREFIX!r}: that form is kept for"
+                " private persons (use recipient_person)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sum(self) -> DisbursementCreate:
@@ -56,6 +99,14 @@ class DisbursementSummary(Answer):
     evidence_count: int
     proof: Proof
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description='The recipient as shown: "a private person (identity withheld)" for a'
+        " `private:0x<commitment>`, else as recorded."
+    )
+    @property
+    def recipient_label(self) -> str:
+        return reference.recipient_label(self.recipient)
+
 
 class FundingAllocation(Answer):
     """A donation's part in the disbursement."""
@@ -82,6 +133,14 @@ class Disbursement(Answer):
     funded_by: list[FundingAllocation]
     evidence: list[EvidenceView]
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description='The recipient as shown: "a private person (identity withheld)" for a'
+        " `private:0x<commitment>`, else as recorded."
+    )
+    @property
+    def recipient_label(self) -> str:
+        return reference.recipient_label(self.recipient)
+
 
 class Allocation(Answer):
     donation_id: str
@@ -92,11 +151,21 @@ class DisbursementRecorded(WriteAnswer):
     id: str
     campaign_id: str
     amount: int
-    recipient: str
+    recipient: str = Field(description="As recorded on chain: `private:0x<commitment>` for a private person.")
+    recipient_secret: str | None = Field(
+        default=None,
+        description="For a private person only: hand this to the recipient, who proves the payment"
+        " with it (POST /v1/disbursements/{id}/recipient-proof); the service does not keep it.",
+    )
     purpose: str
     allocation: str = Field(description='"automatic (first in, first out)" or "explicit".')
     allocations: list[Allocation]
     transaction: TransactionView
+
+
+class RecipientProofResult(Answer):
+    id: str
+    matches: bool
 
 
 class DocumentAnchored(Answer):

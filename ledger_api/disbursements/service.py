@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from starlette.datastructures import UploadFile
 
 from ledger_api.chain.abi import Call, encode
 from ledger_api.chain.writer import TxState
-from ledger_api.core import ids
+from ledger_api.core import ids, reference
 from ledger_api.core.errors import Conflict, ContractRejected, InvalidRequest
 from ledger_api.core.hexes import bytes32_or_zero, hex0x, unhex
 from ledger_api.core.security import Principal
@@ -82,6 +83,14 @@ def record(
     disbursement_id = ids.new("disbursement")
     evidence = bytes32_or_zero(body.evidence_hash)
     automatic = body.allocations is None
+    salt = None
+    if body.recipient_person is not None:
+        # Only the salted commitment leaves this function: the details are not kept.
+        salt = secrets.token_bytes(32)
+        recipient = reference.private_recipient(salt, body.recipient_person.reference)
+    else:
+        assert body.recipient is not None
+        recipient = body.recipient
 
     def call_for(allocations: list[tuple[bytes, int]]) -> Call:
         return encode(
@@ -89,7 +98,7 @@ def record(
             ids.to_bytes32(disbursement_id),
             campaign,
             body.amount,
-            body.recipient,
+            recipient,
             body.purpose,
             evidence,
             allocations,
@@ -129,7 +138,8 @@ def record(
         "id": disbursement_id,
         "campaign_id": body.campaign_id,
         "amount": body.amount,
-        "recipient": body.recipient,
+        "recipient": recipient,
+        **({"recipient_secret": hex0x(salt)} if salt is not None else {}),
         "purpose": body.purpose,
         "allocation": "automatic (first in, first out)" if automatic else "explicit",
         "allocations": [{"donation_id": ids.from_bytes32(d), "amount": a} for d, a in allocations],

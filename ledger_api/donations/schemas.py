@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, computed_field
 
+from ledger_api.core import reference
 from ledger_api.core.answers import Answer, MirrorPosition, Named, Proof, SignedBy
 from ledger_api.core.schemas import Amount, CampaignId, ChainText, Hash32, Strict, plain_text
-from ledger_api.donations import reference
 from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
@@ -86,6 +86,14 @@ class TraceDisbursement(Answer):
     purpose: str
     proof: Proof
     evidence: list[EvidenceView]
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description='The recipient as shown: "a private person (identity withheld)" for a'
+        " `private:0x<commitment>`, else as recorded."
+    )
+    @property
+    def recipient_label(self) -> str:
+        return reference.recipient_label(self.recipient)
 
 
 class TraceAllocation(Answer):

@@ -1,7 +1,7 @@
 """Recording donations (singly or in batches) and refunds.
 
 The donor reference (a name, an account number: whatever the charity uses) never leaves
-this function: normalised (donations.reference), it is hashed with 32 random bytes into the
+this function: normalised (core.reference), it is hashed with 32 random bytes into the
 donor commitment keccak256(salt || reference), the commitment goes on chain, the salt goes back to the
 caller once as the donor's receipt secret, and neither is stored by the service.
 """
@@ -16,8 +16,8 @@ from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
 from ledger_api.core.errors import InvalidRequest
 from ledger_api.core.hexes import bytes32_or_zero, hex0x, pad32
+from ledger_api.core.reference import commitment
 from ledger_api.core.security import Principal, require_charity
-from ledger_api.donations.reference import commitment
 from ledger_api.donations.schemas import DonationCreate
 from ledger_api.transactions.service import Step, Writes
 

@@ -13,7 +13,7 @@ from ledger_api.core import ids
 from ledger_api.core.answers import MirrorPosition, Named, Proof
 from ledger_api.core.errors import NotFound
 from ledger_api.core.hexes import hex0x, text_of, unhex
-from ledger_api.donations.reference import commitment
+from ledger_api.core.reference import commitment
 from ledger_api.donations.schemas import (
     DonationTrace,
     TraceAllocation,
@@ -165,7 +165,7 @@ def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
 
 def owns(mirror: Mirror, donation_id: str, receipt_secret: str, donor_reference: str) -> bool:
     """Whether keccak256(secret || reference), the reference normalised as when it was
-    recorded (donations.reference), is the donation's on-chain commitment."""
+    recorded (core.reference), is the donation's on-chain commitment."""
     donation_hex = ids.to_hex(donation_id, "donation")
     with mirror.engine.connect() as connection:
         onchain = connection.execute(

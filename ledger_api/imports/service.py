@@ -67,7 +67,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger_api.audit.exports import spreadsheet_safe
 from ledger_api.chain.abi import encode
-from ledger_api.core import amounts, ids
+from ledger_api.core import amounts, ids, reference
 from ledger_api.core.config import Settings
 from ledger_api.core.errors import Conflict, ContractRejected, Forbidden, InvalidRequest, NotFound, Problem
 from ledger_api.core.formats import minor_unit_exponent
@@ -75,7 +75,6 @@ from ledger_api.core.hexes import hex0x, pad32
 from ledger_api.core.models import ImportedReference, StatementImport
 from ledger_api.core.schemas import plain_text
 from ledger_api.core.security import Principal
-from ledger_api.donations import reference
 from ledger_api.donations import service as donations
 from ledger_api.imports import reading
 from ledger_api.imports.schemas import (

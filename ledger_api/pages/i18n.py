@@ -55,7 +55,7 @@ def N_(key: str) -> str:
 
 # Keys built at run time: the error pages' texts per record kind (`routes.error_page`) and
 # the donation channels named in words (`Reader.channel`), what is wrong with a donor
-# reference typed into a form (`routes.typed`, from `donations.reference.BadReference`).
+# reference typed into a form (`routes.typed`, from `core.reference.BadReference`).
 COMPUTED = (
     N_("error.not_found.donation"),
     N_("error.not_found.campaign"),

@@ -45,14 +45,13 @@ from ledger_api.campaigns import reads as campaigns
 from ledger_api.campaigns.schemas import Campaign
 from ledger_api.charities import reads as charities
 from ledger_api.charities.schemas import CharitySummary
-from ledger_api.core import ids
+from ledger_api.core import ids, reference
 from ledger_api.core.answers import Named, Proof
 from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.formats import xml_text
 from ledger_api.core.pages import RecordFilters
 from ledger_api.deployment import reads as deployment
 from ledger_api.disbursements.reads import funding
-from ledger_api.donations import reference
 from ledger_api.donations.schemas import DonationTrace
 from ledger_api.donations.trace import owns, trace
 from ledger_api.mirror.gateway import Mirror, MirrorDep, current_mirror
@@ -105,6 +104,8 @@ def _templates(lang: str) -> jinja2.Environment:
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
     )
+    # `{% if b.recipient is private_recipient %}`: a private person's commitment.
+    environment.tests["private_recipient"] = reference.is_private
     reader = Reader(lang)
     environment.install_gettext_callables(reader.t, reader.nt, newstyle=False)  # type: ignore[attr-defined]
     return environment

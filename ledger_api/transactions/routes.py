@@ -38,7 +38,14 @@ def get_transaction(
     if found is None:
         raise NotFound("transaction not found")
     state, charity_hex = found
-    if principal.role == "charity" and principal.charity_id != charity_hex:
+    # A charity's transaction, for keys that may read that charity; one of no charity (a
+    # registration), for admin and unlimited auditor keys.
+    readable = (
+        principal.can_read(charity_hex)
+        if charity_hex
+        else principal.role == "admin" or (principal.role == "auditor" and principal.charities is None)
+    )
+    if not readable:
         raise NotFound("transaction not found")
     view = writes.transaction_view(state)
     return Transaction.model_validate(

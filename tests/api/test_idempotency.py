@@ -440,9 +440,7 @@ def test_stored_answers_are_forgotten_after_a_day(service: Service) -> None:
     assert left == {"recent"}
 
 
-def _claim_abandoned_row(
-    service: Service, key_id: str, idempotency_key: str, body: bytes, age: float
-) -> None:
+def _claim_abandoned_row(service: Service, key: str, idempotency_key: str, body: bytes, age: float) -> None:
     """The row a request leaves when its process dies while it runs: claimed, never answered."""
     from datetime import UTC, datetime, timedelta
 
@@ -451,7 +449,8 @@ def _claim_abandoned_row(
     from ledger_api.core.idempotency import Fingerprint
     from ledger_api.core.models import IdempotencyRecord
 
-    fingerprint = Fingerprint("POST", "/v1/donations", b"", b"application/json")
+    key_id = key.split("_")[1]
+    fingerprint = Fingerprint("POST", "/v1/donations", b"", b"application/json", key.encode())
     fingerprint.update(body)
     with service.runtime.engine.begin() as connection:
         connection.execute(
@@ -472,11 +471,10 @@ def test_a_request_that_never_finished_answers_outcome_unknown_not_409_forever(s
 
     charity_id, key = service.charity()
     campaign_id = service.campaign(charity_id, key)
-    key_id = key.split("_")[1]
     body = json.dumps(donation(campaign_id)).encode()
     headers = {"content-type": "application/json"}
-    _claim_abandoned_row(service, key_id, "fresh", body, age=60)
-    _claim_abandoned_row(service, key_id, "abandoned", body, age=16 * 60)
+    _claim_abandoned_row(service, key, "fresh", body, age=60)
+    _claim_abandoned_row(service, key, "abandoned", body, age=16 * 60)
     before = transactions(service)
     problem(
         post(service, "/v1/donations", key, "fresh", content=body, headers=headers),

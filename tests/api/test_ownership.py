@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import MetaData, select
 
-from ledger_api.donations import reference
+from ledger_api.core import reference
 from tests.api.checks import wait_for_mirror
 from tests.api.service import Service, serve, settings_for
 

@@ -91,6 +91,7 @@ def write_requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
     return {
         ("POST", "/v1/keys"): {"url": "/v1/keys", "json": {"role": "charity", "charity_id": w.a}},
         ("DELETE", "/v1/keys/{key_id}"): {"url": f"/v1/keys/{w.auditor_key_id}"},
+        ("POST", "/v1/keys/{key_id}/rotate"): {"url": f"/v1/keys/{w.auditor_key_id}/rotate"},
         ("POST", "/v1/charities"): {"url": "/v1/charities", "json": {"name": "Impostor Fund"}},
         ("POST", "/v1/campaigns"): {
             "url": "/v1/campaigns",

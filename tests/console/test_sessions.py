@@ -76,3 +76,22 @@ def test_sessions_expire_end_and_die_with_their_key(database_url: str) -> None:
         assert sessions.find(engine, admin) is not None
     finally:
         engine.dispose()
+
+
+def test_a_session_ends_when_its_key_expires(database_url: str) -> None:
+    db.upgrade(database_url)
+    engine = db.make_engine(database_url)
+    try:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        issued = issue_key(engine, "charity", "0x" + "cd" * 32, expires_at=later)
+        token = sessions.open_session(engine, Principal(issued.id, "charity", "0x" + "cd" * 32))
+        assert sessions.find(engine, token) is not None  # before its expiry
+        with engine.begin() as connection:
+            connection.execute(
+                update(ApiKey)
+                .where(ApiKey.id == issued.id)
+                .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        assert sessions.find(engine, token) is None
+    finally:
+        engine.dispose()

@@ -19,7 +19,7 @@ from ledger_verify import reference as verifier_reference
 from ledger_verify.report import safe
 
 from ledger_api.chain.abi import load_artifact
-from ledger_api.donations import reference as service_reference
+from ledger_api.core import reference as service_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "verifier" / "ledger_verify"

@@ -68,3 +68,39 @@ def parse(typed: str) -> str:
 def commitment(salt: bytes, reference: str) -> bytes:
     """The donor commitment keccak256(salt || UTF-8 of the normalised reference)."""
     return keccak(salt + normalise(reference).encode("utf-8"))
+
+
+# ------------------------------------------------------------------ private recipients
+#
+# A disbursement to a private person puts on chain, as its recipient, only
+# `private:0x<64 hex>`: the commitment keccak256(salt || reference) of the person's
+# identifying details (the reference, normalised as above), salted with 32 random bytes
+# that the charity hands to the person. The details are never stored; with the salt the
+# person can prove the payment was theirs, exactly as a donor proves a donation.
+
+PRIVATE_PREFIX = "private:"
+PRIVATE_PERSON = "a private person (identity withheld)"
+_PRIVATE = regex.compile(r"^private:0x[0-9a-f]{64}$")
+
+
+def private_recipient(salt: bytes, reference: str) -> str:
+    """The recipient recorded on chain for a private person."""
+    return PRIVATE_PREFIX + "0x" + commitment(salt, reference).hex()
+
+
+def is_private(recipient: str) -> bool:
+    """Whether an on-chain recipient is a private person's commitment."""
+    return bool(_PRIVATE.match(recipient))
+
+
+def looks_private(recipient: str) -> bool:
+    """Whether a public recipient name could be taken for a private person's commitment
+    (any case, full-width letters, leading spaces): such names are refused."""
+    folded = unicodedata.normalize("NFKC", recipient).casefold().lstrip()
+    return folded.startswith(PRIVATE_PREFIX)
+
+
+def recipient_label(recipient: str) -> str:
+    """How a recipient is shown in public JSON: a private person's commitment as
+    `PRIVATE_PERSON`, anything else as recorded."""
+    return PRIVATE_PERSON if is_private(recipient) else recipient

@@ -1,20 +1,19 @@
 """The access log: a hash-chained, append-only row per authenticated read of non-public data
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-28 05:30:00
 
 access_log (ledger_api/core/access_log.py) takes one row per read: never updated or
 deleted, which triggers enforce on SQLite and PostgreSQL alike (a DB admin can drop them;
-the hash chain and the daily Merkle root on chain then tell). Chained to 0009, the latest
-on main when written; the lead renumbers at merge (0011 before it).
+the hash chain and the daily Merkle root on chain then tell).
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
