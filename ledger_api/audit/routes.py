@@ -287,9 +287,14 @@ def access_log_rows(
     """Every authenticated read of non-public data, oldest first: who (key id, role),
     what (route, scope, which records), when, and whether it was served or refused. This
     read is logged too."""
+    allowed = access.limited_to(principal)
+    if charity_id is not None and allowed is not None and charity_id not in allowed:
+        trace.refused(charity_id, None, NotFound.status)
+        raise NotFound("charity not found (or not mirrored yet)")
     filters = access.AccessFilters(key_id, charity_id, since, until, endpoint, limit, cursor)
-    found = access.log_page(mirror, filters)
-    trace.served(charity_id, None, [str(item.seq) for item in found.items])
+    found = access.log_page(mirror, filters, principal)
+    logged = charity_id or (allowed[0] if allowed is not None and len(allowed) == 1 else None)
+    trace.served(logged, None, [str(item.seq) for item in found.items])
     return found
 
 
@@ -328,6 +333,10 @@ def access_log_proof(
     """A row of the access log with its Merkle path to its UTC day's root and, once the
     day is sealed, the seal's transaction: `ledger verify access-row` checks it against
     the chain."""
-    found = access.proof(mirror, seq, None)
-    trace.served(None, None, [str(seq)])
+    try:
+        found = access.proof(mirror, seq, None, principal)
+    except NotFound:
+        trace.refused(None, None, NotFound.status)
+        raise
+    trace.served(found.row.charity_id, None, [str(seq)])
     return found

@@ -335,3 +335,44 @@ def test_a_row_proof_leads_to_the_days_root(service: Service, ledger: dict[str, 
     assert proof["root"] == access_log.merkle_root(day_hashes)
     assert proof["path"] == access_log.merkle_path(day_hashes, proof["index"])
     assert proof["sealed"] is None
+
+
+def test_an_auditor_limited_to_some_charities_is_refused_and_logged_outside_them(
+    service: Service, ledger: dict[str, Any]
+) -> None:
+    a, b = ledger["a"], ledger["b"]
+    limited = _ok(service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor", "charities": [a]}))
+    key, key_id = limited["key"], limited["id"]
+    _ok(service.get("/v1/audit/trail", ledger["auditor"], params={"charity_id": b}))  # another key, B
+    start = _last(service)
+
+    for path, params in (
+        ("/v1/audit/trail", {"charity_id": b}),
+        ("/v1/audit/anomalies", {"charity_id": b}),
+        ("/v1/audit/export", {"charity_id": b, "format": "csv"}),
+        ("/v1/audit/access-log", {"charity_id": b}),
+    ):
+        assert problem(service.get(path, key, params=params), 404), path
+    refused = _rows(service, start)
+    assert [(r["key_id"], r["outcome"], r["status"], r["charity_id"]) for r in refused] == [
+        (key_id, "refused", 404, b)
+    ] * 4
+    assert [r["route"] for r in refused] == [
+        "/v1/audit/trail",
+        "/v1/audit/anomalies",
+        "/v1/audit/export",
+        "/v1/audit/access-log",
+    ]
+
+    # Its own charity is served; its view of the log holds only rows about that charity.
+    _ok(service.get("/v1/audit/trail", key))
+    page = _ok(service.get("/v1/audit/access-log", key))
+    assert page["items"] and {row["charity_id"] for row in page["items"]} == {a}
+    b_row = next(r for r in _rows(service) if r["charity_id"] == b and r["outcome"] == "served")
+    assert problem(service.get(f"/v1/audit/access-log/{b_row['seq']}/proof", key), 404)
+    last = _rows(service)[-1]
+    assert (last["key_id"], last["outcome"], last["route"]) == (
+        key_id,
+        "refused",
+        "/v1/audit/access-log/{seq}/proof",
+    )
