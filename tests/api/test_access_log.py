@@ -5,16 +5,20 @@ the regulator's list, the charity's report and a row's proof, with who may see w
 from __future__ import annotations
 
 import threading
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select, text
 
-from ledger_api.core import access_log
+from ledger_api.core import access_log, db
 from ledger_api.core.models import AccessLogRow
 from tests.api.checks import PROBLEM, wait_for_mirror
+from tests.api.processes import DevProcess, concurrently, create_charity, dev_env
 from tests.api.service import ADMIN_KEY, Service
+from tests.support.anvil import AnvilNode
 
 pytestmark = pytest.mark.anvil
 
@@ -376,3 +380,35 @@ def test_an_auditor_limited_to_some_charities_is_refused_and_logged_outside_them
         "refused",
         "/v1/audit/access-log/{seq}/proof",
     )
+
+
+def test_two_workers_reading_at_once_keep_one_chain(database_url: str, tmp_path: Path) -> None:
+    """`ledger serve --workers 2` on each database: parallel audit reads answered by both
+    processes append to one chain, no seq twice, no fork."""
+    with AnvilNode() as node:
+        env = dev_env(node.url, database_url, tmp_path)
+        with DevProcess(env, tmp_path / "dev.log") as dev:  # deploys the ledger
+            dev.start()
+            _charity_id, key, _operator = create_charity(dev.base)
+        command = ("serve", "--workers", "2", "--host", "127.0.0.1")
+        with DevProcess(env, tmp_path / "serve.log", command) as served:
+            served.start()
+            answers = concurrently(
+                partial(
+                    httpx.get,
+                    f"{served.base}/v1/audit/trail",
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=60,
+                )
+                for _ in range(40)
+            )
+            assert [getattr(a, "status_code", None) for a in answers] == [200] * 40, served.log()
+    engine = db.make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(select(AccessLogRow).order_by(AccessLogRow.seq)).all()
+    finally:
+        engine.dispose()
+    rows = [access_log.public_row(row) for row in stored]
+    assert len(rows) == 40
+    _chain_is_whole(rows)
