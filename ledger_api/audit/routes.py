@@ -35,6 +35,7 @@ from ledger_api.audit.scope import (
     ScopeDep,
     traced_lookup,
 )
+from ledger_api.core import ids
 from ledger_api.core.access_log import Trace, TraceDep
 from ledger_api.core.errors import (
     AUTH_ERRORS,
@@ -287,14 +288,15 @@ def access_log_rows(
     """Every authenticated read of non-public data, oldest first: who (key id, role),
     what (route, scope, which records), when, and whether it was served or refused. This
     read is logged too."""
-    allowed = access.limited_to(principal)
-    if charity_id is not None and allowed is not None and charity_id not in allowed:
-        trace.refused(charity_id, None, NotFound.status)
-        raise NotFound("charity not found (or not mirrored yet)")
+    if principal.charities is not None:
+        # An auditor key limited to some charities reads the rows about them only: one named
+        # (another is 404), or its one charity (several: 422, as on every audit view).
+        scope = traced_lookup(mirror, principal, trace, charity_id, None)
+        assert scope.charity_id is not None
+        charity_id = ids.from_bytes32(scope.charity_id)
     filters = access.AccessFilters(key_id, charity_id, since, until, endpoint, limit, cursor)
     found = access.log_page(mirror, filters, principal)
-    logged = charity_id or (allowed[0] if allowed is not None and len(allowed) == 1 else None)
-    trace.served(logged, None, [str(item.seq) for item in found.items])
+    trace.served(charity_id, None, [str(item.seq) for item in found.items])
     return found
 
 
@@ -334,6 +336,7 @@ def access_log_proof(
     day is sealed, the seal's transaction: `ledger verify access-row` checks it against
     the chain."""
     try:
+        # A row about another charity, to an auditor key limited to some: not found.
         found = access.proof(mirror, seq, None, principal)
     except NotFound:
         trace.refused(None, None, NotFound.status)

@@ -30,7 +30,7 @@ from ledger_api.charities import reads as charities
 from ledger_api.console import explain, reads, sessions
 from ledger_api.console.forms import Form, form_of
 from ledger_api.console.sessions import Staff
-from ledger_api.console.signing import prepared, sign_states
+from ledger_api.console.signing import prepared, sign_states, slip_page
 from ledger_api.console.web import (
     CharityStaff,
     ConsoleRoute,
@@ -44,7 +44,7 @@ from ledger_api.console.web import (
     writes_of,
 )
 from ledger_api.core import ids, reference
-from ledger_api.core.errors import NotFound, Problem, Unauthenticated
+from ledger_api.core.errors import KeyExpired, NotFound, Problem, Unauthenticated
 from ledger_api.core.pages import RecordFilters
 from ledger_api.core.security import authenticate
 from ledger_api.disbursements import service as disbursement_writes
@@ -110,6 +110,8 @@ def sign_in(request: Request, data: Posted) -> Response:
     admin = mirror.settings.admin_key.get_secret_value() if mirror.settings.admin_key else None
     try:
         principal = authenticate(mirror.engine, admin, f"Bearer {key}") if key else None
+    except KeyExpired:
+        return _sign_in_page(request, reader.t("console.sign_in.expired"), 401)
     except Unauthenticated:
         principal = None
     if principal is None:
@@ -337,9 +339,22 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
     canonical = own_campaign(writes, staff, campaign_id)
     reader = reader_for(request)
     currency = campaigns.get_campaign(current_mirror(request), canonical).currency
-    form = form_of(reader, data, ("amount", "recipient", "purpose", "allocation"), prefix="disbursement-")
+    form = form_of(
+        reader,
+        data,
+        ("amount", "recipient", "recipient_person", "purpose", "allocation"),
+        prefix="disbursement-",
+    )
+    # A private person's details: used for the commitment below, never shown back (a form
+    # with an error comes back without them), stored or logged.
+    person = form.values.pop("recipient_person").strip()
     amount = form.amount("amount", currency)
-    recipient, purpose = form.text("recipient"), form.text("purpose")
+    recipient = form.value("recipient").strip()
+    if recipient and person:
+        form.fail("recipient", reader.t("console.disburse.one_recipient"))
+    elif not person:
+        recipient = form.text("recipient")
+    purpose = form.text("purpose")
     allocations = _allocations(form, data, currency)
     chosen = sum(a["amount"] for a in allocations or [])
     if allocations and amount is not None and chosen != amount:
@@ -356,13 +371,15 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
                 {
                     "campaign_id": canonical,
                     "amount": amount,
-                    "recipient": recipient,
+                    **({"recipient_person": {"reference": person}} if person else {"recipient": recipient}),
                     "purpose": purpose,
                     "allocations": allocations,
                 }
             )
         except ValidationError as exc:
             form.schema_errors(exc, {"allocations": "allocation"})
+            if "recipient_person" in form.errors:  # shown at the field the details were typed in
+                form.errors["recipient_person"] = form.errors.pop("recipient_person")
     if body is None:
         return _campaign_page(request, staff, canonical, 422, disbursement=form)
     try:
@@ -370,8 +387,11 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
     except Problem as problem:
         form.fail("_form", explain.sentence(reader, problem, currency, amount))
         return _campaign_page(request, staff, canonical, 409, disbursement=form)
+    slip = {"id": created["id"], "secret": created["recipient_secret"]} if person else None
     if prepared([state]):
-        return sign_states(request, staff, [state], f"/console/disbursements/{created['id']}")
+        return sign_states(request, staff, [state], f"/console/disbursements/{created['id']}", slip=slip)
+    if slip is not None:
+        return slip_page(request, staff, slip["id"], slip["secret"])
     return RedirectResponse(f"/console/disbursements/{created['id']}?recorded=1", status_code=303)
 
 

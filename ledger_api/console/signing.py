@@ -36,10 +36,11 @@ from ledger_api.console.sessions import Staff
 from ledger_api.console.web import ConsoleRoute, Posted, PostingStaff, page, writes_of
 from ledger_api.core.errors import Problem
 from ledger_api.core.hexes import unhex
+from ledger_api.disbursements.reads import funding
 from ledger_api.donations.trace import owns
 from ledger_api.mirror.gateway import current_mirror
 from ledger_api.pages.i18n import reader_for
-from ledger_api.pages.routes import SECRET, Typed, receipt_page
+from ledger_api.pages.routes import SECRET, Typed, reading, receipt_page
 from ledger_api.transactions import relay
 from ledger_api.transactions.schemas import SignedCallMessage
 
@@ -48,6 +49,7 @@ MAX_CALLS = 10  # ten evidence documents at once are ten signed calls
 SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
 NEXT = re.compile(r"^/console(/[A-Za-z0-9-]+){0,3}$")
 DONATION = re.compile(r"^DN-[0-9A-Z-]{19}$")
+DISBURSEMENT = re.compile(r"^DB-[0-9A-Z-]{19}$")
 # The sign page runs one script, its own, from this site: nothing inline, nothing else.
 SIGNING_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -74,6 +76,7 @@ def sign_page(
     receipt: dict[str, str] | None = None,
     error: str | None = None,
     status: int = 200,
+    slip: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The page where the charity signs `messages` (SignedCall messages), then relays them."""
     writes = writes_of(request)
@@ -102,6 +105,7 @@ def sign_page(
         calls=calls,
         next_path=next_path,
         receipt=receipt,
+        slip=slip,
         error=error,
     )
     response.headers["Content-Security-Policy"] = SIGNING_CSP
@@ -114,9 +118,10 @@ def sign_states(
     states: list[TxState],
     next_path: str,
     receipt: dict[str, str] | None = None,
+    slip: dict[str, str] | None = None,
 ) -> HTMLResponse:
     messages = [state.prepared["typed_data"]["message"] for state in states if state.prepared is not None]
-    return sign_page(request, staff, messages, next_path, receipt)
+    return sign_page(request, staff, messages, next_path, receipt, slip=slip)
 
 
 @router.post("/relay", name="console_relay")
@@ -140,22 +145,45 @@ def relay_signed(request: Request, staff: PostingStaff, data: Posted) -> Respons
         signature = data.get(f"signature_{i}")
         signatures.append(signature.strip() if isinstance(signature, str) else "")
     receipt = _receipt_fields(data)
+    slip = _slip_fields(data)
     if not messages:
         return RedirectResponse(next_path, status_code=303)
     if not all(SIGNATURE.fullmatch(s) for s in signatures):
         error = reader.t("console.sign.bad_signature")
-        return sign_page(request, staff, messages, next_path, receipt, error, 422)
+        return sign_page(request, staff, messages, next_path, receipt, error, 422, slip)
     try:
         relay.relay(writes_of(request), staff.principal, list(zip(messages, signatures, strict=True)), True)
     except Problem as problem:
         error = problem.detail if problem.status in (403, 422) else explain.sentence(reader, problem, None)
-        return sign_page(request, staff, messages, next_path, receipt, error, problem.status)
+        return sign_page(request, staff, messages, next_path, receipt, error, problem.status, slip)
     if receipt is not None:
         mirror = current_mirror(request)
         if owns(mirror, receipt["id"], receipt["secret"], receipt["reference"]):
             given = Typed(receipt["secret"], receipt["reference"], None, None)
             return receipt_page(request, mirror, receipt["id"], given, back=next_path)
+    if slip is not None and next_path == f"/console/disbursements/{slip['id']}":
+        return slip_page(request, staff, slip["id"], slip["secret"])
     return RedirectResponse(next_path, status_code=303)
+
+
+def slip_page(request: Request, staff: Staff, disbursement_id: str, secret: str) -> HTMLResponse:
+    """The printable slip for a private recipient: the disbursement and the secret to hand
+    over (carried by the form, never stored); never the person's details."""
+    with reading("disbursement", disbursement_id):
+        b = funding(current_mirror(request), disbursement_id)
+    return page(
+        request, staff, "slip.html", 200, lang_base=f"/console/disbursements/{b.id}", b=b, secret=secret
+    )
+
+
+def _slip_fields(data: Any) -> dict[str, str] | None:
+    """A private recipient's slip to print after relaying (carried by the form, never stored)."""
+    disbursement, secret = (data.get(n) for n in ("slip_id", "slip_secret"))
+    if not isinstance(disbursement, str) or not isinstance(secret, str):
+        return None
+    if not DISBURSEMENT.fullmatch(disbursement) or not SECRET.fullmatch(secret):
+        return None
+    return {"id": disbursement, "secret": secret}
 
 
 def _receipt_fields(data: Any) -> dict[str, str] | None:

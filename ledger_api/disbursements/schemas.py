@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, computed_field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, computed_field, field_validator, model_validator
 
 from ledger_api.core import ids, reference
 from ledger_api.core.answers import Answer, Named, Proof, SignedBy
@@ -48,28 +48,39 @@ class RecipientProof(Strict):
 class DisbursementCreate(Strict):
     campaign_id: CampaignId
     amount: Amount
-    # A public organisation ID (e.g. CN-USCC-...); for a private person, `recipient_person`.
-    recipient: ChainText(128) | None = None  # type: ignore[valid-type]
     recipient_person: RecipientPerson | None = Field(
         default=None,
         description="A private person instead of a public recipient: the service records only"
         " `private:0x<commitment>` and answers the secret to hand to the person.",
     )
+    # A public organisation ID (e.g. CN-USCC-...); for a private person, `recipient_person`.
+    # Checked even when absent (after `recipient_person`), so an error names this field.
+    recipient: ChainText(128) | None = Field(default=None, validate_default=True)  # type: ignore[valid-type]
     purpose: ChainText(128)  # type: ignore[valid-type]
     evidence_hash: Hash32 | None = None
     # Omitted: the service allocates first-in-first-out over the campaign's donations.
     allocations: Annotated[list[AllocationIn], Field(min_length=1, max_length=MAX_ALLOCATIONS)] | None = None
 
-    @model_validator(mode="after")
-    def _recipient(self) -> DisbursementCreate:
-        if (self.recipient is None) == (self.recipient_person is None):
-            raise ValueError("give either recipient (public) or recipient_person (a private person)")
-        if self.recipient is not None and reference.looks_private(self.recipient):
+    @field_validator("recipient")
+    @classmethod
+    def _recipient(cls, recipient: str | None, info: ValidationInfo) -> str | None:
+        if "recipient_person" not in info.data:
+            return recipient  # the person's details were refused already: that error says so
+        person = info.data["recipient_person"]
+        if recipient is None and person is None:
+            raise ValueError(
+                "a recipient is needed: recipient (public), or recipient_person (a private person)"
+            )
+        if recipient is not None and person is not None:
+            raise ValueError(
+                "give either recipient (public) or recipient_person (a private person), not both"
+            )
+        if recipient is not None and reference.looks_private(recipient):
             raise ValueError(
                 f"a public recipient may not begin with {reference.PRIVATE_PREFIX!r}: that form is kept for"
                 " private persons (use recipient_person)"
             )
-        return self
+        return recipient
 
     @model_validator(mode="after")
     def _sum(self) -> DisbursementCreate:

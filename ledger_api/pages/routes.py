@@ -51,7 +51,7 @@ from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.formats import xml_text
 from ledger_api.core.pages import RecordFilters
 from ledger_api.deployment import reads as deployment
-from ledger_api.disbursements.reads import funding
+from ledger_api.disbursements.reads import funding, recipient_matches
 from ledger_api.donations.schemas import DonationTrace
 from ledger_api.donations.trace import owns, trace
 from ledger_api.mirror.gateway import Mirror, MirrorDep, current_mirror
@@ -725,9 +725,9 @@ class Share(NamedTuple):
     proof: Proof
 
 
-@router.get("/disbursements/{disbursement_id}", name="page_disbursement")
-def disbursement(request: Request, disbursement_id: str, mirror: MirrorDep) -> HTMLResponse:
-    canonical = record_id(disbursement_id, "disbursement")
+def _disbursement_page(
+    request: Request, mirror: Mirror, canonical: str, status: int = 200, **proof: Any
+) -> HTMLResponse:
     with reading("disbursement", canonical):
         b = funding(mirror, canonical)
     # No donation IDs on the page: only what each part was and its proof.
@@ -739,7 +739,59 @@ def disbursement(request: Request, disbursement_id: str, mirror: MirrorDep) -> H
         _args(mirror, [b.proof, *(e.proof for e in b.evidence)]),
         lambda v: reader.money(v, b.currency),
     )
-    return render(request, reader, "disbursement.html", b=b, shown=FUNDING_SHOWN, checks=checks)
+    context = {"matches": None, "secret_error": None, "reference_error": None, **proof}
+    headers = PRIVATE if proof else None  # an answer to the recipient's check is not cached
+    return render(
+        request,
+        reader,
+        "disbursement.html",
+        status,
+        headers,
+        b=b,
+        shown=FUNDING_SHOWN,
+        checks=checks,
+        **context,
+    )
+
+
+@router.get("/disbursements/{disbursement_id}", name="page_disbursement")
+def disbursement(request: Request, disbursement_id: str, mirror: MirrorDep) -> HTMLResponse:
+    return _disbursement_page(request, mirror, record_id(disbursement_id, "disbursement"))
+
+
+@router.post(
+    "/disbursements/{disbursement_id}/recipient-proof",
+    name="page_recipient_proof",
+    max_body_size=OWNERSHIP_BODY,
+)
+def recipient_proof(
+    request: Request,
+    disbursement_id: str,
+    mirror: MirrorDep,
+    recipient_secret: Annotated[str, Form(max_length=OWNERSHIP_BODY)] = "",
+    recipient_reference: Annotated[str, Form(max_length=OWNERSHIP_BODY)] = "",
+) -> HTMLResponse:
+    """A private recipient's check (`POST /v1/disbursements/{id}/recipient-proof` as a
+    page): whether the secret on their slip and their details match the recipient on
+    chain. Neither is stored, logged or shown again; the answer is not cached."""
+    canonical = record_id(disbursement_id, "disbursement")
+    given = typed(reader_for(request), recipient_secret, recipient_reference)
+    matches = None
+    if given.secret is not None and given.reference is not None:
+        with reading("disbursement", canonical):
+            try:
+                matches = recipient_matches(mirror, canonical, given.reference, given.secret)
+            except InvalidRequest:
+                matches = False  # a public recipient: nothing of a person's matches it
+    return _disbursement_page(
+        request,
+        mirror,
+        canonical,
+        200 if given.ok else 422,
+        matches=matches,
+        secret_error=given.secret_error,
+        reference_error=given.reference_error,
+    )
 
 
 __all__ = ["install", "router"]

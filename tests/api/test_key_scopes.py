@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from ledger_api.core.models import ApiKey
 from tests.api.checks import problem, wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service
+from tests.console.conftest import csrf_of
 
 
 def _issued(response: httpx.Response) -> dict[str, Any]:
@@ -55,6 +56,12 @@ def two(embedded_service: Service) -> dict[str, Any]:
         started = service.post("/v1/audit/reconciliations", auditor, json={"charity_id": charity})
         assert started.status_code == 202, started.text
         jobs[name] = started.json()["id"]
+    rows = {}  # an access-log row about each charity (the auditor's read of its trail)
+    for name, charity in (("a", a), ("b", b)):
+        assert service.get("/v1/audit/trail", auditor, params={"charity_id": charity}).status_code == 200
+        logged = service.get("/v1/audit/access-log", ADMIN_KEY, params={"charity_id": charity})
+        assert logged.status_code == 200, logged.text
+        rows[name] = logged.json()["items"][-1]["seq"]
     return {
         "service": service,
         "a": a,
@@ -63,13 +70,16 @@ def two(embedded_service: Service) -> dict[str, Any]:
         "a_campaign": a_campaign,
         "b_campaign": b_campaign,
         "jobs": jobs,
+        "rows": rows,
     }
 
 
 def _audit_requests(
-    charity: str | None, campaign: str | None, job: str
+    charity: str | None, campaign: str | None, job: str, row: int
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    """Every audit endpoint, asked about `charity` (or `campaign`): (method, path, kwargs)."""
+    """Every audit endpoint, asked about `charity` (or `campaign`; the access log, which
+    has no campaign filter, only about a charity or none), and reconciliation `job` and
+    access-log `row` of that charity: (method, path, kwargs)."""
     params: dict[str, str] = {}
     if charity is not None:
         params["charity_id"] = charity
@@ -86,6 +96,8 @@ def _audit_requests(
         ("POST", "/v1/audit/reconciliations", {"json": params}),
         ("POST", "/v1/audit/reconciliations", {"params": params}),
         ("GET", f"/v1/audit/reconciliations/{job}", {}),
+        ("GET", f"/v1/audit/access-log/{row}/proof", {}),
+        *([("GET", "/v1/audit/access-log", {"params": params})] if campaign is None else []),
     ]
 
 
@@ -103,17 +115,17 @@ def test_a_limited_auditor_sees_only_its_charities(two: dict[str, Any]) -> None:
 
     # Out of scope: B by charity, B by campaign, B's reconciliation: 404 on every endpoint.
     for asked in (
-        _audit_requests(two["b"], None, two["jobs"]["b"]),
-        _audit_requests(None, two["b_campaign"], two["jobs"]["b"]),
+        _audit_requests(two["b"], None, two["jobs"]["b"], two["rows"]["b"]),
+        _audit_requests(None, two["b_campaign"], two["jobs"]["b"], two["rows"]["b"]),
     ):
         for method, path, kwargs in asked:
             problem(_call(service, key, method, path, kwargs), 404, "not-found")
 
     # In scope: A by charity, by campaign, and with no filter (its one charity).
     for asked in (
-        _audit_requests(two["a"], None, two["jobs"]["a"]),
-        _audit_requests(None, two["a_campaign"], two["jobs"]["a"]),
-        _audit_requests(None, None, two["jobs"]["a"]),
+        _audit_requests(two["a"], None, two["jobs"]["a"], two["rows"]["a"]),
+        _audit_requests(None, two["a_campaign"], two["jobs"]["a"], two["rows"]["a"]),
+        _audit_requests(None, None, two["jobs"]["a"], two["rows"]["a"]),
     ):
         for method, path, kwargs in asked:
             answer = _call(service, key, method, path, kwargs)
@@ -130,10 +142,10 @@ def test_an_auditor_of_several_charities_names_one(two: dict[str, Any]) -> None:
     both = _issued(
         service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor", "charities": [two["a"], two["b"]]})
     )["key"]
-    for method, path, kwargs in _audit_requests(None, None, two["jobs"]["a"]):
+    for method, path, kwargs in _audit_requests(None, None, two["jobs"]["a"], two["rows"]["a"]):
         answer = _call(service, both, method, path, kwargs)
-        if path.endswith(two["jobs"]["a"]):
-            assert answer.status_code == 200, answer.text  # a job names its scope already
+        if path.endswith((two["jobs"]["a"], "/proof")):
+            assert answer.status_code == 200, answer.text  # a job or a row names its charity already
             continue
         body = problem(answer, 422, "invalid-request")
         assert "name one with charity_id" in body["detail"] and two["a"] in body["detail"]
@@ -148,12 +160,12 @@ def test_an_expired_key_gets_key_expired_on_every_audit_endpoint(two: dict[str, 
     auditor = _issued(service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor", "expires_in_days": 30}))
     expires = datetime.fromisoformat(auditor["expires_at"])
     assert timedelta(days=29, hours=23) < expires - datetime.now(UTC) <= timedelta(days=30)
-    for method, path, kwargs in _audit_requests(two["a"], None, two["jobs"]["a"]):
+    for method, path, kwargs in _audit_requests(two["a"], None, two["jobs"]["a"], two["rows"]["a"]):
         assert _call(service, auditor["key"], method, path, kwargs).status_code in (200, 202)
     _expire(service, auditor["id"])
     for keyed in (auditor, {"key": two["a_key"], "id": two["a_key"].split("_")[1]}):
         _expire(service, keyed["id"])
-        for method, path, kwargs in _audit_requests(two["a"], None, two["jobs"]["a"]):
+        for method, path, kwargs in _audit_requests(two["a"], None, two["jobs"]["a"], two["rows"]["a"]):
             body = problem(_call(service, keyed["key"], method, path, kwargs), 401, "key-expired")
             assert body["detail"].startswith("this key expired at ") and body["expired_at"]
     # Unknown and revoked keys keep their answer.
@@ -243,3 +255,41 @@ def test_bad_rotations_are_refused(embedded_service: Service) -> None:
         )
     assert service.client.delete(f"/v1/keys/{auditor['id']}", headers=service.admin()).status_code == 204
     problem(service.post(f"/v1/keys/{auditor['id']}/rotate", ADMIN_KEY), 409, "conflict")
+
+
+def test_the_console_says_when_a_key_has_expired(embedded_service: Service) -> None:
+    service = embedded_service
+    _, key = service.charity("Charity A")
+    _expire(service, key.split("_")[1])
+    for language, said in (("en", "This key has expired"), ("zh-CN", "此密钥已过期")):
+        client = httpx.Client(base_url=service.base, headers={"Accept-Language": language}, timeout=60)
+        with client:
+            form = client.get("/console/sign-in")
+            refused = client.post("/console/sign-in", data={"csrf": csrf_of(form.text), "key": key})
+        assert refused.status_code == 401 and said in refused.text, refused.text
+        assert key not in refused.text
+
+
+@pytest.mark.anvil
+def test_scopes_expiry_and_rotation_on_each_database(service: Service) -> None:
+    """The same rules on anvil with SQLite and with PostgreSQL (times and JSON lists as
+    each database keeps them)."""
+    a, _ = service.charity("Charity A")
+    b, _ = service.charity("Charity B")
+    wait_for_mirror(service)
+    old = _issued(
+        service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor", "charities": [a], "expires_in_days": 7})
+    )
+    assert service.get("/v1/audit/trail", old["key"]).json()["scope"]["charity_id"] == a
+    problem(service.get("/v1/audit/trail", old["key"], params={"charity_id": b}), 404, "not-found")
+    new = _issued(service.post(f"/v1/keys/{old['id']}/rotate", ADMIN_KEY))
+    assert new["charities"] == [a] and service.get("/v1/audit/trail", old["key"]).status_code == 200
+    problem(service.post(f"/v1/keys/{old['id']}/rotate", ADMIN_KEY), 409, "conflict")
+    _expire(service, old["id"])
+    problem(service.get("/v1/audit/trail", old["key"]), 401, "key-expired")
+    assert service.get("/v1/audit/trail", new["key"], params={"charity_id": a}).status_code == 200
+    problem(
+        service.get("/v1/audit/export", new["key"], params={"charity_id": b, "format": "csv"}),
+        404,
+        "not-found",
+    )

@@ -10,6 +10,8 @@ import hashlib
 import io
 import json
 import logging
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from ledger_api.core.models import ChainTransaction, IdempotencyRecord
 from tests.api.checks import problem, wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
 from tests.api.test_self_custody import own_key_charity
+from tests.verify.conftest import LEDGER
 
 NAME = "张伟"
 ID_NUMBER = "110101199003071234"
@@ -204,6 +207,19 @@ def test_a_private_recipient_is_only_a_commitment_everywhere(
         for page in (f"/disbursements/{disbursement}", f"/campaigns/{campaign}"):
             shown = service.get(page, headers={"Accept-Language": language})
             assert shown.status_code == 200 and said in shown.text, (page, language)
+    # The page's check, in both languages: the form, a match, no match, a malformed secret.
+    page = f"/disbursements/{disbursement}/recipient-proof"
+    for language, yes, no in (("en", "They match", "They do not match"), ("zh-CN", "相符", "不符")):
+        said = {"Accept-Language": language}
+        assert 'data-testid="recipient-proof-form"' in service.get(page[: -len("/recipient-proof")]).text
+        form = {"recipient_secret": secret, "recipient_reference": DETAILS}
+        shown = service.post(page, data=form, headers=said)
+        assert shown.status_code == 200 and yes in shown.text and no not in shown.text, shown.text
+        assert shown.headers["cache-control"] == "no-store"
+        wrong = service.post(page, data={**form, "recipient_reference": NAME}, headers=said)
+        assert wrong.status_code == 200 and no in wrong.text
+        bad = service.post(page, data={**form, "recipient_secret": "0x12"}, headers=said)
+        assert bad.status_code == 422
     auditor = service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"}).json()["key"]
     exported = service.get("/v1/audit/export", auditor, params={"format": "csv"}).text
     rows = [row for row in csv.DictReader(io.StringIO(exported)) if row.get("recipient")]
@@ -302,3 +318,36 @@ def test_a_self_custody_charity_prepares_and_signs_a_private_disbursement(embedd
         json={"reference": NORMALISED, "secret": records["recipient_secret"]},
     )
     assert checked.json()["matches"] is True
+    # `ledger verify` checks it against the chain too, and a wrong secret fails naming the recipient.
+    for given, code in ((records["recipient_secret"], 0), ("0x" + "11" * 32, 1)):
+        command = [str(LEDGER), "verify", records["id"], "--secret", given, "--reference", DETAILS]
+        run = subprocess.run(
+            [*command, "--rpc-url", f"{service.base}/rpc", "--api", service.base],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == code, run.stdout + run.stderr
+        status = "ok" if code == 0 else "MISMATCH"
+        assert re.search(rf"^{status} +disbursement DB-[\w-]+ recipient", run.stdout, re.MULTILINE), (
+            run.stdout
+        )
+        assert NAME not in run.stdout and ID_NUMBER not in run.stdout
+
+
+@pytest.mark.anvil
+def test_a_private_recipient_on_each_database(service: Service) -> None:
+    _charity, key, campaign = _funded(service)
+    created = service.post("/v1/disbursements", key, json=_private(campaign))
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    wait_for_mirror(service)
+    assert _onchain_recipient(service, answer["id"]) == answer["recipient"]
+    proof = f"/v1/disbursements/{answer['id']}/recipient-proof"
+    for secret, matches in ((answer["recipient_secret"], True), ("0x" + "22" * 32, False)):
+        checked = service.post(proof, json={"reference": DETAILS, "secret": secret})
+        assert checked.json() == {"id": answer["id"], "matches": matches}
+    assert (
+        service.get(f"/v1/disbursements/{answer['id']}").json()["recipient_label"] == reference.PRIVATE_PERSON
+    )

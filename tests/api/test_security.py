@@ -186,7 +186,12 @@ def write_routes(service: Service) -> set[tuple[str, str]]:
 # POSTs that change nothing: the donor's ownership check carries secrets in its body,
 # which must not travel in a URL; starting a reconciliation queues a read of the ledger
 # that auditors may start too (who may: tests/api/test_reconciliation.py).
-READ_ONLY_POSTS = {("POST", "/v1/donations/{donation_id}/ownership"), ("POST", "/v1/audit/reconciliations")}
+# A private recipient's proof is the ownership check of a disbursement.
+READ_ONLY_POSTS = {
+    ("POST", "/v1/donations/{donation_id}/ownership"),
+    ("POST", "/v1/disbursements/{disbursement_id}/recipient-proof"),
+    ("POST", "/v1/audit/reconciliations"),
+}
 
 
 def unchanged(service: Service, w: World, before: dict[str, Any]) -> None:

@@ -350,16 +350,17 @@ class Verifier:
             f"{label} document SHA-256 of the downloaded bytes", sha, hashlib.sha256(body).hexdigest()
         )
 
-    def disbursement_event(self, label: str, d: Claim, campaign_id: str | None) -> None:
+    def disbursement_event(self, label: str, d: Claim, campaign_id: str | None) -> dict[str, Any] | None:
         fields = self.event(label, d.get("proof"), "DisbursementRecorded")
         if fields is None:
-            return
+            return None
         self.report.compare(f"{label} id", d.get("id"), p.text(fields["disbursementId"]))
         if campaign_id is not None:
             self.report.compare(f"{label} campaign", campaign_id, p.text(fields["campaignId"]))
         self.report.compare(f"{label} amount", d.get("amount"), fields["amount"])
         self.report.compare(f"{label} recipient", d.get("recipient"), fields["recipient"])
         self.report.compare(f"{label} purpose", d.get("purpose"), fields["purpose"])
+        return fields
 
     # ------------------------------------------------------------ a donation
 
@@ -445,13 +446,23 @@ class Verifier:
 
     # ------------------------------------------------------------ a disbursement
 
-    def disbursement(self, d: Claim) -> None:
+    def disbursement(self, d: Claim, secret: bytes | None = None, reference: str | None = None) -> None:
         disbursement_id = str(d.get("id", ""))
         raw = p.id_bytes(disbursement_id)
         label = f"disbursement {disbursement_id}"
         block = self.as_of(f"{label} as of", _as_of(d.get("proof")))
         campaign = d.get("campaign") or {}
-        self.disbursement_event(label, d, campaign.get("id"))
+        fields = self.disbursement_event(label, d, campaign.get("id"))
+        if fields is not None and secret is not None and reference is not None:
+            # A private recipient's proof: `private:0x` keccak256(secret || details) is the
+            # recipient on chain (the details normalised as a donor reference is).
+            mine = "private:" + _hex(commitment(secret, reference))
+            if mine == fields["recipient"]:
+                self.report.ok(
+                    f"{label} recipient", "private:0x keccak256(secret || details) is the recipient on chain"
+                )
+            else:
+                self.report.mismatch(f"{label} recipient", mine, fields["recipient"])
         self.campaign_facts(label, campaign, d.get("currency"), {"id": d.get("charity_id")}, block)
         funded = [f for f in d.get("funded_by") or [] if isinstance(f, dict)]
         for n, f in enumerate(funded, 1):

@@ -54,8 +54,12 @@ def parser(prog: str = "ledger-verify") -> argparse.ArgumentParser:
     source = parse.add_mutually_exclusive_group(required=True)
     source.add_argument("--api", help="the ledger service's base URL, whose public JSON holds the claims")
     source.add_argument("--bundle", type=Path, help="a proof bundle file (GET /v1/donations/{id}/proof)")
-    parse.add_argument("--secret", help="the receipt secret (0x + 64 hex), to check the donor commitment")
-    parse.add_argument("--reference", help="the donor reference, with --secret")
+    parse.add_argument(
+        "--secret",
+        help="the receipt secret (0x + 64 hex), to check the donor commitment; or, for a"
+        " disbursement, the recipient secret on a private recipient's slip",
+    )
+    parse.add_argument("--reference", help="the donor reference (or the recipient's details), with --secret")
     parse.add_argument(
         "--block-hash",
         action="append",
@@ -95,7 +99,7 @@ def main(
         write("error: --rpc-url is needed (or, with --bundle, --block-hash N=0x... for each block)")
         return EXIT_USAGE
     if args.secret is not None and len(records) != 1:
-        write("error: --secret and --reference prove one donation")
+        write("error: --secret and --reference prove one donation or disbursement")
         return EXIT_USAGE
     if (args.secret is None) != (args.reference is None):
         write("error: --secret and --reference go together")
@@ -198,7 +202,7 @@ def run(
             if kind == "donation":
                 verifier.donation(claims, secret, args.reference)
             elif kind == "disbursement":
-                verifier.disbursement(claims)
+                verifier.disbursement(claims, secret, args.reference)
             else:
                 verifier.campaign(claims)
         except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
