@@ -21,10 +21,11 @@ from ledger_api.audit.schemas import (
     AccessSummary,
     MerkleStep,
 )
-from ledger_api.core import access_log
+from ledger_api.core import access_log, ids
 from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.models import AccessLogRow as Row
 from ledger_api.core.pages import decode_cursor, encode_cursor
+from ledger_api.core.security import Principal
 from ledger_api.mirror.gateway import Mirror
 
 # The summary covers at most this many (day, key) groups; a longer period is asked in parts.
@@ -81,10 +82,22 @@ def _page(
     return [entry(row) for row in rows], encode_cursor(key, rows[-1].seq, 0) if more else None
 
 
-def log_page(mirror: Mirror, filters: AccessFilters) -> AccessLogPage:
+def limited_to(principal: Principal) -> list[str] | None:
+    """The charities (CH-...) whose rows an auditor key limited to them may read; None:
+    every row. A limited key sees neither other charities' rows nor reads of every charity
+    (those tell what other keys did across the ledger)."""
+    if principal.role == "auditor" and principal.charities is not None:
+        return [ids.from_bytes32(charity) for charity in principal.charities]
+    return None
+
+
+def log_page(mirror: Mirror, filters: AccessFilters, principal: Principal) -> AccessLogPage:
     query = _filtered(select(Row), filters)
     if filters.charity_id is not None:
         query = query.where(Row.charity_id == filters.charity_id)
+    allowed = limited_to(principal)
+    if allowed is not None:
+        query = query.where(Row.charity_id.in_(allowed))
     items, following = _page(mirror, query, filters)
     return AccessLogPage(items=items, next=following)
 
@@ -124,11 +137,12 @@ def report(mirror: Mirror, charity_id: str, filters: AccessFilters) -> AccessRep
     return AccessReport(charity_id=charity_id, summary=summary, items=items, next=following)
 
 
-def proof(mirror: Mirror, seq: int, seal: AccessSeal | None) -> AccessLogProof:
+def proof(mirror: Mirror, seq: int, seal: AccessSeal | None, principal: Principal) -> AccessLogProof:
     """The row `seq`, its Merkle path and its day's root (from the rows themselves)."""
+    allowed = limited_to(principal)
     with mirror.engine.connect() as connection:
         row = connection.execute(select(Row).where(Row.seq == seq)).one_or_none()
-        if row is None:
+        if row is None or (allowed is not None and row.charity_id not in allowed):
             raise NotFound("access log row not found")
         rows = access_log.day_rows(connection, row.day)
     hashes = [r.row_hash for r in rows]

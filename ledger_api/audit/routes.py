@@ -295,7 +295,7 @@ def access_log_rows(
         assert scope.charity_id is not None
         charity_id = ids.from_bytes32(scope.charity_id)
     filters = access.AccessFilters(key_id, charity_id, since, until, endpoint, limit, cursor)
-    found = access.log_page(mirror, filters)
+    found = access.log_page(mirror, filters, principal)
     trace.served(charity_id, None, [str(item.seq) for item in found.items])
     return found
 
@@ -335,10 +335,11 @@ def access_log_proof(
     """A row of the access log with its Merkle path to its UTC day's root and, once the
     day is sealed, the seal's transaction: `ledger verify access-row` checks it against
     the chain."""
-    found = access.proof(mirror, seq, None)
-    charity = found.row.charity_id
-    if principal.charities is not None and (charity is None or not principal.can_read(ids.to_hex(charity))):
-        trace.refused(charity, None, 404)  # a row about another charity, to a limited auditor
-        raise NotFound("access log row not found")
-    trace.served(None, None, [str(seq)])
+    try:
+        # A row about another charity, to an auditor key limited to some: not found.
+        found = access.proof(mirror, seq, None, principal)
+    except NotFound:
+        trace.refused(None, None, NotFound.status)
+        raise
+    trace.served(found.row.charity_id, None, [str(seq)])
     return found

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, distinct, select
+from sqlalchemy import Engine, select
 
 from ledger_api.chain.abi import encode
 from ledger_api.core import access_log
@@ -95,7 +95,7 @@ def seal_finished_days(writes: Writes, engine: Engine, now: datetime | None = No
     moment = now or datetime.now(UTC)
     with engine.connect() as connection:
         days = (
-            connection.execute(select(distinct(AccessLogRow.day)).order_by(AccessLogRow.day)).scalars().all()
+            connection.execute(select(AccessLogRow.day).distinct().order_by(AccessLogRow.day)).scalars().all()
         )
     return [seal_day(writes, engine, day, moment) for day in days if finished(day, moment)]
 

@@ -16,12 +16,15 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from ledger_api.core import ids
+from ledger_api.core.access_log import TraceDep
 from ledger_api.core.errors import (
     AUTH_ERRORS,
     BODY_ERRORS,
     READ_ERRORS,
     WRITE_ERRORS,
     InvalidRequest,
+    Problem,
     problems,
 )
 from ledger_api.core.schemas import CampaignId
@@ -186,10 +189,20 @@ def commit(
         **problems(*READ_ERRORS, *AUTH_ERRORS),
     },
 )
-def report(import_id: ImportPath, writes: WriterDep, principal: WriterPrincipal) -> StreamingResponse:
-    """Which row became which donation, with its receipt secret (give it to the donor)."""
+def report(
+    import_id: ImportPath, writes: WriterDep, principal: WriterPrincipal, trace: TraceDep
+) -> StreamingResponse:
+    """Which row became which donation, with its receipt secret (give it to the donor).
+    The read is in the access log (it hands out donors' receipt secrets)."""
+    charity = ids.from_bytes32(principal.charity_id) if principal.charity_id else None
+    try:
+        lines = service.report_csv(writes, principal, import_id)
+    except Problem as refusal:
+        trace.refused(charity, None, refusal.status)
+        raise
+    trace.served(charity, None, [import_id])
     return StreamingResponse(
-        service.report_csv(writes, principal, import_id),
+        lines,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="import-{import_id}.csv"'},
     )

@@ -5,16 +5,20 @@ the regulator's list, the charity's report and a row's proof, with who may see w
 from __future__ import annotations
 
 import threading
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select, text
 
-from ledger_api.core import access_log
+from ledger_api.core import access_log, db
 from ledger_api.core.models import AccessLogRow
 from tests.api.checks import PROBLEM, wait_for_mirror
+from tests.api.processes import DevProcess, concurrently, create_charity, dev_env
 from tests.api.service import ADMIN_KEY, Service
+from tests.support.anvil import AnvilNode
 
 pytestmark = pytest.mark.anvil
 
@@ -335,3 +339,76 @@ def test_a_row_proof_leads_to_the_days_root(service: Service, ledger: dict[str, 
     assert proof["root"] == access_log.merkle_root(day_hashes)
     assert proof["path"] == access_log.merkle_path(day_hashes, proof["index"])
     assert proof["sealed"] is None
+
+
+def test_an_auditor_limited_to_some_charities_is_refused_and_logged_outside_them(
+    service: Service, ledger: dict[str, Any]
+) -> None:
+    a, b = ledger["a"], ledger["b"]
+    limited = _ok(service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor", "charities": [a]}))
+    key, key_id = limited["key"], limited["id"]
+    _ok(service.get("/v1/audit/trail", ledger["auditor"], params={"charity_id": b}))  # another key, B
+    start = _last(service)
+
+    for path, params in (
+        ("/v1/audit/trail", {"charity_id": b}),
+        ("/v1/audit/anomalies", {"charity_id": b}),
+        ("/v1/audit/export", {"charity_id": b, "format": "csv"}),
+        ("/v1/audit/access-log", {"charity_id": b}),
+    ):
+        assert problem(service.get(path, key, params=params), 404), path
+    refused = _rows(service, start)
+    assert [(r["key_id"], r["outcome"], r["status"], r["charity_id"]) for r in refused] == [
+        (key_id, "refused", 404, b)
+    ] * 4
+    assert [r["route"] for r in refused] == [
+        "/v1/audit/trail",
+        "/v1/audit/anomalies",
+        "/v1/audit/export",
+        "/v1/audit/access-log",
+    ]
+
+    # Its own charity is served; its view of the log holds only rows about that charity.
+    _ok(service.get("/v1/audit/trail", key))
+    page = _ok(service.get("/v1/audit/access-log", key))
+    assert page["items"] and {row["charity_id"] for row in page["items"]} == {a}
+    b_row = next(r for r in _rows(service) if r["charity_id"] == b and r["outcome"] == "served")
+    assert problem(service.get(f"/v1/audit/access-log/{b_row['seq']}/proof", key), 404)
+    last = _rows(service)[-1]
+    assert (last["key_id"], last["outcome"], last["route"]) == (
+        key_id,
+        "refused",
+        "/v1/audit/access-log/{seq}/proof",
+    )
+
+
+def test_two_workers_reading_at_once_keep_one_chain(database_url: str, tmp_path: Path) -> None:
+    """`ledger serve --workers 2` on each database: parallel audit reads answered by both
+    processes append to one chain, no seq twice, no fork."""
+    with AnvilNode() as node:
+        env = dev_env(node.url, database_url, tmp_path)
+        with DevProcess(env, tmp_path / "dev.log") as dev:  # deploys the ledger
+            dev.start()
+            _charity_id, key, _operator = create_charity(dev.base)
+        command = ("serve", "--workers", "2", "--host", "127.0.0.1")
+        with DevProcess(env, tmp_path / "serve.log", command) as served:
+            served.start()
+            answers = concurrently(
+                partial(
+                    httpx.get,
+                    f"{served.base}/v1/audit/trail",
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=60,
+                )
+                for _ in range(40)
+            )
+            assert [getattr(a, "status_code", None) for a in answers] == [200] * 40, served.log()
+    engine = db.make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(select(AccessLogRow).order_by(AccessLogRow.seq)).all()
+    finally:
+        engine.dispose()
+    rows = [access_log.public_row(row) for row in stored]
+    assert len(rows) == 40
+    _chain_is_whole(rows)

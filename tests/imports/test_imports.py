@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from ledger_api.core import ids
 from ledger_api.core.hexes import hex0x
-from ledger_api.core.models import StatementImport
+from ledger_api.core.models import AccessLogRow, StatementImport
 from ledger_api.mirror import tables as im
 from tests.api.service import Service
 from tests.imports.conftest import commit_and_wait, upload
@@ -267,6 +267,36 @@ def test_another_charitys_key_gets_404_on_every_import_and_profile_route_and_no_
         == 204
     )
     assert importing.get(f"/v1/imports/{import_id}", key).status_code == 404
+
+
+def test_reading_an_imports_report_with_its_receipt_secrets_is_in_the_access_log(importing: Service) -> None:
+    """(The service is shared by this module's tests: only these keys' rows are looked at.)"""
+    charity, key = importing.charity("Imports logged")
+    campaign = importing.campaign(charity, key)
+    prying, other = importing.charity("Imports prying")
+    preview = upload(importing, key, csv_text(rows(2, prefix="L")).encode(), _mapping(campaign))
+    assert preview.status_code == 201, preview.text
+    import_id = preview.json()["id"]
+    assert importing.get(f"/v1/imports/{import_id}/report.csv", other).status_code == 404
+    _report(importing, key, import_id)
+    with importing.runtime.engine.connect() as connection:
+        logged = connection.execute(
+            select(
+                AccessLogRow.key_id, AccessLogRow.outcome, AccessLogRow.charity_id, AccessLogRow.record_ids
+            )
+            .where(
+                AccessLogRow.route == "/v1/imports/{import_id}/report.csv",
+                AccessLogRow.key_id.in_([key[3:15], other[3:15]]),
+            )
+            .order_by(AccessLogRow.seq)
+        ).all()
+    assert (
+        [tuple(row) for row in logged]
+        == [
+            (other[3:15], "refused", prying, None),  # the prying key names its own charity
+            (key[3:15], "served", charity, f'["{import_id}"]'),
+        ]
+    )
 
 
 def test_a_campaign_closed_after_the_preview_is_caught_at_commit_and_the_rest_lands(

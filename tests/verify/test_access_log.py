@@ -9,12 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_verify import access_log as verifier
 from ledger_verify.cli import main
 from ledger_verify.report import EXIT_MISMATCH, EXIT_UNCHECKED
 
+from ledger_api.chain.abi import load_artifact
 from ledger_api.core import access_log as service
 
 texts = st.none() | st.text(max_size=40)
@@ -124,3 +126,12 @@ def test_bad_arguments_are_exit_3(tmp_path: Path) -> None:
     )
     assert main(["access-day", "2026-11-27", "--rpc-url", "http://127.0.0.1:9"], lines.append) == 3
     assert main(["access-row", "--proof", str(tmp_path / "missing.json")], lines.append) == 3
+
+
+def test_the_verifiers_seal_view_is_the_contracts() -> None:
+    (fragment,) = [i for i in load_artifact()["abi"] if i.get("name") == "accessLogSeal"] or [None]
+    if fragment is None:
+        pytest.skip("the contract has no accessLogSeal yet (contract 2.1.0)")
+    assert f"accessLogSeal({','.join(i['type'] for i in fragment['inputs'])})" == verifier.SEAL_VIEW
+    assert [o["type"] for o in fragment["outputs"]] == verifier.SEAL_TYPES
+    assert tuple(o["name"] for o in fragment["outputs"]) == verifier.SEAL_FIELDS

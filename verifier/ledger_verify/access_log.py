@@ -24,7 +24,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from ledger_verify import protocol
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_hash.auto import keccak
+
 from ledger_verify.net import Node, Unavailable
 from ledger_verify.report import Report
 
@@ -85,10 +88,17 @@ def fold(row_hash_hex: str, path: Sequence[dict[str, Any]]) -> bytes:
     return running
 
 
+# The view, as the contract declares it (contract 2.1.0): its selector and its answer.
+SEAL_VIEW = "accessLogSeal(uint64)"
+SEAL_FIELDS = ("root", "rowCount", "lastRowHash")
+SEAL_TYPES = ["bytes32", "uint64", "bytes32"]
+
+
 def sealed(node: Node, contract: str, day: int) -> dict[str, Any] | None:
     """The day's seal as the contract holds it; None when the day is not sealed."""
-    data = node.eth_call(contract, protocol.view_call("accessLogSeal", day), node.head())
-    seal = protocol.view_result("accessLogSeal", data)
+    call = keccak(SEAL_VIEW.encode())[:4] + abi_encode(["uint64"], [day])
+    data = node.eth_call(contract, call, node.head())
+    seal = dict(zip(SEAL_FIELDS, abi_decode(SEAL_TYPES, data), strict=True))
     return None if seal["root"] == b"\0" * 32 else seal
 
 
