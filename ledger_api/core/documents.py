@@ -30,9 +30,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Table, select, update
 
 from ledger_api.core.config import Settings
 from ledger_api.core.models import EvidenceFile
@@ -149,7 +150,7 @@ def rotate(settings: Settings, engine: Engine) -> tuple[int, int]:
     (re-sealed, already current). Each file is written whole before its row names the new
     key, so a stop half-way leaves every document readable (rerun to finish)."""
     ring = KeyRing.of(settings)
-    files = EvidenceFile.__table__
+    files = cast(Table, EvidenceFile.__table__)
     with engine.connect() as connection:
         rows = connection.execute(
             select(files.c.deployment_id, files.c.sha256, files.c.key_id).where(
