@@ -427,6 +427,7 @@ def _disbursement_page(
         uploaded=extra.get("uploaded"),
         upload_error=extra.get("upload_error"),
         withdrawn=extra.get("withdrawn"),
+        linked=extra.get("linked"),
         withdraw_error=extra.get("withdraw_error"),
         withdraw_sha=extra.get("withdraw_sha"),
         max_documents=disbursement_writes.MAX_DOCUMENTS,
@@ -492,6 +493,53 @@ async def upload_evidence(request: Request, disbursement_id: str, staff: Charity
     finally:
         await data.close()
     return await run_in_threadpool(_disbursement_page, request, staff, target, 201, uploaded=shown)
+
+
+@router.post(
+    "/disbursements/{disbursement_id}/evidence/{sha256}/redacted-copy",
+    name="console_redacted_copy",
+    max_body_size=disbursement_writes.MAX_DOCUMENT + 1024 * 1024,
+)
+async def redacted_copy(request: Request, disbursement_id: str, sha256: str, staff: CharityStaff) -> Response:
+    """Publish a redacted copy of a document (restricted originals' public face), linked on chain."""
+    target = await run_in_threadpool(_own_disbursement, request, staff, disbursement_id)
+    reader = reader_for(request)
+    try:
+        data = await request.form(max_files=1, max_fields=3)
+    except HTTPException:
+        raise PageError(422, "form") from None
+    try:
+        check_csrf(staff, data)
+        await run_in_threadpool(first_time, request, staff, data)
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise PageError(404, "disbursement", target.disbursement_id)
+        upload = data.get("file")
+        if not isinstance(upload, UploadFile) or not (upload.filename or upload.size):
+            error = reader.t("console.evidence.none")
+            return await run_in_threadpool(
+                _disbursement_page, request, staff, target, 422, withdraw_error=error, withdraw_sha=sha256
+            )
+        try:
+            _, states = await run_in_threadpool(
+                disbursement_writes.link_copy, writes_for(request, staff), target, sha256, upload, True
+            )
+        except Problem as problem:
+            error = problem.detail if problem.status == 422 else explain.sentence(reader, problem, None)
+            return await run_in_threadpool(
+                _disbursement_page,
+                request,
+                staff,
+                target,
+                problem.status,
+                withdraw_error=error,
+                withdraw_sha=sha256,
+            )
+        if prepared(states):
+            next_path = f"/console/disbursements/{target.disbursement_id}"
+            return await run_in_threadpool(sign_states, request, staff, states, next_path)
+    finally:
+        await data.close()
+    return await run_in_threadpool(_disbursement_page, request, staff, target, 201, linked=sha256)
 
 
 @router.post(

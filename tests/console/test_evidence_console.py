@@ -57,6 +57,24 @@ def test_a_restricted_upload_and_a_withdrawal_from_the_console(ledger: Ledger, s
     assert service.get(f"/v1/evidence/{sha}").status_code == 404
     assert service.get(f"/v1/evidence/{sha}", ledger.key).content == listing
 
+    # Its public face: a redacted copy, linked on chain.
+    assert 'data-testid="copy-form"' in page
+    redacted = b"%PDF-1.7 recipients: [redacted]"
+    copy_url = f"/console/disbursements/{disbursement}/evidence/{sha}/redacted-copy"
+    empty = staff.client.post(copy_url, data={"csrf": staff.csrf}, files={"file": ("", b"")})
+    assert empty.status_code == 422
+    linked = staff.client.post(
+        copy_url,
+        data={"csrf": staff.csrf},
+        files={"file": ("recipients (redacted).pdf", redacted, "application/pdf")},
+    )
+    assert linked.status_code == 201 and "linked to its original on the ledger" in linked.text
+    copy = hashlib.sha256(redacted).hexdigest()
+    assert service.get(f"/v1/evidence/{copy}").content == redacted
+    wait_for_mirror(service)
+    page = staff.client.get(f"/console/disbursements/{disbursement}").text
+    assert "redacted copy of a restricted original" in page and 'data-testid="copy-form"' not in page
+
     # A reason with a control character is refused at its field; nothing is erased.
     url = f"/console/disbursements/{disbursement}/evidence/{sha}/withdrawal"
     refused = staff.post(url, {"reason": "bad\x07reason"})
