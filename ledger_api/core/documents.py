@@ -4,7 +4,7 @@ how each is served.
 A document is stored once, by its SHA-256, under LEDGER_EVIDENCE_PATH; `evidence_files`
 (core/models.py `EvidenceFile`) says what it is: the disbursement and charity it was
 uploaded for, `public` or `restricted`, its original name (cleaned), its media type as
-its bytes show it, its size, and for a restricted original the key it is sealed under.
+its bytes and its name both show it, its size, and for a restricted original the key it is sealed under.
 
 - **Public** documents are stored as uploaded at `<ab>/<sha256>`.
 - **Restricted** originals are sealed with AES-GCM at `<ab>/<sha256>.sealed`: 12 random
@@ -16,7 +16,8 @@ its bytes show it, its size, and for a restricted original the key it is sealed 
   rotate: put a new key first, restart, run `ledger evidence rotate-keys` (`rotate`), then
   drop the old key.
 - **Serving**: only PDFs and the usual photo formats are shown inline, with their own
-  type, and only when the bytes say so (a name is not enough); anything else, HTML and SVG
+  type, and only when the bytes and the name's extension agree (a PDF named page.html would
+  be saved as page.html and open as HTML); anything else, HTML and SVG
   included, is an `application/octet-stream` download. Every answer is `nosniff`, and
   everything but a PDF is sandboxed by its CSP (Chromium's PDF viewer does not run in a
   sandboxed document; a PDF's own scripts never run in this origin).
@@ -65,6 +66,23 @@ def sniff(head: bytes) -> str:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
     return OCTET_STREAM
+
+
+_SUFFIXES = {
+    "application/pdf": (".pdf",),
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/gif": (".gif",),
+    "image/webp": (".webp",),
+}
+
+
+def media_type(name: str, head: bytes) -> str:
+    """The type a document is served as: what its bytes show AND what its name says. A
+    PDF named page.html is a download (OCTET_STREAM): shown inline, then saved under its
+    own name, it would open as HTML."""
+    shown = sniff(head)
+    return shown if name.lower().endswith(_SUFFIXES.get(shown, ())) else OCTET_STREAM
 
 
 _UNSAFE_NAME = re.compile(r"[\\/:*?\"<>|]")

@@ -212,7 +212,7 @@ def stage_document(root: Path, upload: UploadFile, position: int) -> Staged:
     except BaseException:
         os.unlink(temporary)
         raise
-    return Staged(Path(temporary), digest.hexdigest(), size, name, documents.sniff(head))
+    return Staged(Path(temporary), digest.hexdigest(), size, name, documents.media_type(name, head))
 
 
 def stored_path(root: Path, sha256: str) -> Path:

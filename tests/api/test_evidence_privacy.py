@@ -249,6 +249,8 @@ def test_a_withdrawal_erases_the_bytes_keeps_the_anchor_and_reconciles(world: An
     [
         ("page.html", HTML, "application/octet-stream", "attachment"),
         ("drawing.svg", SVG, "application/octet-stream", "attachment"),
+        # The bytes and the name must agree: a PDF named .html is saved as .html, then opens as HTML.
+        ("invoice.html", b"%PDF-1.7 <script>alert(1)</script>", "application/octet-stream", "attachment"),
         ("invoice.pdf", b"<html><script>alert(1)</script>", "application/octet-stream", "attachment"),
         ("photo.png", PHOTO, "image/png", "inline"),
         ("scan.pdf", b"%PDF-1.4 scan", "application/pdf", "inline"),
