@@ -119,6 +119,7 @@ class Scopes:
             or args.get("addedBy")  # OperatorAdded
             or args.get("removedBy")  # OperatorRemoved
             or args.get("sender")  # RoleGranted, RoleRevoked
+            or args.get("sealer")  # AccessLogSealed
             or (args.get("account") if log.name in ("Paused", "Unpaused") else None)
             or self.sender_of.get(hex0x(log.tx_hash))  # an allocation: its disbursement's
         )

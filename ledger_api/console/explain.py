@@ -26,6 +26,8 @@ KNOWN = (
     N_("refused.EvidenceNotAnchored"),
     N_("refused.EvidenceAlreadyWithdrawn"),
     N_("refused.RedactedCopyAlreadyLinked"),
+    N_("refused.AccessLogAlreadySealed"),
+    N_("refused.InvalidAccessLogSeal"),
     N_("refused.NotCharityOperator"),
     N_("refused.EnforcedPause"),
 )

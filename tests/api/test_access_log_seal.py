@@ -15,6 +15,7 @@ from sqlalchemy import text
 from ledger_api.audit import seals
 from ledger_api.core import access_log
 from ledger_api.core.access_log import Read
+from tests.api.checks import sender, wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service
 
 pytestmark = pytest.mark.anvil
@@ -47,6 +48,19 @@ def test_a_finished_day_is_sealed_once_and_checks_out(service: Service, anvil: A
     root, count, last = service.contract.functions.accessLogSeal(day).call()
     assert ("0x" + root.hex(), count, last.hex()) == (access_log.merkle_root(hashes), 5, hashes[-1])
     assert service.contract.functions.accessLogSeal(access_log.day_number(now)).call()[1] == 0
+    # The seal is in the deployment's audit trail (it belongs to no charity), as mirrored.
+    wait_for_mirror(service)
+    trail = service.get("/v1/audit/trail", auditor, params={"kind": "access_log_sealed"}).json()
+    [entry] = trail["items"]
+    assert entry["charity_id"] is None
+    assert entry["data"] == {
+        "day": day,
+        "root": access_log.merkle_root(hashes),
+        "row_count": 5,
+        "last_row_hash": "0x" + hashes[-1],
+        "sealer": entry["sender"],
+    }
+    assert entry["sender"] == sender(service, entry["proof"]["tx_hash"])  # the log sealer signed it
 
     date = access_log.day_date(day).isoformat()
     common = ("--api", service.base, "--key", auditor, "--rpc-url", anvil.url)

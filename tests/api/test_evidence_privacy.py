@@ -158,7 +158,7 @@ def test_a_restricted_original_is_sealed_and_read_only_by_its_charity_and_audito
 
 
 def test_a_redacted_copy_is_public_and_its_link_checks_out_on_chain(world: Any) -> None:
-    service, _, key, _, other_key, campaign = world
+    service, charity, key, _, other_key, campaign = world
     paid = _disburse(service, key, campaign, 500)
     restricted = _upload(service, key, paid, [("list.pdf", INVOICE)], visibility="restricted")
     assert restricted.status_code == 201, restricted.text
@@ -185,6 +185,14 @@ def test_a_redacted_copy_is_public_and_its_link_checks_out_on_chain(world: Any) 
     assert shown[copy]["redacted_copy_of"]["original_sha256"] == original
     assert shown[copy]["redacted_copy_of"]["proof"]["tx_hash"] == linked.json()["transaction"]["tx_hash"]
     assert [c["copy_sha256"] for c in shown[original]["redacted_copies"]] == [copy]
+    # The link is in the charity's audit trail, with the disbursement's readable ID.
+    trail = service.get(
+        "/v1/audit/trail", key, params={"kind": "redacted_copy_linked", "charity_id": charity}
+    ).json()
+    [entry] = [e for e in trail["items"] if e["data"]["disbursement_id"] == paid]
+    assert entry["data"]["original_hash"] == "0x" + original
+    assert entry["data"]["copy_hash"] == "0x" + copy
+    assert entry["proof"]["tx_hash"] == linked.json()["transaction"]["tx_hash"]
     page = service.get(f"/disbursements/{paid}").text
     assert f'<a href="/v1/evidence/{copy}">invoice (redacted).pdf</a>' in page
     assert "(redacted copy; the original is held for auditors)" in page

@@ -4,6 +4,7 @@ canonical chain. On anvil, into SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import pytest
@@ -51,6 +52,24 @@ def activity(led: Ledger, tag: str, n: int = 5) -> None:
     led.disburse(f"{tag}-p", [(rid(f"{tag}-d1"), 1_001), (rid(f"{tag}-d2"), 500)], evidence=rid(f"{tag}-inv"))
     led.send(fn.anchorEvidence(rid(f"{tag}-p"), rid(f"{tag}-photo")), op)
     led.send(fn.recordCorrection(rid(f"{tag}-c"), led.charity_a, 1, rid(f"{tag}-d3"), ZERO, "typo"), op)
+    # contract 2.1.0: a redacted copy of the invoice, the photo withdrawn, the access log sealed
+    led.send(fn.linkRedactedCopy(rid(f"{tag}-p"), rid(f"{tag}-inv"), rid(f"{tag}-inv-copy")), op)
+    led.send(fn.withdrawEvidence(rid(f"{tag}-p"), rid(f"{tag}-photo"), "names a pupil"), op)
+    led.send(fn.sealAccessLog(seal_day(tag), rid(f"{tag}-root"), 3, rid(f"{tag}-last")), led.admin)
+
+
+def columns(engine: Engine, model: type[m.Base], name: str) -> set[Any]:
+    with engine.connect() as connection:
+        return set(connection.execute(select(m.table(model).c[name])).scalars())
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def seal_day(tag: str) -> int:
+    """A UTC day of the access log per tag (each day is sealed once)."""
+    return 20_000 + zlib.crc32(tag.encode()) % 10_000
 
 
 @pytest.fixture
@@ -100,7 +119,23 @@ def test_projections_agree_with_the_contract_views(chain: Ledger, database_url: 
                 view[9],
             )
         evidence = connection.execute(select(m.Disbursement.evidence_count)).scalar_one()
-        assert evidence == 2
+        assert evidence == 3  # the invoice, the photo and the invoice's redacted copy
+        status = chain.fn.evidenceStatus
+        links = connection.execute(select(m.EvidenceLink)).all()
+        assert [(r.disbursement_id, r.original_hash, r.copy_hash, r.operator) for r in links] == [
+            (_hex(rid("a-p")), _hex(rid("a-inv")), _hex(rid("a-inv-copy")), chain.op_a)
+        ]
+        assert tuple(status(rid("a-p"), rid("a-inv-copy")).call()) == (True, False, rid("a-inv"))
+        withdrawals = connection.execute(select(m.EvidenceWithdrawal)).all()
+        assert [(w.disbursement_id, w.document_hash, w.reason, w.operator) for w in withdrawals] == [
+            (_hex(rid("a-p")), _hex(rid("a-photo")), "names a pupil", chain.op_a)
+        ]
+        assert tuple(status(rid("a-p"), rid("a-photo")).call()) == (True, True, ZERO)
+        seals = connection.execute(select(m.AccessLogSeal)).all()
+        assert [(x.day, x.root, x.row_count, x.last_row_hash, x.sealer) for x in seals] == [
+            (seal_day("a"), _hex(rid("a-root")), 3, _hex(rid("a-last")), chain.admin)
+        ]
+        assert tuple(chain.fn.accessLogSeal(seal_day("a")).call()) == (rid("a-root"), 3, rid("a-last"))
         operators = {(r.account, r.active) for r in connection.execute(select(m.Operator))}
         assert operators == {(chain.op_a, True), (chain.op_b, False)}
 
@@ -140,6 +175,42 @@ def test_after_a_reorg_the_mirror_equals_a_fresh_index(
     fresh.sync()
     assert dump(engine) == dump(fresh_engine)
     assert not any(r[0] == "0x" + rid("orphan-0").hex() for r in dump(engine)["donations"])
+
+
+def test_a_reorg_drops_the_orphaned_links_withdrawals_and_seals(
+    chain: Ledger, database_url: str, tmp_path: Any
+) -> None:
+    w3, fn, op = chain.w3, chain.fn, chain.op_a
+    activity(chain, "base")
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    # The abandoned fork: a second copy of the invoice, the invoice withdrawn, a day sealed.
+    chain.send(fn.linkRedactedCopy(rid("base-p"), rid("base-inv"), rid("orphan-copy")), op)
+    chain.send(fn.withdrawEvidence(rid("base-p"), rid("base-inv"), "orphaned"), op)
+    chain.send(fn.sealAccessLog(1, rid("orphan-root"), 1, rid("orphan-last")), chain.admin)
+    indexer, engine = _indexer(chain, database_url)
+    indexer.sync()
+    assert columns(engine, m.EvidenceLink, "copy_hash") == {
+        _hex(rid("base-inv-copy")),
+        _hex(rid("orphan-copy")),
+    }
+    assert columns(engine, m.EvidenceWithdrawal, "reason") == {"names a pupil", "orphaned"}
+    assert columns(engine, m.AccessLogSeal, "day") == {1, seal_day("base")}
+
+    w3.provider.make_request("evm_revert", [snapshot])
+    activity(chain, "canonical", n=4)
+    indexer.sync()
+    assert indexer.reorgs == 1
+
+    fresh, fresh_engine = _indexer(chain, f"sqlite:///{tmp_path / 'fresh.db'}")
+    fresh.sync()
+    assert dump(engine) == dump(fresh_engine)
+    copies = {_hex(rid("base-inv-copy")), _hex(rid("canonical-inv-copy"))}
+    assert columns(engine, m.EvidenceLink, "copy_hash") == copies
+    assert columns(engine, m.EvidenceWithdrawal, "reason") == {"names a pupil"}
+    assert columns(engine, m.AccessLogSeal, "day") == {seal_day("base"), seal_day("canonical")}
+    with engine.connect() as connection:  # the orphaned copy's anchor went with its link
+        counts = connection.execute(select(m.Disbursement.evidence_count)).scalars().all()
+    assert counts == [3, 3]
 
 
 def test_ledger_index_command_mirrors_a_deployment(chain: Ledger, tmp_path: Any) -> None:
