@@ -34,6 +34,50 @@ interface ICharityLedger {
         uint256 amount;
     }
 
+    /// @notice A disbursement in full, for {disburse}, {proposeDisbursement} and
+    /// {executeDisbursement}: {recordDisbursement}'s fields and where the money goes.
+    /// @param recipientCampaignId A campaign on this ledger the money is granted to (same
+    /// currency, not the paying campaign), whose charity records it with
+    /// {recordGrantDonation}; zero when the recipient is not on the ledger.
+    /// @param recipientOrgId A recipient organisation registered with {registerRecipient},
+    /// which may confirm receipt with {confirmReceipt}; zero when none is named.
+    struct DisbursementInput {
+        bytes32 disbursementId;
+        bytes32 campaignId;
+        uint256 amount;
+        string recipient;
+        string purpose;
+        bytes32 evidenceHash;
+        bytes32 recipientCampaignId;
+        bytes32 recipientOrgId;
+        Allocation[] allocations;
+    }
+
+    /// @notice Where a proposal stands. Expiry is not a status: a Pending proposal past
+    /// its `expiresAt` can no longer be approved or executed.
+    enum ProposalStatus {
+        None,
+        Pending,
+        Rejected,
+        Executed
+    }
+
+    /// @notice A proposed disbursement, as returned by {proposalOf}.
+    /// @param inputHash keccak256(abi.encode(DisbursementInput)): what the approvers approve,
+    /// and the only input {executeDisbursement} accepts.
+    /// @param ruleVersion The campaign's approval rule when proposed: its approvers,
+    /// threshold and validity apply to this proposal whatever the rule becomes later.
+    struct ProposalView {
+        bytes32 campaignId;
+        address proposer;
+        bytes32 inputHash;
+        uint256 ruleVersion;
+        uint256 threshold;
+        uint256 approvals;
+        uint256 expiresAt;
+        ProposalStatus status;
+    }
+
     /// @notice A call an operator signed (EIP-712, domain "CharityLedger" version "2") for
     /// anyone to relay through {execute}; the relayer pays the gas, the operator is the author.
     /// @param operator The signer: an EOA, or a contract wallet that answers ERC-1271.
@@ -207,6 +251,94 @@ interface ICharityLedger {
     /// of that day's row hashes, `lastRowHash` the hash chain's head at the day's end.
     event AccessLogSealed(uint64 indexed day, bytes32 root, uint64 rowCount, bytes32 lastRowHash, address sealer);
 
+    /// @notice The disbursement went to another campaign on this ledger (a grant); the
+    /// receiving charity records the money with {recordGrantDonation}.
+    event GrantAddressed(
+        bytes32 indexed disbursementId,
+        bytes32 indexed recipientCampaignId,
+        bytes32 indexed recipientCharityId
+    );
+
+    /// @notice The receiving charity recorded (part of) a grant as a donation to its campaign.
+    /// @param sourceReceived The grant's received total after this donation.
+    event GrantReceived(
+        bytes32 indexed donationId,
+        bytes32 indexed sourceDisbursementId,
+        bytes32 indexed campaignId,
+        uint256 amount,
+        uint256 sourceReceived
+    );
+
+    /// @notice The disbursement was paid to a registered recipient organisation.
+    event RecipientNamed(bytes32 indexed disbursementId, bytes32 indexed recipientId);
+
+    /// @notice A registrar registered a recipient organisation with its public identifier
+    /// (a Unified Social Credit Code, a charity number) and the account it confirms with.
+    event RecipientRegistered(
+        bytes32 indexed recipientId,
+        string identifier,
+        string name,
+        address account,
+        address registrar
+    );
+
+    /// @notice A recipient organisation moved to a new account (only its own account may).
+    event RecipientAccountChanged(bytes32 indexed recipientId, address account, address previousAccount);
+
+    /// @notice A recipient organisation confirmed, with its own key, that it received
+    /// `amount` of the disbursement (in full or in part).
+    /// @param confirmedTotal The disbursement's confirmed total after this confirmation.
+    event ReceiptConfirmed(
+        bytes32 indexed confirmationId,
+        bytes32 indexed disbursementId,
+        bytes32 indexed recipientId,
+        uint256 amount,
+        uint256 confirmedTotal,
+        string statement,
+        bytes32 evidenceHash,
+        address account
+    );
+
+    /// @notice An operator set a campaign's approval rule (version `version`); its
+    /// approvers follow as {ApproverNamed} events. It applies to proposals made from now on.
+    event ApprovalRuleSet(
+        bytes32 indexed campaignId,
+        bytes32 indexed charityId,
+        uint64 indexed version,
+        uint8 threshold,
+        uint8 approverCount,
+        uint32 validity,
+        address operator
+    );
+
+    /// @notice `approver` is one of the approvers of the campaign's rule `version`.
+    event ApproverNamed(bytes32 indexed campaignId, uint64 indexed version, address indexed approver);
+
+    /// @notice An operator proposed a disbursement; it counts only once `threshold`
+    /// approvers other than the proposer approve it and it is executed before `expiresAt`.
+    event DisbursementProposed(
+        bytes32 indexed disbursementId,
+        bytes32 indexed campaignId,
+        bytes32 inputHash,
+        uint256 amount,
+        string recipient,
+        string purpose,
+        uint64 ruleVersion,
+        uint8 threshold,
+        uint64 expiresAt,
+        address proposer
+    );
+
+    event DisbursementApproved(bytes32 indexed disbursementId, address indexed approver, uint8 approvals, uint8 threshold);
+
+    /// @notice An approver (or an operator of the charity, withdrawing it) rejected the
+    /// proposal: it can never be approved or paid.
+    event DisbursementRejected(bytes32 indexed disbursementId, address indexed rejectedBy, string reason);
+
+    /// @notice An approved proposal was executed: its {DisbursementRecorded} (with the
+    /// proposer as operator) and allocations precede this event in the transaction.
+    event ProposalExecuted(bytes32 indexed disbursementId, address executor);
+
     /// @notice An operator recorded a correction: a new record that references an earlier
     /// one with a reason (and optionally the record that replaces it). Records are never edited.
     event CorrectionRecorded(
@@ -274,6 +406,45 @@ interface ICharityLedger {
     error AccessLogAlreadySealed(uint64 day);
     /// A seal needs a non-zero root and at least one row.
     error InvalidAccessLogSeal(uint64 day);
+
+    /// @notice The grant's recipient campaign is the paying campaign itself.
+    error InvalidGrantRecipient(bytes32 disbursementId, bytes32 recipientCampaignId);
+    /// @notice A grant must go to a campaign in the same currency.
+    error GrantCurrencyMismatch(bytes32 campaignId, bytes32 recipientCampaignId);
+    /// @notice The source disbursement was not a grant addressed to this campaign.
+    error GrantNotAddressed(bytes32 sourceDisbursementId, bytes32 campaignId);
+    /// @notice The donations linked to a grant would add up to more than the grant.
+    error GrantOverdrawn(bytes32 sourceDisbursementId, uint256 available, uint256 requested);
+
+    error RecipientAlreadyRegistered(bytes32 recipientId);
+    error RecipientNotFound(bytes32 recipientId);
+    /// @notice `account` is not the account of the recipient the disbursement names (or
+    /// the disbursement names none).
+    error NotRecipient(bytes32 disbursementId, address account);
+    error ConfirmationAlreadyExists(bytes32 confirmationId);
+    /// @notice Confirmations would add up to more than the disbursement.
+    error ConfirmationExceedsDisbursement(bytes32 disbursementId, uint256 available, uint256 requested);
+
+    /// @notice The campaign has an approval rule: disbursements go through
+    /// {proposeDisbursement}, never straight to the ledger.
+    error ApprovalRequired(bytes32 campaignId);
+    /// @notice The campaign has no approval rule to propose under.
+    error NoApprovalRule(bytes32 campaignId);
+    /// @notice A rule needs 1 <= threshold <= approvers <= MAX_APPROVERS distinct non-zero
+    /// approvers and a validity between MIN_VALIDITY and MAX_VALIDITY seconds.
+    error InvalidApprovalRule(bytes32 campaignId);
+    error ProposalNotFound(bytes32 disbursementId);
+    /// @notice The proposal was rejected or executed already.
+    error ProposalNotPending(bytes32 disbursementId, ProposalStatus status);
+    error ProposalExpired(bytes32 disbursementId, uint256 expiresAt);
+    /// @notice `account` is not an approver of the rule the proposal was made under.
+    error NotApprover(bytes32 disbursementId, address account);
+    /// @notice The proposer of a disbursement cannot approve it.
+    error ProposerCannotApprove(bytes32 disbursementId, address proposer);
+    error AlreadyApproved(bytes32 disbursementId, address approver);
+    error ApprovalsMissing(bytes32 disbursementId, uint256 approvals, uint256 threshold);
+    /// @notice The input given to {executeDisbursement} is not the one proposed.
+    error ProposalMismatch(bytes32 disbursementId, bytes32 proposedHash, bytes32 givenHash);
 
     /// @notice The charity holds its keys itself: only its operators change its operators,
     /// the registrar cannot.
@@ -368,6 +539,62 @@ interface ICharityLedger {
         Allocation[] calldata allocations
     ) external;
 
+    /// @notice Records a disbursement that may go to another campaign on the ledger or to a
+    /// registered recipient organisation; otherwise as {recordDisbursement}. Reverts
+    /// {ApprovalRequired} when the campaign has an approval rule.
+    function disburse(DisbursementInput calldata disbursement) external;
+
+    /// @notice Records (part of) a grant addressed to `donation.campaignId` as a donation
+    /// there, linked to its source: the linked donations never add up to more than the
+    /// source disbursement ({GrantOverdrawn}). Only operators of the receiving charity.
+    function recordGrantDonation(DonationInput calldata donation, bytes32 sourceDisbursementId) external;
+
+    /// @notice Puts a campaign's disbursements under approval: from now on each must be
+    /// proposed and approved by `threshold` of `approvers` other than its proposer, within
+    /// `validity` seconds. Once set, a rule can be replaced but never removed; a new rule
+    /// applies only to proposals made after it. Only operators of the campaign's charity.
+    function setApprovalRule(bytes32 campaignId, address[] calldata approvers, uint8 threshold, uint32 validity) external;
+
+    /// @notice Proposes a disbursement of a campaign under approval. Nothing is drawn
+    /// until it is executed. Only operators of the campaign's charity.
+    function proposeDisbursement(DisbursementInput calldata disbursement) external;
+
+    /// @notice Approves a pending, unexpired proposal. Only an approver of the rule it was
+    /// made under, never its proposer, once each.
+    function approveDisbursement(bytes32 disbursementId) external;
+
+    /// @notice Rejects a pending proposal for good. An approver of its rule, or an
+    /// operator of the charity (withdrawing it).
+    function rejectDisbursement(bytes32 disbursementId, string calldata reason) external;
+
+    /// @notice Records a proposal's disbursement once it has its approvals, before it
+    /// expires, with exactly the input proposed. Anyone may send it: the content is the
+    /// proposer's and the approvals are the approvers'.
+    function executeDisbursement(DisbursementInput calldata disbursement) external;
+
+    /// @notice Registers a recipient organisation. Only REGISTRAR_ROLE.
+    /// @param identifier Its public identifier, such as a Unified Social Credit Code.
+    /// @param account The key it confirms receipts with (its own).
+    function registerRecipient(
+        bytes32 recipientId,
+        string calldata identifier,
+        string calldata name,
+        address account
+    ) external;
+
+    /// @notice Moves a recipient organisation to a new account; only its current account.
+    function setRecipientAccount(bytes32 recipientId, address account) external;
+
+    /// @notice Confirms receipt of (part of) a disbursement naming the caller's recipient
+    /// organisation; confirmations never add up to more than the disbursement.
+    function confirmReceipt(
+        bytes32 confirmationId,
+        bytes32 disbursementId,
+        uint256 amount,
+        string calldata statement,
+        bytes32 evidenceHash
+    ) external;
+
     /// @notice Anchors a document hash to a disbursement, at the time or later.
     function anchorEvidence(bytes32 disbursementId, bytes32 documentHash) external;
 
@@ -394,8 +621,9 @@ interface ICharityLedger {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The version of the ledger's interface: "2.1.0" (2.0.0's self-custody and
-    /// signed calls; redacted copies, withdrawals and access-log seals).
+    /// @notice The version of the ledger's interface: "2.2.0" (2.1.0's self-custody, signed
+    /// calls, redacted copies, withdrawals and access-log seals; grants between campaigns,
+    /// approvals before payout, recipient confirmations).
     function version() external pure returns (string memory);
 
     /// @notice Whether the charity holds its operator keys itself (fixed at registration).
@@ -438,4 +666,30 @@ interface ICharityLedger {
 
     /// @notice A day's access-log seal; all zero if the day is not sealed.
     function accessLogSeal(uint64 day) external view returns (bytes32 root, uint64 rowCount, bytes32 lastRowHash);
+
+    /// @notice The campaign a grant went to and how much of it has been recorded there;
+    /// all zero when the disbursement is not a grant.
+    function grantOf(bytes32 disbursementId) external view returns (bytes32 recipientCampaignId, uint256 received);
+
+    /// @notice The grant a donation records, or zero.
+    function grantSourceOf(bytes32 donationId) external view returns (bytes32 sourceDisbursementId);
+
+    /// @notice The recipient organisation a disbursement names (or zero) and how much of it
+    /// that recipient has confirmed.
+    function recipientOf(bytes32 disbursementId) external view returns (bytes32 recipientId, uint256 confirmed);
+
+    /// @notice A recipient organisation's account; zero if not registered.
+    function recipientAccount(bytes32 recipientId) external view returns (address);
+
+    /// @notice A campaign's current approval rule; version 0: none.
+    function approvalRuleOf(
+        bytes32 campaignId
+    ) external view returns (uint64 version, uint8 threshold, uint8 approverCount, uint32 validity);
+
+    function isApprover(bytes32 campaignId, uint64 version, address account) external view returns (bool);
+
+    /// @notice A proposal; reverts {ProposalNotFound} if unknown.
+    function proposalOf(bytes32 disbursementId) external view returns (ProposalView memory);
+
+    function hasApproved(bytes32 disbursementId, address approver) external view returns (bool);
 }

@@ -361,6 +361,20 @@ TRAIL_ONLY = frozenset(
         "RoleAdminChanged",
         "RoleGranted",
         "RoleRevoked",
+        # Contract 2.2.0's events, in the trail until their projections land (grants,
+        # approvals, recipient confirmations): each feature moves its own to PROJECTORS.
+        "GrantAddressed",
+        "GrantReceived",
+        "RecipientNamed",
+        "RecipientRegistered",
+        "RecipientAccountChanged",
+        "ReceiptConfirmed",
+        "ApprovalRuleSet",
+        "ApproverNamed",
+        "DisbursementProposed",
+        "DisbursementApproved",
+        "DisbursementRejected",
+        "ProposalExecuted",
     }
 )
 

@@ -34,6 +34,7 @@ SOLC_VERSION = "0.8.30"
 SETTINGS: dict[str, Any] = {
     "evmVersion": "cancun",
     "optimizer": {"enabled": True, "runs": 200},
+    "viaIR": True,
     "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
     "outputSelection": {
         "*": {
