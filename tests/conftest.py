@@ -63,6 +63,23 @@ def w3(request: pytest.FixtureRequest) -> Web3:
     return request.getfixturevalue("eth_tester_web3")  # type: ignore[no-any-return]
 
 
+@pytest.fixture(params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)])
+def clock_w3(request: pytest.FixtureRequest) -> Iterator[Web3]:
+    """A chain of the test's own, in turn eth-tester and anvil, whose clock the test may move
+    forward (tests.ledger.advance_time). The shared chains must keep real time: signed calls
+    carry deadlines taken from the wall clock, which a moved clock would have passed."""
+    if request.param == "eth-tester":
+        yield make_web3(None)
+        return
+    if not ANVIL.exists():
+        unavailable(f"anvil not found at {ANVIL}: run `npm ci`")
+    node = AnvilNode()
+    try:
+        yield make_web3(node.url)
+    finally:
+        node.stop()
+
+
 @pytest.fixture
 def ledger(w3: Web3) -> Ledger:
     """A freshly deployed ledger with two charities, one operator each, and a campaign each."""

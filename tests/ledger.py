@@ -29,6 +29,19 @@ def rid(label: str) -> bytes:
     return keccak(text=label)
 
 
+def advance_time(w3: Web3, seconds: int) -> None:
+    """Move the chain's clock `seconds` forward and mine a block there. Only on a chain of
+    the test's own (the `clock_w3` fixture): eth-tester travels, anvil increases its time."""
+    provider = w3.provider
+    if hasattr(provider, "ethereum_tester"):
+        tester = provider.ethereum_tester
+        tester.time_travel(int(w3.eth.get_block("latest")["timestamp"]) + seconds)
+        tester.mine_blocks(1)
+    else:
+        provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
 def commitment(label: str) -> bytes:
     return keccak(b"salt" + label.encode())
 

@@ -62,6 +62,7 @@ class CampaignModel:
 class Model:
     campaigns: dict[bytes, CampaignModel] = field(default_factory=dict)
     donations: dict[bytes, DonationModel] = field(default_factory=dict)
+    ruled: set[bytes] = field(default_factory=set)  # campaigns under an approval rule
     counter: int = 0
 
     def new_id(self, kind: str) -> bytes:
@@ -160,34 +161,46 @@ class LedgerMachine(RuleBasedStateMachine):
             model.new_id("disbursement"), campaign_id, amount, "CN-ORG", "food", ZERO, allocations
         )
 
-        # The contract's checks, in its order.
-        expected: tuple[object, ...] | None = None
-        if not 0 < amount <= MAX_AMOUNT:
-            expected = ("InvalidAmount", amount, MAX_AMOUNT)
-        elif amount > campaign.available:
-            expected = ("CampaignOverdrawn", campaign_id, campaign.available, amount)
-        else:
-            seen: set[bytes] = set()
-            for donation_id, part in allocations:
-                donation = model.donations[donation_id]
-                if donation_id in seen:
-                    expected = ("DuplicateAllocation", donation_id)
-                elif donation.campaign != campaign_id:
-                    expected = ("AllocationCampaignMismatch", donation_id, donation.campaign, campaign_id)
-                elif part == 0:
-                    expected = ("InvalidAmount", 0, MAX_AMOUNT)
-                elif part > donation.remaining:
-                    expected = ("DonationOverdrawn", donation_id, donation.remaining, part)
-                if expected:
-                    break
-                seen.add(donation_id)
-            if expected is None and total != amount:
-                expected = ("AllocationSumMismatch", amount, total)
+        # A campaign under an approval rule takes no disbursement but through a proposal.
+        if campaign_id in model.ruled:
+            return led.expect_error(call, campaign.operator, "ApprovalRequired", campaign_id)
+        expected = self.disbursement_error(campaign_id, amount, allocations)
         if expected:
             return led.expect_error(call, campaign.operator, *expected)
         led.send(call, campaign.operator)
+        self.draw(campaign_id, amount, allocations)
+
+    def disbursement_error(
+        self, campaign_id: bytes, amount: int, allocations: list[tuple[bytes, int]]
+    ) -> tuple[object, ...] | None:
+        """The error the contract's disbursement checks give, in its order, or None."""
+        model, campaign = self.model, self.model.campaigns[campaign_id]
+        if not 0 < amount <= MAX_AMOUNT:
+            return ("InvalidAmount", amount, MAX_AMOUNT)
+        if amount > campaign.available:
+            return ("CampaignOverdrawn", campaign_id, campaign.available, amount)
+        seen: set[bytes] = set()
         for donation_id, part in allocations:
-            model.donations[donation_id].allocated += part
+            donation = model.donations[donation_id]
+            if donation_id in seen:
+                return ("DuplicateAllocation", donation_id)
+            if donation.campaign != campaign_id:
+                return ("AllocationCampaignMismatch", donation_id, donation.campaign, campaign_id)
+            if part == 0:
+                return ("InvalidAmount", 0, MAX_AMOUNT)
+            if part > donation.remaining:
+                return ("DonationOverdrawn", donation_id, donation.remaining, part)
+            seen.add(donation_id)
+        total = sum(a for _, a in allocations)
+        if total != amount:
+            return ("AllocationSumMismatch", amount, total)
+        return None
+
+    def draw(self, campaign_id: bytes, amount: int, allocations: list[tuple[bytes, int]]) -> None:
+        """A disbursement the contract accepted, in the model."""
+        for donation_id, part in allocations:
+            self.model.donations[donation_id].allocated += part
+        campaign = self.model.campaigns[campaign_id]
         campaign.disbursed += amount
         campaign.disbursements += 1
 

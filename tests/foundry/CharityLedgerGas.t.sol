@@ -28,6 +28,102 @@ contract CharityLedgerGasTest is SignedCallTest {
         // updates warm totals as a direct one does (the comparison is of the relaying alone).
         vm.prank(charityKey);
         ledger.recordDonation(_scDonation(_id("sc-s"), 10_000));
+
+        // Contract 2.2.0: campaign B under a two-of-three rule with a proposal that has one
+        // approval and one that has both; a grant from A to B; a recipient organisation.
+        vm.prank(admin);
+        ledger.registerRecipient(SUPPLIER, "91350100M000100Y43", "Rice supplier", supplierKey);
+        vm.startPrank(opB);
+        for (uint256 i = 0; i < 4; ++i) ledger.recordDonation(_input(_id("b", i), 10_000, CAMPAIGN_B));
+        address[] memory approvers = new address[](3);
+        approvers[0] = _account("board member");
+        approvers[1] = _account("finance officer");
+        approvers[2] = _account("supervisor");
+        ledger.setApprovalRule(CAMPAIGN_B, approvers, 2, 7 days);
+        ledger.proposeDisbursement(_input2("q0", CAMPAIGN_B, _id("b", 0), 1_000, bytes32(0), bytes32(0)));
+        ledger.proposeDisbursement(_input2("q1", CAMPAIGN_B, _id("b", 1), 1_000, bytes32(0), SUPPLIER));
+        vm.stopPrank();
+        vm.prank(approvers[0]);
+        ledger.approveDisbursement(_id("q0"));
+        vm.prank(approvers[0]);
+        ledger.approveDisbursement(_id("q1"));
+        vm.prank(approvers[1]);
+        ledger.approveDisbursement(_id("q1"));
+        vm.startPrank(opA);
+        ledger.disburse(_input2("g0", CAMPAIGN_A, _id("s", 28), 5_000, CAMPAIGN_B, bytes32(0)));
+        ledger.disburse(_input2("to-supplier", CAMPAIGN_A, _id("s", 27), 1_800, bytes32(0), SUPPLIER));
+        vm.stopPrank();
+    }
+
+    bytes32 internal constant SUPPLIER = keccak256("supplier");
+    address internal immutable supplierKey = _account("supplier");
+
+    function _input2(
+        string memory label,
+        bytes32 campaign,
+        bytes32 donation,
+        uint256 amount,
+        bytes32 toCampaign,
+        bytes32 toOrg
+    ) internal pure returns (ICharityLedger.DisbursementInput memory) {
+        return
+            ICharityLedger.DisbursementInput({
+                disbursementId: _id(label),
+                campaignId: campaign,
+                amount: amount,
+                recipient: "CN-USCC-1",
+                purpose: "food",
+                evidenceHash: bytes32(0),
+                recipientCampaignId: toCampaign,
+                recipientOrgId: toOrg,
+                allocations: _alloc(donation, amount)
+            });
+    }
+
+    function test_GasProposeDisbursement() public {
+        ICharityLedger.DisbursementInput memory input = _input2("q2", CAMPAIGN_B, _id("b", 2), 1_000, bytes32(0), bytes32(0));
+        vm.prank(opB);
+        uint256 before = gasleft();
+        ledger.proposeDisbursement(input);
+        _measured("propose a disbursement (1 allocation)", before, 110_000);
+    }
+
+    function test_GasApproveDisbursement() public {
+        vm.prank(_account("finance officer"));
+        uint256 before = gasleft();
+        ledger.approveDisbursement(_id("q0"));
+        _measured("approve a proposal", before, 50_000);
+    }
+
+    function test_GasExecuteApprovedDisbursement() public {
+        ICharityLedger.DisbursementInput memory input = _input2("q1", CAMPAIGN_B, _id("b", 1), 1_000, bytes32(0), SUPPLIER);
+        vm.prank(stranger);
+        uint256 before = gasleft();
+        ledger.executeDisbursement(input);
+        _measured("execute an approved proposal (1 allocation)", before, 110_000);
+    }
+
+    function test_GasDisburseGrant() public {
+        ICharityLedger.DisbursementInput memory input = _input2("g1", CAMPAIGN_A, _id("s", 26), 1_000, CAMPAIGN_B, bytes32(0));
+        vm.prank(opA);
+        uint256 before = gasleft();
+        ledger.disburse(input);
+        _measured("grant to a campaign on the ledger (1 allocation)", before, 100_000);
+    }
+
+    function test_GasRecordGrantDonation() public {
+        ICharityLedger.DonationInput memory donation = _input(_id("in"), 5_000, CAMPAIGN_B);
+        vm.prank(opB);
+        uint256 before = gasleft();
+        ledger.recordGrantDonation(donation, _id("g0"));
+        _measured("linked incoming donation (a grant recorded)", before, 90_000);
+    }
+
+    function test_GasConfirmReceipt() public {
+        vm.prank(supplierKey);
+        uint256 before = gasleft();
+        ledger.confirmReceipt(_id("c"), _id("to-supplier"), 1_800, "received CNY 1,800.00 for rice, March", bytes32(0));
+        _measured("recipient confirms receipt", before, 60_000);
     }
 
     function _measured(string memory what, uint256 gasBefore, uint256 bound) private {
