@@ -60,6 +60,14 @@ class DisbursementCreate(Strict):
     evidence_hash: Hash32 | None = None
     # Omitted: the service allocates first-in-first-out over the campaign's donations.
     allocations: Annotated[list[AllocationIn], Field(min_length=1, max_length=MAX_ALLOCATIONS)] | None = None
+    recipient_campaign_id: CampaignId | None = Field(
+        default=None,
+        description="A campaign on this ledger the money is granted to (same currency, not this"
+        " campaign): its charity records it as a donation naming this disbursement.",
+    )
+    recipient_org_id: Hash32 | None = Field(
+        default=None, description="A registered recipient organisation the disbursement pays (0x hex ID)."
+    )
 
     @field_validator("recipient")
     @classmethod
@@ -81,6 +89,19 @@ class DisbursementCreate(Strict):
                 " private persons (use recipient_person)"
             )
         return recipient
+
+    @model_validator(mode="after")
+    def _grant(self) -> DisbursementCreate:
+        # The contract's InvalidGrantRecipient, answered before anything is signed.
+        if self.recipient_campaign_id is not None and ids.to_bytes32(
+            self.recipient_campaign_id
+        ) == ids.to_bytes32(self.campaign_id):
+            raise ValueError(
+                "a campaign cannot grant to itself: recipient_campaign_id is the paying campaign"
+            )
+        if self.recipient_org_id is not None and int(self.recipient_org_id, 16) == 0:
+            raise ValueError("recipient_org_id is the zero ID: leave it out when no organisation is named")
+        return self
 
     @model_validator(mode="after")
     def _sum(self) -> DisbursementCreate:
@@ -171,6 +192,8 @@ class DisbursementRecorded(WriteAnswer):
     purpose: str
     allocation: str = Field(description='"automatic (first in, first out)" or "explicit".')
     allocations: list[Allocation]
+    recipient_campaign_id: str | None = None
+    recipient_org_id: str | None = None
     transaction: TransactionView
 
 

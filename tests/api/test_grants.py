@@ -1,0 +1,140 @@
+"""Grants over HTTP: a disbursement to another campaign on the ledger, recorded by the
+receiving charity as donations naming it, three hops down (foundation -> bureau -> school
+-> supplier); the foundation donor's trace at depth 3 with exact shares at every hop; the
+contract's grant errors as named 409s, the service's own checks as 422s. On the embedded
+chain and on anvil."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ledger_api.core import ids
+from ledger_api.core.hexes import hex0x
+from tests.api.checks import contract_error, problem, wait_for_mirror
+from tests.api.service import Service, serve, settings_for
+
+
+@pytest.fixture(params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)])
+def any_chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
+    rpc_url = request.getfixturevalue("anvil").url if request.param == "anvil" else None
+    with serve(settings_for(tmp_path, rpc_url, f"sqlite:///{tmp_path / 'ledger.db'}")) as running:
+        yield running
+
+
+def _ok(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code in (200, 201), response.text
+    return dict(response.json())
+
+
+def _disburse(
+    service: Service, key: str, campaign: str, allocations: list[tuple[str, int]], **extra: Any
+) -> httpx.Response:
+    return service.post(
+        "/v1/disbursements",
+        key,
+        json={
+            "campaign_id": campaign,
+            "amount": sum(a for _, a in allocations),
+            "recipient": extra.pop("recipient", "CN-USCC-ONWARD"),
+            "purpose": "grant",
+            "allocations": [{"donation_id": d, "amount": a} for d, a in allocations],
+            **extra,
+        },
+    )
+
+
+def _record_grant(service: Service, key: str, campaign: str, source: str, amount: int) -> httpx.Response:
+    return service.post(
+        "/v1/donations",
+        key,
+        json={"campaign_id": campaign, "amount": amount, "source_disbursement_id": source},
+    )
+
+
+def test_three_hops_over_http_with_exact_shares(any_chain: Service) -> None:
+    service = any_chain
+    foundation, f_key = service.charity("Foundation")
+    bureau, b_key = service.charity("County Education Bureau")
+    school, s_key = service.charity("Huining No. 2 School")
+    cf, cb, cs = (service.campaign(c, k) for c, k in ((foundation, f_key), (bureau, b_key), (school, s_key)))
+    donor = service.donate(cf, f_key, 1000, donor="foundation donor")["id"]
+    second = service.donate(cf, f_key, 700)["id"]
+    third = service.donate(cf, f_key, 333)["id"]
+
+    # A campaign cannot grant to itself: the service says so before anything is signed.
+    problem(_disburse(service, f_key, cf, [(donor, 10)], recipient_campaign_id=cf), 422, "invalid-request")
+
+    g1 = _ok(
+        _disburse(service, f_key, cf, [(donor, 1000), (second, 700), (third, 300)], recipient_campaign_id=cb)
+    )
+    assert g1["recipient_campaign_id"] == cb
+    # The bureau records it as two donations; a third would overdraw it; the school may not.
+    parts = [_ok(_record_grant(service, b_key, cb, g1["id"], amount)) for amount in (1201, 799)]
+    assert "receipt_secret" not in parts[0]
+    assert parts[0]["source_disbursement_id"] == g1["id"] and parts[0]["channel"] == "grant"
+    assert parts[0]["donor_commitment"] == hex0x(ids.grant_commitment(ids.to_bytes32(g1["id"])))
+    overdrawn = contract_error(_record_grant(service, b_key, cb, g1["id"], 1), "GrantOverdrawn")
+    assert overdrawn["error"]["args"]["available"] == 0 and overdrawn["error"]["args"]["requested"] == 1
+    contract_error(_record_grant(service, s_key, cs, g1["id"], 1), "GrantNotAddressed")
+    # Another charity's key cannot record into the bureau's campaign at all.
+    problem(_record_grant(service, s_key, cb, g1["id"], 1), 404, "not-found")
+    # A grant and a donor are not both given.
+    bad = service.post(
+        "/v1/donations",
+        b_key,
+        json={"campaign_id": cb, "amount": 1, "source_disbursement_id": g1["id"], "donor_reference": "x"},
+    )
+    problem(bad, 422, "invalid-request")
+
+    local = service.donate(cb, b_key, 500)["id"]
+    g2 = _ok(
+        _disburse(
+            service,
+            b_key,
+            cb,
+            [(parts[0]["id"], 900), (parts[1]["id"], 799), (local, 301)],
+            recipient_campaign_id=cs,
+        )
+    )
+    school_in = [_ok(_record_grant(service, s_key, cs, g2["id"], amount))["id"] for amount in (700, 650, 650)]
+    supplier = _ok(
+        _disburse(
+            service,
+            s_key,
+            cs,
+            [(school_in[0], 700), (school_in[1], 650), (school_in[2], 300)],
+            recipient="Rice supplier, Huining",
+        )
+    )
+    wait_for_mirror(service)
+
+    plain = _ok(service.get(f"/v1/donations/{donor}"))
+    assert "hops" not in plain  # the default answer is today's
+    trace = _ok(service.get(f"/v1/donations/{donor}", params={"depth": 3}))
+    hops = trace["hops"]
+    assert [h["depth"] for h in hops] == [1, 2, 3]
+    shares = [{d["id"]: d["donor_share"] for d in h["disbursements"]} for h in hops]
+    assert shares == [{g1["id"]: 1000}, {g2["id"]: 450 + 399}, {supplier["id"]: 297 + 276 + 127}]
+    assert {d["id"]: d["donor_share"] for d in hops[1]["donations"]} == {
+        parts[0]["id"]: 601,
+        parts[1]["id"]: 399,
+    }
+    assert [d["donor_share"] for d in hops[2]["donations"]] == [297, 276, 276]
+    assert hops[2]["disbursements"][0]["charity"]["name"] == "Huining No. 2 School"
+    assert hops[0]["disbursements"][0]["recipient_campaign"]["id"] == cb
+    for hop in hops:  # the shares add up exactly at every hop
+        assert hop["entered"] == sum(d["donor_share"] for d in hop["donations"])
+        assert hop["entered"] == sum(d["donor_share"] for d in hop["disbursements"]) + hop["unspent"]
+    for before, after in itertools.pairwise(hops):
+        granted = sum(d["donor_share"] for d in before["disbursements"] if d["recipient_campaign"])
+        assert after["entered"] + after["not_recorded"] == granted
+    # Deeper than the chain goes: the same three hops. Out of range: a 422.
+    assert _ok(service.get(f"/v1/donations/{donor}", params={"depth": 5}))["hops"] == hops
+    for depth in (6, -1):
+        problem(service.get(f"/v1/donations/{donor}", params={"depth": depth}), 422, "invalid-request")
