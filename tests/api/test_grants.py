@@ -17,7 +17,7 @@ import pytest
 from ledger_api.core import ids
 from ledger_api.core.hexes import hex0x
 from tests.api.checks import contract_error, problem, wait_for_mirror
-from tests.api.service import Service, serve, settings_for
+from tests.api.service import ADMIN_KEY, Service, serve, settings_for
 
 
 @pytest.fixture(params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)])
@@ -138,3 +138,36 @@ def test_three_hops_over_http_with_exact_shares(any_chain: Service) -> None:
     assert _ok(service.get(f"/v1/donations/{donor}", params={"depth": 5}))["hops"] == hops
     for depth in (6, -1):
         problem(service.get(f"/v1/donations/{donor}", params={"depth": depth}), 422, "invalid-request")
+
+
+def test_a_grant_not_recorded_in_full_is_an_anomaly_for_both_charities(any_chain: Service) -> None:
+    service = any_chain
+    foundation, f_key = service.charity("Foundation")
+    bureau, b_key = service.charity("County Education Bureau")
+    other, o_key = service.charity("Unrelated Fund")
+    cf, cb = service.campaign(foundation, f_key), service.campaign(bureau, b_key)
+    service.campaign(other, o_key)
+    auditor = _ok(service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"}))["key"]
+    donation = service.donate(cf, f_key, 100)["id"]
+    grant = _ok(_disburse(service, f_key, cf, [(donation, 100)], recipient_campaign_id=cb))["id"]
+    _ok(_record_grant(service, b_key, cb, grant, 40))
+    wait_for_mirror(service)
+
+    def reported(charity: str, **params: Any) -> list[dict[str, Any]]:
+        answer = _ok(service.get("/v1/audit/anomalies", auditor, params={"charity_id": charity, **params}))
+        assert answer["counts"]["grant_unrecorded"] == len(
+            [i for i in answer["items"] if i["kind"] == "grant_unrecorded"]
+        )
+        return [i for i in answer["items"] if i["kind"] == "grant_unrecorded"]
+
+    for charity in (foundation, bureau):
+        (item,) = reported(charity, grant_days=0)
+        assert item["record"] == {"kind": "disbursement", "id": grant}
+        assert item["campaign_id"] == cb and item["charity_id"] == bureau
+        assert item["amount"] == 60
+        assert "has recorded 0.40 CNY of it" in item["detail"]
+        assert reported(charity) == []  # not 14 days old yet
+    assert reported(other, grant_days=0) == []
+    _ok(_record_grant(service, b_key, cb, grant, 60))  # recorded in full: no longer reported
+    wait_for_mirror(service)
+    assert reported(bureau, grant_days=0) == []
