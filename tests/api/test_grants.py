@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from lxml import etree
 
+from ledger_api.audit import iati
 from ledger_api.core import ids
 from ledger_api.core.hexes import hex0x
 from tests.api.checks import contract_error, problem, wait_for_mirror
@@ -171,3 +173,37 @@ def test_a_grant_not_recorded_in_full_is_an_anomaly_for_both_charities(any_chain
     _ok(_record_grant(service, b_key, cb, grant, 60))  # recorded in full: no longer reported
     wait_for_mirror(service)
     assert reported(bureau, grant_days=0) == []
+
+
+def test_the_iati_export_links_the_paying_and_receiving_activities(any_chain: Service) -> None:
+    service = any_chain
+    foundation, f_key = service.charity("Foundation")
+    bureau, b_key = service.charity("County Education Bureau")
+    cf, cb = service.campaign(foundation, f_key), service.campaign(bureau, b_key)
+    auditor = _ok(service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"}))["key"]
+    donation = service.donate(cf, f_key, 100)["id"]
+    grant = _ok(_disburse(service, f_key, cf, [(donation, 100)], recipient_campaign_id=cb))["id"]
+    incoming = _ok(_record_grant(service, b_key, cb, grant, 100))["id"]
+    wait_for_mirror(service)
+
+    exported = service.get("/v1/audit/export", auditor, params={"format": "iati"})
+    assert exported.status_code == 200, exported.text
+    assert iati.validate(exported.content) == []
+    root = etree.fromstring(exported.content)
+    identifiers = {
+        campaign: next(
+            a.findtext("iati-identifier")
+            for a in root.iter("iati-activity")
+            if a.findtext("iati-identifier").endswith(campaign)
+        )
+        for campaign in (cf, cb)
+    }
+    paid = root.xpath(f'//transaction[@ref="{grant}"]/receiver-org')[0]
+    assert paid.get("receiver-activity-id") == identifiers[cb]
+    assert paid.findtext("narrative") == "County Education Bureau"
+    received = root.xpath(f'//transaction[@ref="{incoming}"]/provider-org')[0]
+    assert received.get("provider-activity-id") == identifiers[cf]
+    assert received.findtext("narrative") == "Foundation"
+    # An ordinary donation still comes from an anonymous donor.
+    plain = root.xpath(f'//transaction[@ref="{donation}"]/provider-org')[0]
+    assert plain.get("provider-activity-id") is None
