@@ -7,6 +7,7 @@ chain and on anvil."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from ledger_api.core import ids
 from ledger_api.core.hexes import hex0x
 from tests.api.checks import contract_error, problem, wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
+from tests.test_cli import _ledger
 
 
 @pytest.fixture(params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)])
@@ -207,3 +209,22 @@ def test_the_iati_export_links_the_paying_and_receiving_activities(any_chain: Se
     # An ordinary donation still comes from an anonymous donor.
     plain = root.xpath(f'//transaction[@ref="{donation}"]/provider-org')[0]
     assert plain.get("provider-activity-id") is None
+
+
+def test_the_command_line_records_a_grant_received(any_chain: Service) -> None:
+    service = any_chain
+    foundation, f_key = service.charity("Foundation")
+    bureau, b_key = service.charity("County Education Bureau")
+    cf, cb = service.campaign(foundation, f_key), service.campaign(bureau, b_key)
+    donation = service.donate(cf, f_key, 100)["id"]
+    grant = _ok(_disburse(service, f_key, cf, [(donation, 100)], recipient_campaign_id=cb))["id"]
+    base = ["donate", "--campaign-id", cb, "--amount", "100", "--key", b_key, "--api", service.base]
+
+    both = _ledger(*base, "--source-disbursement", grant, "--donor-reference", "someone")
+    assert both.returncode == 2 and b"one of them" in both.stderr
+    recorded = _ledger(*base, "--source-disbursement", grant)
+    assert recorded.returncode == 0, recorded.stderr
+    answer = json.loads(recorded.stdout)
+    assert answer["source_disbursement_id"] == grant and "receipt_secret" not in answer
+    again = _ledger(*base, "--source-disbursement", grant)
+    assert again.returncode != 0 and b"GrantOverdrawn" in again.stderr
