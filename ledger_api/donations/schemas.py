@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, computed_field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, computed_field, field_validator
 
 from ledger_api.core import reference
 from ledger_api.core.answers import Answer, MirrorPosition, Named, Proof, SignedBy
@@ -49,26 +49,31 @@ TypedReference = Annotated[
 class DonationCreate(Strict):
     campaign_id: CampaignId
     amount: Amount
-    # Who gave: normalised, hashed with a fresh salt into the on-chain commitment, then forgotten.
-    donor_reference: RecordedReference | None = None
-    channel: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = "unspecified"
-    metadata_hash: Hash32 | None = None
     source_disbursement_id: DisbursementId | None = Field(
         default=None,
         description="A grant from another campaign on this ledger that this donation records"
         " (recordGrantDonation): no donor reference then; its donor commitment is the public"
         " keccak256(tag || source ID), see ledger_api/core/ids.py.",
     )
+    # Who gave: normalised, hashed with a fresh salt into the on-chain commitment, then forgotten.
+    # Checked even when absent (after source_disbursement_id), so an error names this field.
+    donor_reference: RecordedReference | None = Field(default=None, validate_default=True)
+    channel: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = "unspecified"
+    metadata_hash: Hash32 | None = None
 
-    @model_validator(mode="after")
-    def _donor_or_grant(self) -> DonationCreate:
-        if self.source_disbursement_id is None and self.donor_reference is None:
+    @field_validator("donor_reference")
+    @classmethod
+    def _donor_or_grant(cls, donor: str | None, info: ValidationInfo) -> str | None:
+        if "source_disbursement_id" not in info.data:
+            return donor  # the source ID was refused already: that error says so
+        source = info.data["source_disbursement_id"]
+        if source is None and donor is None:
             raise ValueError(
                 "a donor_reference is needed (or source_disbursement_id, for a grant from another campaign)"
             )
-        if self.source_disbursement_id is not None and self.donor_reference is not None:
+        if source is not None and donor is not None:
             raise ValueError("a grant has no donor: give source_disbursement_id or donor_reference, not both")
-        return self
+        return donor
 
 
 class DonationBatch(Strict):

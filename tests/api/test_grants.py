@@ -228,3 +228,41 @@ def test_the_command_line_records_a_grant_received(any_chain: Service) -> None:
     assert answer["source_disbursement_id"] == grant and "receipt_secret" not in answer
     again = _ledger(*base, "--source-disbursement", grant)
     assert again.returncode != 0 and b"GrantOverdrawn" in again.stderr
+
+
+def three_hops_over_http(service: Service) -> dict[str, Any]:
+    """Foundation -> bureau -> school -> supplier through the API, with the amounts of
+    tests/support/grants.py (EXPECTED there holds the donor's shares); for page tests."""
+    made: dict[str, Any] = {}
+    charities = [
+        service.charity(name) for name in ("Foundation", "County Education Bureau", "Huining No. 2 School")
+    ]
+    (_, f_key), (_, b_key), (_, s_key) = charities
+    cf, cb, cs = (service.campaign(c, k) for c, k in charities)
+    donor = service.donate(cf, f_key, 1000, donor="foundation donor")["id"]
+    others = [service.donate(cf, f_key, amount)["id"] for amount in (700, 333)]
+    g1 = _ok(
+        _disburse(
+            service, f_key, cf, [(donor, 1000), (others[0], 700), (others[1], 300)], recipient_campaign_id=cb
+        )
+    )
+    parts = [_ok(_record_grant(service, b_key, cb, g1["id"], amount))["id"] for amount in (1201, 799)]
+    local = service.donate(cb, b_key, 500)["id"]
+    g2 = _ok(
+        _disburse(
+            service, b_key, cb, [(parts[0], 900), (parts[1], 799), (local, 301)], recipient_campaign_id=cs
+        )
+    )
+    school = [_ok(_record_grant(service, s_key, cs, g2["id"], amount))["id"] for amount in (700, 650, 650)]
+    supplier = _ok(
+        _disburse(
+            service,
+            s_key,
+            cs,
+            [(school[0], 700), (school[1], 650), (school[2], 300)],
+            recipient="Rice supplier, Huining",
+        )
+    )
+    wait_for_mirror(service)
+    made.update(donor=donor, grants=[g1["id"], g2["id"]], supplier=supplier["id"], campaigns=[cf, cb, cs])
+    return made
