@@ -90,18 +90,25 @@ class DisbursementCreate(Strict):
             )
         return recipient
 
-    @model_validator(mode="after")
-    def _grant(self) -> DisbursementCreate:
+    @field_validator("recipient_campaign_id")
+    @classmethod
+    def _grant(cls, recipient_campaign: str | None, info: ValidationInfo) -> str | None:
         # The contract's InvalidGrantRecipient, answered before anything is signed.
-        if self.recipient_campaign_id is not None and ids.to_bytes32(
-            self.recipient_campaign_id
-        ) == ids.to_bytes32(self.campaign_id):
-            raise ValueError(
-                "a campaign cannot grant to itself: recipient_campaign_id is the paying campaign"
-            )
-        if self.recipient_org_id is not None and int(self.recipient_org_id, 16) == 0:
-            raise ValueError("recipient_org_id is the zero ID: leave it out when no organisation is named")
-        return self
+        paying = info.data.get("campaign_id")
+        if (
+            recipient_campaign is not None
+            and paying is not None
+            and ids.to_bytes32(recipient_campaign) == ids.to_bytes32(paying)
+        ):
+            raise ValueError("a campaign cannot grant to itself: this is the paying campaign")
+        return recipient_campaign
+
+    @field_validator("recipient_org_id")
+    @classmethod
+    def _org(cls, recipient_org: str | None) -> str | None:
+        if recipient_org is not None and int(recipient_org, 16) == 0:
+            raise ValueError("the zero ID names no organisation: leave recipient_org_id out")
+        return recipient_org
 
     @model_validator(mode="after")
     def _sum(self) -> DisbursementCreate:
