@@ -68,4 +68,5 @@ def test_a_grant_goes_out_from_the_form_and_is_recorded_with_one_click(ledger: L
     # Recording it again would overdraw it: the contract's refusal, in the bookkeeper's words.
     again = receiver.post(form.get("action"), {"amount": amount})
     assert again.status_code == 409
-    assert lxml_html.fromstring(again.text).xpath('//*[@data-testid="refusal"]')
+    [refusal] = lxml_html.fromstring(again.text).xpath('//*[@data-testid="refusal"]')
+    assert refusal.text_content() == "该资助尚可入账 ¥0.00；您要入账 ¥120.00。"  # noqa: RUF001
