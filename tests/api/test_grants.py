@@ -22,6 +22,7 @@ from ledger_api.core import ids
 from ledger_api.core.hexes import hex0x
 from tests.api.checks import contract_error, problem, wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
+from tests.api.test_self_custody import own_key_charity
 from tests.test_cli import _ledger
 
 
@@ -272,3 +273,39 @@ def three_hops_over_http(service: Service) -> dict[str, Any]:
     wait_for_mirror(service)
     made.update(donor=donor, grants=[g1["id"], g2["id"]], supplier=supplier["id"], campaigns=[cf, cb, cs])
     return made
+
+
+def test_a_self_custody_charity_signs_its_grant_and_its_receipt_with_its_own_key(any_chain: Service) -> None:
+    """disburse and recordGrantDonation are signable: prepared, signed here, relayed."""
+    service = any_chain
+    payer = own_key_charity(service.base, "Foundation (own key)")
+    receiver = own_key_charity(service.base, "Bureau (own key)")
+    cf, cb = payer.campaign(), receiver.campaign()
+    donation, _ = payer.write("/v1/donations", {"campaign_id": cf, "amount": 500, "donor_reference": "d"})
+    body = {
+        "campaign_id": cf,
+        "amount": 500,
+        "recipient": "Bureau",
+        "purpose": "grant",
+        "allocations": [{"donation_id": donation["id"], "amount": 500}],
+        "recipient_campaign_id": cb,
+    }
+    prepared = payer.prepare("/v1/disbursements", body)
+    assert [c["function"] for c in prepared["signed_calls"]] == ["disburse"]
+    relayed = payer.relay(payer.sign(prepared))
+    assert relayed.status_code == 201, relayed.text
+    grant = prepared["records"]["id"]
+    # The bureau's key may not sign for the foundation's campaign, nor the reverse.
+    problem(receiver.post("/v1/disbursements", body, params={"mode": "prepare"}), 404, "not-found")
+    received = receiver.prepare(
+        "/v1/donations", {"campaign_id": cb, "amount": 500, "source_disbursement_id": grant}
+    )
+    assert [c["function"] for c in received["signed_calls"]] == ["recordGrantDonation"]
+    answer = receiver.relay(receiver.sign(received))
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["records"][0]["signed_by"] == receiver.account.address
+    wait_for_mirror(service)
+    trace = _ok(service.get(f"/v1/donations/{donation['id']}", params={"depth": 2}))
+    assert [h["disbursements"] for h in trace["hops"]][1] == []
+    assert trace["hops"][1]["donations"][0]["id"] == received["records"]["id"]
+    assert trace["hops"][1]["entered"] == 500
