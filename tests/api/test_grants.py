@@ -309,3 +309,28 @@ def test_a_self_custody_charity_signs_its_grant_and_its_receipt_with_its_own_key
     assert [h["disbursements"] for h in trace["hops"]][1] == []
     assert trace["hops"][1]["donations"][0]["id"] == received["records"]["id"]
     assert trace["hops"][1]["entered"] == 500
+
+
+def test_a_grant_cycle_is_followed_to_the_depth_asked_and_no_further(any_chain: Service) -> None:
+    """A -> B -> A -> B: money that comes back is a new donation each time, so the trace
+    ends at the depth asked; every hop still adds up exactly."""
+    service = any_chain
+    (a, a_key), (b, b_key) = service.charity("A"), service.charity("B")
+    ca, cb = service.campaign(a, a_key), service.campaign(b, b_key)
+    donation = service.donate(ca, a_key, 999)["id"]
+    source, amount, pay_from, key, to = donation, 999, ca, a_key, cb
+    keys = {ca: a_key, cb: b_key}
+    for _ in range(4):  # A->B, B->A, A->B, B->A, each passing on two thirds of what came in
+        amount = amount * 2 // 3
+        grant = _ok(_disburse(service, key, pay_from, [(source, amount)], recipient_campaign_id=to))["id"]
+        source = _ok(_record_grant(service, keys[to], to, grant, amount))["id"]
+        pay_from, key, to = to, keys[to], pay_from
+    wait_for_mirror(service)
+    for depth in (1, 3, 5):
+        hops = _ok(service.get(f"/v1/donations/{donation}", params={"depth": depth}))["hops"]
+        assert len(hops) == min(depth, 5)
+        for hop in hops:
+            assert hop["entered"] == sum(d["donor_share"] for d in hop["disbursements"]) + hop["unspent"]
+    hops = _ok(service.get(f"/v1/donations/{donation}", params={"depth": 5}))["hops"]
+    assert [h["entered"] for h in hops] == [999, 666, 444, 296, 197]
+    assert hops[4]["disbursements"] == []  # the last donation was not passed on
