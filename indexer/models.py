@@ -298,6 +298,40 @@ class AccessLogSeal(Origin, Base):
     sealer: Mapped[str] = mapped_column(ADDRESS)
 
 
+class Grant(Origin, Base):
+    """A disbursement that went to another campaign on this ledger (GrantAddressed).
+
+    `received` is how much of it the receiving charity has recorded so far, recomputed
+    from `grant_donations` (the sum the contract's GrantReceived.sourceReceived reports),
+    so a rollback of a linked donation lowers it without replaying anything."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_recipient", "deployment_id", "recipient_campaign_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    recipient_campaign_id: Mapped[str] = mapped_column(HEX32)
+    recipient_charity_id: Mapped[str] = mapped_column(HEX32)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class GrantDonation(Origin, Base):
+    """A donation that records (part of) a grant, and the grant it came from (GrantReceived)."""
+
+    __tablename__ = "grant_donations"
+    __table_args__ = (Index("ix_grant_donations_source", "deployment_id", "source_disbursement_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    donation_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    source_disbursement_id: Mapped[str] = mapped_column(HEX32)
+    campaign_id: Mapped[str] = mapped_column(HEX32)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
 # Append-only projections: rows above a rollback point are deleted outright.
 APPEND_ONLY = (
     Charity,
@@ -311,6 +345,8 @@ APPEND_ONLY = (
     EvidenceLink,
     EvidenceWithdrawal,
     AccessLogSeal,
+    Grant,
+    GrantDonation,
 )
 
 

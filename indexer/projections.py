@@ -45,6 +45,7 @@ class Touched:
     donations: set[str] = field(default_factory=set)
     disbursements: set[str] = field(default_factory=set)
     operators: set[tuple[str, str]] = field(default_factory=set)
+    grants: set[str] = field(default_factory=set)
 
     def add(self, name: str, args: dict[str, Any]) -> None:
         """Only the aggregates an event can change: a new donation starts with nothing
@@ -58,6 +59,8 @@ class Touched:
             self.disbursements.add(args["disbursementId"])
         if name in ("OperatorAdded", "OperatorRemoved"):
             self.operators.add((args["charityId"], args["account"]))
+        if name == "GrantReceived":
+            self.grants.add(args["sourceDisbursementId"])
 
 
 class Scopes:
@@ -84,6 +87,9 @@ class Scopes:
             elif log.name == "DisbursementRecorded":
                 self.campaign_of[args["disbursementId"]] = args["campaignId"]
                 self.sender_of[hex0x(log.tx_hash)] = args["operator"]
+            elif log.name == "DonationRecorded":
+                # A grant's GrantReceived names no operator: it is its donation's.
+                self.sender_of.setdefault(hex0x(log.tx_hash), args["operator"])
         disbursements = {
             args["disbursementId"]
             for args in parsed
@@ -121,7 +127,9 @@ class Scopes:
             or args.get("sender")  # RoleGranted, RoleRevoked
             or args.get("sealer")  # AccessLogSealed
             or (args.get("account") if log.name in ("Paused", "Unpaused") else None)
-            or self.sender_of.get(hex0x(log.tx_hash))  # an allocation: its disbursement's
+            # an allocation or a grant's address: its disbursement's; a grant's receipt:
+            # its donation's (the same transaction)
+            or self.sender_of.get(hex0x(log.tx_hash))
         )
         return charity, campaign, sender
 
@@ -325,6 +333,34 @@ def _access_log_sealed(out: Projection, log: DecodedLog, args: dict[str, Any]) -
     )
 
 
+def _grant_addressed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Grant,
+        {
+            "disbursement_id": args["disbursementId"],
+            "recipient_campaign_id": args["recipientCampaignId"],
+            "recipient_charity_id": args["recipientCharityId"],
+            "received": 0,
+            **_origin(log),
+        },
+    )
+
+
+def _grant_received(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    # sourceReceived is not stored: the grant's received total is recomputed from these
+    # rows (refresh), so it follows a rollback; reconciliation checks it against grantOf.
+    out.add(
+        m.GrantDonation,
+        {
+            "donation_id": args["donationId"],
+            "source_disbursement_id": args["sourceDisbursementId"],
+            "campaign_id": args["campaignId"],
+            "amount": args["amount"],
+            **_origin(log),
+        },
+    )
+
+
 Projector = Callable[[Projection, DecodedLog, dict[str, Any]], None]
 
 # Each ledger event that has rows of its own in the projections, and what writes them.
@@ -341,6 +377,8 @@ PROJECTORS: dict[str, Projector] = {
     "RedactedCopyLinked": _redacted_copy_linked,
     "EvidenceWithdrawn": _evidence_withdrawn,
     "AccessLogSealed": _access_log_sealed,
+    "GrantAddressed": _grant_addressed,
+    "GrantReceived": _grant_received,
 }
 
 # Events that go to the audit trail (the events table) and nowhere else: pausing,
@@ -361,10 +399,8 @@ TRAIL_ONLY = frozenset(
         "RoleAdminChanged",
         "RoleGranted",
         "RoleRevoked",
-        # Contract 2.2.0's events, in the trail until their projections land (grants,
-        # approvals, recipient confirmations): each feature moves its own to PROJECTORS.
-        "GrantAddressed",
-        "GrantReceived",
+        # Contract 2.2.0's events, in the trail until their projections land (approvals,
+        # recipient confirmations): each feature moves its own to PROJECTORS.
         "RecipientNamed",
         "RecipientRegistered",
         "RecipientAccountChanged",
@@ -427,6 +463,8 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
         m.EvidenceLink,
         m.EvidenceWithdrawal,
         m.AccessLogSeal,
+        m.Grant,
+        m.GrantDonation,
     ):
         insert_ignore(connection, m.table(model), out.rows.get(m.table(model), []))
     if out.closed:
@@ -451,13 +489,15 @@ def _chunks(keys: Iterable[Any]) -> Iterable[list[Any]]:
 
 def refresh(connection: Connection, deployment_id: int, touched: Touched) -> None:
     """Recompute the aggregates of the touched keys from the rows they summarise."""
-    D, A, R, B, C, E = (
+    D, A, R, B, C, E, G, GD = (
         m.table(m.Donation),
         m.table(m.Allocation),
         m.table(m.Refund),
         m.table(m.Disbursement),
         m.table(m.Campaign),
         m.table(m.Evidence),
+        m.table(m.Grant),
+        m.table(m.GrantDonation),
     )
 
     def total(table: Table, column: str, key: str, outer: Table, outer_key: str) -> Any:
@@ -500,6 +540,12 @@ def refresh(connection: Connection, deployment_id: int, touched: Touched) -> Non
                 disbursed=total(B, "amount", "campaign_id", C, "campaign_id"),
                 disbursement_count=count(B, "campaign_id", C, "campaign_id"),
             )
+        )
+    for keys in _chunks(touched.grants):
+        connection.execute(
+            update(G)
+            .where(G.c.deployment_id == deployment_id, G.c.disbursement_id.in_(keys))
+            .values(received=total(GD, "amount", "source_disbursement_id", G, "disbursement_id"))
         )
     _refresh_operators(connection, deployment_id, touched.operators)
 

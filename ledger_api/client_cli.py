@@ -427,8 +427,14 @@ def _check_prepared(prepared: dict[str, Any], account: LocalAccount, expect: dic
     if function not in expect.get("functions", (function,)) or data[:4] != selector(function):
         _say(f"the service asked to sign a call of {_t(function)}, not what was asked; not signed")
         raise typer.Exit(2)
-    if function == "recordDonation" and "donation" in expect:
-        (donation,) = abi_decode(["(bytes32,bytes32,uint256,bytes32,bytes32,bytes32)"], data[4:])
+    if function in ("recordDonation", "recordGrantDonation") and "donation" in expect:
+        (donation, *_) = abi_decode(
+            [
+                "(bytes32,bytes32,uint256,bytes32,bytes32,bytes32)",
+                *(["bytes32"] if function != "recordDonation" else []),
+            ],
+            data[4:],
+        )
         want = expect["donation"]
         if donation[1] != ids.to_bytes32(want["campaign_id"], "campaign") or donation[2] != want["amount"]:
             _say("the call to sign is not this donation (campaign or amount differ); not signed")
@@ -511,7 +517,12 @@ def signed_write(
 def donate(
     campaign_id: str = typer.Option(..., help="The campaign (CP-...)."),
     amount: int = typer.Option(..., help="In the currency's minor unit (fen, cents)."),
-    donor_reference: str = typer.Option(..., help="The donor's reference (hashed; never stored or sent on)."),
+    donor_reference: str = typer.Option(
+        None, help="The donor's reference (hashed; never stored or sent on)."
+    ),
+    source_disbursement: str = typer.Option(
+        None, help="Instead of a donor: the grant (DB-...) from another campaign on the ledger this records."
+    ),
     channel: str = typer.Option(None, help="How it was given (bank, cash, ...)."),
     keystore: Path = KEYSTORE,
     operator: str = typer.Option(None, help="Which of the charity's operators signs (default: its first)."),
@@ -520,11 +531,21 @@ def donate(
 ) -> None:
     """Record a donation. With --keystore the charity's own key signs it here and the
     service only relays it. Prints the receipt: the donation ID and the donor's receipt
-    secret (give both, with the reference, to the donor; nobody keeps a copy)."""
-    body: dict[str, Any] = {"campaign_id": campaign_id, "amount": amount, "donor_reference": donor_reference}
+    secret (give both, with the reference, to the donor; nobody keeps a copy). With
+    --source-disbursement it records a grant received from another campaign on the ledger
+    (no donor, no secret)."""
+    if (donor_reference is None) == (source_disbursement is None):
+        _say("give --donor-reference (a donor) or --source-disbursement (a grant), one of them")
+        raise typer.Exit(2)
+    body: dict[str, Any] = {"campaign_id": campaign_id, "amount": amount}
+    if source_disbursement is not None:
+        body["source_disbursement_id"] = source_disbursement
+    else:
+        body["donor_reference"] = donor_reference
     if channel:
         body["channel"] = channel
-    expect = {"functions": ("recordDonation",), "donation": body}
+    function = "recordGrantDonation" if source_disbursement is not None else "recordDonation"
+    expect = {"functions": (function,), "donation": body}
     answer = signed_write(api, key, "/v1/donations", body, keystore, operator, expect)
     typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
 

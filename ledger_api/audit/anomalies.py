@@ -11,6 +11,9 @@ from the settings), because what counts as unusual differs between charities.
   `pending_minutes`, one that failed on chain, one that was mined but is no longer in the
   chain (dropped by a reorg), or mirrored records still not final after `pending_minutes`.
 - `large_disbursement`: a disbursement above `large_share` of its campaign's receipts.
+- `grant_unrecorded`: a grant to another campaign on the ledger that the receiving charity
+  has not recorded in full `grant_days` after it was paid (listed under the receiving
+  campaign, and in the paying campaign's scope too: both charities should look).
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ KINDS = (
     "refund_after_allocation",
     "not_finalized",
     "large_disbursement",
+    "grant_unrecorded",
 )
-C, D, B, A, R = im.Campaign, im.Donation, im.Disbursement, im.Allocation, im.Refund
+C, D, B, A, R, G = im.Campaign, im.Donation, im.Disbursement, im.Allocation, im.Refund, im.Grant
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Thresholds:
     recipient_share: float = 0.5
     large_share: float = 0.25
     pending_minutes: int = 30
+    grant_days: int = 14
 
 
 def _campaigns(mirror: Mirror, scope: Scope) -> Select[Any]:
@@ -84,6 +89,7 @@ def anomalies(mirror: Mirror, scope: Scope, limits: Thresholds, limit: int) -> A
         found += _refund_after_allocation(mirror, connection, campaigns, money)
         found += _large(mirror, connection, campaigns, limits.large_share, money)
         found += _not_finalized(mirror, connection, scope, view, now - limits.pending_minutes * 60)
+        found += _grant_unrecorded(mirror, connection, campaigns, now - limits.grant_days * 86400, money)
         blocks = block_info(mirror, connection, {f["_row"].block_number for f in found if "_row" in f})
     found.sort(key=lambda f: (f["_order"], f["kind"]))
     items = []
@@ -142,6 +148,47 @@ def _missing_evidence(
             "detail": f"disbursement of {money(r.campaign_id, r.amount)} to {r.recipient!r} has no "
             f"evidence document {(int(time.time()) - r.timestamp) // 86400} days after it was recorded",
             "amount": r.amount,
+            "_row": r,
+            "_order": (r.block_number, r.log_index),
+        }
+        for r in rows
+    ]
+
+
+def _grant_unrecorded(
+    mirror: Mirror, connection: Connection, campaigns: Select[Any], before: int, money: Money
+) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        _timed(
+            select(
+                B.disbursement_id,
+                B.campaign_id.label("paying_campaign"),
+                B.amount,
+                B.block_number,
+                B.tx_hash,
+                B.log_index,
+                G.recipient_campaign_id,
+                G.received,
+                im.Block.timestamp,
+            ).join(G, (G.deployment_id == B.deployment_id) & (G.disbursement_id == B.disbursement_id)),
+            B,
+        ).where(
+            B.deployment_id == mirror.deployment_id,
+            B.campaign_id.in_(campaigns) | G.recipient_campaign_id.in_(campaigns),
+            G.received < B.amount,
+            im.Block.timestamp <= before,
+        )
+    ).all()
+    return [
+        {
+            "kind": "grant_unrecorded",
+            "campaign_id": r.recipient_campaign_id,
+            "record": {"kind": "disbursement", "id": ids.from_bytes32(r.disbursement_id)},
+            "detail": f"grant of {money(r.paying_campaign, r.amount)} from campaign "
+            f"{ids.from_bytes32(r.paying_campaign)}: the receiving charity has recorded "
+            f"{money(r.paying_campaign, r.received)} of it {(int(time.time()) - r.timestamp) // 86400} days "
+            "after it was paid",
+            "amount": r.amount - r.received,
             "_row": r,
             "_order": (r.block_number, r.log_index),
         }

@@ -180,8 +180,42 @@ def json_export(mirror: Mirror, scope: Scope) -> Iterator[bytes]:
     yield b'],"count":' + str(count).encode() + b"}"
 
 
+def _grant_sides(mirror: Mirror, campaign_hex: str) -> dict[str, tuple[iati.Organisation, str]]:
+    """For the campaign's grants out and grant donations in, the other side's organisation
+    and activity identifier, by disbursement or donation ID (0x hex)."""
+    G, GD, B, C, CH = im.Grant, im.GrantDonation, im.Disbursement, im.Campaign, im.Charity
+    chain_id = mirror.deployment.chain_id
+    dep = mirror.deployment_id
+    out: dict[str, tuple[iati.Organisation, str]] = {}
+
+    def side(charity_hex: str, name: str, campaign: str) -> tuple[iati.Organisation, str]:
+        ref = iati.organisation_ref(chain_id, ids.from_bytes32(charity_hex))
+        return iati.Organisation(ref, name), f"{ref}-{ids.from_bytes32(campaign)}"
+
+    with mirror.engine.connect() as connection:
+        for key, charity_hex, name, campaign in connection.execute(
+            select(G.disbursement_id, G.recipient_charity_id, CH.name, G.recipient_campaign_id)
+            .join(B, and_(B.deployment_id == G.deployment_id, B.disbursement_id == G.disbursement_id))
+            .join(CH, and_(CH.deployment_id == G.deployment_id, CH.charity_id == G.recipient_charity_id))
+            .where(G.deployment_id == dep, B.campaign_id == campaign_hex)
+        ):
+            out[key] = side(charity_hex, name, campaign)
+        for key, charity_hex, name, campaign in connection.execute(
+            select(GD.donation_id, C.charity_id, CH.name, C.campaign_id)
+            .join(
+                B, and_(B.deployment_id == GD.deployment_id, B.disbursement_id == GD.source_disbursement_id)
+            )
+            .join(C, and_(C.deployment_id == B.deployment_id, C.campaign_id == B.campaign_id))
+            .join(CH, and_(CH.deployment_id == C.deployment_id, CH.charity_id == C.charity_id))
+            .where(GD.deployment_id == dep, GD.campaign_id == campaign_hex)
+        ):
+            out[key] = side(charity_hex, name, campaign)
+    return out
+
+
 def _transactions(mirror: Mirror, campaign_hex: str) -> Iterator[iati.Transaction]:
     E = im.Event
+    sides = _grant_sides(mirror, campaign_hex)
     query = (
         select(E.name, E.args, E.tx_hash, E.block_number, im.Block.timestamp)
         .join(im.Block, and_(im.Block.deployment_id == E.deployment_id, im.Block.number == E.block_number))
@@ -200,6 +234,7 @@ def _transactions(mirror: Mirror, campaign_hex: str) -> Iterator[iati.Transactio
             date = datetime.fromtimestamp(ts, UTC)
             final = block_number <= finalized
             if name == "DonationRecorded":
+                other, activity = sides.get(args["donationId"], (None, None))
                 yield iati.Transaction(
                     "donation",
                     ids.from_bytes32(args["donationId"]),
@@ -207,12 +242,15 @@ def _transactions(mirror: Mirror, campaign_hex: str) -> Iterator[iati.Transactio
                     date,
                     tx_hash,
                     final=final,
+                    counterpart=other,
+                    counterpart_activity=activity,
                 )
             elif name == "DonationRefunded":
                 yield iati.Transaction(
                     "refund", ids.from_bytes32(args["refundId"]), args["amount"], date, tx_hash, final=final
                 )
             else:
+                other, activity = sides.get(args["disbursementId"], (None, None))
                 yield iati.Transaction(
                     "disbursement",
                     ids.from_bytes32(args["disbursementId"]),
@@ -222,6 +260,8 @@ def _transactions(mirror: Mirror, campaign_hex: str) -> Iterator[iati.Transactio
                     receiver=args["recipient"],
                     purpose=args["purpose"],
                     final=final,
+                    counterpart=other,
+                    counterpart_activity=activity,
                 )
 
 

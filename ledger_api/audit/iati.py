@@ -127,6 +127,11 @@ class Transaction:
     receiver: str | None = None  # disbursements: the recipient text recorded on chain
     purpose: str | None = None  # disbursements: the purpose text recorded on chain
     final: bool = True
+    # A grant between campaigns on the ledger: the other side's organisation and the
+    # iati-identifier of its activity (receiver-activity-id on the paying disbursement,
+    # provider-activity-id on the donation recording it), so the two activities link.
+    counterpart: Organisation | None = None
+    counterpart_activity: str | None = None
 
 
 # ------------------------------------------------------------------ identifiers and values
@@ -260,7 +265,14 @@ def _transaction(activity: Activity, tx: Transaction) -> etree._Element:
         )
         provider = _sub(element, "provider-org", {"ref": org.ref})
         _narrative(provider, org.name, org.ref)
-        if private:
+        if tx.counterpart is not None and tx.counterpart_activity is not None:
+            receiver = _sub(
+                element,
+                "receiver-org",
+                {"ref": tx.counterpart.ref, "receiver-activity-id": tx.counterpart_activity},
+            )
+            _narrative(receiver, tx.counterpart.name, tx.counterpart.ref)
+        elif private:
             # A person, not an organisation: neither a name nor a ref (the schema allows a
             # receiver-org with no narrative); who it was is withheld.
             _sub(element, "receiver-org")
@@ -279,7 +291,15 @@ def _transaction(activity: Activity, tx: Transaction) -> etree._Element:
     else:
         what = f"Refund {tx.ref} of a donation (a reversal of incoming funds, so the value is negative)"
     _narrative(_sub(element, "description"), f"{what}, chain transaction {tx.tx_hash}.{pending}", tx.ref)
-    _narrative(_sub(element, "provider-org"), ANONYMOUS_DONOR, ANONYMOUS_DONOR)
+    if tx.counterpart is not None and tx.counterpart_activity is not None:
+        provider = _sub(
+            element,
+            "provider-org",
+            {"ref": tx.counterpart.ref, "provider-activity-id": tx.counterpart_activity},
+        )
+        _narrative(provider, tx.counterpart.name, tx.counterpart.ref)
+    else:
+        _narrative(_sub(element, "provider-org"), ANONYMOUS_DONOR, ANONYMOUS_DONOR)
     _narrative(_sub(element, "receiver-org", {"ref": org.ref}), org.name, org.ref)
     return element
 

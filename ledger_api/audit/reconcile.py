@@ -74,6 +74,8 @@ TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
     ("evidence_links", im.EvidenceLink, ("disbursement_id", "copy_hash")),
     ("evidence_withdrawals", im.EvidenceWithdrawal, ("disbursement_id", "document_hash")),
     ("access_log_seals", im.AccessLogSeal, ("day",)),
+    ("grants", im.Grant, ("disbursement_id",)),
+    ("grant_donations", im.GrantDonation, ("donation_id",)),
 )
 SKIP = {"id", "deployment_id"}
 
@@ -139,9 +141,9 @@ def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: 
             if scope.campaign_id is not None:
                 return {}  # charity-level records are outside a campaign's scope
             query = query.where(c.charity_id == scope.charity_id)
-        elif model is im.Campaign or model in (im.Donation, im.Refund, im.Disbursement):
+        elif model is im.Campaign or model in (im.Donation, im.Refund, im.Disbursement, im.GrantDonation):
             query = query.where(c.campaign_id.in_(campaigns))
-        else:  # allocations, evidence and its links and withdrawals belong to a disbursement
+        else:  # allocations, evidence, its links and withdrawals, grants belong to a disbursement
             disbursements = select(B.disbursement_id).where(
                 B.deployment_id == deployment_id, B.campaign_id.in_(campaigns)
             )
@@ -302,6 +304,13 @@ def _check_views(
     for key, values in mirror["access_log_seals"].items():
         row = dict(zip(columns["access_log_seals"], values, strict=True))
         checks.append(("access_log_seals", key, row, encode("accessLogSeal", key[0])))
+    # A grant's recipient and received total, from grantOf; a linked donation's source,
+    # from grantSourceOf (each answers zero, not a revert, for a record that is no grant).
+    for table, fn_name in (("grants", "grantOf"), ("grant_donations", "grantSourceOf")):
+        names = columns[table]
+        for key, values in mirror[table].items():
+            row = dict(zip(names, values, strict=True))
+            checks.append((table, key, row, encode(fn_name, unhex(key[0]))))
     results = _view_results(auditing.w3, auditing.deployment.address, [c[3] for c in checks], block, progress)
     for (table, key, row, call), result in zip(checks, results, strict=True):
         record = _readable(key[0])
@@ -336,7 +345,7 @@ def _check_views(
 
 
 # The views that answer several values rather than one struct.
-_MANY_OUTPUTS = ("evidence_links", "evidence_withdrawals", "access_log_seals")
+_MANY_OUTPUTS = ("evidence_links", "evidence_withdrawals", "access_log_seals", "grants", "grant_donations")
 
 
 def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
@@ -351,6 +360,12 @@ def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
     if table == "access_log_seals":
         root, row_count, last_row_hash = view
         return {"root": hex0x(root), "row_count": row_count, "last_row_hash": hex0x(last_row_hash)}
+    if table == "grants":
+        recipient_campaign, received = view
+        return {"recipient_campaign_id": hex0x(recipient_campaign), "received": received}
+    if table == "grant_donations":
+        (source,) = view
+        return {"source_disbursement_id": hex0x(source)}
     if table == "campaigns":
         charity, currency, closed, goal, received, refunded, disbursed, _, donations, disbursements = view
         return {

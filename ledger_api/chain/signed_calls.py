@@ -60,6 +60,8 @@ SIGNABLE_FUNCTIONS = (
     "recordDonations",
     "refundDonation",
     "recordDisbursement",
+    "disburse",
+    "recordGrantDonation",
     "anchorEvidence",
     "linkRedactedCopy",
     "withdrawEvidence",

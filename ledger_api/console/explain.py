@@ -30,6 +30,10 @@ KNOWN = (
     N_("refused.InvalidAccessLogSeal"),
     N_("refused.NotCharityOperator"),
     N_("refused.EnforcedPause"),
+    N_("refused.GrantOverdrawn"),
+    N_("refused.GrantNotAddressed"),
+    N_("refused.GrantCurrencyMismatch"),
+    N_("refused.InvalidGrantRecipient"),
 )
 
 

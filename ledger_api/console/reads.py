@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ledger_api.core import ids
+from ledger_api.core.formats import major_units
 from ledger_api.core.models import ChainTransaction
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
@@ -91,3 +92,65 @@ def open_transactions(mirror: Mirror, charity_hex: str) -> list[OpenTransaction]
             )
         )
     return found
+
+
+@dataclass(frozen=True)
+class IncomingGrant:
+    """A grant another campaign on the ledger paid to this one, not yet recorded in full."""
+
+    id: str  # the paying disbursement
+    from_campaign: str
+    from_charity: str
+    purpose: str
+    amount: int
+    received: int  # recorded here so far
+    currency: str
+
+    @property
+    def remaining(self) -> int:
+        return self.amount - self.received
+
+    @property
+    def remaining_major(self) -> str:
+        """The rest, as the form's amount field takes it ("1234.56")."""
+        return major_units(self.remaining, self.currency)
+
+
+def incoming_grants(mirror: Mirror, campaign_hex: str) -> list[IncomingGrant]:
+    """Grants addressed to the campaign (the caller owns it) that its charity has not yet
+    recorded in full, oldest first: they need doing."""
+    G, B, C, CH = im.Grant, im.Disbursement, im.Campaign, im.Charity
+    rows = (
+        select(
+            G.disbursement_id,
+            C.name,
+            CH.name.label("charity_name"),
+            B.purpose,
+            B.amount,
+            G.received,
+            C.currency,
+        )
+        .join(B, (B.deployment_id == G.deployment_id) & (B.disbursement_id == G.disbursement_id))
+        .join(C, (C.deployment_id == B.deployment_id) & (C.campaign_id == B.campaign_id))
+        .join(CH, (CH.deployment_id == C.deployment_id) & (CH.charity_id == C.charity_id))
+        .where(
+            G.deployment_id == mirror.deployment_id,
+            G.recipient_campaign_id == campaign_hex,
+            G.received < B.amount,
+        )
+        .order_by(G.block_number, G.log_index)
+        .limit(LISTED)
+    )
+    with mirror.engine.connect() as connection:
+        return [
+            IncomingGrant(
+                ids.from_bytes32(r.disbursement_id),
+                r.name,
+                r.charity_name,
+                r.purpose,
+                r.amount,
+                r.received,
+                r.currency,
+            )
+            for r in connection.execute(rows)
+        ]

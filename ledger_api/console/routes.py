@@ -246,6 +246,9 @@ def _campaign_page(
         donations=donations.items,
         more_donations=donations.next is not None,
         disbursements=paid.items,
+        incoming=reads.incoming_grants(mirror, ids.to_hex(cp.id, "campaign")),
+        grant=forms.get("grant"),
+        grant_recorded=request.query_params.get("grant_recorded") == "1",
         channels=CHANNELS,
         donation=forms.get("donation") or Form(reader, {"channel": "bank-transfer"}, prefix="donation-"),
         disbursement=forms.get("disbursement")
@@ -313,6 +316,40 @@ def record_donation(request: Request, campaign_id: str, staff: PostingStaff, dat
     return receipt_page(request, mirror, recorded[0]["id"], given, back=f"/console/campaigns/{canonical}")
 
 
+@router.post("/campaigns/{campaign_id}/grants/{disbursement_id}", name="console_record_grant")
+def record_grant(
+    request: Request, campaign_id: str, disbursement_id: str, staff: PostingStaff, data: Posted
+) -> Response:
+    """One click: record (the rest of) a grant addressed to this campaign as a donation
+    naming it. No donor, no receipt: the grant's commitment is public (core/ids.py)."""
+    writes = writes_of(request)
+    canonical = own_campaign(writes, staff, campaign_id)
+    source = record_id(disbursement_id, "disbursement")
+    reader = reader_for(request)
+    currency = campaigns.get_campaign(current_mirror(request), canonical).currency
+    form = form_of(reader, data, ("amount",), prefix="grant-")
+    amount = form.amount("amount", currency)
+    body = None
+    if form.ok:
+        try:
+            body = DonationCreate.model_validate(
+                {"campaign_id": canonical, "amount": amount, "source_disbursement_id": source}
+            )
+        except ValidationError as exc:
+            form.schema_errors(exc)
+    if body is None:
+        form.fail("_form", form.errors.get("amount") or reader.t("refused.general"))
+        return _campaign_page(request, staff, canonical, 422, grant=form)
+    try:
+        _, states = donation_writes.record(writes_for(request, staff), staff.principal, [body], True)
+    except Problem as problem:
+        form.fail("_form", explain.sentence(reader, problem, currency, amount))
+        return _campaign_page(request, staff, canonical, 409, grant=form)
+    if prepared(states):
+        return sign_states(request, staff, states, f"/console/campaigns/{canonical}")
+    return RedirectResponse(f"/console/campaigns/{canonical}?grant_recorded=1", status_code=303)
+
+
 def _allocations(form: Form, data: FormData, currency: str) -> list[dict[str, Any]] | None:
     """The donations chosen on the form (`take:<DN-...>` fields with an amount), or None
     for first in, first out."""
@@ -343,9 +380,11 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
     form = form_of(
         reader,
         data,
-        ("amount", "recipient", "recipient_person", "purpose", "allocation"),
+        ("amount", "recipient", "recipient_person", "recipient_campaign", "purpose", "allocation"),
         prefix="disbursement-",
     )
+    # "To a campaign on this ledger": its ID (CP-...), checked by the schema and the contract.
+    to_campaign = form.value("recipient_campaign").strip()
     # A private person's details: used for the commitment below, never shown back (a form
     # with an error comes back without them), stored or logged.
     person = form.values.pop("recipient_person").strip()
@@ -375,10 +414,13 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
                     **({"recipient_person": {"reference": person}} if person else {"recipient": recipient}),
                     "purpose": purpose,
                     "allocations": allocations,
+                    **({"recipient_campaign_id": to_campaign} if to_campaign else {}),
                 }
             )
         except ValidationError as exc:
-            form.schema_errors(exc, {"allocations": "allocation"})
+            form.schema_errors(
+                exc, {"allocations": "allocation", "recipient_campaign_id": "recipient_campaign"}
+            )
             if "recipient_person" in form.errors:  # shown at the field the details were typed in
                 form.errors["recipient_person"] = form.errors.pop("recipient_person")
     if body is None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import secrets
 
+from eth_utils import keccak
+
 from ledger_api.core.hexes import hex0x, unhex
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -73,3 +75,15 @@ def from_bytes32(value: bytes | str) -> str:
 
 def to_hex(record_id: str, kind: str | None = None) -> str:
     return hex0x(to_bytes32(record_id, kind))
+
+
+# A donation that records a grant has no donor: its money came from another campaign on
+# the ledger. Its donor commitment is keccak256(GRANT_COMMITMENT_TAG || source disbursement
+# ID), which anyone can recompute from the GrantReceived event and which is not personal
+# (the contract refuses a zero commitment, and a salted one would hide nothing worth hiding).
+GRANT_COMMITMENT_TAG = b"charity-ledger:grant:"
+
+
+def grant_commitment(source_disbursement_id: bytes) -> bytes:
+    """The donor commitment of a donation recording the grant `source_disbursement_id`."""
+    return bytes(keccak(GRANT_COMMITMENT_TAG + source_disbursement_id))

@@ -60,6 +60,14 @@ class DisbursementCreate(Strict):
     evidence_hash: Hash32 | None = None
     # Omitted: the service allocates first-in-first-out over the campaign's donations.
     allocations: Annotated[list[AllocationIn], Field(min_length=1, max_length=MAX_ALLOCATIONS)] | None = None
+    recipient_campaign_id: CampaignId | None = Field(
+        default=None,
+        description="A campaign on this ledger the money is granted to (same currency, not this"
+        " campaign): its charity records it as a donation naming this disbursement.",
+    )
+    recipient_org_id: Hash32 | None = Field(
+        default=None, description="A registered recipient organisation the disbursement pays (0x hex ID)."
+    )
 
     @field_validator("recipient")
     @classmethod
@@ -81,6 +89,26 @@ class DisbursementCreate(Strict):
                 " private persons (use recipient_person)"
             )
         return recipient
+
+    @field_validator("recipient_campaign_id")
+    @classmethod
+    def _grant(cls, recipient_campaign: str | None, info: ValidationInfo) -> str | None:
+        # The contract's InvalidGrantRecipient, answered before anything is signed.
+        paying = info.data.get("campaign_id")
+        if (
+            recipient_campaign is not None
+            and paying is not None
+            and ids.to_bytes32(recipient_campaign) == ids.to_bytes32(paying)
+        ):
+            raise ValueError("a campaign cannot grant to itself: this is the paying campaign")
+        return recipient_campaign
+
+    @field_validator("recipient_org_id")
+    @classmethod
+    def _org(cls, recipient_org: str | None) -> str | None:
+        if recipient_org is not None and int(recipient_org, 16) == 0:
+            raise ValueError("the zero ID names no organisation: leave recipient_org_id out")
+        return recipient_org
 
     @model_validator(mode="after")
     def _sum(self) -> DisbursementCreate:
@@ -171,6 +199,8 @@ class DisbursementRecorded(WriteAnswer):
     purpose: str
     allocation: str = Field(description='"automatic (first in, first out)" or "explicit".')
     allocations: list[Allocation]
+    recipient_campaign_id: str | None = None
+    recipient_org_id: str | None = None
     transaction: TransactionView
 
 

@@ -95,7 +95,30 @@ def record(
         assert body.recipient is not None
         recipient = body.recipient
 
+    recipient_campaign = (
+        ids.to_bytes32(body.recipient_campaign_id, "campaign") if body.recipient_campaign_id else bytes(32)
+    )
+    recipient_org = bytes32_or_zero(body.recipient_org_id)
+    destined = recipient_campaign != bytes(32) or recipient_org != bytes(32)
+
     def call_for(allocations: list[tuple[bytes, int]]) -> Call:
+        if destined:
+            # A destination on the ledger (a campaign, a registered organisation) needs
+            # disburse(DisbursementInput); the plain case keeps recordDisbursement.
+            return encode(
+                "disburse",
+                (
+                    ids.to_bytes32(disbursement_id),
+                    campaign,
+                    body.amount,
+                    recipient,
+                    body.purpose,
+                    evidence,
+                    recipient_campaign,
+                    recipient_org,
+                    allocations,
+                ),
+            )
         return encode(
             "recordDisbursement",
             ids.to_bytes32(disbursement_id),
@@ -146,6 +169,8 @@ def record(
         "purpose": body.purpose,
         "allocation": "automatic (first in, first out)" if automatic else "explicit",
         "allocations": [{"donation_id": ids.from_bytes32(d), "amount": a} for d, a in allocations],
+        **({"recipient_campaign_id": body.recipient_campaign_id} if body.recipient_campaign_id else {}),
+        **({"recipient_org_id": hex0x(recipient_org)} if body.recipient_org_id else {}),
         "transaction": writes.transaction_view(state),
     }
     return created, state

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from ledger_api.core.errors import BODY_ERRORS, READ_ERRORS, problems
 from ledger_api.core.schemas import DonationId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.donations import service
+from ledger_api.donations.hops import MAX_DEPTH
 from ledger_api.donations.proof import NodeDep, ProofBundle, ProofTooLarge, bundle
 from ledger_api.donations.schemas import (
     BATCH_BODY,
@@ -85,11 +86,24 @@ def refund_donation(
 
 
 @router.get("/{donation_id}", response_model_exclude_unset=True, responses=problems(*READ_ERRORS))
-def trace_donation(donation_id: DonationPath, mirror: MirrorDep) -> DonationTrace:
+def trace_donation(
+    donation_id: DonationPath,
+    mirror: MirrorDep,
+    depth: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_DEPTH,
+            description="Follow the money this many hops through grants to other campaigns on the"
+            " ledger (0, the default: the donation's own disbursements only).",
+        ),
+    ] = 0,
+) -> DonationTrace:
     """The donor's trace (public): the donation, every allocation with the disbursement it
     funded and that disbursement's evidence, refunds, what is not spent yet, and for every
-    step its chain reference and whether it is final."""
-    return trace(mirror, donation_id)
+    step its chain reference and whether it is final. With `depth`, `hops` follows grants
+    on: the donor's share of each onward payment, in whole units that add up at every hop."""
+    return trace(mirror, donation_id, depth)
 
 
 @router.get(

@@ -2,11 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, computed_field
+from pydantic import AfterValidator, Field, ValidationInfo, computed_field, field_validator
 
 from ledger_api.core import reference
 from ledger_api.core.answers import Answer, MirrorPosition, Named, Proof, SignedBy
-from ledger_api.core.schemas import Amount, CampaignId, ChainText, Hash32, Strict, plain_text
+from ledger_api.core.schemas import (
+    Amount,
+    CampaignId,
+    ChainText,
+    DisbursementId,
+    Hash32,
+    Strict,
+    plain_text,
+)
 from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
@@ -41,10 +49,31 @@ TypedReference = Annotated[
 class DonationCreate(Strict):
     campaign_id: CampaignId
     amount: Amount
+    source_disbursement_id: DisbursementId | None = Field(
+        default=None,
+        description="A grant from another campaign on this ledger that this donation records"
+        " (recordGrantDonation): no donor reference then; its donor commitment is the public"
+        " keccak256(tag || source ID), see ledger_api/core/ids.py.",
+    )
     # Who gave: normalised, hashed with a fresh salt into the on-chain commitment, then forgotten.
-    donor_reference: RecordedReference
+    # Checked even when absent (after source_disbursement_id), so an error names this field.
+    donor_reference: RecordedReference | None = Field(default=None, validate_default=True)
     channel: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = "unspecified"
     metadata_hash: Hash32 | None = None
+
+    @field_validator("donor_reference")
+    @classmethod
+    def _donor_or_grant(cls, donor: str | None, info: ValidationInfo) -> str | None:
+        if "source_disbursement_id" not in info.data:
+            return donor  # the source ID was refused already: that error says so
+        source = info.data["source_disbursement_id"]
+        if source is None and donor is None:
+            raise ValueError(
+                "a donor_reference is needed (or source_disbursement_id, for a grant from another campaign)"
+            )
+        if source is not None and donor is not None:
+            raise ValueError("a grant has no donor: give source_disbursement_id or donor_reference, not both")
+        return donor
 
 
 class DonationBatch(Strict):
@@ -111,6 +140,45 @@ class TraceRefund(Answer):
     proof: Proof
 
 
+class HopDonation(Answer):
+    """A donation on the way: the root, or one recording (part of) a grant."""
+
+    id: str
+    campaign: Named
+    charity: Named
+    amount: int
+    donor_share: int = Field(description="The traced donor's part of it, in minor units.")
+    source_disbursement_id: str | None = Field(default=None, description="The grant it records.")
+
+
+class HopDisbursement(Answer):
+    id: str
+    campaign: Named
+    charity: Named
+    amount: int
+    recipient: str
+    purpose: str
+    donor_share: int = Field(description="The traced donor's part of it (largest remainder).")
+    recipient_campaign: Named | None = Field(
+        default=None, description="The campaign on this ledger it was granted to, if any."
+    )
+    proof: Proof | None = None
+
+
+class TraceHop(Answer):
+    """One hop: the donations the donor's money sat in, and the payments made from them.
+    entered = sum of the disbursements' donor_share + unspent, exactly."""
+
+    depth: int
+    entered: int = Field(description="The donor's part of this hop's donations.")
+    not_recorded: int = Field(
+        description="The donor's part of the previous hop's grants their receivers have not recorded yet."
+    )
+    donations: list[HopDonation]
+    disbursements: list[HopDisbursement]
+    unspent: int = Field(description="The donor's part not paid out at this hop (not yet, or refunded).")
+
+
 class DonationTrace(Answer):
     """The donor's trace: the donation, where every part of it went, and each step's proof."""
 
@@ -129,6 +197,9 @@ class DonationTrace(Answer):
     remaining: int
     allocations: list[TraceAllocation]
     refunds: list[TraceRefund]
+    hops: list[TraceHop] | None = Field(
+        default=None, description="With ?depth=N (1..5): the money followed N hops through grants."
+    )
     mirror: MirrorPosition
 
 
@@ -144,8 +215,12 @@ class RecordedDonation(WriteAnswer):
     campaign_id: str
     amount: int
     channel: str
-    receipt_secret: str = Field(description="Give it to the donor; the service does not keep it.")
+    receipt_secret: str | None = Field(
+        default=None,
+        description="Give it to the donor; the service does not keep it. None for a grant (no donor).",
+    )
     donor_commitment: str
+    source_disbursement_id: str | None = None
 
 
 class DonationRecorded(RecordedDonation):

@@ -26,23 +26,35 @@ CHAIN_BATCH = 500  # the contract's MAX_BATCH
 
 def _prepare(item: DonationCreate, campaign: bytes) -> tuple[dict[str, Any], tuple[Any, ...]]:
     donation_id = ids.new("donation")
-    salt = secrets.token_bytes(32)
+    if item.source_disbursement_id is not None:
+        # A grant has no donor to hand a secret to: its commitment is public and fixed.
+        salt = None
+        donor = ids.grant_commitment(ids.to_bytes32(item.source_disbursement_id, "disbursement"))
+        channel = "grant" if item.channel == "unspecified" else item.channel
+    else:
+        assert item.donor_reference is not None
+        salt = secrets.token_bytes(32)
+        donor = commitment(salt, item.donor_reference)
+        channel = item.channel
     onchain = (
         pad32(donation_id),  # ids.new makes canonical IDs
         campaign,
         item.amount,
-        commitment(salt, item.donor_reference),
-        pad32(item.channel),
+        donor,
+        pad32(channel),
         bytes32_or_zero(item.metadata_hash),
     )
     public = {
         "id": donation_id,
         "campaign_id": item.campaign_id,
         "amount": item.amount,
-        "channel": item.channel,
-        "receipt_secret": hex0x(salt),
+        "channel": channel,
         "donor_commitment": hex0x(onchain[3]),
     }
+    if salt is not None:
+        public["receipt_secret"] = hex0x(salt)
+    else:
+        public["source_disbursement_id"] = item.source_disbursement_id
     return public, onchain
 
 
@@ -61,7 +73,20 @@ def record(
         raise InvalidRequest("all donations of one batch must belong to campaigns of the same charity")
     charity_hex = charity_set.pop()
     campaigns = {campaign: ids.to_bytes32(campaign, "campaign") for campaign in charities}
+    grants = [item for item in items if item.source_disbursement_id is not None]
+    if grants and len(items) > 1:
+        raise InvalidRequest(
+            "a grant is recorded as a donation on its own (POST /v1/donations), not in a batch"
+        )
     prepared = [_prepare(item, campaigns[item.campaign_id]) for item in items]
+    if grants:
+        public, onchain = prepared[0]
+        source = ids.to_bytes32(grants[0].source_disbursement_id or "", "disbursement")
+        step = Step(
+            encode("recordGrantDonation", onchain, source), {"kind": "donation", "ids": [public["id"]]}
+        )
+        states = writes.write(principal, charity_hex, "campaign", [step], wait)
+        return [public], states
     states = writes.write(principal, charity_hex, "campaign", steps_for([o for _, o in prepared]), wait)
     return [public for public, _ in prepared], states
 

@@ -14,6 +14,7 @@ from ledger_api.core.answers import MirrorPosition, Named, Proof
 from ledger_api.core.errors import NotFound
 from ledger_api.core.hexes import hex0x, text_of, unhex
 from ledger_api.core.reference import commitment
+from ledger_api.donations.hops import hops
 from ledger_api.donations.schemas import (
     DonationTrace,
     TraceAllocation,
@@ -79,7 +80,9 @@ def evidence_view(
     )
 
 
-def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
+def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
+    """The donation's trace; with depth 1..5, also its money followed through grants to
+    other campaigns on the ledger, hop by hop (donations/hops.py)."""
     donation_hex = ids.to_hex(donation_id, "donation")
     D, C, A, B, R, CH = im.Donation, im.Campaign, im.Allocation, im.Disbursement, im.Refund, im.Charity
     dep = mirror.deployment_id
@@ -139,6 +142,7 @@ def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, numbers)
         signer = attribution.one(connection, dep, charity.charity_id, donation.operator)
+        followed = hops(mirror, connection, view, donation, depth) if depth > 0 else None
 
     def disbursement_proof(a: Any) -> Proof:
         return proof(view, blocks, SimpleNamespace(block_number=a.d_block, tx_hash=a.d_tx, log_index=a.d_log))
@@ -183,6 +187,7 @@ def trace(mirror: Mirror, donation_id: str) -> DonationTrace:
             )
             for r in refunds
         ],
+        **({"hops": followed} if followed is not None else {}),
         mirror=MirrorPosition(indexed_block=view.indexed_block, finalized_block=view.finalized_block),
     )
 

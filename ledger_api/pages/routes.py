@@ -52,6 +52,7 @@ from ledger_api.core.formats import xml_text
 from ledger_api.core.pages import RecordFilters
 from ledger_api.deployment import reads as deployment
 from ledger_api.disbursements.reads import funding, recipient_matches
+from ledger_api.donations.hops import MAX_DEPTH
 from ledger_api.donations.schemas import DonationTrace
 from ledger_api.donations.trace import owns, trace
 from ledger_api.mirror.gateway import Mirror, MirrorDep, current_mirror
@@ -443,11 +444,28 @@ def _steps(d: DonationTrace) -> list[Step]:
     return sorted(steps, key=lambda s: (s.proof.block_number, s.proof.log_index))
 
 
+def trace_depth(value: str | None) -> int:
+    """`?depth=` of a trace page: 0 (absent) to MAX_DEPTH; anything else a 422 page."""
+    if value is None or value == "":
+        return 0
+    if not value.isascii() or not value.isdigit() or int(value) > MAX_DEPTH:
+        raise PageError(422, "donation")
+    return int(value)
+
+
 @router.get("/donations/{donation_id}", name="page_donation")
-def donation(request: Request, donation_id: str, mirror: MirrorDep) -> HTMLResponse:
+def donation(
+    request: Request,
+    donation_id: str,
+    mirror: MirrorDep,
+    depth: Annotated[str | None, Query(max_length=8)] = None,
+) -> HTMLResponse:
+    """The donor's trace; with ?depth=N (1..5) also where the money went on through grants
+    to other campaigns on the ledger, hop by hop (the receipt's QR code asks for all five)."""
     canonical = record_id(donation_id, "donation")
+    hops_asked = trace_depth(depth)
     with reading("donation", canonical):
-        d = trace(mirror, canonical)
+        d = trace(mirror, canonical, hops_asked)
     reader = reader_for(request)
     c = d.currency
     description = reader.t(
@@ -541,7 +559,8 @@ def receipt_page(
     reader = reader_for(request)
     public = mirror.settings.public_url
     base = public.rstrip("/") if public else str(request.base_url).rstrip("/")
-    trace_url = f"{base}/donations/{d.id}"
+    # With every hop: a donor scanning it follows the money through grants onward.
+    trace_url = f"{base}/donations/{d.id}?depth={MAX_DEPTH}"
     printed = given is not None and given.ok and not mismatch
     refused = given is not None and not printed
     return render(

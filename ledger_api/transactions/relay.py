@@ -60,6 +60,8 @@ KINDS = {
     "recordDonations": "donation",
     "refundDonation": "refund",
     "recordDisbursement": "disbursement",
+    "disburse": "disbursement",
+    "recordGrantDonation": "donation",
     "anchorEvidence": "evidence",
     "linkRedactedCopy": "evidence-redacted-copy",
     "withdrawEvidence": "evidence-withdrawn",
@@ -116,7 +118,7 @@ def decoded(data: bytes) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         args = abi_decode(list(inputs), data[4:])
     except Exception:
         raise InvalidSignedCall(f"the signed call's data does not decode as {name}") from None
-    if name == "recordDonation":
+    if name in ("recordDonation", "recordGrantDonation", "disburse"):
         record_ids = [args[0][0]]
     elif name == "recordDonations":
         record_ids = [donation[0] for donation in args[0]]
@@ -143,7 +145,7 @@ def target_charities(writes: Writes, name: str, args: tuple[Any, ...]) -> tuple[
         return "charity", {hex0x(args[1])}
     if name in ("addOperator", "removeOperator"):
         return "charity", {hex0x(args[0])}
-    if name == "recordDonation":
+    if name in ("recordDonation", "recordGrantDonation", "disburse"):
         campaigns = [args[0][1]]
     elif name == "recordDonations":
         campaigns = list(dict.fromkeys(d[1] for d in args[0]))

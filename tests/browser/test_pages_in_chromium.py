@@ -125,7 +125,7 @@ def test_the_receipt_qr_leads_to_the_trace_and_prints_on_one_page(
     page.wait_for_url(re.compile(r"/receipt$"))
     assert page.get_by_test_id("receipt").count() == 1
     target = page.get_by_test_id("qr").get_attribute("data-url")
-    assert target == f"{service.base}/donations/{trace['id']}"
+    assert target == f"{service.base}/donations/{trace['id']}?depth=5"
     shot(page, "receipt")
     pdf = page.pdf(prefer_css_page_size=True, print_background=True)
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))

@@ -509,7 +509,7 @@ def test_the_receipt_has_a_qr_code_of_the_absolute_trace_url_and_no_secret(site:
     response = page(service, f"/donations/{donation['id']}/receipt")
     doc = parse(response)
     assert len(hooks(doc, "receipt")) == 1
-    url = f"{service.base}/donations/{donation['id']}"
+    url = f"{service.base}/donations/{donation['id']}?depth=5"  # with every hop of grants onward
     [qr] = svgs(response.text, "qr")
     assert qr.get("data-url") == url
     assert qr.find("{http://www.w3.org/2000/svg}title") is not None
@@ -540,7 +540,9 @@ def test_a_charity_prints_the_receipt_with_the_secret_by_posting_it(site: Site) 
     assert text_of(doc, "receipt-secret") == secret.lower()
     # The reference the donor will type, as it was hashed (normalised).
     assert text_of(doc, "receipt-reference") == DONOR
-    assert svgs(response.text, "qr")[0].get("data-url") == f"{service.base}/donations/{donation['id']}"
+    assert (
+        svgs(response.text, "qr")[0].get("data-url") == f"{service.base}/donations/{donation['id']}?depth=5"
+    )
     assert secret not in str(response.url)
     # Not a secret's shape: a friendly page, the input not echoed, nothing cached.
     for bad in ("0x1234", "", "hello " * 10, "0x" + "g" * 64):
@@ -831,4 +833,4 @@ def test_receipts_link_to_the_public_address_when_one_is_set(tmp_path: Any) -> N
         assert page.status_code == 200, page.text
         tree = lxml_html.fromstring(page.text)
         (qr,) = tree.xpath("//*[@data-testid='qr']")
-        assert qr.get("data-url") == f"https://ledger.example.org/donations/{donation['id']}"
+        assert qr.get("data-url") == f"https://ledger.example.org/donations/{donation['id']}?depth=5"
