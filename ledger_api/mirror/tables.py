@@ -5,6 +5,8 @@ indexer is the only package that knows where they are defined."""
 from indexer.models import (
     AccessLogSeal,
     Allocation,
+    ApprovalRule,
+    ApprovalRuleApprover,
     Block,
     Campaign,
     Charity,
@@ -17,6 +19,8 @@ from indexer.models import (
     EvidenceLink,
     EvidenceWithdrawal,
     Operator,
+    Proposal,
+    ProposalVote,
     Refund,
     table,
 )
@@ -24,6 +28,8 @@ from indexer.models import (
 __all__ = [
     "AccessLogSeal",
     "Allocation",
+    "ApprovalRule",
+    "ApprovalRuleApprover",
     "Block",
     "Campaign",
     "Charity",
@@ -36,6 +42,8 @@ __all__ = [
     "EvidenceLink",
     "EvidenceWithdrawal",
     "Operator",
+    "Proposal",
+    "ProposalVote",
     "Refund",
     "table",
 ]
