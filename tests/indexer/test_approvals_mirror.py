@@ -9,12 +9,16 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 
 from indexer import models as m
 from indexer.indexer import Indexer, IndexerConfig
+from ledger_api.audit.context import Auditing
+from ledger_api.audit.reconcile import reconcile
+from ledger_api.audit.scope import Scope
 from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
 from ledger_api.core import db
+from ledger_api.core.config import Settings
 from ledger_api.core.hexes import hex0x
 from ledger_api.core.models import Deployment
 from tests.approvals import HOUR, advance, approvers, disbursement_input, input_hash, rule
@@ -223,4 +227,35 @@ def test_a_reorg_that_orphans_approvals_and_the_payout_leaves_a_fresh_index(
         assert connection.execute(select(m.Disbursement)).all() == []
     fresh = _index(chain, f"sqlite:///{tmp_path / 'fresh.db'}", confirmations=2)
     assert dump(engine) == dump(fresh)
+    engine.dispose()
+
+
+def test_reconciliation_checks_proposals_and_rules_against_the_chain(
+    ledger: Ledger, database_url: str
+) -> None:
+    _history(ledger)
+    engine = _index(ledger, database_url)
+    with engine.connect() as connection:
+        deployment_id = connection.execute(select(Deployment.id)).scalar_one()
+    auditing = Auditing(Settings(), engine, ledger.deployment, deployment_id, ledger.w3)
+    for scope in (Scope(), Scope(campaign_id=hex0x(ledger.campaign_a))):
+        result = reconcile(auditing, scope)
+        assert result["clean"] is True, result["differences"]
+    assert result["views_checked"]["proposals"] == 5
+    assert result["views_checked"]["approval_rule_approvers"] == 4
+
+    # A mirror that shows the rejected proposal as still pending, and drops an approval.
+    with engine.begin() as connection:
+        connection.execute(
+            update(m.Proposal)
+            .where(m.Proposal.disbursement_id == hex0x(rid("rejected")))
+            .values(state="pending")
+        )
+        connection.execute(delete(m.ProposalVote).where(m.ProposalVote.disbursement_id == hex0x(rid("paid"))))
+    result = reconcile(auditing, Scope(charity_id=hex0x(ledger.charity_a)))
+    assert result["clean"] is False
+    found = {(d["check"], d["table"], d.get("field")) for d in result["differences"]}
+    assert ("records", "proposals", "state") in found
+    assert ("view", "proposals", "state") in found  # proposalOf says Rejected
+    assert ("records", "proposal_votes", None) in found
     engine.dispose()
