@@ -163,3 +163,19 @@ def test_a_disbursement_under_a_rule_is_paid_only_after_two_approvals(node_servi
     assert (
         service.post(f"/v1/charities/{charity}/approvers", other_key, json={"label": "x"}).status_code == 404
     )
+
+    # The pages: the campaign shows the proposals not paid as such (never in its totals),
+    # the paid one says who proposed and approved it, under which rule; in both languages.
+    page = service.get(f"/campaigns/{campaign}").text
+    assert f'data-proposal="{second}" data-status="rejected"' in page
+    assert "Rejected by" in page and "no quote attached" in page
+    assert f'data-proposal="{proposal}"' not in page  # paid: a disbursement now
+    zh = service.get(f"/campaigns/{campaign}", headers={"Accept-Language": "zh-CN"}).text
+    assert "已驳回，永不支付" in zh and "待审批的支出提案" in zh  # noqa: RUF001
+    paid_page = service.get(f"/disbursements/{proposal}").text
+    assert "Approvals before payout" in paid_page and "needs" not in paid_page
+    assert "2 of 3 approvers" in paid_page
+    assert treasurer["account"] in paid_page and supervisor["account"] in paid_page
+    assert (
+        "支付前审批" in service.get(f"/disbursements/{proposal}", headers={"Accept-Language": "zh-CN"}).text
+    )
