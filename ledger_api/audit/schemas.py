@@ -62,6 +62,8 @@ class Anomaly(Answer):
         "refund_after_allocation",
         "not_finalized",
         "large_disbursement",
+        "fast_approval",
+        "approver_is_recipient",
     ]
     campaign_id: str | None
     record: AnomalyRecord
@@ -80,6 +82,7 @@ class Thresholds(Answer):
     recipient_share: float
     large_share: float
     pending_minutes: int
+    fast_approval_minutes: int
 
 
 class CheckedAt(Answer):

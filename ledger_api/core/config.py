@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     anomaly_recipient_share: float = Field(default=0.5, gt=0, le=1)
     anomaly_large_share: float = Field(default=0.25, gt=0, le=1)
     anomaly_pending_minutes: int = Field(default=30, ge=1)
+    # A proposal whose last needed approval came this soon after it was proposed.
+    anomaly_fast_approval_minutes: int = Field(default=10, ge=0)
     # Reconciliations run as background jobs (ledger_api/audit/jobs.py): at most this many
     # at once per deployment, across every API process sharing the database (each runs
     # one worker thread). One re-reads the whole chain and makes a view call per record

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 
 from indexer import models as m
 from indexer.indexer import Indexer, IndexerConfig
+from ledger_api.audit.anomalies import Thresholds, anomalies
 from ledger_api.audit.context import Auditing
 from ledger_api.audit.reconcile import reconcile
 from ledger_api.audit.scope import Scope
@@ -20,7 +21,7 @@ from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
 from ledger_api.core import db
 from ledger_api.core.config import Settings
 from ledger_api.core.hexes import hex0x
-from ledger_api.core.models import Deployment
+from ledger_api.core.models import ApproverAccount, Deployment
 from tests.approvals import HOUR, advance, approvers, disbursement_input, input_hash, rule
 from tests.indexer.test_mirror import dump
 from tests.ledger import Ledger, rid
@@ -258,4 +259,38 @@ def test_reconciliation_checks_proposals_and_rules_against_the_chain(
     assert ("records", "proposals", "state") in found
     assert ("view", "proposals", "state") in found  # proposalOf says Rejected
     assert ("records", "proposal_votes", None) in found
+    engine.dispose()
+
+
+def test_anomalies_flag_fast_approvals_and_approvers_who_are_the_recipient(
+    ledger: Ledger, database_url: str
+) -> None:
+    _history(ledger)
+    a1, _, _ = approvers(ledger)
+    engine = _index(ledger, database_url)
+    with engine.begin() as connection:
+        deployment_id = connection.execute(select(Deployment.id)).scalar_one()
+        # The charity's name for approver a1 is the payee of the proposal it approved.
+        connection.execute(
+            insert(ApproverAccount).values(
+                deployment_id=deployment_id,
+                charity_id=hex0x(ledger.charity_a),
+                account=a1,
+                label="cn-org-2",
+                held_by_platform=True,
+            )
+        )
+    mirror = Auditing(Settings(), engine, ledger.deployment, deployment_id, ledger.w3)
+    report = anomalies(mirror, Scope(), Thresholds(fast_approval_minutes=10), 100)
+    fast = [i for i in report.items if i.kind == "fast_approval"]
+    # "paid" had both approvals within seconds; "approved" (1 of 1) too; "rejected" never had 2.
+    assert sorted(i.record.id for i in fast) == sorted([hex0x(rid("paid")), hex0x(rid("approved"))])
+    assert all(i.proof is not None for i in fast)
+    same = [i for i in report.items if i.kind == "approver_is_recipient"]
+    assert [(i.record.id, a1 in i.detail) for i in same] == [(hex0x(rid("rejected")), True)]
+    assert "matches the recipient" in same[0].detail
+    assert report.counts["fast_approval"] == 2
+    none = anomalies(mirror, Scope(), Thresholds(fast_approval_minutes=0), 100)
+    # Zero minutes: only approvals in the proposal's own second would be flagged.
+    assert none.counts["fast_approval"] <= 2
     engine.dispose()
