@@ -100,7 +100,7 @@ def set_approval_rule(
     return answer(created, [state], wait)
 
 
-@router.get("/v1/campaigns/{campaign_id}/proposals", responses=problems(*READ_ERRORS))
+@router.get("/v1/campaigns/{campaign_id}/proposals", responses=problems(*AUTH_ERRORS, *READ_ERRORS))
 def campaign_proposals(
     campaign_id: CampaignPath, mirror: MirrorDep, principal: OptionalPrincipal
 ) -> ProposalList:
