@@ -179,3 +179,19 @@ def test_a_disbursement_under_a_rule_is_paid_only_after_two_approvals(node_servi
     assert (
         "支付前审批" in service.get(f"/disbursements/{proposal}", headers={"Accept-Language": "zh-CN"}).text
     )
+
+    # The audit trail has every step, each with who took it.
+    trail = service.get("/v1/audit/trail", key, params={"campaign_id": campaign}).json()["items"]
+    steps = [(item.get("event") or item.get("name"), item.get("sender")) for item in trail]
+    names = {name for name, _ in steps}
+    assert {
+        "ApprovalRuleSet",
+        "ApproverNamed",
+        "DisbursementProposed",
+        "DisbursementApproved",
+        "DisbursementRejected",
+        "ProposalExecuted",
+        "DisbursementRecorded",
+    } <= names, names
+    assert ("DisbursementRejected", chair["account"]) in steps
+    assert ("DisbursementApproved", supervisor["account"]) in steps
