@@ -332,6 +332,93 @@ class GrantDonation(Origin, Base):
     amount: Mapped[int] = mapped_column(BigInteger)
 
 
+class ApprovalRule(Origin, Base):
+    """A version of a campaign's approval rule (ApprovalRuleSet): `threshold` of its
+    approvers, never the proposer, must approve a disbursement within `validity` seconds
+    of its proposal. Versions are never removed; each proposal keeps the one it was made
+    under, so every version stays."""
+
+    __tablename__ = "approval_rules"
+    __table_args__ = (Index("ix_approval_rules_charity", "deployment_id", "charity_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    campaign_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    charity_id: Mapped[str] = mapped_column(HEX32)
+    threshold: Mapped[int] = mapped_column(Integer)
+    approver_count: Mapped[int] = mapped_column(Integer)
+    validity: Mapped[int] = mapped_column(BigInteger)  # seconds
+    operator: Mapped[str] = mapped_column(ADDRESS)  # who set it
+
+
+class ApprovalRuleApprover(Origin, Base):
+    """One approver named by a rule version (ApproverNamed)."""
+
+    __tablename__ = "approval_rule_approvers"
+    __table_args__ = (Index("ix_approval_rule_approvers_approver", "deployment_id", "approver"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    campaign_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    approver: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+
+
+class Proposal(Origin, Base):
+    """A proposed disbursement (DisbursementProposed). It is not a disbursement: nothing
+    is drawn and no total counts it until it is executed, when its DisbursementRecorded
+    lands in `disbursements` like any other.
+
+    `approvals` and `state` are aggregates, recomputed from `proposal_votes` and the
+    execution columns whenever they change (on apply and on rollback), like a campaign's
+    totals. `state` is what the chain stores (pending, rejected, executed); "approved"
+    (enough approvals, not executed) and "expired" (pending past `expires_at` by the
+    latest indexed block's time) are derived at read time (ledger_api/approvals/reads.py)."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (Index("ix_proposals_campaign", "deployment_id", "campaign_id", "block_number"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(HEX32)
+    input_hash: Mapped[str] = mapped_column(HEX32)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    recipient: Mapped[str] = mapped_column(String(128))
+    purpose: Mapped[str] = mapped_column(String(128))
+    rule_version: Mapped[int] = mapped_column(BigInteger)
+    threshold: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(BigInteger)  # Unix seconds, block time
+    proposer: Mapped[str] = mapped_column(ADDRESS)
+    approvals: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # ProposalExecuted: set on apply, cleared by a rollback above its block.
+    executed_block: Mapped[int | None] = mapped_column(BigInteger)
+    executed_tx: Mapped[str | None] = mapped_column(HEX32)
+    executor: Mapped[str | None] = mapped_column(ADDRESS)
+
+
+class ProposalVote(Origin, Base):
+    """An approval (DisbursementApproved) or a rejection (DisbursementRejected, with its
+    reason) of a proposal. The contract allows each approver one approval and a proposal
+    one rejection (it is final), so (proposal, voter, vote) is unique."""
+
+    __tablename__ = "proposal_votes"
+    __table_args__ = (Index("ix_proposal_votes_voter", "deployment_id", "voter"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    voter: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    vote: Mapped[str] = mapped_column(String(8), primary_key=True)  # approve | reject
+    reason: Mapped[str | None] = mapped_column(String(256))
+
+
 # Append-only projections: rows above a rollback point are deleted outright.
 APPEND_ONLY = (
     Charity,
@@ -347,6 +434,10 @@ APPEND_ONLY = (
     AccessLogSeal,
     Grant,
     GrantDonation,
+    ApprovalRule,
+    ApprovalRuleApprover,
+    Proposal,
+    ProposalVote,
 )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, delete, func, insert, select, update
 
 from indexer import models as m
 from indexer.decoder import DecodedLog
@@ -46,6 +46,7 @@ class Touched:
     disbursements: set[str] = field(default_factory=set)
     operators: set[tuple[str, str]] = field(default_factory=set)
     grants: set[str] = field(default_factory=set)
+    proposals: set[str] = field(default_factory=set)
 
     def add(self, name: str, args: dict[str, Any]) -> None:
         """Only the aggregates an event can change: a new donation starts with nothing
@@ -61,6 +62,8 @@ class Touched:
             self.operators.add((args["charityId"], args["account"]))
         if name == "GrantReceived":
             self.grants.add(args["sourceDisbursementId"])
+        if name in ("DisbursementApproved", "DisbursementRejected", "ProposalExecuted"):
+            self.proposals.add(args["disbursementId"])
 
 
 class Scopes:
@@ -80,7 +83,7 @@ class Scopes:
     ) -> None:
         self.charity_of: dict[str, str] = {}
         self.campaign_of: dict[str, str] = {}  # disbursement -> campaign
-        self.sender_of: dict[str, str] = {}  # transaction -> the disbursement's operator
+        self.sender_of: dict[str, str] = {}  # transaction -> its disbursement's or rule's operator
         for log, args in zip(logs, parsed, strict=True):
             if log.name == "CampaignCreated":
                 self.charity_of[args["campaignId"]] = args["charityId"]
@@ -90,19 +93,26 @@ class Scopes:
             elif log.name == "DonationRecorded":
                 # A grant's GrantReceived names no operator: it is its donation's.
                 self.sender_of.setdefault(hex0x(log.tx_hash), args["operator"])
+            elif log.name == "DisbursementProposed":
+                self.campaign_of[args["disbursementId"]] = args["campaignId"]
+            elif log.name == "ApprovalRuleSet":  # its ApproverNamed events follow in its transaction
+                self.sender_of[hex0x(log.tx_hash)] = args["operator"]
         disbursements = {
             args["disbursementId"]
             for args in parsed
             if "disbursementId" in args and args["disbursementId"] not in self.campaign_of
         }
-        B, C = m.table(m.Disbursement), m.table(m.Campaign)
+        B, C, P = m.table(m.Disbursement), m.table(m.Campaign), m.table(m.Proposal)
         for keys in _chunks(disbursements):
-            result = connection.execute(
-                select(B.c.disbursement_id, B.c.campaign_id).where(
-                    B.c.deployment_id == deployment_id, B.c.disbursement_id.in_(keys)
+            # A vote or an execution names only its proposal, which is no disbursement
+            # until executed: look in both.
+            for source in (B, P):
+                result = connection.execute(
+                    select(source.c.disbursement_id, source.c.campaign_id).where(
+                        source.c.deployment_id == deployment_id, source.c.disbursement_id.in_(keys)
+                    )
                 )
-            )
-            self.campaign_of.update((key, value) for key, value in result)
+                self.campaign_of.update((key, value) for key, value in result)
         campaigns = {args["campaignId"] for args in parsed if "campaignId" in args}
         campaigns |= set(self.campaign_of.values())
         campaigns -= set(self.charity_of)
@@ -126,9 +136,13 @@ class Scopes:
             or args.get("removedBy")  # OperatorRemoved
             or args.get("sender")  # RoleGranted, RoleRevoked
             or args.get("sealer")  # AccessLogSealed
+            or args.get("proposer")  # DisbursementProposed
+            or (args.get("approver") if log.name == "DisbursementApproved" else None)
+            or args.get("rejectedBy")  # DisbursementRejected
+            or args.get("executor")  # ProposalExecuted
             or (args.get("account") if log.name in ("Paused", "Unpaused") else None)
-            # an allocation or a grant's address: its disbursement's; a grant's receipt:
-            # its donation's (the same transaction)
+            # an allocation, a grant's address: its disbursement's; a grant's receipt: its
+            # donation's (the same transaction); an approver: its rule's
             or self.sender_of.get(hex0x(log.tx_hash))
         )
         return charity, campaign, sender
@@ -157,6 +171,7 @@ class Projection:
     deployment_id: int
     rows: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
     closed: list[dict[str, Any]] = field(default_factory=list)
+    executed: list[dict[str, Any]] = field(default_factory=list)  # ProposalExecuted
 
     def add(self, model: type[m.Base], row: dict[str, Any]) -> None:
         self.rows.setdefault(m.table(model), []).append({"deployment_id": self.deployment_id, **row})
@@ -361,6 +376,90 @@ def _grant_received(out: Projection, log: DecodedLog, args: dict[str, Any]) -> N
     )
 
 
+def _approval_rule_set(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.ApprovalRule,
+        {
+            "campaign_id": args["campaignId"],
+            "version": args["version"],
+            "charity_id": args["charityId"],
+            "threshold": args["threshold"],
+            "approver_count": args["approverCount"],
+            "validity": args["validity"],
+            "operator": args["operator"],
+            **_origin(log),
+        },
+    )
+
+
+def _approver_named(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.ApprovalRuleApprover,
+        {
+            "campaign_id": args["campaignId"],
+            "version": args["version"],
+            "approver": args["approver"],
+            **_origin(log),
+        },
+    )
+
+
+def _disbursement_proposed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Proposal,
+        {
+            "disbursement_id": args["disbursementId"],
+            "campaign_id": args["campaignId"],
+            "input_hash": args["inputHash"],
+            "amount": args["amount"],
+            "recipient": args["recipient"],
+            "purpose": args["purpose"],
+            "rule_version": args["ruleVersion"],
+            "threshold": args["threshold"],
+            "expires_at": args["expiresAt"],
+            "proposer": args["proposer"],
+            "approvals": 0,
+            "state": "pending",
+            "executed_block": None,
+            "executed_tx": None,
+            "executor": None,
+            **_origin(log),
+        },
+    )
+
+
+def _disbursement_approved(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.ProposalVote,
+        {
+            "disbursement_id": args["disbursementId"],
+            "voter": args["approver"],
+            "vote": "approve",
+            "reason": None,
+            **_origin(log),
+        },
+    )
+
+
+def _disbursement_rejected(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.ProposalVote,
+        {
+            "disbursement_id": args["disbursementId"],
+            "voter": args["rejectedBy"],
+            "vote": "reject",
+            "reason": args["reason"],
+            **_origin(log),
+        },
+    )
+
+
+def _proposal_executed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.executed.append(
+        {"d": args["disbursementId"], "b": log.block_number, "t": hex0x(log.tx_hash), "x": args["executor"]}
+    )
+
+
 Projector = Callable[[Projection, DecodedLog, dict[str, Any]], None]
 
 # Each ledger event that has rows of its own in the projections, and what writes them.
@@ -379,6 +478,12 @@ PROJECTORS: dict[str, Projector] = {
     "AccessLogSealed": _access_log_sealed,
     "GrantAddressed": _grant_addressed,
     "GrantReceived": _grant_received,
+    "ApprovalRuleSet": _approval_rule_set,
+    "ApproverNamed": _approver_named,
+    "DisbursementProposed": _disbursement_proposed,
+    "DisbursementApproved": _disbursement_approved,
+    "DisbursementRejected": _disbursement_rejected,
+    "ProposalExecuted": _proposal_executed,
 }
 
 # Events that go to the audit trail (the events table) and nowhere else: pausing,
@@ -405,12 +510,6 @@ TRAIL_ONLY = frozenset(
         "RecipientRegistered",
         "RecipientAccountChanged",
         "ReceiptConfirmed",
-        "ApprovalRuleSet",
-        "ApproverNamed",
-        "DisbursementProposed",
-        "DisbursementApproved",
-        "DisbursementRejected",
-        "ProposalExecuted",
     }
 )
 
@@ -465,6 +564,10 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
         m.AccessLogSeal,
         m.Grant,
         m.GrantDonation,
+        m.ApprovalRule,
+        m.ApprovalRuleApprover,
+        m.Proposal,
+        m.ProposalVote,
     ):
         insert_ignore(connection, m.table(model), out.rows.get(m.table(model), []))
     if out.closed:
@@ -476,6 +579,18 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
             )
             .values(closed_block=bindparam("b")),
             out.closed,
+        )
+    if out.executed:
+        proposals = m.table(m.Proposal)
+        connection.execute(
+            update(proposals)
+            .where(
+                and_(
+                    proposals.c.deployment_id == deployment_id, proposals.c.disbursement_id == bindparam("d")
+                )
+            )
+            .values(executed_block=bindparam("b"), executed_tx=bindparam("t"), executor=bindparam("x")),
+            out.executed,
         )
     refresh(connection, deployment_id, touched)
     return touched
@@ -547,7 +662,39 @@ def refresh(connection: Connection, deployment_id: int, touched: Touched) -> Non
             .where(G.c.deployment_id == deployment_id, G.c.disbursement_id.in_(keys))
             .values(received=total(GD, "amount", "source_disbursement_id", G, "disbursement_id"))
         )
+    _refresh_proposals(connection, deployment_id, touched.proposals)
     _refresh_operators(connection, deployment_id, touched.operators)
+
+
+def _refresh_proposals(connection: Connection, deployment_id: int, keys: set[str]) -> None:
+    """A proposal's approvals are its approve votes; its state is executed once executed,
+    rejected once any reject vote stands (the contract makes both final), else pending."""
+    P, V = m.table(m.Proposal), m.table(m.ProposalVote)
+
+    def votes(kind: str) -> Any:
+        return (
+            select(func.count())
+            .where(
+                V.c.deployment_id == P.c.deployment_id,
+                V.c.disbursement_id == P.c.disbursement_id,
+                V.c.vote == kind,
+            )
+            .scalar_subquery()
+        )
+
+    for chunk in _chunks(keys):
+        connection.execute(
+            update(P)
+            .where(P.c.deployment_id == deployment_id, P.c.disbursement_id.in_(chunk))
+            .values(
+                approvals=votes("approve"),
+                state=case(
+                    (P.c.executed_block.is_not(None), "executed"),
+                    (votes("reject") > 0, "rejected"),
+                    else_="pending",
+                ),
+            )
+        )
 
 
 def _refresh_operators(connection: Connection, deployment_id: int, keys: set[tuple[str, str]]) -> None:
@@ -626,6 +773,12 @@ def rollback_above(connection: Connection, deployment_id: int, ancestor: int) ->
         update(campaigns)
         .where(campaigns.c.deployment_id == deployment_id, campaigns.c.closed_block > ancestor)
         .values(closed_block=None)
+    )
+    proposals = m.table(m.Proposal)
+    connection.execute(
+        update(proposals)
+        .where(proposals.c.deployment_id == deployment_id, proposals.c.executed_block > ancestor)
+        .values(executed_block=None, executed_tx=None, executor=None)
     )
     refresh(connection, deployment_id, touched)
     return removed

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 
+from ledger_api.approvals.routes import router as approvals
 from ledger_api.audit.jobs import ReconciliationWorker
 from ledger_api.audit.routes import access_router
 from ledger_api.audit.routes import router as audit
@@ -158,6 +159,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware)
     routers = (
         keys,
+        approvals,
         charities,
         campaigns,
         donations,

@@ -427,6 +427,11 @@ def _check_prepared(prepared: dict[str, Any], account: LocalAccount, expect: dic
     if function not in expect.get("functions", (function,)) or data[:4] != selector(function):
         _say(f"the service asked to sign a call of {_t(function)}, not what was asked; not signed")
         raise typer.Exit(2)
+    if function in ("approveDisbursement", "rejectDisbursement") and "proposal" in expect:
+        (proposal,) = abi_decode(["bytes32"], data[4:36])
+        if proposal != ids.to_bytes32(expect["proposal"], "disbursement"):
+            _say("the call to sign is not a vote on this proposal; not signed")
+            raise typer.Exit(2)
     if function in ("recordDonation", "recordGrantDonation") and "donation" in expect:
         (donation, *_) = abi_decode(
             [
@@ -695,6 +700,129 @@ def import_statement(
         raise typer.Exit(1)
 
 
+# ------------------------------------------------------------------ approvals before payout
+
+proposals_app = typer.Typer(
+    help="Proposed disbursements: list, approve, reject, execute.", no_args_is_help=True
+)
+APPROVER_KEY = typer.Option(None, envvar="LEDGER_API_KEY", help="The approver's API key (or the charity's).")
+APPROVER_KEYSTORE = typer.Option(
+    None, "--keystore", help="The approver's own encrypted key file, when the approver holds its key."
+)
+
+
+def _print(answer: Any) -> None:
+    typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+
+
+def _send(api: str, key: str | None, method: str, path: str, body: Any) -> Any:
+    try:
+        with _client(api, key) as client:
+            response = client.request(method, path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    except httpx.HTTPError as exc:
+        _unreachable(api, exc)
+    if response.status_code not in (200, 201, 202):
+        _fail(response, api, path)
+    return response.json()
+
+
+def add_approver(
+    charity_id: str = typer.Option(..., help="The charity (CH-...)."),
+    label: str = typer.Option(..., help='The role or name you know the approver by ("Treasurer").'),
+    account: str = typer.Option(None, help="The approver's own account, if it holds its key."),
+    api: str = API,
+    key: str = typer.Option(None, envvar="LEDGER_API_KEY", help="The charity's API key."),
+) -> None:
+    """Register an approver of the charity's disbursements; prints its account and its API
+    key (role approver: shown once, give it to the approver)."""
+    body = {"label": label, **({"account": account} if account else {})}
+    _print(_send(api, key, "POST", f"/v1/charities/{quote(charity_id)}/approvers", body))
+
+
+APPROVERS = typer.Option(..., help="An approver account; repeat for each.")
+
+
+def approval_rule(
+    campaign_id: str = typer.Option(..., help="The campaign (CP-...)."),
+    approver: list[str] = APPROVERS,
+    threshold: int = typer.Option(..., help="How many must approve each disbursement."),
+    validity_hours: int = typer.Option(168, help="How long a proposal may collect its approvals."),
+    api: str = API,
+    key: str = typer.Option(None, envvar="LEDGER_API_KEY", help="The charity's API key."),
+) -> None:
+    """Put a campaign's disbursements under approval: each is then a proposal, paid only
+    once `threshold` of the approvers (never the proposer) approve it."""
+    body = {"approvers": approver, "threshold": threshold, "validity_hours": validity_hours}
+    _print(_send(api, key, "PUT", f"/v1/campaigns/{quote(campaign_id)}/approval-rule", body))
+
+
+@proposals_app.command("list")
+def list_proposals(
+    waiting: bool = typer.Option(False, "--waiting", help="Only what waits for this approver key."),
+    campaign_id: str = typer.Option(None, help="One campaign's proposals (public)."),
+    api: str = API,
+    key: str = APPROVER_KEY,
+) -> None:
+    """Proposals, newest first: status, amount, recipient, approvals (k of n)."""
+    if campaign_id:
+        found = _get(api, key, f"/v1/campaigns/{quote(campaign_id)}/proposals")
+    else:
+        found = _get(api, key, "/v1/proposals", waiting_for="me" if waiting else None)
+    table = Table("status", "amount", "recipient", "purpose", "approvals")
+    table.add_column("proposal", no_wrap=True)  # an ID is copied whole, never wrapped
+    for p in found["items"]:
+        table.add_row(
+            _t(p["status"]),
+            _t(p["amount"]),
+            _t(p["recipient"]),
+            _t(p["purpose"]),
+            f"{p['approvals']} of {p['threshold']} (rule {p['rule_version']}: {p['approvers']} approvers)",
+            _t(p["id"]),
+        )
+    Console().print(table)
+
+
+def _vote(api: str, key: str | None, proposal_id: str, action: str, body: Any, keystore: Path | None) -> None:
+    function = "approveDisbursement" if action == "approve" else "rejectDisbursement"
+    expect = {"functions": (function,), "proposal": proposal_id}
+    path = f"/v1/proposals/{quote(proposal_id)}/{action}"
+    _print(signed_write(api, key, path, body, keystore, None, expect))
+
+
+@proposals_app.command("approve")
+def approve_proposal(
+    proposal_id: str = typer.Argument(..., help="The proposal (DB-...)."),
+    keystore: Path = APPROVER_KEYSTORE,
+    api: str = API,
+    key: str = APPROVER_KEY,
+) -> None:
+    """Approve as your approver key's account (signed here with --keystore if you hold
+    your key). The last approval needed executes the proposal."""
+    _vote(api, key, proposal_id, "approve", {}, keystore)
+
+
+@proposals_app.command("reject")
+def reject_proposal(
+    proposal_id: str = typer.Argument(..., help="The proposal (DB-...)."),
+    reason: str = typer.Option(..., help="Public, on chain for ever: why, not who."),
+    keystore: Path = APPROVER_KEYSTORE,
+    api: str = API,
+    key: str = APPROVER_KEY,
+) -> None:
+    """Reject for good: the proposal can never be paid."""
+    _vote(api, key, proposal_id, "reject", {"reason": reason}, keystore)
+
+
+@proposals_app.command("execute")
+def execute_proposal(
+    proposal_id: str = typer.Argument(..., help="The proposal (DB-...)."),
+    api: str = API,
+    key: str = APPROVER_KEY,
+) -> None:
+    """Execute an approved proposal from the input the service kept."""
+    _print(_send(api, key, "POST", f"/v1/proposals/{quote(proposal_id)}/execute", None))
+
+
 def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.command()(trace)
     app.command()(reconcile)
@@ -703,5 +831,8 @@ def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.command()(write)
     app.command()(sign)
     app.command("import")(import_statement)
+    app.command("add-approver")(add_approver)
+    app.command("approval-rule")(approval_rule)
+    app.add_typer(proposals_app, name="proposals")
     if keys_app is not None:
         keys_app.command("new-charity-key")(new_charity_key)

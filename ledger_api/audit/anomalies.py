@@ -14,6 +14,17 @@ from the settings), because what counts as unusual differs between charities.
 - `grant_unrecorded`: a grant to another campaign on the ledger that the receiving charity
   has not recorded in full `grant_days` after it was paid (listed under the receiving
   campaign, and in the paying campaign's scope too: both charities should look).
+- `fast_approval`: a proposal whose last needed approval (the threshold-th) came within
+  `fast_approval_minutes` of its proposal, by block time: a rubber stamp, or approvers
+  who are not independent of the proposer.
+- `approver_is_recipient`: an approval by an approver who is the payout's recipient. The
+  rule: the approver's account is the account of the recipient organisation the proposal
+  names (its recipientOrgId, from the input the service kept, and that organisation's
+  latest RecipientRegistered/RecipientAccountChanged account), or the free-text recipient
+  contains the approver's address, or the charity's label for the approver (its name or
+  role, `approver_accounts.label`) case-insensitively equals the recipient or, when the
+  label is at least 4 characters, appears in it. A label like "Board chair" rarely matches
+  a payee; a person's name does.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from ledger_api.audit.schemas import AnomalyReport
 from ledger_api.audit.scope import Scope
 from ledger_api.core import ids
 from ledger_api.core.formats import major_units
-from ledger_api.core.models import ChainTransaction
+from ledger_api.core.models import ApproverAccount, ChainTransaction, ProposalInput
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, block_info, chain_view, iso, proof
@@ -44,6 +55,8 @@ KINDS = (
     "not_finalized",
     "large_disbursement",
     "grant_unrecorded",
+    "fast_approval",
+    "approver_is_recipient",
 )
 C, D, B, A, R, G = im.Campaign, im.Donation, im.Disbursement, im.Allocation, im.Refund, im.Grant
 
@@ -55,6 +68,7 @@ class Thresholds:
     large_share: float = 0.25
     pending_minutes: int = 30
     grant_days: int = 14
+    fast_approval_minutes: int = 10
 
 
 def _campaigns(mirror: Mirror, scope: Scope) -> Select[Any]:
@@ -90,6 +104,8 @@ def anomalies(mirror: Mirror, scope: Scope, limits: Thresholds, limit: int) -> A
         found += _large(mirror, connection, campaigns, limits.large_share, money)
         found += _not_finalized(mirror, connection, scope, view, now - limits.pending_minutes * 60)
         found += _grant_unrecorded(mirror, connection, campaigns, now - limits.grant_days * 86400, money)
+        found += _fast_approval(mirror, connection, campaigns, limits.fast_approval_minutes, money)
+        found += _approver_is_recipient(mirror, connection, campaigns, money)
         blocks = block_info(mirror, connection, {f["_row"].block_number for f in found if "_row" in f})
     found.sort(key=lambda f: (f["_order"], f["kind"]))
     items = []
@@ -127,6 +143,126 @@ def _timed(statement: Any, model: Any) -> Select[Any]:
 
 
 Money = Callable[[str, int], str]
+P, V = im.Proposal, im.ProposalVote
+
+
+def _fast_approval(
+    mirror: Mirror, connection: Connection, campaigns: Select[Any], minutes: int, money: Money
+) -> list[dict[str, Any]]:
+    proposed = {
+        r.disbursement_id: r
+        for r in connection.execute(
+            _timed(select(P, im.Block.timestamp), P).where(
+                P.deployment_id == mirror.deployment_id,
+                P.campaign_id.in_(campaigns),
+                P.approvals >= P.threshold,
+            )
+        )
+    }
+    if not proposed:
+        return []
+    approvals: dict[str, list[Any]] = defaultdict(list)
+    for vote in connection.execute(
+        _timed(select(V, im.Block.timestamp), V)
+        .where(
+            V.deployment_id == mirror.deployment_id,
+            V.vote == "approve",
+            V.disbursement_id.in_(sorted(proposed)),
+        )
+        .order_by(V.block_number, V.log_index)
+    ):
+        approvals[vote.disbursement_id].append(vote)
+    found = []
+    for key, p in proposed.items():
+        votes = approvals.get(key, [])
+        if len(votes) < p.threshold:
+            continue
+        last = votes[p.threshold - 1]
+        took = last.timestamp - p.timestamp
+        if took <= minutes * 60:
+            found.append(
+                {
+                    "kind": "fast_approval",
+                    "campaign_id": p.campaign_id,
+                    "record": {"kind": "proposal", "id": ids.from_bytes32(key)},
+                    "detail": f"proposal of {money(p.campaign_id, p.amount)} to {p.recipient!r} had its "
+                    f"{p.threshold} approvals {took // 60} min {took % 60} s after it was proposed "
+                    f"(by {', '.join(v.voter for v in votes[: p.threshold])})",
+                    "amount": p.amount,
+                    "_row": last,
+                    "_order": (last.block_number, last.log_index),
+                }
+            )
+    return found
+
+
+def _recipient_accounts(mirror: Mirror, connection: Connection) -> dict[str, str]:
+    """Each registered recipient organisation's current account, from the trail."""
+    accounts: dict[str, str] = {}
+    for raw in connection.execute(
+        select(im.Event.args)
+        .where(
+            im.Event.deployment_id == mirror.deployment_id,
+            im.Event.name.in_(["RecipientRegistered", "RecipientAccountChanged"]),
+        )
+        .order_by(im.Event.block_number, im.Event.log_index)
+    ).scalars():
+        args = orjson.loads(raw)
+        account = args.get("account")
+        if account:
+            accounts[args["recipientId"]] = str(account)
+    return accounts
+
+
+def _approver_is_recipient(
+    mirror: Mirror, connection: Connection, campaigns: Select[Any], money: Money
+) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(V, P.campaign_id, P.recipient, P.amount, ProposalInput.input)
+        .join(P, (P.deployment_id == V.deployment_id) & (P.disbursement_id == V.disbursement_id))
+        .outerjoin(
+            ProposalInput,
+            (ProposalInput.deployment_id == V.deployment_id)
+            & (ProposalInput.disbursement_id == V.disbursement_id),
+        )
+        .where(V.deployment_id == mirror.deployment_id, V.vote == "approve", P.campaign_id.in_(campaigns))
+    ).all()
+    if not rows:
+        return []
+    labels = dict(
+        connection.execute(
+            select(ApproverAccount.account, ApproverAccount.label).where(
+                ApproverAccount.deployment_id == mirror.deployment_id
+            )
+        ).all()
+    )
+    organisations = _recipient_accounts(mirror, connection)
+    found = []
+    for r in rows:
+        recipient = r.recipient.casefold()
+        label = labels.get(r.voter, "").strip().casefold()
+        organisation = orjson.loads(r.input).get("recipientOrgId") if r.input else None
+        why = None
+        if organisation and organisations.get(organisation, "").lower() == r.voter.lower():
+            why = "the approver's account is the recipient organisation's account"
+        elif r.voter.lower() in recipient:
+            why = "the recipient names the approver's account"
+        elif label and (label == recipient or (len(label) >= 4 and label in recipient)):
+            why = f"the charity's name for the approver ({labels[r.voter]!r}) matches the recipient"
+        if why is not None:
+            found.append(
+                {
+                    "kind": "approver_is_recipient",
+                    "campaign_id": r.campaign_id,
+                    "record": {"kind": "proposal", "id": ids.from_bytes32(r.disbursement_id)},
+                    "detail": f"{r.voter} approved a payout of {money(r.campaign_id, r.amount)} to "
+                    f"{r.recipient!r}: {why}",
+                    "amount": r.amount,
+                    "_row": r,
+                    "_order": (r.block_number, r.log_index),
+                }
+            )
+    return found
 
 
 def _missing_evidence(

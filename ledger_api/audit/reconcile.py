@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 from eth_abi.exceptions import DecodingError
+from eth_utils import to_checksum_address
 from sqlalchemy import Connection, Row, create_engine, insert, select
 from sqlalchemy.pool import StaticPool
 from web3 import Web3
@@ -76,6 +77,10 @@ TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
     ("access_log_seals", im.AccessLogSeal, ("day",)),
     ("grants", im.Grant, ("disbursement_id",)),
     ("grant_donations", im.GrantDonation, ("donation_id",)),
+    ("approval_rules", im.ApprovalRule, ("campaign_id", "version")),
+    ("approval_rule_approvers", im.ApprovalRuleApprover, ("campaign_id", "version", "approver")),
+    ("proposals", im.Proposal, ("disbursement_id",)),
+    ("proposal_votes", im.ProposalVote, ("disbursement_id", "voter", "vote")),
 )
 SKIP = {"id", "deployment_id"}
 
@@ -141,8 +146,22 @@ def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: 
             if scope.campaign_id is not None:
                 return {}  # charity-level records are outside a campaign's scope
             query = query.where(c.charity_id == scope.charity_id)
-        elif model is im.Campaign or model in (im.Donation, im.Refund, im.Disbursement, im.GrantDonation):
+        elif model is im.Campaign or model in (
+            im.Donation,
+            im.Refund,
+            im.Disbursement,
+            im.GrantDonation,
+            im.ApprovalRule,
+            im.ApprovalRuleApprover,
+            im.Proposal,
+        ):
             query = query.where(c.campaign_id.in_(campaigns))
+        elif model is im.ProposalVote:  # a vote belongs to its proposal
+            P = im.table(im.Proposal).c
+            proposals = select(P.disbursement_id).where(
+                P.deployment_id == deployment_id, P.campaign_id.in_(campaigns)
+            )
+            query = query.where(c.disbursement_id.in_(proposals))
         else:  # allocations, evidence, its links and withdrawals, grants belong to a disbursement
             disbursements = select(B.disbursement_id).where(
                 B.deployment_id == deployment_id, B.campaign_id.in_(campaigns)
@@ -311,6 +330,23 @@ def _check_views(
         for key, values in mirror[table].items():
             row = dict(zip(names, values, strict=True))
             checks.append((table, key, row, encode(fn_name, unhex(key[0]))))
+    # Approvals: every proposal (proposalOf); each campaign's current rule (approvalRuleOf
+    # answers only the latest version); every approver of every version (isApprover).
+    for key, values in mirror["proposals"].items():
+        row = dict(zip(columns["proposals"], values, strict=True))
+        checks.append(("proposals", key, row, encode("proposalOf", unhex(key[0]))))
+    latest: dict[str, int] = {}
+    for campaign, version in mirror["approval_rules"]:
+        latest[campaign] = max(version, latest.get(campaign, 0))
+    for key, values in mirror["approval_rules"].items():
+        if latest[key[0]] == key[1]:
+            row = dict(zip(columns["approval_rules"], values, strict=True))
+            checks.append(("approval_rules", key, row, encode("approvalRuleOf", unhex(key[0]))))
+    for key, values in mirror["approval_rule_approvers"].items():
+        row = dict(zip(columns["approval_rule_approvers"], values, strict=True))
+        checks.append(
+            ("approval_rule_approvers", key, row, encode("isApprover", unhex(key[0]), key[1], key[2]))
+        )
     results = _view_results(auditing.w3, auditing.deployment.address, [c[3] for c in checks], block, progress)
     for (table, key, row, call), result in zip(checks, results, strict=True):
         record = _readable(key[0])
@@ -338,14 +374,30 @@ def _check_views(
                 )
     counts = {
         t: len(mirror[t])
-        for t in ("campaigns", "donations", "disbursements", *_MANY_OUTPUTS)
+        for t in (
+            "campaigns",
+            "donations",
+            "disbursements",
+            *_MANY_OUTPUTS,
+            "proposals",
+            "approval_rule_approvers",
+        )
         if mirror[t] or t in ("campaigns", "donations", "disbursements")
     }
     return findings, counts
 
 
 # The views that answer several values rather than one struct.
-_MANY_OUTPUTS = ("evidence_links", "evidence_withdrawals", "access_log_seals", "grants", "grant_donations")
+_MANY_OUTPUTS = (
+    "evidence_links",
+    "evidence_withdrawals",
+    "access_log_seals",
+    "grants",
+    "grant_donations",
+    "approval_rules",
+)
+# ProposalView.status: what the mirror's proposals.state says (expiry is no status).
+_PROPOSAL_STATES = {1: "pending", 2: "rejected", 3: "executed"}
 
 
 def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
@@ -366,6 +418,28 @@ def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
     if table == "grant_donations":
         (source,) = view
         return {"source_disbursement_id": hex0x(source)}
+    if table == "approval_rules":
+        version, threshold, approver_count, validity = view
+        return {
+            "version": version,
+            "threshold": threshold,
+            "approver_count": approver_count,
+            "validity": validity,
+        }
+    if table == "approval_rule_approvers":
+        return {"named": bool(view)}
+    if table == "proposals":
+        campaign, proposer, input_hash, rule_version, threshold, approvals, expires_at, status = view
+        return {
+            "campaign_id": hex0x(campaign),
+            "proposer": to_checksum_address(proposer),
+            "input_hash": hex0x(input_hash),
+            "rule_version": rule_version,
+            "threshold": threshold,
+            "approvals": approvals,
+            "expires_at": expires_at,
+            "state": _PROPOSAL_STATES.get(status, f"status {status}"),
+        }
     if table == "campaigns":
         charity, currency, closed, goal, received, refunded, disbursed, _, donations, disbursements = view
         return {
@@ -402,6 +476,8 @@ def _mirror_value(row: dict[str, Any], name: str) -> Any:
         return row["closed_block"] is not None
     if name == "withdrawn":
         return True  # the mirror holds the row: it says the document was withdrawn
+    if name == "named":
+        return True  # the mirror holds the row: it says the rule names the approver
     return row[name]
 
 

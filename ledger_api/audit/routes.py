@@ -202,11 +202,13 @@ def anomalies(
     large_share: Annotated[float | None, Query(gt=0, le=1)] = None,
     pending_minutes: Annotated[int | None, Query(ge=1, le=525_600)] = None,
     grant_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
+    fast_approval_minutes: Annotated[int | None, Query(ge=0, le=525_600)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> AnomalyReport:
     """Disbursements without evidence, concentrated recipients, refunds after allocation,
-    records never finalized, large disbursements and grants the receiving charity has not
-    recorded (thresholds default to the settings)."""
+    records never finalized, large disbursements, grants the receiving charity has not
+    recorded, proposals approved unusually fast and approvals by the payout's own
+    recipient (thresholds default to the settings)."""
     settings = auditing.settings
     limits = anomaly_reports.Thresholds(
         evidence_days=settings.anomaly_evidence_days if evidence_days is None else evidence_days,
@@ -214,6 +216,9 @@ def anomalies(
         large_share=settings.anomaly_large_share if large_share is None else large_share,
         pending_minutes=settings.anomaly_pending_minutes if pending_minutes is None else pending_minutes,
         grant_days=settings.anomaly_grant_days if grant_days is None else grant_days,
+        fast_approval_minutes=(
+            settings.anomaly_fast_approval_minutes if fast_approval_minutes is None else fast_approval_minutes
+        ),
     )
     report = anomaly_reports.anomalies(auditing, scope, limits, limit)
     _served(trace, scope, [_anomaly_id(item) for item in report.items])

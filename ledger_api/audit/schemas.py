@@ -63,6 +63,8 @@ class Anomaly(Answer):
         "not_finalized",
         "large_disbursement",
         "grant_unrecorded",
+        "fast_approval",
+        "approver_is_recipient",
     ]
     campaign_id: str | None
     record: AnomalyRecord
@@ -82,6 +84,7 @@ class Thresholds(Answer):
     large_share: float
     pending_minutes: int
     grant_days: int
+    fast_approval_minutes: int
 
 
 class CheckedAt(Answer):

@@ -52,8 +52,11 @@ class ApiKey(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(16))  # admin | charity | auditor
+    role: Mapped[str] = mapped_column(String(16))  # admin | charity | auditor | approver
     charity_id: Mapped[str | None] = mapped_column(String(66), index=True)
+    # An approver key's account (one of the charity's approver_accounts): it approves or
+    # rejects the proposals whose rule names this account, and nothing else.
+    account: Mapped[str | None] = mapped_column(String(42))
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -76,6 +79,47 @@ class CharityAccount(Base):
     )
     charity_id: Mapped[str] = mapped_column(String(66), primary_key=True)
     operator: Mapped[str] = mapped_column(String(42), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApproverAccount(Base):
+    """An account a charity named as an approver of its campaigns' disbursements: a key
+    the platform holds for the approver (in the keystore, `held_by_platform`), or the
+    approver's own (it signs SignedCalls that the relay sends). A rule may name only
+    these; the label ("Finance officer", "Community representative") is the charity's
+    name for the role, shown in its console and matched by the self-dealing check."""
+
+    __tablename__ = "approver_accounts"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    charity_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    held_by_platform: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ProposalInput(Base):
+    """The whole DisbursementInput of a proposal the service relayed: the chain keeps only
+    its keccak256 (`input_hash`), and executeDisbursement takes exactly the input proposed,
+    so without this row nobody could pay an approved proposal. `input` is JSON (ids and
+    hashes 0x hex, amounts integers); `execution` is the outbox row of its execution once
+    one was sent."""
+
+    __tablename__ = "proposal_inputs"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    charity_id: Mapped[str] = mapped_column(String(66), index=True)
+    campaign_id: Mapped[str] = mapped_column(String(66))
+    input_hash: Mapped[str] = mapped_column(String(66))
+    input: Mapped[str] = mapped_column(Text)
+    proposer: Mapped[str] = mapped_column(String(42))
+    execution: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

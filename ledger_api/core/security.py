@@ -4,7 +4,9 @@ A key is `lk_<id>_<secret>`: the id finds the row, the secret is checked against
 SHA-256 in constant time. Keys are shown once, at creation. The admin key can also come
 from LEDGER_ADMIN_KEY. Roles: `admin` (the platform: registers charities, issues keys),
 `charity` (writes that one charity's records), `auditor` (reads everything, or the
-charities its key is limited to, and writes nothing); no key is the anonymous public.
+charities its key is limited to, and writes nothing), `approver` (bound to one approver
+account of one charity: approves or rejects the proposals whose rule names that account,
+and writes nothing else); no key is the anonymous public.
 
 Any key may have an expiry: after it the key answers 401 `key-expired`, saying when it
 expired (a rotated key expires at the end of its grace period). An unknown, malformed or
@@ -27,7 +29,7 @@ from sqlalchemy import Engine, select
 from ledger_api.core.errors import Forbidden, KeyExpired, NotFound, Unauthenticated
 from ledger_api.core.models import ApiKey
 
-ROLES = ("admin", "charity", "auditor")
+ROLES = ("admin", "charity", "auditor", "approver")
 _KEY = re.compile(r"^lk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 ENV_ADMIN = "admin-env"
 
@@ -39,6 +41,7 @@ class Principal:
     charity_id: str | None = None  # 0x hex, for charity keys
     charities: tuple[str, ...] | None = None  # 0x hex: an auditor key limited to these
     expires_at: datetime | None = None
+    account: str | None = None  # an approver key's approver account
 
     def can_write_for(self, charity_id: str) -> bool:
         return self.role == "admin" or (self.role == "charity" and self.charity_id == charity_id)
@@ -93,6 +96,7 @@ def authenticate(engine: Engine, admin_key: str | None, authorization: str | Non
                 ApiKey.revoked_at,
                 ApiKey.charities,
                 ApiKey.expires_at,
+                ApiKey.account,
             ).where(ApiKey.id == match.group(1))
         ).one_or_none()
     if (
@@ -105,7 +109,7 @@ def authenticate(engine: Engine, admin_key: str | None, authorization: str | Non
     if expires_at is not None and expires_at <= datetime.now(UTC):
         raise KeyExpired(expired_detail(expires_at), expired_at=expires_at.isoformat(timespec="seconds"))
     charities = tuple(row.charities) if row.charities is not None else None
-    return Principal(match.group(1), row.role, row.charity_id, charities, expires_at)
+    return Principal(match.group(1), row.role, row.charity_id, charities, expires_at, row.account)
 
 
 def _principal(request: Request) -> Principal | None:
@@ -133,10 +137,25 @@ def _writer(principal: Annotated[Principal, Depends(_caller)]) -> Principal:
     return principal
 
 
+def _signer(principal: Annotated[Principal, Depends(_caller)]) -> Principal:
+    """A key that may submit signed calls: a writer's, or an approver's (its own approvals)."""
+    if principal.role not in ("admin", "charity", "approver"):
+        raise Forbidden("this key may read but not write")
+    return principal
+
+
+def _approver(principal: Annotated[Principal, Depends(_caller)]) -> Principal:
+    if principal.role != "approver" or principal.account is None:
+        raise Forbidden("only an approver key may approve or reject a proposal")
+    return principal
+
+
 OptionalPrincipal = Annotated[Principal | None, Depends(_principal)]
 CurrentPrincipal = Annotated[Principal, Depends(_caller)]
 AdminPrincipal = Annotated[Principal, Depends(_admin)]
 WriterPrincipal = Annotated[Principal, Depends(_writer)]
+SignerPrincipal = Annotated[Principal, Depends(_signer)]
+ApproverPrincipal = Annotated[Principal, Depends(_approver)]
 
 
 def require_charity(principal: Principal, charity_id: str, what: str = "charity") -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, computed_field, field_validator, model_validator
 
@@ -186,6 +186,16 @@ class Allocation(Answer):
     amount: int
 
 
+class ApprovalNeeded(Answer):
+    """The approval rule a proposed disbursement waits under."""
+
+    rule_version: int
+    threshold: int
+    approvers: int
+    validity_seconds: int
+    note: str
+
+
 class DisbursementRecorded(WriteAnswer):
     id: str
     campaign_id: str
@@ -202,6 +212,12 @@ class DisbursementRecorded(WriteAnswer):
     recipient_campaign_id: str | None = None
     recipient_org_id: str | None = None
     transaction: TransactionView
+    status: Literal["recorded", "proposed"] = Field(
+        default="recorded",
+        description="`proposed` on a campaign under an approval rule: nothing is paid or counted"
+        " until the rule's approvers approve it (GET /v1/proposals/{id}).",
+    )
+    approval: ApprovalNeeded | None = None
 
 
 class RecipientProofResult(Answer):

@@ -31,6 +31,7 @@ from ledger_api.core.models import EvidenceFile
 from ledger_api.core.security import Principal
 from ledger_api.disbursements.schemas import MAX_ALLOCATIONS, DisbursementCreate
 from ledger_api.mirror import tables as im
+from ledger_api.transactions import proposals
 from ledger_api.transactions.service import Step, Writes
 
 STALE = {"DonationOverdrawn", "DonationNotFound", "AllocationCampaignMismatch", "CampaignOverdrawn"}
@@ -77,12 +78,24 @@ def _wait_for_mirror(writes: Writes, timeout: float = 5.0) -> None:
     writes.await_mirror(writes.w3.eth.block_number, timeout)
 
 
+def approval_rule(writes: Writes, campaign: bytes) -> tuple[int, int, int, int]:
+    """The campaign's approval rule from the chain (the mirror may lag behind a rule just
+    set): (version, threshold, approver count, validity in seconds); version 0: none."""
+    version, threshold, count, validity = writes.view("approvalRuleOf", campaign, missing="campaign")
+    return int(version), int(threshold), int(count), int(validity)
+
+
 def record(
     writes: Writes, principal: Principal, body: DisbursementCreate, wait: bool
 ) -> tuple[dict[str, Any], TxState]:
+    """Record a disbursement; on a campaign under an approval rule, propose it instead
+    (the same body, the same answer with `status: proposed`): staff record a payout the
+    same way whether or not their campaign needs approvals, and the contract would refuse
+    recordDisbursement there (ApprovalRequired) anyway."""
     charity_hex = writes.charity_of_campaign(body.campaign_id)
     operator = writes.operator_for(principal, charity_hex, "campaign")
     campaign = ids.to_bytes32(body.campaign_id, "campaign")
+    version, threshold, approver_count, validity = approval_rule(writes, campaign)
     disbursement_id = ids.new("disbursement")
     evidence = bytes32_or_zero(body.evidence_hash)
     automatic = body.allocations is None
@@ -101,24 +114,26 @@ def record(
     recipient_org = bytes32_or_zero(body.recipient_org_id)
     destined = recipient_campaign != bytes(32) or recipient_org != bytes(32)
 
+    def input_for(allocations: list[tuple[bytes, int]]) -> proposals.DisbursementInput:
+        return (
+            ids.to_bytes32(disbursement_id),
+            campaign,
+            body.amount,
+            recipient,
+            body.purpose,
+            evidence,
+            recipient_campaign,
+            recipient_org,
+            allocations,
+        )
+
     def call_for(allocations: list[tuple[bytes, int]]) -> Call:
+        if version:
+            return encode("proposeDisbursement", input_for(allocations))
         if destined:
             # A destination on the ledger (a campaign, a registered organisation) needs
             # disburse(DisbursementInput); the plain case keeps recordDisbursement.
-            return encode(
-                "disburse",
-                (
-                    ids.to_bytes32(disbursement_id),
-                    campaign,
-                    body.amount,
-                    recipient,
-                    body.purpose,
-                    evidence,
-                    recipient_campaign,
-                    recipient_org,
-                    allocations,
-                ),
-            )
+            return encode("disburse", input_for(allocations))
         return encode(
             "recordDisbursement",
             ids.to_bytes32(disbursement_id),
@@ -157,8 +172,12 @@ def record(
                 " try again or give the allocations explicitly",
                 error=again.extra.get("error"),
             ) from None
+    kind = "disbursement"
+    if version:
+        kind = "proposal"
+        proposals.keep(writes, charity_hex, operator, input_for(allocations))
     (state,) = writes.submit(
-        operator, charity_hex, [Step(call, {"kind": "disbursement", "ids": [disbursement_id]}, gas)], wait
+        operator, charity_hex, [Step(call, {"kind": kind, "ids": [disbursement_id]}, gas)], wait
     )
     created = {
         "id": disbursement_id,
@@ -173,6 +192,16 @@ def record(
         **({"recipient_org_id": hex0x(recipient_org)} if body.recipient_org_id else {}),
         "transaction": writes.transaction_view(state),
     }
+    if version:
+        created["status"] = "proposed"
+        created["approval"] = {
+            "rule_version": version,
+            "threshold": threshold,
+            "approvers": approver_count,
+            "validity_seconds": validity,
+            "note": f"proposed: it is paid, and counts, once {threshold} of the rule's {approver_count}"
+            f" approvers other than the proposer approve it within {validity // 3600} h",
+        }
     return created, state
 
 

@@ -109,7 +109,7 @@ def rotate_key(
     holder switches without downtime. An admin rotates any key; a charity key itself."""
     if principal.role == "auditor":
         raise Forbidden("an auditor key cannot rotate keys; ask an admin")
-    if principal.role == "charity" and principal.key_id != key_id:
+    if principal.role in ("charity", "approver") and principal.key_id != key_id:
         raise NotFound("no such key")  # another key: as if it did not exist
     body = body or KeyRotate()
     now = datetime.now(UTC)

@@ -61,7 +61,7 @@ class KeyRotate(Lifetime):
 class KeyIssued(Answer):
     id: str
     key: str | None = Field(description="The key itself: in the first answer only (a replay says null).")
-    role: Literal["admin", "charity", "auditor"]
+    role: Literal["admin", "charity", "auditor", "approver"]
     charity_id: str | None
     charities: list[str] | None = Field(default=None, description="An auditor key's charities; null: all.")
     expires_at: str | None = Field(default=None, description="When the key stops working; null: never.")

@@ -34,6 +34,7 @@ def issue_key(
     *,
     charities: list[str] | None = None,
     expires_at: datetime | None = None,
+    account: str | None = None,
 ) -> IssuedKey:
     """Make a key for `role` (for one charity, by its 0x hex ID, if a charity key; an
     auditor key limited to `charities`, if given), expiring at `expires_at` (None: never),
@@ -49,6 +50,7 @@ def issue_key(
                 label=label,
                 charities=charities,
                 expires_at=expires_at,
+                account=account,
             )
         )
     return IssuedKey(key_id, key)
@@ -105,6 +107,7 @@ def _rotate(engine: Engine, key_id: str, grace: timedelta, expires_at: datetime 
                 charities=old.charities,
                 expires_at=expires_at,
                 rotated_from=key_id,
+                account=old.account,
             )
         )
         connection.execute(update(ApiKey).where(ApiKey.id == key_id).values(expires_at=previous))

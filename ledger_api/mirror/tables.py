@@ -5,6 +5,8 @@ indexer is the only package that knows where they are defined."""
 from indexer.models import (
     AccessLogSeal,
     Allocation,
+    ApprovalRule,
+    ApprovalRuleApprover,
     Block,
     Campaign,
     Charity,
@@ -19,6 +21,8 @@ from indexer.models import (
     Grant,
     GrantDonation,
     Operator,
+    Proposal,
+    ProposalVote,
     Refund,
     table,
 )
@@ -26,6 +30,8 @@ from indexer.models import (
 __all__ = [
     "AccessLogSeal",
     "Allocation",
+    "ApprovalRule",
+    "ApprovalRuleApprover",
     "Block",
     "Campaign",
     "Charity",
@@ -40,6 +46,8 @@ __all__ = [
     "Grant",
     "GrantDonation",
     "Operator",
+    "Proposal",
+    "ProposalVote",
     "Refund",
     "table",
 ]

@@ -41,6 +41,7 @@ from lxml import etree
 from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger_api.approvals import reads as approval_reads
 from ledger_api.campaigns import reads as campaigns
 from ledger_api.campaigns.schemas import Campaign
 from ledger_api.charities import reads as charities
@@ -49,6 +50,7 @@ from ledger_api.core import ids, reference
 from ledger_api.core.answers import Named, Proof
 from ledger_api.core.errors import InvalidRequest, NotFound
 from ledger_api.core.formats import xml_text
+from ledger_api.core.hexes import hex0x
 from ledger_api.core.pages import RecordFilters
 from ledger_api.deployment import reads as deployment
 from ledger_api.disbursements.reads import funding, recipient_matches
@@ -681,6 +683,12 @@ def campaign(
             mirror, canonical, RecordFilters(PAGE_SIZE, disbursements_cursor, order="newest")
         )
         charity = charities.get_charity(mirror, cp.charity_id)
+        # Proposals not paid (yet): shown as such, never in the totals above them.
+        waiting = [
+            p
+            for p in approval_reads.proposals(mirror, campaign_hex=hex0x(ids.to_bytes32(canonical)))
+            if p.status != "executed"
+        ]
     reader = reader_for(request)
     c = cp.currency
     diagram = None
@@ -709,6 +717,7 @@ def campaign(
         diagram=diagram,
         donations=donations,
         disbursements=paid,
+        proposals=waiting,
     )
 
 
@@ -749,6 +758,7 @@ def _disbursement_page(
 ) -> HTMLResponse:
     with reading("disbursement", canonical):
         b = funding(mirror, canonical)
+        approved = approval_reads.proposals(mirror, disbursement_hex=hex0x(ids.to_bytes32(canonical)))
     # No donation IDs on the page: only what each part was and its proof.
     b = b.model_copy(update={"funded_by": [Share(f.amount, f.proof) for f in b.funded_by]})
     reader = reader_for(request)
@@ -767,6 +777,7 @@ def _disbursement_page(
         status,
         headers,
         b=b,
+        approval=approved[0] if approved else None,  # who proposed and approved it, under which rule
         shown=FUNDING_SHOWN,
         checks=checks,
         **context,

@@ -51,6 +51,9 @@ from ledger_api.mirror import tables as im
 from ledger_api.transactions.service import NothingToSign, Step, Writes
 
 ALLOWED = signed_calls.SIGNABLE_FUNCTIONS  # what the contract lets a SignedCall call
+# Signed by an approver's own key: approvers are not operators (the contract checks they
+# are named by the proposal's rule).
+APPROVER_FUNCTIONS = ("approveDisbursement", "rejectDisbursement")
 MAX_DEADLINE_AHEAD = 86_400  # a signed call valid longer than a day is refused
 
 KINDS = {
@@ -62,6 +65,11 @@ KINDS = {
     "recordDisbursement": "disbursement",
     "disburse": "disbursement",
     "recordGrantDonation": "donation",
+    "setApprovalRule": "approval-rule",
+    "proposeDisbursement": "proposal",
+    "approveDisbursement": "proposal-approved",
+    "rejectDisbursement": "proposal-rejected",
+    "executeDisbursement": "disbursement",
     "anchorEvidence": "evidence",
     "linkRedactedCopy": "evidence-redacted-copy",
     "withdrawEvidence": "evidence-withdrawn",
@@ -126,6 +134,8 @@ def decoded(data: bytes) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         record_ids = [args[0], args[1]]
     elif name == "linkRedactedCopy":
         record_ids = [args[0], args[1], args[2]]
+    elif name in ("proposeDisbursement", "executeDisbursement"):
+        record_ids = [args[0][0]]  # the DisbursementInput's disbursementId
     elif name in ("addOperator", "removeOperator"):
         accounts = [ids.from_bytes32(args[0]), to_checksum_address(args[1])]
         return name, tuple(args), {"kind": KINDS[name], "ids": accounts}
@@ -151,8 +161,13 @@ def target_charities(writes: Writes, name: str, args: tuple[Any, ...]) -> tuple[
         campaigns = list(dict.fromkeys(d[1] for d in args[0]))
     elif name == "recordDisbursement":
         campaigns = [args[1]]
-    elif name == "closeCampaign":
+    elif name in ("closeCampaign", "setApprovalRule"):
         campaigns = [args[0]]
+    elif name in ("proposeDisbursement", "executeDisbursement"):
+        campaigns = [args[0][1]]
+    elif name in ("approveDisbursement", "rejectDisbursement"):
+        campaigns = [writes.view("proposalOf", args[0], missing="proposal")[0]]
+        return "proposal", {writes.charity_of_campaign(ids.from_bytes32(c)) for c in campaigns}
     elif name == "refundDonation":
         campaigns = [writes.view("donationOf", args[1], missing="donation")[0]]
         return "donation", {writes.charity_of_campaign(ids.from_bytes32(c)) for c in campaigns}
@@ -226,6 +241,10 @@ def check(
             signer=signer,
             operator=operator,
         )
+    if function in APPROVER_FUNCTIONS and not _charities_of(writes, operator):
+        # An approver with its own key: not an operator of anything, and needs not be.
+        charity_hex = _approver_may_submit(writes, principal, operator, function, args)
+        return _checked(writes, signed, signature, operator, charity_hex, records, function, now)
     charities = _charities_of(writes, operator)
     if not charities:
         what = "the platform's key" if operator in _platform_accounts(writes) else "this key"
@@ -248,6 +267,42 @@ def check(
     what, targets = target_charities(writes, function, args)
     if not targets <= set(own):
         raise NotFound(f"{what} not found")
+    return _checked(writes, signed, signature, operator, own[0], records, function, now)
+
+
+def _approver_may_submit(
+    writes: Writes, principal: Principal, signer: str, function: str, args: tuple[Any, ...]
+) -> str:
+    """The charity of the proposal an approver's own key signed an approval or rejection
+    of, once the caller may submit it: the approver's own API key (bound to this account
+    and charity) or a key of the charity. Whether the signer is an approver of the
+    proposal's rule is the contract's to say (NotApprover, in the simulation)."""
+    _, charities = target_charities(writes, function, args)
+    (charity_hex,) = charities
+    if principal.role == "approver":
+        if principal.account is None or principal.account.lower() != signer.lower():
+            raise WrongSigner(
+                f"your API key is bound to approver {principal.account}, not to {signer}", operator=signer
+            )
+        if principal.charity_id != charity_hex:
+            raise NotFound("proposal not found")
+    elif not principal.can_write_for(charity_hex):
+        raise NotFound("proposal not found")
+    return charity_hex
+
+
+def _checked(
+    writes: Writes,
+    signed: signed_calls.SignedCall,
+    signature: bytes,
+    operator: str,
+    charity_hex: str,
+    records: dict[str, Any],
+    function: str,
+    now: float,
+) -> Checked:
+    """Step 4 and 5: the deadline, the nonce, and `execute` simulated from the relayer."""
+    nonce, deadline = signed.nonce, signed.deadline
     if deadline < now:
         raise SignatureExpired(
             f"the signed call expired at {deadline} (now {int(now)}): prepare and sign it again",
@@ -263,7 +318,7 @@ def check(
     call = encode("execute", signed.as_tuple(), signature)
     gas = writes.simulate(writes.service_account, call)
     records = {**records, "function": function, "signed_by": operator, "relay_nonce": hex0x(nonce)}
-    return Checked(operator, nonce, own[0], Step(call, records, gas))
+    return Checked(operator, nonce, charity_hex, Step(call, records, gas))
 
 
 def _in_outbox(writes: Writes, nonce: bytes) -> bool:

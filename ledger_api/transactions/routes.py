@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from ledger_api.core.errors import AUTH_ERRORS, READ_ERRORS, ChainUnavailable, NotFound, problems
-from ledger_api.core.security import CurrentPrincipal, WriterPrincipal
-from ledger_api.transactions import relay
+from ledger_api.core.security import CurrentPrincipal, SignerPrincipal
+from ledger_api.transactions import proposals, relay
 from ledger_api.transactions.schemas import (
     RELAY_BODY,
     RelayAnswer,
@@ -40,8 +40,9 @@ def get_transaction(
     state, charity_hex = found
     # A charity's transaction, for keys that may read that charity; one of no charity (a
     # registration), for admin and unlimited auditor keys.
+    approver = principal.role == "approver" and principal.charity_id == charity_hex  # its approvals
     readable = (
-        principal.can_read(charity_hex)
+        principal.can_read(charity_hex) or approver
         if charity_hex
         else principal.role == "admin" or (principal.role == "auditor" and principal.charities is None)
     )
@@ -64,7 +65,7 @@ relay_router = APIRouter(prefix="/v1/relay", tags=["relay"])
     responses=write_responses(RelayAnswer),
 )
 def relay_signed_calls(
-    body: RelayRequest, writes: WriterDep, principal: WriterPrincipal, wait: WaitParam = True
+    body: RelayRequest, writes: WriterDep, principal: SignerPrincipal, wait: WaitParam = True
 ) -> JSONResponse:
     """Relay calls a self-custody charity signed with its own key (from a write asked with
     `?mode=prepare`): each signature is checked off-chain (it must be the named operator's,
@@ -75,11 +76,18 @@ def relay_signed_calls(
     201 once mined and mirrored."""
     calls = [(c.message.model_dump(), c.signature) for c in body.signed_calls]
     checked, states = relay.relay(writes, principal, calls, wait)
-    return answer(
-        {
-            "records": [c.step.records for c in checked],
-            "transactions": [writes.transaction_view(s) for s in states],
-        },
-        states,
-        wait,
-    )
+    body_out: dict[str, Any] = {
+        "records": [c.step.records for c in checked],
+        "transactions": [writes.transaction_view(s) for s in states],
+    }
+    # An approval signed by an approver's own key may be the last one needed: pay the
+    # proposal now (anyone may execute; the relayer does, from the stored input).
+    approved = [
+        c.step.records["ids"][0]
+        for c, s in zip(checked, states, strict=True)
+        if c.step.records.get("function") == "approveDisbursement" and s.status == "mined"
+    ]
+    executions = [e for e in (proposals.execute_if_ready(writes, d, wait) for d in approved) if e is not None]
+    if executions:
+        body_out["executions"] = [writes.transaction_view(e) for e in executions]
+    return answer(body_out, [*states, *executions], wait)

@@ -110,6 +110,11 @@ class RelayAnswer(WriteAnswer):
 
     records: list[Relayed]
     transactions: list[TransactionView]
+    executions: list[TransactionView] | None = Field(
+        default=None,
+        description="When a relayed approval was a proposal's last one needed: the relayer's"
+        " executeDisbursement, which records the disbursement.",
+    )
 
 
 class PreparedCall(Answer):
