@@ -45,6 +45,7 @@ class Touched:
     donations: set[str] = field(default_factory=set)
     disbursements: set[str] = field(default_factory=set)
     operators: set[tuple[str, str]] = field(default_factory=set)
+    recipients: set[str] = field(default_factory=set)
 
     def add(self, name: str, args: dict[str, Any]) -> None:
         """Only the aggregates an event can change: a new donation starts with nothing
@@ -58,6 +59,8 @@ class Touched:
             self.disbursements.add(args["disbursementId"])
         if name in ("OperatorAdded", "OperatorRemoved"):
             self.operators.add((args["charityId"], args["account"]))
+        if name == "RecipientAccountChanged":
+            self.recipients.add(args["recipientId"])
 
 
 class Scopes:
@@ -120,7 +123,8 @@ class Scopes:
             or args.get("removedBy")  # OperatorRemoved
             or args.get("sender")  # RoleGranted, RoleRevoked
             or args.get("sealer")  # AccessLogSealed
-            or (args.get("account") if log.name in ("Paused", "Unpaused") else None)
+            or (args.get("account") if log.name in ("Paused", "Unpaused", "ReceiptConfirmed") else None)
+            or args.get("previousAccount")  # RecipientAccountChanged: the old key signs the move
             or self.sender_of.get(hex0x(log.tx_hash))  # an allocation: its disbursement's
         )
         return charity, campaign, sender
@@ -325,6 +329,50 @@ def _access_log_sealed(out: Projection, log: DecodedLog, args: dict[str, Any]) -
     )
 
 
+def _recipient_registered(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Recipient,
+        {
+            "recipient_id": args["recipientId"],
+            "identifier": args["identifier"],
+            "name": args["name"],
+            "account": args["account"],
+            "registrar": args["registrar"],
+            "account_block": None,
+            **_origin(log),
+        },
+    )
+
+
+def _recipient_account_changed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    """Nothing of its own: the recipient's account is recomputed from the trail
+    (`_refresh_recipients`), which holds this event."""
+
+
+def _recipient_named(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.DisbursementRecipient,
+        {"disbursement_id": args["disbursementId"], "recipient_id": args["recipientId"], **_origin(log)},
+    )
+
+
+def _receipt_confirmed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.ReceiptConfirmation,
+        {
+            "confirmation_id": args["confirmationId"],
+            "disbursement_id": args["disbursementId"],
+            "recipient_id": args["recipientId"],
+            "amount": args["amount"],
+            "confirmed_total": args["confirmedTotal"],
+            "statement": args["statement"],
+            "evidence_hash": args["evidenceHash"],
+            "account": args["account"],
+            **_origin(log),
+        },
+    )
+
+
 Projector = Callable[[Projection, DecodedLog, dict[str, Any]], None]
 
 # Each ledger event that has rows of its own in the projections, and what writes them.
@@ -341,6 +389,10 @@ PROJECTORS: dict[str, Projector] = {
     "RedactedCopyLinked": _redacted_copy_linked,
     "EvidenceWithdrawn": _evidence_withdrawn,
     "AccessLogSealed": _access_log_sealed,
+    "RecipientRegistered": _recipient_registered,
+    "RecipientAccountChanged": _recipient_account_changed,
+    "RecipientNamed": _recipient_named,
+    "ReceiptConfirmed": _receipt_confirmed,
 }
 
 # Events that go to the audit trail (the events table) and nowhere else: pausing,
@@ -362,13 +414,9 @@ TRAIL_ONLY = frozenset(
         "RoleGranted",
         "RoleRevoked",
         # Contract 2.2.0's events, in the trail until their projections land (grants,
-        # approvals, recipient confirmations): each feature moves its own to PROJECTORS.
+        # approvals): each feature moves its own to PROJECTORS.
         "GrantAddressed",
         "GrantReceived",
-        "RecipientNamed",
-        "RecipientRegistered",
-        "RecipientAccountChanged",
-        "ReceiptConfirmed",
         "ApprovalRuleSet",
         "ApproverNamed",
         "DisbursementProposed",
@@ -427,6 +475,9 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
         m.EvidenceLink,
         m.EvidenceWithdrawal,
         m.AccessLogSeal,
+        m.Recipient,
+        m.DisbursementRecipient,
+        m.ReceiptConfirmation,
     ):
         insert_ignore(connection, m.table(model), out.rows.get(m.table(model), []))
     if out.closed:
@@ -502,6 +553,37 @@ def refresh(connection: Connection, deployment_id: int, touched: Touched) -> Non
             )
         )
     _refresh_operators(connection, deployment_id, touched.operators)
+    _refresh_recipients(connection, deployment_id, touched.recipients)
+
+
+def _refresh_recipients(connection: Connection, deployment_id: int, keys: set[str]) -> None:
+    """A recipient's account is that of its latest RecipientAccountChanged, or the
+    registered one when it has none (left in the row by the registration's projector,
+    and put back from the trail's RecipientRegistered after a rollback)."""
+    if not keys:
+        return
+    events, recipients = m.table(m.Event), m.table(m.Recipient)
+    latest: dict[str, tuple[int, int, str, bool]] = {}
+    result = connection.execute(
+        select(events.c.block_number, events.c.log_index, events.c.name, events.c.args).where(
+            events.c.deployment_id == deployment_id,
+            events.c.name.in_(["RecipientRegistered", "RecipientAccountChanged"]),
+        )
+    )
+    for block_number, log_index, name, raw in result:
+        args = json.loads(raw)
+        key = args["recipientId"]
+        if key in keys and (block_number, log_index) > latest.get(key, (-1, -1))[:2]:
+            latest[key] = (block_number, log_index, args["account"], name == "RecipientAccountChanged")
+    for key in keys:
+        if key not in latest:
+            continue  # its registration was rolled back with it
+        block_number, _, account, changed = latest[key]
+        connection.execute(
+            update(recipients)
+            .where(recipients.c.deployment_id == deployment_id, recipients.c.recipient_id == key)
+            .values(account=account, account_block=block_number if changed else None)
+        )
 
 
 def _refresh_operators(connection: Connection, deployment_id: int, keys: set[tuple[str, str]]) -> None:

@@ -74,6 +74,9 @@ TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
     ("evidence_links", im.EvidenceLink, ("disbursement_id", "copy_hash")),
     ("evidence_withdrawals", im.EvidenceWithdrawal, ("disbursement_id", "document_hash")),
     ("access_log_seals", im.AccessLogSeal, ("day",)),
+    ("recipients", im.Recipient, ("recipient_id",)),
+    ("disbursement_recipients", im.DisbursementRecipient, ("disbursement_id",)),
+    ("receipt_confirmations", im.ReceiptConfirmation, ("confirmation_id",)),
 )
 SKIP = {"id", "deployment_id"}
 
@@ -133,15 +136,16 @@ def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: 
                 if scope.campaign_id is not None
                 else c.charity_id == scope.charity_id
             )
-        elif model is im.AccessLogSeal:
-            return {}  # the platform's seals belong to no charity
+        elif model in (im.AccessLogSeal, im.Recipient):
+            return {}  # the platform's seals and the recipient organisations belong to no charity
         elif model in (im.Charity, im.Operator, im.Correction):
             if scope.campaign_id is not None:
                 return {}  # charity-level records are outside a campaign's scope
             query = query.where(c.charity_id == scope.charity_id)
         elif model is im.Campaign or model in (im.Donation, im.Refund, im.Disbursement):
             query = query.where(c.campaign_id.in_(campaigns))
-        else:  # allocations, evidence and its links and withdrawals belong to a disbursement
+        else:  # allocations, evidence and its links and withdrawals, a disbursement's
+            # recipient and its confirmations belong to a disbursement
             disbursements = select(B.disbursement_id).where(
                 B.deployment_id == deployment_id, B.campaign_id.in_(campaigns)
             )
@@ -302,6 +306,21 @@ def _check_views(
     for key, values in mirror["access_log_seals"].items():
         row = dict(zip(columns["access_log_seals"], values, strict=True))
         checks.append(("access_log_seals", key, row, encode("accessLogSeal", key[0])))
+    # A recipient's account (recipientAccount); a disbursement's recipient and how much of
+    # it the recipient confirmed (recipientOf), against the sum of the mirror's
+    # confirmations of that disbursement.
+    for key, values in mirror["recipients"].items():
+        row = dict(zip(columns["recipients"], values, strict=True))
+        checks.append(("recipients", key, row, encode("recipientAccount", unhex(key[0]))))
+    confirmed: dict[str, int] = {}
+    names = columns["receipt_confirmations"]
+    for values in mirror["receipt_confirmations"].values():
+        row = dict(zip(names, values, strict=True))
+        confirmed[row["disbursement_id"]] = confirmed.get(row["disbursement_id"], 0) + row["amount"]
+    for key, values in mirror["disbursement_recipients"].items():
+        row = dict(zip(columns["disbursement_recipients"], values, strict=True))
+        row["confirmed"] = confirmed.get(key[0], 0)
+        checks.append(("disbursement_recipients", key, row, encode("recipientOf", unhex(key[0]))))
     results = _view_results(auditing.w3, auditing.deployment.address, [c[3] for c in checks], block, progress)
     for (table, key, row, call), result in zip(checks, results, strict=True):
         record = _readable(key[0])
@@ -329,14 +348,14 @@ def _check_views(
                 )
     counts = {
         t: len(mirror[t])
-        for t in ("campaigns", "donations", "disbursements", *_MANY_OUTPUTS)
+        for t in ("campaigns", "donations", "disbursements", *_MANY_OUTPUTS, "recipients")
         if mirror[t] or t in ("campaigns", "donations", "disbursements")
     }
     return findings, counts
 
 
 # The views that answer several values rather than one struct.
-_MANY_OUTPUTS = ("evidence_links", "evidence_withdrawals", "access_log_seals")
+_MANY_OUTPUTS = ("evidence_links", "evidence_withdrawals", "access_log_seals", "disbursement_recipients")
 
 
 def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
@@ -351,6 +370,11 @@ def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
     if table == "access_log_seals":
         root, row_count, last_row_hash = view
         return {"root": hex0x(root), "row_count": row_count, "last_row_hash": hex0x(last_row_hash)}
+    if table == "recipients":
+        return {"account": Web3.to_checksum_address(view)}
+    if table == "disbursement_recipients":
+        recipient, confirmed = view
+        return {"recipient_id": hex0x(recipient), "confirmed": confirmed}
     if table == "campaigns":
         charity, currency, closed, goal, received, refunded, disbursed, _, donations, disbursements = view
         return {
