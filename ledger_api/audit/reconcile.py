@@ -371,7 +371,8 @@ def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
         root, row_count, last_row_hash = view
         return {"root": hex0x(root), "row_count": row_count, "last_row_hash": hex0x(last_row_hash)}
     if table == "recipients":
-        return {"account": Web3.to_checksum_address(view)}
+        account: Any = view  # one output: the address itself, not a tuple
+        return {"account": Web3.to_checksum_address(account)}
     if table == "disbursement_recipients":
         recipient, confirmed = view
         return {"recipient_id": hex0x(recipient), "confirmed": confirmed}

@@ -6,8 +6,18 @@ from pydantic import AfterValidator, Field, ValidationInfo, computed_field, fiel
 
 from ledger_api.core import ids, reference
 from ledger_api.core.answers import Answer, Named, Proof, SignedBy
-from ledger_api.core.schemas import Amount, CampaignId, ChainText, DonationId, Hash32, Strict, plain_text
+from ledger_api.core.schemas import (
+    Amount,
+    CampaignId,
+    ChainText,
+    DonationId,
+    Hash32,
+    RecipientId,
+    Strict,
+    plain_text,
+)
 from ledger_api.evidence.schemas import EvidenceView
+from ledger_api.recipients.schemas import ReceiptView
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
 MAX_ALLOCATIONS = 500  # the contract's bound
@@ -60,6 +70,11 @@ class DisbursementCreate(Strict):
     evidence_hash: Hash32 | None = None
     # Omitted: the service allocates first-in-first-out over the campaign's donations.
     allocations: Annotated[list[AllocationIn], Field(min_length=1, max_length=MAX_ALLOCATIONS)] | None = None
+    recipient_org_id: RecipientId | None = Field(
+        default=None,
+        description="A registered recipient organisation the disbursement pays (RO-... or 0x hex):"
+        " it may then confirm receipt with its own key.",
+    )
 
     @field_validator("recipient")
     @classmethod
@@ -143,6 +158,11 @@ class Disbursement(Answer):
     )
     funded_by: list[FundingAllocation]
     evidence: list[EvidenceView]
+    receipt: ReceiptView | None = Field(
+        default=None,
+        description="When it names a registered recipient organisation: whether that organisation"
+        " confirmed receipt (with its own key), in part or in full.",
+    )
 
     @computed_field(  # type: ignore[prop-decorator]
         description='The recipient as shown: "a private person (identity withheld)" for a'
@@ -171,6 +191,9 @@ class DisbursementRecorded(WriteAnswer):
     purpose: str
     allocation: str = Field(description='"automatic (first in, first out)" or "explicit".')
     allocations: list[Allocation]
+    recipient_org_id: str | None = Field(
+        default=None, description="The registered recipient organisation it pays (RO-...), if any."
+    )
     transaction: TransactionView
 
 

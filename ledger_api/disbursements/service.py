@@ -95,7 +95,27 @@ def record(
         assert body.recipient is not None
         recipient = body.recipient
 
+    recipient_org = ids.to_bytes32(body.recipient_org_id, "recipient") if body.recipient_org_id else None
+
     def call_for(allocations: list[tuple[bytes, int]]) -> Call:
+        if recipient_org is not None:
+            # A registered recipient organisation needs disburse(DisbursementInput); the
+            # plain case keeps recordDisbursement. An unregistered one is the contract's
+            # RecipientNotFound, a 409 from the simulation.
+            return encode(
+                "disburse",
+                (
+                    ids.to_bytes32(disbursement_id),
+                    campaign,
+                    body.amount,
+                    recipient,
+                    body.purpose,
+                    evidence,
+                    bytes(32),
+                    recipient_org,
+                    allocations,
+                ),
+            )
         return encode(
             "recordDisbursement",
             ids.to_bytes32(disbursement_id),
@@ -146,6 +166,7 @@ def record(
         "purpose": body.purpose,
         "allocation": "automatic (first in, first out)" if automatic else "explicit",
         "allocations": [{"donation_id": ids.from_bytes32(d), "amount": a} for d, a in allocations],
+        **({"recipient_org_id": ids.from_bytes32(recipient_org)} if recipient_org is not None else {}),
         "transaction": writes.transaction_view(state),
     }
     return created, state
