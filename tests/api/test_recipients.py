@@ -108,7 +108,7 @@ def test_a_recipient_confirms_in_part_then_the_rest_with_its_own_key(api: Servic
     )
     charity, key = api.charity()
     campaign = api.campaign(charity, key)
-    api.donate(campaign, key, 10_000)
+    gift = api.donate(campaign, key, 10_000)
     wait_for_mirror(api)
     paid = _ok(
         api.post(
@@ -127,6 +127,10 @@ def test_a_recipient_confirms_in_part_then_the_rest_with_its_own_key(api: Servic
     disbursement = paid["id"]
     receipt = _ok(api.get(f"/v1/disbursements/{disbursement}"))["receipt"]
     assert (receipt["state"], receipt["confirmed"], receipt["recipient"]["identifier"]) == ("none", 0, USCC)
+    page = api.get(f"/disbursements/{disbursement}", headers={"Accept-Language": "en"}).text
+    assert f"Not confirmed yet by the recipient, Hope School ({USCC})." in page
+    chinese = api.get(f"/disbursements/{disbursement}", headers={"Accept-Language": "zh-CN"}).text
+    assert f"收款方 Hope School（{USCC}）尚未确认收款。" in chinese  # noqa: RUF001
 
     first = _ok(confirm(api, ORG_KEY, disbursement, 2_500, "first delivery of rice"))
     assert first["records"][0]["signed_by"] == ORG_KEY.address
@@ -144,6 +148,15 @@ def test_a_recipient_confirms_in_part_then_the_rest_with_its_own_key(api: Servic
     stranger = confirm(api, STRANGER_KEY, disbursement, 1, "not ours")
     assert STRANGER_KEY.address in problem(stranger, 403, "wrong-signer")["detail"]
     assert transactions(api) == before  # nothing refused was sent
+
+    # The pages say the same, in both languages: the disbursement's and the donation's trace.
+    english = api.get(f"/disbursements/{disbursement}", headers={"Accept-Language": "en"}).text
+    assert "Receipt confirmed by Hope School (" + USCC + ") on " in english
+    assert "first delivery of rice" in english and 'data-state="partial"' in english
+    chinese = api.get(f"/disbursements/{disbursement}", headers={"Accept-Language": "zh-CN"}).text
+    assert "收款方 Hope School（" + USCC + "）于 " in chinese  # noqa: RUF001
+    trace = api.get(f"/donations/{gift['id']}", headers={"Accept-Language": "en"}).text
+    assert "Receipt partly confirmed by the recipient" in trace
 
     _ok(confirm(api, ORG_KEY, disbursement, 3_500, "the rest"))
     receipt = _ok(api.get(f"/v1/disbursements/{disbursement}"))["receipt"]
