@@ -11,6 +11,9 @@ from the settings), because what counts as unusual differs between charities.
   `pending_minutes`, one that failed on chain, one that was mined but is no longer in the
   chain (dropped by a reorg), or mirrored records still not final after `pending_minutes`.
 - `large_disbursement`: a disbursement above `large_share` of its campaign's receipts.
+- `unconfirmed_receipt`: a disbursement naming a registered recipient organisation that
+  the organisation has not confirmed (or confirmed only in part) `receipt_days` after it
+  was recorded.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ KINDS = (
     "refund_after_allocation",
     "not_finalized",
     "large_disbursement",
+    "unconfirmed_receipt",
 )
 C, D, B, A, R = im.Campaign, im.Donation, im.Disbursement, im.Allocation, im.Refund
 
@@ -50,6 +54,7 @@ class Thresholds:
     recipient_share: float = 0.5
     large_share: float = 0.25
     pending_minutes: int = 30
+    receipt_days: int = 30
 
 
 def _campaigns(mirror: Mirror, scope: Scope) -> Select[Any]:
@@ -83,6 +88,7 @@ def anomalies(mirror: Mirror, scope: Scope, limits: Thresholds, limit: int) -> A
         found += _concentration(mirror, connection, campaigns, limits.recipient_share, money)
         found += _refund_after_allocation(mirror, connection, campaigns, money)
         found += _large(mirror, connection, campaigns, limits.large_share, money)
+        found += _unconfirmed(mirror, connection, campaigns, now - limits.receipt_days * 86400, money)
         found += _not_finalized(mirror, connection, scope, view, now - limits.pending_minutes * 60)
         blocks = block_info(mirror, connection, {f["_row"].block_number for f in found if "_row" in f})
     found.sort(key=lambda f: (f["_order"], f["kind"]))
@@ -147,6 +153,49 @@ def _missing_evidence(
         }
         for r in rows
     ]
+
+
+def _unconfirmed(
+    mirror: Mirror, connection: Connection, campaigns: Select[Any], before: int, money: Money
+) -> list[dict[str, Any]]:
+    NR, RO, RC = im.DisbursementRecipient, im.Recipient, im.ReceiptConfirmation
+    confirmed = (
+        select(func.coalesce(func.sum(RC.amount), 0))
+        .where(RC.deployment_id == B.deployment_id, RC.disbursement_id == B.disbursement_id)
+        .scalar_subquery()
+    )
+    rows = connection.execute(
+        _timed(select(B, RO.name, RO.identifier, confirmed.label("confirmed"), im.Block.timestamp), B)
+        .join(NR, and_(NR.deployment_id == B.deployment_id, NR.disbursement_id == B.disbursement_id))
+        .join(RO, and_(RO.deployment_id == NR.deployment_id, RO.recipient_id == NR.recipient_id))
+        .where(
+            B.deployment_id == mirror.deployment_id,
+            B.campaign_id.in_(campaigns),
+            im.Block.timestamp <= before,
+            confirmed < B.amount,
+        )
+    ).all()
+    found = []
+    for r in rows:
+        done = int(r.confirmed)  # PostgreSQL sums to a Decimal
+        said = (
+            "not confirmed by the recipient"
+            if not done
+            else f"the recipient confirmed only {money(r.campaign_id, done)}"
+        )
+        found.append(
+            {
+                "kind": "unconfirmed_receipt",
+                "campaign_id": r.campaign_id,
+                "record": {"kind": "disbursement", "id": ids.from_bytes32(r.disbursement_id)},
+                "detail": f"disbursement of {money(r.campaign_id, r.amount)} to {r.name} ({r.identifier}):"
+                f" {said} {(int(time.time()) - r.timestamp) // 86400} days after it was recorded",
+                "amount": r.amount - done,
+                "_row": r,
+                "_order": (r.block_number, r.log_index),
+            }
+        )
+    return found
 
 
 def _concentration(

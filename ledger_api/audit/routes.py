@@ -201,16 +201,20 @@ def anomalies(
     recipient_share: Annotated[float | None, Query(gt=0, le=1)] = None,
     large_share: Annotated[float | None, Query(gt=0, le=1)] = None,
     pending_minutes: Annotated[int | None, Query(ge=1, le=525_600)] = None,
+    receipt_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> AnomalyReport:
     """Disbursements without evidence, concentrated recipients, refunds after allocation,
-    records never finalized and large disbursements (thresholds default to the settings)."""
+    records never finalized, large disbursements and disbursements to a registered recipient
+    organisation that it has not confirmed in full after `receipt_days` (thresholds default to
+    the settings)."""
     settings = auditing.settings
     limits = anomaly_reports.Thresholds(
         evidence_days=settings.anomaly_evidence_days if evidence_days is None else evidence_days,
         recipient_share=settings.anomaly_recipient_share if recipient_share is None else recipient_share,
         large_share=settings.anomaly_large_share if large_share is None else large_share,
         pending_minutes=settings.anomaly_pending_minutes if pending_minutes is None else pending_minutes,
+        receipt_days=settings.anomaly_receipt_days if receipt_days is None else receipt_days,
     )
     report = anomaly_reports.anomalies(auditing, scope, limits, limit)
     _served(trace, scope, [_anomaly_id(item) for item in report.items])

@@ -62,6 +62,7 @@ class Anomaly(Answer):
         "refund_after_allocation",
         "not_finalized",
         "large_disbursement",
+        "unconfirmed_receipt",
     ]
     campaign_id: str | None
     record: AnomalyRecord
@@ -80,6 +81,7 @@ class Thresholds(Answer):
     recipient_share: float
     large_share: float
     pending_minutes: int
+    receipt_days: int
 
 
 class CheckedAt(Answer):

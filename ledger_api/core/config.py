@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     anomaly_recipient_share: float = Field(default=0.5, gt=0, le=1)
     anomaly_large_share: float = Field(default=0.25, gt=0, le=1)
     anomaly_pending_minutes: int = Field(default=30, ge=1)
+    # A disbursement to a registered recipient organisation not confirmed in full by it
+    # this many days after it was recorded.
+    anomaly_receipt_days: int = Field(default=30, ge=0)
     # Reconciliations run as background jobs (ledger_api/audit/jobs.py): at most this many
     # at once per deployment, across every API process sharing the database (each runs
     # one worker thread). One re-reads the whole chain and makes a view call per record

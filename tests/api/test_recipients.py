@@ -158,10 +158,23 @@ def test_a_recipient_confirms_in_part_then_the_rest_with_its_own_key(api: Servic
     trace = api.get(f"/donations/{gift['id']}", headers={"Accept-Language": "en"}).text
     assert "Receipt partly confirmed by the recipient" in trace
 
+    # Partly confirmed: an anomaly for the auditor, with what is still unconfirmed. (On the
+    # embedded chain blocks mined in a burst are stamped ahead of the wall clock, so even
+    # receipt_days=0 is not past yet there; anvil stamps them with the time.)
+    report = _ok(api.get("/v1/audit/anomalies", ADMIN_KEY, params={"receipt_days": 0}))
+    if api.runtime.settings.rpc_url:
+        [unconfirmed] = [i for i in report["items"] if i["kind"] == "unconfirmed_receipt"]
+        assert (unconfirmed["record"]["id"], unconfirmed["amount"]) == (disbursement, 3_500)
+        assert "confirmed only 25.00 CNY" in unconfirmed["detail"]
+    later = _ok(api.get("/v1/audit/anomalies", ADMIN_KEY, params={"receipt_days": 30}))
+    assert later["counts"]["unconfirmed_receipt"] == 0  # not yet past the threshold
+
     _ok(confirm(api, ORG_KEY, disbursement, 3_500, "the rest"))
     receipt = _ok(api.get(f"/v1/disbursements/{disbursement}"))["receipt"]
     assert (receipt["state"], receipt["confirmed"], len(receipt["confirmations"])) == ("full", 6_000, 2)
     assert _ok(api.get(f"/v1/recipients/{org['id']}"))["confirmations"] == 2
+    report = _ok(api.get("/v1/audit/anomalies", ADMIN_KEY, params={"receipt_days": 0}))
+    assert report["counts"]["unconfirmed_receipt"] == 0  # confirmed in full
 
 
 def test_only_the_organisations_key_moves_it_to_a_new_one(api: Service) -> None:
