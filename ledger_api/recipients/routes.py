@@ -17,7 +17,7 @@ from ledger_api.recipients import reads, service
 from ledger_api.recipients.schemas import Recipient, RecipientCreate, RecipientRegistered
 from ledger_api.transactions import relay
 from ledger_api.transactions.schemas import RELAY_BODY, RelayAnswer, SignedCallSubmission, write_responses
-from ledger_api.transactions.service import WaitParam, WritesDep, answer
+from ledger_api.transactions.service import WaitParam, WriterDep, WritesDep, answer
 
 router = APIRouter(prefix="/v1/recipients", tags=["recipients"])
 
@@ -56,7 +56,7 @@ def get_recipient(recipient_id: RecipientPath, mirror: MirrorDep) -> Recipient:
     responses=write_responses(RelayAnswer),
 )
 def relay_recipient_call(
-    body: SignedCallSubmission, writes: WritesDep, wait: WaitParam = True
+    body: SignedCallSubmission, writes: WriterDep, wait: WaitParam = True
 ) -> JSONResponse:
     """Relay a call a recipient organisation signed with its own key (EIP-712 SignedCall,
     as `ledger recipient confirm` makes it): `confirmReceipt` (receipt of a disbursement
