@@ -419,6 +419,63 @@ class ProposalVote(Origin, Base):
     reason: Mapped[str | None] = mapped_column(String(256))
 
 
+class Recipient(Origin, Base):
+    """A registered recipient organisation (RecipientRegistered): its public identifier
+    (a Unified Social Credit Code, a charity number), its name and the account it confirms
+    receipts with. The origin is the registration; `account` is recomputed from the
+    registration and the RecipientAccountChanged rows of `events`, like an operator's
+    status, so a reorg that drops a change restores the account before it."""
+
+    __tablename__ = "recipients"
+    __table_args__ = (Index("ix_recipients_account", "deployment_id", "account"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    recipient_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200))
+    account: Mapped[str] = mapped_column(ADDRESS)
+    registrar: Mapped[str] = mapped_column(ADDRESS)
+    # The block of the latest RecipientAccountChanged, None while the account is the
+    # registered one.
+    account_block: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DisbursementRecipient(Origin, Base):
+    """The registered recipient organisation a disbursement names (RecipientNamed)."""
+
+    __tablename__ = "disbursement_recipients"
+    __table_args__ = (Index("ix_disbursement_recipients_recipient", "deployment_id", "recipient_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disbursement_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    recipient_id: Mapped[str] = mapped_column(HEX32)
+
+
+class ReceiptConfirmation(Origin, Base):
+    """A recipient organisation's confirmation, with its own key, that it received
+    `amount` of a disbursement (ReceiptConfirmed); `confirmed_total` is the disbursement's
+    confirmed total after it, as the event says. Its time is its block's."""
+
+    __tablename__ = "receipt_confirmations"
+    __table_args__ = (Index("ix_receipt_confirmations_disbursement", "deployment_id", "disbursement_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    confirmation_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    disbursement_id: Mapped[str] = mapped_column(HEX32)
+    recipient_id: Mapped[str] = mapped_column(HEX32)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    confirmed_total: Mapped[int] = mapped_column(BigInteger)
+    statement: Mapped[str] = mapped_column(String(256))
+    evidence_hash: Mapped[str] = mapped_column(HEX32)
+    account: Mapped[str] = mapped_column(ADDRESS)
+
+
 # Append-only projections: rows above a rollback point are deleted outright.
 APPEND_ONLY = (
     Charity,
@@ -438,6 +495,9 @@ APPEND_ONLY = (
     ApprovalRuleApprover,
     Proposal,
     ProposalVote,
+    Recipient,
+    DisbursementRecipient,
+    ReceiptConfirmation,
 )
 
 

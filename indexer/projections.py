@@ -47,6 +47,7 @@ class Touched:
     operators: set[tuple[str, str]] = field(default_factory=set)
     grants: set[str] = field(default_factory=set)
     proposals: set[str] = field(default_factory=set)
+    recipients: set[str] = field(default_factory=set)
 
     def add(self, name: str, args: dict[str, Any]) -> None:
         """Only the aggregates an event can change: a new donation starts with nothing
@@ -64,6 +65,8 @@ class Touched:
             self.grants.add(args["sourceDisbursementId"])
         if name in ("DisbursementApproved", "DisbursementRejected", "ProposalExecuted"):
             self.proposals.add(args["disbursementId"])
+        if name == "RecipientAccountChanged":
+            self.recipients.add(args["recipientId"])
 
 
 class Scopes:
@@ -140,7 +143,8 @@ class Scopes:
             or (args.get("approver") if log.name == "DisbursementApproved" else None)
             or args.get("rejectedBy")  # DisbursementRejected
             or args.get("executor")  # ProposalExecuted
-            or (args.get("account") if log.name in ("Paused", "Unpaused") else None)
+            or (args.get("account") if log.name in ("Paused", "Unpaused", "ReceiptConfirmed") else None)
+            or args.get("previousAccount")  # RecipientAccountChanged: the old key signs the move
             # an allocation, a grant's address: its disbursement's; a grant's receipt: its
             # donation's (the same transaction); an approver: its rule's
             or self.sender_of.get(hex0x(log.tx_hash))
@@ -460,6 +464,50 @@ def _proposal_executed(out: Projection, log: DecodedLog, args: dict[str, Any]) -
     )
 
 
+def _recipient_registered(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Recipient,
+        {
+            "recipient_id": args["recipientId"],
+            "identifier": args["identifier"],
+            "name": args["name"],
+            "account": args["account"],
+            "registrar": args["registrar"],
+            "account_block": None,
+            **_origin(log),
+        },
+    )
+
+
+def _recipient_account_changed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    """Nothing of its own: the recipient's account is recomputed from the trail
+    (`_refresh_recipients`), which holds this event."""
+
+
+def _recipient_named(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.DisbursementRecipient,
+        {"disbursement_id": args["disbursementId"], "recipient_id": args["recipientId"], **_origin(log)},
+    )
+
+
+def _receipt_confirmed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.ReceiptConfirmation,
+        {
+            "confirmation_id": args["confirmationId"],
+            "disbursement_id": args["disbursementId"],
+            "recipient_id": args["recipientId"],
+            "amount": args["amount"],
+            "confirmed_total": args["confirmedTotal"],
+            "statement": args["statement"],
+            "evidence_hash": args["evidenceHash"],
+            "account": args["account"],
+            **_origin(log),
+        },
+    )
+
+
 Projector = Callable[[Projection, DecodedLog, dict[str, Any]], None]
 
 # Each ledger event that has rows of its own in the projections, and what writes them.
@@ -484,6 +532,10 @@ PROJECTORS: dict[str, Projector] = {
     "DisbursementApproved": _disbursement_approved,
     "DisbursementRejected": _disbursement_rejected,
     "ProposalExecuted": _proposal_executed,
+    "RecipientRegistered": _recipient_registered,
+    "RecipientAccountChanged": _recipient_account_changed,
+    "RecipientNamed": _recipient_named,
+    "ReceiptConfirmed": _receipt_confirmed,
 }
 
 # Events that go to the audit trail (the events table) and nowhere else: pausing,
@@ -504,12 +556,6 @@ TRAIL_ONLY = frozenset(
         "RoleAdminChanged",
         "RoleGranted",
         "RoleRevoked",
-        # Contract 2.2.0's events, in the trail until their projections land (approvals,
-        # recipient confirmations): each feature moves its own to PROJECTORS.
-        "RecipientNamed",
-        "RecipientRegistered",
-        "RecipientAccountChanged",
-        "ReceiptConfirmed",
     }
 )
 
@@ -568,6 +614,9 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
         m.ApprovalRuleApprover,
         m.Proposal,
         m.ProposalVote,
+        m.Recipient,
+        m.DisbursementRecipient,
+        m.ReceiptConfirmation,
     ):
         insert_ignore(connection, m.table(model), out.rows.get(m.table(model), []))
     if out.closed:
@@ -664,6 +713,37 @@ def refresh(connection: Connection, deployment_id: int, touched: Touched) -> Non
         )
     _refresh_proposals(connection, deployment_id, touched.proposals)
     _refresh_operators(connection, deployment_id, touched.operators)
+    _refresh_recipients(connection, deployment_id, touched.recipients)
+
+
+def _refresh_recipients(connection: Connection, deployment_id: int, keys: set[str]) -> None:
+    """A recipient's account is that of its latest RecipientAccountChanged, or the
+    registered one when it has none (left in the row by the registration's projector,
+    and put back from the trail's RecipientRegistered after a rollback)."""
+    if not keys:
+        return
+    events, recipients = m.table(m.Event), m.table(m.Recipient)
+    latest: dict[str, tuple[int, int, str, bool]] = {}
+    result = connection.execute(
+        select(events.c.block_number, events.c.log_index, events.c.name, events.c.args).where(
+            events.c.deployment_id == deployment_id,
+            events.c.name.in_(["RecipientRegistered", "RecipientAccountChanged"]),
+        )
+    )
+    for block_number, log_index, name, raw in result:
+        args = json.loads(raw)
+        key = args["recipientId"]
+        if key in keys and (block_number, log_index) > latest.get(key, (-1, -1))[:2]:
+            latest[key] = (block_number, log_index, args["account"], name == "RecipientAccountChanged")
+    for key in keys:
+        if key not in latest:
+            continue  # its registration was rolled back with it
+        block_number, _, account, changed = latest[key]
+        connection.execute(
+            update(recipients)
+            .where(recipients.c.deployment_id == deployment_id, recipients.c.recipient_id == key)
+            .values(account=account, account_block=block_number if changed else None)
+        )
 
 
 def _refresh_proposals(connection: Connection, deployment_id: int, keys: set[str]) -> None:

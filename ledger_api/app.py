@@ -38,6 +38,7 @@ from ledger_api.keys.routes import router as keys
 from ledger_api.mirror import tables as im
 from ledger_api.pages import install as install_pages
 from ledger_api.pages.routes import router as pages
+from ledger_api.recipients.routes import router as recipients
 from ledger_api.retention import RetentionWorker
 from ledger_api.runtime import Runtime, build_runtime
 from ledger_api.transactions.routes import relay_router
@@ -165,6 +166,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         donations,
         disbursements,
         evidence,
+        recipients,
         transactions,
         relay_router,
         audit,

@@ -1,7 +1,9 @@
 """`ledger trace`, `ledger reconcile` and `ledger export`: the read API from a terminal;
 `ledger import`: a bank statement, previewed and committed; `ledger donate` and
 `ledger write`: writes, signed on this machine for a charity that holds
-its own key (`--keystore`); `ledger keys new-charity-key`: make such a key.
+its own key (`--keystore`); `ledger keys new-charity-key`: make such a key (a recipient
+organisation makes its own the same way); `ledger recipient register` (the registrar) and
+`ledger recipient confirm` (a recipient organisation, signing with its own key).
 
 They talk to a running service over HTTP (LEDGER_API_URL, default the local one), so they
 work the same against the embedded chain of `ledger dev` and against production. The
@@ -13,6 +15,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import getpass
+import hashlib
 import json
 import os
 import sys
@@ -823,6 +826,102 @@ def execute_proposal(
     _print(_send(api, key, "POST", f"/v1/proposals/{quote(proposal_id)}/execute", None))
 
 
+KEY_FILE = typer.Option(
+    ..., "--key-file", help="The recipient organisation's own encrypted key file (its registered account)."
+)
+EVIDENCE = typer.Option(
+    None,
+    "--evidence",
+    help="A document of the receipt (a delivery note): its SHA-256 goes in the confirmation.",
+)
+
+
+def _contract(api: str) -> tuple[int, str]:
+    """The chain ID and ledger address the service serves (GET /v1/contract)."""
+    found = _get(api, None, "/v1/contract")
+    return int(found["chain_id"]), str(found["address"])
+
+
+def recipient_confirm(
+    disbursement_id: str = typer.Argument(..., help="The disbursement (DB-...) that names the organisation."),
+    amount: int = typer.Argument(..., help="How much was received, in the currency's minor unit (fen)."),
+    statement: str = typer.Argument(
+        ..., help="The organisation's statement (public, for ever: no personal data)."
+    ),
+    key_file: Path = KEY_FILE,
+    evidence: Path | None = EVIDENCE,
+    api: str = API,
+) -> None:
+    """Confirm, as a recipient organisation, receipt of (part of) a disbursement: the
+    confirmation is signed here with the organisation's own key (EIP-712 SignedCall of
+    confirmReceipt) and relayed (POST /v1/recipients/signed-calls); the platform pays the
+    gas and cannot confirm in the organisation's name. Confirm in parts as the money
+    arrives: the ledger refuses more than the disbursement."""
+    try:
+        disbursement = ids.to_bytes32(disbursement_id, "disbursement")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="DISBURSEMENT_ID") from None
+    if amount <= 0:
+        raise typer.BadParameter("the amount is a positive integer in the minor unit", param_hint="AMOUNT")
+    evidence_hash = bytes(32)
+    if evidence is not None:
+        try:
+            evidence_hash = hashlib.sha256(evidence.read_bytes()).digest()
+        except OSError as exc:
+            _say(f"cannot read {evidence}: {exc}")
+            raise typer.Exit(2) from None
+    account = _unlock(key_file)
+    chain_id, contract = _contract(api)
+    confirmation_id = ids.new("confirmation")
+    call = signed_calls.build(
+        account.address,
+        "confirmReceipt",
+        ids.to_bytes32(confirmation_id),
+        disbursement,
+        amount,
+        statement,
+        evidence_hash,
+        deadline=int(time.time()) + 3600,
+    )
+    signature = signed_calls.sign(call, chain_id, contract, account)
+    typer.echo(
+        f"signing confirmReceipt ({confirmation_id}: {amount} of {_t(disbursement_id)})"
+        f" with {account.address} for ledger {contract} on chain {chain_id}",
+        err=True,
+    )
+    message = signed_calls.typed_data(call, chain_id, contract)["message"]
+    body = {"message": message, "signature": hex0x(signature)}
+    with _client(api, None) as client:
+        idempotency = {"Idempotency-Key": str(uuid.uuid4())}
+        response = _post(client, api, "/v1/recipients/signed-calls", body, headers=idempotency)
+        if response.status_code >= 500:
+            response = _post(client, api, "/v1/recipients/signed-calls", body, headers=idempotency)
+    if response.status_code not in (201, 202):
+        _fail(response, api, "/v1/recipients/signed-calls")
+    answer = {
+        "confirmation_id": confirmation_id,
+        **({"evidence_sha256": evidence_hash.hex()} if evidence is not None else {}),
+        "relayed": response.json(),
+    }
+    typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+
+
+def recipient_register(
+    identifier: str = typer.Option(..., help="Its public identifier: a USCC, or CN-USCC-..., GB-CHC-..."),
+    name: str = typer.Option(..., help="The organisation's name."),
+    account: str = typer.Option(..., help="The organisation's own account (its key never reaches us)."),
+    api: str = API,
+    key: str = typer.Option(None, envvar="LEDGER_API_KEY", help="The registrar's (admin) API key."),
+) -> None:
+    """Register a recipient organisation (the registrar): POST /v1/recipients."""
+    body = {"identifier": identifier, "name": name, "account": account}
+    with _client(api, key) as client:
+        response = _post(client, api, "/v1/recipients", body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    if response.status_code not in (201, 202):
+        _fail(response, api, "/v1/recipients")
+    typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
+
+
 def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.command()(trace)
     app.command()(reconcile)
@@ -836,3 +935,9 @@ def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.add_typer(proposals_app, name="proposals")
     if keys_app is not None:
         keys_app.command("new-charity-key")(new_charity_key)
+    recipient_app = typer.Typer(
+        help="Recipient organisations: register one; confirm receipt with its own key."
+    )
+    recipient_app.command("confirm")(recipient_confirm)
+    recipient_app.command("register")(recipient_register)
+    app.add_typer(recipient_app, name="recipient")

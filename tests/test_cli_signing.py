@@ -171,3 +171,59 @@ def test_a_wrong_passphrase_or_another_key_signs_nothing(embedded: Service, tmp_
     assert campaigns["items"] == []
     helped = _ledger("donate", "--help").stdout.decode()
     assert "LEDGER_CHARITY_KEY_PASSPHRASE" in helped and "--passphrase" not in helped
+
+
+def test_a_recipient_organisation_confirms_receipt_signed_on_its_own_machine(
+    embedded: Service, tmp_path: Path
+) -> None:
+    """`ledger recipient register` (the registrar) and `ledger recipient confirm` (the
+    organisation, with its own key file): in part, then a refused over-confirmation that
+    names what is left, then the rest with a delivery note whose SHA-256 goes on chain."""
+    key_file = tmp_path / "school.json"
+    made = _ledger("keys", "new-charity-key", "--out", str(key_file))  # any key file will do
+    assert made.returncode == 0, made.stderr
+    account = made.stdout.decode().strip()
+    api = ["--api", embedded.base]
+    registered = _ledger(
+        "recipient", "register", "--identifier", "53100000500021676K", "--name", "Hope School",
+        "--account", account, *api, "--key", ADMIN_KEY,
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    recipient = json.loads(registered.stdout)["id"]
+    person = _ledger(
+        "recipient", "register", "--identifier", "11010519491231002X", "--name", "Someone",
+        "--account", account, *api, "--key", ADMIN_KEY,
+    )  # fmt: skip
+    assert person.returncode != 0 and b"resident ID number" in person.stderr
+    charity, key = embedded.charity()
+    campaign = embedded.campaign(charity, key)
+    embedded.donate(campaign, key, 10_000)
+    paid = embedded.post(
+        "/v1/disbursements",
+        key,
+        json={
+            "campaign_id": campaign,
+            "amount": 6_000,
+            "recipient": "Hope School",
+            "purpose": "meals",
+            "recipient_org_id": recipient,
+        },
+    )
+    assert paid.status_code == 201, paid.text
+    disbursement = paid.json()["id"]
+    first = _ledger("recipient", "confirm", "--key-file", str(key_file), *api, disbursement, "2500", "rice")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["relayed"]["records"][0]["signed_by"] == account
+    too_much = _ledger("recipient", "confirm", "--key-file", str(key_file), *api, disbursement, "3501", "x")
+    assert too_much.returncode != 0 and b"ConfirmationExceedsDisbursement" in too_much.stderr
+    note = tmp_path / "delivery-note.txt"
+    note.write_bytes(b"DELIVERY NOTE 7: 35 sacks of rice")
+    rest = _ledger(
+        "recipient", "confirm", "--key-file", str(key_file), "--evidence", str(note), *api,
+        disbursement, "3500", "the rest",
+    )  # fmt: skip
+    assert rest.returncode == 0, rest.stderr
+    receipt = embedded.get(f"/v1/disbursements/{disbursement}").json()["receipt"]
+    assert (receipt["state"], receipt["confirmed"]) == ("full", 6_000)
+    assert receipt["confirmations"][1]["evidence_sha256"] == json.loads(rest.stdout)["evidence_sha256"]
+    assert PASSPHRASE.encode() not in first.stdout + first.stderr

@@ -25,6 +25,9 @@ from the settings), because what counts as unusual differs between charities.
   role, `approver_accounts.label`) case-insensitively equals the recipient or, when the
   label is at least 4 characters, appears in it. A label like "Board chair" rarely matches
   a payee; a person's name does.
+- `unconfirmed_receipt`: a disbursement naming a registered recipient organisation that
+  the organisation has not confirmed (or confirmed only in part) `receipt_days` after it
+  was recorded.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ KINDS = (
     "grant_unrecorded",
     "fast_approval",
     "approver_is_recipient",
+    "unconfirmed_receipt",
 )
 C, D, B, A, R, G = im.Campaign, im.Donation, im.Disbursement, im.Allocation, im.Refund, im.Grant
 
@@ -69,6 +73,7 @@ class Thresholds:
     pending_minutes: int = 30
     grant_days: int = 14
     fast_approval_minutes: int = 10
+    receipt_days: int = 30
 
 
 def _campaigns(mirror: Mirror, scope: Scope) -> Select[Any]:
@@ -102,6 +107,7 @@ def anomalies(mirror: Mirror, scope: Scope, limits: Thresholds, limit: int) -> A
         found += _concentration(mirror, connection, campaigns, limits.recipient_share, money)
         found += _refund_after_allocation(mirror, connection, campaigns, money)
         found += _large(mirror, connection, campaigns, limits.large_share, money)
+        found += _unconfirmed(mirror, connection, campaigns, now - limits.receipt_days * 86400, money)
         found += _not_finalized(mirror, connection, scope, view, now - limits.pending_minutes * 60)
         found += _grant_unrecorded(mirror, connection, campaigns, now - limits.grant_days * 86400, money)
         found += _fast_approval(mirror, connection, campaigns, limits.fast_approval_minutes, money)
@@ -330,6 +336,49 @@ def _grant_unrecorded(
         }
         for r in rows
     ]
+
+
+def _unconfirmed(
+    mirror: Mirror, connection: Connection, campaigns: Select[Any], before: int, money: Money
+) -> list[dict[str, Any]]:
+    NR, RO, RC = im.DisbursementRecipient, im.Recipient, im.ReceiptConfirmation
+    confirmed = (
+        select(func.coalesce(func.sum(RC.amount), 0))
+        .where(RC.deployment_id == B.deployment_id, RC.disbursement_id == B.disbursement_id)
+        .scalar_subquery()
+    )
+    rows = connection.execute(
+        _timed(select(B, RO.name, RO.identifier, confirmed.label("confirmed"), im.Block.timestamp), B)
+        .join(NR, and_(NR.deployment_id == B.deployment_id, NR.disbursement_id == B.disbursement_id))
+        .join(RO, and_(RO.deployment_id == NR.deployment_id, RO.recipient_id == NR.recipient_id))
+        .where(
+            B.deployment_id == mirror.deployment_id,
+            B.campaign_id.in_(campaigns),
+            im.Block.timestamp <= before,
+            confirmed < B.amount,
+        )
+    ).all()
+    found = []
+    for r in rows:
+        done = int(r.confirmed)  # PostgreSQL sums to a Decimal
+        said = (
+            "not confirmed by the recipient"
+            if not done
+            else f"the recipient confirmed only {money(r.campaign_id, done)}"
+        )
+        found.append(
+            {
+                "kind": "unconfirmed_receipt",
+                "campaign_id": r.campaign_id,
+                "record": {"kind": "disbursement", "id": ids.from_bytes32(r.disbursement_id)},
+                "detail": f"disbursement of {money(r.campaign_id, r.amount)} to {r.name} ({r.identifier}):"
+                f" {said} {(int(time.time()) - r.timestamp) // 86400} days after it was recorded",
+                "amount": r.amount - done,
+                "_row": r,
+                "_order": (r.block_number, r.log_index),
+            }
+        )
+    return found
 
 
 def _concentration(

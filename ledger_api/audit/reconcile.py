@@ -81,6 +81,9 @@ TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
     ("approval_rule_approvers", im.ApprovalRuleApprover, ("campaign_id", "version", "approver")),
     ("proposals", im.Proposal, ("disbursement_id",)),
     ("proposal_votes", im.ProposalVote, ("disbursement_id", "voter", "vote")),
+    ("recipients", im.Recipient, ("recipient_id",)),
+    ("disbursement_recipients", im.DisbursementRecipient, ("disbursement_id",)),
+    ("receipt_confirmations", im.ReceiptConfirmation, ("confirmation_id",)),
 )
 SKIP = {"id", "deployment_id"}
 
@@ -140,8 +143,8 @@ def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: 
                 if scope.campaign_id is not None
                 else c.charity_id == scope.charity_id
             )
-        elif model is im.AccessLogSeal:
-            return {}  # the platform's seals belong to no charity
+        elif model in (im.AccessLogSeal, im.Recipient):
+            return {}  # the platform's seals and the recipient organisations belong to no charity
         elif model in (im.Charity, im.Operator, im.Correction):
             if scope.campaign_id is not None:
                 return {}  # charity-level records are outside a campaign's scope
@@ -162,7 +165,8 @@ def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: 
                 P.deployment_id == deployment_id, P.campaign_id.in_(campaigns)
             )
             query = query.where(c.disbursement_id.in_(proposals))
-        else:  # allocations, evidence, its links and withdrawals, grants belong to a disbursement
+        else:  # allocations, evidence, its links and withdrawals, grants, a disbursement's
+            # recipient and its confirmations belong to a disbursement
             disbursements = select(B.disbursement_id).where(
                 B.deployment_id == deployment_id, B.campaign_id.in_(campaigns)
             )
@@ -347,6 +351,21 @@ def _check_views(
         checks.append(
             ("approval_rule_approvers", key, row, encode("isApprover", unhex(key[0]), key[1], key[2]))
         )
+    # A recipient's account (recipientAccount); a disbursement's recipient and how much of
+    # it the recipient confirmed (recipientOf), against the sum of the mirror's
+    # confirmations of that disbursement.
+    for key, values in mirror["recipients"].items():
+        row = dict(zip(columns["recipients"], values, strict=True))
+        checks.append(("recipients", key, row, encode("recipientAccount", unhex(key[0]))))
+    confirmed: dict[str, int] = {}
+    names = columns["receipt_confirmations"]
+    for values in mirror["receipt_confirmations"].values():
+        row = dict(zip(names, values, strict=True))
+        confirmed[row["disbursement_id"]] = confirmed.get(row["disbursement_id"], 0) + row["amount"]
+    for key, values in mirror["disbursement_recipients"].items():
+        row = dict(zip(columns["disbursement_recipients"], values, strict=True))
+        row["confirmed"] = confirmed.get(key[0], 0)
+        checks.append(("disbursement_recipients", key, row, encode("recipientOf", unhex(key[0]))))
     results = _view_results(auditing.w3, auditing.deployment.address, [c[3] for c in checks], block, progress)
     for (table, key, row, call), result in zip(checks, results, strict=True):
         record = _readable(key[0])
@@ -381,6 +400,7 @@ def _check_views(
             *_MANY_OUTPUTS,
             "proposals",
             "approval_rule_approvers",
+            "recipients",
         )
         if mirror[t] or t in ("campaigns", "donations", "disbursements")
     }
@@ -395,6 +415,7 @@ _MANY_OUTPUTS = (
     "grants",
     "grant_donations",
     "approval_rules",
+    "disbursement_recipients",
 )
 # ProposalView.status: what the mirror's proposals.state says (expiry is no status).
 _PROPOSAL_STATES = {1: "pending", 2: "rejected", 3: "executed"}
@@ -440,6 +461,12 @@ def _expected(table: str, view: tuple[Any, ...]) -> dict[str, Any]:
             "expires_at": expires_at,
             "state": _PROPOSAL_STATES.get(status, f"status {status}"),
         }
+    if table == "recipients":
+        account: Any = view  # one output: the address itself, not a tuple
+        return {"account": Web3.to_checksum_address(account)}
+    if table == "disbursement_recipients":
+        recipient, confirmed = view
+        return {"recipient_id": hex0x(recipient), "confirmed": confirmed}
     if table == "campaigns":
         charity, currency, closed, goal, received, refunded, disbursed, _, donations, disbursements = view
         return {

@@ -203,12 +203,14 @@ def anomalies(
     pending_minutes: Annotated[int | None, Query(ge=1, le=525_600)] = None,
     grant_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
     fast_approval_minutes: Annotated[int | None, Query(ge=0, le=525_600)] = None,
+    receipt_days: Annotated[int | None, Query(ge=0, le=3650)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> AnomalyReport:
     """Disbursements without evidence, concentrated recipients, refunds after allocation,
     records never finalized, large disbursements, grants the receiving charity has not
-    recorded, proposals approved unusually fast and approvals by the payout's own
-    recipient (thresholds default to the settings)."""
+    recorded, proposals approved unusually fast, approvals by the payout's own recipient
+    and disbursements to a registered recipient organisation that it has not confirmed in
+    full after `receipt_days` (thresholds default to the settings)."""
     settings = auditing.settings
     limits = anomaly_reports.Thresholds(
         evidence_days=settings.anomaly_evidence_days if evidence_days is None else evidence_days,
@@ -219,6 +221,7 @@ def anomalies(
         fast_approval_minutes=(
             settings.anomaly_fast_approval_minutes if fast_approval_minutes is None else fast_approval_minutes
         ),
+        receipt_days=settings.anomaly_receipt_days if receipt_days is None else receipt_days,
     )
     report = anomaly_reports.anomalies(auditing, scope, limits, limit)
     _served(trace, scope, [_anomaly_id(item) for item in report.items])

@@ -65,6 +65,7 @@ class Anomaly(Answer):
         "grant_unrecorded",
         "fast_approval",
         "approver_is_recipient",
+        "unconfirmed_receipt",
     ]
     campaign_id: str | None
     record: AnomalyRecord
@@ -85,6 +86,7 @@ class Thresholds(Answer):
     pending_minutes: int
     grant_days: int
     fast_approval_minutes: int
+    receipt_days: int
 
 
 class CheckedAt(Answer):

@@ -73,6 +73,9 @@ SIGNABLE_FUNCTIONS = (
     "recordCorrection",
     "addOperator",
     "removeOperator",
+    # A recipient organisation's own calls (its own key, not a charity's operator).
+    "confirmReceipt",
+    "setRecipientAccount",
 )
 
 

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     anomaly_grant_days: int = Field(default=14, ge=0)
     # A proposal whose last needed approval came this soon after it was proposed.
     anomaly_fast_approval_minutes: int = Field(default=10, ge=0)
+    # A disbursement to a registered recipient organisation not confirmed in full by it
+    # this many days after it was recorded.
+    anomaly_receipt_days: int = Field(default=30, ge=0)
     # Reconciliations run as background jobs (ledger_api/audit/jobs.py): at most this many
     # at once per deployment, across every API process sharing the database (each runs
     # one worker thread). One re-reads the whole chain and makes a view call per record

@@ -24,6 +24,8 @@ KINDS = {
     "refund": "RF",
     "disbursement": "DB",
     "correction": "CR",
+    "recipient": "RO",  # a recipient organisation
+    "confirmation": "RC",  # a recipient's confirmation of receipt
 }
 _READABLE = re.compile(r"^([A-Za-z]{2})-([0-9A-Za-z]{4})-([0-9A-Za-z]{4})-([0-9A-Za-z]{4})-([0-9A-Za-z]{4})$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]{64}$")

@@ -129,6 +129,9 @@ DonationId = Annotated[
 DisbursementId = Annotated[
     str, Field(max_length=66, json_schema_extra=_id_pattern("disbursement")), _record_id("disbursement")
 ]
+RecipientId = Annotated[
+    str, Field(max_length=66, json_schema_extra=_id_pattern("recipient")), _record_id("recipient")
+]
 Currency = Annotated[str, AfterValidator(_currency)]
 Hash32 = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]
 

@@ -16,6 +16,7 @@ from ledger_api.mirror import attribution
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import block_info, chain_view, proof
+from ledger_api.recipients.reads import receipt_views
 
 
 def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
@@ -49,6 +50,7 @@ def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
         )
         blocks = block_info(mirror, connection, numbers)
         signer = attribution.one(connection, dep, campaign.charity_id, row.operator)
+        receipt = receipt_views(mirror, connection, [disbursement_hex]).get(disbursement_hex)
     return Disbursement(
         id=ids.from_bytes32(row.disbursement_id),
         amount=row.amount,
@@ -66,6 +68,7 @@ def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
             for a in allocations
         ],
         evidence=[evidence_view(mirror, view, blocks, e, rel) for e in evidence],
+        receipt=receipt,
     )
 
 

@@ -6,8 +6,18 @@ from pydantic import AfterValidator, Field, ValidationInfo, computed_field, fiel
 
 from ledger_api.core import ids, reference
 from ledger_api.core.answers import Answer, Named, Proof, SignedBy
-from ledger_api.core.schemas import Amount, CampaignId, ChainText, DonationId, Hash32, Strict, plain_text
+from ledger_api.core.schemas import (
+    Amount,
+    CampaignId,
+    ChainText,
+    DonationId,
+    Hash32,
+    RecipientId,
+    Strict,
+    plain_text,
+)
 from ledger_api.evidence.schemas import EvidenceView
+from ledger_api.recipients.schemas import ReceiptView
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
 MAX_ALLOCATIONS = 500  # the contract's bound
@@ -65,8 +75,10 @@ class DisbursementCreate(Strict):
         description="A campaign on this ledger the money is granted to (same currency, not this"
         " campaign): its charity records it as a donation naming this disbursement.",
     )
-    recipient_org_id: Hash32 | None = Field(
-        default=None, description="A registered recipient organisation the disbursement pays (0x hex ID)."
+    recipient_org_id: RecipientId | None = Field(
+        default=None,
+        description="A registered recipient organisation the disbursement pays (RO-... or 0x hex):"
+        " it may then confirm receipt with its own key.",
     )
 
     @field_validator("recipient")
@@ -171,6 +183,11 @@ class Disbursement(Answer):
     )
     funded_by: list[FundingAllocation]
     evidence: list[EvidenceView]
+    receipt: ReceiptView | None = Field(
+        default=None,
+        description="When it names a registered recipient organisation: whether that organisation"
+        " confirmed receipt (with its own key), in part or in full.",
+    )
 
     @computed_field(  # type: ignore[prop-decorator]
         description='The recipient as shown: "a private person (identity withheld)" for a'
@@ -210,7 +227,9 @@ class DisbursementRecorded(WriteAnswer):
     allocation: str = Field(description='"automatic (first in, first out)" or "explicit".')
     allocations: list[Allocation]
     recipient_campaign_id: str | None = None
-    recipient_org_id: str | None = None
+    recipient_org_id: str | None = Field(
+        default=None, description="The registered recipient organisation it pays (RO-...), if any."
+    )
     transaction: TransactionView
     status: Literal["recorded", "proposed"] = Field(
         default="recorded",

@@ -111,7 +111,8 @@ def record(
     recipient_campaign = (
         ids.to_bytes32(body.recipient_campaign_id, "campaign") if body.recipient_campaign_id else bytes(32)
     )
-    recipient_org = bytes32_or_zero(body.recipient_org_id)
+    # An unregistered organisation is the contract's RecipientNotFound, a 409 from the simulation.
+    recipient_org = ids.to_bytes32(body.recipient_org_id, "recipient") if body.recipient_org_id else bytes(32)
     destined = recipient_campaign != bytes(32) or recipient_org != bytes(32)
 
     def input_for(allocations: list[tuple[bytes, int]]) -> proposals.DisbursementInput:
@@ -189,7 +190,7 @@ def record(
         "allocation": "automatic (first in, first out)" if automatic else "explicit",
         "allocations": [{"donation_id": ids.from_bytes32(d), "amount": a} for d, a in allocations],
         **({"recipient_campaign_id": body.recipient_campaign_id} if body.recipient_campaign_id else {}),
-        **({"recipient_org_id": hex0x(recipient_org)} if body.recipient_org_id else {}),
+        **({"recipient_org_id": ids.from_bytes32(recipient_org)} if body.recipient_org_id else {}),
         "transaction": writes.transaction_view(state),
     }
     if version:

@@ -16,6 +16,7 @@ from ledger_api.core.schemas import (
     plain_text,
 )
 from ledger_api.evidence.schemas import EvidenceView
+from ledger_api.recipients.schemas import ReceiptView
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
 MAX_BATCH = 2_000
@@ -115,6 +116,11 @@ class TraceDisbursement(Answer):
     purpose: str
     proof: Proof
     evidence: list[EvidenceView]
+    receipt: ReceiptView | None = Field(
+        default=None,
+        description="When it names a registered recipient organisation: what that organisation"
+        " confirmed it received (with its own key), or that it has not yet.",
+    )
 
     @computed_field(  # type: ignore[prop-decorator]
         description='The recipient as shown: "a private person (identity withheld)" for a'

@@ -27,6 +27,7 @@ from ledger_api.mirror import attribution
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, block_info, chain_view, proof
+from ledger_api.recipients.reads import receipt_views
 
 
 def channel_name(hex_value: str) -> str:
@@ -143,6 +144,7 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
         blocks = block_info(mirror, connection, numbers)
         signer = attribution.one(connection, dep, charity.charity_id, donation.operator)
         followed = hops(mirror, connection, view, donation, depth) if depth > 0 else None
+        receipts = receipt_views(mirror, connection, [a.disbursement_id for a in allocations])
 
     def disbursement_proof(a: Any) -> Proof:
         return proof(view, blocks, SimpleNamespace(block_number=a.d_block, tx_hash=a.d_tx, log_index=a.d_log))
@@ -174,6 +176,7 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
                         evidence_view(mirror, view, blocks, e, rel)
                         for e in evidence.get(a.disbursement_id, [])
                     ],
+                    receipt=receipts.get(a.disbursement_id),
                 ),
             )
             for a in allocations

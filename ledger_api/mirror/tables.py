@@ -13,6 +13,7 @@ from indexer.models import (
     Correction,
     Cursor,
     Disbursement,
+    DisbursementRecipient,
     Donation,
     Event,
     Evidence,
@@ -23,6 +24,8 @@ from indexer.models import (
     Operator,
     Proposal,
     ProposalVote,
+    ReceiptConfirmation,
+    Recipient,
     Refund,
     table,
 )
@@ -38,6 +41,7 @@ __all__ = [
     "Correction",
     "Cursor",
     "Disbursement",
+    "DisbursementRecipient",
     "Donation",
     "Event",
     "Evidence",
@@ -48,6 +52,8 @@ __all__ = [
     "Operator",
     "Proposal",
     "ProposalVote",
+    "ReceiptConfirmation",
+    "Recipient",
     "Refund",
     "table",
 ]

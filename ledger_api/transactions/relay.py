@@ -76,7 +76,11 @@ KINDS = {
     "recordCorrection": "correction",
     "addOperator": "operator-added",
     "removeOperator": "operator-removed",
+    "confirmReceipt": "receipt-confirmation",
+    "setRecipientAccount": "recipient-account-changed",
 }
+# What a recipient organisation signs with its own key (`check_recipient_call`).
+RECIPIENT_FUNCTIONS = ("confirmReceipt", "setRecipientAccount")
 
 
 class WrongSigner(Forbidden):
@@ -136,9 +140,11 @@ def decoded(data: bytes) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         record_ids = [args[0], args[1], args[2]]
     elif name in ("proposeDisbursement", "executeDisbursement"):
         record_ids = [args[0][0]]  # the DisbursementInput's disbursementId
-    elif name in ("addOperator", "removeOperator"):
+    elif name in ("addOperator", "removeOperator", "setRecipientAccount"):
         accounts = [ids.from_bytes32(args[0]), to_checksum_address(args[1])]
         return name, tuple(args), {"kind": KINDS[name], "ids": accounts}
+    elif name == "confirmReceipt":
+        record_ids = [args[0], args[1]]
     else:
         record_ids = [args[0]]
     readable = [ids.from_bytes32(r) for r in record_ids]
@@ -226,6 +232,11 @@ def check(
     data, nonce, deadline = unhex(message["data"]), unhex(message["nonce"]), int(message["deadline"])
     signature = unhex(signature_hex)
     function, args, records = decoded(data)
+    if function in RECIPIENT_FUNCTIONS:
+        raise InvalidSignedCall(
+            "a recipient organisation's call goes to POST /v1/recipients/signed-calls,"
+            " not the charities' relay"
+        )
     chain_id, contract = writes.deployment.chain_id, writes.deployment.address
     signed = signed_calls.SignedCall(operator, data, nonce, deadline)
     try:
@@ -319,6 +330,100 @@ def _checked(
     gas = writes.simulate(writes.service_account, call)
     records = {**records, "function": function, "signed_by": operator, "relay_nonce": hex0x(nonce)}
     return Checked(operator, nonce, charity_hex, Step(call, records, gas))
+
+
+def _recipient_of(writes: Writes, account: str) -> str | None:
+    """The recipient organisation (0x hex) whose current account `account` is, from the mirror."""
+    with writes.engine.connect() as connection:
+        return connection.execute(
+            select(im.Recipient.recipient_id).where(
+                im.Recipient.deployment_id == writes.deployment_id, im.Recipient.account == account
+            )
+        ).scalar()
+
+
+def check_recipient_call(writes: Writes, message: dict[str, Any], signature_hex: str, now: float) -> Checked:
+    """A recipient organisation's own signed call (`confirmReceipt`, `setRecipientAccount`).
+
+    No API key stands behind it: the organisation is not a charity and holds no key of the
+    service, and the signature is the only authority the contract accepts anyway. So the
+    checks are the signature's: it recovers to the named account, which is the current
+    account of a registered recipient organisation (the platform's and charities' keys are
+    named and refused); the deadline and nonce as for a charity; then `execute` simulated
+    from the relayer. A call that would revert (another organisation's disbursement:
+    NotRecipient; more than the disbursement: ConfirmationExceedsDisbursement) is a 409
+    and costs nothing, so the gas the relayer pays is bounded by what the organisation's
+    own key may truly record."""
+    account = to_checksum_address(message["operator"])
+    data, nonce, deadline = unhex(message["data"]), unhex(message["nonce"]), int(message["deadline"])
+    function, args, records = decoded(data)
+    if function not in RECIPIENT_FUNCTIONS:
+        raise InvalidSignedCall(
+            f"a recipient organisation may relay only {', '.join(RECIPIENT_FUNCTIONS)} here;"
+            " a charity's signed calls go to POST /v1/relay"
+        )
+    signed = signed_calls.SignedCall(account, data, nonce, deadline)
+    chain_id, contract = writes.deployment.chain_id, writes.deployment.address
+    try:
+        signer = to_checksum_address(signed_calls.recover(signed, chain_id, contract, unhex(signature_hex)))
+    except Exception:  # not 65 bytes, or no point on the curve
+        raise InvalidSignedCall("the signature does not recover (65 bytes r, s, v are expected)") from None
+    if signer != account:
+        raise WrongSigner(
+            f"the call names account {account} but was signed by {signer}; nothing was sent",
+            signer=signer,
+            operator=account,
+        )
+    recipient_hex = _recipient_of(writes, account)
+    if recipient_hex is None:
+        whose = _whose(writes, account)
+        raise WrongSigner(
+            f"{account} ({whose}) is not the account of a registered recipient organisation;"
+            " nothing was sent",
+            operator=account,
+        )
+    if deadline < now:
+        raise SignatureExpired(
+            f"the signed call expired at {deadline} (now {int(now)}): sign it again",
+            error={"name": "SignatureExpired", "args": {"deadline": deadline, "nowTimestamp": int(now)}},
+        )
+    if deadline > now + MAX_DEADLINE_AHEAD:
+        raise InvalidSignedCall(f"a signed call's deadline may be at most {MAX_DEADLINE_AHEAD} s ahead")
+    if writes.view("isNonceUsed", account, nonce, missing="operator"):
+        raise NonceUsed(
+            "this signed call (its nonce) was already executed; nothing was sent",
+            error={"name": "NonceAlreadyUsed", "args": {"operator": account, "nonce": hex0x(nonce)}},
+        )
+    call = encode("execute", signed.as_tuple(), unhex(signature_hex))
+    gas = writes.simulate(writes.service_account, call)
+    records = {**records, "function": function, "signed_by": account, "relay_nonce": hex0x(nonce)}
+    # A confirmation belongs to the charity whose disbursement it confirms (the outbox row
+    # and the transaction's readers follow it); a key change to no charity.
+    charity_hex = ""
+    if function == "confirmReceipt":
+        campaign = writes.view("disbursementOf", args[1], missing="disbursement")[0]
+        charity_hex = writes.charity_of_campaign(ids.from_bytes32(campaign))
+    return Checked(account, nonce, charity_hex, Step(call, records, gas))
+
+
+def relay_recipient_call(
+    writes: Writes, message: dict[str, Any], signature: str, wait: bool
+) -> tuple[Checked, list[TxState]]:
+    """Check a recipient organisation's signed call, then send it from the relayer."""
+    checked = check_recipient_call(writes, message, signature, time.time())
+    key = (checked.operator, checked.nonce)
+    with _in_flight_guard:
+        if key in _in_flight or _in_outbox(writes, checked.nonce):
+            raise NonceUsed("this signed call is being sent already; nothing more was sent")
+        _in_flight.add(key)
+    try:
+        states = writes.submit(
+            writes.service_account, checked.charity_hex or None, [checked.step], wait=False
+        )
+    finally:
+        with _in_flight_guard:
+            _in_flight.discard(key)
+    return checked, writes.settle(states, wait)
 
 
 def _in_outbox(writes: Writes, nonce: bytes) -> bool:
