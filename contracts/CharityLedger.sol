@@ -443,18 +443,18 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
             validity > MAX_VALIDITY
         ) revert InvalidApprovalRule(campaignId);
         Rule storage rule = _rules[campaignId];
-        uint64 version = rule.version + 1;
-        mapping(address => bool) storage named = _approvers[campaignId][version];
+        uint64 ruleVersion = rule.version + 1;
+        mapping(address => bool) storage named = _approvers[campaignId][ruleVersion];
         for (uint256 i = 0; i < count; ++i) {
             address approver = approvers[i];
             if (approver == address(0) || named[approver]) revert InvalidApprovalRule(campaignId);
             named[approver] = true;
         }
         // count <= MAX_APPROVERS < 2^8
-        _rules[campaignId] = Rule({version: version, threshold: threshold, approverCount: uint8(count), validity: validity});
-        emit ApprovalRuleSet(campaignId, campaign.charityId, version, threshold, uint8(count), validity, operator);
+        _rules[campaignId] = Rule({version: ruleVersion, threshold: threshold, approverCount: uint8(count), validity: validity});
+        emit ApprovalRuleSet(campaignId, campaign.charityId, ruleVersion, threshold, uint8(count), validity, operator);
         for (uint256 i = 0; i < count; ++i) {
-            emit ApproverNamed(campaignId, version, approvers[i]);
+            emit ApproverNamed(campaignId, ruleVersion, approvers[i]);
         }
     }
 
@@ -772,14 +772,14 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     /// @inheritdoc ICharityLedger
     function approvalRuleOf(
         bytes32 campaignId
-    ) external view returns (uint64 version, uint8 threshold, uint8 approverCount, uint32 validity) {
+    ) external view returns (uint64 ruleVersion, uint8 threshold, uint8 approverCount, uint32 validity) {
         Rule storage rule = _rules[campaignId];
         return (rule.version, rule.threshold, rule.approverCount, rule.validity);
     }
 
     /// @inheritdoc ICharityLedger
-    function isApprover(bytes32 campaignId, uint64 version, address account) external view returns (bool) {
-        return _approvers[campaignId][version][account];
+    function isApprover(bytes32 campaignId, uint64 ruleVersion, address account) external view returns (bool) {
+        return _approvers[campaignId][ruleVersion][account];
     }
 
     /// @inheritdoc ICharityLedger

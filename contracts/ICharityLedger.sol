@@ -684,9 +684,9 @@ interface ICharityLedger {
     /// @notice A campaign's current approval rule; version 0: none.
     function approvalRuleOf(
         bytes32 campaignId
-    ) external view returns (uint64 version, uint8 threshold, uint8 approverCount, uint32 validity);
+    ) external view returns (uint64 ruleVersion, uint8 threshold, uint8 approverCount, uint32 validity);
 
-    function isApprover(bytes32 campaignId, uint64 version, address account) external view returns (bool);
+    function isApprover(bytes32 campaignId, uint64 ruleVersion, address account) external view returns (bool);
 
     /// @notice A proposal; reverts {ProposalNotFound} if unknown.
     function proposalOf(bytes32 disbursementId) external view returns (ProposalView memory);

@@ -118,7 +118,7 @@ class DisbursementCreate(Strict):
     @field_validator("recipient_org_id")
     @classmethod
     def _org(cls, recipient_org: str | None) -> str | None:
-        if recipient_org is not None and int(recipient_org, 16) == 0:
+        if recipient_org is not None and ids.to_bytes32(recipient_org, "recipient") == bytes(32):
             raise ValueError("the zero ID names no organisation: leave recipient_org_id out")
         return recipient_org
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, select
 from ledger_api.core import ids
 from ledger_api.core.answers import Named
 from ledger_api.core.shares import largest_remainder
-from ledger_api.donations.schemas import HopDisbursement, HopDonation, TraceHop
+from ledger_api.donations.schemas import ApprovalVote, HopDisbursement, HopDonation, PayoutApproval, TraceHop
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, block_info, proof
@@ -176,4 +176,49 @@ def hops(mirror: Mirror, connection: Connection, view: ChainView, root: Any, dep
     blocks = block_info(mirror, connection, {row.block_number for _, row in rows_for_proofs})
     for item, row in rows_for_proofs:
         item.proof = proof(view, blocks, row)
+    return out
+
+
+def approvals_of(
+    mirror: Mirror, connection: Connection, view: ChainView, disbursement_hexes: list[str]
+) -> dict[str, PayoutApproval]:
+    """Who proposed and approved each of these disbursements that was paid out under an
+    approval rule (an executed proposal), from the mirror's proposals and votes."""
+    if not disbursement_hexes:
+        return {}
+    P, V = im.Proposal, im.ProposalVote
+    dep = mirror.deployment_id
+    proposals = connection.execute(
+        select(P).where(
+            P.deployment_id == dep, P.disbursement_id.in_(disbursement_hexes), P.state == "executed"
+        )
+    ).all()
+    if not proposals:
+        return {}
+    votes = connection.execute(
+        select(V)
+        .where(
+            V.deployment_id == dep,
+            V.disbursement_id.in_([p.disbursement_id for p in proposals]),
+            V.vote == "approve",
+        )
+        .order_by(V.block_number, V.log_index)
+    ).all()
+    blocks = block_info(mirror, connection, {r.block_number for r in (*proposals, *votes)})
+    by_proposal: dict[str, list[ApprovalVote]] = {}
+    for v in votes:
+        by_proposal.setdefault(v.disbursement_id, []).append(
+            ApprovalVote(account=v.voter, at=proof(view, blocks, v).recorded_at)
+        )
+    out = {}
+    for p in proposals:
+        proposed = proof(view, blocks, p)
+        out[p.disbursement_id] = PayoutApproval(
+            proposer=p.proposer,
+            proposed_at=proposed.recorded_at,
+            rule_version=p.rule_version,
+            threshold=p.threshold,
+            approvals=by_proposal.get(p.disbursement_id, []),
+            proof=proposed,
+        )
     return out

@@ -109,6 +109,23 @@ class DonationSummary(Answer):
     proof: Proof
 
 
+class ApprovalVote(Answer):
+    account: str
+    at: str | None = Field(description="When it was recorded (block time, UTC ISO 8601).")
+
+
+class PayoutApproval(Answer):
+    """Who proposed a payout made under an approval rule and who approved it: the contract
+    counted it only once `threshold` approvers other than the proposer had approved."""
+
+    proposer: str
+    proposed_at: str | None
+    rule_version: int
+    threshold: int
+    approvals: list[ApprovalVote]
+    proof: Proof = Field(description="The proposal's event on the chain.")
+
+
 class TraceDisbursement(Answer):
     id: str
     amount: int
@@ -120,6 +137,9 @@ class TraceDisbursement(Answer):
         default=None,
         description="When it names a registered recipient organisation: what that organisation"
         " confirmed it received (with its own key), or that it has not yet.",
+    )
+    approval: PayoutApproval | None = Field(
+        default=None, description="Who proposed and approved it, when its campaign required approvals."
     )
 
     @computed_field(  # type: ignore[prop-decorator]
@@ -169,6 +189,15 @@ class HopDisbursement(Answer):
         default=None, description="The campaign on this ledger it was granted to, if any."
     )
     proof: Proof | None = None
+    evidence: list[EvidenceView] = Field(default_factory=list)
+    approval: PayoutApproval | None = Field(
+        default=None, description="Who proposed and approved it, when its campaign required approvals."
+    )
+    receipt: ReceiptView | None = Field(
+        default=None,
+        description="When it names a registered recipient organisation: what that organisation"
+        " confirmed it received (with its own key), or that it has not yet.",
+    )
 
 
 class TraceHop(Answer):

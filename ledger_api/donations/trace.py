@@ -14,7 +14,7 @@ from ledger_api.core.answers import MirrorPosition, Named, Proof
 from ledger_api.core.errors import NotFound
 from ledger_api.core.hexes import hex0x, text_of, unhex
 from ledger_api.core.reference import commitment
-from ledger_api.donations.hops import hops
+from ledger_api.donations.hops import approvals_of, hops
 from ledger_api.donations.schemas import (
     DonationTrace,
     TraceAllocation,
@@ -143,7 +143,29 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, numbers)
         signer = attribution.one(connection, dep, charity.charity_id, donation.operator)
+        own_approvals = approvals_of(mirror, connection, view, [a.disbursement_id for a in allocations])
         followed = hops(mirror, connection, view, donation, depth) if depth > 0 else None
+        if followed:
+            # Each onward payment with what the donor needs to judge it: its evidence, who
+            # approved it, what its recipient confirmed.
+            onward = [ids.to_hex(d.id, "disbursement") for hop in followed for d in hop.disbursements]
+            hop_evidence = evidence_of(mirror, connection, onward)
+            hop_rel = related(
+                mirror, connection, {e.document_hash for rows in hop_evidence.values() for e in rows}
+            )
+            hop_blocks = block_info(
+                mirror, connection, {e.block_number for rows in hop_evidence.values() for e in rows}
+            )
+            hop_receipts = receipt_views(mirror, connection, onward)
+            hop_approvals = approvals_of(mirror, connection, view, onward)
+            for hop in followed:
+                for d in hop.disbursements:
+                    key = ids.to_hex(d.id, "disbursement")
+                    d.evidence = [
+                        evidence_view(mirror, view, hop_blocks, e, hop_rel) for e in hop_evidence.get(key, [])
+                    ]
+                    d.receipt = hop_receipts.get(key)
+                    d.approval = hop_approvals.get(key)
         receipts = receipt_views(mirror, connection, [a.disbursement_id for a in allocations])
 
     def disbursement_proof(a: Any) -> Proof:
@@ -177,6 +199,7 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
                         for e in evidence.get(a.disbursement_id, [])
                     ],
                     receipt=receipts.get(a.disbursement_id),
+                    approval=own_approvals.get(a.disbursement_id),
                 ),
             )
             for a in allocations
