@@ -207,8 +207,9 @@ def approvals_of(
     blocks = block_info(mirror, connection, {r.block_number for r in (*proposals, *votes)})
     by_proposal: dict[str, list[ApprovalVote]] = {}
     for v in votes:
+        voted = proof(view, blocks, v)
         by_proposal.setdefault(v.disbursement_id, []).append(
-            ApprovalVote(account=v.voter, at=proof(view, blocks, v).recorded_at)
+            ApprovalVote(account=v.voter, at=voted.recorded_at, proof=voted)
         )
     out = {}
     for p in proposals:

@@ -112,6 +112,7 @@ class DonationSummary(Answer):
 class ApprovalVote(Answer):
     account: str
     at: str | None = Field(description="When it was recorded (block time, UTC ISO 8601).")
+    proof: Proof = Field(description="The approval's event (DisbursementApproved) on the chain.")
 
 
 class PayoutApproval(Answer):
