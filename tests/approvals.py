@@ -9,8 +9,6 @@ from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
-from web3 import EthereumTesterProvider, Web3
-from web3.types import RPCEndpoint
 
 from tests.ledger import ZERO, Ledger, rid
 
@@ -61,16 +59,3 @@ def rule(
         ledger.fn.setApprovalRule(campaign or ledger.campaign_a, list(names), threshold, validity),
         ledger.op_a,
     )
-
-
-def advance(w3: Web3, seconds: int) -> None:
-    """Move the chain's clock on by `seconds` and mine a block, on eth-tester (its
-    time_travel; its evm_mine takes a block count) and on anvil (evm_increaseTime)."""
-    provider = w3.provider
-    if isinstance(provider, EthereumTesterProvider):
-        latest = int(w3.eth.get_block("latest")["timestamp"])
-        provider.ethereum_tester.time_travel(latest + seconds)
-        provider.ethereum_tester.mine_blocks(1)
-    else:
-        provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
-        provider.make_request(RPCEndpoint("evm_mine"), [])

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from web3 import Web3
 
 from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
-from tests.ledger import Ledger
+from tests.ledger import SHARED_CLOCKS, Ledger, clock_of
 from tests.support.anvil import ANVIL, AnvilNode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,13 +46,16 @@ def anvil() -> Iterator[AnvilNode]:
     # Every service the tests start funds its new accounts from the first dev account:
     # anvil's default 10,000 ether lasts about ten services.
     node = AnvilNode("--balance", str(10**9))
+    SHARED_CLOCKS.add(clock_of(make_web3(node.url)))
     yield node
     node.stop()
 
 
 @pytest.fixture(scope="session")
 def eth_tester_web3() -> Web3:
-    return make_web3(None)
+    w3 = make_web3(None)
+    SHARED_CLOCKS.add(clock_of(w3))
+    return w3
 
 
 @pytest.fixture(params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)])
@@ -83,8 +86,17 @@ def clock_w3(request: pytest.FixtureRequest) -> Iterator[Web3]:
 @pytest.fixture
 def ledger(w3: Web3) -> Ledger:
     """A freshly deployed ledger with two charities, one operator each, and a campaign each."""
-    accounts = w3.eth.accounts
-    deployment = deploy_ledger(w3, accounts[0])
+    return _ledger_on(w3)
+
+
+@pytest.fixture
+def clock_ledger(clock_w3: Web3) -> Ledger:
+    """The same, on a chain of the test's own whose clock it may move (clock_w3)."""
+    return _ledger_on(clock_w3)
+
+
+def _ledger_on(w3: Web3) -> Ledger:
+    deployment = deploy_ledger(w3, w3.eth.accounts[0])
     return Ledger.setup(w3, ledger_contract(w3, deployment.address), deployment)
 
 

@@ -29,9 +29,23 @@ def rid(label: str) -> bytes:
     return keccak(text=label)
 
 
+# The chains every test shares (the session's eth-tester and anvil) keep real time: signed
+# calls carry deadlines and anomalies count days from the wall clock, so a test that moved
+# a shared clock on would break the tests after it, far from the cause.
+SHARED_CLOCKS: set[object] = set()
+
+
+def clock_of(w3: Web3) -> object:
+    """What identifies a chain's clock: anvil's URL, or the eth-tester instance."""
+    provider = w3.provider
+    tester = getattr(provider, "ethereum_tester", None)
+    return id(tester) if tester is not None else getattr(provider, "endpoint_uri", None)
+
+
 def advance_time(w3: Web3, seconds: int) -> None:
     """Move the chain's clock `seconds` forward and mine a block there. Only on a chain of
     the test's own (the `clock_w3` fixture): eth-tester travels, anvil increases its time."""
+    assert clock_of(w3) not in SHARED_CLOCKS, "a shared chain keeps real time: use the clock_w3 fixture"
     provider = w3.provider
     if hasattr(provider, "ethereum_tester"):
         tester = provider.ethereum_tester

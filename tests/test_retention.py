@@ -17,10 +17,12 @@ from ledger_api.core import db
 from ledger_api.core.models import ConsoleSession, Deployment, IdempotencyRecord, StatementImport
 from ledger_api.retention import JOBS, RetentionWorker
 
-NOW = datetime.now(UTC)
-
 
 def _seed(url: str) -> None:
+    # "now" is taken when the rows are written, not when the module is collected: in a
+    # long suite a session seeded as "seen five minutes ago" would be idle by the time
+    # the job ran.
+    now = datetime.now(UTC)
     db.upgrade(url)
     engine = db.make_engine(url)
     with engine.begin() as c:
@@ -32,20 +34,20 @@ def _seed(url: str) -> None:
         for key, age in (("old", timedelta(hours=25)), ("fresh", timedelta(hours=23))):
             c.execute(
                 insert(IdempotencyRecord).values(
-                    principal="k1", key=key, request_hash="0" * 64, created_at=NOW - age
+                    principal="k1", key=key, request_hash="0" * 64, created_at=now - age
                 )
             )
         for token, created, seen in (
-            ("idle", NOW - timedelta(hours=1), NOW - timedelta(minutes=31)),
-            ("too-long", NOW - timedelta(hours=12, minutes=1), NOW),
-            ("live", NOW - timedelta(hours=2), NOW - timedelta(minutes=5)),
+            ("idle", now - timedelta(hours=1), now - timedelta(minutes=31)),
+            ("too-long", now - timedelta(hours=12, minutes=1), now),
+            ("live", now - timedelta(hours=2), now - timedelta(minutes=5)),
         ):
             c.execute(
                 insert(ConsoleSession).values(
                     token_hash=token, key_id="k1", role="charity", created_at=created, seen_at=seen
                 )
             )
-        for name, expires in (("expired", NOW - timedelta(seconds=1)), ("kept", NOW + timedelta(days=29))):
+        for name, expires in (("expired", now - timedelta(seconds=1)), ("kept", now + timedelta(days=29))):
             c.execute(
                 insert(StatementImport).values(
                     id=name,
@@ -55,7 +57,7 @@ def _seed(url: str) -> None:
                     state="previewed",
                     summary="{}",
                     sealed_rows=b"sealed",
-                    created_at=NOW - timedelta(days=30),
+                    created_at=now - timedelta(days=30),
                     expires_at=expires,
                 )
             )

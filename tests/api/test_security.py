@@ -146,7 +146,43 @@ def write_requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "json": _statement_mapping(w.a_campaign),
         },
         ("DELETE", "/v1/import-profiles/{name}"): {"url": "/v1/import-profiles/bank-x"},
+        ("POST", "/v1/charities/{charity_id}/approvers"): {
+            "url": f"/v1/charities/{w.a}/approvers",
+            "json": {"label": "Treasurer"},
+        },
+        ("PUT", "/v1/campaigns/{campaign_id}/approval-rule"): {
+            "url": f"/v1/campaigns/{w.a_campaign}/approval-rule",
+            "json": {"approvers": [SOME_ACCOUNT], "threshold": 1},
+        },
+        ("POST", "/v1/proposals/{proposal_id}/approve"): {"url": f"/v1/proposals/{w.a_disbursement}/approve"},
+        ("POST", "/v1/proposals/{proposal_id}/reject"): {
+            "url": f"/v1/proposals/{w.a_disbursement}/reject",
+            "json": {"reason": "no quote attached"},
+        },
+        ("POST", "/v1/proposals/{proposal_id}/execute"): {"url": f"/v1/proposals/{w.a_disbursement}/execute"},
+        ("POST", "/v1/recipients"): {
+            "url": "/v1/recipients",
+            "json": {"identifier": "GB-CHC-1234567", "name": "Village school", "account": SOME_ACCOUNT},
+        },
+        ("POST", "/v1/recipients/signed-calls"): {
+            "url": "/v1/recipients/signed-calls",
+            "json": {"message": SIGNED_CALL["message"], "signature": SIGNED_CALL["signature"]},
+        },
     }
+
+
+# Writes whose authority is a signature, not an API key: a recipient organisation has no
+# key here and confirms with its own account (tests/api/test_recipients.py checks that a
+# call signed by anyone else changes nothing).
+KEYLESS_WRITES = {("POST", "/v1/recipients/signed-calls")}
+
+
+def keyed_write_requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
+    return {route: request for route, request in write_requests(w).items() if route not in KEYLESS_WRITES}
+
+
+def _rule() -> dict[str, Any]:
+    return {"approvers": [SOME_ACCOUNT], "threshold": 1, "validity_hours": 24}
 
 
 # A bank statement of one credit to charity A's campaign, and its column mapping.
@@ -237,7 +273,7 @@ def test_the_table_of_write_endpoints_is_complete(service: Service) -> None:
 def test_every_write_endpoint_needs_a_key(service: Service) -> None:
     w = build_world(service)
     before = snapshot(service, w)
-    for (method, route), request in write_requests(w).items():
+    for (method, route), request in keyed_write_requests(w).items():
         for authorization in (None, "Basic YWRtaW46YWRtaW4=", "Bearer", "Bearer not-a-key"):
             headers = {"Authorization": authorization} if authorization else {}
             response = service.client.request(method, headers=headers, **request)
@@ -360,6 +396,17 @@ def test_a_charity_key_finds_no_other_charitys_records(service: Service) -> None
             ("DELETE", {"url": f"/v1/charities/{w.a}/operators/{SOME_ACCOUNT}"}),
             ("DELETE", {"url": f"/v1/charities/{ids.new('charity')}/operators/{SOME_ACCOUNT}"}),
         ),
+        (
+            ("POST", {"url": f"/v1/charities/{w.a}/approvers", "json": {"label": "Treasurer"}}),
+            (
+                "POST",
+                {"url": f"/v1/charities/{ids.new('charity')}/approvers", "json": {"label": "Treasurer"}},
+            ),
+        ),
+        (
+            ("PUT", {"url": f"/v1/campaigns/{w.a_campaign}/approval-rule", "json": _rule()}),
+            ("PUT", {"url": f"/v1/campaigns/{unknown_campaign}/approval-rule", "json": _rule()}),
+        ),
     ]
     for (method, theirs), (_, missing) in cases:
         response = send(service, method, theirs, w.b_key)
@@ -391,7 +438,7 @@ def test_a_charity_key_finds_no_other_charitys_records(service: Service) -> None
 def test_an_auditor_key_reads_but_never_writes(service: Service) -> None:
     w = build_world(service)
     before = snapshot(service, w)
-    for (method, route), request in write_requests(w).items():
+    for (method, route), request in keyed_write_requests(w).items():
         response = send(service, method, request, w.auditor_key)
         body = problem(response, 403, "forbidden")
         assert "admin" in body["detail"] or "not write" in body["detail"], (route, body)
@@ -416,7 +463,7 @@ def test_a_revoked_key_is_refused_everywhere(service: Service) -> None:
     revoked = service.client.delete(f"/v1/keys/{key_id}", headers=service.admin())
     assert revoked.status_code == 204, revoked.text
     before = snapshot(service, w)
-    for (method, route), request in write_requests(w).items():
+    for (method, route), request in keyed_write_requests(w).items():
         for headers in ({}, {"Idempotency-Key": f"revoked-{route}"}):
             response = send(service, method, {**request, "headers": headers}, key)
             body = problem(response, 401, "unauthenticated")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.approvals import HOUR, advance, approvers, disbursement_input, input_hash, rule
-from tests.ledger import ZERO, Ledger, rid
+from tests.approvals import HOUR, approvers, disbursement_input, input_hash, rule
+from tests.ledger import ZERO, Ledger, advance_time, rid
 from tests.signed import CAMPAIGN, CHARITY_KEY, relay, sc_donation, setup_self_custody, signed
 
 REJECTED, EXECUTED = 2, 3
@@ -50,19 +50,20 @@ def test_a_proposal_rejected_after_reaching_its_approvals_can_never_be_paid(ledg
     ledger.expect_view_error(fn.disbursementOf(rid("p")), "DisbursementNotFound", rid("p"))
 
 
-def test_an_expired_proposal_cannot_be_approved_or_executed(ledger: Ledger) -> None:
+def test_an_expired_proposal_cannot_be_approved_or_executed(clock_ledger: Ledger) -> None:
+    ledger = clock_ledger
     fn = ledger.fn
     a1, a2, _ = approvers(ledger)
     proposal = _proposed(ledger)
     ledger.send(fn.approveDisbursement(rid("p")), a1)
     ledger.send(fn.approveDisbursement(rid("p")), a2)
     expires_at = fn.proposalOf(rid("p")).call()[6]
-    advance(ledger.w3, 24 * HOUR + 60)
+    advance_time(ledger.w3, 24 * HOUR + 60)
     ledger.expect_error(
         fn.executeDisbursement(proposal), ledger.stranger, "ProposalExpired", rid("p"), expires_at
     )
     waiting = _proposed_again(ledger)
-    advance(ledger.w3, 24 * HOUR + 60)
+    advance_time(ledger.w3, 24 * HOUR + 60)
     expires = fn.proposalOf(rid("q")).call()[6]
     ledger.expect_error(fn.approveDisbursement(rid("q")), a1, "ProposalExpired", rid("q"), expires)
     ledger.expect_error(fn.executeDisbursement(waiting), a1, "ProposalExpired", rid("q"), expires)

@@ -72,6 +72,7 @@ def test_the_suite_has_rule_fuzz_invariant_and_gas_tests(forge_results: dict[str
     assert {name.split(".")[0] for name in kinds["Unit"]} == {
         "CharityLedgerRulesTest",
         "CharityLedgerSelfCustodyTest",
+        "CharityLedgerOrganisationsTest",
         GAS_SUITE,
     }
     fuzz = [forge_results[name]["kind"]["Fuzz"] for name in kinds.get("Fuzz", [])]

@@ -22,9 +22,9 @@ from ledger_api.core import db
 from ledger_api.core.config import Settings
 from ledger_api.core.hexes import hex0x
 from ledger_api.core.models import ApproverAccount, Deployment
-from tests.approvals import HOUR, advance, approvers, disbursement_input, input_hash, rule
+from tests.approvals import HOUR, approvers, disbursement_input, input_hash, rule
 from tests.indexer.test_mirror import dump
-from tests.ledger import Ledger, rid
+from tests.ledger import Ledger, advance_time, rid
 
 STATUS = {1: "pending", 2: "rejected", 3: "executed"}
 
@@ -69,7 +69,7 @@ def _history(ledger: Ledger) -> dict[str, tuple[Any, ...]]:
     rule(ledger, [a1], 1, validity=2 * HOUR)  # version 2: one approver
     inputs["expired"] = disbursement_input("expired", [(d2, 100)], ledger.campaign_a)
     ledger.send(fn.proposeDisbursement(inputs["expired"]), op)
-    advance(ledger.w3, 3 * HOUR)
+    advance_time(ledger.w3, 3 * HOUR)
     inputs["approved"] = disbursement_input("approved", [(d2, 200)], ledger.campaign_a)
     inputs["pending"] = disbursement_input("pending", [(d2, 300)], ledger.campaign_a)
     ledger.send(fn.proposeDisbursement(inputs["approved"]), op)
@@ -79,8 +79,9 @@ def _history(ledger: Ledger) -> dict[str, tuple[Any, ...]]:
 
 
 def test_the_mirror_holds_rules_proposals_and_votes_as_the_chain_does(
-    ledger: Ledger, database_url: str
+    clock_ledger: Ledger, database_url: str
 ) -> None:
+    ledger = clock_ledger
     inputs = _history(ledger)
     a1, a2, a3 = approvers(ledger)
     engine = _index(ledger, database_url)
@@ -232,8 +233,9 @@ def test_a_reorg_that_orphans_approvals_and_the_payout_leaves_a_fresh_index(
 
 
 def test_reconciliation_checks_proposals_and_rules_against_the_chain(
-    ledger: Ledger, database_url: str
+    clock_ledger: Ledger, database_url: str
 ) -> None:
+    ledger = clock_ledger
     _history(ledger)
     engine = _index(ledger, database_url)
     with engine.connect() as connection:
@@ -263,8 +265,9 @@ def test_reconciliation_checks_proposals_and_rules_against_the_chain(
 
 
 def test_anomalies_flag_fast_approvals_and_approvers_who_are_the_recipient(
-    ledger: Ledger, database_url: str
+    clock_ledger: Ledger, database_url: str
 ) -> None:
+    ledger = clock_ledger
     _history(ledger)
     a1, _, _ = approvers(ledger)
     engine = _index(ledger, database_url)
