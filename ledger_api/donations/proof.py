@@ -44,18 +44,35 @@ from ledger_api.mirror.proofs import block_info, chain_view, proof
 FORMAT = "ledger-proof-bundle/1"
 MAX_BLOCKS = 64
 MAX_RECEIPTS = 5_000  # receipts of all the bundle's blocks (each block's trie needs them all)
+# The fragments ledger-verify decodes with (its protocol.json), carried for an offline check.
 EVENTS = {
     "CampaignClosed",
     "CampaignCreated",
     "CharityRegistered",
     "CorrectionRecorded",
+    "DisbursementApproved",
+    "DisbursementProposed",
     "DisbursementRecorded",
     "DonationAllocated",
     "DonationRecorded",
     "DonationRefunded",
     "EvidenceAnchored",
+    "GrantAddressed",
+    "GrantReceived",
+    "ReceiptConfirmed",
+    "RecipientRegistered",
 }
-VIEWS = {"campaignOf", "disbursementOf", "donationOf", "isEvidenceAnchored", "refundOf"}
+VIEWS = {
+    "campaignOf",
+    "disbursementOf",
+    "donationOf",
+    "grantOf",
+    "grantSourceOf",
+    "isEvidenceAnchored",
+    "proposalOf",
+    "recipientOf",
+    "refundOf",
+}
 # Header fields after the first fifteen, in the order forks added them.
 _LATER_FIELDS = (
     "baseFeePerGas",

@@ -4,18 +4,26 @@ approvals, which grants to a school, which pays a registered rice supplier, whic
 confirms receipt with its own key. The donor's trace three organisations down shows, at
 every hop, their exact integer share of each payment, who proposed and approved the
 bureau's payout, the school's evidence and the supplier's confirmation; the donation page
-shows the same in both languages. On the embedded chain and on anvil."""
+shows the same in both languages, and `ledger verify --depth 3` rebuilds all of it from
+the chain, then names each lie an intruder writes into the mirror. On the embedded chain
+and on anvil."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from eth_account import Account
+from sqlalchemy import delete, update
 
+from indexer import models as m
+from ledger_api.core import ids
 from tests.api.checks import wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
 from tests.api.test_approvals import _approver
@@ -23,6 +31,7 @@ from tests.api.test_grants import _disburse, _ok, _record_grant
 from tests.api.test_recipients import confirm
 from tests.support.recipients import USCC
 
+LEDGER = Path(sys.executable).parent / "ledger"
 SUPPLIER_KEY = Account.from_key(b"\x47" * 32)  # the supplier's own key, on its own computer
 
 
@@ -155,3 +164,48 @@ def test_a_foundation_donor_follows_the_money_three_organisations_down(service: 
         assert treasurer["account"] in html and supervisor["account"] in html
         assert 'data-testid="hop-receipt" data-state="full"' in html and confirmed_by in html
         assert 'data-testid="hop-evidence"' in html and "invoice.pdf" in html
+
+    # The donor checks all of it against the chain with the verifier, trusting nothing the
+    # service computed: every hop rebuilt from the chain, every share recomputed.
+    def verify() -> subprocess.CompletedProcess[str]:
+        rpc = service.runtime.settings.rpc_url or f"{service.base}/rpc"
+        command = [str(LEDGER), "verify", donor, "--depth", "3", "--api", service.base, "--rpc-url", rpc]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+    def mismatches(run: subprocess.CompletedProcess[str]) -> list[str]:
+        assert run.returncode == 1, run.stdout + run.stderr
+        return [line for line in run.stdout.splitlines() if line.startswith("MISMATCH")]
+
+    checked = verify()
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    said = checked.stdout
+    for claim in (
+        r"ok +hop 3 payments \(amount, donor's share, granted to\): \"1 as on chain\"",
+        r"ok +hop 2 unspent \(recomputed from the chain\): \d+",
+        rf"ok +hop 2 payment {g2} approval rule: \"executed: 2 distinct approvals of 2, none the proposer",
+        rf"ok +hop 2 payment {g2} approvals complete",
+        rf"ok +hop 3 payment {paid['id']} confirmation 1 signed by",
+        rf"ok +hop 3 payment {paid['id']} confirmations complete",
+        rf"ok +hop 3 payment {paid['id']} evidence {hashlib.sha256(invoice).hexdigest()} document SHA-256",
+        rf"ok +hop 3 payment {paid['id']} recipient identifier",
+    ):
+        assert re.search(claim, said, re.MULTILINE), (claim, said)
+
+    # An intruder with the database rewrites the mirror three ways; the verifier names each.
+    engine = service.runtime.engine
+    with engine.begin() as connection:  # the school's grant donations, their sum kept
+        for donation_id, amount in ((school_in[0], 800), (school_in[1], 550)):
+            connection.execute(
+                update(m.GrantDonation)
+                .where(m.GrantDonation.donation_id == ids.to_hex(donation_id))
+                .values(amount=amount)
+            )
+    assert any("hop 3" in line and "donor's share" in line for line in mismatches(verify()))
+    with engine.begin() as connection:  # one of the bureau payout's two approvals hidden
+        connection.execute(delete(m.ProposalVote).where(m.ProposalVote.voter == supervisor["account"]))
+    lines = mismatches(verify())
+    assert any(f"payment {g2} approvals complete" in line for line in lines), lines
+    assert any(f"payment {g2} approval rule" in line for line in lines), lines
+    with engine.begin() as connection:  # the supplier's statement reworded
+        connection.execute(update(m.ReceiptConfirmation).values(statement="received CNY 6.50 for rice"))
+    assert any(f"payment {paid['id']} confirmation 1 statement" in line for line in mismatches(verify()))

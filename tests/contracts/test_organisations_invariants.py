@@ -561,5 +561,8 @@ def test_money_across_organisations_holds_under_random_sequences(clock_w3: Web3)
     print(dict(SEEN))
     for outcome in ("execute: executed", "grant received", "confirmed"):
         assert SEEN[outcome], f"no step reached {outcome!r}: {dict(SEEN)}"
+    # And at least one execution refused. Which refusals a run meets depends on its draws
+    # (under CI Hypothesis derandomizes, and one run met only ProposalNotPending); each
+    # refusal has its own deterministic test in tests/contracts/test_approvals.py.
     refusals = [k for k in SEEN if k.startswith("execute: ") and k != "execute: executed"]
-    assert len(refusals) >= 2, f"executions were refused for too few reasons: {dict(SEEN)}"
+    assert refusals, f"no execution was refused: {dict(SEEN)}"

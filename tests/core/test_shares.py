@@ -8,6 +8,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ledger_verify.hops import largest_remainder as verifier_split
 
 from ledger_api.core.shares import largest_remainder
 
@@ -42,3 +43,11 @@ def test_ties_go_to_the_earlier_parts_and_exact_splits_are_untouched() -> None:
 def test_what_cannot_be_split_is_refused(amount: int, weights: list[int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         largest_remainder(amount, weights)
+
+
+@given(AMOUNT, WEIGHTS)
+def test_the_verifier_s_own_split_agrees_with_the_service_s(amount: int, weights: list[int]) -> None:
+    """ledger-verify recomputes every hop's shares with its own code (it imports nothing of
+    the service): the two must agree to the unit, ties included, or a donor would see a
+    false mismatch."""
+    assert verifier_split(amount, weights) == largest_remainder(amount, weights)

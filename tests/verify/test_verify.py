@@ -159,6 +159,9 @@ def test_a_hidden_refund_fails(demo: Demo) -> None:
     [
         (["DN-0000"], "is not a donation, disbursement or campaign ID"),
         (["DN-AAAA-AAAA-AAAA-AAAA", "--secret", "0x12"], "--secret"),
+        (["DB-AAAA-AAAA-AAAA-AAAA", "--depth", "2"], "--depth follows a donation"),
+        (["DN-AAAA-AAAA-AAAA-AAAA", "--depth", "6"], "--depth"),
+        (["DN-AAAA-AAAA-AAAA-AAAA", "--depth", "-1"], "--depth"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(demo: Demo, args: list[str], says: str) -> None:

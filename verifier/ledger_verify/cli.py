@@ -1,5 +1,5 @@
 """`ledger-verify <record-id> --rpc-url URL [--contract ADDRESS] [--api URL | --bundle FILE]
-[--secret S --reference R] [--block-hash N=0x...]`; the access log:
+[--secret S --reference R] [--block-hash N=0x...] [--depth N]`; the access log:
 `ledger-verify access-row (--proof FILE | --seq N --api URL --key K) [--rpc-url URL]` and
 `ledger-verify access-day YYYY-MM-DD --api URL --key K --rpc-url URL` (ledger_verify/access_log.py).
 
@@ -19,10 +19,11 @@ from typing import Any, NoReturn
 
 import httpx
 
-from ledger_verify import access_log
+from ledger_verify import access_log, hops
 from ledger_verify import protocol as p
 from ledger_verify.bundle import Bundle, Tampered
 from ledger_verify.checks import Verifier, kind_of
+from ledger_verify.hops import MAX_DEPTH
 from ledger_verify.net import TIMEOUT, Node, Service, Unavailable
 from ledger_verify.report import EXIT_MISMATCH, EXIT_OK, EXIT_UNCHECKED, Report, safe
 
@@ -61,6 +62,15 @@ def parser(prog: str = "ledger-verify") -> argparse.ArgumentParser:
     )
     parse.add_argument("--reference", help="the donor reference (or the recipient's details), with --secret")
     parse.add_argument(
+        "--depth",
+        type=int,
+        default=0,
+        choices=range(MAX_DEPTH + 1),
+        metavar="N",
+        help=f"for a donation: follow the money N hops (1..{MAX_DEPTH}) through grants to other"
+        " campaigns, rebuilding every hop and the donor's share of every payment from the chain",
+    )
+    parse.add_argument(
         "--block-hash",
         action="append",
         default=[],
@@ -94,6 +104,9 @@ def main(
             return EXIT_USAGE
     if args.bundle is not None and (len(records) != 1 or kind_of(records[0]) != "donation"):
         write("error: a proof bundle is made for one donation (DN-...)")
+        return EXIT_USAGE
+    if args.depth and (args.bundle is not None or any(kind_of(r) != "donation" for r in records)):
+        write("error: --depth follows a donation (DN-...) through the service's hops (--api)")
         return EXIT_USAGE
     if args.rpc_url is None and not (args.bundle is not None and args.block_hash):
         write("error: --rpc-url is needed (or, with --bundle, --block-hash N=0x... for each block)")
@@ -142,7 +155,8 @@ def run(
     bundle = None
     if service is not None:
         info = service.json("/v1/contract")
-        claims = service.json(_PATHS[kind].format(record_id))
+        path = _PATHS[kind].format(record_id)
+        claims = service.json(f"{path}?depth={args.depth}" if args.depth else path)
         source = "the API"
     else:
         data = _load_bundle(args.bundle)
@@ -201,6 +215,8 @@ def run(
         try:
             if kind == "donation":
                 verifier.donation(claims, secret, args.reference)
+                if args.depth:
+                    hops.verify(verifier, claims, args.depth)
             elif kind == "disbursement":
                 verifier.disbursement(claims, secret, args.reference)
             else:

@@ -20,13 +20,29 @@ EVENTS = (
     "CampaignCreated",
     "CharityRegistered",
     "CorrectionRecorded",
+    "DisbursementApproved",
+    "DisbursementProposed",
     "DisbursementRecorded",
     "DonationAllocated",
     "DonationRecorded",
     "DonationRefunded",
     "EvidenceAnchored",
+    "GrantAddressed",
+    "GrantReceived",
+    "ReceiptConfirmed",
+    "RecipientRegistered",
 )
-VIEWS = ("campaignOf", "disbursementOf", "donationOf", "isEvidenceAnchored", "refundOf")
+VIEWS = (
+    "campaignOf",
+    "disbursementOf",
+    "donationOf",
+    "grantOf",
+    "grantSourceOf",
+    "isEvidenceAnchored",
+    "proposalOf",
+    "recipientOf",
+    "refundOf",
+)
 
 
 @cache
