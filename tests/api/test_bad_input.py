@@ -130,6 +130,19 @@ def disbursement(**changes: Any) -> Body:
     return build
 
 
+def rejection(**changes: Any) -> Body:
+    return lambda _w: _apply({"reason": "no quote attached"}, changes)
+
+
+def organisation(**changes: Any) -> Body:
+    body = {"identifier": "GB-CHC-1234567", "name": "Village school", "account": "0x" + "ab" * 20}
+    return lambda _w: _apply(body, changes)
+
+
+def approval_rule(**changes: Any) -> Body:
+    return lambda _w: _apply({"approvers": ["0x" + "ab" * 20], "threshold": 1, "validity_hours": 24}, changes)
+
+
 def _apply(body: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     body = dict(body)
     for key, value in changes.items():
@@ -186,7 +199,9 @@ class Case:
     key: str | None = None  # default: the charity's key
 
     def send(self, w: World) -> Any:
-        path = self.path.format(campaign=w.campaign, donation=w.donation, disbursement=w.disbursement)
+        path = self.path.format(
+            campaign=w.campaign, donation=w.donation, disbursement=w.disbursement, charity=w.charity
+        )
         headers = {"Authorization": f"Bearer {self.key or w.key}"}
         if self.raw is not None:
             headers["Content-Type"] = self.content_type
@@ -305,9 +320,12 @@ TEXTS = [
     ("refund reason", "POST", "/v1/donations/{donation}/refunds", refund, "reason", 256),
     ("recipient", "POST", "/v1/disbursements", disbursement, "recipient", 128),
     ("purpose", "POST", "/v1/disbursements", disbursement, "purpose", 128),
+    ("rejection reason", "POST", "/v1/proposals/{disbursement}/reject", rejection, "reason", 256),
+    ("recipient organisation name", "POST", "/v1/recipients", organisation, "name", 200),
+    ("recipient organisation identifier", "POST", "/v1/recipients", organisation, "identifier", 128),
 ]
 for what, method, path, body, field, limit in TEXTS:
-    admin = ADMIN_KEY if path == "/v1/charities" else None
+    admin = ADMIN_KEY if path in ("/v1/charities", "/v1/recipients") else None
     case(f"{what} too long", method, path, body(**{field: "x" * (limit + 1)}), field=field, key=admin)
     case(f"{what} empty", method, path, body(**{field: ""}), field=field, key=admin)
     case(f"{what} with a NUL byte", method, path, body(**{field: "ab\x00cd"}), field=field, key=admin)
@@ -352,6 +370,81 @@ for what, path in (("donor reference", "/v1/donations"), ("campaign name", "/v1/
         raw=b"",  # filled in below, per world
         field="donor_reference" if path == "/v1/donations" else "name",
     )
+
+# Approvers and approval rules: a label kept off chain, 1 <= threshold <= approvers <= 20,
+# accounts that are accounts, a validity of 1 hour to a year.
+case(
+    "approver label too long",
+    "POST",
+    "/v1/charities/{charity}/approvers",
+    lambda _w: {"label": "x" * 201},
+    field="label",
+)
+case(
+    "approver label with a terminal escape",
+    "POST",
+    "/v1/charities/{charity}/approvers",
+    lambda _w: {"label": "a\x1b[2J"},
+    field="label",
+)
+case(
+    "approver account not an account",
+    "POST",
+    "/v1/charities/{charity}/approvers",
+    lambda _w: {"label": "Treasurer", "account": "0x12"},
+    field="account",
+)
+RULE = "/v1/campaigns/{campaign}/approval-rule"
+case("approval rule with no approvers", "PUT", RULE, approval_rule(approvers=[]), field="approvers")
+case(
+    "approval rule with 21 approvers",
+    "PUT",
+    RULE,
+    approval_rule(approvers=[f"0x{n:040x}" for n in range(1, 22)]),
+    field="approvers",
+)
+case("approval rule threshold zero", "PUT", RULE, approval_rule(threshold=0), field="threshold")
+case("approval rule threshold as text", "PUT", RULE, approval_rule(threshold="one"), field="threshold")
+case(
+    "approval rule approver not an account",
+    "PUT",
+    RULE,
+    approval_rule(approvers=["treasurer"]),
+    field="approvers",
+)
+case("approval rule validity zero", "PUT", RULE, approval_rule(validity_hours=0), field="validity_hours")
+case(
+    "approval rule validity over a year",
+    "PUT",
+    RULE,
+    approval_rule(validity_hours=8761),
+    field="validity_hours",
+)
+case("approval rule unknown field", "PUT", RULE, approval_rule(quorum=2), field="quorum")
+case("proposal path not an ID", "POST", "/v1/proposals/not-an-id/approve", field="proposal_id")
+case("proposal path wrong kind", "POST", "/v1/proposals/DN-7K3M-9QX2-P4TA-B5C8/approve", field="proposal_id")
+case(
+    "rejection without a reason", "POST", "/v1/proposals/{disbursement}/reject", lambda _w: {}, field="reason"
+)
+# Recipient organisations: a checked public identifier, never a person's ID number.
+case(
+    "recipient organisation account not an account",
+    "POST",
+    "/v1/recipients",
+    organisation(account="0x12"),
+    field="account",
+    key=ADMIN_KEY,
+)
+case(
+    "signed call with a short signature",
+    "POST",
+    "/v1/recipients/signed-calls",
+    lambda _w: {
+        "message": {"operator": "0x" + "ab" * 20, "data": "0x12", "nonce": "0x" + "34" * 32, "deadline": 1},
+        "signature": "0x56",
+    },
+    kind="invalid-signed-call",
+)
 
 # Batches: 1 to 2,000 donations.
 case(
