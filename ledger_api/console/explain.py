@@ -10,6 +10,7 @@ sentence naming the contract's error, so nothing is hidden and nothing leaks."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger_api.core.errors import Conflict, ContractRejected, NotFound, Problem
@@ -34,11 +35,31 @@ KNOWN = (
     N_("refused.GrantNotAddressed"),
     N_("refused.GrantCurrencyMismatch"),
     N_("refused.InvalidGrantRecipient"),
+    # Approvals before payout (contract 2.2.0).
+    N_("refused.ApprovalRequired"),
+    N_("refused.NoApprovalRule"),
+    N_("refused.InvalidApprovalRule"),
+    N_("refused.ProposalNotFound"),
+    N_("refused.ProposalNotPending"),
+    N_("refused.ProposalExpired"),
+    N_("refused.NotApprover"),
+    N_("refused.ProposerCannotApprove"),
+    N_("refused.AlreadyApproved"),
+    N_("refused.ApprovalsMissing"),
+    N_("refused.ProposalMismatch"),
 )
 
 
 def _amount(value: Any) -> int:
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
+
+
+def _moment(value: Any) -> str:
+    """A contract's timestamp (seconds) as the pages write a time: "2025-03-01 09:30 UTC"."""
+    seconds = _amount(value)
+    if not seconds:
+        return ""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def sentence(reader: Reader, problem: Problem, currency: str | None, requested: int | None = None) -> str:
@@ -59,6 +80,9 @@ def sentence(reader: Reader, problem: Problem, currency: str | None, requested: 
                 id=str(args.get("donationId", "")),
                 amount=money(args.get("amount", args.get("disbursementAmount", 0))),
                 allocated=money(args.get("allocatedSum", 0)),
+                at=_moment(args.get("expiresAt")),
+                count=str(args.get("approvals", "")),
+                k=str(args.get("threshold", "")),
             )
         return reader.t("refused.other", name=name)
     if isinstance(problem, Conflict) and "available" in problem.extra and requested is not None:

@@ -154,3 +154,42 @@ def incoming_grants(mirror: Mirror, campaign_hex: str) -> list[IncomingGrant]:
             )
             for r in connection.execute(rows)
         ]
+
+
+@dataclass(frozen=True)
+class RuleInForce:
+    """A campaign's approval rule as the mirror holds its newest version."""
+
+    version: int
+    threshold: int
+    approvers: list[str]  # accounts, as the rule names them
+    validity: int  # seconds
+
+    @property
+    def validity_hours(self) -> int:
+        return self.validity // 3600
+
+
+def rule_in_force(mirror: Mirror, campaign_hex: str) -> RuleInForce | None:
+    """The newest version of the campaign's approval rule; None if it has none (a rule is
+    never removed, so None means there never was one)."""
+    R, A = im.ApprovalRule, im.ApprovalRuleApprover
+    with mirror.engine.connect() as connection:
+        row = connection.execute(
+            select(R.version, R.threshold, R.validity)
+            .where(R.deployment_id == mirror.deployment_id, R.campaign_id == campaign_hex)
+            .order_by(R.version.desc())
+            .limit(1)
+        ).one_or_none()
+        if row is None:
+            return None
+        named = connection.execute(
+            select(A.approver)
+            .where(
+                A.deployment_id == mirror.deployment_id,
+                A.campaign_id == campaign_hex,
+                A.version == row.version,
+            )
+            .order_by(A.block_number, A.log_index)
+        ).scalars()
+        return RuleInForce(int(row.version), int(row.threshold), list(named), int(row.validity))

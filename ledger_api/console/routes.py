@@ -24,6 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
+from ledger_api.approvals import reads as approval_reads
+from ledger_api.approvals import service as approval_writes
 from ledger_api.campaigns import reads as campaigns
 from ledger_api.campaigns import service as campaign_writes
 from ledger_api.campaigns.schemas import CampaignCreate
@@ -62,6 +64,7 @@ FORM_BODY = 64 * 1024  # a console form (the longest: a disbursement choosing 50
 CHANNELS = ("bank-transfer", "wechat-pay", "alipay", "cash-box", "unspecified")
 CURRENCIES = ("CNY", "HKD", "MOP", "TWD", "USD", "EUR", "GBP", "JPY")
 LISTED = 200  # donations listed on a campaign's page (to choose from)
+HOMES = {"admin": "/console/registrar", "approver": "/console/approvals"}  # else the dashboard
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 
@@ -97,8 +100,8 @@ def _sign_in_page(request: Request, error: str | None, status: int = 200) -> HTM
 
 @router.post("/sign-in", name="console_sign_in_post", max_body_size=4096)
 def sign_in(request: Request, data: Posted) -> Response:
-    """Sign in with an API key (admin or charity), POSTed; the key is checked as the API
-    checks it and then forgotten: never stored, logged, or shown again."""
+    """Sign in with an API key (admin, charity or approver), POSTed; the key is checked as
+    the API checks it and then forgotten: never stored, logged, or shown again."""
     reader = reader_for(request)
     given = data.get("csrf")
     if not sessions.csrf_matches(
@@ -117,11 +120,11 @@ def sign_in(request: Request, data: Posted) -> Response:
         principal = None
     if principal is None:
         return _sign_in_page(request, reader.t("console.sign_in.wrong"), 401)
-    if principal.role not in ("admin", "charity"):
+    if principal.role not in ("admin", "charity", "approver"):
         return _sign_in_page(request, reader.t("console.sign_in.auditor"), 403)
     sessions.forget_expired(mirror.engine)
     token = sessions.open_session(mirror.engine, principal)
-    response = RedirectResponse("/console/registrar" if principal.role == "admin" else "/console", 303)
+    response = RedirectResponse(HOMES.get(principal.role, "/console"), 303)
     sessions.set_cookie(response, request, sessions.COOKIE, token, None)
     sessions.clear_cookie(response, request, sessions.SIGN_IN_COOKIE)
     return response
@@ -192,8 +195,8 @@ def _dashboard(request: Request, staff: Staff, status: int = 200, **forms: Any) 
 
 @router.get("", name="console_home")
 def dashboard(request: Request, staff: StaffDep) -> Response:
-    if staff.principal.role == "admin":
-        return RedirectResponse("/console/registrar", status_code=303)
+    if staff.principal.role in HOMES:
+        return RedirectResponse(HOMES[staff.principal.role], status_code=303)
     return _dashboard(request, staff)
 
 
@@ -226,15 +229,23 @@ def create_campaign(request: Request, staff: PostingStaff, data: Posted) -> Resp
     return RedirectResponse(f"/console/campaigns/{created['id']}?created=1", status_code=303)
 
 
-def _campaign_page(
+def campaign_page(
     request: Request, staff: Staff, campaign_id: str, status: int = 200, **forms: Any
 ) -> HTMLResponse:
+    """A campaign's page; `forms` are those shown back with their errors (donation,
+    disbursement, grant, approver, rule, withdraw: (proposal ID, form))."""
     mirror = current_mirror(request)
     reader = reader_for(request)
+    campaign_hex = ids.to_hex(campaign_id, "campaign")
     with reading("campaign", campaign_id):
         cp = campaigns.get_campaign(mirror, campaign_id)
         donations = campaigns.list_donations(mirror, campaign_id, RecordFilters(LISTED, None, order="oldest"))
         paid = campaigns.list_disbursements(mirror, campaign_id, RecordFilters(LISTED, None, order="newest"))
+        # The charity's own labels for its approvers are shown to its staff (not public).
+        proposed = approval_reads.proposals(mirror, campaign_hex=campaign_hex, labels_for=lambda _: True)
+    rule = reads.rule_in_force(mirror, campaign_hex)
+    approvers = approval_writes.approver_accounts(writes_of(request), staff.charity_hex or "")
+    just_proposed = (forms.get("proposed_secret") or {}).get("id") or request.query_params.get("proposed", "")
     return page(
         request,
         staff,
@@ -255,13 +266,34 @@ def _campaign_page(
         or Form(reader, {"allocation": "fifo"}, prefix="disbursement-"),
         created=request.query_params.get("created") == "1",
         closed_now=request.query_params.get("closed") == "1",
+        rule=rule,
+        approvers=approvers,
+        proposals=proposed,
+        approver=forms.get("approver") or Form(reader, prefix="approver-"),
+        rule_form=forms.get("rule")
+        or Form(
+            reader,
+            {
+                "threshold": str(rule.threshold) if rule else "",
+                "validity": str(rule.validity_hours) if rule else "168",
+                "unit": "hours",
+                "approvers": ",".join(rule.approvers) if rule else "",
+            },
+            prefix="rule-",
+        ),
+        withdraw=forms.get("withdraw"),
+        empty_withdraw=lambda proposal_id: Form(reader, prefix=f"withdraw-{proposal_id}-"),
+        just_proposed=next((p for p in proposed if p.id == just_proposed), None),
+        proposed_secret=forms.get("proposed_secret"),
+        rule_set=request.query_params.get("rule_set") == "1",
+        withdrawn=request.query_params.get("withdrawn") == "1",
     )
 
 
 @router.get("/campaigns/{campaign_id}", name="console_campaign")
 def campaign(request: Request, campaign_id: str, staff: CharityStaff) -> HTMLResponse:
     canonical = own_campaign(writes_of(request), staff, campaign_id)
-    return _campaign_page(request, staff, canonical)
+    return campaign_page(request, staff, canonical)
 
 
 @router.post("/campaigns/{campaign_id}/close", name="console_close_campaign")
@@ -274,7 +306,7 @@ def close_campaign(request: Request, campaign_id: str, staff: PostingStaff) -> R
     except Problem as problem:
         form = Form(reader, {"channel": "bank-transfer"}, prefix="donation-")
         form.fail("_form", explain.sentence(reader, problem, None))
-        return _campaign_page(request, staff, canonical, 409, donation=form)
+        return campaign_page(request, staff, canonical, 409, donation=form)
     if prepared([state]):
         return sign_states(request, staff, [state], f"/console/campaigns/{canonical}")
     return RedirectResponse(f"/console/campaigns/{canonical}?closed=1", status_code=303)
@@ -302,12 +334,12 @@ def record_donation(request: Request, campaign_id: str, staff: PostingStaff, dat
         except ValidationError as exc:
             form.schema_errors(exc)
     if body is None:
-        return _campaign_page(request, staff, canonical, 422, donation=form)
+        return campaign_page(request, staff, canonical, 422, donation=form)
     try:
         recorded, states = donation_writes.record(writes_for(request, staff), staff.principal, [body], True)
     except Problem as problem:
         form.fail("_form", explain.sentence(reader, problem, currency, amount))
-        return _campaign_page(request, staff, canonical, 409, donation=form)
+        return campaign_page(request, staff, canonical, 409, donation=form)
     if prepared(states):
         secret = recorded[0]["receipt_secret"]
         receipt = {"id": recorded[0]["id"], "secret": secret, "reference": reference.parse(donor)}
@@ -339,12 +371,12 @@ def record_grant(
             form.schema_errors(exc)
     if body is None:
         form.fail("_form", form.errors.get("amount") or reader.t("refused.general"))
-        return _campaign_page(request, staff, canonical, 422, grant=form)
+        return campaign_page(request, staff, canonical, 422, grant=form)
     try:
         _, states = donation_writes.record(writes_for(request, staff), staff.principal, [body], True)
     except Problem as problem:
         form.fail("_form", explain.sentence(reader, problem, currency, amount))
-        return _campaign_page(request, staff, canonical, 409, grant=form)
+        return campaign_page(request, staff, canonical, 409, grant=form)
     if prepared(states):
         return sign_states(request, staff, states, f"/console/campaigns/{canonical}")
     return RedirectResponse(f"/console/campaigns/{canonical}?grant_recorded=1", status_code=303)
@@ -424,13 +456,22 @@ def record_disbursement(request: Request, campaign_id: str, staff: PostingStaff,
             if "recipient_person" in form.errors:  # shown at the field the details were typed in
                 form.errors["recipient_person"] = form.errors.pop("recipient_person")
     if body is None:
-        return _campaign_page(request, staff, canonical, 422, disbursement=form)
+        return campaign_page(request, staff, canonical, 422, disbursement=form)
     try:
         created, state = disbursement_writes.record(writes_for(request, staff), staff.principal, body, True)
     except Problem as problem:
         form.fail("_form", explain.sentence(reader, problem, currency, amount))
-        return _campaign_page(request, staff, canonical, 409, disbursement=form)
+        return campaign_page(request, staff, canonical, 409, disbursement=form)
     slip = {"id": created["id"], "secret": created["recipient_secret"]} if person else None
+    if created.get("status") == "proposed":
+        # A proposal, not a payment: nothing is paid or counted until its approvals are in.
+        # Its page is the campaign's (there is no disbursement yet to show or slip to print).
+        back = f"/console/campaigns/{canonical}"
+        if prepared([state]):
+            return sign_states(request, staff, [state], back)
+        if slip is not None:
+            return campaign_page(request, staff, canonical, 201, proposed_secret=slip)
+        return RedirectResponse(f"{back}?proposed={created['id']}#approvals-heading", status_code=303)
     if prepared([state]):
         return sign_states(request, staff, [state], f"/console/disbursements/{created['id']}", slip=slip)
     if slip is not None:

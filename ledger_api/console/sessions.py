@@ -2,7 +2,8 @@
 
 1. Sign-in is a POST of an API key (never a URL): the key is checked by
    `core.security.authenticate`, exactly as the API checks a bearer key (hashed keys,
-   revoked keys refused), and then forgotten. Only admin and charity keys may sign in.
+   revoked keys refused), and then forgotten. Admin, charity and approver keys may sign
+   in (an approver's session reaches only its own approval pages, `console/approvals.py`).
 2. A session is a random 256-bit token in a cookie (HttpOnly, SameSite=Strict,
    Path=/console, Secure when the request came over HTTPS; behind a proxy the scheme is the
    one uvicorn's `--proxy-headers` took from it). The database keeps the SHA-256 of the
@@ -108,11 +109,15 @@ def find(engine: Engine, token: str | None) -> Staff | None:
         or_(S.key_id == ENV_ADMIN, key_alive),
     )
     with engine.begin() as connection:
-        row = connection.execute(select(S.key_id, S.role, S.charity_id).where(*live)).one_or_none()
+        # An approver key's account is the key's, not the session's: read it with the key.
+        account = select(ApiKey.account).where(ApiKey.id == S.key_id).scalar_subquery()
+        row = connection.execute(
+            select(S.key_id, S.role, S.charity_id, account.label("account")).where(*live)
+        ).one_or_none()
         if row is None:
             return None
         connection.execute(update(S).where(S.token_hash == _hash(token)).values(seen_at=now))
-    return Staff(Principal(row.key_id, row.role, row.charity_id), token)
+    return Staff(Principal(row.key_id, row.role, row.charity_id, account=row.account), token)
 
 
 def end(engine: Engine, token: str | None) -> None:

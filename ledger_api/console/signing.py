@@ -33,7 +33,7 @@ from ledger_api.chain import signed_calls
 from ledger_api.chain.writer import TxState
 from ledger_api.console import explain
 from ledger_api.console.sessions import Staff
-from ledger_api.console.web import ConsoleRoute, Posted, PostingStaff, page, writes_of
+from ledger_api.console.web import ConsoleRoute, Posted, PostingSigner, page, writes_of
 from ledger_api.core.errors import Problem
 from ledger_api.core.hexes import unhex
 from ledger_api.disbursements.reads import funding
@@ -56,6 +56,7 @@ SIGNING_CSP = (
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 KEY_FILE = "charity-key.json"
+APPROVER_KEY_FILE = "approver-key.json"
 
 
 def prepared(states: list[TxState]) -> bool:
@@ -81,6 +82,7 @@ def sign_page(
     """The page where the charity signs `messages` (SignedCall messages), then relays them."""
     writes = writes_of(request)
     chain_id, contract = writes.deployment.chain_id, writes.deployment.address
+    key_file = APPROVER_KEY_FILE if staff.principal.role == "approver" else KEY_FILE
     calls = []
     for message in messages:
         call = _call(message)
@@ -93,7 +95,7 @@ def sign_page(
                 "digest": "0x" + signed_calls.digest(call, chain_id, contract).hex(),
                 "operator": call.operator,
                 "function": relay.records_of(call.data)[0],
-                "command": f"ledger sign --keystore {KEY_FILE} {shlex.quote(compact)}",
+                "command": f"ledger sign --keystore {key_file} {shlex.quote(compact)}",
             }
         )
     response = page(
@@ -125,8 +127,9 @@ def sign_states(
 
 
 @router.post("/relay", name="console_relay")
-def relay_signed(request: Request, staff: PostingStaff, data: Posted) -> Response:
-    """The signed calls of a sign page, relayed as POST /v1/relay relays them."""
+def relay_signed(request: Request, staff: PostingSigner, data: Posted) -> Response:
+    """The signed calls of a sign page (a charity's records, or an approver's vote),
+    relayed as POST /v1/relay relays them, an approval that completes its proposal paying it."""
     reader = reader_for(request)
     next_path = str(data.get("next") or "/console")
     if not NEXT.fullmatch(next_path):
@@ -152,7 +155,11 @@ def relay_signed(request: Request, staff: PostingStaff, data: Posted) -> Respons
         error = reader.t("console.sign.bad_signature")
         return sign_page(request, staff, messages, next_path, receipt, error, 422, slip)
     try:
-        relay.relay(writes_of(request), staff.principal, list(zip(messages, signatures, strict=True)), True)
+        writes = writes_of(request)
+        checked, states = relay.relay(
+            writes, staff.principal, list(zip(messages, signatures, strict=True)), True
+        )
+        relay.execute_approved(writes, checked, states, True)
     except Problem as problem:
         error = problem.detail if problem.status in (403, 422) else explain.sentence(reader, problem, None)
         return sign_page(request, staff, messages, next_path, receipt, error, problem.status, slip)

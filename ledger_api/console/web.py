@@ -102,6 +102,16 @@ def _charity_staff(staff: StaffDep) -> Staff:
 CharityStaff = Annotated[Staff, Depends(_charity_staff)]
 
 
+def _approver_staff(staff: StaffDep) -> Staff:
+    """An approver's session: its approval pages only; every charity page is not found."""
+    if staff.principal.role != "approver" or staff.principal.account is None:
+        raise PageError(404, "page")
+    return staff
+
+
+ApproverStaff = Annotated[Staff, Depends(_approver_staff)]
+
+
 async def _posted(request: Request) -> FormData:
     try:
         return await request.form(max_files=0, max_fields=1100)
@@ -144,6 +154,29 @@ def _posting_staff(
 
 
 PostingStaff = Annotated[Staff, Depends(_posting_staff)]
+
+
+def _posting_approver(
+    request: Request, staff: ApproverStaff, data: Annotated[FormData, Depends(_posted)]
+) -> Staff:
+    check_csrf(staff, data)
+    first_time(request, staff, data)
+    return staff
+
+
+PostingApprover = Annotated[Staff, Depends(_posting_approver)]
+
+
+def _posting_signer(request: Request, staff: StaffDep, data: Annotated[FormData, Depends(_posted)]) -> Staff:
+    """A charity's staff or an approver posting a form of a sign page (its own signed calls)."""
+    if staff.principal.role not in ("charity", "approver"):
+        raise PageError(404, "page")
+    check_csrf(staff, data)
+    first_time(request, staff, data)
+    return staff
+
+
+PostingSigner = Annotated[Staff, Depends(_posting_signer)]
 Posted = Annotated[FormData, Depends(_posted)]
 
 

@@ -231,7 +231,7 @@ class ConsoleSession(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     key_id: Mapped[str] = mapped_column(String(32), index=True)
-    role: Mapped[str] = mapped_column(String(16))  # admin | charity
+    role: Mapped[str] = mapped_column(String(16))  # admin | charity | approver
     charity_id: Mapped[str | None] = mapped_column(String(66))  # 0x hex, for a charity key
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -48,6 +48,7 @@ from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.models import ChainTransaction
 from ledger_api.core.security import Principal
 from ledger_api.mirror import tables as im
+from ledger_api.transactions import proposals
 from ledger_api.transactions.service import NothingToSign, Step, Writes
 
 ALLOWED = signed_calls.SIGNABLE_FUNCTIONS  # what the contract lets a SignedCall call
@@ -463,3 +464,17 @@ def relay(
         with _in_flight_guard:
             _in_flight.difference_update(keys)
     return checked, writes.settle(states, wait)
+
+
+def execute_approved(
+    writes: Writes, checked: list[Checked], states: list[TxState], wait: bool
+) -> list[TxState]:
+    """After relaying: an approval signed by an approver's own key may be the last one
+    needed, so pay each such proposal now (anyone may execute; the relayer does, from the
+    stored input). The API's relay and the console's both call this."""
+    approved = [
+        c.step.records["ids"][0]
+        for c, s in zip(checked, states, strict=True)
+        if c.step.records.get("function") == "approveDisbursement" and s.status == "mined"
+    ]
+    return [e for e in (proposals.execute_if_ready(writes, d, wait) for d in approved) if e is not None]

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from ledger_api.core.errors import AUTH_ERRORS, READ_ERRORS, ChainUnavailable, NotFound, problems
 from ledger_api.core.security import CurrentPrincipal, SignerPrincipal
-from ledger_api.transactions import proposals, relay
+from ledger_api.transactions import relay
 from ledger_api.transactions.schemas import (
     RELAY_BODY,
     RelayAnswer,
@@ -80,14 +80,7 @@ def relay_signed_calls(
         "records": [c.step.records for c in checked],
         "transactions": [writes.transaction_view(s) for s in states],
     }
-    # An approval signed by an approver's own key may be the last one needed: pay the
-    # proposal now (anyone may execute; the relayer does, from the stored input).
-    approved = [
-        c.step.records["ids"][0]
-        for c, s in zip(checked, states, strict=True)
-        if c.step.records.get("function") == "approveDisbursement" and s.status == "mined"
-    ]
-    executions = [e for e in (proposals.execute_if_ready(writes, d, wait) for d in approved) if e is not None]
+    executions = relay.execute_approved(writes, checked, states, wait)
     if executions:
         body_out["executions"] = [writes.transaction_view(e) for e in executions]
     return answer(body_out, [*states, *executions], wait)

@@ -463,3 +463,57 @@ def test_a_month_of_donations_from_a_bank_statement_without_javascript(
         finally:
             context.close()
     assert len(seen) == 2 * len(pages)
+
+
+@pytest.fixture(scope="module")
+def approver_key(charity: tuple[Service, str, str]) -> str:
+    """An approver of the charity (key held by the platform) with a proposal waiting for it."""
+    service, charity_id, key = charity
+    campaign = service.campaign(charity_id, key)
+    service.donate(campaign, key, 90_000)
+    approvers = [
+        service.post(f"/v1/charities/{charity_id}/approvers", key, json={"label": label}).json()
+        for label in ("Treasurer 司库", "Board chair")
+    ]
+    ruled = service.client.put(
+        f"/v1/campaigns/{campaign}/approval-rule",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"approvers": [a["account"] for a in approvers], "threshold": 2},
+    )
+    assert ruled.status_code == 201, ruled.text
+    proposed = service.post(
+        "/v1/disbursements",
+        key,
+        json={
+            "campaign_id": campaign,
+            "amount": 45_000,
+            "recipient": "County School No. 3",
+            "purpose": "Winter coats",
+        },
+    )
+    assert proposed.json()["status"] == "proposed", proposed.text
+    return str(approvers[0]["key"])
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_the_approvers_page_is_accessible_and_fits(
+    browser: Any, charity: tuple[Service, str, str], approver_key: str, lang: str
+) -> None:
+    service = charity[0]
+    seen: list[str] = []
+    for width in (1280, 390):
+        context = browser.new_context(locale=lang, bypass_csp=True, viewport={"width": width, "height": 844})
+        try:
+            page = context.new_page()
+            sign_in(page, service.base, approver_key)
+            assert page.url == service.base + "/console/approvals"
+            assert page.get_by_test_id("waiting-proposal").count() == 1
+            check = checker(lang, width, seen)
+            check(page, "approvals")
+            page.locator("details.reject summary").click()  # the reject form, open, with its error
+            submit(page, "reject")
+            assert page.locator("textarea[aria-invalid=true]").count() == 1
+            check(page, "approvals-reject-error")
+        finally:
+            context.close()
+    assert len(seen) == 4
