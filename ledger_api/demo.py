@@ -14,6 +14,7 @@ import json
 import os
 import random
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import UploadFile
 
+from ledger_api.approvals import service as approvals
+from ledger_api.approvals.schemas import ApproverCreate, RuleSet
 from ledger_api.campaigns import service as campaigns_service
 from ledger_api.campaigns.schemas import CampaignCreate
 from ledger_api.chain import signed_calls
@@ -37,11 +40,143 @@ from ledger_api.donations import service as donations
 from ledger_api.donations.schemas import DonationCreate
 from ledger_api.imports import sample
 from ledger_api.keys.service import issue_key
+from ledger_api.recipients import service as recipients
 from ledger_api.runtime import Runtime
 from ledger_api.transactions import relay
 from ledger_api.transactions.service import Writes
 
 DEMO = Principal("demo", "admin")
+
+
+def _encrypted_key_file(path: Path) -> tuple[LocalAccount, str]:
+    """A new account, its key encrypted into `path` (mode 0600) under a new passphrase."""
+    account: LocalAccount = Account.create()
+    passphrase = secrets.token_urlsafe(12)
+    encrypted = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=2**12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(encrypted, handle)
+    return account, passphrase
+
+
+def _across_organisations(runtime: Runtime, writes: Writes, key_file: Path) -> dict[str, Any]:
+    """Money through three organisations (issue 16's story): a foundation's donor, a grant
+    to a county education bureau whose payouts need two approvals, a grant on to a school,
+    which pays a registered rice supplier that confirms receipt with its own key. One more
+    bureau payout waits for its approvals, and one school payout for its confirmation, for
+    the approver's console and `ledger recipient confirm` to try."""
+    orgs = []
+    for name, campaign, goal in (
+        ("Yunnan Rural Education Foundation 云南乡村教育基金会", "Rural schools 2027 乡村学校", 30_000_000),
+        ("Lanping County Education Bureau 兰坪县教育局", "School meals in Lanping 兰坪学校午餐", 10_000_000),
+        ("Jinding No. 2 Primary School 金顶二小", "Pupils' lunches 学生午餐", 2_000_000),
+    ):
+        body, _ = charities.register(writes, name, None)
+        made_campaign = campaigns_service.create(
+            writes,
+            DEMO,
+            CampaignCreate(charity_id=body["id"], name=campaign, currency="CNY", goal=goal),
+            True,
+        )[0]["id"]
+        key = _issue_key(runtime, "charity", ids.to_hex(body["id"]))
+        orgs.append({"id": body["id"], "name": name, "key": key, "campaign": made_campaign})
+    foundation, bureau, school = orgs
+    gifts = [
+        DonationCreate(campaign_id=foundation["campaign"], amount=amount, donor_reference=reference)
+        for amount, reference in ((100_000, "demo donor of the foundation"), (250_000, "demo donor 2"))
+    ]
+    recorded, _ = donations.record(writes, DEMO, gifts, True)
+    donor = recorded[0] | {"donor_reference": gifts[0].donor_reference}
+
+    def pay(campaign: str, amount: int, recipient: str, purpose: str, **to: Any) -> dict[str, Any]:
+        body = DisbursementCreate(
+            campaign_id=campaign, amount=amount, recipient=recipient, purpose=purpose, **to
+        )
+        return disbursements.record(writes, DEMO, body, True)[0]
+
+    def received(org: dict[str, Any], grant: dict[str, Any]) -> None:
+        item = DonationCreate(
+            campaign_id=org["campaign"], amount=grant["amount"], source_disbursement_id=grant["id"]
+        )
+        donations.record(writes, DEMO, [item], True)
+
+    grant = pay(
+        foundation["campaign"],
+        300_000,
+        bureau["name"],
+        "School meals grant, spring term",
+        recipient_campaign_id=bureau["campaign"],
+    )
+    received(bureau, grant)
+    # The bureau's payouts need two approvals: its finance officer and a parents' representative.
+    approvers = []
+    for label in ("Finance officer 财务科长", "Parents' representative 家长代表"):
+        row, issued = approvals.register_approver(
+            writes, DEMO, ids.to_hex(bureau["id"]), ApproverCreate(label=label)
+        )
+        approvers.append({"label": label, "account": row.account, "key": issued.key})
+    approvals.set_rule(
+        writes,
+        DEMO,
+        bureau["campaign"],
+        RuleSet(approvers=[a["account"] for a in approvers], threshold=2),
+        True,
+    )
+    onward = pay(
+        bureau["campaign"],
+        200_000,
+        school["name"],
+        "Lunches at Jinding No. 2, March to June",
+        recipient_campaign_id=school["campaign"],
+    )
+    for approver in approvers:
+        principal = Principal(
+            "demo-approver", "approver", ids.to_hex(bureau["id"]), account=approver["account"]
+        )
+        approvals.vote(writes, principal, onward["id"], None, True)
+    waiting = pay(
+        bureau["campaign"], 40_000, "Lanping Kitchen Equipment Co.", "Two rice cookers for Tuoluo school"
+    )
+    received(school, onward)
+    # The school pays a registered supplier, which confirms with its own key.
+    supplier_account, passphrase = _encrypted_key_file(key_file)
+    supplier, _ = recipients.register(
+        writes, SUPPLIER_USCC, "Lanping Grain Co-operative 兰坪粮油合作社", supplier_account.address
+    )
+    paid = []
+    for amount, purpose in ((120_000, "Rice and cooking oil, March"), (50_000, "Vegetables, March")):
+        made = pay(
+            school["campaign"], amount, "Lanping Grain Co-operative", purpose, recipient_org_id=supplier["id"]
+        )
+        target = disbursements.evidence_target(writes, DEMO, made["id"])
+        invoice = _document(f"INVOICE\nFor: {purpose}\nAmount: {amount / 100:.2f} CNY\n", "invoice.txt")
+        disbursements.anchor(writes, target, [invoice], True)
+        paid.append(made)
+    deployment = runtime.deployment
+    call = signed_calls.build(
+        supplier_account.address,
+        "confirmReceipt",
+        ids.to_bytes32(ids.new("confirmation")),
+        ids.to_bytes32(paid[0]["id"]),
+        paid[0]["amount"],
+        "Received CNY 1,200.00 for rice and cooking oil, March",
+        bytes(32),
+        deadline=int(time.time()) + 600,
+    )
+    signature = signed_calls.sign(call, deployment.chain_id, deployment.address, supplier_account)
+    message = signed_calls.typed_data(call, deployment.chain_id, deployment.address)["message"]
+    relay.relay_recipient_call(writes, message, hex0x(signature), True)
+    return {
+        "charities": orgs,
+        "donor": donor,
+        "approvers": approvers,
+        "waiting_proposal": waiting["id"],
+        "unconfirmed": paid[1],
+        "supplier": {"id": supplier["id"], "key_file": str(key_file), "passphrase": passphrase},
+    }
+
 
 CHARITIES: list[dict[str, Any]] = [
     {
@@ -68,6 +203,8 @@ def _issue_key(runtime: Runtime, role: str, charity_hex: str | None) -> str:
 
 SELF_CUSTODY_NAME = "Green Hills Rural Library 青山乡村图书馆"
 SELF_CUSTODY_FILE = "demo-self-custody-key.json"
+SUPPLIER_FILE = "demo-supplier-key.json"
+SUPPLIER_USCC = "91533321MA6Q7D2X2D"  # a well-formed Unified Social Credit Code (its check character holds)
 STATEMENT_FILE = "demo-statement.csv"
 
 
@@ -93,14 +230,7 @@ def _self_custody_charity(
     """A charity whose operator key is in `key_file` (encrypted, never in the platform's
     keystore): registered with custody "self", its campaign and donations signed with that
     key and relayed (the donations as one batch under one signature, and one alone)."""
-    account: LocalAccount = Account.create()
-    passphrase = secrets.token_urlsafe(12)
-    encrypted = Account.encrypt(account.key, passphrase, kdf="scrypt", iterations=2**12)
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.unlink(missing_ok=True)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(encrypted, handle)
+    account, passphrase = _encrypted_key_file(key_file)
     body, _ = charities.register(writes, SELF_CUSTODY_NAME, None, account.address)
     charity_id = body["id"]
     prepare = replace(writes, mode="prepare")
@@ -236,6 +366,9 @@ def load_demo(
         runtime, writes, rng, runtime.settings.keystore_path.parent / SELF_CUSTODY_FILE
     )
     made["self_custody"] = own
+    made["organisations"] = _across_organisations(
+        runtime, writes, runtime.settings.keystore_path.parent / SUPPLIER_FILE
+    )
     made["auditor_key"] = _issue_key(runtime, "auditor", None)
     # A month of a bank statement for a bookkeeper to try the console's import with.
     made["statement"] = runtime.settings.keystore_path.parent / STATEMENT_FILE
@@ -273,5 +406,27 @@ def load_demo(
     echo(
         f"      .venv/bin/ledger donate --campaign-id {own['campaigns'][0]} --amount 10000"
         f" --donor-reference 'reader 42' --keystore {own['key_file']} --key {own['key']} --api {base}"
+    )
+    orgs = made["organisations"]
+    echo("  money through three organisations (a foundation, a county bureau, a school, its supplier):")
+    for charity in orgs["charities"]:
+        echo(f"    {charity['name']}  {base}/charities/{charity['id']}  charity key: {charity['key']}")
+    donor = orgs["donor"]
+    echo(f"    the foundation's donor follows the money: {base}/donations/{donor['id']}?depth=3")
+    rpc = runtime.settings.rpc_url or f"{base}/rpc"
+    echo(f"      check every hop against the chain: .venv/bin/ledger verify {donor['id']} --depth 3")
+    echo(f"        --api {base} --rpc-url {rpc}")
+    echo(
+        f"    the bureau's payouts need 2 approvals; {orgs['waiting_proposal']} waits for them."
+        " An approver signs in at the console with its key:"
+    )
+    for approver in orgs["approvers"]:
+        echo(f"      {approver['label']}: {approver['key']}")
+    supplier, unconfirmed = orgs["supplier"], orgs["unconfirmed"]
+    echo(f"    the supplier confirms receipt of {unconfirmed['id']} with its own key:")
+    echo(f"      export LEDGER_CHARITY_KEY_PASSPHRASE='{supplier['passphrase']}'")
+    echo(
+        f"      .venv/bin/ledger recipient confirm {unconfirmed['id']} {unconfirmed['amount']}"
+        f" 'Received the vegetables, March' --key-file {supplier['key_file']} --api {base}"
     )
     return made

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -48,14 +49,15 @@ def test_the_demo_loads_charities_campaigns_donations_and_evidenced_disbursement
         allocated = connection.execute(select(func.sum(m.Allocation.amount))).scalar_one()
     own = made["self_custody"]
     assert counts == {
-        "charities": 3,  # the third holds its own key
-        "campaigns": 4,
-        "donations": len(donations) + len(own["donations"]),
-        "disbursements": 5,
-        "evidence": 4,
+        "charities": 3 + 3,  # the third holds its own key; then a foundation, a bureau, a school
+        "campaigns": 4 + 3,
+        "donations": len(donations) + len(own["donations"]) + 2 + 2,  # 2 to the foundation, 2 grants
+        "disbursements": 5 + 4,  # 2 grants, 2 to the supplier (a third waits for its approvals)
+        "evidence": 4 + 2,
         "refunds": 1,
     }
-    assert allocated == 180_000 + 95_000 + 60_000 + 250_000 + donations_of_wells_last_half(made)
+    grants = 300_000 + 200_000 + 120_000 + 50_000
+    assert allocated == 180_000 + 95_000 + 60_000 + 250_000 + donations_of_wells_last_half(made) + grants
     # The self-custody charity's records were signed by its own key, kept outside the
     # platform's keystore, in the file the demo names with its passphrase.
     assert own["operator"] not in runtime.keystore.addresses()
@@ -88,6 +90,33 @@ def test_the_demo_loads_charities_campaigns_donations_and_evidenced_disbursement
     )
     assert preview.status_code == 201, preview.text
     assert preview.json()["verdicts"] == {"record": 30}
+    organisations(embedded_service, made["organisations"], lines)
+
+
+def organisations(service: Service, orgs: dict[str, Any], lines: list[str]) -> None:
+    """The foundation's donor follows the money three organisations down: the bureau's
+    payout approved by its two approvers, the supplier's confirmation; one proposal waits
+    for the approvers the demo prints, one payout for the confirmation it prints how to
+    make."""
+    donor = orgs["donor"]
+    trace = service.get(f"/v1/donations/{donor['id']}", params={"depth": 3}).json()
+    assert [len(h["disbursements"]) for h in trace["hops"]] == [1, 1, 2]
+    bureau_payout = trace["hops"][1]["disbursements"][0]
+    assert [v["account"] for v in bureau_payout["approval"]["approvals"]] == [
+        a["account"] for a in orgs["approvers"]
+    ]
+    receipts = {d["id"]: d["receipt"]["state"] for d in trace["hops"][2]["disbursements"]}
+    assert receipts == {
+        next(k for k in receipts if k != orgs["unconfirmed"]["id"]): "full",
+        orgs["unconfirmed"]["id"]: "none",
+    }
+    assert service.get(f"/v1/proposals/{orgs['waiting_proposal']}").json()["status"] == "pending"
+    waiting = service.get("/v1/proposals", orgs["approvers"][0]["key"], params={"waiting_for": "me"}).json()
+    assert [p["id"] for p in waiting["items"]] == [orgs["waiting_proposal"]]
+    printed = "\n".join(lines)
+    assert f"{donor['id']}?depth=3" in printed and f"ledger verify {donor['id']} --depth 3" in printed
+    assert all(a["key"] in printed for a in orgs["approvers"])
+    assert orgs["supplier"]["key_file"] in printed and orgs["supplier"]["passphrase"] in printed
 
 
 def donations_of_wells_last_half(made: dict[str, object]) -> int:
