@@ -24,6 +24,7 @@ import rlp
 from eth_bloom import BloomFilter
 from eth_utils import keccak
 from fastapi import Depends, Request
+from ledger_verify import protocol as verifier_protocol
 from pydantic import Field
 from sqlalchemy import select
 from trie import HexaryTrie
@@ -44,35 +45,10 @@ from ledger_api.mirror.proofs import block_info, chain_view, proof
 FORMAT = "ledger-proof-bundle/1"
 MAX_BLOCKS = 64
 MAX_RECEIPTS = 5_000  # receipts of all the bundle's blocks (each block's trie needs them all)
-# The fragments ledger-verify decodes with (its protocol.json), carried for an offline check.
-EVENTS = {
-    "CampaignClosed",
-    "CampaignCreated",
-    "CharityRegistered",
-    "CorrectionRecorded",
-    "DisbursementApproved",
-    "DisbursementProposed",
-    "DisbursementRecorded",
-    "DonationAllocated",
-    "DonationRecorded",
-    "DonationRefunded",
-    "EvidenceAnchored",
-    "GrantAddressed",
-    "GrantReceived",
-    "ReceiptConfirmed",
-    "RecipientRegistered",
-}
-VIEWS = {
-    "campaignOf",
-    "disbursementOf",
-    "donationOf",
-    "grantOf",
-    "grantSourceOf",
-    "isEvidenceAnchored",
-    "proposalOf",
-    "recipientOf",
-    "refundOf",
-}
+# The bundle carries the ABI fragments of exactly what ledger-verify decodes and calls (its
+# protocol.json): it holds them equal to its own copy.
+EVENTS = set(verifier_protocol.EVENTS)
+VIEWS = set(verifier_protocol.VIEWS)
 # Header fields after the first fifteen, in the order forks added them.
 _LATER_FIELDS = (
     "baseFeePerGas",

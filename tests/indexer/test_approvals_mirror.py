@@ -18,32 +18,19 @@ from ledger_api.audit.context import Auditing
 from ledger_api.audit.reconcile import reconcile
 from ledger_api.audit.scope import Scope
 from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
-from ledger_api.core import db
 from ledger_api.core.config import Settings
 from ledger_api.core.hexes import hex0x
 from ledger_api.core.models import ApproverAccount, Deployment
 from tests.approvals import HOUR, approvers, disbursement_input, input_hash, rule
-from tests.indexer.test_mirror import dump
+from tests.indexer.test_mirror import _engine, _indexer, dump
 from tests.ledger import Ledger, advance_time, rid
 
 STATUS = {1: "pending", 2: "rejected", 3: "executed"}
 
 
 def _index(ledger: Ledger, url: str, confirmations: int = 0) -> Engine:
-    db.upgrade(url)
-    engine = db.make_engine(url)
     dep = ledger.deployment
-    with engine.begin() as connection:
-        deployment_id = connection.execute(
-            insert(Deployment)
-            .values(
-                chain_id=dep.chain_id,
-                address=dep.address,
-                deployment_block=dep.block_number,
-                source_hash="0" * 64,
-            )
-            .returning(Deployment.id)
-        ).scalar_one()
+    engine, deployment_id = _engine(url, dep.chain_id, dep.address, dep.block_number)
     Indexer(ledger.w3, engine, deployment_id, IndexerConfig(confirmations=confirmations)).sync()
     return engine
 
@@ -196,21 +183,7 @@ def test_a_reorg_that_orphans_approvals_and_the_payout_leaves_a_fresh_index(
     chain.send(fn.approveDisbursement(rid("p")), a1)
     chain.send(fn.approveDisbursement(rid("p")), a2)
     chain.send(fn.executeDisbursement(proposal), chain.stranger)
-    dep = chain.deployment
-    db.upgrade(database_url)
-    engine = db.make_engine(database_url)
-    with engine.begin() as connection:
-        deployment_id = connection.execute(
-            insert(Deployment)
-            .values(
-                chain_id=dep.chain_id,
-                address=dep.address,
-                deployment_block=dep.block_number,
-                source_hash="0" * 64,
-            )
-            .returning(Deployment.id)
-        ).scalar_one()
-    indexer = Indexer(w3, engine, deployment_id, IndexerConfig(confirmations=2))
+    indexer, engine = _indexer(chain, database_url)
     indexer.sync()
     with engine.connect() as connection:
         row = connection.execute(select(m.Proposal)).one()
