@@ -382,6 +382,19 @@ def test_the_demo_charities_are_on_the_home_page(embedded_service: Service) -> N
     assert [a.text_content() for a in hooks(doc, "charity")] == names
     campaigns = {f"/campaigns/{c}" for charity in charities for c in charity["campaigns"]}
     assert {a.get("href") for a in hooks(doc, "campaign")} == campaigns
+    # Each card's totals add up as a sceptical donor checks them: received - refunded -
+    # disbursed = available (a card without the refunds once looked like missing money).
+    shown = {}
+    for language in ("en", "zh-CN"):
+        home = parse(page(embedded_service, "/", headers={"Accept-Language": language}))
+        shown[language] = [card.text_content() for card in hooks(home, "charity-totals")]
+        assert len(shown[language]) == len(charities)
+        for text in shown[language]:
+            amounts = [Decimal(a.replace(",", "")) for a in re.findall(r"[\d,]+\.\d\d", text)]
+            received, refunded, disbursed, available = amounts
+            assert received - refunded - disbursed == available, text
+    assert any("Refunded CN¥" in text and "Refunded CN¥0.00" not in text for text in shown["en"])
+    assert all("已退款" in text for text in shown["zh-CN"])
     for path in campaigns:  # each demo campaign's page, with its diagram
         response = page(embedded_service, path)
         assert [f.get("data-layout") for f in svgs(response.text, "flow")] == ["wide", "narrow"]
