@@ -24,6 +24,7 @@ from eth_utils import to_checksum_address
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from ledger_api.approvals import reads as approval_reads
 from ledger_api.approvals import service as approvals
@@ -167,18 +168,23 @@ def approve(request: Request, proposal_id: str, staff: PostingApprover) -> Respo
     return _vote(request, staff, proposal_id, None)
 
 
-@router.post("/proposals/{proposal_id}/reject", name="console_reject")
-def reject(request: Request, proposal_id: str, staff: PostingApprover, data: Posted) -> Response:
-    """Reject for good, with a public reason (required, at most what the API takes)."""
-    canonical = record_id(proposal_id, "disbursement")
-    reader = reader_for(request)
-    form = form_of(reader, data, ("reason",), prefix=f"reject-{canonical}-")
+def _reason_form(request: Request, data: FormData, prefix: str) -> tuple[Form, str]:
+    """A rejection's reason from the form, held to what the API takes (`Rejection`)."""
+    form = form_of(reader_for(request), data, ("reason",), prefix=prefix)
     reason = form.text("reason")
     if form.ok:
         try:
             reason = Rejection.model_validate({"reason": reason}).reason
         except ValidationError as exc:
             form.schema_errors(exc)
+    return form, reason
+
+
+@router.post("/proposals/{proposal_id}/reject", name="console_reject")
+def reject(request: Request, proposal_id: str, staff: PostingApprover, data: Posted) -> Response:
+    """Reject for good, with a public reason (required, at most what the API takes)."""
+    canonical = record_id(proposal_id, "disbursement")
+    form, reason = _reason_form(request, data, f"reject-{canonical}-")
     if not form.ok:
         return _approver_page(request, staff, 422, reject=(canonical, form))
     return _vote(request, staff, canonical, reason)
@@ -290,20 +296,13 @@ def withdraw(
     )
     if not found or found[0].campaign_id != canonical:
         raise PageError(404, "disbursement", proposal)
-    reader = reader_for(request)
-    form = form_of(reader, data, ("reason",), prefix=f"withdraw-{proposal}-")
-    reason = form.text("reason")
-    if form.ok:
-        try:
-            reason = Rejection.model_validate({"reason": reason}).reason
-        except ValidationError as exc:
-            form.schema_errors(exc)
+    form, reason = _reason_form(request, data, f"withdraw-{proposal}-")
     if not form.ok:
         return campaign_page(request, staff, canonical, 422, withdraw=(proposal, form))
     try:
         _, states = approvals.vote(writes_for(request, staff), staff.principal, proposal, reason, True)
     except Problem as problem:
-        form.fail("_form", explain.sentence(reader, problem, None))
+        form.fail("_form", explain.sentence(reader_for(request), problem, None))
         return campaign_page(request, staff, canonical, 409, withdraw=(proposal, form))
     if prepared(states):
         return sign_states(request, staff, states, f"/console/campaigns/{canonical}")
