@@ -60,7 +60,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     bytes32 private constant _ALLOCATION_GUARD = keccak256("CharityLedger.allocationGuard");
 
     /// @dev The interface version, also recorded in the build artifact.
-    string private constant _VERSION = "2.2.0";
+    string private constant _VERSION = "2.3.0";
 
     bytes32 private constant _SIGNED_CALL_TYPEHASH =
         keccak256("SignedCall(address operator,bytes data,bytes32 nonce,uint256 deadline)");
@@ -91,6 +91,13 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         uint64 allocated;
         uint64 refunded;
         uint64 campaignSeq;
+    }
+
+    /// @dev One storage slot per campaign: its end date and disclosure record counts.
+    struct Disclosure {
+        uint64 endsAt;
+        uint64 reports;
+        uint64 disposals;
     }
 
     struct Refund {
@@ -164,6 +171,9 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     mapping(bytes32 disbursementId => Proposal) private _proposals;
     mapping(bytes32 disbursementId => mapping(address account => bool)) private _approvedBy;
     mapping(address operator => mapping(bytes32 nonce => bool)) private _usedNonces;
+    mapping(bytes32 campaignId => Disclosure) private _disclosures;
+    mapping(bytes32 reportId => uint64 campaignSeq) private _reports;
+    mapping(bytes32 disposalId => uint64 campaignSeq) private _disposals;
 
     /// @dev The ledger is its own (and only) trusted forwarder: see {execute}.
     constructor(address admin) EIP712("CharityLedger", "2") ERC2771Context(address(this)) {
@@ -324,6 +334,97 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         if (campaign.closed) revert CampaignIsClosed(campaignId);
         campaign.closed = true;
         emit CampaignClosed(campaignId, campaign.charityId, _msgSender());
+    }
+
+    /// @inheritdoc ICharityLedger
+    function setCampaignEnd(bytes32 campaignId, uint64 endsAt, string calldata reason) external whenNotPaused {
+        Campaign storage campaign = _campaign(campaignId);
+        _requireOperator(campaign.charityId);
+        if (endsAt == 0) revert InvalidPeriod(0, endsAt);
+        Disclosure storage disclosure = _disclosures[campaignId];
+        uint64 previous = disclosure.endsAt;
+        if (previous != 0) {
+            _requireText(reason, MAX_REASON_LENGTH);
+        } else if (bytes(reason).length > MAX_REASON_LENGTH) {
+            revert InvalidTextLength(bytes(reason).length, MAX_REASON_LENGTH);
+        }
+        disclosure.endsAt = endsAt;
+        emit CampaignEndSet(campaignId, campaign.charityId, endsAt, previous, reason, _msgSender());
+    }
+
+    /// @inheritdoc ICharityLedger
+    function publishReport(
+        bytes32 reportId,
+        bytes32 campaignId,
+        ReportKind kind,
+        uint64 periodStart,
+        uint64 periodEnd,
+        bytes32 documentHash
+    ) external whenNotPaused {
+        _requireId(reportId);
+        _requireId(documentHash);
+        Campaign storage campaign = _campaign(campaignId);
+        _requireOperator(campaign.charityId);
+        if (periodStart == 0 || periodEnd <= periodStart) revert InvalidPeriod(periodStart, periodEnd);
+        if (_reports[reportId] != 0) revert ReportAlreadyExists(reportId);
+        _reports[reportId] = campaign.seq;
+        _disclosures[campaignId].reports += 1;
+        emit ReportPublished(
+            reportId,
+            campaignId,
+            campaign.charityId,
+            kind,
+            periodStart,
+            periodEnd,
+            documentHash,
+            _msgSender()
+        );
+    }
+
+    /// @inheritdoc ICharityLedger
+    function recordDisposal(
+        bytes32 disposalId,
+        bytes32 campaignId,
+        Disposition disposition,
+        uint256 amount,
+        bytes32 targetCampaignId,
+        string calldata rule,
+        bytes32 documentHash
+    ) external whenNotPaused {
+        _requireId(disposalId);
+        Campaign storage campaign = _campaign(campaignId);
+        _requireOperator(campaign.charityId);
+        if (!campaign.closed) revert CampaignNotClosed(campaignId);
+        if (_disposals[disposalId] != 0) revert DisposalAlreadyExists(disposalId);
+        uint256 available = uint256(campaign.received) - campaign.refunded - campaign.disbursed;
+        if (amount > available) revert InvalidAmount(amount, available);
+        if (disposition == Disposition.MovedToCampaign) {
+            Campaign storage target = _campaigns[targetCampaignId];
+            if (target.charityId == bytes32(0) || targetCampaignId == campaignId || target.currency != campaign.currency) {
+                revert InvalidDisposition(disposition, targetCampaignId);
+            }
+        } else if (targetCampaignId != bytes32(0)) {
+            revert InvalidDisposition(disposition, targetCampaignId);
+        }
+        if (disposition == Disposition.KeptUnderRule) {
+            _requireText(rule, MAX_REASON_LENGTH);
+        } else if (bytes(rule).length > MAX_REASON_LENGTH) {
+            revert InvalidTextLength(bytes(rule).length, MAX_REASON_LENGTH);
+        }
+        _disposals[disposalId] = campaign.seq;
+        _disclosures[campaignId].disposals += 1;
+        emit RemainingFundsDisposed(
+            disposalId,
+            campaignId,
+            campaign.charityId,
+            disposition,
+            amount,
+            available,
+            targetCampaignId,
+            rule,
+            documentHash,
+            _msgSender()
+        );
     }
 
     /// @inheritdoc ICharityLedger
@@ -804,6 +905,14 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         return _approvedBy[disbursementId][approver];
     }
 
+    /// @inheritdoc ICharityLedger
+    function disclosureOf(
+        bytes32 campaignId
+    ) external view returns (uint64 endsAt, uint256 reports, uint256 disposals) {
+        Disclosure storage disclosure = _disclosures[campaignId];
+        return (disclosure.endsAt, disclosure.reports, disclosure.disposals);
+    }
+
     // --------------------------------------------------------- internal
 
     /// @dev Records a disbursement: checks, draws the campaign and the donations, emits
@@ -987,8 +1096,12 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
             Refund storage refund = _refunds[recordId];
             if (refund.amount == 0) return bytes32(0);
             seq = _donations[refund.donationId].campaignSeq;
-        } else {
+        } else if (kind == RecordKind.Disbursement) {
             seq = _disbursements[recordId].campaignSeq;
+        } else if (kind == RecordKind.Report) {
+            seq = _reports[recordId];
+        } else {
+            seq = _disposals[recordId];
         }
         // seq 0 is never assigned, so an unknown record maps to the zero campaign and charity.
         return _campaigns[_campaignIdBySeq[seq]].charityId;
@@ -1078,6 +1191,9 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
             selector == this.recordDonations.selector ||
             selector == this.createCampaign.selector ||
             selector == this.closeCampaign.selector ||
+            selector == this.setCampaignEnd.selector ||
+            selector == this.publishReport.selector ||
+            selector == this.recordDisposal.selector ||
             selector == this.refundDonation.selector ||
             selector == this.recordDisbursement.selector ||
             selector == this.disburse.selector ||

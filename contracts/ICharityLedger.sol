@@ -97,7 +97,26 @@ interface ICharityLedger {
         Campaign,
         Donation,
         Refund,
-        Disbursement
+        Disbursement,
+        Report,
+        Disposal
+    }
+
+    /// @notice What a campaign report covers: a period of a campaign under way, or the whole
+    /// campaign once it has ended (the full account disclosure rules ask for).
+    enum ReportKind {
+        Periodic,
+        Final
+    }
+
+    /// @notice What a charity does with a campaign's remaining funds.
+    /// @dev ReturnedToDonors: refunded to the donations that still hold them; MovedToCampaign:
+    /// granted to `targetCampaignId`; KeptUnderRule: kept under the stated rule (for example
+    /// the charity's charter or the donors' agreement), which the record states.
+    enum Disposition {
+        ReturnedToDonors,
+        MovedToCampaign,
+        KeptUnderRule
     }
 
     /// @notice Chain state of a donation, as returned by {donationOf}.
@@ -174,6 +193,49 @@ interface ICharityLedger {
 
     /// @notice An operator closed a campaign; it takes no new donations from now on.
     event CampaignClosed(bytes32 indexed campaignId, bytes32 indexed charityId, address operator);
+
+    /// @notice An operator set a campaign's end date (a UTC timestamp), from which disclosure
+    /// deadlines run. A change of an end date already set carries its reason.
+    /// @param previousEndsAt The end date it replaces, or zero when it is the first.
+    event CampaignEndSet(
+        bytes32 indexed campaignId,
+        bytes32 indexed charityId,
+        uint64 endsAt,
+        uint64 previousEndsAt,
+        string reason,
+        address operator
+    );
+
+    /// @notice An operator published a report of a campaign: the SHA-256 hash of the document,
+    /// anchored like evidence, and the period it covers (UTC timestamps, start inclusive, end
+    /// exclusive).
+    event ReportPublished(
+        bytes32 indexed reportId,
+        bytes32 indexed campaignId,
+        bytes32 indexed charityId,
+        ReportKind kind,
+        uint64 periodStart,
+        uint64 periodEnd,
+        bytes32 documentHash,
+        address operator
+    );
+
+    /// @notice An operator recorded what becomes of a closed campaign's remaining funds.
+    /// @param available What the campaign held undisbursed when this was recorded.
+    /// @param targetCampaignId The campaign the funds move to (MovedToCampaign), else zero.
+    /// @param rule The rule the funds are kept under (KeptUnderRule), or a short statement.
+    event RemainingFundsDisposed(
+        bytes32 indexed disposalId,
+        bytes32 indexed campaignId,
+        bytes32 indexed charityId,
+        Disposition disposition,
+        uint256 amount,
+        uint256 available,
+        bytes32 targetCampaignId,
+        string rule,
+        bytes32 documentHash,
+        address operator
+    );
 
     /// @notice An operator recorded a donation. Emitted once per donation, also in batches.
     event DonationRecorded(
@@ -384,6 +446,15 @@ interface ICharityLedger {
     error DisbursementAlreadyExists(bytes32 disbursementId);
     error DisbursementNotFound(bytes32 disbursementId);
     error CorrectionAlreadyExists(bytes32 correctionId);
+    error ReportAlreadyExists(bytes32 reportId);
+    error DisposalAlreadyExists(bytes32 disposalId);
+    /// @notice A date was zero, or a report's period does not end after it starts.
+    error InvalidPeriod(uint64 start, uint64 end);
+    /// @notice Remaining funds are disposed of only once a campaign is closed.
+    error CampaignNotClosed(bytes32 campaignId);
+    /// @notice A disposal's target campaign or rule does not fit its disposition: a move names
+    /// another campaign of the same currency, a rule is stated, a return names neither.
+    error InvalidDisposition(Disposition disposition, bytes32 targetCampaignId);
     /// @notice The record a correction references does not exist or belongs to another charity.
     error RecordNotFound(RecordKind kind, bytes32 recordId);
 
@@ -513,6 +584,36 @@ interface ICharityLedger {
     /// @notice Closes a campaign to new donations. Refunds and disbursements stay possible.
     function closeCampaign(bytes32 campaignId) external;
 
+    /// @notice Sets the campaign's end date (a non-zero UTC timestamp), open or closed.
+    /// @param reason Required when an end date is already set (it is replaced, never erased),
+    /// empty or not the first time.
+    function setCampaignEnd(bytes32 campaignId, uint64 endsAt, string calldata reason) external;
+
+    /// @notice Publishes a periodic or final report of a campaign: the document's SHA-256
+    /// hash and the period covered (periodStart < periodEnd, both non-zero).
+    function publishReport(
+        bytes32 reportId,
+        bytes32 campaignId,
+        ReportKind kind,
+        uint64 periodStart,
+        uint64 periodEnd,
+        bytes32 documentHash
+    ) external;
+
+    /// @notice Records the disposal of a closed campaign's remaining funds: `amount` (at most
+    /// what it holds undisbursed; zero states that nothing remained), the disposition, the
+    /// target campaign (MovedToCampaign only) or the rule (KeptUnderRule: required), and the
+    /// decision's document hash (or zero).
+    function recordDisposal(
+        bytes32 disposalId,
+        bytes32 campaignId,
+        Disposition disposition,
+        uint256 amount,
+        bytes32 targetCampaignId,
+        string calldata rule,
+        bytes32 documentHash
+    ) external;
+
     /// @notice Records one donation to an open campaign.
     function recordDonation(DonationInput calldata donation) external;
 
@@ -621,9 +722,10 @@ interface ICharityLedger {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The version of the ledger's interface: "2.2.0" (2.1.0's self-custody, signed
-    /// calls, redacted copies, withdrawals and access-log seals; grants between campaigns,
-    /// approvals before payout, recipient confirmations).
+    /// @notice The version of the ledger's interface: "2.3.0" (2.1.0's self-custody, signed
+    /// calls, redacted copies, withdrawals and access-log seals; 2.2.0's grants between
+    /// campaigns, approvals before payout, recipient confirmations; campaign end dates,
+    /// reports and disposals of remaining funds).
     function version() external pure returns (string memory);
 
     /// @notice Whether the charity holds its operator keys itself (fixed at registration).
@@ -692,4 +794,9 @@ interface ICharityLedger {
     function proposalOf(bytes32 disbursementId) external view returns (ProposalView memory);
 
     function hasApproved(bytes32 disbursementId, address approver) external view returns (bool);
+
+    /// @notice A campaign's end date (zero: none set) and how many reports and disposals it has.
+    function disclosureOf(
+        bytes32 campaignId
+    ) external view returns (uint64 endsAt, uint256 reports, uint256 disposals);
 }

@@ -477,6 +477,67 @@ class ReceiptConfirmation(Origin, Base):
 
 
 # Append-only projections: rows above a rollback point are deleted outright.
+class CampaignEnd(Origin, Base):
+    """A campaign's end date as set (CampaignEndSet): every setting is kept, the latest is
+    in force; a change carries its reason."""
+
+    __tablename__ = "campaign_ends"
+    __table_args__ = (Index("ix_campaign_ends_campaign", "deployment_id", "campaign_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    tx_hash: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    log_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(HEX32)
+    charity_id: Mapped[str] = mapped_column(HEX32)
+    ends_at: Mapped[int] = mapped_column(BigInteger)  # UTC seconds
+    previous_ends_at: Mapped[int] = mapped_column(BigInteger)  # zero: the first
+    reason: Mapped[str] = mapped_column(String(256))
+    operator: Mapped[str] = mapped_column(ADDRESS)
+
+
+class Report(Origin, Base):
+    """A periodic or final report of a campaign (ReportPublished): the document's hash and
+    the period it covers, [period_start, period_end) in UTC seconds."""
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_campaign", "deployment_id", "campaign_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    report_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(HEX32)
+    charity_id: Mapped[str] = mapped_column(HEX32)
+    kind: Mapped[int] = mapped_column(Integer)  # 0 periodic, 1 final
+    period_start: Mapped[int] = mapped_column(BigInteger)
+    period_end: Mapped[int] = mapped_column(BigInteger)
+    document_hash: Mapped[str] = mapped_column(HEX32)
+    operator: Mapped[str] = mapped_column(ADDRESS)
+
+
+class Disposal(Origin, Base):
+    """What became of a closed campaign's remaining funds (RemainingFundsDisposed)."""
+
+    __tablename__ = "disposals"
+    __table_args__ = (Index("ix_disposals_campaign", "deployment_id", "campaign_id"),)
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    disposal_id: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(HEX32)
+    charity_id: Mapped[str] = mapped_column(HEX32)
+    disposition: Mapped[int] = mapped_column(Integer)  # 0 returned, 1 moved, 2 kept under a rule
+    amount: Mapped[int] = mapped_column(BigInteger)
+    available: Mapped[int] = mapped_column(BigInteger)
+    target_campaign_id: Mapped[str | None] = mapped_column(HEX32)
+    rule: Mapped[str] = mapped_column(String(256))
+    document_hash: Mapped[str | None] = mapped_column(HEX32)
+    operator: Mapped[str] = mapped_column(ADDRESS)
+
+
 APPEND_ONLY = (
     Charity,
     Campaign,
@@ -498,6 +559,9 @@ APPEND_ONLY = (
     Recipient,
     DisbursementRecipient,
     ReceiptConfirmation,
+    CampaignEnd,
+    Report,
+    Disposal,
 )
 
 

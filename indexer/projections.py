@@ -508,6 +508,58 @@ def _receipt_confirmed(out: Projection, log: DecodedLog, args: dict[str, Any]) -
     )
 
 
+def _campaign_end_set(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.CampaignEnd,
+        {
+            "campaign_id": args["campaignId"],
+            "charity_id": args["charityId"],
+            "ends_at": args["endsAt"],
+            "previous_ends_at": args["previousEndsAt"],
+            "reason": args["reason"],
+            "operator": args["operator"],
+            **_origin(log),
+        },
+    )
+
+
+def _report_published(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    out.add(
+        m.Report,
+        {
+            "report_id": args["reportId"],
+            "campaign_id": args["campaignId"],
+            "charity_id": args["charityId"],
+            "kind": args["kind"],
+            "period_start": args["periodStart"],
+            "period_end": args["periodEnd"],
+            "document_hash": args["documentHash"],
+            "operator": args["operator"],
+            **_origin(log),
+        },
+    )
+
+
+def _remaining_funds_disposed(out: Projection, log: DecodedLog, args: dict[str, Any]) -> None:
+    target, document = args["targetCampaignId"], args["documentHash"]
+    out.add(
+        m.Disposal,
+        {
+            "disposal_id": args["disposalId"],
+            "campaign_id": args["campaignId"],
+            "charity_id": args["charityId"],
+            "disposition": args["disposition"],
+            "amount": args["amount"],
+            "available": args["available"],
+            "target_campaign_id": None if int(target, 16) == 0 else target,
+            "rule": args["rule"],
+            "document_hash": None if int(document, 16) == 0 else document,
+            "operator": args["operator"],
+            **_origin(log),
+        },
+    )
+
+
 Projector = Callable[[Projection, DecodedLog, dict[str, Any]], None]
 
 # Each ledger event that has rows of its own in the projections, and what writes them.
@@ -536,6 +588,9 @@ PROJECTORS: dict[str, Projector] = {
     "RecipientAccountChanged": _recipient_account_changed,
     "RecipientNamed": _recipient_named,
     "ReceiptConfirmed": _receipt_confirmed,
+    "CampaignEndSet": _campaign_end_set,
+    "ReportPublished": _report_published,
+    "RemainingFundsDisposed": _remaining_funds_disposed,
 }
 
 # Events that go to the audit trail (the events table) and nowhere else: pausing,
@@ -617,6 +672,9 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
         m.Recipient,
         m.DisbursementRecipient,
         m.ReceiptConfirmation,
+        m.CampaignEnd,
+        m.Report,
+        m.Disposal,
     ):
         insert_ignore(connection, m.table(model), out.rows.get(m.table(model), []))
     if out.closed:

@@ -32,6 +32,7 @@ from ledger_api.core.limits import RequestLimits, sane_recursion_limit
 from ledger_api.deployment.routes import router as deployment
 from ledger_api.deployment.routes import rpc_router
 from ledger_api.disbursements.routes import router as disbursements
+from ledger_api.disclosure.routes import router as disclosure
 from ledger_api.donations.routes import router as donations
 from ledger_api.evidence.routes import router as evidence
 from ledger_api.imports.routes import router as imports
@@ -168,6 +169,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         disbursements,
         evidence,
         recipients,
+        disclosure,
         transactions,
         relay_router,
         audit,

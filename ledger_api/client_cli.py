@@ -922,6 +922,117 @@ def recipient_register(
     typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
 
 
+# ------------------------------------------------------------------ disclosure on time
+
+disclosure_app = typer.Typer(
+    help="Disclosure deadlines: what is due, publish a report, record a disposal, set an end date.",
+    no_args_is_help=True,
+)
+CHARITY_KEY = typer.Option(
+    None, envvar="LEDGER_API_KEY", help="The charity's API key (or an auditor's, to read)."
+)
+REPORT_FILE = typer.Option(..., exists=True, dir_okay=False, help="The report's file (hashed here).")
+DECISION_FILE = typer.Option(None, exists=True, dir_okay=False, help="The decision's file (hashed here).")
+STATUS_STYLE = {"overdue": "bold red", "due": "yellow", "met_late": "magenta", "met": "green"}
+
+
+@disclosure_app.command("due")
+def disclosure_due(
+    charity_id: str = typer.Option(None, help="One charity (CH-...); a charity key gets its own."),
+    campaign_id: str = typer.Option(None, help="One campaign (CP-...)."),
+    as_of: str = typer.Option(None, help="The day to judge on (YYYY-MM-DD); default today."),
+    show_met: bool = typer.Option(False, "--all", help="Also the obligations already met."),
+    api: str = API,
+    key: str = CHARITY_KEY,
+) -> None:
+    """What is overdue and due for the charity's campaigns, soonest first, with the rule
+    each comes from (the deployment's disclosure rule set)."""
+    report = _get(
+        api, key, "/v1/audit/disclosure", charity_id=charity_id, campaign_id=campaign_id, as_of=as_of
+    )
+    rules = report["rules"]
+    _say(f"{rules['title']} ({rules['id']} {rules['version']}), as of {report['as_of']}, {rules['timezone']}")
+    rows = [
+        (obligation, campaign)
+        for campaign in report["campaigns"]
+        for obligation in campaign["obligations"]
+        if obligation["due_on"] and (show_met or obligation["status"] in ("overdue", "due"))
+    ]
+    rows.sort(key=lambda row: (row[0]["status"] != "overdue", row[0]["due_on"]))
+    table = Table("due", "status", "campaign", "obligation", "met by")
+    for obligation, campaign in rows:
+        late = f" ({obligation['days_late']} days)" if obligation["days_late"] else ""
+        met = obligation["satisfied_by"]
+        table.add_row(
+            _t(obligation["due_on"]),
+            f"[{STATUS_STYLE[obligation['status']]}]{_t(obligation['status'])}{late}[/]",
+            f"{_t(campaign['name'])} {_t(campaign['campaign_id'])}",
+            _t(obligation["title"]),
+            _t(f"{met['id']} on {met['on']}") if met else "",
+        )
+    Console().print(table)
+    summary = report["summary"]
+    counts = ", ".join(f"{summary[s]} {s.replace('_', ' ')}" for s in ("overdue", "due", "met_late", "met"))
+    _say(counts)
+
+
+@disclosure_app.command("report")
+def disclosure_report(
+    campaign_id: str = typer.Option(..., help="The campaign (CP-...)."),
+    document: Path = REPORT_FILE,
+    period_start: str = typer.Option(..., help="First day covered (YYYY-MM-DD)."),
+    period_end: str = typer.Option(..., help="Last day covered (YYYY-MM-DD)."),
+    final: bool = typer.Option(False, "--final", help="The full report after the campaign's end."),
+    api: str = API,
+    key: str = CHARITY_KEY,
+) -> None:
+    """Publish a periodic (or --final) report: its SHA-256 is anchored on chain with the
+    period it covers. The report is public: keep personal data out of it."""
+    body = {
+        "kind": "final" if final else "periodic",
+        "period_start": period_start,
+        "period_end": period_end,
+        "document_sha256": hashlib.sha256(document.read_bytes()).hexdigest(),
+    }
+    _print(_send(api, key, "POST", f"/v1/campaigns/{quote(campaign_id)}/reports", body))
+
+
+@disclosure_app.command("dispose")
+def disclosure_dispose(
+    campaign_id: str = typer.Option(..., help="The closed campaign (CP-...)."),
+    disposition: str = typer.Option(..., help="returned_to_donors, moved_to_campaign or kept_under_rule."),
+    amount: int = typer.Option(..., help="Minor units (fen, cents); 0 when nothing remained."),
+    target_campaign_id: str = typer.Option(None, help="moved_to_campaign: where the funds go."),
+    rule: str = typer.Option(None, help="kept_under_rule: the rule they are kept under."),
+    document: Path = DECISION_FILE,
+    api: str = API,
+    key: str = CHARITY_KEY,
+) -> None:
+    """Record what becomes of a closed campaign's remaining funds."""
+    body: dict[str, Any] = {"disposition": disposition, "amount": amount}
+    if target_campaign_id:
+        body["target_campaign_id"] = target_campaign_id
+    if rule:
+        body["rule"] = rule
+    if document is not None:
+        body["document_sha256"] = hashlib.sha256(document.read_bytes()).hexdigest()
+    _print(_send(api, key, "POST", f"/v1/campaigns/{quote(campaign_id)}/disposals", body))
+
+
+@disclosure_app.command("end-date")
+def disclosure_end_date(
+    campaign_id: str = typer.Option(..., help="The campaign (CP-...)."),
+    ends_on: str = typer.Option(..., help="Its last day (YYYY-MM-DD)."),
+    reason: str = typer.Option(None, help="Required when it changes an end date already set."),
+    api: str = API,
+    key: str = CHARITY_KEY,
+) -> None:
+    """Set (or, with a reason, change) the campaign's end date, from which the after-end
+    disclosures are due."""
+    body = {"ends_on": ends_on, **({"reason": reason} if reason else {})}
+    _print(_send(api, key, "POST", f"/v1/campaigns/{quote(campaign_id)}/end-date", body))
+
+
 def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.command()(trace)
     app.command()(reconcile)
@@ -933,6 +1044,7 @@ def install(app: typer.Typer, keys_app: typer.Typer | None = None) -> None:
     app.command("add-approver")(add_approver)
     app.command("approval-rule")(approval_rule)
     app.add_typer(proposals_app, name="proposals")
+    app.add_typer(disclosure_app, name="disclosure")
     if keys_app is not None:
         keys_app.command("new-charity-key")(new_charity_key)
     recipient_app = typer.Typer(

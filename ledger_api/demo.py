@@ -9,6 +9,7 @@ operator signatures, the relay, the outbox, the mirror."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,10 @@ from ledger_api.core.hexes import hex0x, unhex
 from ledger_api.core.security import Principal
 from ledger_api.disbursements import service as disbursements
 from ledger_api.disbursements.schemas import AllocationIn, DisbursementCreate
+from ledger_api.disclosure import calendar as disclosure_calendar
+from ledger_api.disclosure import rules as disclosure_rules
+from ledger_api.disclosure import service as disclosure
+from ledger_api.disclosure.schemas import DisposalRecord, EndDateSet, ReportPublish
 from ledger_api.donations import service as donations
 from ledger_api.donations.schemas import DonationCreate
 from ledger_api.imports import sample
@@ -191,6 +197,33 @@ CHARITIES: list[dict[str, Any]] = [
         "campaigns": [("Village wells in Dingxi, Gansu 甘肃定西村井", "CNY", 120_000_000)],
     },
 ]
+
+
+def _disclosures(runtime: Runtime, writes: Writes, lunches: str, coats: str, wells: str) -> dict[str, Any]:
+    """Issue 17's disclosure records: the school lunches run nine months and have published
+    one quarterly report; the winter coats ended today, closed, with what remained kept
+    under a stated rule; the wells' end date was set, then moved with its reason."""
+    ruleset = disclosure_rules.load(runtime.settings.disclosure_rules)
+    today = datetime.now(UTC).astimezone(ruleset.zone).date()
+    made: dict[str, Any] = {"rules": ruleset.id}
+    for campaign, ends_on in ((lunches, disclosure_calendar.add_months(today, 9)), (coats, today)):
+        disclosure.set_end(writes, DEMO, ruleset, campaign, EndDateSet(ends_on=ends_on), True)
+    document = hashlib.sha256(b"School lunches: quarterly report, first quarter (demo)").hexdigest()
+    report = ReportPublish(kind="periodic", period_start=today, period_end=today, document_sha256=document)
+    made["report"] = disclosure.publish_report(writes, DEMO, ruleset, lunches, report, True)[0]["id"]
+    campaigns_service.close(writes, DEMO, coats, True)
+    available = int(writes.view("campaignOf", ids.to_bytes32(coats), missing="campaign")[7])
+    kept = DisposalRecord(
+        disposition="kept_under_rule",
+        amount=available,
+        rule="Charter art. 12: held for next winter's coats, reported with this campaign",
+    )
+    made["disposal"] = disclosure.record_disposal(writes, DEMO, coats, kept, True)[0]["id"]
+    first, moved = disclosure_calendar.add_months(today, 4), disclosure_calendar.add_months(today, 6)
+    disclosure.set_end(writes, DEMO, ruleset, wells, EndDateSet(ends_on=first), True)
+    later = EndDateSet(ends_on=moved, reason="Drilling season delayed by the county's permit")
+    disclosure.set_end(writes, DEMO, ruleset, wells, later, True)
+    return made
 
 
 def _document(text: str, name: str) -> UploadFile:
@@ -362,6 +395,7 @@ def load_demo(
     donations.refund(
         writes, DEMO, refunded["id"], refunded["amount"] // 4, "donor asked for a partial refund", True
     )
+    made["disclosure"] = _disclosures(runtime, writes, lunches, coats, wells)
     own = _self_custody_charity(
         runtime, writes, rng, runtime.settings.keystore_path.parent / SELF_CUSTODY_FILE
     )

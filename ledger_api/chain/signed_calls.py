@@ -56,6 +56,9 @@ DOMAIN_TYPEHASH = keccak(
 SIGNABLE_FUNCTIONS = (
     "createCampaign",
     "closeCampaign",
+    "setCampaignEnd",
+    "publishReport",
+    "recordDisposal",
     "recordDonation",
     "recordDonations",
     "refundDonation",

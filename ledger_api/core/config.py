@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # A disbursement to a registered recipient organisation not confirmed in full by it
     # this many days after it was recorded.
     anomaly_receipt_days: int = Field(default=30, ge=0)
+    # The disclosure rule set the calendar applies (ledger_api/disclosure/rulesets/): a
+    # shipped one by id (cn-mca-81, iati-quarterly) or the path of a deployment's own JSON.
+    disclosure_rules: str = "cn-mca-81"
     # Reconciliations run as background jobs (ledger_api/audit/jobs.py): at most this many
     # at once per deployment, across every API process sharing the database (each runs
     # one worker thread). One re-reads the whole chain and makes a view call per record

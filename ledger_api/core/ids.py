@@ -24,6 +24,8 @@ KINDS = {
     "refund": "RF",
     "disbursement": "DB",
     "correction": "CR",
+    "report": "RP",  # a campaign's periodic or final report
+    "disposal": "DP",  # the disposal of a campaign's remaining funds
     "recipient": "RO",  # a recipient organisation
     "confirmation": "RC",  # a recipient's confirmation of receipt
 }

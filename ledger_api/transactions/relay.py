@@ -60,6 +60,9 @@ MAX_DEADLINE_AHEAD = 86_400  # a signed call valid longer than a day is refused
 KINDS = {
     "createCampaign": "campaign",
     "closeCampaign": "campaign-closed",
+    "setCampaignEnd": "campaign-end",
+    "publishReport": "report",
+    "recordDisposal": "disposal",
     "recordDonation": "donation",
     "recordDonations": "donation",
     "refundDonation": "refund",
@@ -168,8 +171,10 @@ def target_charities(writes: Writes, name: str, args: tuple[Any, ...]) -> tuple[
         campaigns = list(dict.fromkeys(d[1] for d in args[0]))
     elif name == "recordDisbursement":
         campaigns = [args[1]]
-    elif name in ("closeCampaign", "setApprovalRule"):
+    elif name in ("closeCampaign", "setApprovalRule", "setCampaignEnd"):
         campaigns = [args[0]]
+    elif name in ("publishReport", "recordDisposal"):
+        campaigns = [args[1]]
     elif name in ("proposeDisbursement", "executeDisbursement"):
         campaigns = [args[0][1]]
     elif name in ("approveDisbursement", "rejectDisbursement"):

@@ -73,6 +73,7 @@ def test_the_suite_has_rule_fuzz_invariant_and_gas_tests(forge_results: dict[str
         "CharityLedgerRulesTest",
         "CharityLedgerSelfCustodyTest",
         "CharityLedgerOrganisationsTest",
+        "CharityLedgerDisclosureTest",
         GAS_SUITE,
     }
     fuzz = [forge_results[name]["kind"]["Fuzz"] for name in kinds.get("Fuzz", [])]

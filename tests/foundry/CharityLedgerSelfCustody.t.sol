@@ -9,7 +9,7 @@ import {OwnedWallet, SignedCallTest} from "./SignedCallTest.sol";
 /// relays them and cannot forge them; every refusal with its exact custom error.
 contract CharityLedgerSelfCustodyTest is SignedCallTest {
     function test_VersionAndDigestFollowEIP712() public view {
-        vm.assertEq(keccak256(bytes(ledger.version())), keccak256("2.2.0"), "version");
+        vm.assertEq(keccak256(bytes(ledger.version())), keccak256("2.3.0"), "version");
         ICharityLedger.SignedCall memory call = _signedCall(charityKey, hex"c0ffee", bytes32(uint256(7)), 99);
         bytes32 domain = keccak256(
             abi.encode(

@@ -23,7 +23,7 @@ def _decoded_event_names() -> set[str]:
 
 def test_every_event_of_the_contract_is_projected_or_trail_only() -> None:
     names = _decoded_event_names()
-    assert len(names) == 33  # a new event makes this fail: give it a projector or a trail-only entry
+    assert len(names) == 36  # a new event makes this fail: give it a projector or a trail-only entry
     assert set(PROJECTORS) | TRAIL_ONLY == names
     assert not set(PROJECTORS) & TRAIL_ONLY
 

@@ -1,0 +1,160 @@
+"""The disclosure calendar as a regulator asks it, through the real service on the embedded
+chain, whose clock the test moves (the chain is the service's own, not shared): what the
+issue requires, with the dates counted in the rule set's zone (Asia/Shanghai)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from web3 import Web3
+
+from ledger_api.chain.abi import contract_error_of
+from ledger_api.core import ids
+from tests.api.service import ADMIN_KEY, Service
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DOCUMENT = "ab" * 32
+
+
+def travel(w3: Web3, when: datetime) -> None:
+    """Move the service's own embedded chain to `when` (only ever forward) and mine there."""
+    tester = w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    tester.time_travel(int(when.timestamp()))
+    tester.mine_blocks(1)
+
+
+def at(day: str, hour: int = 10) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=SHANGHAI)
+
+
+def disclosure(service: Service, key: str, as_of: str, **scope: str) -> dict[str, Any]:
+    answer = service.get("/v1/audit/disclosure", key, params={"as_of": as_of, **scope})
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def obligations(report: dict[str, Any], campaign_id: str, rule: str) -> list[dict[str, Any]]:
+    (campaign,) = [c for c in report["campaigns"] if c["campaign_id"] == campaign_id]
+    return [o for o in campaign["obligations"] if o["rule"] == rule]
+
+
+@pytest.fixture
+def auditor(embedded_service: Service) -> str:
+    made = embedded_service.post("/v1/keys", ADMIN_KEY, json={"role": "auditor"})
+    assert made.status_code == 201, made.text
+    return str(made.json()["key"])
+
+
+def test_late_reports_and_a_missing_disposal_are_found_on_the_right_days(
+    embedded_service: Service, auditor: str
+) -> None:
+    service, w3 = embedded_service, embedded_service.runtime.w3
+    travel(w3, at("2027-01-05"))
+    charity, key = service.charity()
+    seven_months = service.campaign(charity, key)
+    ended = service.campaign(charity, key)
+    service.donate(ended, key, 50_000)
+    for campaign, ends_on in ((seven_months, "2027-08-05"), (ended, "2027-01-31")):
+        made = service.post(f"/v1/campaigns/{campaign}/end-date", key, json={"ends_on": ends_on})
+        assert made.status_code == 201, made.text
+
+    # Day 92 of a seven-month campaign with no report: the quarterly disclosure due on
+    # 5 April (three calendar months after 5 January) is overdue.
+    day92 = disclosure(service, auditor, "2027-04-07")
+    (first,) = obligations(day92, seven_months, "periodic-report")
+    assert (first["due_on"], first["status"], first["days_late"]) == ("2027-04-05", "overdue", 2)
+    assert first["satisfied_by"] is None
+    assert "至少每三个月" in first["cites"]["text"] and "民政部令第81号" in first["cites"]["document"]
+    assert seven_months in day92["summary"]["late_campaigns"]
+
+    # Closed at its end with funds left and no disposal record: due three months after
+    # its end (30 April), overdue 90 days after it (1 May), with the final report.
+    travel(w3, at("2027-01-31"))
+    assert service.post(f"/v1/campaigns/{ended}/close", key).status_code == 201
+    after90 = disclosure(service, auditor, "2027-05-01", campaign_id=ended)
+    (disposal,) = obligations(after90, ended, "remaining-funds")
+    assert (disposal["due_on"], disposal["status"]) == ("2027-04-30", "overdue")
+    (final,) = obligations(after90, ended, "final-report")
+    assert final["status"] == "overdue"
+    assert after90["campaigns"][0]["remaining"] == 50_000
+    assert after90["summary"]["late_campaigns"] == [ended]
+    assert disclosure(service, auditor, "2027-04-30", campaign_id=ended)["campaigns"][0]["worst"] == "due"
+
+    # A report on day 95 meets the first quarter late; the next is due three months after it.
+    travel(w3, at("2027-04-10"))
+    report = {
+        "kind": "periodic",
+        "period_start": "2027-01-05",
+        "period_end": "2027-04-04",
+        "document_sha256": DOCUMENT,
+    }
+    made = service.post(f"/v1/campaigns/{seven_months}/reports", key, json=report)
+    assert made.status_code == 201, made.text
+    day95 = disclosure(service, auditor, "2027-04-10")
+    first, second = obligations(day95, seven_months, "periodic-report")
+    assert (first["status"], first["days_late"], first["satisfied_by"]["id"]) == (
+        "met_late",
+        5,
+        made.json()["id"],
+    )
+    assert (second["due_on"], second["status"]) == ("2027-07-10", "due")
+    # The past does not change: as of day 92 it was overdue, and still reads so.
+    assert obligations(disclosure(service, auditor, "2027-04-07"), seven_months, "periodic-report")[0][
+        "status"
+    ] == ("overdue")
+
+    # The disposal, recorded late, turns the obligation into met_late.
+    disposed = service.post(
+        f"/v1/campaigns/{ended}/disposals",
+        key,
+        json={"disposition": "returned_to_donors", "amount": 50_000},
+    )
+    assert disposed.status_code == 201, disposed.text
+    travel(w3, at("2027-05-02"))
+    later = disclosure(service, auditor, "2027-05-02", campaign_id=ended)
+    (disposal,) = obligations(later, ended, "remaining-funds")
+    assert (disposal["status"], disposal["satisfied_by"]["id"]) == ("met", disposed.json()["id"])
+
+
+def test_a_correction_without_a_reason_is_impossible(embedded_service: Service) -> None:
+    service = embedded_service
+    charity, key = service.charity()
+    campaign = service.campaign(charity, key)
+    donation = service.donate(campaign, key, 1_000)["id"]
+    for reason in ("", "   "):
+        refused = service.post(
+            f"/v1/charities/{charity}/corrections",
+            key,
+            json={"original_kind": "donation", "original_id": donation, "reason": reason},
+        )
+        assert refused.status_code == 422, refused.text
+    # Nor on chain, whoever asks: the contract refuses an empty reason.
+    contract, operator = service.contract, service.operators[charity]
+    with pytest.raises(Exception) as refused_on_chain:
+        contract.functions.recordCorrection(
+            ids.to_bytes32(ids.new("correction")),
+            ids.to_bytes32(charity),
+            1,
+            ids.to_bytes32(donation),
+            bytes(32),
+            "",
+        ).call({"from": operator})
+    error = contract_error_of(refused_on_chain.value)
+    assert error is not None and error.name == "InvalidTextLength", refused_on_chain.value
+    made = service.post(
+        f"/v1/charities/{charity}/corrections",
+        key,
+        json={
+            "original_kind": "donation",
+            "original_id": donation,
+            "reason": "amount typed twice: see CR note",
+        },
+    )
+    assert made.status_code == 201, made.text
+    trail = service.get(f"/v1/campaigns/{campaign}/disclosures")
+    assert trail.status_code == 200, trail.text
+    rules = {o["rule"]: o for o in trail.json()["obligations"]}
+    assert rules["corrections-explained"]["satisfied_by"]["id"] == made.json()["id"]
