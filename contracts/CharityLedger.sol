@@ -54,6 +54,9 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     /// @notice Bounds of a proposal's validity (seconds): an hour to a year.
     uint256 public constant MIN_VALIDITY = 1 hours;
     uint256 public constant MAX_VALIDITY = 365 days;
+    /// @notice The latest date a campaign may end or a report cover: 2199-12-31T23:59:59Z
+    /// (mirrors keep times as signed 64-bit integers; a far date must not stop them).
+    uint64 public constant MAX_TIMESTAMP = 7_258_118_399;
 
     /// @dev Salt of the transient-storage slots that catch a donation named twice in one
     /// disbursement.
@@ -340,7 +343,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     function setCampaignEnd(bytes32 campaignId, uint64 endsAt, string calldata reason) external whenNotPaused {
         Campaign storage campaign = _campaign(campaignId);
         _requireOperator(campaign.charityId);
-        if (endsAt == 0) revert InvalidPeriod(0, endsAt);
+        if (endsAt == 0 || endsAt > MAX_TIMESTAMP) revert InvalidPeriod(0, endsAt);
         Disclosure storage disclosure = _disclosures[campaignId];
         uint64 previous = disclosure.endsAt;
         if (previous != 0) {
@@ -365,7 +368,9 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         _requireId(documentHash);
         Campaign storage campaign = _campaign(campaignId);
         _requireOperator(campaign.charityId);
-        if (periodStart == 0 || periodEnd <= periodStart) revert InvalidPeriod(periodStart, periodEnd);
+        if (periodStart == 0 || periodEnd <= periodStart || periodEnd > MAX_TIMESTAMP) {
+            revert InvalidPeriod(periodStart, periodEnd);
+        }
         if (_reports[reportId] != 0) revert ReportAlreadyExists(reportId);
         _reports[reportId] = campaign.seq;
         _disclosures[campaignId].reports += 1;

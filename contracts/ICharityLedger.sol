@@ -448,7 +448,8 @@ interface ICharityLedger {
     error CorrectionAlreadyExists(bytes32 correctionId);
     error ReportAlreadyExists(bytes32 reportId);
     error DisposalAlreadyExists(bytes32 disposalId);
-    /// @notice A date was zero, or a report's period does not end after it starts.
+    /// @notice A date was zero or after MAX_TIMESTAMP (2199-12-31), or a report's period does
+    /// not end after it starts.
     error InvalidPeriod(uint64 start, uint64 end);
     /// @notice Remaining funds are disposed of only once a campaign is closed.
     error CampaignNotClosed(bytes32 campaignId);
@@ -584,7 +585,7 @@ interface ICharityLedger {
     /// @notice Closes a campaign to new donations. Refunds and disbursements stay possible.
     function closeCampaign(bytes32 campaignId) external;
 
-    /// @notice Sets the campaign's end date (a non-zero UTC timestamp), open or closed.
+    /// @notice Sets the campaign's end date (a UTC timestamp, 1..MAX_TIMESTAMP), open or closed.
     /// @param reason Required when an end date is already set (it is replaced, never erased),
     /// empty or not the first time.
     function setCampaignEnd(bytes32 campaignId, uint64 endsAt, string calldata reason) external;

@@ -79,8 +79,14 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, _calendar.monthrange(year, month)[1]))
 
 
+# The contract takes any non-zero uint64 as an end date: a date past 2199 (or a timestamp
+# Python cannot convert) reads as the last day of 2199, so no record can break the calendar.
+LAST_SECOND = 7_258_118_399  # 2199-12-31T23:59:59Z
+
+
 def local_date(timestamp: int, zone: ZoneInfo) -> date:
-    return datetime.fromtimestamp(timestamp, UTC).astimezone(zone).date()
+    clamped = min(max(timestamp, 0), LAST_SECOND)
+    return datetime.fromtimestamp(clamped, UTC).astimezone(zone).date()
 
 
 def end_of(day: date, zone: ZoneInfo) -> int:

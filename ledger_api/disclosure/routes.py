@@ -17,6 +17,8 @@ from ledger_api.core.security import WriterPrincipal
 from ledger_api.disclosure import answers, reads, rules, service
 from ledger_api.disclosure.rules import RuleSet
 from ledger_api.disclosure.schemas import (
+    EARLIEST,
+    LATEST,
     CampaignDisclosure,
     CorrectionAnswer,
     CorrectionRecord,
@@ -37,7 +39,11 @@ CampaignPath = Annotated[CampaignId, Path(description="The campaign's ID (CP-...
 CharityPath = Annotated[CharityId, Path(description="The charity's ID (CH-...)")]
 AsOf = Annotated[
     date | None,
-    Query(description="The day to judge on (end of that day, in the rule set's time zone); default today."),
+    Query(
+        ge=EARLIEST,
+        le=LATEST,
+        description="The day to judge on (end of that day, in the rule set's time zone); default today.",
+    ),
 ]
 Language = Annotated[Literal["en", "zh-CN"], Query(description="The language of the rules' titles.")]
 

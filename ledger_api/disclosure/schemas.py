@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictInt, model_validator
 
@@ -11,13 +11,18 @@ from ledger_api.core.answers import Answer
 from ledger_api.core.schemas import CampaignId, ChainText, Strict
 from ledger_api.transactions.schemas import TransactionView, WriteAnswer
 
+# Dates the calendar counts with: a day that maps to a block timestamp (unsigned, and far
+# from the ends of Python's date range), so no date can overflow into a 500.
+EARLIEST, LATEST = date(2000, 1, 1), date(2199, 12, 31)
+LedgerDate = Annotated[date, Field(ge=EARLIEST, le=LATEST)]
+
 Sha256Hex = Field(pattern=r"^[0-9a-fA-F]{64}$", description="The document's SHA-256, 64 hex digits.")
 
 # ------------------------------------------------------------------ writes
 
 
 class EndDateSet(Strict):
-    ends_on: date = Field(description="The campaign's last day (in the rule set's time zone).")
+    ends_on: LedgerDate = Field(description="The campaign's last day (in the rule set's time zone).")
     reason: ChainText(256) | None = Field(  # type: ignore[valid-type]
         default=None, description="Required when the campaign has an end date already: why it changes."
     )
@@ -25,8 +30,8 @@ class EndDateSet(Strict):
 
 class ReportPublish(Strict):
     kind: Literal["periodic", "final"]
-    period_start: date
-    period_end: date = Field(description="The last day the report covers.")
+    period_start: LedgerDate
+    period_end: LedgerDate = Field(description="The last day the report covers.")
     document_sha256: str = Sha256Hex
 
     @model_validator(mode="after")

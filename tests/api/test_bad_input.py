@@ -741,6 +741,81 @@ case("unknown endpoint", "POST", "/v1/donation", donation(), status=404, kind="n
 case("wrong method", "PUT", "/v1/donations", donation(), status=405, kind="method-not-allowed")
 
 
+# Disclosure records (contract 2.3.0): dates in range and in order, dispositions that fit,
+# corrections that say why, audit dates the calendar can count with.
+REPORT = {
+    "kind": "periodic",
+    "period_start": "2027-01-01",
+    "period_end": "2027-03-31",
+    "document_sha256": "ab" * 32,
+}
+for label, body in {
+    "end date missing": {},
+    "end date not a date": {"ends_on": "soon"},
+    "end date a timestamp": {"ends_on": "2027-06-30T00:00:00Z"},
+    "end date before 2000": {"ends_on": "1999-12-31"},
+    "end date after 2199": {"ends_on": "2200-01-01"},
+    "end date reason empty": {"ends_on": "2027-06-30", "reason": ""},
+    "end date reason control character": {"ends_on": "2027-06-30", "reason": "a\u0007b"},
+    "end date unknown field": {"ends_on": "2027-06-30", "extended": True},
+}.items():
+    case(label, "POST", "/v1/campaigns/{campaign}/end-date", lambda _w, b=body: b)
+for label, body in {
+    "report kind unknown": {**REPORT, "kind": "monthly"},
+    "report period reversed": {**REPORT, "period_start": "2027-04-01"},
+    "report period before 2000": {**REPORT, "period_start": "1970-01-01"},
+    "report hash short": {**REPORT, "document_sha256": "ab" * 31},
+    "report hash not hex": {**REPORT, "document_sha256": "zz" * 32},
+    "report hash missing": {k: v for k, v in REPORT.items() if k != "document_sha256"},
+}.items():
+    case(label, "POST", "/v1/campaigns/{campaign}/reports", lambda _w, b=body: b)
+for label, body in {
+    "disposal negative": {"disposition": "returned_to_donors", "amount": -1},
+    "disposal float": {"disposition": "returned_to_donors", "amount": 1.5},
+    "disposal string amount": {"disposition": "returned_to_donors", "amount": "5"},
+    "disposal disposition unknown": {"disposition": "spent", "amount": 0},
+    "disposal move without target": {"disposition": "moved_to_campaign", "amount": 0},
+    "disposal return with target": {
+        "disposition": "returned_to_donors",
+        "amount": 0,
+        "target_campaign_id": NEW_CAMPAIGN,
+    },
+    "disposal kept without rule": {"disposition": "kept_under_rule", "amount": 0},
+    "disposal target not a campaign": {
+        "disposition": "moved_to_campaign",
+        "amount": 0,
+        "target_campaign_id": "DN-0000-0000-0000-0001",
+    },
+}.items():
+    case(label, "POST", "/v1/campaigns/{campaign}/disposals", lambda _w, b=body: b)
+for label, body in {
+    "correction without reason": lambda w: {"original_kind": "donation", "original_id": w.donation},
+    "correction blank reason": lambda w: {
+        "original_kind": "donation",
+        "original_id": w.donation,
+        "reason": "  ",
+    },
+    "correction kind unknown": lambda w: {"original_kind": "grant", "original_id": w.donation, "reason": "r"},
+    "correction id of another kind": lambda w: {
+        "original_kind": "refund",
+        "original_id": w.donation,
+        "reason": "r",
+    },
+    "correction id not an id": lambda w: {"original_kind": "donation", "original_id": "DN-1", "reason": "r"},
+}.items():
+    case(label, "POST", "/v1/charities/{charity}/corrections", body)
+case(
+    "end date of unknown campaign",
+    "POST",
+    f"/v1/campaigns/{NEW_CAMPAIGN}/end-date",
+    lambda _w: {"ends_on": "2027-06-30"},
+    status=404,
+    kind="not-found",
+)
+case("disclosure as of a date out of range", "GET", "/v1/audit/disclosure?as_of=1999-01-01", key=ADMIN_KEY)
+case("disclosure as of not a date", "GET", "/v1/audit/disclosure?as_of=yesterday", key=ADMIN_KEY)
+
+
 SURROGATES = {
     "donor reference with a lone surrogate": lambda w: json.dumps(donation(donor_reference="@")(w)).replace(
         "@", "\\ud800"

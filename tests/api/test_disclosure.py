@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from web3 import Web3
 
-from ledger_api.chain.abi import contract_error_of
+from ledger_api.chain.abi import contract_error_of, encode
 from ledger_api.core import ids
+from ledger_api.transactions.service import Step
 from tests.api.service import ADMIN_KEY, Service
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -158,3 +159,58 @@ def test_a_correction_without_a_reason_is_impossible(embedded_service: Service) 
     assert trail.status_code == 200, trail.text
     rules = {o["rule"]: o for o in trail.json()["obligations"]}
     assert rules["corrections-explained"]["satisfied_by"]["id"] == made.json()["id"]
+
+
+def test_dates_out_of_range_are_refused_and_a_far_end_date_on_chain_breaks_nothing(
+    embedded_service: Service, auditor: str
+) -> None:
+    service = embedded_service
+    charity, key = service.charity()
+    campaign = service.campaign(charity, key)
+    report = {
+        "kind": "final",
+        "period_start": "0001-01-01",
+        "period_end": "9999-12-31",
+        "document_sha256": DOCUMENT,
+    }
+    for path, body in (
+        ("reports", report),
+        ("end-date", {"ends_on": "1969-12-31"}),
+        ("end-date", {"ends_on": "9999-12-31"}),
+        ("reports", {**report, "period_start": "2027-02-01", "period_end": "2027-01-01"}),
+        ("disposals", {"disposition": "moved_to_campaign", "amount": 0}),
+        ("disposals", {"disposition": "kept_under_rule", "amount": 0}),
+    ):
+        refused = service.post(f"/v1/campaigns/{campaign}/{path}", key, json=body)
+        assert refused.status_code == 422, (path, body, refused.text)
+    assert service.get("/v1/audit/disclosure", auditor, params={"as_of": "9999-12-31"}).status_code == 422
+    # A self-custody charity signs its own records, past the API's checks: the contract
+    # refuses a date a mirror could not store (after 2199: SQL keeps signed 64-bit times,
+    # and one such record would stop the indexer for everyone), and takes the last second.
+    writes = service.runtime.writes
+    assert writes is not None
+    operator, charity_hex = service.operators[charity], ids.to_hex(charity)
+    for ends_at, accepted in (
+        (2**64 - 1, False),
+        (2**63, False),
+        (7_258_118_400, False),
+        (7_258_118_399, True),
+    ):
+        step = Step(
+            encode("setCampaignEnd", ids.to_bytes32(campaign), ends_at, "far"), {"kind": "campaign-end"}
+        )
+        if accepted:
+            writes.submit(operator, charity_hex, [step], True)
+        else:
+            with pytest.raises(Exception, match="InvalidPeriod"):
+                writes.submit(operator, charity_hex, [step], True)
+    answer = service.get(f"/v1/campaigns/{campaign}/disclosures")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["ends_on"] == "2200-01-01"  # the last second of 2199 UTC, in Shanghai
+    assert disclosure(service, auditor, "2027-01-01")["summary"]["campaigns"] >= 1
+    # A disposal on an open campaign is the contract's refusal, told plainly.
+    refused = service.post(
+        f"/v1/campaigns/{campaign}/disposals", key, json={"disposition": "returned_to_donors", "amount": 0}
+    )
+    assert refused.status_code == 409, refused.text
+    assert "CampaignNotClosed" in refused.text

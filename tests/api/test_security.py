@@ -168,6 +168,31 @@ def write_requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "url": "/v1/recipients/signed-calls",
             "json": {"message": SIGNED_CALL["message"], "signature": SIGNED_CALL["signature"]},
         },
+        ("POST", "/v1/campaigns/{campaign_id}/end-date"): {
+            "url": f"/v1/campaigns/{w.a_campaign}/end-date",
+            "json": {"ends_on": "2027-06-30"},
+        },
+        ("POST", "/v1/campaigns/{campaign_id}/reports"): {
+            "url": f"/v1/campaigns/{w.a_campaign}/reports",
+            "json": _report(),
+        },
+        ("POST", "/v1/campaigns/{campaign_id}/disposals"): {
+            "url": f"/v1/campaigns/{w.a_campaign}/disposals",
+            "json": {"disposition": "returned_to_donors", "amount": 0},
+        },
+        ("POST", "/v1/charities/{charity_id}/corrections"): {
+            "url": f"/v1/charities/{w.a}/corrections",
+            "json": {"original_kind": "donation", "original_id": w.a_donation, "reason": "typed twice"},
+        },
+    }
+
+
+def _report() -> dict[str, Any]:
+    return {
+        "kind": "periodic",
+        "period_start": "2027-01-01",
+        "period_end": "2027-03-31",
+        "document_sha256": SOME_SHA,
     }
 
 
@@ -179,6 +204,10 @@ KEYLESS_WRITES = {("POST", "/v1/recipients/signed-calls")}
 
 def keyed_write_requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
     return {route: request for route, request in write_requests(w).items() if route not in KEYLESS_WRITES}
+
+
+def _correction(donation: str) -> dict[str, Any]:
+    return {"original_kind": "donation", "original_id": donation, "reason": "typed twice"}
 
 
 def _rule() -> dict[str, Any]:
@@ -406,6 +435,24 @@ def test_a_charity_key_finds_no_other_charitys_records(service: Service) -> None
         (
             ("PUT", {"url": f"/v1/campaigns/{w.a_campaign}/approval-rule", "json": _rule()}),
             ("PUT", {"url": f"/v1/campaigns/{unknown_campaign}/approval-rule", "json": _rule()}),
+        ),
+        *(
+            (
+                ("POST", {"url": f"/v1/campaigns/{w.a_campaign}/{path}", "json": body}),
+                ("POST", {"url": f"/v1/campaigns/{unknown_campaign}/{path}", "json": body}),
+            )
+            for path, body in (
+                ("end-date", {"ends_on": "2027-06-30"}),
+                ("reports", _report()),
+                ("disposals", {"disposition": "returned_to_donors", "amount": 0}),
+            )
+        ),
+        (
+            ("POST", {"url": f"/v1/charities/{w.a}/corrections", "json": _correction(w.a_donation)}),
+            (
+                "POST",
+                {"url": f"/v1/charities/{ids.new('charity')}/corrections", "json": _correction(w.a_donation)},
+            ),
         ),
     ]
     for (method, theirs), (_, missing) in cases:

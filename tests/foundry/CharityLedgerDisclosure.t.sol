@@ -19,6 +19,10 @@ contract CharityLedgerDisclosureTest is LedgerTest {
         vm.expectRevert(abi.encodeWithSelector(ICharityLedger.InvalidPeriod.selector, uint64(0), uint64(0)));
         ledger.setCampaignEnd(CAMPAIGN_A, 0, "");
 
+        uint64 last = ledger.MAX_TIMESTAMP();
+        vm.prank(opA);
+        vm.expectRevert(abi.encodeWithSelector(ICharityLedger.InvalidPeriod.selector, uint64(0), last + 1));
+        ledger.setCampaignEnd(CAMPAIGN_A, last + 1, "");
         vm.prank(opA);
         ledger.setCampaignEnd(CAMPAIGN_A, 2_000_000_000, "");
         vm.prank(opA);
