@@ -205,7 +205,10 @@ def _disclosures(runtime: Runtime, writes: Writes, lunches: str, coats: str, wel
     under a stated rule; the wells' end date was set, then moved with its reason."""
     ruleset = disclosure_rules.load(runtime.settings.disclosure_rules)
     today = datetime.now(UTC).astimezone(ruleset.zone).date()
-    made: dict[str, Any] = {"rules": ruleset.id}
+    made: dict[str, Any] = {
+        "rules": ruleset.id,
+        "as_of": disclosure_calendar.add_months(today, 4).isoformat(),
+    }
     for campaign, ends_on in ((lunches, disclosure_calendar.add_months(today, 9)), (coats, today)):
         disclosure.set_end(writes, DEMO, ruleset, campaign, EndDateSet(ends_on=ends_on), True)
     document = hashlib.sha256(b"School lunches: quarterly report, first quarter (demo)").hexdigest()
@@ -422,6 +425,9 @@ def load_demo(
         echo(f"    charity key (records for {charity['id']}): {charity['key']}")
     echo(f"  auditor key (audit views of every charity): {made['auditor_key']}")
     echo(f"    curl -H 'Authorization: Bearer {made['auditor_key']}' {base}/v1/audit/trail")
+    echo("    which campaigns are late with their disclosures (rule set cn-mca-81), e.g. next spring:")
+    as_of, auditor = made["disclosure"]["as_of"], made["auditor_key"]
+    echo(f"    .venv/bin/ledger disclosure due --all --as-of {as_of} --api {base} --key {auditor}")
     echo("  donations to trace (or paste an ID into the search box of the home page):")
     for donation, what in made["samples"]:
         echo(f"    {donation['id']}: {what}")

@@ -64,6 +64,9 @@ _RECORD = {
     "donation_allocated": ("disbursement_id", "donation_id"),
     "evidence_anchored": ("disbursement_id", "document_hash"),
     "correction_recorded": ("correction_id", "original_id"),
+    "campaign_end_set": ("campaign_id", None),
+    "report_published": ("report_id", "campaign_id"),
+    "remaining_funds_disposed": ("disposal_id", "target_campaign_id"),
     # A relayed call: its nonce, and the charity operator whose signature the contract checked.
     "signed_call_executed": ("nonce", "operator"),
     # The deployment's own access-control and pause events (no charity's).

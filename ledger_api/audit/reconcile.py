@@ -84,6 +84,9 @@ TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
     ("recipients", im.Recipient, ("recipient_id",)),
     ("disbursement_recipients", im.DisbursementRecipient, ("disbursement_id",)),
     ("receipt_confirmations", im.ReceiptConfirmation, ("confirmation_id",)),
+    ("campaign_ends", im.CampaignEnd, ("tx_hash", "log_index")),
+    ("reports", im.Report, ("report_id",)),
+    ("disposals", im.Disposal, ("disposal_id",)),
 )
 SKIP = {"id", "deployment_id"}
 
@@ -157,6 +160,9 @@ def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: 
             im.ApprovalRule,
             im.ApprovalRuleApprover,
             im.Proposal,
+            im.CampaignEnd,
+            im.Report,
+            im.Disposal,
         ):
             query = query.where(c.campaign_id.in_(campaigns))
         elif model is im.ProposalVote:  # a vote belongs to its proposal

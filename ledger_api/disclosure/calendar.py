@@ -7,12 +7,15 @@ due date is on time there, whatever UTC says. A month is a calendar month (31 Ja
 one month is 28 or 29 February). As of a date means at the end of that day: records after
 it are not seen, so the same question always gets the same answer.
 
-- `every` (periodic): the first disclosure is due `months` after the campaign's start;
-  each next one `months` after the disclosure that met the previous one (so "at least
-  every three months" is the gap between disclosures, as a regulator counts it). A
-  disclosure is a report (periodic or final) published after the previous one. Periods
-  that would fall due after the campaign's end are left to the after-end obligations. It
-  applies to a campaign longer than the rule's threshold, or with no end date yet.
+- `every` (periodic): period k ends `k * months` after the campaign's start, and is due
+  then. It is met by the first report (periodic or final) published after the previous
+  period's due date (for the first, after the start) that has not met an earlier period:
+  on time if published by its due date, late otherwise. So each period needs a disclosure
+  of its own (two reports in one quarter do not cover the next, one late report does not
+  cover two), which is how "at least every three months" is checked. Listed: every
+  period due by the date asked, and the next one. Periods that would fall due after the
+  campaign's end are left to the after-end obligations. It applies to a campaign longer
+  than the rule's threshold, or with no end date yet.
 - `after_end`: due `months` after the end: the end date if one is set, else the day it
   was closed; none while a campaign has neither. With `only_if_funds_remain`, only when the
   campaign held funds at its end (or now, before it).
@@ -122,19 +125,30 @@ def _every(rule: Obligation, campaign: Campaign, zone: ZoneInfo, as_of: date) ->
     if end is not None and end <= add_months(start, rule.applies_if_longer_than_months):
         return []
     found: list[Due] = []
-    base_at, base = campaign.created_at, start
     disclosures = _matching(campaign.records, rule.satisfied_by)
-    while True:
-        due_on = add_months(base, rule.months)
+    used: set[str] = set()
+    previous_due: date | None = None  # the first period runs from the start itself
+    for k in range(1, 12 * 200 // rule.months + 1):
+        due_on = add_months(start, rule.months * k)
         if end is not None and due_on > end:
-            return found
-        record = next((r for r in disclosures if r.at > base_at), None)
+            break
+        record = next(
+            (
+                r
+                for r in disclosures
+                if r.id not in used and (previous_due is None or local_date(r.at, zone) > previous_due)
+            ),
+            None,
+        )
+        if record is not None:
+            used.add(record.id)
         met_on = local_date(record.at, zone) if record is not None else None
         status, days = _status(due_on, record, met_on, as_of)
         found.append(Due(rule, due_on, status, record, met_on, days))
-        if record is None or met_on is None:
-            return found
-        base_at, base = record.at, met_on
+        if due_on > as_of:  # the next one to come; later periods are not listed yet
+            break
+        previous_due = due_on
+    return found
 
 
 def _after_end(rule: Obligation, campaign: Campaign, zone: ZoneInfo, as_of: date) -> list[Due]:

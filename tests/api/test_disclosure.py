@@ -65,8 +65,9 @@ def test_late_reports_and_a_missing_disposal_are_found_on_the_right_days(
     # Day 92 of a seven-month campaign with no report: the quarterly disclosure due on
     # 5 April (three calendar months after 5 January) is overdue.
     day92 = disclosure(service, auditor, "2027-04-07")
-    (first,) = obligations(day92, seven_months, "periodic-report")
+    first, upcoming = obligations(day92, seven_months, "periodic-report")
     assert (first["due_on"], first["status"], first["days_late"]) == ("2027-04-05", "overdue", 2)
+    assert (upcoming["due_on"], upcoming["status"]) == ("2027-07-05", "due")  # and no third: it ends 5 August
     assert first["satisfied_by"] is None
     assert "至少每三个月" in first["cites"]["text"] and "民政部令第81号" in first["cites"]["document"]
     assert seven_months in day92["summary"]["late_campaigns"]
@@ -84,7 +85,8 @@ def test_late_reports_and_a_missing_disposal_are_found_on_the_right_days(
     assert after90["summary"]["late_campaigns"] == [ended]
     assert disclosure(service, auditor, "2027-04-30", campaign_id=ended)["campaigns"][0]["worst"] == "due"
 
-    # A report on day 95 meets the first quarter late; the next is due three months after it.
+    # A report on day 95 meets the first quarter late; the second quarter (due 5 July)
+    # needs a disclosure of its own.
     travel(w3, at("2027-04-10"))
     report = {
         "kind": "periodic",
@@ -101,7 +103,7 @@ def test_late_reports_and_a_missing_disposal_are_found_on_the_right_days(
         5,
         made.json()["id"],
     )
-    assert (second["due_on"], second["status"]) == ("2027-07-10", "due")
+    assert (second["due_on"], second["status"]) == ("2027-07-05", "due")
     # The past does not change: as of day 92 it was overdue, and still reads so.
     assert obligations(disclosure(service, auditor, "2027-04-07"), seven_months, "periodic-report")[0][
         "status"
