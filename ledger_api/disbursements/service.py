@@ -274,7 +274,7 @@ def stored_path(root: Path, sha256: str) -> Path:
     return documents.public_path(root, sha256)
 
 
-def _known_visibility(writes: Writes, sha256s: set[str]) -> dict[str, str]:
+def known_visibility(writes: Writes, sha256s: set[str]) -> dict[str, str]:
     """The visibility each of these documents is stored with already, if any."""
     F = EvidenceFile
     with writes.engine.connect() as connection:
@@ -287,10 +287,12 @@ def _known_visibility(writes: Writes, sha256s: set[str]) -> dict[str, str]:
         )
 
 
-def _store(
+def store_document(
     writes: Writes, target: EvidenceTarget, document: Staged, visibility: str, known: str | None
 ) -> None:
-    """Move a checked document into the store (sealed if restricted) and describe it."""
+    """Move a checked document into the store (sealed if restricted) and describe it, as
+    uploaded for `target` (a disbursement's evidence, or a campaign's report: then its ID
+    stands in the disbursement's place)."""
     root = writes.settings.evidence_path
     key_id = None
     if visibility == documents.RESTRICTED:
@@ -349,7 +351,7 @@ def anchor(
     try:
         for position, upload in enumerate(uploads, start=1):
             staged.append(stage_document(root, upload, position))
-        known = _known_visibility(writes, {d.sha256 for d in staged})
+        known = known_visibility(writes, {d.sha256 for d in staged})
         for document in staged:
             if known.get(document.sha256, visibility) != visibility:
                 raise Conflict(
@@ -370,7 +372,7 @@ def anchor(
             plans[document.sha256] = (call, writes.simulate(target.operator, call))
         for document in staged:  # checked: now stored, before anything names them on chain
             if document.temporary.exists():  # a document sent twice is stored once
-                _store(writes, target, document, visibility, known.get(document.sha256))
+                store_document(writes, target, document, visibility, known.get(document.sha256))
                 known.setdefault(document.sha256, visibility)
     finally:
         for document in staged:
@@ -476,12 +478,12 @@ def link_copy(
                 f"this file is already the redacted copy of {linked_to}",
                 error={"name": "RedactedCopyAlreadyLinked"},
             )
-        known = _known_visibility(writes, {staged.sha256}).get(staged.sha256)
+        known = known_visibility(writes, {staged.sha256}).get(staged.sha256)
         if known == documents.RESTRICTED:
             raise Conflict("this file is stored here as restricted: a redacted copy is public")
         call = encode("linkRedactedCopy", target.disbursement, unhex(original), unhex(staged.sha256))
         gas = writes.simulate(target.operator, call)
-        _store(writes, target, staged, documents.PUBLIC, known)
+        store_document(writes, target, staged, documents.PUBLIC, known)
     finally:
         staged.temporary.unlink(missing_ok=True)
     step = Step(

@@ -6,14 +6,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
 from ledger_api.audit.scope import AuditPrincipal, ScopeDep
 from ledger_api.core import ids
-from ledger_api.core.errors import AUTH_ERRORS, READ_ERRORS, NotFound, problems
+from ledger_api.core.errors import AUTH_ERRORS, READ_ERRORS, InvalidRequest, NotFound, problems
 from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import WriterPrincipal
+from ledger_api.disbursements import service as disbursements
 from ledger_api.disclosure import answers, reads, rules, service
 from ledger_api.disclosure.rules import RuleSet
 from ledger_api.disclosure.schemas import (
@@ -28,6 +33,7 @@ from ledger_api.disclosure.schemas import (
     EndDateAnswer,
     EndDateSet,
     ReportAnswer,
+    ReportPeriod,
     ReportPublish,
 )
 from ledger_api.mirror.gateway import MirrorDep
@@ -97,6 +103,77 @@ def publish_report(
     anchored on chain with the period it covers. The report is public: keep personal data
     out of it (PRIVACY.md)."""
     made, state = service.publish_report(writes, principal, ruleset, campaign_id, body, wait)
+    return answer(made, [state], wait)
+
+
+MAX_MB = disbursements.MAX_DOCUMENT // (1024 * 1024)
+REPORT_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "kind", "period_start", "period_end"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"The report, at most {MAX_MB} MB: public, so without"
+                            " personal data.",
+                        },
+                        "kind": {"type": "string", "enum": ["periodic", "final"]},
+                        "period_start": {"type": "string", "format": "date"},
+                        "period_end": {"type": "string", "format": "date"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/campaigns/{campaign_id}/reports/document",
+    status_code=201,
+    max_body_size=disbursements.MAX_DOCUMENT + 1024 * 1024,
+    openapi_extra=REPORT_FORM,
+    response_model=ReportAnswer,
+    responses=write_responses(ReportAnswer),
+)
+async def publish_report_document(
+    campaign_id: CampaignPath,
+    request: Request,
+    writes: WritesDep,
+    principal: WriterPrincipal,
+    ruleset: RulesDep,
+    wait: WaitParam = True,
+) -> JSONResponse:
+    """Publish a report with its document uploaded here: the SHA-256 is anchored on chain
+    and the document served publicly at /v1/evidence/{sha256}, as evidence is."""
+    await run_in_threadpool(
+        writes.operator_for, principal, writes.charity_of_campaign(campaign_id), "campaign"
+    )
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except HTTPException as exc:
+        raise InvalidRequest(
+            f"send the report as multipart: `file`, `kind`, `period_start`, `period_end` ({exc.detail})"
+        ) from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidRequest("upload the report as the multipart file field `file`")
+        fields = {name: form.get(name) for name in ("kind", "period_start", "period_end")}
+        try:
+            period = ReportPeriod.model_validate(fields)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+        made, state = await run_in_threadpool(
+            service.publish_report_document, writes, principal, ruleset, campaign_id, period, upload, wait
+        )
+    finally:
+        await form.close()
     return answer(made, [state], wait)
 
 

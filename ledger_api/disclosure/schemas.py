@@ -28,17 +28,20 @@ class EndDateSet(Strict):
     )
 
 
-class ReportPublish(Strict):
+class ReportPeriod(Strict):
     kind: Literal["periodic", "final"]
     period_start: LedgerDate
     period_end: LedgerDate = Field(description="The last day the report covers.")
-    document_sha256: str = Sha256Hex
 
     @model_validator(mode="after")
-    def _ordered(self) -> ReportPublish:
+    def _ordered(self) -> ReportPeriod:
         if self.period_end < self.period_start:
             raise ValueError("period_end is before period_start")
         return self
+
+
+class ReportPublish(ReportPeriod):
+    document_sha256: str = Sha256Hex
 
 
 class DisposalRecord(Strict):
@@ -85,6 +88,9 @@ class ReportAnswer(WriteAnswer):
     period_start: date
     period_end: date
     document_sha256: str
+    document_href: str | None = Field(
+        default=None, description="Where the public reads the report, when it was uploaded here."
+    )
     transaction: TransactionView
 
 

@@ -5,15 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.datastructures import UploadFile
+
 from ledger_api.chain.abi import encode
 from ledger_api.chain.writer import TxState
-from ledger_api.core import ids
-from ledger_api.core.errors import InvalidRequest
+from ledger_api.core import documents, ids
+from ledger_api.core.errors import Conflict, InvalidRequest
 from ledger_api.core.hexes import unhex
 from ledger_api.core.security import Principal
+from ledger_api.disbursements import service as disbursements
 from ledger_api.disclosure import calendar
 from ledger_api.disclosure.rules import RuleSet
-from ledger_api.disclosure.schemas import CorrectionRecord, DisposalRecord, EndDateSet, ReportPublish
+from ledger_api.disclosure.schemas import (
+    CorrectionRecord,
+    DisposalRecord,
+    EndDateSet,
+    ReportPeriod,
+    ReportPublish,
+)
 from ledger_api.transactions.service import Step, Writes
 
 REPORT_KINDS = {"periodic": 0, "final": 1}
@@ -75,6 +84,40 @@ def publish_report(
         "transaction": writes.transaction_view(state),
     }
     return answer, state
+
+
+def publish_report_document(
+    writes: Writes,
+    principal: Principal,
+    ruleset: RuleSet,
+    campaign_id: str,
+    period: ReportPeriod,
+    upload: UploadFile,
+    wait: bool,
+) -> tuple[dict[str, Any], TxState]:
+    """Publish a report whose document is uploaded here: its SHA-256 is anchored, and the
+    document is stored and served publicly at /v1/evidence/{sha256}, as evidence is. A
+    report is a disclosure: it is public by nature (publish the version without personal
+    data; the ledger never stores a report sealed)."""
+    charity_hex = writes.charity_of_campaign(campaign_id)
+    signer = writes.operator_for(principal, charity_hex, "campaign")
+    root = writes.settings.evidence_path
+    staged = disbursements.stage_document(root, upload, 1)
+    try:
+        known = disbursements.known_visibility(writes, {staged.sha256}).get(staged.sha256)
+        if known == documents.RESTRICTED:
+            raise Conflict(
+                "this document is stored here as a restricted original: a report is public, so"
+                " publish its redacted version instead"
+            )
+        body = ReportPublish(**period.model_dump(), document_sha256=staged.sha256)
+        made, state = publish_report(writes, principal, ruleset, campaign_id, body, wait)
+        target = disbursements.EvidenceTarget(made["id"], ids.to_bytes32(made["id"]), charity_hex, signer)
+        disbursements.store_document(writes, target, staged, documents.PUBLIC, known)
+    finally:
+        staged.temporary.unlink(missing_ok=True)
+    made["document_href"] = f"/v1/evidence/{staged.sha256}"
+    return made, state
 
 
 def record_disposal(

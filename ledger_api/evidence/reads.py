@@ -104,9 +104,16 @@ def document(mirror: Mirror, sha256: str) -> Found:
                 E.deployment_id == mirror.deployment_id, E.document_hash == key
             )
         ).all()
+        R = im.Report  # a campaign's report is anchored the same way (contract 2.3.0)
+        reports = connection.execute(
+            select(R.report_id, R.campaign_id, R.block_number, R.tx_hash, R.log_index).where(
+                R.deployment_id == mirror.deployment_id, R.document_hash == key
+            )
+        ).all()
         links = related(mirror, connection, {key})
         view = chain_view(mirror, connection)
-        blocks = block_info(mirror, connection, {a.block_number for a in anchors} | links.blocks())
+        numbers = {a.block_number for a in anchors} | {r.block_number for r in reports}
+        blocks = block_info(mirror, connection, numbers | links.blocks())
         described = links.files.get(sha256)
         charity_hex = described.charity_id if described is not None else None
     withdrawals = [withdrawal(view, blocks, row) for row in links.withdrawn.get(key, [])]
@@ -124,6 +131,14 @@ def document(mirror: Mirror, sha256: str) -> Found:
         anchored=[
             Anchor(disbursement_id=ids.from_bytes32(a.disbursement_id), proof=proof(view, blocks, a))
             for a in anchors
+        ]
+        + [
+            Anchor(
+                report_id=ids.from_bytes32(r.report_id),
+                campaign_id=ids.from_bytes32(r.campaign_id),
+                proof=proof(view, blocks, r),
+            )
+            for r in reports
         ],
         redacted_copies=[copy_link(view, blocks, row) for row in links.copies.get(key, [])],
         redacted_copy_of=copy_link(view, blocks, original) if original is not None else None,

@@ -48,7 +48,11 @@ class EvidenceView(Answer):
 
 
 class Anchor(Answer):
-    disbursement_id: str
+    """Where a document is anchored: a disbursement's evidence, or a campaign's report."""
+
+    disbursement_id: str | None = None
+    report_id: str | None = None
+    campaign_id: str | None = None  # a report's campaign
     proof: Proof
 
 

@@ -752,7 +752,7 @@ REPORT = {
 for label, body in {
     "end date missing": {},
     "end date not a date": {"ends_on": "soon"},
-    "end date a timestamp": {"ends_on": "2027-06-30T00:00:00Z"},
+    "end date a timestamp": {"ends_on": "2027-06-30T10:30:00+08:00"},
     "end date before 2000": {"ends_on": "1999-12-31"},
     "end date after 2199": {"ends_on": "2200-01-01"},
     "end date reason empty": {"ends_on": "2027-06-30", "reason": ""},

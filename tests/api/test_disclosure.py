@@ -4,6 +4,7 @@ issue requires, with the dates counted in the rule set's zone (Asia/Shanghai).""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -216,3 +217,32 @@ def test_dates_out_of_range_are_refused_and_a_far_end_date_on_chain_breaks_nothi
     )
     assert refused.status_code == 409, refused.text
     assert "CampaignNotClosed" in refused.text
+
+
+def test_a_report_uploaded_here_is_anchored_and_served_to_anyone(embedded_service: Service) -> None:
+    service = embedded_service
+    charity, key = service.charity()
+    campaign = service.campaign(charity, key)
+    _, other_key = service.charity("Another Fund")
+    document = "第一季度报告: 收到 12,000 元, 支出 8,000 元 (no names)\n".encode()
+    fields = {"kind": "periodic", "period_start": "2026-11-01", "period_end": "2027-01-31"}
+    files = {"file": ("q1.txt", document, "text/plain")}
+    url = f"/v1/campaigns/{campaign}/reports/document"
+    sha = hashlib.sha256(document).hexdigest()
+    # Another charity's key learns nothing, a bad period or an empty file is refused, and
+    # none of them stores anything.
+    refused = service.post(url, other_key, data=fields, files=files)
+    assert refused.status_code == 404, refused.text
+    bad = service.post(url, key, data={**fields, "period_end": "2026-10-01"}, files=files)
+    assert bad.status_code == 422, bad.text
+    empty = service.post(url, key, data=fields, files={"file": ("q1.txt", b"", "text/plain")})
+    assert empty.status_code == 422, empty.text
+    assert service.get(f"/v1/evidence/{sha}").status_code == 404
+    made = service.post(url, key, data=fields, files=files)
+    assert made.status_code == 201, made.text
+    assert made.json()["document_sha256"] == sha and made.json()["document_href"] == f"/v1/evidence/{sha}"
+    served = service.get(f"/v1/evidence/{sha}")
+    assert served.status_code == 200 and served.content == document
+    listed = service.get(f"/v1/campaigns/{campaign}/disclosures").json()
+    periodic = [o for o in listed["obligations"] if o["rule"] == "periodic-report"]
+    assert periodic[0]["satisfied_by"]["id"] == made.json()["id"]

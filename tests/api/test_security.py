@@ -176,6 +176,11 @@ def write_requests(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "url": f"/v1/campaigns/{w.a_campaign}/reports",
             "json": _report(),
         },
+        ("POST", "/v1/campaigns/{campaign_id}/reports/document"): {
+            "url": f"/v1/campaigns/{w.a_campaign}/reports/document",
+            "data": {"kind": "periodic", "period_start": "2027-01-01", "period_end": "2027-03-31"},
+            "files": [("file", DOCUMENT)],
+        },
         ("POST", "/v1/campaigns/{campaign_id}/disposals"): {
             "url": f"/v1/campaigns/{w.a_campaign}/disposals",
             "json": {"disposition": "returned_to_donors", "amount": 0},
@@ -446,6 +451,24 @@ def test_a_charity_key_finds_no_other_charitys_records(service: Service) -> None
                 ("reports", _report()),
                 ("disposals", {"disposition": "returned_to_donors", "amount": 0}),
             )
+        ),
+        (
+            (
+                "POST",
+                {
+                    "url": f"/v1/campaigns/{w.a_campaign}/reports/document",
+                    "data": {"kind": "final", "period_start": "2027-01-01", "period_end": "2027-03-31"},
+                    "files": [("file", DOCUMENT)],
+                },
+            ),
+            (
+                "POST",
+                {
+                    "url": f"/v1/campaigns/{unknown_campaign}/reports/document",
+                    "data": {"kind": "final", "period_start": "2027-01-01", "period_end": "2027-03-31"},
+                    "files": [("file", DOCUMENT)],
+                },
+            ),
         ),
         (
             ("POST", {"url": f"/v1/charities/{w.a}/corrections", "json": _correction(w.a_donation)}),
