@@ -45,6 +45,12 @@ def _word_decoder(abi_type: str) -> Callable[[str], Any]:
     raise ValueError(f"no word decoder for {abi_type}")
 
 
+def text(raw: bytes) -> str:
+    """A string argument as stored: UTF-8, with each invalid byte and each NUL shown as
+    U+FFFD (the same text as eth_abi's for every valid string without a NUL)."""
+    return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
 def _plain(value: Any) -> Any:
     return hex0x(value) if isinstance(value, bytes) else value
 
@@ -72,6 +78,10 @@ class EventDecoder:
         data = [(p.name, p.type) for p in event.inputs if not p.indexed]
         self.data_names = [name for name, _ in data]
         self.data_types = [t for _, t in data]
+        # Strings are read as bytes and decoded here: a contract call made outside the
+        # service can put any bytes in a string (invalid UTF-8 makes eth_abi raise; a NUL is
+        # refused by PostgreSQL's text), and one such event must not stop the mirror.
+        self.wire_types = ["bytes" if t == "string" else t for t in self.data_types]
         self.static = all(t in STATIC_TYPES for t in self.data_types)
         self.words = [_word_decoder(t) for t in self.data_types] if self.static else []
 
@@ -82,10 +92,15 @@ class EventDecoder:
             for i, (name, word) in enumerate(zip(self.data_names, self.words, strict=True)):
                 args[name] = word(data[64 * i : 64 * i + 64])
         else:
-            values = abi_decode(self.data_types, unhex(data))
+            values = abi_decode(self.wire_types, unhex(data))
             for name, kind, value in zip(self.data_names, self.data_types, values, strict=True):
                 # eth_abi gives addresses in lower case; the static path checksums them.
-                args[name] = _checksum(value[2:].lower()) if kind == "address" else _plain(value)
+                if kind == "address":
+                    args[name] = _checksum(value[2:].lower())
+                elif kind == "string":
+                    args[name] = text(value)
+                else:
+                    args[name] = _plain(value)
         return args
 
 

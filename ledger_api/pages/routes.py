@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 from urllib.parse import unquote
@@ -54,6 +55,10 @@ from ledger_api.core.hexes import hex0x
 from ledger_api.core.pages import RecordFilters
 from ledger_api.deployment import reads as deployment
 from ledger_api.disbursements.reads import funding, recipient_matches
+from ledger_api.disclosure import answers as disclosure_answers
+from ledger_api.disclosure import reads as disclosure_reads
+from ledger_api.disclosure import rules as disclosure_rules
+from ledger_api.disclosure.rules import RuleSet
 from ledger_api.donations.hops import MAX_DEPTH
 from ledger_api.donations.schemas import DonationTrace
 from ledger_api.donations.trace import owns, trace
@@ -664,6 +669,20 @@ def ownership(
 # ------------------------------------------------------------------ campaigns, charities, disbursements
 
 
+def disclosure_of(mirror: Mirror, campaign_id: str, lang: str) -> tuple[dict[str, Any] | None, RuleSet, date]:
+    """The campaign's disclosure obligations as of today, under the deployment's rules."""
+    ruleset = disclosure_rules.load(mirror.settings.disclosure_rules)
+    today = datetime.now(UTC).astimezone(ruleset.zone).date()
+    with mirror.engine.connect() as connection:
+        found = disclosure_reads.campaigns(
+            mirror, connection, ruleset, today, None, hex0x(ids.to_bytes32(campaign_id))
+        )
+    if not found:
+        return None, ruleset, today
+    facts, extra = found[0]
+    return disclosure_answers.campaign_answer(ruleset, facts, extra, today, lang), ruleset, today
+
+
 @router.get("/campaigns/{campaign_id}", name="page_campaign")
 def campaign(
     request: Request,
@@ -683,6 +702,7 @@ def campaign(
             mirror, canonical, RecordFilters(PAGE_SIZE, disbursements_cursor, order="newest")
         )
         charity = charities.get_charity(mirror, cp.charity_id)
+        disclosure = disclosure_of(mirror, canonical, reader_for(request).lang)
         # Proposals not paid (yet): shown as such, never in the totals above them.
         waiting = [
             p
@@ -718,6 +738,9 @@ def campaign(
         donations=donations,
         disbursements=paid,
         proposals=waiting,
+        disclosure=disclosure[0],
+        disclosure_rules=disclosure[1],
+        disclosure_today=disclosure[2],
     )
 
 
