@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -23,10 +24,13 @@ from typing import Any
 import httpx
 import pytest
 from lxml import etree, html
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from web3.types import RPCEndpoint
 
 from ledger_api.core import ids
 from ledger_api.core.answers import Proof
+from ledger_api.core.config import Settings
 from ledger_api.pages import feeds
 from ledger_api.pages.i18n import Reader
 from ledger_api.pages.routes import qr_svg
@@ -82,13 +86,31 @@ def entries(root: etree._Element) -> list[dict[str, str]]:
     return found
 
 
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, dict[str, Any]]]:
-    """A charity with a campaign and two donations, all final."""
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Service, dict[str, Any]]]:
+    """A charity with a campaign and two donations, all final; on SQLite and PostgreSQL."""
     tmp = tmp_path_factory.mktemp("feeds")
-    settings = settings_for(tmp, None, f"sqlite:///{tmp / 'ledger.db'}").model_copy(
-        update={"confirmations": CONFIRMATIONS}
-    )
+    url, name = f"sqlite:///{tmp / 'ledger.db'}", None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server_url")
+        name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    settings = settings_for(tmp, None, url).model_copy(update={"confirmations": CONFIRMATIONS})
+    try:
+        yield from _ledger(settings)
+    finally:
+        if name is not None:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def _ledger(settings: Settings) -> Iterator[tuple[Service, dict[str, Any]]]:
     with serve(settings) as service:
         charity, key = service.charity("Sunrise Children Fund 朝阳儿童基金")
         campaign = service.campaign(charity, key)
@@ -293,7 +315,7 @@ def test_hostile_text_is_escaped_and_control_characters_do_not_break_the_feed(
         ids.to_bytes32(ids.new("refund")),
         ids.to_bytes32(donation),
         500,
-        "退款 <img src=x onerror=alert(1)> \x00\x07",
+        "退款 <img src=x onerror=alert(1)> \x07\x1b",  # no NUL: see the renderer test below
     )
     private = _ok(
         service.post(
@@ -335,8 +357,10 @@ def test_hostile_text_is_escaped_and_control_characters_do_not_break_the_feed(
 
 
 def test_a_lone_surrogate_or_a_nul_in_any_text_still_renders() -> None:
-    """lxml refuses what XML 1.0 cannot carry (a 500, were it not cleaned first); the
-    chain's decoder cannot produce a lone surrogate, so the renderer is given one."""
+    """lxml refuses what XML 1.0 cannot carry (a 500, were it not cleaned first). The
+    chain's decoder cannot produce a lone surrogate, and a NUL written on chain stops the
+    indexer on PostgreSQL before any feed sees it (text columns refuse it), so the
+    renderer is given both here."""
     at = Proof(
         chain_id=1,
         contract="0x" + "ab" * 20,
