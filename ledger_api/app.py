@@ -39,6 +39,7 @@ from ledger_api.imports.routes import router as imports
 from ledger_api.keys.routes import router as keys
 from ledger_api.mirror import tables as im
 from ledger_api.pages import install as install_pages
+from ledger_api.pages.feeds import router as feeds
 from ledger_api.pages.routes import router as pages
 from ledger_api.recipients.routes import router as recipients
 from ledger_api.retention import RetentionWorker
@@ -177,6 +178,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         imports,
         deployment,
         rpc_router,
+        feeds,
     )
     for router in routers:
         app.include_router(router)

@@ -65,6 +65,7 @@ from ledger_api.donations.trace import owns, trace
 from ledger_api.mirror.gateway import Mirror, MirrorDep, current_mirror
 from ledger_api.mirror.proofs import event_args
 from ledger_api.pages import svg, verify
+from ledger_api.pages.feeds import feed_path
 from ledger_api.pages.i18n import COOKIE, LOCALES, Reader, reader_for
 
 log = logging.getLogger("ledger_api.pages")
@@ -490,12 +491,15 @@ def donation(
     checks = verify.donation_checks(
         _where(request, mirror), d, d.campaign.id, _args(mirror, proofs), lambda v: reader.money(v, c)
     )
-    return render(request, reader, "donation.html", d=d, steps=_steps(d), diagram=diagram, checks=checks)
+    feed = f"{feed_path('donations', d.id)}?lang={reader.lang}"
+    return render(
+        request, reader, "donation.html", d=d, steps=_steps(d), diagram=diagram, checks=checks, feed=feed
+    )
 
 
-def qr_svg(url: str, label: str) -> str:
+def qr_svg(url: str, label: str, testid: str = "qr") -> str:
     """A QR code of `url` as inline SVG (qrcode's path image: no Pillow), with a <title>
-    and the test hooks `data-testid="qr"` and `data-url`."""
+    and the test hooks `data-testid` (`testid`) and `data-url`."""
     code = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M,
         border=4,
@@ -510,10 +514,10 @@ def qr_svg(url: str, label: str) -> str:
         path.attrib.pop("id", None)
     root.set("class", "qr-code")
     root.set("role", "img")
-    root.set("aria-labelledby", "qr-title")
-    root.set("data-testid", "qr")
+    root.set("aria-labelledby", f"{testid}-title")
+    root.set("data-testid", testid)
     root.set("data-url", url)
-    title = etree.Element("{http://www.w3.org/2000/svg}title", id="qr-title")
+    title = etree.Element("{http://www.w3.org/2000/svg}title", id=f"{testid}-title")
     title.text = label
     root.insert(0, title)
     return str(etree.tostring(root, encoding="unicode"))
@@ -568,6 +572,8 @@ def receipt_page(
     base = public.rstrip("/") if public else str(request.base_url).rstrip("/")
     # With every hop: a donor scanning it follows the money through grants onward.
     trace_url = f"{base}/donations/{d.id}?depth={MAX_DEPTH}"
+    # The feed in the receipt's language: a feed reader seldom says which it reads.
+    feed_url = f"{base}{feed_path('donations', d.id)}?lang={reader.lang}"
     printed = given is not None and given.ok and not mismatch
     refused = given is not None and not printed
     return render(
@@ -579,6 +585,8 @@ def receipt_page(
         d=d,
         qr=Markup(qr_svg(trace_url, reader.t("receipt.qr_title", id=d.id))),
         trace_url=trace_url,
+        follow_qr=Markup(qr_svg(feed_url, reader.t("receipt.follow_qr_title", id=d.id), "qr-follow")),
+        feed_url=feed_url,
         home_url=f"{base}/",
         secret=given.secret if given and printed else None,
         reference=given.reference if given and printed else None,
@@ -733,6 +741,7 @@ def campaign(
         checks=checks,
         cp=cp,
         charity=Named(id=charity.id, name=charity.name),  # nothing else: no operators
+        feed=f"{feed_path('campaigns', cp.id)}?lang={reader.lang}",
         custody=charity.custody,  # who signs its records (the OperatorAdded facts)
         diagram=diagram,
         donations=donations,
@@ -758,11 +767,13 @@ def charity(
     ch = CharitySummary(  # not the operators
         id=found.id, name=found.name, totals_by_currency=found.totals_by_currency, proof=found.proof
     )
+    reader = reader_for(request)
     return render(
         request,
-        reader_for(request),
+        reader,
         "charity.html",
         ch=ch,
+        feed=f"{feed_path('charities', ch.id)}?lang={reader.lang}",
         campaigns=listed,
         custody=found.custody,
         operator_changes=found.operator_changes,  # public events on chain, with who made them

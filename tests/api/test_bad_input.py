@@ -739,6 +739,17 @@ case(
 )
 case("unknown endpoint", "POST", "/v1/donation", donation(), status=404, kind="not-found")
 case("wrong method", "PUT", "/v1/donations", donation(), status=405, kind="method-not-allowed")
+# The Atom feeds (pages/feeds.py) are for feed readers: an ID that cannot be one names a
+# feed that does not exist, so it is a 404 like an unknown one (not the 422 of the JSON reads).
+for label, path in {
+    "feed of a malformed donation ID": "/v1/donations/not-an-id/feed.atom",
+    "feed of a campaign ID as a donation's": "/v1/donations/{campaign}/feed.atom",
+    "feed of an unknown campaign": f"/v1/campaigns/{NEW_CAMPAIGN}/feed.atom",
+    "feed of a charity ID of 63 hex digits": f"/v1/charities/{HEX63}/feed.atom",
+    "feed of an all-zero charity": f"/v1/charities/{ZERO_HEX}/feed.atom",
+}.items():
+    case(label, "GET", path, status=404, kind="not-found")
+case("feed language too long", "GET", "/v1/donations/{donation}/feed.atom?lang=" + "x" * 21, field="lang")
 
 
 # Disclosure records (contract 2.3.0): dates in range and in order, dispositions that fit,

@@ -128,10 +128,16 @@ def test_the_receipt_qr_leads_to_the_trace_and_prints_on_one_page(
     assert page.get_by_test_id("receipt").count() == 1
     target = page.get_by_test_id("qr").get_attribute("data-url")
     assert target == f"{service.base}/donations/{trace['id']}?depth=5"
+    # The second code: the donation's Atom feed, in the receipt's language.
+    follow = page.get_by_test_id("qr-follow").get_attribute("data-url")
+    assert follow == f"{service.base}/v1/donations/{trace['id']}/feed.atom?lang=en"
+    assert page.get_by_test_id("receipt-follow").get_by_role("heading").inner_text() == "Follow this donation"
     shot(page, "receipt")
     pdf = page.pdf(prefer_css_page_size=True, print_background=True)
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
     assert pages == 1, f"the receipt prints on {pages} pages"
+    feed = page.request.get(follow)
+    assert feed.status == 200 and feed.headers["content-type"].startswith("application/atom+xml")
     followed = page.goto(target)
     assert followed.status == 200
     assert value(page, "amount") == trace["amount"]

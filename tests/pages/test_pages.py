@@ -709,7 +709,14 @@ def test_pages_have_no_script_and_load_nothing_from_elsewhere(site: Site) -> Non
         assert not re.search(r"\son[a-z]+\s*=", response.text), path  # no inline handlers
         doc = parse(response)
         assert not doc.xpath("//*[@src]"), path
-        assert [link.get("href") for link in doc.xpath("//link")] == ["/static/site.css"], path
+        assert [link.get("href") for link in doc.xpath("//link[@rel='stylesheet']")] == [
+            "/static/site.css"
+        ], path
+        for link in doc.xpath("//link[not(@rel='stylesheet')]"):  # the record's own feed, on this site
+            assert link.get("rel") == "alternate" and link.get("type") == "application/atom+xml", path
+            assert re.fullmatch(
+                r"/v1/(donations|campaigns|charities)/[^/]+/feed\.atom\?lang=(en|zh-CN)", link.get("href")
+            )
         assert doc.xpath("//meta[@name='viewport']"), path
         assert doc.xpath("//header") and doc.xpath("//main") and doc.xpath("//footer") and doc.xpath("//nav")
         assert doc.xpath('//a[@class="skip"][@href="#main"]') and doc.xpath('//main[@id="main"]'), path
