@@ -44,6 +44,7 @@ from ledger_api.pages.routes import router as pages
 from ledger_api.recipients.routes import router as recipients
 from ledger_api.retention import RetentionWorker
 from ledger_api.runtime import Runtime, build_runtime
+from ledger_api.scorecards.routes import router as scorecards
 from ledger_api.transactions.routes import relay_router
 from ledger_api.transactions.routes import router as transactions
 
@@ -171,6 +172,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         evidence,
         recipients,
         disclosure,
+        scorecards,
         transactions,
         relay_router,
         audit,

@@ -41,7 +41,7 @@ from ledger_api.disbursements.schemas import AllocationIn, DisbursementCreate
 from ledger_api.disclosure import calendar as disclosure_calendar
 from ledger_api.disclosure import rules as disclosure_rules
 from ledger_api.disclosure import service as disclosure
-from ledger_api.disclosure.schemas import DisposalRecord, EndDateSet, ReportPublish
+from ledger_api.disclosure.schemas import CorrectionRecord, DisposalRecord, EndDateSet, ReportPublish
 from ledger_api.donations import service as donations
 from ledger_api.donations.schemas import DonationCreate
 from ledger_api.imports import sample
@@ -222,6 +222,16 @@ def _disclosures(runtime: Runtime, writes: Writes, lunches: str, coats: str, wel
         rule="Charter art. 12: held for next winter's coats, reported with this campaign",
     )
     made["disposal"] = disclosure.record_disposal(writes, DEMO, coats, kept, True)[0]["id"]
+    # A correction says why, always: the coats' disposal first stated a rule that was not the charter's.
+    correction = CorrectionRecord(
+        original_kind="disposal",
+        original_id=made["disposal"],
+        reason="The rule cited is charter art. 12 as amended in 2025, not the 2019 text",
+    )
+    charity = writes.charity_of_campaign(coats)
+    made["correction"] = disclosure.record_correction(
+        writes, DEMO, ids.from_bytes32(charity), correction, True
+    )[0]["id"]
     first, moved = disclosure_calendar.add_months(today, 4), disclosure_calendar.add_months(today, 6)
     disclosure.set_end(writes, DEMO, ruleset, wells, EndDateSet(ends_on=first), True)
     later = EndDateSet(ends_on=moved, reason="Drilling season delayed by the county's permit")

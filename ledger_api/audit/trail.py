@@ -44,7 +44,12 @@ RECORD_IDS = {
     "correctionId": "correction",
     "originalId": None,
     "replacementId": None,
+    "reportId": "report",
+    "disposalId": "disposal",
+    "targetCampaignId": "campaign",
 }
+# A correction's originalKind: the contract's RecordKind, in its order.
+ORIGINAL_KINDS = ("campaign", "donation", "refund", "disbursement", "report", "disposal")
 RECORD_KINDS = ("charity", "campaign", "donation", "refund", "disbursement", "correction", "evidence")
 
 
@@ -68,7 +73,7 @@ def data_of(name: str, args: dict[str, Any]) -> dict[str, Any]:
         elif key == "channel":
             value = text_of(value)
         elif key == "originalKind":
-            value = RECORD_KINDS[value] if 0 <= value < len(RECORD_KINDS) else value
+            value = ORIGINAL_KINDS[value] if 0 <= value < len(ORIGINAL_KINDS) else value
         data[snake(key)] = value
     return data
 

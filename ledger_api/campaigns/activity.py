@@ -25,7 +25,7 @@ from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, block_info, chain_view, proof
 
 # The contract's RecordKind, in its order (ICharityLedger.sol), as the IDs name them.
-RECORD_KINDS = ("campaign", "donation", "refund", "disbursement")
+RECORD_KINDS = ("campaign", "donation", "refund", "disbursement", "report", "disposal")
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ from ledger_api.mirror.proofs import event_args
 from ledger_api.pages import svg, verify
 from ledger_api.pages.feeds import feed_path
 from ledger_api.pages.i18n import COOKIE, LOCALES, Reader, reader_for
+from ledger_api.scorecards import reads as scorecard_reads
+from ledger_api.scorecards.schemas import Scorecard
 
 log = logging.getLogger("ledger_api.pages")
 
@@ -691,6 +693,14 @@ def disclosure_of(mirror: Mirror, campaign_id: str, lang: str) -> tuple[dict[str
     return disclosure_answers.campaign_answer(ruleset, facts, extra, today, lang), ruleset, today
 
 
+def scorecard_of(mirror: Mirror, kind: str, record: str) -> Scorecard:
+    """The scorecard the API answers, as of today in the rule set's zone."""
+    ruleset = disclosure_rules.load(mirror.settings.disclosure_rules)
+    today = datetime.now(UTC).astimezone(ruleset.zone).date()
+    scope = scorecard_reads.Scope(kind, record, hex0x(ids.to_bytes32(record)))
+    return Scorecard.model_validate(scorecard_reads.scorecard(mirror, ruleset, scope, today))
+
+
 @router.get("/campaigns/{campaign_id}", name="page_campaign")
 def campaign(
     request: Request,
@@ -711,6 +721,7 @@ def campaign(
         )
         charity = charities.get_charity(mirror, cp.charity_id)
         disclosure = disclosure_of(mirror, canonical, reader_for(request).lang)
+        sc = scorecard_of(mirror, "campaign", canonical)
         # Proposals not paid (yet): shown as such, never in the totals above them.
         waiting = [
             p
@@ -747,6 +758,7 @@ def campaign(
         donations=donations,
         disbursements=paid,
         proposals=waiting,
+        sc=sc,
         disclosure=disclosure[0],
         disclosure_rules=disclosure[1],
         disclosure_today=disclosure[2],
@@ -764,6 +776,7 @@ def charity(
     with reading("charity", canonical):
         found = charities.get_charity(mirror, canonical)
         listed = campaigns.list_campaigns(mirror, PAGE_SIZE, campaigns_cursor, canonical, None, None)
+        sc = scorecard_of(mirror, "charity", canonical)
     ch = CharitySummary(  # not the operators
         id=found.id, name=found.name, totals_by_currency=found.totals_by_currency, proof=found.proof
     )
@@ -775,6 +788,7 @@ def charity(
         ch=ch,
         feed=f"{feed_path('charities', ch.id)}?lang={reader.lang}",
         campaigns=listed,
+        sc=sc,
         custody=found.custody,
         operator_changes=found.operator_changes,  # public events on chain, with who made them
     )
