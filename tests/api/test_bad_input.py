@@ -825,6 +825,10 @@ case(
 )
 case("disclosure as of a date out of range", "GET", "/v1/audit/disclosure?as_of=1999-01-01", key=ADMIN_KEY)
 case("disclosure as of not a date", "GET", "/v1/audit/disclosure?as_of=yesterday", key=ADMIN_KEY)
+case("scorecard as of after 2199", "GET", "/v1/campaigns/{campaign}/scorecard?as_of=2200-01-01")
+case("charity scorecard as of not a date", "GET", "/v1/charities/{charity}/scorecard?as_of=2027-02-30")
+case("campaign disclosures as of before 2000", "GET", "/v1/campaigns/{campaign}/disclosures?as_of=1999-12-31")
+case("scorecard of a donation id", "GET", "/v1/campaigns/{donation}/scorecard")
 
 
 SURROGATES = {
