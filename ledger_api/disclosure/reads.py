@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
@@ -21,6 +21,21 @@ from ledger_api.mirror.gateway import Mirror
 ORIGINAL_KINDS = ("campaign", "donation", "refund", "disbursement", "report", "disposal")
 REPORT_KINDS = ("periodic", "final")
 DISPOSITIONS = ("returned_to_donors", "moved_to_campaign", "kept_under_rule")
+
+
+def today(mirror: Mirror, ruleset: RuleSet) -> date:
+    """Today in the rule set's zone: the wall clock's day, or the chain's when its latest
+    mirrored block is later (a test chain moved forward; no record is from the future)."""
+    B = im.Block
+    with mirror.engine.connect() as connection:
+        latest = connection.execute(
+            select(B.timestamp)
+            .where(B.deployment_id == mirror.deployment_id)
+            .order_by(B.number.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    now = int(datetime.now(UTC).timestamp())
+    return calendar.local_date(max(now, latest or 0), ruleset.zone)
 
 
 def _timed(connection: Connection, mirror: Mirror, model: Any, cutoff: int, *where: Any) -> Any:

@@ -3,7 +3,7 @@ corrections with their reasons, and the compliance calendar computed from them."
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -59,10 +59,6 @@ def current_rules(mirror: MirrorDep) -> RuleSet:
 
 
 RulesDep = Annotated[RuleSet, Depends(current_rules)]
-
-
-def _today(ruleset: RuleSet) -> date:
-    return datetime.now(UTC).astimezone(ruleset.zone).date()
 
 
 @router.post(
@@ -225,7 +221,7 @@ def campaign_disclosures(
 ) -> CampaignDisclosure:
     """The campaign's disclosure obligations under the deployment's rule set, with the
     reports, disposals and corrections that met them (public)."""
-    day = as_of or _today(ruleset)
+    day = as_of or reads.today(mirror, ruleset)
     with mirror.engine.connect() as connection:
         found = reads.campaigns(mirror, connection, ruleset, day, None, ids.to_hex(campaign_id, "campaign"))
     if not found:
@@ -251,6 +247,6 @@ def audit_disclosure(
     """Every disclosure obligation of every campaign in scope as of a date: the rule
     (citing its source), the due date, met / met late / due / overdue, and the record that
     met it; the summary names the campaigns with an obligation overdue."""
-    day = as_of or _today(ruleset)
+    day = as_of or reads.today(mirror, ruleset)
     report = answers.disclosure(mirror, ruleset, day, scope.charity_id, scope.campaign_id, lang)
     return DisclosureReport.model_validate(report)

@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 from urllib.parse import unquote
@@ -682,7 +682,7 @@ def ownership(
 def disclosure_of(mirror: Mirror, campaign_id: str, lang: str) -> tuple[dict[str, Any] | None, RuleSet, date]:
     """The campaign's disclosure obligations as of today, under the deployment's rules."""
     ruleset = disclosure_rules.load(mirror.settings.disclosure_rules)
-    today = datetime.now(UTC).astimezone(ruleset.zone).date()
+    today = disclosure_reads.today(mirror, ruleset)
     with mirror.engine.connect() as connection:
         found = disclosure_reads.campaigns(
             mirror, connection, ruleset, today, None, hex0x(ids.to_bytes32(campaign_id))
@@ -696,7 +696,7 @@ def disclosure_of(mirror: Mirror, campaign_id: str, lang: str) -> tuple[dict[str
 def scorecard_of(mirror: Mirror, kind: str, record: str) -> Scorecard:
     """The scorecard the API answers, as of today in the rule set's zone."""
     ruleset = disclosure_rules.load(mirror.settings.disclosure_rules)
-    today = datetime.now(UTC).astimezone(ruleset.zone).date()
+    today = disclosure_reads.today(mirror, ruleset)
     scope = scorecard_reads.Scope(kind, record, hex0x(ids.to_bytes32(record)))
     return Scorecard.model_validate(scorecard_reads.scorecard(mirror, ruleset, scope, today))
 
@@ -761,6 +761,7 @@ def campaign(
         sc=sc,
         disclosure=disclosure[0],
         disclosure_rules=disclosure[1],
+        disclosure_title=disclosure[1].title.get(reader.lang) or disclosure[1].title["en"],
         disclosure_today=disclosure[2],
     )
 

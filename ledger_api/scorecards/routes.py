@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from ledger_api.core import ids
 from ledger_api.core.errors import READ_ERRORS, problems
 from ledger_api.core.schemas import CampaignId, CharityId
+from ledger_api.disclosure import reads as disclosure_reads
 from ledger_api.disclosure.routes import RulesDep
 from ledger_api.disclosure.schemas import EARLIEST, LATEST
 from ledger_api.mirror.gateway import MirrorDep
@@ -21,10 +22,6 @@ AsOf = Annotated[
     date | None,
     Query(ge=EARLIEST, le=LATEST, description="The day the disclosure figures are judged on; default today."),
 ]
-
-
-def _day(as_of: date | None, zone: object) -> date:
-    return as_of or datetime.now(UTC).astimezone(zone).date()  # type: ignore[arg-type]
 
 
 @router.get(
@@ -43,7 +40,9 @@ def campaign_scorecard(
     and a link to its records; `scripts/scorecard_from_csv.py` recomputes it from the CSV
     export."""
     scope = reads.Scope("campaign", campaign_id, ids.to_hex(campaign_id, "campaign"))
-    return Scorecard.model_validate(reads.scorecard(mirror, ruleset, scope, _day(as_of, ruleset.zone)))
+    return Scorecard.model_validate(
+        reads.scorecard(mirror, ruleset, scope, as_of or disclosure_reads.today(mirror, ruleset))
+    )
 
 
 @router.get(
@@ -59,4 +58,6 @@ def charity_scorecard(
 ) -> Scorecard:
     """The same over every campaign of the charity (money per currency)."""
     scope = reads.Scope("charity", charity_id, ids.to_hex(charity_id, "charity"))
-    return Scorecard.model_validate(reads.scorecard(mirror, ruleset, scope, _day(as_of, ruleset.zone)))
+    return Scorecard.model_validate(
+        reads.scorecard(mirror, ruleset, scope, as_of or disclosure_reads.today(mirror, ruleset))
+    )

@@ -110,6 +110,12 @@ def test_late_reports_and_a_missing_disposal_are_found_on_the_right_days(
         "status"
     ] == ("overdue")
 
+    # The campaign's page says the same to anyone, without script, in the reader's language.
+    page = service.client.get(f"/campaigns/{seven_months}", params={"lang": "zh-CN"}).text
+    assert "依据慈善组织信息公开办法（民政部令第81号）" in page and "{'en'" not in page  # noqa: RUF001
+    assert 'data-rule="periodic-report" data-status="met_late"' in page and "逾期 5 天后履行" in page
+    assert 'data-testid="scorecard"' in page
+
     # The disposal, recorded late, turns the obligation into met_late.
     disposed = service.post(
         f"/v1/campaigns/{ended}/disposals",
