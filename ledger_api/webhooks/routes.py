@@ -56,11 +56,11 @@ Subscriber = Annotated[Principal, Depends(_subscriber)]
 def create_webhook(body: WebhookCreate, mirror: MirrorDep, principal: Subscriber) -> JSONResponse:
     """Register an endpoint. Its signing secret is in this answer only. Events of records
     that become final from now on are sent to it (README, "Webhooks")."""
+    scope = lookup(mirror, principal, body.scope.charity_id, body.scope.campaign_id)
     try:
         targets.resolve(body.url, mirror.settings)
     except targets.RefusedTarget as refusal:
         raise InvalidRequest(str(refusal)) from None
-    scope = lookup(mirror, principal, body.scope.charity_id, body.scope.campaign_id)
     registered = service.register(
         mirror, principal, body.url, list(body.events), scope.charity_id, scope.campaign_id
     )
