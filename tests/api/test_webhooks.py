@@ -266,3 +266,129 @@ def test_a_huge_body_is_413(hooked: Service) -> None:
     answer = hooked.post("/v1/webhooks", key, json={"url": "http://127.0.0.1/", "events": ["x" * 100_000]})
     assert answer.status_code == 413
     assert hooked.get("/v1/webhooks", ADMIN_KEY).json()["items"] == []
+
+
+# ---------------------------------------------------------------- a real node: reorgs, two dispatchers
+
+
+@pytest.fixture
+def on_anvil(anvil: Any, database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """A factory of services on anvil with the given settings, on each database in turn."""
+
+    def start(**extra: Any) -> Any:
+        settings = settings_for(
+            tmp_path, anvil.url, database_url, webhooks_allow_private=True, run_webhooks=False
+        )
+        return serve(settings.model_copy(update=extra))
+
+    return start
+
+
+def _revert_and_mine(service: Service, snapshot: str, blocks: int) -> None:
+    """Abandon everything since `snapshot` for `blocks` empty blocks, and wait until the
+    service's indexer has seen the reorg and mirrored the new chain."""
+    w3 = service.runtime.w3
+    assert service.runtime.indexer is not None
+    reorgs = service.runtime.indexer.indexer.reorgs
+    w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+    w3.provider.make_request("anvil_mine", [blocks])  # type: ignore[arg-type]
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    while service.runtime.indexer.indexer.reorgs == reorgs:
+        assert datetime.now(UTC) < deadline, "the indexer did not see the reorg"
+        threading.Event().wait(0.05)
+    wait_for_mirror(service)
+
+
+@pytest.mark.anvil
+def test_a_reorg_inside_the_window_sends_only_the_surviving_records(
+    on_anvil: Any, receiver: Receiver
+) -> None:
+    with on_anvil(confirmations=3) as service:
+        charity, key = service.charity()
+        campaign = service.campaign(charity, key)
+        hook = _register(service, key, receiver.url)
+        receiver.secret = hook["secret"]
+        survivor = service.donate(campaign, key, 100)["id"]
+        snapshot = service.runtime.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        orphan = service.donate(campaign, key, 200)["id"]
+        wait_for_mirror(service)
+        dispatcher = Dispatcher(service.runtime.mirror)
+        dispatcher.run_once()
+        assert receiver.received == []  # neither is final yet
+        _revert_and_mine(service, snapshot, 5)
+        dispatcher.run_once()
+        dispatcher.run_once()
+        told = [payload["data"]["record"]["donationId"] for _, payload in receiver.received]
+        assert told == [survivor]
+        assert orphan not in told
+
+
+@pytest.mark.anvil
+def test_a_delivered_record_removed_by_a_deep_reorg_is_retracted(on_anvil: Any, receiver: Receiver) -> None:
+    with on_anvil(confirmations=0) as service:
+        charity, key = service.charity()
+        campaign = service.campaign(charity, key)
+        hook = _register(service, key, receiver.url)
+        receiver.secret = hook["secret"]
+        service.donate(campaign, key, 100)
+        snapshot = service.runtime.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        orphan = service.donate(campaign, key, 200)["id"]
+        wait_for_mirror(service)
+        dispatcher = Dispatcher(service.runtime.mirror)
+        dispatcher.run_once()
+        assert len(receiver.received) == 2
+        [(orphan_id, orphan_payload)] = [
+            (webhook_id, payload)
+            for webhook_id, payload in receiver.received
+            if payload["data"]["record"]["donationId"] == orphan
+        ]
+        _revert_and_mine(service, snapshot, 3)
+        dispatcher.run_once()
+        dispatcher.run_once()
+        assert len(receiver.received) == 3
+        retraction_id, retraction = receiver.received[2]
+        assert retraction_id == f"{orphan_id}:retracted"
+        assert retraction["type"] == "record.retracted"
+        assert retraction["data"]["retracted_type"] == "donation.recorded"
+        assert retraction["data"]["chain"] == orphan_payload["data"]["chain"]
+
+
+@pytest.mark.anvil
+def test_two_dispatchers_never_send_the_same_delivery(on_anvil: Any, receiver: Receiver) -> None:
+    with on_anvil() as service:
+        charity, key = service.charity()
+        campaign = service.campaign(charity, key)
+        hook = _register(service, key, receiver.url)
+        receiver.secret = hook["secret"]
+        batch = service.post(
+            "/v1/donations/batch",
+            key,
+            json={
+                "donations": [
+                    {"campaign_id": campaign, "amount": 10 + i, "donor_reference": "d"} for i in range(8)
+                ]
+            },
+        )
+        assert batch.status_code == 201, batch.text
+        wait_for_mirror(service)
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            dispatcher = Dispatcher(service.runtime.mirror)
+            start.wait()
+            try:
+                for _ in range(3):
+                    dispatcher.run_once()
+            except BaseException as error:  # surfaced below
+                errors.append(error)
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert len(receiver.ids()) == len(set(receiver.ids())) == 8
+        with service.runtime.engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(WebhookDelivery)).scalar_one() == 8
