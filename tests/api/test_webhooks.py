@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
@@ -21,6 +22,7 @@ from ledger_api.core.config import Settings
 from ledger_api.core.models import WebhookDelivery, WebhookEndpoint
 from ledger_api.webhooks import targets
 from ledger_api.webhooks.dispatcher import Dispatcher, backoff
+from scripts import webhook_relay
 from tests.api.checks import wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
 
@@ -392,3 +394,66 @@ def test_two_dispatchers_never_send_the_same_delivery(on_anvil: Any, receiver: R
         assert len(receiver.ids()) == len(set(receiver.ids())) == 8
         with service.runtime.engine.connect() as connection:
             assert connection.execute(select(func.count()).select_from(WebhookDelivery)).scalar_one() == 8
+
+
+def test_the_relay_recipe_verifies_a_real_delivery_and_names_only_the_donation(hooked: Service) -> None:
+    """scripts/webhook_relay.py (docs/relay-to-sms-or-wechat.md) behind a real delivery:
+    the signature checked, the payout's funding read from the public API, one message
+    for the opted-in donor naming the donation ID; a forged body is refused."""
+    charity, key = hooked.charity()
+    campaign = hooked.campaign(charity, key)
+    opted_in = hooked.donate(campaign, key, 1_000)["id"]
+    silent = hooked.donate(campaign, key, 1_000)["id"]
+    sent: list[webhook_relay.Message] = []
+    contacts = {opted_in: [("sms", "+8613800138000")]}
+    secret_box: dict[str, str] = {}
+
+    def handler_factory() -> Any:
+        return webhook_relay.make_handler(
+            secret_box["secret"],
+            contacts,
+            webhook_relay.public_funding(hooked.base),
+            hooked.base,
+            sent.append,
+        )
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    url = f"http://127.0.0.1:{server.server_address[1]}/relay"
+    hook = hooked.post("/v1/webhooks", key, json={"url": url, "events": ["disbursement.recorded"]})
+    assert hook.status_code == 201, hook.text
+    secret_box["secret"] = hook.json()["secret"]
+    server.RequestHandlerClass = handler_factory()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        paid = hooked.post(
+            "/v1/disbursements",
+            key,
+            json={
+                "campaign_id": campaign,
+                "amount": 1_500,
+                "recipient": "Village school",
+                "purpose": "books",
+                "allocations": [
+                    {"donation_id": opted_in, "amount": 1_000},
+                    {"donation_id": silent, "amount": 500},
+                ],
+            },
+        )
+        assert paid.status_code == 201, paid.text
+        wait_for_mirror(hooked)
+        Dispatcher(hooked.runtime.mirror).run_once()
+        assert [(m.channel, m.address) for m in sent] == [("sms", "+8613800138000")]
+        assert opted_in in sent[0].text and silent not in sent[0].text
+        assert "1,000" not in sent[0].text and "Village" not in sent[0].text
+        [delivery] = hooked.get(f"/v1/webhooks/{hook.json()['id']}/deliveries", key).json()["items"]
+        assert delivery["status"] == "delivered"
+        forged = httpx.post(
+            url,
+            content=b'{"type":"disbursement.recorded"}',
+            headers={"webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"},
+        )
+        assert forged.status_code == 401
+        assert len(sent) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
