@@ -74,12 +74,14 @@ def list_webhooks(mirror: MirrorDep, principal: Subscriber) -> WebhookList:
     return WebhookList(items=[WebhookAnswer(**row) for row in service.listing(mirror, principal)])
 
 
-@router.get("/{webhook_id}", response_model=WebhookAnswer, responses=problems(*AUTH_ERRORS, NotFound))
+@router.get(
+    "/{webhook_id}", response_model=WebhookAnswer, responses=problems(*AUTH_ERRORS, InvalidRequest, NotFound)
+)
 def get_webhook(webhook_id: WebhookId, mirror: MirrorDep, principal: Subscriber) -> WebhookAnswer:
     return WebhookAnswer(**service.get(mirror, principal, webhook_id))
 
 
-@router.delete("/{webhook_id}", status_code=204, responses=problems(*AUTH_ERRORS, NotFound))
+@router.delete("/{webhook_id}", status_code=204, responses=problems(*AUTH_ERRORS, InvalidRequest, NotFound))
 def delete_webhook(webhook_id: WebhookId, mirror: MirrorDep, principal: Subscriber) -> Response:
     """Disable the endpoint: nothing more is sent (queued deliveries are cancelled); its
     delivery log stays readable."""
@@ -88,7 +90,9 @@ def delete_webhook(webhook_id: WebhookId, mirror: MirrorDep, principal: Subscrib
 
 
 @router.get(
-    "/{webhook_id}/deliveries", response_model=DeliveryList, responses=problems(*AUTH_ERRORS, NotFound)
+    "/{webhook_id}/deliveries",
+    response_model=DeliveryList,
+    responses=problems(*AUTH_ERRORS, InvalidRequest, NotFound),
 )
 def list_deliveries(
     webhook_id: WebhookId,
