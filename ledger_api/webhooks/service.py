@@ -228,6 +228,8 @@ def _readable(args: dict[str, Any]) -> dict[str, Any]:
     for name, value in args.items():
         if name.endswith("Id") and isinstance(value, str) and value.startswith("0x") and len(value) == 66:
             data[name] = ids.from_bytes32(value)
+        elif name == "channel" and isinstance(value, str) and value.startswith("0x"):
+            data[name] = bytes.fromhex(value[2:]).rstrip(b"\0").decode("ascii", "replace")
         else:
             data[name] = value
     return data

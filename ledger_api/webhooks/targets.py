@@ -8,8 +8,9 @@ address mapping or embedding a refused IPv4 one. The check runs at registration 
 and again before every attempt, whose connection goes to the address just checked (the
 Host header and TLS server name keep the URL's host), so a name that resolves to a
 public address at registration and to 127.0.0.1 later (DNS rebinding) reaches nothing
-private. `LEDGER_WEBHOOKS_ALLOW_PRIVATE` lifts the address rule in development only
-(tests run a receiver on 127.0.0.1); production refuses to start with it set.
+private. `LEDGER_WEBHOOKS_ALLOW_PRIVATE` allows loopback and private addresses in
+development only (tests run a receiver on 127.0.0.1; production refuses to start with it
+set); link-local, multicast, unspecified and reserved addresses stay refused even then.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ class Target:
 
 def private_allowed(settings: Settings) -> bool:
     return settings.env == "development" and settings.webhooks_allow_private
+
+
+def never(address: Address) -> bool:
+    """What no setting allows: link-local (the cloud metadata address 169.254.169.254
+    among them), multicast, unspecified and reserved addresses."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return never(address.ipv4_mapped)
+    return address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved
 
 
 def refused(address: Address) -> bool:
@@ -98,7 +107,9 @@ def resolve(url: str, settings: Settings) -> Target:
         raise RefusedTarget(f"the host {host[:100]!r} cannot be resolved") from None
     if not addresses:
         raise RefusedTarget(f"the host {host[:100]!r} cannot be resolved")
-    if not private_allowed(settings) and any(refused(address) for address in addresses):
+    if any(never(address) for address in addresses) or (
+        not private_allowed(settings) and any(refused(address) for address in addresses)
+    ):
         raise RefusedTarget(
             "the URL's host is or resolves to a loopback, private, link-local, multicast or reserved"
             " address; webhooks go to public addresses only"

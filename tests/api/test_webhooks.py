@@ -111,6 +111,7 @@ def test_each_final_event_arrives_once_signed(hooked: Service, receiver: Receive
     assert len(receiver.ids()) == len(set(receiver.ids())) == 2
     first = receiver.received[0][1]
     assert first["type"] == "donation.recorded"
+    assert first["data"]["record"]["channel"] == "unspecified"
     chain = first["data"]["chain"]
     assert f"{chain['tx_hash']}:{chain['log_index']}" in receiver.ids()
     log = hooked.get(f"/v1/webhooks/{hook['id']}/deliveries", key).json()["items"]
@@ -194,6 +195,16 @@ def test_private_targets_are_refused_in_production(url: str) -> None:
     production = Settings(env="production", webhooks_allow_private=True)  # the flag is ignored there
     with pytest.raises(targets.RefusedTarget):
         targets.resolve(url, production)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://0.0.0.0/"]
+)
+def test_link_local_and_unspecified_targets_are_refused_even_in_development(url: str) -> None:
+    development = Settings(env="development", webhooks_allow_private=True)
+    with pytest.raises(targets.RefusedTarget):
+        targets.resolve(url, development)
+    assert targets.resolve("http://127.0.0.1/", development).address == "127.0.0.1"
 
 
 def test_production_refuses_to_start_with_private_targets_allowed() -> None:
