@@ -683,10 +683,6 @@ def main() -> None:
         raise SystemExit(2) from None
 
 
-if __name__ == "__main__":
-    main()
-
-
 webhooks_app = typer.Typer(help="Signed webhooks of final records.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
 
@@ -727,3 +723,7 @@ def webhooks_run(
         pass
     finally:
         runtime.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,9 @@ bad input is a 4xx that stores nothing."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -468,3 +471,36 @@ def test_the_relay_recipe_verifies_a_real_delivery_and_names_only_the_donation(h
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.anvil
+def test_ledger_webhooks_run_once_dispatches_outside_the_api(on_anvil: Any, receiver: Receiver) -> None:
+    with on_anvil() as service:
+        charity, key = service.charity()
+        campaign = service.campaign(charity, key)
+        hook = _register(service, key, receiver.url)
+        receiver.secret = hook["secret"]
+        service.donate(campaign, key, 100)
+        wait_for_mirror(service)
+        settings = service.runtime.settings
+        env = {
+            **os.environ,
+            "LEDGER_RPC_URL": settings.rpc_url or "",
+            "LEDGER_DATABASE_URL": settings.database_url,
+            "LEDGER_CONTRACT_ADDRESS": service.runtime.deployment.address,
+            "LEDGER_KEYSTORE_PATH": str(settings.keystore_path),
+            "LEDGER_ADMIN_KEY": ADMIN_KEY,
+            "LEDGER_WEBHOOKS_ALLOW_PRIVATE": "true",
+        }
+        run = subprocess.run(
+            [sys.executable, "-m", "ledger_api.cli", "webhooks", "run", "--once"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        assert "queued=1" in run.stdout and "delivered=1" in run.stdout, run.stdout
+        assert len(receiver.received) == 1
+        assert hook["secret"] not in run.stdout + run.stderr
