@@ -24,7 +24,7 @@ from standardwebhooks.webhooks import Webhook
 from ledger_api.core.config import Settings
 from ledger_api.core.models import WebhookDelivery, WebhookEndpoint
 from ledger_api.webhooks import targets
-from ledger_api.webhooks.dispatcher import Dispatcher, backoff
+from ledger_api.webhooks.dispatcher import Dispatcher, backoff, send
 from scripts import webhook_relay
 from tests.api.checks import wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service, serve, settings_for
@@ -504,3 +504,37 @@ def test_ledger_webhooks_run_once_dispatches_outside_the_api(on_anvil: Any, rece
         assert "queued=1" in run.stdout and "delivered=1" in run.stdout, run.stdout
         assert len(receiver.received) == 1
         assert hook["secret"] not in run.stdout + run.stderr
+
+
+def test_an_attempt_checks_the_target_again_and_follows_no_redirect(
+    hooked: Service, receiver: Receiver
+) -> None:
+    """A URL that resolves to a private address by the time it is sent to (DNS rebinding)
+    is refused without a connection; a redirect is a failed attempt, never followed."""
+    production = Settings(env="production")
+    refused = send(production, "https://localhost:1/hook", {}, "{}")
+    assert refused.status_code is None and refused.error is not None and "public" in refused.error
+    charity, key = hooked.charity()
+    campaign = hooked.campaign(charity, key)
+    hook = _register(hooked, key, receiver.url)
+    receiver.secret = hook["secret"]
+    receiver.status = 307
+    hooked.donate(campaign, key, 100)
+    wait_for_mirror(hooked)
+    Dispatcher(hooked.runtime.mirror).run_once()
+    [item] = hooked.get(f"/v1/webhooks/{hook['id']}/deliveries", key).json()["items"]
+    assert item["status"] == "pending" and item["log"][0]["status_code"] == 307
+    assert receiver.failures == 1 and receiver.received == []
+
+
+def test_an_auditor_key_scopes_only_within_what_it_reads(hooked: Service, receiver: Receiver) -> None:
+    a, _ = hooked.charity("Charity A")
+    b, _ = hooked.charity("Charity B")
+    issued = hooked.post("/v1/keys", ADMIN_KEY, json={"role": "auditor", "charities": [a]})
+    assert issued.status_code == 201, issued.text
+    auditor = issued.json()["key"]
+    body = {"url": receiver.url, "events": ["donation.recorded"]}
+    assert hooked.post("/v1/webhooks", auditor, json={**body, "scope": {"charity_id": b}}).status_code == 404
+    mine = hooked.post("/v1/webhooks", auditor, json=body)  # no scope: its one charity
+    assert mine.status_code == 201, mine.text
+    assert mine.json()["scope"]["charity_id"] == a
