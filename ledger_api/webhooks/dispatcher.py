@@ -221,17 +221,22 @@ class Dispatcher:
 
     def _readable_charities(self, endpoint: Any) -> set[str] | None:
         """For an endpoint without a charity scope, the charities its key may still read
-        (an auditor key limited to some); None: every charity."""
-        if endpoint.charity_id is not None:
-            return None
+        (an auditor key limited to some); None: every charity (or its scope's); empty: none,
+        for a key revoked or expired since."""
         with self.engine.connect() as connection:
             key = connection.execute(
-                select(ApiKey.charities, ApiKey.revoked_at).where(ApiKey.id == endpoint.key_id)
+                select(ApiKey.charities, ApiKey.revoked_at, ApiKey.expires_at).where(
+                    ApiKey.id == endpoint.key_id
+                )
             ).one_or_none()
         if key is None:
             return None  # the admin key from the environment
-        if key.revoked_at is not None:
-            return set()  # a revoked key's endpoints are told nothing more
+        if key.revoked_at is not None or (
+            key.expires_at is not None and _aware(key.expires_at) <= self.clock()
+        ):
+            return set()  # a revoked or expired key's endpoints are told nothing more
+        if endpoint.charity_id is not None:
+            return None  # checked against the key at registration
         return set(key.charities) if key.charities is not None else None
 
     # -------------------------------------------------------------- 2. retract

@@ -538,3 +538,23 @@ def test_an_auditor_key_scopes_only_within_what_it_reads(hooked: Service, receiv
     mine = hooked.post("/v1/webhooks", auditor, json=body)  # no scope: its one charity
     assert mine.status_code == 201, mine.text
     assert mine.json()["scope"]["charity_id"] == a
+
+
+def test_a_revoked_keys_webhooks_are_told_nothing_more(hooked: Service, receiver: Receiver) -> None:
+    charity, _ = hooked.charity()
+    issued = hooked.post("/v1/keys", ADMIN_KEY, json={"role": "charity", "charity_id": charity})
+    assert issued.status_code == 201, issued.text
+    key, key_id = issued.json()["key"], issued.json()["id"]
+    campaign = hooked.campaign(charity, key)
+    hook = _register(hooked, key, receiver.url)
+    receiver.secret = hook["secret"]
+    hooked.donate(campaign, key, 100)
+    wait_for_mirror(hooked)
+    Dispatcher(hooked.runtime.mirror).run_once()
+    assert len(receiver.received) == 1
+    assert hooked.client.delete(f"/v1/keys/{key_id}", headers=hooked.admin()).status_code == 204
+    other = hooked.post("/v1/keys", ADMIN_KEY, json={"role": "charity", "charity_id": charity}).json()["key"]
+    hooked.donate(campaign, other, 200)
+    wait_for_mirror(hooked)
+    Dispatcher(hooked.runtime.mirror).run_once()
+    assert len(receiver.received) == 1
