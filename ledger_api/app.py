@@ -47,6 +47,8 @@ from ledger_api.runtime import Runtime, build_runtime
 from ledger_api.scorecards.routes import router as scorecards
 from ledger_api.transactions.routes import relay_router
 from ledger_api.transactions.routes import router as transactions
+from ledger_api.webhooks.dispatcher import DispatcherWorker
+from ledger_api.webhooks.routes import router as webhooks
 
 
 def _indexer_health(runtime: Runtime, head: int | None) -> dict[str, Any]:
@@ -130,9 +132,15 @@ def create_app(runtime: Runtime) -> FastAPI:
         sealer = SealWorker(runtime.writes, runtime.engine) if runtime.writes is not None else None
         if sealer is not None:
             sealer.start()
+        # Webhooks of final records (several processes may dispatch: each delivery is claimed).
+        dispatcher = DispatcherWorker(runtime.mirror) if runtime.settings.run_webhooks else None
+        if dispatcher is not None:
+            dispatcher.start()
         try:
             yield
         finally:
+            if dispatcher is not None:
+                dispatcher.stop()
             if sealer is not None:
                 sealer.stop()
             app.state.retention.stop()
@@ -181,6 +189,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         deployment,
         rpc_router,
         feeds,
+        webhooks,
     )
     for router in routers:
         app.include_router(router)

@@ -683,5 +683,47 @@ def main() -> None:
         raise SystemExit(2) from None
 
 
+webhooks_app = typer.Typer(help="Signed webhooks of final records.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("run")
+def webhooks_run(
+    once: bool = typer.Option(
+        False, "--once", help="One round (queue, retract, send what is due), then exit."
+    ),
+) -> None:
+    """Dispatch webhooks outside the API process (run the API with LEDGER_RUN_WEBHOOKS=false,
+    or alongside it: each delivery is claimed by one dispatcher). It reads the mirror the
+    service's indexer keeps; against the node and database of the LEDGER_* settings."""
+    import time
+
+    from ledger_api.core.config import InsecureSettings
+    from ledger_api.runtime import SetupError, build_runtime
+    from ledger_api.webhooks.dispatcher import Dispatcher
+
+    settings = get_settings()
+    if settings.embedded_chain:
+        typer.echo("ledger webhooks run: needs LEDGER_RPC_URL (`ledger dev` dispatches itself)", err=True)
+        raise typer.Exit(2)
+    try:
+        runtime = build_runtime(settings.model_copy(update={"run_indexer": False}), dev=False)
+    except (InsecureSettings, SetupError) as exc:
+        typer.echo(f"ledger webhooks run: {exc}", err=True)
+        raise typer.Exit(2) from None
+    dispatcher = Dispatcher(runtime.mirror)
+    try:
+        while True:
+            done = dispatcher.run_once()
+            if once:
+                typer.echo(" ".join(f"{name}={count}" for name, count in done.items()))
+                return
+            time.sleep(settings.webhook_poll_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.engine.dispose()
+
+
 if __name__ == "__main__":
     main()

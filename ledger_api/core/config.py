@@ -120,6 +120,20 @@ class Settings(BaseSettings):
     # A bearer token that may read /metrics (as admin and auditor keys may), for Prometheus's
     # `authorization: credentials_file`; at least 32 characters.
     metrics_token: SecretStr | None = Field(default=None, min_length=32)
+    # Webhooks (ledger_api/webhooks/). Send to loopback, private and link-local addresses
+    # and over plain http: development and tests only (production refuses to start with it).
+    webhooks_allow_private: bool = False
+    # Run the webhook dispatcher inside the API process (several processes may: each
+    # delivery is claimed by one). `ledger webhooks run` runs one on its own.
+    run_webhooks: bool = True
+    # Seconds before the first retry; each next waits twice as long, at most 6 hours,
+    # for webhook_max_attempts attempts in all (14: about a day), then the delivery fails.
+    webhook_retry_base: float = Field(default=30.0, gt=0)
+    webhook_max_attempts: int = Field(default=14, ge=1, le=50)
+    # Seconds an attempt may take (connect, send, answer) before it counts as failed.
+    webhook_timeout: float = Field(default=5.0, gt=0, le=30)
+    # How often the dispatcher looks for final records and due deliveries.
+    webhook_poll_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("timezone")
     @classmethod
@@ -151,6 +165,8 @@ class Settings(BaseSettings):
         if not self.public_url:
             # Otherwise receipts would print (in their QR codes) whatever Host a request named.
             problems.append("LEDGER_PUBLIC_URL must be set to the address the public reaches the pages at")
+        if self.webhooks_allow_private:
+            problems.append("LEDGER_WEBHOOKS_ALLOW_PRIVATE is for development only")
         if problems:
             raise InsecureSettings("refusing to start in production: " + "; ".join(problems))
 

@@ -352,3 +352,74 @@ class EvidenceFile(Base):
     key_id: Mapped[str | None] = mapped_column(String(32))  # the key a restricted file is sealed with
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+class WebhookEndpoint(Base):
+    """A URL that is told of final records (ledger_api/webhooks/): whose key made it, the
+    scope and event types it wants, its signing secret sealed with AES-GCM (the service
+    must sign with it, so it cannot be hashed), and how far events have been queued for it."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_key", "key_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # wh_...
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    key_id: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[str] = mapped_column(Text)  # JSON list of event types
+    charity_id: Mapped[str | None] = mapped_column(String(66))  # 0x hex; None: all the key may read
+    campaign_id: Mapped[str | None] = mapped_column(String(66))
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Events of blocks up to this one (all final) are queued for this endpoint.
+    queued_block: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: queued once (the unique constraint), sent until it is
+    delivered or its attempts run out, claimed by one dispatcher at a time (lease)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(80))  # 0x<tx hash>:<log index>[:retracted]
+    type: Mapped[str] = mapped_column(String(40))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, exactly as signed and sent
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed | cancelled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retracted: Mapped[bool] = mapped_column(Boolean, default=False)  # its record.retracted is queued
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttempt(Base):
+    """One try at sending a delivery: when, and the status code or the error."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        index=True,
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(200))
+    duration_ms: Mapped[int] = mapped_column(Integer)

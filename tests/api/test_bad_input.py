@@ -738,6 +738,47 @@ case(
     key=ADMIN_KEY,
 )
 case("unknown endpoint", "POST", "/v1/donation", donation(), status=404, kind="not-found")
+# Webhooks: a URL that is not a public http(s) one, an unknown event type, a scope that
+# is not the key's (README, "Webhooks"); nothing is stored.
+for label, url in {
+    "webhook ftp URL": "ftp://example.org/hook",
+    "webhook URL with credentials": "https://user:pw@example.org/hook",
+    "webhook URL to loopback": "https://127.0.0.1/hook",
+    "webhook URL to RFC 1918": "https://10.0.0.1/hook",
+    "webhook URL to cloud metadata": "https://169.254.169.254/latest/meta-data/",
+    "webhook URL to IPv6 loopback": "https://[::1]/hook",
+    "webhook URL too long": "https://example.org/" + "a" * 2100,
+    "webhook URL with a space": "https://example.org/a b",
+}.items():
+    case(label, "POST", "/v1/webhooks", lambda _w, url=url: {"url": url, "events": ["donation.recorded"]})
+case(
+    "webhook unknown event type",
+    "POST",
+    "/v1/webhooks",
+    lambda _w: {"url": "https://example.org/hook", "events": ["donation.stolen"]},
+    field="events",
+)
+case("webhook no events", "POST", "/v1/webhooks", lambda _w: {"url": "https://example.org/h", "events": []})
+case(
+    "webhook unknown field secret",
+    "POST",
+    "/v1/webhooks",
+    lambda _w: {"url": "https://example.org/hook", "events": ["donation.recorded"], "secret": "whsec_x"},
+)
+case(
+    "webhook scope of an unknown charity",
+    "POST",
+    "/v1/webhooks",
+    lambda _w: {
+        "url": "https://example.org/hook",
+        "events": ["donation.recorded"],
+        "scope": {"charity_id": ids.new("charity")},
+    },
+    status=404,
+    kind="not-found",
+)
+case("webhook malformed id", "GET", "/v1/webhooks/not-a-webhook")
+case("webhook unknown id", "DELETE", f"/v1/webhooks/wh_{'0' * 24}", status=404, kind="not-found")
 case("wrong method", "PUT", "/v1/donations", donation(), status=405, kind="method-not-allowed")
 # The Atom feeds (pages/feeds.py) are for feed readers: an ID that cannot be one names a
 # feed that does not exist, so it is a 404 like an unknown one (not the 422 of the JSON reads).

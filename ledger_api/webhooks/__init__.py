@@ -1,0 +1,1 @@
+"""Signed webhooks: endpoints told of final records (README, "Webhooks")."""
