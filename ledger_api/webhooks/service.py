@@ -48,6 +48,10 @@ EVENT_TYPES: dict[str, str] = {
     "DisbursementApproved": "proposal.approved",
     "DisbursementRejected": "proposal.rejected",
     "ProposalExecuted": "proposal.executed",
+    # Disclosure records (contract 2.3.0): what a regulator's integration watches for.
+    "CampaignEndSet": "campaign.end_set",
+    "ReportPublished": "report.published",
+    "RemainingFundsDisposed": "disposal.recorded",
 }
 RETRACTED = "record.retracted"
 KNOWN_TYPES = (*EVENT_TYPES.values(), RETRACTED)
