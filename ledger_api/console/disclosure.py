@@ -47,7 +47,7 @@ from ledger_api.console.web import (
 from ledger_api.core import ids
 from ledger_api.core.errors import Problem
 from ledger_api.disclosure import service
-from ledger_api.disclosure.schemas import DisposalRecord, EndDateSet, ReportPublish
+from ledger_api.disclosure.schemas import EARLIEST, LATEST, DisposalRecord, EndDateSet, ReportPublish
 from ledger_api.mirror.gateway import current_mirror
 from ledger_api.pages.i18n import reader_for
 from ledger_api.pages.routes import PageError
@@ -69,10 +69,14 @@ def _date(form: Form, name: str) -> date | None:
     try:
         if not DATE.fullmatch(text):
             raise ValueError(text)
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         form.fail(name, form.reader.t("console.disclosure.date_invalid"))
         return None
+    if not EARLIEST <= day <= LATEST:  # what the API and the contract take
+        form.fail(name, form.reader.t("console.disclosure.date_range"))
+        return None
+    return day
 
 
 def _sha256(upload: UploadFile) -> str | None:

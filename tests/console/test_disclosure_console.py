@@ -69,6 +69,17 @@ def test_an_overdue_final_report_is_listed_first_and_a_report_upload_anchors_its
     assert no_reason.status_code == 422
     assert "say why it changes" in _field_error(no_reason.text, "reason")
 
+    # A date the ledger cannot take is said at its field.
+    too_early = staff.post(
+        f"/console/campaigns/{campaign}/end-date", {"ends_on": "1999-12-31", "reason": "typo"}
+    )
+    assert too_early.status_code == 422
+    assert "between 2000-01-01 and 2199-12-31" in _field_error(too_early.text, "ends_on")
+    not_a_date = staff.post(
+        f"/console/campaigns/{campaign}/end-date", {"ends_on": "31/01/2025", "reason": "x"}
+    )
+    assert "YYYY-MM-DD" in _field_error(not_a_date.text, "ends_on")
+
     # The report file is uploaded; only its SHA-256 goes on chain.
     sha = hashlib.sha256(REPORT).hexdigest()
     sent = staff.post(
