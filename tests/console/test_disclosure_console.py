@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from lxml import html as lxml_html
 
 from ledger_api.core import ids
 from tests.api.checks import wait_for_mirror
+from tests.api.service import ADMIN_KEY
 from tests.console.conftest import Ledger, Staff, sign_in
+from tests.console.test_self_custody import relay_form, signature, typed_data
 
 REPORT = "Quarterly report: 120 children fed, CN¥9,000.00 spent. 季度报告".encode()
 
@@ -214,3 +218,49 @@ def test_another_charitys_campaign_is_not_found_and_csrf_is_required(ledger: Led
         for log in service.contract.events.ReportPublished.get_logs(from_block=0)
         if log.args.campaignId == ids.to_bytes32(mine)
     ]
+
+
+def test_a_self_custody_charity_signs_its_report_on_the_sign_page(ledger: Ledger) -> None:
+    """The report form prepares the call (nothing sent); the charity's own signature is
+    relayed, and the file's SHA-256 is on chain."""
+    service = ledger.service
+    account: LocalAccount = Account.create()
+    created = service.post(
+        "/v1/charities",
+        ADMIN_KEY,
+        json={"name": "Hill Library", "custody": "self", "operator": account.address},
+    )
+    assert created.status_code == 201, created.text
+    key = service.post("/v1/keys", ADMIN_KEY, json={"role": "charity", "charity_id": created.json()["id"]})
+    staff = sign_in(service, key.json()["key"])
+    prepared = staff.post("/console/campaigns", {"name": "Reading room", "currency": "CNY", "goal": "100"})
+    (typed,) = typed_data(prepared.text)
+    relayed = staff.post("/console/relay", relay_form(prepared.text, [signature(typed, account)]))
+    assert relayed.status_code == 303, relayed.text
+    campaign = service.get("/v1/campaigns?limit=200").json()["items"]
+    (mine,) = [c["id"] for c in campaign if c["name"] == "Reading room"]
+
+    document = b"Reading room, first quarter"
+    sign_page = staff.post(
+        f"/console/campaigns/{mine}/reports",
+        {"kind": "periodic", "period_start": "2026-01-01", "period_end": "2026-03-31"},
+        files={"file": ("q1.pdf", document, "application/pdf")},
+    )
+    assert sign_page.status_code == 200, sign_page.text
+    (typed,) = typed_data(sign_page.text)
+    assert typed["message"]["operator"] == account.address  # type: ignore[index]
+    wait_for_mirror(service)
+    assert not [
+        log
+        for log in service.contract.events.ReportPublished.get_logs(from_block=0)
+        if log.args.campaignId == ids.to_bytes32(mine)
+    ]
+    relayed = staff.post("/console/relay", relay_form(sign_page.text, [signature(typed, account)]))
+    assert relayed.status_code == 303, relayed.text
+    wait_for_mirror(service)
+    [log] = [
+        log
+        for log in service.contract.events.ReportPublished.get_logs(from_block=0)
+        if log.args.campaignId == ids.to_bytes32(mine)
+    ]
+    assert log.args.documentHash == hashlib.sha256(document).digest()
