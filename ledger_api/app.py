@@ -19,6 +19,7 @@ from ledger_api.audit.seals import SealWorker
 from ledger_api.campaigns.routes import router as campaigns
 from ledger_api.charities.routes import router as charities
 from ledger_api.console.approvals import router as console_approvals
+from ledger_api.console.disclosure import router as console_disclosure
 from ledger_api.console.imports import router as console_imports
 from ledger_api.console.registrar import router as registrar
 from ledger_api.console.routes import router as console
@@ -198,9 +199,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(console_signing)
     app.include_router(console_imports)
     app.include_router(console_approvals)
+    app.include_router(console_disclosure)
     install_pages(app)
     # Added last, so the outermost: bodies are bounded before anything reads them.
-    pages_routers = (console, registrar, console_signing, console_approvals, pages)
+    pages_routers = (console, registrar, console_signing, console_approvals, console_disclosure, pages)
     app.add_middleware(
         RequestLimits, routes=[r for router in (*routers, *pages_routers) for r in router.routes]
     )

@@ -47,6 +47,12 @@ KNOWN = (
     N_("refused.AlreadyApproved"),
     N_("refused.ApprovalsMissing"),
     N_("refused.ProposalMismatch"),
+    # Disclosure on time (contract 2.3.0).
+    N_("refused.CampaignNotClosed"),
+    N_("refused.InvalidPeriod"),
+    N_("refused.InvalidDisposition"),
+    N_("refused.ReportAlreadyExists"),
+    N_("refused.DisposalAlreadyExists"),
 )
 
 

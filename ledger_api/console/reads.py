@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from ledger_api.core import ids
 from ledger_api.core.formats import major_units
 from ledger_api.core.models import ChainTransaction
+from ledger_api.disclosure import answers, calendar, rules
+from ledger_api.disclosure import reads as disclosure_reads
+from ledger_api.disclosure.rules import RuleSet
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 
@@ -193,3 +197,97 @@ def rule_in_force(mirror: Mirror, campaign_hex: str) -> RuleInForce | None:
             .order_by(A.block_number, A.log_index)
         ).scalars()
         return RuleInForce(int(row.version), int(row.threshold), list(named), int(row.validity))
+
+
+# ------------------------------------------------------------------ disclosure deadlines
+
+DUE_SOON_DAYS = 30  # the dashboard lists what falls due within this many days
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One disclosure obligation the dashboard lists: overdue, or due within 30 days."""
+
+    campaign_id: str
+    campaign: str
+    title: str
+    due_on: date
+    status: str  # overdue | due
+    days: int  # overdue: days late so far; due: days left
+    action: str  # the anchor of the form that meets it on the campaign's page
+
+
+def disclosure_rules(mirror: Mirror) -> RuleSet:
+    return rules.load(mirror.settings.disclosure_rules)
+
+
+def today(ruleset: RuleSet) -> date:
+    return datetime.now(UTC).astimezone(ruleset.zone).date()
+
+
+def _action(ruleset: RuleSet, rule_id: str) -> str:
+    """Which form meets the rule: a disposal's, or a report's."""
+    rule = next((r for r in ruleset.obligations if r.id == rule_id), None)
+    return "disposal-heading" if rule is not None and "disposal" in rule.satisfied_by else "report-heading"
+
+
+def deadlines(mirror: Mirror, charity_hex: str, language: str) -> list[Deadline]:
+    """The charity's obligations overdue (most late first), then those due in the next
+    30 days (soonest first), as the calendar judges them today."""
+    ruleset = disclosure_rules(mirror)
+    day = today(ruleset)
+    with mirror.engine.connect() as connection:
+        found = disclosure_reads.campaigns(mirror, connection, ruleset, day, charity_hex)
+    listed = []
+    for facts, extra in found:
+        shown = answers.campaign_answer(ruleset, facts, extra, day, language)
+        for item in shown["obligations"]:
+            due_on = item["due_on"]
+            if due_on is None or item["status"] not in ("overdue", "due"):
+                continue
+            left = (due_on - day).days
+            if item["status"] == "due" and left > DUE_SOON_DAYS:
+                continue
+            days = item["days_late"] if item["status"] == "overdue" else left
+            listed.append(
+                Deadline(
+                    facts.id,
+                    facts.name,
+                    item["title"],
+                    due_on,
+                    item["status"],
+                    days,
+                    _action(ruleset, item["rule"]),
+                )
+            )
+    listed.sort(key=lambda d: (d.status != "overdue", d.due_on, d.campaign_id))
+    return listed[:LISTED]
+
+
+def disclosure(mirror: Mirror, campaign_hex: str, language: str) -> dict[str, Any] | None:
+    """A campaign's disclosure as the public answer has it (end date, obligations with the
+    record that met each, reports, disposals), for its page in the console."""
+    ruleset = disclosure_rules(mirror)
+    day = today(ruleset)
+    with mirror.engine.connect() as connection:
+        found = disclosure_reads.campaigns(mirror, connection, ruleset, day, None, campaign_hex)
+    if not found:
+        return None
+    facts, extra = found[0]
+    shown = answers.campaign_answer(ruleset, facts, extra, day, language)
+    zone = ruleset.zone
+    shown["reports"] = [
+        {
+            **report,
+            "period_start": calendar.local_date(report["period_start"], zone),
+            # the contract keeps the exclusive end: the report covers up to the day before
+            "period_end": calendar.local_date(report["period_end"] - 1, zone),
+            "on": calendar.local_date(report["at"], zone),
+        }
+        for report in extra["reports"]
+    ]
+    shown["disposals"] = [
+        {**disposal, "on": calendar.local_date(disposal["at"], zone)} for disposal in extra["disposals"]
+    ]
+    shown["rules_title"] = ruleset.title.get(language) or ruleset.title.get("en", ruleset.id)
+    return shown

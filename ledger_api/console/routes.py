@@ -48,6 +48,7 @@ from ledger_api.console.web import (
 )
 from ledger_api.core import documents, ids, reference
 from ledger_api.core.errors import KeyExpired, NotFound, Problem, Unauthenticated
+from ledger_api.core.formats import major_units
 from ledger_api.core.pages import RecordFilters
 from ledger_api.core.security import authenticate
 from ledger_api.disbursements import service as disbursement_writes
@@ -187,6 +188,7 @@ def _dashboard(request: Request, staff: Staff, status: int = 200, **forms: Any) 
         campaigns=listed.items,
         unevidenced=reads.without_evidence(mirror, staff.charity_hex or ""),
         pending=reads.open_transactions(mirror, staff.charity_hex or ""),
+        deadlines=reads.deadlines(mirror, staff.charity_hex or "", reader.lang),
         new_campaign=new_campaign,
         currencies=CURRENCIES,
         problem=forms.get("problem"),
@@ -229,11 +231,18 @@ def create_campaign(request: Request, staff: PostingStaff, data: Posted) -> Resp
     return RedirectResponse(f"/console/campaigns/{created['id']}?created=1", status_code=303)
 
 
+def siblings(request: Request, staff: Staff, campaign_id: str, currency: str) -> list[Any]:
+    """The charity's other campaigns in the same currency: where remaining funds may move."""
+    listed = campaigns.list_campaigns(current_mirror(request), LISTED, None, _charity_id(staff), None, None)
+    return [c for c in listed.items if c.id != campaign_id and c.currency == currency]
+
+
 def campaign_page(
     request: Request, staff: Staff, campaign_id: str, status: int = 200, **forms: Any
 ) -> HTMLResponse:
     """A campaign's page; `forms` are those shown back with their errors (donation,
-    disbursement, grant, approver, rule, withdraw: (proposal ID, form))."""
+    disbursement, grant, approver, rule, withdraw: (proposal ID, form), end_date, report,
+    disposal)."""
     mirror = current_mirror(request)
     reader = reader_for(request)
     campaign_hex = ids.to_hex(campaign_id, "campaign")
@@ -287,7 +296,28 @@ def campaign_page(
         proposed_secret=forms.get("proposed_secret"),
         rule_set=request.query_params.get("rule_set") == "1",
         withdrawn=request.query_params.get("withdrawn") == "1",
+        **_disclosure(request, staff, cp, reader, forms),
     )
+
+
+def _disclosure(
+    request: Request, staff: Staff, cp: Any, reader: Reader, forms: dict[str, Any]
+) -> dict[str, Any]:
+    """The campaign page's Disclosure section: its calendar and its three forms."""
+    shown = reads.disclosure(current_mirror(request), ids.to_hex(cp.id, "campaign"), reader.lang)
+    ends_on = shown["ends_on"].isoformat() if shown and shown["ends_on"] else ""
+    available = major_units(max(cp.available, 0), cp.currency)
+    return {
+        "disclosure": shown,
+        "end_form": forms.get("end_date") or Form(reader, {"ends_on": ends_on}, prefix="end-"),
+        "report_form": forms.get("report") or Form(reader, {"kind": "periodic"}, prefix="report-"),
+        "disposal_form": forms.get("disposal")
+        or Form(reader, {"disposition": "returned_to_donors", "amount": available}, prefix="disposal-"),
+        "move_to": siblings(request, staff, cp.id, cp.currency),
+        "end_set": request.query_params.get("end_set") == "1",
+        "reported": request.query_params.get("reported") == "1",
+        "disposed": request.query_params.get("disposed") == "1",
+    }
 
 
 @router.get("/campaigns/{campaign_id}", name="console_campaign")

@@ -10,10 +10,10 @@ from ledger_api.disclosure.rules import RuleSet
 from ledger_api.mirror.gateway import Mirror
 
 HREFS = {
-    "report:periodic": "/v1/campaigns/{campaign}/reports/{id}",
-    "report:final": "/v1/campaigns/{campaign}/reports/{id}",
-    "disposal": "/v1/campaigns/{campaign}/disposals/{id}",
-    "correction": "/v1/audit/trail?campaign_id={campaign}",
+    "report:periodic": "/v1/audit/trail?campaign_id={campaign}&kind=report_published",
+    "report:final": "/v1/audit/trail?campaign_id={campaign}&kind=report_published",
+    "disposal": "/v1/audit/trail?campaign_id={campaign}&kind=remaining_funds_disposed",
+    "correction": "/v1/audit/trail?charity_id={charity}&kind=correction_recorded",
 }
 
 
@@ -51,6 +51,30 @@ def campaign_answer(
             }
             for change in extra["end_changes"]
         ],
+        "reports": [
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "period_start": on(r["period_start"]),
+                "period_end": on(r["period_end"] - 1),  # the last day covered (the end is exclusive)
+                "document_sha256": r["document_sha256"],
+                "document_href": f"/v1/evidence/{r['document_sha256']}",
+                "on": on(r["at"]),
+            }
+            for r in extra["reports"]
+        ],
+        "disposals": [
+            {
+                "id": d["id"],
+                "disposition": d["disposition"],
+                "amount": d["amount"],
+                "available": d["available"],
+                "target_campaign_id": d["target_campaign_id"],
+                "rule": d["rule"],
+                "on": on(d["at"]),
+            }
+            for d in extra["disposals"]
+        ],
         "obligations": [
             {
                 "rule": due.rule.id,
@@ -69,7 +93,7 @@ def campaign_answer(
                     "id": due.record.id,
                     "on": on(due.record.at),
                     "tx_hash": due.record.tx_hash,
-                    "href": HREFS[due.record.kind].format(campaign=facts.id, id=due.record.id),
+                    "href": HREFS[due.record.kind].format(campaign=facts.id, charity=facts.charity_id),
                 },
             }
             for due in found

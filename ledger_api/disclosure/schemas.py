@@ -148,6 +148,28 @@ class EndChange(Answer):
     tx_hash: str
 
 
+class ReportView(Answer):
+    id: str
+    kind: str
+    period_start: date
+    period_end: date = Field(description="The last day covered.")
+    document_sha256: str
+    document_href: str = Field(
+        description="Where the document is, or where it is anchored if not stored here."
+    )
+    on: date
+
+
+class DisposalView(Answer):
+    id: str
+    disposition: str
+    amount: int
+    available: int = Field(description="What the campaign held undisbursed when it was recorded.")
+    target_campaign_id: str | None
+    rule: str
+    on: date
+
+
 class CampaignDisclosure(Answer):
     campaign_id: str
     charity_id: str
@@ -160,6 +182,8 @@ class CampaignDisclosure(Answer):
         description="Undisbursed, unrefunded funds at the end (or as of the date, before it)."
     )
     end_changes: list[EndChange]
+    reports: list[ReportView]
+    disposals: list[DisposalView]
     obligations: list[ObligationStatus]
     worst: Literal["met", "met_late", "due", "overdue"] | None
 

@@ -252,3 +252,9 @@ def test_a_report_uploaded_here_is_anchored_and_served_to_anyone(embedded_servic
     listed = service.get(f"/v1/campaigns/{campaign}/disclosures").json()
     periodic = [o for o in listed["obligations"] if o["rule"] == "periodic-report"]
     assert periodic[0]["satisfied_by"]["id"] == made.json()["id"]
+    (report,) = listed["reports"]
+    assert (report["document_sha256"], report["period_start"], report["period_end"]) == (
+        sha,
+        "2026-11-01",
+        "2027-01-31",
+    )

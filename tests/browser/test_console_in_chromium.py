@@ -517,3 +517,48 @@ def test_the_approvers_page_is_accessible_and_fits(
         finally:
             context.close()
     assert len(seen) == 4
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_the_disclosure_section_is_accessible_and_fits(
+    browser: Any, charity: tuple[Service, str, str], lang: str
+) -> None:
+    """A closed campaign whose end date is long past: the dashboard lists its overdue
+    report, and the campaign's Disclosure section (obligations, the report and disposal
+    forms, then a reversed period refused at its field) passes axe and fits both widths."""
+    service, charity_id, key = charity
+    campaign = service.campaign(charity_id, key)
+    service.donate(campaign, key, 20_000)
+    ended = service.post(f"/v1/campaigns/{campaign}/end-date", key, json={"ends_on": "2025-01-31"})
+    assert ended.status_code == 201, ended.text
+    assert service.post(f"/v1/campaigns/{campaign}/close", key).status_code == 201
+    seen: list[str] = []
+    for width in (1280, 390):
+        context = browser.new_context(locale=lang, bypass_csp=True, viewport={"width": width, "height": 844})
+        try:
+            page = context.new_page()
+            sign_in(page, service.base, key)
+            assert page.locator(f"[data-testid=deadline][data-campaign='{campaign}']").count() >= 1
+            check = checker(lang, width, seen)
+            check(page, "dashboard-deadlines")
+            page.goto(f"{service.base}/console/campaigns/{campaign}#disclosure-heading")
+            assert page.get_by_test_id("disclosure").is_visible()
+            assert (
+                page.locator("[data-testid=obligation][data-rule=final-report][data-status=overdue]").count()
+                == 1
+            )
+            assert page.get_by_test_id("disposal-form").count() == 1
+            check(page, "campaign-disclosure")
+            page.check("#report-kind-final")
+            page.fill("#report-period_start", "2025-01-31")
+            page.fill("#report-period_end", "2025-01-01")
+            page.set_input_files(
+                "#report-file",
+                files=[{"name": "r.pdf", "mimeType": "application/pdf", "buffer": b"%PDF report"}],
+            )
+            assert submit(page, "report-form").status == 422
+            assert page.locator("#report-period_end[aria-invalid=true]").count() == 1
+            check(page, "campaign-disclosure-error")
+        finally:
+            context.close()
+    assert len(seen) == 6
