@@ -80,6 +80,10 @@ contract CharityLedgerFuzzTest is LedgerTest {
 
     function testFuzz_OnlyTheCharitysOperatorsWrite(address caller) public {
         vm.assume(caller != opA);
+        // The ledger is its own ERC-2771 forwarder: a call from its own address takes its
+        // sender from the calldata's tail (only `execute` makes such calls), so the fuzzer's
+        // pick of the ledger's address is not a stranger and names another sender.
+        vm.assume(caller != address(ledger));
         bytes32 donation = _donate("d", 100);
         bytes memory denied = abi.encodeWithSelector(ICharityLedger.NotCharityOperator.selector, CHARITY_A, caller);
         vm.startPrank(caller);
