@@ -48,9 +48,6 @@ RECORD_IDS = {
     "disposalId": "disposal",
     "targetCampaignId": "campaign",
 }
-# A correction's originalKind: the contract's RecordKind, in its order.
-ORIGINAL_KINDS = ("campaign", "donation", "refund", "disbursement", "report", "disposal")
-RECORD_KINDS = ("charity", "campaign", "donation", "refund", "disbursement", "correction", "evidence")
 
 
 def event_names(kinds: list[str] | None) -> list[str] | None:
@@ -73,7 +70,7 @@ def data_of(name: str, args: dict[str, Any]) -> dict[str, Any]:
         elif key == "channel":
             value = text_of(value)
         elif key == "originalKind":
-            value = ORIGINAL_KINDS[value] if 0 <= value < len(ORIGINAL_KINDS) else value
+            value = ids.RECORD_KINDS[value] if 0 <= value < len(ids.RECORD_KINDS) else value
         data[snake(key)] = value
     return data
 

@@ -25,7 +25,6 @@ from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, block_info, chain_view, proof
 
 # The contract's RecordKind, in its order (ICharityLedger.sol), as the IDs name them.
-RECORD_KINDS = ("campaign", "donation", "refund", "disbursement", "report", "disposal")
 
 
 @dataclass(frozen=True)
@@ -198,7 +197,8 @@ def _read(
             Activity(kind="closure", proof=proof(view, blocks, row), campaign=named, currency=currency)
         )
     for row in corrected:
-        kind = RECORD_KINDS[row.original_kind] if 0 <= row.original_kind < len(RECORD_KINDS) else "record"
+        kinds = ids.RECORD_KINDS
+        kind = kinds[row.original_kind] if 0 <= row.original_kind < len(kinds) else "record"
         named, currency = campaign(campaign_hex)
         items.append(
             Activity(

@@ -29,6 +29,9 @@ KINDS = {
     "recipient": "RO",  # a recipient organisation
     "confirmation": "RC",  # a recipient's confirmation of receipt
 }
+# The kinds of record a correction names: the contract's RecordKind, in its order
+# (Correction.original_kind is the index).
+RECORD_KINDS = ("campaign", "donation", "refund", "disbursement", "report", "disposal")
 _READABLE = re.compile(r"^([A-Za-z]{2})-([0-9A-Za-z]{4})-([0-9A-Za-z]{4})-([0-9A-Za-z]{4})-([0-9A-Za-z]{4})$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _CONFUSABLE = str.maketrans({"I": "1", "L": "1", "O": "0"})

@@ -17,8 +17,6 @@ from ledger_api.disclosure.rules import RuleSet
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
 
-# Correction.original_kind: the contract's RecordKind
-ORIGINAL_KINDS = ("campaign", "donation", "refund", "disbursement", "report", "disposal")
 REPORT_KINDS = ("periodic", "final")
 DISPOSITIONS = ("returned_to_donors", "moved_to_campaign", "kept_under_rule")
 
@@ -220,7 +218,7 @@ def _corrections(
         found[campaign].append(
             {
                 "id": ids.from_bytes32(c.correction_id),
-                "original_kind": ORIGINAL_KINDS[c.original_kind],
+                "original_kind": ids.RECORD_KINDS[c.original_kind],
                 "original_id": ids.from_bytes32(c.original_id),
                 "replacement_id": ids.from_bytes32(c.replacement_id) if c.replacement_id else None,
                 "reason": c.reason,

@@ -27,7 +27,6 @@ from ledger_api.transactions.service import Step, Writes
 
 REPORT_KINDS = {"periodic": 0, "final": 1}
 DISPOSITIONS = {"returned_to_donors": 0, "moved_to_campaign": 1, "kept_under_rule": 2}
-RECORD_KINDS = {"campaign": 0, "donation": 1, "refund": 2, "disbursement": 3, "report": 4, "disposal": 5}
 
 
 def set_end(
@@ -168,7 +167,7 @@ def record_correction(
         "recordCorrection",
         ids.to_bytes32(correction_id),
         unhex(charity_hex),
-        RECORD_KINDS[body.original_kind],
+        ids.RECORD_KINDS.index(body.original_kind),
         original,
         replacement,
         body.reason,

@@ -18,7 +18,6 @@ from ledger_api.core import ids
 from ledger_api.core.errors import NotFound
 from ledger_api.disclosure import answers as disclosure_answers
 from ledger_api.disclosure import reads as disclosure_reads
-from ledger_api.disclosure.reads import ORIGINAL_KINDS
 from ledger_api.disclosure.rules import RuleSet
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
@@ -194,7 +193,7 @@ def _corrections(connection: Connection, dep: Any, scope: Scope, keys: list[str]
         "items": [
             {
                 "id": ids.from_bytes32(r.correction_id),
-                "original_kind": ORIGINAL_KINDS[r.original_kind],
+                "original_kind": ids.RECORD_KINDS[r.original_kind],
                 "original_id": ids.from_bytes32(r.original_id),
                 "reason": r.reason,
             }
