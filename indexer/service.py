@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
 from web3 import Web3
 
-from indexer.indexer import Indexer, IndexerConfig
+from indexer.indexer import Indexer, IndexerConfig, RangeReport
 from indexer.lock import LockLost, WriterLock
 from ledger_api.chain.abi import decode_result, encode, load_artifact
 from ledger_api.core.models import Deployment
@@ -56,7 +57,10 @@ class BackgroundIndexer:
     serves what the other writes)."""
 
     def __init__(self, w3: Web3, engine: Engine, deployment_id: int, config: IndexerConfig) -> None:
-        self.indexer = Indexer(w3, engine, deployment_id, config)
+        self.indexer = Indexer(w3, engine, deployment_id, config, on_range=self._indexed)
+        # The highest block committed by this thread, and who waits for it (wait_for).
+        self._indexed_to = -1
+        self._progress = threading.Condition()
         self.lock = WriterLock(engine, self.indexer.chain_id, self.indexer.address)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._main, name="indexer", daemon=True)
@@ -83,6 +87,26 @@ class BackgroundIndexer:
                 return
             finally:
                 self.lock.release()
+
+    def _indexed(self, report: RangeReport) -> None:
+        with self._progress:
+            self._indexed_to = max(self._indexed_to, report.end)
+            self._progress.notify_all()
+
+    def wait_for(self, block_number: int, timeout: float) -> bool:
+        """Whether this indexer committed `block_number` within `timeout` seconds: looks
+        now (nudge) and is woken by the commit itself, so a write's answer waits for its
+        block's commit and not for a poll interval. False when it did not (another
+        process may hold the writer lock: the caller then asks the database)."""
+        self.indexer.nudge()
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            while self._indexed_to < block_number:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._progress.wait(left)
+        return True
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()

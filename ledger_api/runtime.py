@@ -33,6 +33,7 @@ from ledger_api.core.config import Settings
 from ledger_api.core.models import Deployment as DeploymentRow
 from ledger_api.core.paths import ROOT
 from ledger_api.mirror.gateway import Mirror
+from ledger_api.transactions.coalesce import GroupCommit
 from ledger_api.transactions.service import Writes
 
 
@@ -89,7 +90,23 @@ class Runtime:
             keystore=self.keystore,
             service_account=self.service_account,
             faucet=self.faucet,
-            nudge_indexer=self.indexer.indexer.nudge if self.indexer is not None else None,
+            wait_indexer=self.indexer.wait_for if self.indexer is not None else None,
+            group_commit=self.group_commit,
+        )
+
+    @cached_property
+    def group_commit(self) -> GroupCommit | None:
+        """The group commit of single writes (transactions/coalesce.py), None when
+        LEDGER_COALESCE_MAX is 1. A group's gas stays under half a block."""
+        if self.writer is None or self.settings.coalesce_max <= 1:
+            return None
+        block_gas = int(self.w3.eth.get_block("latest")["gasLimit"])
+        return GroupCommit(
+            self.writer.simulate,
+            self.writer.submit,
+            self.settings.coalesce_window,
+            self.settings.coalesce_max,
+            block_gas // 2,
         )
 
 

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     # How long a write waits for its transaction to be mined before answering 504
     # (the transaction stays queued and is tracked; GET /v1/transactions/{id}).
     write_timeout: float = Field(default=30.0, gt=0)
+    # Group commit (transactions/coalesce.py): single donations of one charity arriving
+    # together are sent as one recordDonations transaction of at most this many (1: each
+    # its own transaction; 500 is the contract's batch limit), gathered for at most
+    # `coalesce_window` seconds after the first of them arrives.
+    coalesce_max: int = Field(default=100, ge=1, le=500)
+    coalesce_window: float = Field(default=0.002, ge=0, le=1)
     # Default thresholds of GET /v1/audit/anomalies (each can be given per request).
     anomaly_evidence_days: int = Field(default=30, ge=0)
     anomaly_recipient_share: float = Field(default=0.5, gt=0, le=1)

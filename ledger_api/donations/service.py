@@ -9,6 +9,7 @@ caller once as the donor's receipt secret, and neither is stored by the service.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from ledger_api.chain.abi import Call, encode, encode_donations
@@ -87,13 +88,18 @@ def record(
         )
         states = writes.write(principal, charity_hex, "campaign", [step], wait)
         return [public], states
+    if len(prepared) == 1:  # a single donation may share its transaction (group commit)
+        public, onchain = prepared[0]
+        (step,) = steps_for([onchain])
+        states = writes.write_one(principal, charity_hex, "campaign", step, onchain, batch_call, wait)
+        return [public], states
     states = writes.write(principal, charity_hex, "campaign", steps_for([o for _, o in prepared]), wait)
     return [public for public, _ in prepared], states
 
 
-def batch_call(onchain: list[tuple[Any, ...]]) -> Call:
+def batch_call(onchain: Sequence[tuple[Any, ...]]) -> Call:
     """The call recording these donations (on-chain tuples) in one transaction."""
-    return encode("recordDonation", onchain[0]) if len(onchain) == 1 else encode_donations(onchain)
+    return encode("recordDonation", onchain[0]) if len(onchain) == 1 else encode_donations(list(onchain))
 
 
 def steps_for(onchain: list[tuple[Any, ...]]) -> list[Step]:

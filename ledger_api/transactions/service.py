@@ -25,6 +25,7 @@ in-process indexer is nudged to look at once; an indexer in another process is w
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,9 @@ from ledger_api.core.errors import (
 from ledger_api.core.hexes import hex0x
 from ledger_api.core.security import Principal, require_charity
 from ledger_api.mirror import tables as im
+from ledger_api.transactions.coalesce import Combine, GroupCommit, Ticket
+
+log = logging.getLogger("ledger_api.writes")
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,12 @@ class Writes:
     service_account: str
     # Development chains fund new operator accounts from this node-held account.
     faucet: str | None = None
-    # Asks the in-process indexer to look at the chain now (None: another process indexes).
-    nudge_indexer: Callable[[], None] | None = None
+    # Waits (block, timeout) for the in-process indexer to commit a block, asking it to
+    # look now; False if it did not in time (None: another process indexes).
+    wait_indexer: Callable[[int, float], bool] | None = None
+    # Single writes of one signer sent together in one transaction (coalesce.py); None:
+    # each is its own transaction (LEDGER_COALESCE_MAX=1).
+    group_commit: GroupCommit | None = None
     # Per request (see `writes_for`): "prepare" answers the SignedCall a self-custody
     # charity signs instead of sending; `operator` picks which of its operators signs.
     mode: WriteMode = "send"
@@ -243,6 +251,45 @@ class Writes:
         ]
         return self.settle(states, wait)
 
+    def write_one(
+        self,
+        principal: Principal,
+        charity_hex: str,
+        what: str,
+        step: Step,
+        row: tuple[Any, ...],
+        combine: Combine,
+        wait: bool,
+    ) -> list[TxState]:
+        """A write of one record that may share its transaction with others of the same
+        kind and signer arriving together (group commit, coalesce.py): authorised and
+        simulated on its own (its own 409), then sent in the signer's next group as
+        `combine`'s call of their rows. If the group's transaction reverts when mined,
+        nothing of it was recorded: this write is simulated and sent again alone.
+        Self-custody and prepared writes are never grouped (the charity signs each call)."""
+        signer = self.operator_for(principal, charity_hex, what)
+        if (
+            self.group_commit is None
+            or self.mode != "send"
+            or signer in self._own_signers
+            or self.holds_own_key(charity_hex)
+        ):
+            return self.submit(signer, charity_hex, [step], wait)
+        self.writer.check(signer, step.call)  # its own 409; the group's gas is estimated once
+        ticket = Ticket(row=row, ids=list(step.records["ids"]))
+        self.group_commit.join(signer, charity_hex, str(step.records["kind"]), combine, ticket)
+        group = ticket.submitted()
+        assert group.state is not None
+        if not wait:
+            return [group.state]
+        try:
+            return group.settle(lambda states: self.settle(states, wait))
+        except ContractRejected as rejected:
+            if group.size == 1:
+                raise
+            log.info("a group of %d writes reverted when mined (%s); each goes alone", group.size, rejected)
+            return self.submit(signer, charity_hex, [step], wait)
+
     def prepare(self, operator: str, steps: Sequence[Step]) -> list[TxState]:
         """The SignedCall of each step for `operator` to sign, each simulated as that
         operator first (a would-be revert is a 409 naming the error, nothing prepared).
@@ -321,19 +368,24 @@ class Writes:
             ).scalar_one_or_none()
 
     def await_mirror(self, block_number: int, timeout: float) -> bool:
-        """Whether the mirror indexed `block_number` within `timeout` seconds."""
-        if self.nudge_indexer is not None:
-            self.nudge_indexer()
+        """Whether the mirror indexed `block_number` within `timeout` seconds. The
+        in-process indexer wakes the wait when it commits; the database is asked between
+        short waits, for an indexer in another process (or one standing by)."""
         deadline = time.monotonic() + timeout
         delay = 0.005
+        wake = self.wait_indexer
         while True:
             indexed = self.mirrored_block()
             if indexed is not None and indexed >= block_number:
                 return True
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
-            time.sleep(delay)
-            delay = min(0.05, delay * 2)
+            if wake is not None and wake(block_number, min(left, 0.05)):
+                wake = None  # committed: the database says so next (unless a reorg undid it)
+            elif wake is None:
+                time.sleep(min(left, delay))
+                delay = min(0.05, delay * 2)
 
     # ------------------------------------------------------------ answers
 

@@ -1,0 +1,223 @@
+"""Group commit: single writes of one kind that arrive together for one signer share one
+transaction.
+
+Sixteen charity clerks posting single donations at once used to make sixteen
+transactions, each waiting its turn on the signer's nonce lock: the chain's cost was
+paid sixteen times and the requests queued behind each other. Now each request is
+authorised and checked on its own first (an `eth_call` of its own record: a bad one gets
+its own 409 and never joins a group), then handed to the signer's group: a worker thread
+takes whatever is waiting (after a short `window` since the oldest arrival, or at once
+when `cap` requests wait), makes ONE call of them all (`combine`: `recordDonations` for
+donations), estimates its gas and submits it through the writer as any write (outbox,
+nonce, sign, send), with the records of all of them. While it signs and sends, the next
+group gathers: the busier the signer, the larger the groups, and an idle signer's
+request waits only the window.
+
+A group the contract would refuse as a whole (a record became invalid between its own
+check and the group's estimate: the campaign closed meanwhile) is split in halves and
+each half tried again, down to the one request that fails, which alone gets the 409.
+Each request then settles on its own group's transaction (one of them waits on the node
+and the mirror, the others for its answer) and answers with its own record and the
+shared transaction. If the transaction reverts when mined all the same, none of its
+records was made (a transaction is all or nothing), and each request is retried alone:
+checked anew and sent as its own transaction. So every good record lands exactly once
+and every answer is its own.
+
+What does not change: the outbox holds the group's signed bytes before they are sent
+(a crash is recovered as before, the same bytes sent again), idempotency keys are per
+request (the ASGI layer answers a repeated key from its stored answer), and the answer
+comes only once the transaction is mined and mirrored (read-your-writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger_api.chain.abi import Call
+from ledger_api.chain.writer import TxState
+from ledger_api.core.errors import ContractRejected
+
+log = logging.getLogger("ledger_api.coalesce")
+
+# Makes one call of the rows of a group (in arrival order), e.g. `recordDonations`.
+Combine = Callable[[Sequence[tuple[Any, ...]]], Call]
+# The writer's simulate: (signer, call) -> the gas to send it with; ContractRejected.
+Estimate = Callable[[str, Call], int]
+# The writer's submit: (signer, call, gas, charity, records) -> the transaction's state.
+Submit = Callable[[str, Call, int, str | None, dict[str, Any]], TxState]
+
+# A worker thread with nothing to do for this long ends; the next request starts another.
+IDLE_SECONDS = 10.0
+
+
+@dataclass
+class Ticket:
+    """One request's place in a group: its row and record IDs; then its group."""
+
+    row: tuple[Any, ...]
+    ids: list[str]
+    arrived: float = field(default_factory=time.monotonic)
+    group: Group | None = None
+    _placed: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def submitted(self) -> Group:
+        """The group this request was sent in, once its transaction is in the outbox and
+        sent; the group's error if submitting it failed (the node down: nothing stored).
+        No timeout here: a request that gave up waiting could still be sent afterwards,
+        and its caller, told it failed, would record it again. The writer's own calls are
+        bounded (the node's timeouts), so the worker always comes back."""
+        self._placed.wait()
+        assert self.group is not None
+        if self.group.error is not None:
+            raise self.group.error
+        return self.group
+
+
+@dataclass
+class Group:
+    """The requests sent in one transaction, and the one settlement they share."""
+
+    size: int
+    state: TxState | None = None
+    error: Exception | None = None
+    _settle_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _settled: list[TxState] | None = None
+    _settle_error: Exception | None = None
+
+    def settle(self, settle: Callable[[list[TxState]], list[TxState]]) -> list[TxState]:
+        """`settle` the group's transaction once for all its requests: the first to ask
+        waits on the node and the mirror; the others wait for it and get its answer (or
+        its error)."""
+        assert self.state is not None
+        with self._settle_lock:
+            if self._settled is None and self._settle_error is None:
+                try:
+                    self._settled = settle([self.state])
+                except Exception as exc:
+                    self._settle_error = exc
+            if self._settle_error is not None:
+                raise self._settle_error
+            assert self._settled is not None
+            return self._settled
+
+
+@dataclass
+class _Queue:
+    """The requests waiting for one (signer, kind), and whether a worker serves them."""
+
+    signer: str
+    charity_hex: str | None
+    kind: str
+    combine: Combine
+    waiting: list[Ticket] = field(default_factory=list)
+    working: bool = False
+
+
+class GroupCommit:
+    """Per (signer, kind): the waiting requests and a worker thread that sends them in
+    groups. `window` seconds to gather after the first arrival, at most `cap` requests
+    and `max_gas` gas (the group's own estimate) in one transaction."""
+
+    def __init__(self, estimate: Estimate, submit: Submit, window: float, cap: int, max_gas: int) -> None:
+        self.estimate = estimate
+        self.submit = submit
+        self.window = window
+        self.cap = cap
+        self.max_gas = max_gas
+        self._queues: dict[tuple[str, str], _Queue] = {}
+        self._lock = threading.Condition()
+        # Group sizes sent, for tests and metrics: how much coalescing happened.
+        self.sizes: list[int] = []
+
+    def join(
+        self,
+        signer: str,
+        charity_hex: str | None,
+        kind: str,
+        combine: Combine,
+        ticket: Ticket,
+    ) -> Ticket:
+        """Queue a request (already simulated on its own) for the next group of `signer`."""
+        with self._lock:
+            queue = self._queues.get((signer, kind))
+            if queue is None:
+                queue = self._queues[(signer, kind)] = _Queue(signer, charity_hex, kind, combine)
+            queue.waiting.append(ticket)
+            if not queue.working:
+                queue.working = True
+                threading.Thread(
+                    target=self._work, args=(queue,), name=f"group-commit-{signer[:10]}", daemon=True
+                ).start()
+            self._lock.notify_all()
+        return ticket
+
+    def _take(self, queue: _Queue) -> list[Ticket] | None:
+        """The next group: after the window since the oldest arrival, or at once when the
+        cap is reached. None (and the worker ends) after IDLE_SECONDS with nothing to send."""
+        with self._lock:
+            idle_until = time.monotonic() + IDLE_SECONDS
+            while not queue.waiting:
+                left = idle_until - time.monotonic()
+                if left <= 0:
+                    queue.working = False
+                    return None
+                self._lock.wait(left)
+            while len(queue.waiting) < self.cap:
+                left = queue.waiting[0].arrived + self.window - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
+            group = queue.waiting[: self.cap]
+            del queue.waiting[: len(group)]
+            return group
+
+    def _work(self, queue: _Queue) -> None:
+        while (tickets := self._take(queue)) is not None:
+            self._send(queue, tickets)
+
+    def _send(self, queue: _Queue, tickets: list[Ticket]) -> None:
+        """Estimate the group's call (one simulation of them all), then submit it. A
+        group the contract would refuse as a whole (one of its records became invalid
+        since it was checked) or too large for the gas bound is split in halves, each
+        tried again, down to the single request that fails: it alone gets the error."""
+        rows = [t.row for t in tickets]
+        try:
+            call = queue.combine(rows)
+            gas = self.estimate(queue.signer, call)
+            if gas > self.max_gas and len(tickets) > 1:
+                raise _TooLarge
+        except (ContractRejected, _TooLarge) as exc:
+            if len(tickets) == 1:
+                self._place(tickets, Group(size=1, error=exc))
+                return
+            half = len(tickets) // 2
+            self._send(queue, tickets[:half])
+            self._send(queue, tickets[half:])
+            return
+        except Exception as exc:  # the node or the database: every request answers it
+            self._place(tickets, Group(size=len(tickets), error=exc))
+            return
+        group = Group(size=len(tickets))
+        try:
+            records = {"kind": queue.kind, "ids": [i for t in tickets for i in t.ids]}
+            group.state = self.submit(queue.signer, call, gas, queue.charity_hex, records)
+            self.sizes.append(len(tickets))
+        except Exception as exc:
+            log.warning("a group of %d %s writes was not submitted: %s", len(tickets), queue.kind, exc)
+            group.error = exc
+        self._place(tickets, group)
+
+    @staticmethod
+    def _place(tickets: list[Ticket], group: Group) -> None:
+        for ticket in tickets:
+            ticket.group = group
+            ticket._placed.set()
+
+
+class _TooLarge(Exception):
+    """A group whose gas is over the bound: split it."""
