@@ -1,8 +1,9 @@
 """Writing to the chain: simulate, allocate a nonce, sign, persist, send, track.
 
-1. `simulate` runs the call with `eth_estimateGas` from the signer. A call the contract
-   would reject raises ContractRejected with the decoded custom error; nothing is
-   signed and no nonce is used. A node that does not answer raises ChainUnavailable.
+1. `simulate` runs the call from the signer (over HTTP `eth_createAccessList`, which
+   answers the gas used from one execution, else `eth_estimateGas`; `check` is a plain
+   `eth_call`). A call the contract would reject raises ContractRejected with the
+   decoded custom error; nothing is signed and no nonce is used. A node that does not answer raises ChainUnavailable.
 2. `submit` allocates the signer's next nonce with an atomic UPDATE ... RETURNING (a row
    lock on PostgreSQL, the database write lock on SQLite), signs, and stores the signed
    bytes in the outbox (`chain_transactions`) in the same transaction. Only after that
@@ -45,7 +46,7 @@ from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
 
 from ledger_api.chain.abi import Call, as_call, contract_error_of
 from ledger_api.chain.keystore import Keystore
-from ledger_api.chain.rpc import Rpc
+from ledger_api.chain.rpc import Rpc, RpcError
 from ledger_api.core import ids
 from ledger_api.core.db import insert_ignore
 from ledger_api.core.errors import ChainUnavailable, ContractRejected, WriteTimeout
@@ -116,6 +117,8 @@ class ChainWriter:
         self._locks_guard = threading.Lock()
         self._fees: tuple[float, dict[str, int]] | None = None
         self._known_signers: set[str] = set()
+        # Whether the node answers eth_createAccessList (see _gas_used).
+        self._access_lists = True
         self.fault_injection = fault_injection
 
     # ------------------------------------------------------------ simulate
@@ -123,31 +126,46 @@ class ChainWriter:
     def simulate(self, signer: str, call: Call | ContractFunction) -> int:
         """The gas limit to send `call` with; ContractRejected if it would revert."""
         encoded = as_call(call)
+        data = HexStr(hex0x(encoded.data))
+        request = {"from": to_checksum_address(signer), "to": self.address, "data": data}
         try:
-            estimate = self.w3.eth.estimate_gas(
-                {
-                    "from": to_checksum_address(signer),
-                    "to": self.address,
-                    "data": HexStr(hex0x(encoded.data)),
-                }
-            )
+            # Over HTTP raw: web3's request path cost more than the node's estimate.
+            estimate = self._gas_used(request) if self.rpc.http else self.w3.eth.estimate_gas(request)  # type: ignore[arg-type]
         except Exception as exc:
             raise _rejection(exc) from None
         return int(estimate * 1.25) + 20_000
+
+    def _gas_used(self, request: dict[str, Any]) -> int:
+        """The gas `request` uses, from one execution: `eth_createAccessList` answers the
+        gas used (within 0.5% of the receipt's, measured on anvil; `simulate` adds its
+        margin), where `eth_estimateGas` searches for the limit by running the call again
+        and again (a 500-donation batch: 71 ms against 6 ms). A node without the method
+        (remembered), or one that answers a revert without its data (geth puts the
+        message in the answer), gets `eth_estimateGas`, which raises the contract's error."""
+        if self._access_lists:
+            try:
+                answer = self.rpc.request("eth_createAccessList", [request, "latest"])
+            except RpcError as exc:
+                if not _unsupported(exc):
+                    raise
+                self._access_lists = False
+            else:
+                if isinstance(answer, dict) and not answer.get("error") and answer.get("gasUsed"):
+                    return int(answer["gasUsed"], 16)
+        return int(self.rpc.request("eth_estimateGas", [request]), 16)
 
     def check(self, account: str, call: Call | ContractFunction) -> None:
         """Whether `call` from `account` would succeed (`eth_call`: the account needs no gas
         money, as a self-custody charity's key that the relayer pays for); ContractRejected
         naming the error if it would revert."""
         encoded = as_call(call)
+        data = HexStr(hex0x(encoded.data))
+        request = {"from": to_checksum_address(account), "to": self.address, "data": data}
         try:
-            self.w3.eth.call(
-                {
-                    "from": to_checksum_address(account),
-                    "to": self.address,
-                    "data": HexStr(hex0x(encoded.data)),
-                }
-            )
+            if self.rpc.http:
+                self.rpc.request("eth_call", [request, "latest"])
+            else:
+                self.w3.eth.call(request)  # type: ignore[arg-type]
         except Exception as exc:
             raise _rejection(exc) from None
 
@@ -258,7 +276,10 @@ class ChainWriter:
 
     def _send_raw(self, tx_id: str, raw: bytes) -> bool:
         try:
-            self.w3.eth.send_raw_transaction(raw)
+            if self.rpc.http:
+                self.rpc.request("eth_sendRawTransaction", [hex0x(raw)])
+            else:
+                self.w3.eth.send_raw_transaction(raw)
         except NODE_ERRORS as exc:
             log.warning("could not send transaction %s (%s); it stays queued", tx_id, type(exc).__name__)
             return False
@@ -408,6 +429,16 @@ class ChainWriter:
         except TransactionNotFound:
             return True
         return False
+
+
+def _unsupported(exc: RpcError) -> bool:
+    """Whether the node refused a method it does not have (not the call itself)."""
+    error = exc.error if isinstance(exc.error, dict) else {}
+    message = str(error.get("message", "")).lower()
+    missing = any(
+        words in message for words in ("not supported", "not found", "does not exist", "unsupported")
+    )
+    return error.get("code") in (-32601, -32600) or ("method" in message and missing)
 
 
 def _rejection(exc: Exception) -> Exception:
