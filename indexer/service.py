@@ -97,7 +97,10 @@ class BackgroundIndexer:
         """Whether this indexer committed `block_number` within `timeout` seconds: looks
         now (nudge) and is woken by the commit itself, so a write's answer waits for its
         block's commit and not for a poll interval. False when it did not (another
-        process may hold the writer lock: the caller then asks the database)."""
+        process may hold the writer lock: the caller then asks the database; a standby
+        says so at once)."""
+        if not self.lock.held:
+            return False
         self.indexer.nudge()
         deadline = time.monotonic() + timeout
         with self._progress:

@@ -3,7 +3,8 @@
 1. `simulate` runs the call from the signer (over HTTP `eth_createAccessList`, which
    answers the gas used from one execution, else `eth_estimateGas`; `check` is a plain
    `eth_call`). A call the contract would reject raises ContractRejected with the
-   decoded custom error; nothing is signed and no nonce is used. A node that does not answer raises ChainUnavailable.
+   decoded custom error; nothing is signed and no nonce is used. A node that does not
+   answer raises ChainUnavailable.
 2. `submit` allocates the signer's next nonce with an atomic UPDATE ... RETURNING (a row
    lock on PostgreSQL, the database write lock on SQLite), signs, and stores the signed
    bytes in the outbox (`chain_transactions`) in the same transaction. Only after that

@@ -88,6 +88,15 @@ class Group:
     _settle_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _settled: list[TxState] | None = None
     _settle_error: Exception | None = None
+    # Called once when the group is settled (or nobody waits for it): the next group of
+    # its signer need not hold back for it any more.
+    _on_done: Callable[[], None] | None = field(default=None, repr=False)
+
+    def release(self) -> None:
+        """This group no longer holds back its signer's next one (idempotent)."""
+        done, self._on_done = self._on_done, None
+        if done is not None:
+            done()
 
     def settle(self, settle: Callable[[list[TxState]], list[TxState]]) -> list[TxState]:
         """`settle` the group's transaction once for all its requests: the first to ask
@@ -100,6 +109,8 @@ class Group:
                     self._settled = settle([self.state])
                 except Exception as exc:
                     self._settle_error = exc
+                finally:
+                    self.release()
             if self._settle_error is not None:
                 raise self._settle_error
             assert self._settled is not None
@@ -116,17 +127,32 @@ class _Queue:
     combine: Combine
     waiting: list[Ticket] = field(default_factory=list)
     working: bool = False
+    # Groups sent and not yet settled: while one is, the next gathers (up to `hold`).
+    unsettled: int = 0
 
 
 class GroupCommit:
     """Per (signer, kind): the waiting requests and a worker thread that sends them in
-    groups. `window` seconds to gather after the first arrival, at most `cap` requests
-    and `max_gas` gas (the group's own estimate) in one transaction."""
+    groups. A group goes `window` seconds after its first arrival, but not while the
+    signer's previous group is still being mined and mirrored (for at most `hold`
+    seconds): the requests that arrive meanwhile join the next group instead of each
+    paying a transaction (on a chain with blocks every few seconds, about one transaction
+    per block). At most `cap` requests and `max_gas` gas (the group's own estimate) in
+    one transaction; a full group goes at once."""
 
-    def __init__(self, estimate: Estimate, submit: Submit, window: float, cap: int, max_gas: int) -> None:
+    def __init__(
+        self,
+        estimate: Estimate,
+        submit: Submit,
+        window: float,
+        cap: int,
+        max_gas: int,
+        hold: float = 1.0,
+    ) -> None:
         self.estimate = estimate
         self.submit = submit
         self.window = window
+        self.hold = hold
         self.cap = cap
         self.max_gas = max_gas
         self._queues: dict[tuple[str, str], _Queue] = {}
@@ -168,10 +194,15 @@ class GroupCommit:
                     return None
                 self._lock.wait(left)
             while len(queue.waiting) < self.cap:
-                left = queue.waiting[0].arrived + self.window - time.monotonic()
-                if left <= 0:
+                oldest, now = queue.waiting[0].arrived, time.monotonic()
+                due = (
+                    oldest + self.window
+                    if queue.unsettled == 0
+                    else max(oldest + self.window, oldest + self.hold)
+                )
+                if now >= due:
                     break
-                self._lock.wait(left)
+                self._lock.wait(due - now)  # woken early by an arrival or a settled group
             group = queue.waiting[: self.cap]
             del queue.waiting[: len(group)]
             return group
@@ -210,7 +241,16 @@ class GroupCommit:
         except Exception as exc:
             log.warning("a group of %d %s writes was not submitted: %s", len(tickets), queue.kind, exc)
             group.error = exc
+        else:
+            with self._lock:
+                queue.unsettled += 1
+            group._on_done = lambda: self._settled(queue)
         self._place(tickets, group)
+
+    def _settled(self, queue: _Queue) -> None:
+        with self._lock:
+            queue.unsettled -= 1
+            self._lock.notify_all()
 
     @staticmethod
     def _place(tickets: list[Ticket], group: Group) -> None:

@@ -281,6 +281,7 @@ class Writes:
         group = ticket.submitted()
         assert group.state is not None
         if not wait:
+            group.release()  # nobody settles it here: the next group need not wait for it
             return [group.state]
         try:
             return group.settle(lambda states: self.settle(states, wait))
@@ -381,11 +382,15 @@ class Writes:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if wake is not None and wake(block_number, min(left, 0.05)):
-                wake = None  # committed: the database says so next (unless a reorg undid it)
-            elif wake is None:
-                time.sleep(min(left, delay))
-                delay = min(0.05, delay * 2)
+            if wake is not None:
+                began, slice_ = time.monotonic(), min(left, 0.05)
+                if wake(block_number, slice_) or time.monotonic() - began < slice_ / 2:
+                    # Committed (the database says so next, unless a reorg undid it), or a
+                    # standby that answered at once: the database is asked from now on.
+                    wake = None
+                continue
+            time.sleep(min(left, delay))
+            delay = min(0.05, delay * 2)
 
     # ------------------------------------------------------------ answers
 

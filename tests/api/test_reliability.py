@@ -52,7 +52,7 @@ def _address(base: str) -> str:
 # ------------------------------------------------------------- concurrency
 
 
-def test_fifty_concurrent_writes_of_one_charity_share_transactions_with_consecutive_nonces(service: Service) -> None:
+def test_fifty_concurrent_writes_of_one_charity_share_transactions_nonces_in_order(service: Service) -> None:
     charity_id, key = service.charity()
     campaign_id = service.campaign(charity_id, key)
     operator = service.operators[charity_id]

@@ -3,7 +3,10 @@ node: logs, receipts, view calls one at a time and in batches, and the node's er
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+import requests
 from web3 import Web3
 
 from indexer.decoder import LogDecoder
@@ -77,16 +80,25 @@ def test_a_batch_of_view_calls_answers_each_in_order(anvil: AnvilNode) -> None:
 
 
 @pytest.mark.anvil
-def test_a_refused_request_is_an_rpc_error_and_the_providers_session_and_timeout_are_used(
-    anvil: AnvilNode,
-) -> None:
+def test_a_refused_request_is_an_rpc_error_and_the_providers_timeout_is_used(anvil: AnvilNode) -> None:
     w3 = make_web3(anvil.url, timeout=1.5)
     rpc = Rpc(w3)
     assert rpc.timeout == 1.5
-    assert rpc.session is w3.provider._request_session_manager._explicit_session  # type: ignore[attr-defined]
     with pytest.raises(RpcError):
         rpc.request("eth_getBlockByNumber", ["not-a-block", False])
     assert rpc.request("eth_chainId", []) == hex(w3.eth.chain_id)
+
+
+def test_a_node_that_is_not_there_is_an_oserror_not_an_rpc_error() -> None:
+    """Callers tell "the node is not there" (requests' ConnectionError, an OSError: the
+    writer's NODE_ERRORS) from "the node refused" (RpcError), whatever the transport."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    rpc = Rpc(make_web3(f"http://127.0.0.1:{port}", timeout=2))
+    with pytest.raises(requests.exceptions.ConnectionError) as refused:
+        rpc.request("eth_chainId", [])
+    assert isinstance(refused.value, OSError) and not isinstance(refused.value, RpcError)
 
 
 def test_the_embedded_chain_needs_no_http() -> None:
