@@ -243,6 +243,53 @@ def test_a_write_cut_off_by_a_crash_ends_mined_exactly_once(
             assert donation_count(w3, address, campaign_id) == 3
 
 
+@pytest.mark.parametrize("crash_at", ["after-sign", "after-send"])
+@pytest.mark.usefixtures("anvil")
+def test_a_group_of_donations_cut_off_by_a_crash_ends_mined_exactly_once(
+    crash_at: str, database_url: str, tmp_path: Path
+) -> None:
+    """Three single donations gathered into one transaction (a long coalescing window), the
+    process killed when that transaction is signed (or sent): after a restart the outbox
+    sends the stored bytes, and each of the three is on chain exactly once."""
+    log = tmp_path / "dev.log"
+    with AnvilNode() as node:
+        w3 = make_web3(node.url)
+        env = dev_env(node.url, database_url, tmp_path, LEDGER_COALESCE_WINDOW="0.5")
+        with DevProcess(env, log) as setup:
+            setup.start()
+            address = _address(setup.base)
+            charity_id, key, operator = create_charity(setup.base)
+            campaign_id = create_campaign(setup.base, charity_id, key)
+
+        with DevProcess({**env, "LEDGER_CRASH_AT": crash_at}, log) as crashing:
+            crashing.start()
+            results = concurrently(
+                partial(post_donation, crashing.base, key, campaign_id, amount) for amount in (201, 202, 203)
+            )
+            assert all(isinstance(r, httpx.TransportError) for r in results), results
+            assert crashing.wait_exit() == -signal.SIGKILL
+
+        cut = outbox_of(database_url, w3.eth.chain_id, operator).rows[-1]
+        assert records_of(cut)["kind"] == "donation" and len(records_of(cut)["ids"]) == 3
+
+        with DevProcess(env, log) as restarted:
+            restarted.start()
+            poll(
+                lambda: outbox_of(database_url, w3.eth.chain_id, operator).rows[-1].status == "mined",
+                15,
+                f"the group cut off {crash_at} is mined:\n{restarted.log()}",
+            )
+            assert_consecutive_nonces(outbox_of(database_url, w3.eth.chain_id, operator), w3, operator)
+            amounts = []
+            for donation_id in records_of(cut)["ids"]:
+                events = donations_recorded(w3, address, donation_id)
+                assert len(events) == 1
+                assert "0x" + bytes(events[0]["transactionHash"]).hex() == cut.tx_hash
+                amounts.append(events[0]["args"]["amount"])
+            assert sorted(amounts) == [201, 202, 203]
+            assert donation_count(w3, address, campaign_id) == 3
+
+
 # ------------------------------------------------------------- the node goes away
 
 
