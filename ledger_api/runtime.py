@@ -107,6 +107,7 @@ class Runtime:
             self.settings.coalesce_window,
             self.settings.coalesce_max,
             block_gas // 2,
+            check_each=self.writer.check_each,
         )
 
 

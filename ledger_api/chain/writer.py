@@ -33,8 +33,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from eth_typing import HexStr
@@ -169,6 +170,32 @@ class ChainWriter:
                 self.w3.eth.call(request)  # type: ignore[arg-type]
         except Exception as exc:
             raise _rejection(exc) from None
+
+    def check_each(self, account: str, calls: Sequence[Call]) -> list[ContractRejected | None]:
+        """`check` every call on its own, in one JSON-RPC batch over HTTP: None for a call
+        that would succeed, the ContractRejected naming its error for one that would
+        not. A node that does not answer raises (ChainUnavailable), as `check` does."""
+        if not self.rpc.http:
+            return [_checked(partial(self.check, account, call)) for call in calls]
+        sender = to_checksum_address(account)
+        requests_ = [
+            ("eth_call", [{"from": sender, "to": self.address, "data": hex0x(call.data)}, "latest"])
+            for call in calls
+        ]
+        try:
+            answers = self.rpc.batch(requests_)
+        except Exception as exc:
+            raise _rejection(exc) from None
+        verdicts: list[ContractRejected | None] = []
+        for answer in answers:
+            if "result" in answer:
+                verdicts.append(None)
+                continue
+            rejection = _rejection(RpcError(answer.get("error") or {"message": "no answer"}))
+            if not isinstance(rejection, ContractRejected):
+                raise rejection
+            verdicts.append(rejection)
+        return verdicts
 
     def _fee_fields(self) -> dict[str, int]:
         now = time.monotonic()
@@ -430,6 +457,14 @@ class ChainWriter:
         except TransactionNotFound:
             return True
         return False
+
+
+def _checked(check: Callable[[], None]) -> ContractRejected | None:
+    try:
+        check()
+    except ContractRejected as rejected:
+        return rejected
+    return None
 
 
 def _unsupported(exc: RpcError) -> bool:

@@ -4,14 +4,14 @@ transaction.
 Sixteen charity clerks posting single donations at once used to make sixteen
 transactions, each waiting its turn on the signer's nonce lock: the chain's cost was
 paid sixteen times and the requests queued behind each other. Now each request is
-authorised and checked on its own first (an `eth_call` of its own record: a bad one gets
-its own 409 and never joins a group), then handed to the signer's group: a worker thread
-takes whatever is waiting (after a short `window` since the oldest arrival, or at once
-when `cap` requests wait), makes ONE call of them all (`combine`: `recordDonations` for
-donations), estimates its gas and submits it through the writer as any write (outbox,
-nonce, sign, send), with the records of all of them. While it signs and sends, the next
-group gathers: the busier the signer, the larger the groups, and an idle signer's
-request waits only the window.
+authorised, then handed to the signer's group: a worker thread takes whatever is waiting
+(after a short `window` since the oldest arrival, or at once when `cap` requests wait),
+simulates each request's own call on its own (`eth_call`s in one JSON-RPC batch: a bad
+one gets its own 409 and never joins the others), makes ONE call of the rest (`combine`:
+`recordDonations` for donations), estimates its gas and submits it through the writer
+as any write (outbox, nonce, sign, send), with the records of all of them. While that
+transaction is mined and mirrored, the next group gathers: the busier the signer, the
+larger the groups, and an idle signer's request waits only the window.
 
 A group the contract would refuse as a whole (a record became invalid between its own
 check and the group's estimate: the campaign closed meanwhile) is split in halves and
@@ -48,6 +48,8 @@ log = logging.getLogger("ledger_api.coalesce")
 Combine = Callable[[Sequence[tuple[Any, ...]]], Call]
 # The writer's simulate: (signer, call) -> the gas to send it with; ContractRejected.
 Estimate = Callable[[str, Call], int]
+# The writer's check_each: (signer, calls) -> for each, None or the ContractRejected it gets.
+CheckEach = Callable[[str, Sequence[Call]], Sequence[ContractRejected | None]]
 # The writer's submit: (signer, call, gas, charity, records) -> the transaction's state.
 Submit = Callable[[str, Call, int, str | None, dict[str, Any]], TxState]
 
@@ -148,8 +150,10 @@ class GroupCommit:
         cap: int,
         max_gas: int,
         hold: float = 1.0,
+        check_each: CheckEach | None = None,
     ) -> None:
         self.estimate = estimate
+        self.check_each = check_each
         self.submit = submit
         self.window = window
         self.hold = hold
@@ -209,9 +213,27 @@ class GroupCommit:
 
     def _work(self, queue: _Queue) -> None:
         while (tickets := self._take(queue)) is not None:
-            self._send(queue, tickets)
+            self._send(queue, self._checked(queue, tickets))
+
+    def _checked(self, queue: _Queue, tickets: list[Ticket]) -> list[Ticket]:
+        """Each request simulated on its own (one JSON-RPC batch of eth_calls for the
+        group, not a round trip per request): one that would fail gets its own 409 and
+        never joins; the others go on. A node that does not answer fails them all."""
+        if self.check_each is None:
+            return tickets
+        try:
+            verdicts = self.check_each(queue.signer, [queue.combine([t.row]) for t in tickets])
+        except Exception as exc:
+            self._place(tickets, Group(size=len(tickets), error=exc))
+            return []
+        for ticket, rejected in zip(tickets, verdicts, strict=True):
+            if rejected is not None:
+                self._place([ticket], Group(size=1, error=rejected))
+        return [t for t, rejected in zip(tickets, verdicts, strict=True) if rejected is None]
 
     def _send(self, queue: _Queue, tickets: list[Ticket]) -> None:
+        if not tickets:
+            return
         """Estimate the group's call (one simulation of them all), then submit it. A
         group the contract would refuse as a whole (one of its records became invalid
         since it was checked) or too large for the gas bound is split in halves, each

@@ -275,7 +275,7 @@ class Writes:
             or self.holds_own_key(charity_hex)
         ):
             return self.submit(signer, charity_hex, [step], wait)
-        self.writer.check(signer, step.call)  # its own 409; the group's gas is estimated once
+        # Checked on its own by the group's worker (its own 409), then sent in the group.
         ticket = Ticket(row=row, ids=list(step.records["ids"]))
         self.group_commit.join(signer, charity_hex, str(step.records["kind"]), combine, ticket)
         group = ticket.submitted()
