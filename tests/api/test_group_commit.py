@@ -28,8 +28,6 @@ from ledger_api.transactions.service import Step
 from tests.api.processes import concurrently, donation_count, donations_recorded
 from tests.api.service import Service
 
-pytestmark = pytest.mark.anvil
-
 CONTRACT_REJECTED = "urn:charity-ledger:problem:contract-rejected"
 
 
@@ -72,6 +70,7 @@ def ledger(service: Service) -> Iterator[Ledger]:
     yield Ledger(service)
 
 
+@pytest.mark.anvil
 def test_a_lone_donation_is_not_held_back(ledger: Ledger) -> None:
     """One request alone goes out after the window, as its own recordDonation."""
     _campaign, _amount, response = ledger.send("good", ledger.amounts(1)[0])
@@ -85,6 +84,7 @@ def _placeholder_row() -> tuple[Any, ...]:
     return ((b"\1" * 32, b"\2" * 32, 1, b"\3" * 32, b"\0" * 32, b"\0" * 32),)
 
 
+@pytest.mark.anvil
 @settings(
     max_examples=8,
     deadline=None,
@@ -94,6 +94,18 @@ def _placeholder_row() -> tuple[Any, ...]:
 def test_concurrent_good_and_bad_donations_each_get_their_own_answer(
     ledger: Ledger, kinds: list[str]
 ) -> None:
+    check_mix(ledger, kinds)
+
+
+def test_the_embedded_chain_groups_donations_the_same_way(embedded_service: Service) -> None:
+    """`ledger dev`'s default chain (eth-tester, serialised): the same answers."""
+    check_mix(
+        Ledger(embedded_service), ["good", "closed", "good", "other", "good", "closed", "good", "other"]
+    )
+
+
+def check_mix(ledger: Ledger, kinds: list[str]) -> None:
+    """Send a donation of each kind at once; check every answer and the chain."""
     service = ledger.service
     w3, address = service.runtime.w3, service.runtime.deployment.address
     before = {c: donation_count(w3, address, c) for c in (ledger.open, ledger.other, ledger.closed)}
@@ -161,6 +173,7 @@ def _ticket(service: Service, campaign: str, amount: int) -> tuple[dict[str, Any
     return public, Ticket(row=row, ids=[public["id"]])
 
 
+@pytest.mark.anvil
 def test_a_group_the_contract_refuses_is_split_down_to_the_bad_request(ledger: Ledger) -> None:
     """Rows joined without their own check (as if the campaign closed after it): the
     group of eight is refused whole, halved, and halved again around the bad row."""
@@ -190,6 +203,7 @@ def test_a_group_the_contract_refuses_is_split_down_to_the_bad_request(ledger: L
         assert len(donations_recorded(w3, address, public["id"])) == 1
 
 
+@pytest.mark.anvil
 def test_a_group_that_reverts_when_mined_sends_its_good_request_alone(ledger: Ledger) -> None:
     """Both requests pass their own check; then, before their group's transaction, the
     charity closes one campaign (its transaction takes the nonce before the group's), so
