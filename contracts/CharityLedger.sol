@@ -63,7 +63,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     bytes32 private constant _ALLOCATION_GUARD = keccak256("CharityLedger.allocationGuard");
 
     /// @dev The interface version, also recorded in the build artifact.
-    string private constant _VERSION = "2.3.0";
+    string private constant _VERSION = "2.4.0";
 
     bytes32 private constant _SIGNED_CALL_TYPEHASH =
         keccak256("SignedCall(address operator,bytes data,bytes32 nonce,uint256 deadline)");
@@ -280,7 +280,7 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
     function execute(
         SignedCall calldata call,
         bytes calldata signature
-    ) external whenNotPaused returns (bytes memory) {
+    ) public whenNotPaused returns (bytes memory) {
         // Deadlines are minutes to hours away; a validator's few seconds of leeway on the
         // timestamp do not matter.
         if (block.timestamp > call.deadline) revert SignatureExpired(call.deadline, block.timestamp);
@@ -299,6 +299,16 @@ contract CharityLedger is ICharityLedger, AccessControl, Pausable, EIP712, ERC27
         bytes memory result = Address.functionCall(address(this), abi.encodePacked(call.data, operator));
         emit SignedCallExecuted(operator, call.nonce, msg.sender);
         return result;
+    }
+
+    /// @inheritdoc ICharityLedger
+    /// @dev All or nothing: one call that reverts reverts the batch, with its error.
+    function executeBatch(SignedCall[] calldata calls, bytes[] calldata signatures) external {
+        uint256 count = calls.length;
+        if (count == 0 || count > MAX_BATCH || signatures.length != count) revert InvalidListLength(count, MAX_BATCH);
+        for (uint256 i; i < count; ++i) {
+            execute(calls[i], signatures[i]);
+        }
     }
 
     // --------------------------------------------------------- operator

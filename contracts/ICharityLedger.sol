@@ -568,6 +568,13 @@ interface ICharityLedger {
     /// @return The call's return data.
     function execute(SignedCall calldata call, bytes calldata signature) external returns (bytes memory);
 
+    /// @notice Executes several signed calls in one transaction, in order, each checked as
+    /// {execute} checks it (a relayer sends many charities' records in one transaction).
+    /// Since 2.4.0.
+    /// @dev Reverts with {InvalidListLength} unless 1 to MAX_BATCH calls come with as many
+    /// signatures; any call's revert reverts them all, with that call's error.
+    function executeBatch(SignedCall[] calldata calls, bytes[] calldata signatures) external;
+
     // --------------------------------------------------------- operator writes
 
     /// @notice Creates a campaign of `charityId`. Only that charity's operators.
@@ -723,10 +730,10 @@ interface ICharityLedger {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The version of the ledger's interface: "2.3.0" (2.1.0's self-custody, signed
+    /// @notice The version of the ledger's interface: "2.4.0" (2.1.0's self-custody, signed
     /// calls, redacted copies, withdrawals and access-log seals; 2.2.0's grants between
-    /// campaigns, approvals before payout, recipient confirmations; campaign end dates,
-    /// reports and disposals of remaining funds).
+    /// campaigns, approvals before payout, recipient confirmations; 2.3.0's campaign end
+    /// dates, reports and disposals of remaining funds; batches of signed calls).
     function version() external pure returns (string memory);
 
     /// @notice Whether the charity holds its operator keys itself (fixed at registration).

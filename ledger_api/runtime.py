@@ -92,6 +92,22 @@ class Runtime:
             faucet=self.faucet,
             wait_indexer=self.indexer.wait_for if self.indexer is not None else None,
             group_commit=self.group_commit,
+            relay_commit=self.relay_commit,
+        )
+
+    @cached_property
+    def relay_commit(self) -> GroupCommit | None:
+        """The relayer's group commit of single signed calls, one executeBatch per charity
+        (each call was simulated on its own when it was checked: no check here)."""
+        if self.writer is None or self.settings.coalesce_max <= 1:
+            return None
+        block_gas = int(self.w3.eth.get_block("latest")["gasLimit"])
+        return GroupCommit(
+            self.writer.simulate,
+            self.writer.submit,
+            self.settings.coalesce_window,
+            self.settings.coalesce_max,
+            block_gas // 2,
         )
 
     @cached_property

@@ -59,10 +59,12 @@ IDLE_SECONDS = 10.0
 
 @dataclass
 class Ticket:
-    """One request's place in a group: its row and record IDs; then its group."""
+    """One request's place in a group: its row, record IDs and its own records (kept in
+    the outbox with the transaction); then its group."""
 
     row: tuple[Any, ...]
     ids: list[str]
+    records: dict[str, Any] | None = None
     arrived: float = field(default_factory=time.monotonic)
     group: Group | None = None
     _placed: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -159,7 +161,7 @@ class GroupCommit:
         self.hold = hold
         self.cap = cap
         self.max_gas = max_gas
-        self._queues: dict[tuple[str, str], _Queue] = {}
+        self._queues: dict[tuple[str, str | None, str], _Queue] = {}
         self._lock = threading.Condition()
         # Group sizes sent, for tests and metrics: how much coalescing happened.
         self.sizes: list[int] = []
@@ -172,11 +174,13 @@ class GroupCommit:
         combine: Combine,
         ticket: Ticket,
     ) -> Ticket:
-        """Queue a request (already simulated on its own) for the next group of `signer`."""
+        """Queue a request for the next group of `signer` for `charity_hex` (a group is
+        one charity's: its transaction is read by that charity's keys; a relayer signs
+        for many charities)."""
         with self._lock:
-            queue = self._queues.get((signer, kind))
+            queue = self._queues.get((signer, charity_hex, kind))
             if queue is None:
-                queue = self._queues[(signer, kind)] = _Queue(signer, charity_hex, kind, combine)
+                queue = self._queues[(signer, charity_hex, kind)] = _Queue(signer, charity_hex, kind, combine)
             queue.waiting.append(ticket)
             if not queue.working:
                 queue.working = True
@@ -257,7 +261,7 @@ class GroupCommit:
             return
         group = Group(size=len(tickets))
         try:
-            records = {"kind": queue.kind, "ids": [i for t in tickets for i in t.ids]}
+            records = _records(queue.kind, tickets)
             group.state = self.submit(queue.signer, call, gas, queue.charity_hex, records)
             self.sizes.append(len(tickets))
         except Exception as exc:
@@ -279,6 +283,18 @@ class GroupCommit:
         for ticket in tickets:
             ticket.group = group
             ticket._placed.set()
+
+
+def _records(kind: str, tickets: list[Ticket]) -> dict[str, Any]:
+    """What the outbox keeps with a group's transaction: a lone request's own records; a
+    group's record IDs, and each request's own records when they say more (a relayed
+    call's function, signer and nonce: the relay looks nonces up there)."""
+    if len(tickets) == 1 and tickets[0].records is not None:
+        return tickets[0].records
+    records: dict[str, Any] = {"kind": kind, "ids": [i for t in tickets for i in t.ids]}
+    if any(t.records is not None and set(t.records) - {"kind", "ids"} for t in tickets):
+        records["calls"] = [t.records for t in tickets]
+    return records
 
 
 class _TooLarge(Exception):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -40,7 +41,7 @@ from eth_utils.abi import collapse_if_tuple
 from sqlalchemy import select
 
 from ledger_api.chain import signed_calls
-from ledger_api.chain.abi import encode, load_artifact
+from ledger_api.chain.abi import Call, encode, load_artifact
 from ledger_api.chain.writer import TxState
 from ledger_api.core import ids
 from ledger_api.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -197,6 +198,8 @@ class Checked:
     nonce: bytes
     charity_hex: str
     step: Step
+    # (the SignedCall as a tuple, the signature): what `execute` or `executeBatch` takes.
+    row: tuple[Any, ...] = ()
 
 
 _in_flight: set[tuple[str, bytes]] = set()
@@ -335,7 +338,7 @@ def _checked(
     call = encode("execute", signed.as_tuple(), signature)
     gas = writes.simulate(writes.service_account, call)
     records = {**records, "function": function, "signed_by": operator, "relay_nonce": hex0x(nonce)}
-    return Checked(operator, nonce, charity_hex, Step(call, records, gas))
+    return Checked(operator, nonce, charity_hex, Step(call, records, gas), (signed.as_tuple(), signature))
 
 
 def _recipient_of(writes: Writes, account: str) -> str | None:
@@ -409,7 +412,8 @@ def check_recipient_call(writes: Writes, message: dict[str, Any], signature_hex:
     if function == "confirmReceipt":
         campaign = writes.view("disbursementOf", args[1], missing="disbursement")[0]
         charity_hex = writes.charity_of_campaign(ids.from_bytes32(campaign))
-    return Checked(account, nonce, charity_hex, Step(call, records, gas))
+    row = (signed.as_tuple(), unhex(signature_hex))
+    return Checked(account, nonce, charity_hex, Step(call, records, gas), row)
 
 
 def relay_recipient_call(
@@ -464,11 +468,27 @@ def relay(
         _in_flight.update(keys)
     try:
         by_charity = checked[0].charity_hex
+        if len(checked) == 1 and writes.relay_commit is not None:
+            # A lone signed call shares its transaction with others relayed for the same
+            # charity meanwhile (one executeBatch), settled within the in-flight guard.
+            (one,) = checked
+            relayer, group_commit = writes.service_account, writes.relay_commit
+            return checked, writes.submit_one(
+                group_commit, relayer, by_charity, one.step, one.row, execute_calls, wait
+            )
         states = writes.submit(writes.service_account, by_charity, [c.step for c in checked], wait=False)
     finally:
         with _in_flight_guard:
             _in_flight.difference_update(keys)
     return checked, writes.settle(states, wait)
+
+
+def execute_calls(rows: Sequence[tuple[Any, ...]]) -> Call:
+    """The call executing these (signed call, signature) rows: `execute` for one,
+    `executeBatch` (contract 2.4.0) for several, all or nothing."""
+    if len(rows) == 1:
+        return encode("execute", *rows[0])
+    return encode("executeBatch", [row[0] for row in rows], [row[1] for row in rows])
 
 
 def execute_approved(

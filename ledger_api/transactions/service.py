@@ -109,6 +109,8 @@ class Writes:
     # Single writes of one signer sent together in one transaction (coalesce.py); None:
     # each is its own transaction (LEDGER_COALESCE_MAX=1).
     group_commit: GroupCommit | None = None
+    # The relayer's group commit of single signed calls (one executeBatch per charity).
+    relay_commit: GroupCommit | None = None
     # Per request (see `writes_for`): "prepare" answers the SignedCall a self-custody
     # charity signs instead of sending; `operator` picks which of its operators signs.
     mode: WriteMode = "send"
@@ -262,11 +264,9 @@ class Writes:
         wait: bool,
     ) -> list[TxState]:
         """A write of one record that may share its transaction with others of the same
-        kind and signer arriving together (group commit, coalesce.py): authorised and
-        simulated on its own (its own 409), then sent in the signer's next group as
-        `combine`'s call of their rows. If the group's transaction reverts when mined,
-        nothing of it was recorded: this write is simulated and sent again alone.
-        Self-custody and prepared writes are never grouped (the charity signs each call)."""
+        kind and signer arriving together (group commit, coalesce.py): authorised, then
+        `submit_one`. Self-custody and prepared writes are never grouped here (the charity
+        signs each call; the relay groups the signed calls)."""
         signer = self.operator_for(principal, charity_hex, what)
         if (
             self.group_commit is None
@@ -275,9 +275,23 @@ class Writes:
             or self.holds_own_key(charity_hex)
         ):
             return self.submit(signer, charity_hex, [step], wait)
-        # Checked on its own by the group's worker (its own 409), then sent in the group.
-        ticket = Ticket(row=row, ids=list(step.records["ids"]))
-        self.group_commit.join(signer, charity_hex, str(step.records["kind"]), combine, ticket)
+        return self.submit_one(self.group_commit, signer, charity_hex, step, row, combine, wait)
+
+    def submit_one(
+        self,
+        group_commit: GroupCommit,
+        signer: str,
+        charity_hex: str,
+        step: Step,
+        row: tuple[Any, ...],
+        combine: Combine,
+        wait: bool,
+    ) -> list[TxState]:
+        """Send `step` in `signer`'s next group for the charity, as `combine`'s call of the
+        group's rows, and settle it. If the group's transaction reverts when mined,
+        nothing of it was recorded: this step is simulated and sent again alone."""
+        ticket = Ticket(row=row, ids=list(step.records.get("ids", [])), records=step.records)
+        group_commit.join(signer, charity_hex, str(step.records["kind"]), combine, ticket)
         group = ticket.submitted()
         assert group.state is not None
         if not wait:
@@ -289,7 +303,7 @@ class Writes:
             if group.size == 1:
                 raise
             log.info("a group of %d writes reverted when mined (%s); each goes alone", group.size, rejected)
-            return self.submit(signer, charity_hex, [step], wait)
+            return self.submit(signer, charity_hex, [replace(step, gas=None)], wait)
 
     def prepare(self, operator: str, steps: Sequence[Step]) -> list[TxState]:
         """The SignedCall of each step for `operator` to sign, each simulated as that

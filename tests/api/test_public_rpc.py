@@ -237,7 +237,7 @@ def test_contract_describes_the_deployment_and_its_build(embedded: tuple[Service
     assert info["immutables"]["deployed_code_differs"] is True
     assert (
         info["version"]
-        == "2.3.0"
+        == "2.4.0"
         == service.runtime.w3.eth.contract(address=deployment.address, abi=load_artifact()["abi"])
         .functions.version()
         .call()

@@ -33,7 +33,7 @@ def sc_ledger(ledger: Ledger) -> Ledger:
 
 
 def test_version_and_digest_match_the_python_typed_data(ledger: Ledger) -> None:
-    assert ledger.fn.version().call() == "2.3.0"
+    assert ledger.fn.version().call() == "2.4.0"
     chain_id, address = ledger.deployment.chain_id, ledger.deployment.address
     for fn_name, args in (
         ("closeCampaign", (rid("c"),)),

@@ -9,7 +9,7 @@ import {OwnedWallet, SignedCallTest} from "./SignedCallTest.sol";
 /// relays them and cannot forge them; every refusal with its exact custom error.
 contract CharityLedgerSelfCustodyTest is SignedCallTest {
     function test_VersionAndDigestFollowEIP712() public view {
-        vm.assertEq(keccak256(bytes(ledger.version())), keccak256("2.3.0"), "version");
+        vm.assertEq(keccak256(bytes(ledger.version())), keccak256("2.4.0"), "version");
         ICharityLedger.SignedCall memory call = _signedCall(charityKey, hex"c0ffee", bytes32(uint256(7)), 99);
         bytes32 domain = keccak256(
             abi.encode(
@@ -74,6 +74,54 @@ contract CharityLedgerSelfCustodyTest is SignedCallTest {
         vm.assertTrue(ledger.isNonceUsed(charityKey, nonce), "nonce used");
         vm.assertFalse(ledger.isNonceUsed(otherKey, nonce), "nonces are per operator");
         _assertDonation(_id("d1"), SC_CAMPAIGN, 500, 0, 0);
+    }
+
+    function test_ABatchOfSignedCallsIsExecutedWholeOrNotAtAll() public {
+        ICharityLedger.SignedCall[] memory calls = new ICharityLedger.SignedCall[](3);
+        bytes[] memory signatures = new bytes[](3);
+        for (uint256 i = 0; i < 3; ++i) {
+            bytes32 id = keccak256(abi.encode("batch", i));
+            calls[i] = _signedCall(
+                charityKey,
+                abi.encodeCall(CharityLedger.recordDonation, (_scDonation(id, 100 + i))),
+                keccak256(abi.encode("batch-nonce", i)),
+                block.timestamp + 60
+            );
+            signatures[i] = _sign(CHARITY_PK, calls[i]);
+        }
+        // One bad signature: nothing of the batch happens, and its error comes back.
+        bytes memory good = signatures[1];
+        signatures[1] = _sign(OTHER_PK, calls[1]);
+        _expectError(abi.encodeWithSelector(ICharityLedger.InvalidSignature.selector, charityKey));
+        vm.prank(stranger);
+        ledger.executeBatch(calls, signatures);
+        vm.assertFalse(ledger.isNonceUsed(charityKey, calls[0].nonce), "nothing of a refused batch");
+
+        // Counts must match and stay within MAX_BATCH.
+        bytes[] memory fewer = new bytes[](2);
+        _expectError(abi.encodeWithSelector(ICharityLedger.InvalidListLength.selector, 3, 500));
+        vm.prank(stranger);
+        ledger.executeBatch(calls, fewer);
+        _expectError(abi.encodeWithSelector(ICharityLedger.InvalidListLength.selector, 0, 500));
+        vm.prank(stranger);
+        ledger.executeBatch(new ICharityLedger.SignedCall[](0), new bytes[](0));
+
+        // All good: each executed as `execute` would, attributed to the charity's key.
+        signatures[1] = good;
+        for (uint256 i = 0; i < 3; ++i) {
+            vm.expectEmit();
+            emit ICharityLedger.SignedCallExecuted(charityKey, calls[i].nonce, stranger);
+        }
+        vm.prank(stranger);
+        ledger.executeBatch(calls, signatures);
+        for (uint256 i = 0; i < 3; ++i) {
+            _assertDonation(keccak256(abi.encode("batch", i)), SC_CAMPAIGN, 100 + i, 0, 0);
+            vm.assertTrue(ledger.isNonceUsed(charityKey, calls[i].nonce), "nonce used");
+        }
+        // Replayed: the first call's nonce is used, so the whole batch is refused.
+        _expectError(abi.encodeWithSelector(ICharityLedger.NonceAlreadyUsed.selector, charityKey, calls[0].nonce));
+        vm.prank(stranger);
+        ledger.executeBatch(calls, signatures);
     }
 
     function test_TheSameRequestSignedByAnotherKeyIsRefused() public {
