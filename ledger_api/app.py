@@ -39,6 +39,7 @@ from ledger_api.evidence.routes import router as evidence
 from ledger_api.imports.routes import router as imports
 from ledger_api.keys.routes import router as keys
 from ledger_api.mirror import tables as im
+from ledger_api.mirror.replicas import WriteFence
 from ledger_api.pages import install as install_pages
 from ledger_api.pages.feeds import router as feeds
 from ledger_api.pages.routes import router as pages
@@ -137,9 +138,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         dispatcher = DispatcherWorker(runtime.mirror) if runtime.settings.run_webhooks else None
         if dispatcher is not None:
             dispatcher.start()
+        if runtime.replicas is not None:
+            runtime.replicas.start()
         try:
             yield
         finally:
+            if runtime.replicas is not None:
+                runtime.replicas.stop()
             if dispatcher is not None:
                 dispatcher.stop()
             if sealer is not None:
@@ -171,6 +176,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     docs.install(app)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
+    if runtime.replicas is not None:
+        app.add_middleware(WriteFence, replicas=runtime.replicas)
     routers = (
         keys,
         approvals,
