@@ -26,6 +26,7 @@ from ledger_api.console.routes import router as console
 from ledger_api.console.signing import router as console_signing
 from ledger_api.core import docs, errors, logs, metrics
 from ledger_api.core.answers import Health
+from ledger_api.core.caching import HttpCaching
 from ledger_api.core.config import get_settings
 from ledger_api.core.http import ResponseHeaders
 from ledger_api.core.idempotency import IdempotencyMiddleware
@@ -176,6 +177,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     docs.install(app)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(HttpCaching)
     if runtime.replicas is not None:
         app.add_middleware(WriteFence, replicas=runtime.replicas)
     routers = (
