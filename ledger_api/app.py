@@ -26,6 +26,7 @@ from ledger_api.console.routes import router as console
 from ledger_api.console.signing import router as console_signing
 from ledger_api.core import docs, errors, logs, metrics
 from ledger_api.core.answers import Health
+from ledger_api.core.caching import HttpCaching
 from ledger_api.core.config import get_settings
 from ledger_api.core.http import ResponseHeaders
 from ledger_api.core.idempotency import IdempotencyMiddleware
@@ -39,6 +40,7 @@ from ledger_api.evidence.routes import router as evidence
 from ledger_api.imports.routes import router as imports
 from ledger_api.keys.routes import router as keys
 from ledger_api.mirror import tables as im
+from ledger_api.mirror.replicas import WriteFence
 from ledger_api.pages import install as install_pages
 from ledger_api.pages.feeds import router as feeds
 from ledger_api.pages.routes import router as pages
@@ -137,9 +139,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         dispatcher = DispatcherWorker(runtime.mirror) if runtime.settings.run_webhooks else None
         if dispatcher is not None:
             dispatcher.start()
+        if runtime.replicas is not None:
+            runtime.replicas.start()
         try:
             yield
         finally:
+            if runtime.replicas is not None:
+                runtime.replicas.stop()
             if dispatcher is not None:
                 dispatcher.stop()
             if sealer is not None:
@@ -171,6 +177,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     docs.install(app)
     errors.install(app)
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(HttpCaching)
+    if runtime.replicas is not None:
+        app.add_middleware(WriteFence, replicas=runtime.replicas)
     routers = (
         keys,
         approvals,

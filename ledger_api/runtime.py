@@ -33,6 +33,7 @@ from ledger_api.core.config import Settings
 from ledger_api.core.models import Deployment as DeploymentRow
 from ledger_api.core.paths import ROOT
 from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.replicas import Replicas
 from ledger_api.transactions.coalesce import GroupCommit
 from ledger_api.transactions.service import Writes
 
@@ -59,7 +60,22 @@ class Runtime:
 
     @cached_property
     def mirror(self) -> Mirror:
-        return Mirror(self.settings, self.engine, self.deployment, self.deployment_id)
+        return Mirror(self.settings, self.engine, self.deployment, self.deployment_id, replicas=self.replicas)
+
+    @cached_property
+    def replicas(self) -> Replicas | None:
+        """The read replicas public reads may use (LEDGER_READ_DATABASE_URLS); None without
+        any, or before the deployment has its row (nothing to measure the lag with).
+        The app starts and stops their lag measurement with itself."""
+        if not self.settings.read_database_urls or self.deployment_id is None:
+            return None
+        return Replicas(
+            self.engine,
+            self.settings.read_database_urls,
+            self.deployment_id,
+            self.settings.replica_max_lag_blocks,
+            self.settings.replica_poll_seconds,
+        )
 
     @cached_property
     def auditing(self) -> Auditing:

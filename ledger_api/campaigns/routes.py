@@ -22,7 +22,7 @@ from ledger_api.core.schemas import CampaignId, CharityId
 from ledger_api.core.security import WriterPrincipal
 from ledger_api.disbursements.schemas import DisbursementSummary
 from ledger_api.donations.schemas import DonationSummary
-from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.mirror.gateway import MirrorDep, PublicMirrorDep, primary_if_missing
 from ledger_api.transactions.schemas import write_responses
 from ledger_api.transactions.service import WaitParam, WritesDep, answer
 
@@ -65,7 +65,8 @@ def list_campaigns(
 
 
 @router.get("/{campaign_id}", response_model_exclude_unset=True, responses=problems(*READ_ERRORS))
-def get_campaign(campaign_id: CampaignPath, mirror: MirrorDep) -> Campaign:
+@primary_if_missing
+def get_campaign(campaign_id: CampaignPath, mirror: PublicMirrorDep) -> Campaign:
     """Received, refunded, disbursed, available, counts and evidence coverage (public)."""
     return reads.get_campaign(mirror, campaign_id)
 

@@ -21,7 +21,7 @@ from ledger_api.core.errors import READ_ERRORS, InvalidRequest, problems
 from ledger_api.core.pages import CursorParam, Limit, Page
 from ledger_api.core.schemas import CharityId
 from ledger_api.core.security import AdminPrincipal, WriterPrincipal
-from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.mirror.gateway import MirrorDep, PublicMirrorDep, primary_if_missing
 from ledger_api.transactions.schemas import write_responses
 from ledger_api.transactions.service import WaitParam, WritesDep, answer
 
@@ -92,8 +92,9 @@ def list_charities(mirror: MirrorDep, limit: Limit = 50, cursor: CursorParam = N
 
 
 @router.get("/{charity_id}", response_model_exclude_unset=True, responses=problems(*READ_ERRORS))
+@primary_if_missing
 def get_charity(
-    charity_id: Annotated[CharityId, Path(description="The charity's ID (CH-...)")], mirror: MirrorDep
+    charity_id: Annotated[CharityId, Path(description="The charity's ID (CH-...)")], mirror: PublicMirrorDep
 ) -> Charity:
     """A charity, its operator accounts, campaigns and totals per currency (public)."""
     return reads.get_charity(mirror, charity_id)

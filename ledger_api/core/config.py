@@ -5,11 +5,11 @@ from __future__ import annotations
 import hmac
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ledger_api.core.paths import ROOT
 
@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     rpc_timeout: float = Field(default=5.0, gt=0)
     # SQLAlchemy URL; SQLite file by default, PostgreSQL in production.
     database_url: str = f"sqlite:///{ROOT / 'var' / 'ledger.db'}"
+    # PostgreSQL streaming replicas the public reads may use (comma-separated SQLAlchemy
+    # URLs); writes, the indexer, audits and the access log stay on
+    # LEDGER_DATABASE_URL. Empty: every read goes to the primary.
+    read_database_urls: Annotated[list[str], NoDecode] = []
+    # A replica whose mirror is more than this many blocks behind the primary's is skipped.
+    replica_max_lag_blocks: int = Field(default=2, ge=0)
+    # How often each replica's lag is measured; a measurement older than three of these
+    # counts as none (the replica is skipped until the next one).
+    replica_poll_seconds: float = Field(default=1.0, gt=0)
     # An existing ledger deployment to use; empty means deploy one (dev chains only).
     contract_address: str | None = None
     # Blocks behind the head before a record counts as final. Unset: 12 on a real node,
@@ -140,6 +149,18 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=5.0, gt=0, le=30)
     # How often the dispatcher looks for final records and due deliveries.
     webhook_poll_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator("read_database_urls", mode="before")
+    @classmethod
+    def _replica_urls(cls, value: str | list[str]) -> list[str]:
+        """Comma-separated in the environment; each a PostgreSQL URL (a SQLite file has no
+        replicas, and a typo should stop the start rather than send reads nowhere)."""
+        urls = [u.strip() for u in value.split(",")] if isinstance(value, str) else list(value)
+        urls = [u for u in urls if u]
+        for url in urls:
+            if not url.startswith("postgresql"):
+                raise ValueError("each LEDGER_READ_DATABASE_URLS entry must be a postgresql:// URL")
+        return urls
 
     @field_validator("timezone")
     @classmethod

@@ -27,7 +27,7 @@ from ledger_api.disbursements.schemas import (
     RecipientProofResult,
     RedactedCopyLinked,
 )
-from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.mirror.gateway import MirrorDep, PublicMirrorDep, primary_if_missing
 from ledger_api.transactions.schemas import write_responses
 from ledger_api.transactions.service import WaitParam, WritesDep, answer
 
@@ -131,7 +131,8 @@ async def upload_evidence(
 
 
 @router.get("/{disbursement_id}", response_model_exclude_unset=True, responses=problems(*READ_ERRORS))
-def get_disbursement(disbursement_id: DisbursementPath, mirror: MirrorDep) -> Disbursement:
+@primary_if_missing
+def get_disbursement(disbursement_id: DisbursementPath, mirror: PublicMirrorDep) -> Disbursement:
     """A disbursement (public), with the donations that funded it and its evidence."""
     return funding(mirror, disbursement_id)
 

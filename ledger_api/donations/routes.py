@@ -26,7 +26,7 @@ from ledger_api.donations.schemas import (
     RefundRecorded,
 )
 from ledger_api.donations.trace import owns, trace
-from ledger_api.mirror.gateway import MirrorDep
+from ledger_api.mirror.gateway import MirrorDep, PublicMirrorDep, primary_if_missing
 from ledger_api.transactions.schemas import write_responses
 from ledger_api.transactions.service import WaitParam, WritesDep, answer
 
@@ -86,9 +86,10 @@ def refund_donation(
 
 
 @router.get("/{donation_id}", response_model_exclude_unset=True, responses=problems(*READ_ERRORS))
+@primary_if_missing
 def trace_donation(
     donation_id: DonationPath,
-    mirror: MirrorDep,
+    mirror: PublicMirrorDep,
     depth: Annotated[
         int,
         Query(

@@ -4,6 +4,7 @@ against the same server's /healthz, on SQLite and PostgreSQL.
     .venv/bin/python -m scripts.bench.read                  # 100k donations, 10k disbursements
     .venv/bin/python -m scripts.bench.read --quick          # smoke test: 2,000 / 200, short runs
     .venv/bin/python -m scripts.bench.read --skip-postgres --duration 5 --repeat 1
+    .venv/bin/python -m scripts.bench.read --skip-sqlite --workers 2   # the headline figure
 
 A benchmark, not a test: it prints figures. A run with any non-200 answer, or whose
 spot checks of the answers disagree with what was recorded on chain, is refused.
@@ -41,6 +42,13 @@ What it does, in order:
    ceiling and the goals (>= 50% of the ceiling, p99 < 50 ms). CPU used by the service
    process and by the whole machine during each run is shown too, to tell where the
    limit is (the load generator runs on the same machine).
+4. Open loop. A closed loop's latency is mostly its own queue (16 clients back to back:
+   latency = clients / throughput, even for /healthz), and a stalled server just gets
+   fewer requests. So trace lookups are also sent on a fixed schedule, `--rate` per
+   second (default half the /healthz ceiling just measured: the offered load of the
+   goal), for `--duration`, `--repeat` times, from `--senders` threads; each latency
+   counts from when the request was due, so a stall shows. The p99 goal is this run's.
+   The load average (os.getloadavg) is printed with the figures: the machine is shared.
 
 Figures depend on the machine; compare runs made on the same one.
 """
@@ -617,6 +625,79 @@ def load(
     )
 
 
+def open_loop(
+    base: str,
+    pids: tuple[int, int],
+    path: Callable[[random.Random], str],
+    rate: float,
+    duration: float,
+    senders: int,
+) -> Measure:
+    """Requests on a fixed schedule: request i is due at start + i / `rate`, whatever
+    became of the earlier ones, and its latency counts from when it was due. `senders`
+    threads take the due requests in order; when all are busy (the server stalls) the next
+    ones wait, and that wait is in their latency, where a closed loop would hide it by
+    sending less."""
+    total = int(rate * duration)
+    due = iter(range(total))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[str] = []
+    barrier = threading.Barrier(senders + 1)
+    start = [0.0]
+
+    def sender(k: int) -> None:
+        rng = random.Random(hash(("open", k, time.time_ns())))
+        with httpx.Client(base_url=base, timeout=60) as http:
+            http.get("/healthz")  # opens the keep-alive connection before the clock starts
+            barrier.wait()
+            while True:
+                with lock:
+                    i = next(due, None)
+                if i is None:
+                    return
+                scheduled = start[0] + i / rate
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                target = path(rng)
+                try:
+                    status = http.get(target).status_code
+                except httpx.HTTPError as exc:
+                    status = -1
+                    errors.append(f"{target}: {type(exc).__name__}")
+                latencies.append(time.perf_counter() - scheduled)  # list.append is atomic
+                if status != 200 and status != -1:
+                    errors.append(f"{target}: {status}")
+
+    threads = [threading.Thread(target=sender, args=(k,), daemon=True) for k in range(senders)]
+    for thread in threads:
+        thread.start()
+    pid, node_pid = pids
+    server_before, node_before, machine_before = cpu_seconds(pid), cpu_seconds(node_pid), machine_ticks()
+    postgres_before = postgres_cpu_seconds()
+    client_before = time.process_time()
+    start[0] = time.perf_counter() + 0.05
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start[0]
+    busy, ticks = (after - before for after, before in zip(machine_ticks(), machine_before, strict=True))
+    return Measure(
+        endpoint="open",
+        requests=len(latencies),
+        seconds=elapsed,
+        latencies=latencies,
+        errors=len(errors),
+        first_error=errors[0] if errors else None,
+        server_cpu=(cpu_seconds(pid) - server_before) / elapsed,
+        machine_busy=busy / ticks if ticks else math.nan,
+        client_cpu=(time.process_time() - client_before) / elapsed,
+        node_cpu=(cpu_seconds(node_pid) - node_before) / elapsed,
+        postgres_cpu=(postgres_cpu_seconds() - postgres_before) / elapsed,
+    )
+
+
 def bench_database(
     name: str, url: str, filled: Filled, node: AnvilNode, workdir: Path, options: argparse.Namespace
 ) -> dict[str, Any]:
@@ -647,12 +728,30 @@ def bench_database(
                     f" p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, {run.errors} errors,"
                     f" service CPU {run.server_cpu:.2f}"
                 )
+        ceiling = statistics.median(x.rps for x in runs["healthz"])
+        rate = options.rate or GOAL_SHARE * ceiling
+        runs["open"] = []
+        for r in range(options.repeat):
+            run = open_loop(running.base, pids, paths["donation"], rate, options.duration, options.senders)
+            runs["open"].append(run)
+            progress(
+                f"{name} {r + 1}/{options.repeat} open loop at {rate:,.0f} req/s: {run.rps:,.0f} req/s"
+                f" done, p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, {run.errors} errors,"
+                f" load {os.getloadavg()[0]:.2f}"
+            )
         if running.process.poll() is not None:
             raise SystemExit(f"{name}: the service died during the run")
     size = None
     if make_url(url).get_backend_name() == "sqlite":
         size = sum(p.stat().st_size for p in workdir.glob(f"{name}.db*"))
-    return {"index_seconds": index_seconds, "events": events, "db_bytes": size, "runs": runs}
+    return {
+        "index_seconds": index_seconds,
+        "events": events,
+        "db_bytes": size,
+        "runs": runs,
+        "open_rate": rate,
+        "loadavg": os.getloadavg(),
+    }
 
 
 # -------------------------------------------------------------------- report
@@ -684,13 +783,16 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         entry["share_of_ceiling"] = entry["rps"] / ceiling if ceiling else math.nan
         if endpoint != "healthz":
             entry["goal_share_met"] = entry["share_of_ceiling"] >= GOAL_SHARE
-            entry["goal_p99_met"] = entry["p99_ms"] < GOAL_P99_MS
+    # The latency goal is the open loop's: a closed loop's p99 is mostly queueing it makes.
+    out["open"]["goal_p99_met"] = out["open"]["p99_ms"] < GOAL_P99_MS
     return out
 
 
 def table(name: str, result: dict[str, Any], summary: dict[str, Any], options: argparse.Namespace) -> str:
     size = f", file {result['db_bytes'] / 2**20:,.0f} MiB" if result["db_bytes"] else ""
+    load1, load5, load15 = result["loadavg"]
     lines = [
+        f"{name}: load average {load1:.2f} {load5:.2f} {load15:.2f} at the end of the runs",
         f"{name}: {result['events']:,} events indexed in {result['index_seconds']:.1f} s{size}; "
         f"{options.clients} clients, {options.workers} API process(es), {options.duration:g} s per run,"
         f" medians of {options.repeat}",
@@ -702,18 +804,22 @@ def table(name: str, result: dict[str, Any], summary: dict[str, Any], options: a
     lines += [header, "-" * len(header)]
     for endpoint in ENDPOINTS:
         s = summary[endpoint]
-        if endpoint == "healthz":
-            goal = "(ceiling)"
-        else:
-            share = "ok" if s["goal_share_met"] else "MISSED"
-            p99 = "ok" if s["goal_p99_met"] else "MISSED"
-            goal = f">=50%:{share} p99:{p99}"
+        share = "ok" if s.get("goal_share_met") else "MISSED"
+        goal = "(ceiling)" if endpoint == "healthz" else f">=50%:{share}"
         lines.append(
             f"{LABELS[endpoint]:<24} {s['rps']:>8,.0f} {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} "
             f"{s['share_of_ceiling']:>8.0%} {s['errors']:>7} {s['server_cpu']:>8.2f} "
             f"{s['machine_busy']:>8.0%} {goal:>18}"
         )
-    for endpoint in ENDPOINTS:
+    s = summary["open"]
+    goal = f"p99<{GOAL_P99_MS:.0f}:{'ok' if s['goal_p99_met'] else 'MISSED'}"
+    label = f"open loop trace @{result['open_rate']:,.0f}/s"
+    lines.append(
+        f"{label:<24} {s['rps']:>8,.0f} {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} "
+        f"{s['rps'] / summary['healthz']['rps']:>8.0%} {s['errors']:>7} {s['server_cpu']:>8.2f} "
+        f"{s['machine_busy']:>8.0%} {goal:>18}"
+    )
+    for endpoint in (*ENDPOINTS, "open"):
         s = summary[endpoint]
         lines.append(
             f"  runs {endpoint:<9} req/s {s['runs_rps']}, p99 ms {s['runs_p99_ms']}, "
@@ -745,6 +851,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients (default 16)")
     parser.add_argument("--workers", type=int, default=1, help="ledger serve --workers (default 1)")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: trace requests per second (default half the /healthz ceiling measured in the run)",
+    )
+    parser.add_argument(
+        "--senders", type=int, default=64, help="open loop: threads sending on the schedule (default 64)"
+    )
     parser.add_argument(
         "--postgres-url",
         default=DEFAULT_POSTGRES,
@@ -803,7 +919,7 @@ def main() -> None:
             f"partly allocated {partly:,}"
         )
         progress(fill_line)
-        databases = [("sqlite", None)] + (
+        databases = ([] if options.skip_sqlite else [("sqlite", None)]) + (
             [] if options.skip_postgres else [("postgresql", options.postgres_url)]
         )
         for name, admin_url in databases:
@@ -849,7 +965,9 @@ def main() -> None:
     print()
     print(
         f"goal: trace lookups (GET /v1/donations/{{id}}) at >= {GOAL_SHARE:.0%} of /healthz's req/s "
-        f"and p99 < {GOAL_P99_MS:.0f} ms.\n'ceiling' = req/s as a share of /healthz's (which also asks anvil "
+        f"(closed loop), and p99 < {GOAL_P99_MS:.0f} ms open loop: requests on a fixed schedule at"
+        " --rate (default half the ceiling), latency counted from when each was due.\n"
+        "'ceiling' = req/s as a share of /healthz's (which also asks anvil "
         "for its head and reads the indexer's cursor); 'svc CPU' = cores used by the service's processes;\n"
         f"'machine' = busy share of all {os.cpu_count()} cores (load generator, service, database and anvil "
         "share them; 'other' = cores busy with anything else, which skews the figures)."
