@@ -33,10 +33,6 @@ def _json(args: dict[str, Any]) -> str:
         return json.dumps(args, separators=(",", ":"), ensure_ascii=False)
 
 
-def _json_value(value: Any) -> Any:
-    return hex0x(value) if isinstance(value, bytes) else value
-
-
 @dataclass
 class Touched:
     """Keys whose aggregates must be recomputed."""
@@ -623,7 +619,9 @@ def apply_logs(connection: Connection, deployment_id: int, logs: Sequence[Decode
     events = []
     touched = Touched()
 
-    parsed = [{k: _json_value(v) for k, v in log.args.items()} for log in logs]
+    # The decoder gives bytes values as hex text already (DecodedLog), so the arguments
+    # go to the projectors and the trail's JSON as they are, without a copy per log.
+    parsed = [log.args for log in logs]
     scopes = Scopes(connection, deployment_id, logs, parsed)
     for log, args in zip(logs, parsed, strict=True):
         project = PROJECTORS.get(log.name)
