@@ -80,7 +80,7 @@ class IndexerConfig:
     reorg_window: int = 256
     # Ranges read ahead of the one being written (the prefetch queue's bound); 0 reads
     # each range in the step that writes it.
-    prefetch: int = 2
+    prefetch: int = 4
 
 
 @dataclass(frozen=True)
@@ -304,8 +304,11 @@ class Indexer:
 
     def sync(self) -> None:
         """Index up to the current head (for tests and one-shot runs)."""
-        while not self.step():
-            pass
+        try:
+            while not self.step():
+                pass
+        finally:
+            self._discard()  # a failed step leaves no reader behind
 
     def step(self) -> bool:
         """Index one range; return True when caught up with the head."""
