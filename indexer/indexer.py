@@ -6,11 +6,19 @@ cursor's hash; every log's block hash equals its block header's), and writes the
 range's rows, block hashes and the new cursor in one transaction. On a mismatch it walks
 back to the highest stored block still on the canonical chain, deletes everything above
 it in one transaction (see projections.rollback_above) and goes on from there.
+
+Behind the head, over an HTTP node, reading is pipelined: a thread (Prefetch) reads and
+decodes the next ranges into a bounded queue while the current one is written, so the
+node's time, the decoding and the database's time overlap. Only reading moves there:
+ranges are still written one at a time, in order, each with its cursor, and each must
+link by parent hash to the cursor written before it; a range that does not (a reorg
+under a prefetched range) empties the queue and the next step rewinds as before.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
@@ -50,12 +58,18 @@ class IndexerConfig:
     confirmations: int = 12
     # First and largest block span of one eth_getLogs; the span doubles after each
     # answered query and halves (or drops to the node's stated limit) when refused.
-    initial_range: int = 2_000
+    # Small at first: a dense chain's first range is then a few thousand logs, and the
+    # pipeline has ranges to overlap from the start; a sparse chain grows it in a few steps.
+    initial_range: int = 16
     max_range: int = 100_000
+    # Logs a range aims at: the next span is sized by the last one's density, so that a
+    # backfill of a dense chain is a stream of ranges of about this many logs to overlap.
+    target_logs: int = 5_000
     # A range whose eth_getLogs takes longer than this is halved next time, so one
     # step never holds the indexer long on a slow node (see README: eth-tester).
     target_seconds: float = 1.0
-    # A range that returns more logs than this is halved next time (memory, step length).
+    # A range that returns more logs than this is halved next time (memory, step length);
+    # ranges read ahead are written together, in one transaction, up to this many logs.
     max_logs: int = 20_000
     # Seconds between polls once caught up with the head.
     poll_interval: float = 0.5
@@ -64,6 +78,9 @@ class IndexerConfig:
     # Block hashes kept below the finalized height (besides blocks holding events),
     # so a reorg deeper than the confirmation window still finds a common ancestor.
     reorg_window: int = 256
+    # Ranges read ahead of the one being written (the prefetch queue's bound); 0 reads
+    # each range in the step that writes it.
+    prefetch: int = 4
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,94 @@ class RangeReport:
         return self.end >= self.head
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """One range as read from the node: its logs, decoded, and the block headers it needs."""
+
+    start: int
+    end: int
+    head: int
+    logs: list[DecodedLog]
+    headers: dict[int, dict[str, Any]]
+
+
+class Done:
+    """Queued by the prefetch thread after its last range (one that reached the head)."""
+
+
+DONE = Done()
+Queued = Fetched | BaseException | Done
+
+
+class Prefetch:
+    """Reads ranges ahead on a daemon thread into a bounded queue (backpressure: it waits
+    while `depth` ranges are unwritten), from `start` until a range reaches the head, then
+    queues DONE. A failure is queued in its place and ends the thread; `discard` stops it
+    (a request in flight finishes and is dropped)."""
+
+    def __init__(self, read: Callable[[int], Fetched | None], start: int, depth: int) -> None:
+        self.read = read
+        self.start = start
+        self.queue: queue.Queue[Queued] = queue.Queue(maxsize=depth)
+        self.stopped = threading.Event()
+        self.held: Queued | None = None  # taken, then given back (put_back)
+        self.thread = threading.Thread(target=self._main, name="indexer-prefetch", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        start = self.start
+        try:
+            while not self.stopped.is_set():
+                fetched = self.read(start)
+                if fetched is None:
+                    continue  # the range shrank, or logs and headers disagreed: read it again
+                self._put(fetched)
+                if fetched.end >= fetched.head:
+                    break  # caught up: the poll loop reads from here on
+                start = fetched.end + 1
+        except Exception as exc:  # handed to the writer, which raises it
+            self._put(exc)
+        self._put(DONE)
+
+    def _put(self, item: Queued) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def take(self) -> Queued | None:
+        """The next item queued, waiting for it (None if the thread died without DONE)."""
+        if self.held is not None:
+            item, self.held = self.held, None
+            return item
+        while True:
+            try:
+                return self.queue.get(timeout=0.1)
+            except queue.Empty:
+                if not self.thread.is_alive() and self.queue.empty():  # only if it was killed
+                    return None
+
+    def ready(self) -> Queued | None:
+        """The next range if it is read already (else None), without waiting."""
+        if self.held is not None:
+            return self.take()
+        try:
+            return self.queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def put_back(self, item: Queued) -> None:
+        """Give back the item just taken: the next take() returns it."""
+        self.held = item
+
+    def discard(self) -> None:
+        self.stopped.set()
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
 def _waiter(stop: threading.Event) -> Callable[[float], None]:
     """A sleep for tenacity that ends at once when the indexer is told to stop."""
 
@@ -89,6 +194,10 @@ def _waiter(stop: threading.Event) -> Callable[[float], None]:
         stop.wait(seconds)
 
     return sleep
+
+
+class ChainShortened(RuntimeError):
+    """The head fell below the range to read next: the chain was reorganised shorter."""
 
 
 class Indexer:
@@ -123,6 +232,9 @@ class Indexer:
         self.rpc = Rpc(w3)
         # Set by nudge(): a write was just mined, look now rather than at the next poll.
         self._wake = threading.Event()
+        # The ranges being read ahead during a backfill (HTTP nodes only: on the embedded
+        # chain reading is CPU in this process, and its provider is not for two threads).
+        self._prefetch: Prefetch | None = None
 
     # ---------------------------------------------------------------- state
 
@@ -150,18 +262,21 @@ class Indexer:
             before_sleep=self._before_retry,
             reraise=True,
         )
-        while not stop.is_set():
-            try:
-                caught_up = retrying(self._guarded_step, lock)
-            except LockLost:
-                raise
-            except Exception:
-                if stop.is_set():
-                    return
-                raise
-            if caught_up:
-                self._wake.wait(self.config.poll_interval)
-                self._wake.clear()
+        try:
+            while not stop.is_set():
+                try:
+                    caught_up = retrying(self._guarded_step, lock)
+                except LockLost:
+                    raise
+                except Exception:
+                    if stop.is_set():
+                        return
+                    raise
+                if caught_up:
+                    self._wake.wait(self.config.poll_interval)
+                    self._wake.clear()
+        finally:
+            self._discard()
 
     def nudge(self) -> None:
         """Look at the chain now instead of at the next poll (the API calls this when a
@@ -189,37 +304,113 @@ class Indexer:
 
     def sync(self) -> None:
         """Index up to the current head (for tests and one-shot runs)."""
-        while not self.step():
-            pass
+        try:
+            while not self.step():
+                pass
+        finally:
+            self._discard()  # a failed step leaves no reader behind
 
     def step(self) -> bool:
         """Index one range; return True when caught up with the head."""
         began = time.perf_counter()
-        head = self.w3.eth.block_number
         cursor = self.cursor()
-        # A tip above the head means the chain got shorter: that tip is gone too.
-        if cursor is not None and (cursor[0] > head or not self._canonical(*cursor)):
-            self._rewind(cursor[0], head)
-            return False
         start = cursor[0] + 1 if cursor else self.start_block
-        if start > head:
-            return True
+        fetched = self._prefetched(start)
+        if fetched is None:  # nothing read ahead: read this range now
+            head = self.w3.eth.block_number
+            # A tip above the head means the chain got shorter: that tip is gone too.
+            if cursor is not None and (cursor[0] > head or not self._canonical(*cursor)):
+                self._rewind(cursor[0], head)
+                return False
+            if start > head:
+                return True
+            fetched = self._read(start, head)
+            if fetched is None:
+                return False
+            if fetched.end < head and self.config.prefetch > 0 and self.rpc.http:
+                self._prefetch = Prefetch(self._read_ahead, fetched.end + 1, self.config.prefetch)
+        # A range read ahead was read after the cursor's block was checked: its link to the
+        # cursor (the parent hash of its first block) is what shows the cursor still canonical.
+        if cursor is not None and fetched.headers[start]["parentHash"] != cursor[1]:
+            self._discard()
+            return False  # the chain changed under us: the next step rewinds
+        finalized = self._write(fetched.logs, fetched.headers, fetched.end, fetched.head)
+        report = RangeReport(
+            start, fetched.end, fetched.head, finalized, len(fetched.logs), time.perf_counter() - began
+        )
+        self._report(report)
+        return report.caught_up
+
+    def _prefetched(self, start: int) -> Fetched | None:
+        """The range read ahead from `start`, if the prefetch thread has (or is reading) it;
+        a failure of that thread is raised here, for run()'s retries."""
+        if self._prefetch is None:
+            return None
+        item = self._prefetch.take()
+        if isinstance(item, Exception) and not isinstance(item, ChainShortened):
+            self._discard()
+            raise item
+        if not isinstance(item, Fetched) or item.start != start:
+            # Done; the chain got shorter (the step reading now rewinds); or read past a
+            # range that was not written (its write failed): read from the cursor again.
+            self._discard()
+            return None
+        return self._join_ready(item, self._prefetch)
+
+    def _join_ready(self, first: Fetched, prefetch: Prefetch) -> Fetched:
+        """`first` and the ranges read after it that are ready already, as one range (up
+        to max_logs logs), each linked to the one before by parent hash. When writing is
+        the slower half, a transaction per range read would spend much of its time on
+        per-commit work (aggregates recomputed, the commit itself): then it writes bigger
+        ranges instead. A range that does not link is left for the next step."""
+        joined = first
+        while len(joined.logs) < self.config.max_logs:
+            item = prefetch.ready()
+            if item is None:
+                break
+            if (
+                not isinstance(item, Fetched)
+                or item.start != joined.end + 1
+                or item.headers[item.start]["parentHash"] != joined.headers[joined.end]["hash"]
+            ):
+                prefetch.put_back(item)
+                break
+            joined = Fetched(
+                joined.start,
+                item.end,
+                item.head,
+                joined.logs + item.logs,
+                {**joined.headers, **item.headers},
+            )
+        return joined
+
+    def _discard(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.discard()
+            self._prefetch = None
+
+    def _read_ahead(self, start: int) -> Fetched | None:
+        """The prefetch thread's read: the head as of now, then the range from `start`."""
+        head = self.w3.eth.block_number
+        if start > head:  # the chain got shorter: let the writer's step find out why
+            raise ChainShortened(f"block {start} is above the head {head}")
+        return self._read(start, head)
+
+    def _read(self, start: int, head: int) -> Fetched | None:
+        """Logs and the headers to store of blocks start.. (up to the current span), or
+        None if the range must be read again (it shrank, or logs and headers disagreed)."""
         end = min(head, start + self.range - 1)
         logs = self._get_logs(start, end)
         if logs is None:
-            return False
+            return None
         # Every block of the unfinalized window (and the reorg window below it) keeps its
         # hash, so a rewind finds the real fork point; further back, only blocks with
         # events and range ends do, which keeps a backfill to a few header reads.
         window = max(start, head - self.config.confirmations - self.config.reorg_window)
         headers = self._headers({lg.block_number for lg in logs} | {start, end} | set(range(window, end + 1)))
-        if cursor is not None and headers[start]["parentHash"] != cursor[1]:
-            return False  # the chain changed under us: the next step rewinds
-        if any(hex0x(lg.block_hash) != headers[lg.block_number]["hash"] for lg in logs):
-            return False  # logs and headers from different forks: read the range again
-        finalized = self._write(logs, headers, end, head)
-        self._report(RangeReport(start, end, head, finalized, len(logs), time.perf_counter() - began))
-        return end >= head
+        if any(lg.block_hash != headers[lg.block_number]["hash"] for lg in logs):
+            return None  # logs and headers from different forks: read the range again
+        return Fetched(start, end, head, logs, headers)
 
     def _report(self, report: RangeReport) -> None:
         labels = self.labels
@@ -293,7 +484,9 @@ class Indexer:
         if time.perf_counter() - began > self.config.target_seconds or len(raw) > self.config.max_logs:
             self.range = max(1, span // 2)  # slow or heavy: smaller ranges keep steps short
         else:
-            self.range = min(self.config.max_range, self.range * 2)
+            grown = min(self.config.max_range, self.range * 2)
+            # As many blocks as should hold about target_logs logs at this range's density.
+            self.range = max(1, min(grown, span * self.config.target_logs // len(raw))) if raw else grown
         decode = self.decoder.decode
         decoded = [decode(entry) for entry in raw]
         return [d for d in decoded if d is not None]
@@ -303,15 +496,8 @@ class Indexer:
         return self.rpc.get_logs(self.address, start, end, self.decoder.topics)
 
     def _headers(self, numbers: set[int]) -> dict[int, dict[str, Any]]:
-        headers = {}
-        for number in sorted(numbers):
-            block = self.w3.eth.get_block(number)
-            headers[number] = {
-                "hash": hex0x(bytes(block["hash"])),
-                "parentHash": hex0x(bytes(block["parentHash"])),
-                "timestamp": int(block["timestamp"]),
-            }
-        return headers
+        ordered = sorted(numbers)
+        return dict(zip(ordered, self.rpc.headers(ordered), strict=True))
 
     def _canonical(self, number: int, block_hash: str) -> bool:
         return hex0x(bytes(self.w3.eth.get_block(number)["hash"])) == block_hash

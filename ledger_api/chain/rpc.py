@@ -30,7 +30,7 @@ import requests
 import requests.adapters
 import urllib3
 from web3 import HTTPProvider, Web3
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
 
 from ledger_api.core.hexes import hex0x, to_int
 
@@ -39,6 +39,8 @@ BATCH_TIMEOUT = 60.0
 # web3's own default, for a provider made without a timeout.
 DEFAULT_TIMEOUT = 30.0
 _HEADERS = {"Content-Type": "application/json"}
+# Block headers per JSON-RPC batch (an indexer range may want a few thousand).
+HEADER_BATCH = 1_000
 
 
 class RpcError(Web3RPCError):
@@ -144,6 +146,40 @@ class Rpc:
             return list(self.request("eth_getLogs", [params]))
         filter_params: Any = {"address": address, "fromBlock": start, "toBlock": end, "topics": [topics]}
         return [dict(entry) for entry in self.w3.eth.get_logs(filter_params)]
+
+    def headers(self, numbers: Sequence[int]) -> list[dict[str, Any]]:
+        """Hash and parent hash (0x hex) and timestamp of each block, in the order asked:
+        over HTTP in JSON-RPC batches (the indexer reads hundreds per range, one request
+        each cost more than its eth_getLogs), otherwise through web3. A block the node
+        does not have raises BlockNotFound, as web3's get_block does."""
+        if not self.http:
+            blocks = [self.w3.eth.get_block(number) for number in numbers]
+            return [
+                {
+                    "hash": hex0x(bytes(block["hash"])),
+                    "parentHash": hex0x(bytes(block["parentHash"])),
+                    "timestamp": int(block["timestamp"]),
+                }
+                for block in blocks
+            ]
+        found = []
+        for i in range(0, len(numbers), HEADER_BATCH):
+            chunk = numbers[i : i + HEADER_BATCH]
+            answers = self.batch([("eth_getBlockByNumber", [hex(number), False]) for number in chunk])
+            for number, answer in zip(chunk, answers, strict=True):
+                if "error" in answer:
+                    raise RpcError(answer["error"])
+                block = answer.get("result")
+                if not block:
+                    raise BlockNotFound(f"block {number} not found")
+                found.append(
+                    {
+                        "hash": block["hash"].lower(),
+                        "parentHash": block["parentHash"].lower(),
+                        "timestamp": to_int(block["timestamp"]),
+                    }
+                )
+        return found
 
     def receipt(self, tx_hash: str) -> dict[str, Any] | None:
         """A transaction's status, block number, block hash (hex) and gas used, or None if

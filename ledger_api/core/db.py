@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,13 @@ def insert_ignore(connection: Connection, table: Table, rows: Sequence[dict[str,
     dialect = connection.dialect.name
     if len(rows) >= BULK_ROWS and dialect in ("sqlite", "postgresql"):
         columns = list(rows[0])
-        values = [tuple(row[c] for c in columns) for row in rows]
+        # itemgetter builds each row's tuple in C (a generator per row was a tenth of a
+        # backfill's write time); one column would give bare values, not 1-tuples.
+        values = (
+            list(map(itemgetter(*columns), rows))
+            if len(columns) > 1
+            else [(row[columns[0]],) for row in rows]
+        )
         if dialect == "sqlite":
             _sqlite_bulk(connection, table.name, columns, values)
         else:
