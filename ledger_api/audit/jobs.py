@@ -101,6 +101,7 @@ def start(auditing: Auditing, scope: Scope, principal: Principal, full: bool = T
     the job re-reads every event (see reconcile.reconcile); a job already queued or
     running for the scope is returned as it is, full or not."""
     key = scope_key(scope)
+    full = full or key != "all"  # the checked ranges are the whole deployment's
     active = select(Job).where(Job.deployment_id == auditing.deployment_id, Job.active_scope == key)
     for _ in range(5):
         with auditing.engine.connect() as connection:
@@ -347,7 +348,10 @@ class ReconciliationWorker:
         self.running = running
         running.progress.cancelled = self.stop_event.is_set()
         try:
-            result = reconcile.reconcile(self.auditing, _scope_of(job), running.progress, full=job.full)
+            if job.full:
+                result = reconcile.reconcile(self.auditing, _scope_of(job), running.progress)
+            else:
+                result = reconcile.reconcile_incremental(self.auditing, running.progress)
         except reconcile.Cancelled:
             self._requeue(running)
             return

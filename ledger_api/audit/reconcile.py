@@ -736,18 +736,23 @@ def _mirror_tables(connection: Connection, deployment_id: int, scope: Scope) -> 
     return {name: _rows(connection, deployment_id, model, scope) for name, model, _ in TABLES}
 
 
-def reconcile(
-    auditing: Auditing, scope: Scope, progress: Progress | None = None, full: bool = True
-) -> dict[str, Any]:
-    """Compare the mirror with the chain. `full`: re-read every event from the node and
-    ask the views about every record. Otherwise (the whole deployment only: the checked
-    ranges are the deployment's) re-read only the blocks after the checked ranges, and ask
-    the views only about the records their events name."""
+def reconcile(auditing: Auditing, scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
+    """A full reconciliation of the scope: every event re-read from the node, the views
+    asked about every record."""
+    return _reconcile(auditing, scope, progress or Progress(), incremental=False)
+
+
+def reconcile_incremental(auditing: Auditing, progress: Progress | None = None) -> dict[str, Any]:
+    """The whole deployment's reconciliation, re-reading from the node only the blocks
+    after the ranges already checked, and asking the views only about the records their
+    events name (the module's docstring)."""
+    return _reconcile(auditing, Scope(None, None), progress or Progress(), incremental=True)
+
+
+def _reconcile(auditing: Auditing, scope: Scope, progress: Progress, incremental: bool) -> dict[str, Any]:
     began = time.perf_counter()
-    progress = progress or Progress()
     assert auditing.deployment_id is not None
     deployment_id = auditing.deployment_id
-    incremental = not full and scope.charity_id is None and scope.campaign_id is None
     progress.stage = "reading the mirror"
     # The cursor and the rows it covers, as of one moment: the indexer commits a range's
     # rows with its cursor, so this is the mirror at exactly the cursor's block.
