@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from typer.testing import CliRunner
 
+from ledger_api.cli import app as cli
 from ledger_api.core import ids
-from ledger_api.core.models import ReconciledRange
+from ledger_api.core.models import ReconciledRange, ReconciliationJob
 from tests.api.checks import reconciled, wait_for_mirror
 from tests.api.service import ADMIN_KEY, Service
 
@@ -159,3 +161,18 @@ def test_a_scoped_reconciliation_is_always_full(service: Service) -> None:
     assert _ranges(service) == []
     bad = service.post("/v1/audit/reconciliations", auditor, params={"full": "perhaps"})
     assert bad.status_code == 422, bad.text
+
+
+def test_the_command_line_checks_incrementally_unless_asked_for_full(service: Service) -> None:
+    _, _, _, auditor = _ledger(service)
+    runner = CliRunner()
+    for extra, full in (([], False), (["--full"], True), ([], False)):
+        result = runner.invoke(cli, ["reconcile", *extra, "--api", service.base, "--key", auditor])
+        assert result.exit_code == 0, result.output
+        assert "CLEAN" in result.output
+        with service.runtime.engine.connect() as connection:
+            newest = connection.execute(
+                select(ReconciliationJob.full).order_by(ReconciliationJob.created_at.desc()).limit(1)
+            ).scalar_one()
+        assert newest is full
+    assert len(_ranges(service)) == 1  # the second incremental check found nothing new to store
