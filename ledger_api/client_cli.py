@@ -245,6 +245,12 @@ def trace(
 def reconcile(
     charity_id: str = typer.Option(None, help="Only this charity (CH-...)."),
     campaign_id: str = typer.Option(None, help="Only this campaign (CP-...)."),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Re-read every event from the node (default: only the blocks after the ranges"
+        " already checked, for the whole deployment).",
+    ),
     api: str = API,
     key: str = KEY,
 ) -> None:
@@ -256,7 +262,10 @@ def reconcile(
 
     from ledger_api.audit.reconcile import summarize
 
-    params = {k: v for k, v in {"charity_id": charity_id, "campaign_id": campaign_id}.items() if v}
+    params: dict[str, Any] = {
+        k: v for k, v in {"charity_id": charity_id, "campaign_id": campaign_id}.items() if v
+    }
+    params["full"] = "true" if full else "false"
     location = None
     try:
         with _client(api, key, timeout=60) as client:

@@ -96,9 +96,12 @@ def _visible(auditing: Auditing, principal: Principal) -> Any:
     return query
 
 
-def start(auditing: Auditing, scope: Scope, principal: Principal) -> tuple[Row[Any], bool]:
-    """The scope's queued or running job, or a new queued one: (job, created)."""
+def start(auditing: Auditing, scope: Scope, principal: Principal, full: bool = True) -> tuple[Row[Any], bool]:
+    """The scope's queued or running job, or a new queued one: (job, created). `full`:
+    the job re-reads every event (see reconcile.reconcile); a job already queued or
+    running for the scope is returned as it is, full or not."""
     key = scope_key(scope)
+    full = full or key != "all"  # the checked ranges are the whole deployment's
     active = select(Job).where(Job.deployment_id == auditing.deployment_id, Job.active_scope == key)
     for _ in range(5):
         with auditing.engine.connect() as connection:
@@ -119,6 +122,7 @@ def start(auditing: Auditing, scope: Scope, principal: Principal) -> tuple[Row[A
                         attempts=0,
                         requested_by=principal.key_id,
                         created_at=_now(),
+                        full=full,
                     )
                 )
         except IntegrityError:
@@ -176,6 +180,7 @@ def view(auditing: Auditing, row: Row[Any], full: bool = True) -> Reconciliation
         "finished_at": _utc(row.finished_at),
         "checked_block": row.block_number,
         "attempts": row.attempts,
+        "full": row.full,
     }
     if row.status == "queued" and full:
         body["jobs_ahead"] = _ahead(auditing, row)
@@ -343,7 +348,10 @@ class ReconciliationWorker:
         self.running = running
         running.progress.cancelled = self.stop_event.is_set()
         try:
-            result = reconcile.reconcile(self.auditing, _scope_of(job), running.progress)
+            if job.full:
+                result = reconcile.reconcile(self.auditing, _scope_of(job), running.progress)
+            else:
+                result = reconcile.reconcile_incremental(self.auditing, running.progress)
         except reconcile.Cancelled:
             self._requeue(running)
             return

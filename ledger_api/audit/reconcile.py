@@ -12,9 +12,23 @@ At the height the mirror is indexed to (its cursor), the service
    counts; a donation's allocated and refunded; a disbursement's allocation and evidence
    counts) with the mirror's.
 Step 2 catches a dropped, inserted or edited row; step 3 does not trust our own
-projection code at all. The answer lists every difference found, or is a clean bill
-with the block it was checked at. A view call that reverts (or fails) for a record the
-mirror holds is one of those differences.
+projection code at all.
+
+Incremental (`full=False`, the whole deployment only): each reconciliation of the
+deployment stores the block range it read from the node (reconciled_ranges: the SHA-256
+of its events as the node gave them, the hash of its last block). The next one checks the
+last range's block hash (a block's hash covers its parents: one call vouches for every
+earlier range; ranges a reorg left behind are dropped), checks that the mirror's events of
+each range still hash to its digest (an edit there is a difference, without asking the
+node for those blocks again), and re-derives the records from those events plus the new
+blocks' events, the only ones read from the node. Step 2 then compares every table as
+usual, so an edited record anywhere is still found; step 3 asks only about the records
+the new events name. Node reads and view calls grow with the new events; the derivation
+and the comparison (SQL and CPU) still with the ledger.
+
+The answer lists every difference found, or is a clean bill with the block it was
+checked at. A view call that reverts (or fails) for a record the mirror holds is one of
+those differences.
 
 The cursor and every mirror table are read in one snapshot (db.snapshot), so the mirror
 compared is exactly the mirror at the checked height, however much the indexer writes
@@ -29,12 +43,13 @@ import hashlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from eth_abi.exceptions import DecodingError
 from eth_utils import to_checksum_address
-from sqlalchemy import Connection, Row, create_engine, insert, select
+from sqlalchemy import Connection, Row, create_engine, delete, insert, select
 from sqlalchemy.pool import StaticPool
 from web3 import Web3
 
@@ -48,7 +63,7 @@ from ledger_api.chain.contract import SerializedTesterProvider
 from ledger_api.chain.rpc import Rpc, RpcError
 from ledger_api.core import db, ids
 from ledger_api.core.hexes import hex0x, unhex
-from ledger_api.core.models import Base, Deployment
+from ledger_api.core.models import Base, Deployment, ReconciledRange
 from ledger_api.mirror import tables as im
 
 MAX_LISTED = 1000  # differences listed in one answer (all are counted)
@@ -59,6 +74,8 @@ VIEW_BATCH = 200
 # call takes ~35 ms there, so a slice is one or two calls; a request that arrives waits
 # for at most that long (the slices then wait until no request is waiting).
 SLICE_SECONDS = 0.05
+# Events of the checked ranges replayed into the private database per transaction.
+REPLAY_BATCH = 5000
 
 # The records compared, with their keys; every other column is compared as a field.
 TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
@@ -195,8 +212,13 @@ def _digest(tables: dict[str, dict[tuple, tuple]]) -> str:
     return digest.hexdigest()
 
 
-def _derive(auditing: Auditing, height: int, progress: Progress) -> tuple[Any, int]:
-    """The records the chain's events up to `height` imply, in a private database."""
+def _derive(
+    auditing: Auditing, height: int, progress: Progress, checked: Checked
+) -> tuple[Any, int, set[Any]]:
+    """The records the chain's events up to `height` imply, in a private database: the
+    checked ranges' events replayed from the mirror (their digests vouch for them), then
+    every later block's events from the node. Returns the database, the events read from
+    the node and every value those events name (the records they touched)."""
     engine = create_engine("sqlite://", poolclass=StaticPool)
     Base.metadata.create_all(engine)
     assert auditing.deployment_id is not None
@@ -205,15 +227,39 @@ def _derive(auditing: Auditing, height: int, progress: Progress) -> tuple[Any, i
         row = source.execute(select(table).where(table.c.id == auditing.deployment_id)).one()
     with engine.begin() as connection:
         connection.execute(insert(table).values(**row._asdict()))
-    count = 0
-    for logs in _chain_logs(auditing, row.deployment_block, height):
+    for i in range(0, len(checked.replay), REPLAY_BATCH):
+        progress.check()
+        with engine.begin() as connection:
+            apply_logs(connection, auditing.deployment_id, checked.replay[i : i + REPLAY_BATCH])
+    count, touched = 0, set[Any]()
+    start = checked.next_block if checked.next_block is not None else row.deployment_block
+    for logs in _chain_logs(auditing, start, height):
         progress.check()
         with engine.begin() as connection:
             apply_logs(connection, auditing.deployment_id, logs)
         count += len(logs)
+        if checked.next_block is not None:  # only an incremental check asks about them
+            for log in logs:
+                _named(log.args, touched)
         if logs:
             progress.stage = f"re-reading the chain: block {logs[-1].block_number} of {height}"
-    return engine, count
+    return engine, count, touched
+
+
+def _named(value: Any, into: set[Any]) -> None:
+    """Every scalar in an event's arguments, as the mirror keys records (0x hex)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _named(item, into)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _named(item, into)
+    elif isinstance(value, bytes):
+        into.add(hex0x(value))
+    elif isinstance(value, str):
+        into.add(value.lower())
+    else:
+        into.add(value)
 
 
 def _chain_logs(auditing: Auditing, start: int, end: int) -> Iterator[list[DecodedLog]]:
@@ -549,6 +595,136 @@ def _compare(
                 )
 
 
+# ------------------------------------------------------------ checked ranges
+
+
+@dataclass
+class Checked:
+    """What the stored ranges give a reconciliation: the mirror's events of the ranges
+    still canonical (to re-derive the records from, instead of the node's), and the
+    first block to read from the node (None: the deployment's first)."""
+
+    replay: list[DecodedLog] = field(default_factory=list)
+    next_block: int | None = None
+    ranges: int = 0
+
+
+def _range_digests(events: dict[tuple, tuple], bounds: list[tuple[int, int]]) -> list[tuple[str, int]]:
+    """(SHA-256, event count) of the `events` rows of each (first, last) block range."""
+    ordered = sorted(events)
+    out, i = [], 0
+    for first, last in bounds:
+        while i < len(ordered) and ordered[i][0] < first:
+            i += 1
+        digest, count = hashlib.sha256(), 0
+        while i < len(ordered) and ordered[i][0] <= last:
+            digest.update(orjson.dumps(list(events[ordered[i]])))
+            i += 1
+            count += 1
+        out.append((digest.hexdigest(), count))
+    return out
+
+
+def _checked(auditing: Auditing, events: dict[tuple, tuple], height: int, findings: Findings) -> Checked:
+    """The stored ranges up to `height` that are still canonical, their mirror events
+    checked against their digests (a difference is a finding; the node is not asked
+    again for those blocks). Ranges no longer canonical (a reorg) or above the height
+    are dropped, so their blocks are read from the node again."""
+    R = ReconciledRange
+    with auditing.engine.connect() as connection:
+        ranges = list(
+            connection.execute(
+                select(R).where(R.deployment_id == auditing.deployment_id).order_by(R.first_block)
+            )
+        )
+    kept = [r for r in ranges if r.last_block <= height]
+    # A block's hash covers its parents': the last range still canonical vouches for all before it.
+    while kept and hex0x(_block_hash(auditing.w3, kept[-1].last_block)) != kept[-1].last_block_hash:
+        kept.pop()
+    if len(kept) < len(ranges):
+        first_dropped = ranges[len(kept)].first_block
+        with auditing.engine.begin() as connection:
+            connection.execute(
+                delete(R).where(R.deployment_id == auditing.deployment_id, R.first_block >= first_dropped)
+            )
+    if not kept:
+        return Checked()
+    bounds = [(r.first_block, r.last_block) for r in kept]
+    for r, (digest, count) in zip(kept, _range_digests(events, bounds), strict=True):
+        if digest != r.events_digest:
+            findings.add(
+                check="records",
+                table="events",
+                key={"first_block": r.first_block, "last_block": r.last_block},
+                chain={"events": r.event_count, "sha256": r.events_digest},
+                mirror={"events": count, "sha256": digest},
+                problem="the mirror's events of these blocks differ from those checked against the node",
+            )
+    last = kept[-1].last_block
+    names = [c.name for c in im.table(im.Event).columns if c.name not in SKIP]
+    replay = [
+        _replayed(dict(zip(names, events[key], strict=True))) for key in sorted(events) if key[0] <= last
+    ]
+    return Checked(replay=replay, next_block=last + 1, ranges=len(kept))
+
+
+def _replayed(row: dict[str, Any]) -> DecodedLog:
+    return DecodedLog(
+        name=row["name"],
+        args=orjson.loads(row["args"]),
+        block_number=row["block_number"],
+        block_hash=row["block_hash"],
+        tx_hash=row["tx_hash"],
+        tx_index=row["tx_index"],
+        log_index=row["log_index"],
+    )
+
+
+def _store_range(
+    auditing: Auditing, events: dict[tuple, tuple], first: int, height: int, block_hash: str
+) -> None:
+    """Remember blocks first..height as checked: their events as the node gave them."""
+    ((digest, count),) = _range_digests(events, [(first, height)])
+    with auditing.engine.begin() as connection:
+        connection.execute(
+            insert(ReconciledRange).values(
+                deployment_id=auditing.deployment_id,
+                first_block=first,
+                last_block=height,
+                last_block_hash=block_hash,
+                event_count=count,
+                events_digest=digest,
+                checked_at=datetime.now(UTC),
+            )
+        )
+
+
+# The mirror tables whose records the views check, each keyed by its record's ID first:
+# an incremental reconciliation asks the views only about those the new events name.
+_VIEWED = (
+    "campaigns",
+    "donations",
+    "disbursements",
+    "evidence_links",
+    "evidence_withdrawals",
+    "access_log_seals",
+    "grants",
+    "grant_donations",
+    "proposals",
+    "approval_rules",
+    "approval_rule_approvers",
+    "recipients",
+    "disbursement_recipients",
+)
+
+
+def _touched_only(mirror: dict[str, dict[tuple, tuple]], touched: set[Any]) -> dict[str, dict[tuple, tuple]]:
+    return {
+        name: {k: v for k, v in rows.items() if k[0] in touched} if name in _VIEWED else rows
+        for name, rows in mirror.items()
+    }
+
+
 def _cursor(connection: Connection, deployment_id: int) -> Row[int, str] | None:
     return connection.execute(
         select(im.Cursor.block_number, im.Cursor.block_hash).where(im.Cursor.deployment_id == deployment_id)
@@ -561,8 +737,20 @@ def _mirror_tables(connection: Connection, deployment_id: int, scope: Scope) -> 
 
 
 def reconcile(auditing: Auditing, scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
+    """A full reconciliation of the scope: every event re-read from the node, the views
+    asked about every record."""
+    return _reconcile(auditing, scope, progress or Progress(), incremental=False)
+
+
+def reconcile_incremental(auditing: Auditing, progress: Progress | None = None) -> dict[str, Any]:
+    """The whole deployment's reconciliation, re-reading from the node only the blocks
+    after the ranges already checked, and asking the views only about the records their
+    events name (the module's docstring)."""
+    return _reconcile(auditing, Scope(None, None), progress or Progress(), incremental=True)
+
+
+def _reconcile(auditing: Auditing, scope: Scope, progress: Progress, incremental: bool) -> dict[str, Any]:
     began = time.perf_counter()
-    progress = progress or Progress()
     assert auditing.deployment_id is not None
     deployment_id = auditing.deployment_id
     progress.stage = "reading the mirror"
@@ -579,7 +767,7 @@ def reconcile(auditing: Auditing, scope: Scope, progress: Progress | None = None
         "block_number": height,
         "block_hash": mirror_hash,
     }
-    answer: dict[str, Any] = {"scope": scope.describe(), "checked_at": checked_at}
+    answer: dict[str, Any] = {"scope": scope.describe(), "checked_at": checked_at, "full": not incremental}
     if height is None:
         findings = Findings()
         findings.add(check="cursor", problem="the mirror has not indexed anything yet")
@@ -596,10 +784,11 @@ def reconcile(auditing: Auditing, scope: Scope, progress: Progress | None = None
         )
         return _finish(answer, findings, began)
 
-    progress.stage = "re-reading the chain"
-    derived, chain_events = _derive(auditing, height, progress)
-    progress.stage = "comparing the records"
     findings = Findings()
+    checked = _checked(auditing, mirror_tables["events"], height, findings) if incremental else Checked()
+    progress.stage = "re-reading the chain"
+    derived, chain_events, touched = _derive(auditing, height, progress, checked)
+    progress.stage = "comparing the records"
     chain_tables: dict[str, dict[tuple, tuple]] = {}
     columns: dict[str, list[str]] = {}
     with derived.connect() as theirs:
@@ -608,15 +797,22 @@ def reconcile(auditing: Auditing, scope: Scope, progress: Progress | None = None
             chain_tables[name] = _rows(theirs, deployment_id, model, scope)
             _compare(findings, name, columns[name], keys, chain_tables[name], mirror_tables[name])
     derived.dispose()
-    view_findings, view_counts = _check_views(auditing, mirror_tables, columns, height, progress)
+    viewed = _touched_only(mirror_tables, touched) if checked.next_block is not None else mirror_tables
+    view_findings, view_counts = _check_views(auditing, viewed, columns, height, progress)
     for difference in view_findings.differences:
         findings.add(**difference)
     findings.count += view_findings.count - len(view_findings.differences)
+    if incremental and (checked.next_block or 0) <= height:
+        first = checked.next_block if checked.next_block is not None else auditing.deployment.block_number
+        _store_range(auditing, chain_tables["events"], first, height, node_hash)
     answer["counts"] = {
         name: {"chain": len(chain_tables[name]), "mirror": len(mirror_tables[name])} for name, _, _ in TABLES
     }
     answer["views_checked"] = view_counts
     answer["chain_events_read"] = chain_events
+    if incremental:
+        answer["ranges_reused"] = checked.ranges
+        answer["events_replayed"] = len(checked.replay)
     answer["digest"] = {
         "algorithm": "sha256",
         "chain": _digest(chain_tables),

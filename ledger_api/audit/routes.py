@@ -104,8 +104,15 @@ class ReconciliationStart(Strict):
 
     charity_id: CharityId | None = None
     campaign_id: CampaignId | None = None
+    full: bool | None = None
 
 
+FULL = (
+    "true (default): re-read every event from the node and ask the views about every record."
+    " false: for the whole deployment, re-read only the blocks after the ranges already checked"
+    " (whose events in the mirror must still hash to their digests) and ask the views about the"
+    " records the new events name; a charity's or campaign's reconciliation is always full."
+)
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
 # How long a client polling a queued or running job should wait between looks.
 POLL_AFTER = "2"
@@ -133,6 +140,7 @@ def start_reconciliation(
     body: Annotated[ReconciliationStart | None, Body()] = None,
     charity_id: CharityFilter = None,
     campaign_id: CampaignFilter = None,
+    full: Annotated[bool | None, Query(description=FULL)] = None,
 ) -> JSONResponse:
     """Have the service re-read the chain (events and view functions) and compare it with
     the mirror, in the background. Answers 202 with the job (Location: its status); while
@@ -144,9 +152,12 @@ def start_reconciliation(
         ):
             if given is not None and query is not None and given != query:
                 raise InvalidRequest(f"{name} differs between the query and the body")
+        if body.full is not None and full is not None and body.full != full:
+            raise InvalidRequest("full differs between the query and the body")
         charity_id, campaign_id = body.charity_id or charity_id, body.campaign_id or campaign_id
+        full = body.full if body.full is not None else full
     scope = traced_lookup(auditing, principal, trace, charity_id, campaign_id)
-    job, created = jobs.start(auditing, scope, principal)
+    job, created = jobs.start(auditing, scope, principal, full=full is not False)
     _served(trace, scope, [job.id])
     return _accepted(request, auditing, job, created)
 

@@ -115,6 +115,10 @@ class Reconciliation(Answer):
     finished_at: str | None
     checked_block: int | None
     attempts: int
+    full: bool = Field(
+        description="Whether the job re-reads every event from the node, or only the blocks after"
+        " the ranges already checked (the whole deployment's reconciliations only)."
+    )
     jobs_ahead: int | None = None
     progress: str | None = None
     clean: bool | None = None

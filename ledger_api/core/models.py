@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -220,6 +221,30 @@ class ReconciliationJob(Base):
     difference_count: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    # True: re-read every event from the node; False: only the blocks after the checked
+    # ranges (reconciled_ranges), whose digests stand for the rest.
+    full: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class ReconciledRange(Base):
+    """A block range of the deployment that a reconciliation read from the node: the
+    SHA-256 of its events as the node gave them (in the `events` table's form) and the
+    hash of its last block. An incremental reconciliation re-reads only the blocks after
+    the last range: it checks the ranges are still canonical (the last one's block hash;
+    each block's hash covers its parents) and that the mirror's events in each still hash
+    to its digest, and re-derives the records from those events (ledger_api/audit/reconcile.py)."""
+
+    __tablename__ = "reconciled_ranges"
+    __table_args__ = (UniqueConstraint("deployment_id", "first_block", name="uq_reconciled_ranges_first"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    first_block: Mapped[int] = mapped_column(BigInteger)
+    last_block: Mapped[int] = mapped_column(BigInteger)
+    last_block_hash: Mapped[str] = mapped_column(String(66))
+    event_count: Mapped[int] = mapped_column(Integer)
+    events_digest: Mapped[str] = mapped_column(String(64))
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ConsoleSession(Base):
