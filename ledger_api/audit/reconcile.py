@@ -32,24 +32,39 @@ those differences.
 
 The cursor and every mirror table are read in one snapshot (db.snapshot), so the mirror
 compared is exactly the mirror at the checked height, however much the indexer writes
-meanwhile. It runs as a background job (jobs.py), never inside a request; on the
-embedded chain every chain read takes the chain in short slices that give way to
-requests waiting for it (SerializedTesterProvider.background_slice).
+meanwhile.
+
+Memory does not grow with the ledger: the derived records go to a private SQLite file in
+the temporary directory (about the size of the mirror's tables, deleted at the end), and
+both sides are read table by table in key order and merged a row at a time (the
+comparison, the digests, the range checks); the view calls take a chunk of records at a
+time. What is held whole is bounded by the differences listed (MAX_LISTED), a chunk, and
+for an incremental check the values the new events name.
+
+It runs as a background job (jobs.py), never inside a request; on the embedded chain
+every chain read takes the chain in short slices that give way to requests waiting for
+it (SerializedTesterProvider.background_slice). The snapshot stays open for the whole
+run (a long read transaction: PostgreSQL keeps old row versions, SQLite's WAL grows until
+it ends).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 from eth_abi.exceptions import DecodingError
 from eth_utils import to_checksum_address
-from sqlalchemy import Connection, Row, create_engine, delete, insert, select
+from sqlalchemy import Connection, Engine, Row, String, create_engine, delete, event, insert, select
 from sqlalchemy.pool import StaticPool
 from web3 import Web3
 
@@ -70,12 +85,16 @@ MAX_LISTED = 1000  # differences listed in one answer (all are counted)
 # eth_calls per JSON-RPC batch: anvil answers 200 donationOf calls in about 40 ms, so a
 # batch never holds a connection (or the node) long.
 VIEW_BATCH = 200
+# Records whose view calls are made (and whose rows are held) at a time.
+VIEW_CHUNK = 10 * VIEW_BATCH
 # On the embedded chain, how long one slice of background work holds the chain: a view
 # call takes ~35 ms there, so a slice is one or two calls; a request that arrives waits
 # for at most that long (the slices then wait until no request is waiting).
 SLICE_SECONDS = 0.05
 # Events of the checked ranges replayed into the private database per transaction.
 REPLAY_BATCH = 5000
+# The private database's page cache (KiB): enough for its indexes' hot pages.
+PRIVATE_CACHE_KIB = 32 * 1024
 
 # The records compared, with their keys; every other column is compared as a field.
 TABLES: tuple[tuple[str, type[Base], tuple[str, ...]], ...] = (
@@ -144,12 +163,19 @@ def _readable(value: Any) -> Any:
     return value
 
 
-def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: Scope) -> dict[tuple, tuple]:
+def _query(
+    deployment_id: int, model: type[Base], scope: Scope, blocks: tuple[int | None, int | None] = (None, None)
+) -> Any:
+    """The rows of a mirror table in scope (None: the scope holds none of them), in key order."""
     table = im.table(model)
     c = table.c
     key_columns = next(keys for _, m, keys in TABLES if m is model)
     columns = [col for col in table.columns if col.name not in SKIP]
     query = select(*columns).where(c.deployment_id == deployment_id)
+    if blocks[0] is not None:
+        query = query.where(c.block_number >= blocks[0])
+    if blocks[1] is not None:
+        query = query.where(c.block_number <= blocks[1])
     C, B = im.table(im.Campaign).c, im.table(im.Disbursement).c
     campaigns = select(C.campaign_id).where(C.deployment_id == deployment_id)
     if scope.campaign_id is not None:
@@ -164,10 +190,10 @@ def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: 
                 else c.charity_id == scope.charity_id
             )
         elif model in (im.AccessLogSeal, im.Recipient):
-            return {}  # the platform's seals and the recipient organisations belong to no charity
+            return None  # the platform's seals and the recipient organisations belong to no charity
         elif model in (im.Charity, im.Operator, im.Correction):
             if scope.campaign_id is not None:
-                return {}  # charity-level records are outside a campaign's scope
+                return None  # charity-level records are outside a campaign's scope
             query = query.where(c.charity_id == scope.charity_id)
         elif model is im.Campaign or model in (
             im.Donation,
@@ -194,48 +220,105 @@ def _rows(connection: Connection, deployment_id: int, model: type[Base], scope: 
                 B.deployment_id == deployment_id, B.campaign_id.in_(campaigns)
             )
             query = query.where(c.disbursement_id.in_(disbursements))
-    names = [col.name for col in columns]
-    positions = [names.index(k) for k in key_columns]
-    result = {}
-    for row in connection.execute(query.execution_options(yield_per=5000)):
-        values = tuple(row)
-        result[tuple(values[i] for i in positions)] = values
-    return result
+    return query, [c[k] for k in key_columns], [col.name for col in columns]
 
 
-def _digest(tables: dict[str, dict[tuple, tuple]]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(tables):
-        digest.update(name.encode())
-        for key in sorted(tables[name]):
-            digest.update(orjson.dumps(list(tables[name][key]), option=orjson.OPT_PASSTHROUGH_DATACLASS))
-    return digest.hexdigest()
+class _Records:
+    """One side's records, each table read in key order as it is needed: the mirror (on
+    the snapshot's connection) or the derivation (the private database). Both sides come
+    in Python's order of the keys (hex text and integers; on PostgreSQL text is ordered
+    by its bytes, COLLATE "C", whatever the database's collation), so the two can be
+    merged a row at a time and a table is never held whole in memory."""
+
+    def __init__(self, connection: Connection, deployment_id: int, scope: Scope) -> None:
+        self.connection, self.deployment_id, self.scope = connection, deployment_id, scope
+
+    def rows(
+        self, name: str, blocks: tuple[int | None, int | None] = (None, None)
+    ) -> Iterator[tuple[tuple, tuple]]:
+        model = next(m for n, m, _ in TABLES if n == name)
+        built = _query(self.deployment_id, model, self.scope, blocks)
+        if built is None:
+            return
+        query, key_columns, names = built
+        bytewise = self.connection.dialect.name == "postgresql"
+        order = [k.collate("C") if bytewise and isinstance(k.type, String) else k for k in key_columns]
+        positions = [names.index(k.name) for k in key_columns]
+        previous: tuple | None = None
+        # PostgreSQL streams through a server-side cursor: closed here however the
+        # reading ends (a generator left unfinished closes it too).
+        with self.connection.execute(query.order_by(*order).execution_options(yield_per=5000)) as result:
+            for row in result:
+                values = tuple(row)
+                key = tuple(values[i] for i in positions)
+                if previous is not None and not previous < key:
+                    raise RuntimeError(f"{name}: rows not in key order ({previous!r}, then {key!r})")
+                previous = key
+                yield key, values
+
+
+def _mirror_records(connection: Connection, deployment_id: int, scope: Scope) -> _Records:
+    """The mirror's records in scope, read in the snapshot the cursor was read in."""
+    return _Records(connection, deployment_id, scope)
+
+
+def _sha256_row(digest: Any, values: tuple) -> None:
+    digest.update(orjson.dumps(list(values), option=orjson.OPT_PASSTHROUGH_DATACLASS))
+
+
+@contextlib.contextmanager
+def _private_database(auditing: Auditing) -> Iterator[tuple[Engine, int]]:
+    """A private SQLite file, in the system's temporary directory, for the records the
+    chain's events imply (and the deployment's first block). Written once and read once,
+    so it keeps no journal and never syncs; it is deleted when the reconciliation ends.
+    On disk rather than in memory, so a ledger of millions of records costs disk, not RAM."""
+    assert auditing.deployment_id is not None
+    with tempfile.TemporaryDirectory(prefix="ledger-reconcile-") as directory:
+        engine = create_engine(f"sqlite:///{Path(directory) / 'derived.db'}", poolclass=StaticPool)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=OFF")
+            cursor.execute("PRAGMA synchronous=OFF")
+            cursor.execute(f"PRAGMA cache_size=-{PRIVATE_CACHE_KIB}")
+            cursor.close()
+
+        try:
+            Base.metadata.create_all(engine)
+            table = im.table(Deployment)
+            with auditing.engine.connect() as source:
+                row = source.execute(select(table).where(table.c.id == auditing.deployment_id)).one()
+            with engine.begin() as connection:
+                connection.execute(insert(table).values(**row._asdict()))
+            yield engine, row.deployment_block
+        finally:
+            engine.dispose()
 
 
 def _derive(
-    auditing: Auditing, height: int, progress: Progress, checked: Checked
-) -> tuple[Any, int, set[Any]]:
-    """The records the chain's events up to `height` imply, in a private database: the
+    auditing: Auditing,
+    derived: Engine,
+    start: int,
+    mirror: _Records,
+    height: int,
+    progress: Progress,
+    checked: Checked,
+    findings: Findings,
+) -> tuple[int, set[Any]]:
+    """Fill `derived` with the records the chain's events up to `height` imply: the
     checked ranges' events replayed from the mirror (their digests vouch for them), then
-    every later block's events from the node. Returns the database, the events read from
-    the node and every value those events name (the records they touched)."""
-    engine = create_engine("sqlite://", poolclass=StaticPool)
-    Base.metadata.create_all(engine)
+    every later block's events from the node. Returns the number of events read from the
+    node and every value those events name (the records they touched)."""
     assert auditing.deployment_id is not None
-    table = im.table(Deployment)
-    with auditing.engine.connect() as source:
-        row = source.execute(select(table).where(table.c.id == auditing.deployment_id)).one()
-    with engine.begin() as connection:
-        connection.execute(insert(table).values(**row._asdict()))
-    for i in range(0, len(checked.replay), REPLAY_BATCH):
-        progress.check()
-        with engine.begin() as connection:
-            apply_logs(connection, auditing.deployment_id, checked.replay[i : i + REPLAY_BATCH])
+    if checked.kept:
+        _replay(auditing.deployment_id, derived, mirror, checked, findings, progress)
     count, touched = 0, set[Any]()
-    start = checked.next_block if checked.next_block is not None else row.deployment_block
+    if checked.next_block is not None:
+        start = checked.next_block
     for logs in _chain_logs(auditing, start, height):
         progress.check()
-        with engine.begin() as connection:
+        with derived.begin() as connection:
             apply_logs(connection, auditing.deployment_id, logs)
         count += len(logs)
         if checked.next_block is not None:  # only an incremental check asks about them
@@ -243,7 +326,7 @@ def _derive(
                 _named(log.args, touched)
         if logs:
             progress.stage = f"re-reading the chain: block {logs[-1].block_number} of {height}"
-    return engine, count, touched
+    return count, touched
 
 
 def _named(value: Any, into: set[Any]) -> None:
@@ -300,7 +383,7 @@ def _reverted(revert: bytes | str | None) -> str:
 
 
 def _view_results(
-    w3: Web3, address: str, calls: list[Call], block: int, progress: Progress
+    w3: Web3, address: str, calls: list[Call], block: int, progress: Progress, done: int = 0
 ) -> list[ViewResult]:
     """Each call's decoded result at `block`, or why it has none. Over HTTP, calls go in
     JSON-RPC batches (a node that does not answer fails the whole reconciliation: that
@@ -317,7 +400,7 @@ def _view_results(
                     continue
                 data = answer.data
                 results.append(ViewResult(problem=_reverted(data if isinstance(data, str) else None)))
-            progress.stage = f"view calls: {len(results)} of {len(calls)}"
+            progress.stage = f"view calls: {done + len(results)} made"
             progress.check()
         return results
     provider = w3.provider
@@ -338,7 +421,7 @@ def _view_results(
                     results.append(ViewResult(problem=problem))
                     continue
                 results.append(_decode(call.fn_name, raw))
-        progress.stage = f"view calls: {len(results)} of {len(calls)}"
+        progress.stage = f"view calls: {done + len(results)} made"
         progress.check()
     return results
 
@@ -351,115 +434,129 @@ def _decode(fn_name: str, raw: Any) -> ViewResult:
         return ViewResult(problem="answers something that is not a record")
 
 
-def _check_views(
-    auditing: Auditing,
-    mirror: dict[str, dict[tuple, tuple]],
-    columns: dict[str, list[str]],
-    block: int,
-    progress: Progress,
-) -> tuple[Findings, dict[str, int]]:
-    """Totals from the contract's view functions against the mirror's rows."""
-    findings = Findings()
-    checks: list[tuple[str, tuple, dict[str, Any], Call]] = []
+def _view_checks(
+    mirror: _Records, touched: set[Any] | None, counts: dict[str, int]
+) -> Iterator[tuple[str, tuple, dict[str, Any], Call]]:
+    """The view call that vouches for each mirror record the views check, with the
+    record, one at a time in the mirror's order (`touched`: only the records these values
+    name; None: all). Counts the records of each table in `counts`."""
+
+    def rows(table: str) -> Iterator[tuple[tuple, dict[str, Any]]]:
+        names = _columns(table)
+        counts.setdefault(table, 0)
+        for key, values in mirror.rows(table):
+            if touched is None or key[0] in touched:
+                counts[table] += 1
+                yield key, dict(zip(names, values, strict=True))
+
     for table, fn_name in (
         ("campaigns", "campaignOf"),
         ("donations", "donationOf"),
         ("disbursements", "disbursementOf"),
     ):
-        names = columns[table]
-        for key, values in mirror[table].items():
-            row = dict(zip(names, values, strict=True))
-            checks.append((table, key, row, encode(fn_name, unhex(key[0]))))
+        for key, row in rows(table):
+            yield table, key, row, encode(fn_name, unhex(key[0]))
     # A redacted copy's link and a withdrawal, from evidenceStatus; a day's seal.
     for table in ("evidence_links", "evidence_withdrawals"):
-        names = columns[table]
-        for key, values in mirror[table].items():
-            row = dict(zip(names, values, strict=True))
-            checks.append((table, key, row, encode("evidenceStatus", unhex(key[0]), unhex(key[1]))))
-    for key, values in mirror["access_log_seals"].items():
-        row = dict(zip(columns["access_log_seals"], values, strict=True))
-        checks.append(("access_log_seals", key, row, encode("accessLogSeal", key[0])))
+        for key, row in rows(table):
+            yield table, key, row, encode("evidenceStatus", unhex(key[0]), unhex(key[1]))
+    for key, row in rows("access_log_seals"):
+        yield "access_log_seals", key, row, encode("accessLogSeal", key[0])
     # A grant's recipient and received total, from grantOf; a linked donation's source,
     # from grantSourceOf (each answers zero, not a revert, for a record that is no grant).
     for table, fn_name in (("grants", "grantOf"), ("grant_donations", "grantSourceOf")):
-        names = columns[table]
-        for key, values in mirror[table].items():
-            row = dict(zip(names, values, strict=True))
-            checks.append((table, key, row, encode(fn_name, unhex(key[0]))))
+        for key, row in rows(table):
+            yield table, key, row, encode(fn_name, unhex(key[0]))
     # Approvals: every proposal (proposalOf); each campaign's current rule (approvalRuleOf
     # answers only the latest version); every approver of every version (isApprover).
-    for key, values in mirror["proposals"].items():
-        row = dict(zip(columns["proposals"], values, strict=True))
-        checks.append(("proposals", key, row, encode("proposalOf", unhex(key[0]))))
+    for key, row in rows("proposals"):
+        yield "proposals", key, row, encode("proposalOf", unhex(key[0]))
     latest: dict[str, int] = {}
-    for campaign, version in mirror["approval_rules"]:
+    for (campaign, version), _ in mirror.rows("approval_rules"):
         latest[campaign] = max(version, latest.get(campaign, 0))
-    for key, values in mirror["approval_rules"].items():
+    for key, row in rows("approval_rules"):
         if latest[key[0]] == key[1]:
-            row = dict(zip(columns["approval_rules"], values, strict=True))
-            checks.append(("approval_rules", key, row, encode("approvalRuleOf", unhex(key[0]))))
-    for key, values in mirror["approval_rule_approvers"].items():
-        row = dict(zip(columns["approval_rule_approvers"], values, strict=True))
-        checks.append(
-            ("approval_rule_approvers", key, row, encode("isApprover", unhex(key[0]), key[1], key[2]))
-        )
+            yield "approval_rules", key, row, encode("approvalRuleOf", unhex(key[0]))
+    for key, row in rows("approval_rule_approvers"):
+        yield "approval_rule_approvers", key, row, encode("isApprover", unhex(key[0]), key[1], key[2])
     # A recipient's account (recipientAccount); a disbursement's recipient and how much of
     # it the recipient confirmed (recipientOf), against the sum of the mirror's
     # confirmations of that disbursement.
-    for key, values in mirror["recipients"].items():
-        row = dict(zip(columns["recipients"], values, strict=True))
-        checks.append(("recipients", key, row, encode("recipientAccount", unhex(key[0]))))
+    for key, row in rows("recipients"):
+        yield "recipients", key, row, encode("recipientAccount", unhex(key[0]))
     confirmed: dict[str, int] = {}
-    names = columns["receipt_confirmations"]
-    for values in mirror["receipt_confirmations"].values():
-        row = dict(zip(names, values, strict=True))
-        confirmed[row["disbursement_id"]] = confirmed.get(row["disbursement_id"], 0) + row["amount"]
-    for key, values in mirror["disbursement_recipients"].items():
-        row = dict(zip(columns["disbursement_recipients"], values, strict=True))
+    names = _columns("receipt_confirmations")
+    for _, values in mirror.rows("receipt_confirmations"):
+        confirmation = dict(zip(names, values, strict=True))
+        disbursement = confirmation["disbursement_id"]
+        confirmed[disbursement] = confirmed.get(disbursement, 0) + confirmation["amount"]
+    for key, row in rows("disbursement_recipients"):
         row["confirmed"] = confirmed.get(key[0], 0)
-        checks.append(("disbursement_recipients", key, row, encode("recipientOf", unhex(key[0]))))
-    results = _view_results(auditing.w3, auditing.deployment.address, [c[3] for c in checks], block, progress)
-    for (table, key, row, call), result in zip(checks, results, strict=True):
-        record = _readable(key[0])
-        if result.value is None:
-            findings.add(
-                check="view",
-                table=table,
-                key=record,
-                problem=f"the contract's {call.fn_name} knows no such record (it {result.problem})",
-            )
-            continue
-        view = result.value if table in _MANY_OUTPUTS else result.value[0]
-        expected = _expected(table, view)
-        for name, chain_value in expected.items():
-            mirror_value = _mirror_value(row, name)
-            if mirror_value != chain_value:
+        yield "disbursement_recipients", key, row, encode("recipientOf", unhex(key[0]))
+
+
+# The tables whose view checks an answer counts (the first three even when empty).
+_VIEW_COUNTED = (
+    "campaigns",
+    "donations",
+    "disbursements",
+    "evidence_links",
+    "evidence_withdrawals",
+    "access_log_seals",
+    "grants",
+    "grant_donations",
+    "approval_rules",
+    "disbursement_recipients",
+    "proposals",
+    "approval_rule_approvers",
+    "recipients",
+)
+
+
+def _check_views(
+    auditing: Auditing, mirror: _Records, touched: set[Any] | None, block: int, progress: Progress
+) -> tuple[Findings, dict[str, int]]:
+    """Totals from the contract's view functions against the mirror's rows, asked a
+    chunk of records at a time."""
+    findings = Findings()
+    counts: dict[str, int] = {}
+    checks = _view_checks(mirror, touched, counts)
+    done = 0
+    while chunk := list(itertools.islice(checks, VIEW_CHUNK)):
+        calls = [check[3] for check in chunk]
+        results = _view_results(auditing.w3, auditing.deployment.address, calls, block, progress, done)
+        done += len(chunk)
+        for (table, key, row, call), result in zip(chunk, results, strict=True):
+            record = _readable(key[0])
+            if result.value is None:
                 findings.add(
                     check="view",
                     table=table,
                     key=record,
-                    field=name,
-                    chain=chain_value,
-                    mirror=mirror_value,
-                    problem=f"{call.fn_name} disagrees with the mirror",
+                    problem=f"the contract's {call.fn_name} knows no such record (it {result.problem})",
                 )
-    counts = {
-        t: len(mirror[t])
-        for t in (
-            "campaigns",
-            "donations",
-            "disbursements",
-            *_MANY_OUTPUTS,
-            "proposals",
-            "approval_rule_approvers",
-            "recipients",
-        )
-        if mirror[t] or t in ("campaigns", "donations", "disbursements")
+                continue
+            view = result.value if table in _MANY_OUTPUTS else result.value[0]
+            for name, chain_value in _expected(table, view).items():
+                mirror_value = _mirror_value(row, name)
+                if mirror_value != chain_value:
+                    findings.add(
+                        check="view",
+                        table=table,
+                        key=record,
+                        field=name,
+                        chain=chain_value,
+                        mirror=mirror_value,
+                        problem=f"{call.fn_name} disagrees with the mirror",
+                    )
+    viewed = {
+        t: counts.get(t, 0)
+        for t in _VIEW_COUNTED
+        if counts.get(t) or t in ("campaigns", "donations", "disbursements")
     }
-    return findings, counts
+    return findings, viewed
 
 
-# The views that answer several values rather than one struct.
 _MANY_OUTPUTS = (
     "evidence_links",
     "evidence_withdrawals",
@@ -560,39 +657,110 @@ def _mirror_value(row: dict[str, Any], name: str) -> Any:
     return row[name]
 
 
+def _merged(
+    chain: Iterator[tuple[tuple, tuple]], mirror: Iterator[tuple[tuple, tuple]]
+) -> Iterator[tuple[tuple, tuple | None, tuple | None]]:
+    """Two key-ordered streams of rows joined on their keys: (key, chain row, mirror row),
+    None on the side that lacks the key."""
+    theirs, ours = next(chain, None), next(mirror, None)
+    while theirs is not None or ours is not None:
+        if ours is None or (theirs is not None and theirs[0] < ours[0]):
+            assert theirs is not None
+            yield theirs[0], theirs[1], None
+            theirs = next(chain, None)
+        elif theirs is None or ours[0] < theirs[0]:
+            yield ours[0], None, ours[1]
+            ours = next(mirror, None)
+        else:
+            yield theirs[0], theirs[1], ours[1]
+            theirs, ours = next(chain, None), next(mirror, None)
+
+
+@dataclass
+class _Compared:
+    """One table's comparison: how many rows each side has, and its differences in the
+    order an answer lists them (missing from the mirror, then not on chain, then altered;
+    each by key), at most MAX_LISTED of each kept."""
+
+    chain: int = 0
+    mirror: int = 0
+    count: int = 0
+    lists: tuple[list[dict[str, Any]], ...] = field(default_factory=lambda: ([], [], []))
+
+    def add(self, kind: int, **difference: Any) -> None:
+        self.count += 1
+        if len(self.lists[kind]) < MAX_LISTED:
+            self.lists[kind].append(difference)
+
+
 def _compare(
-    findings: Findings,
-    table: str,
-    names: list[str],
-    keys: tuple[str, ...],
-    chain: dict[tuple, tuple],
-    mirror: dict[tuple, tuple],
-) -> None:
+    table: str, keys: tuple[str, ...], chain: _Records, mirror: _Records, digests: tuple[Any, Any]
+) -> _Compared:
+    """The table's rows on both sides, a row at a time, each added to its side's digest."""
+    names = _columns(table)
+    compared = _Compared()
+
     def key_of(key: tuple) -> Any:
         readable = [_readable(k) for k in key]
         return dict(zip(keys, readable, strict=True)) if len(keys) > 1 else readable[0]
 
-    for key in sorted(chain.keys() - mirror.keys()):
-        findings.add(
-            check="records", table=table, key=key_of(key), problem="on chain, missing from the mirror"
-        )
-    for key in sorted(mirror.keys() - chain.keys()):
-        findings.add(check="records", table=table, key=key_of(key), problem="in the mirror, not on chain")
-    for key in sorted(chain.keys() & mirror.keys()):
-        ours, theirs = mirror[key], chain[key]
-        if ours == theirs:
-            continue
-        for name, chain_value, mirror_value in zip(names, theirs, ours, strict=True):
-            if chain_value != mirror_value:
-                findings.add(
-                    check="records",
-                    table=table,
-                    key=key_of(key),
-                    field=name,
-                    chain=chain_value,
-                    mirror=mirror_value,
-                    problem="altered in the mirror",
-                )
+    for key, theirs, ours in _merged(chain.rows(table), mirror.rows(table)):
+        if theirs is not None:
+            compared.chain += 1
+            _sha256_row(digests[0], theirs)
+        if ours is not None:
+            compared.mirror += 1
+            _sha256_row(digests[1], ours)
+        if ours is None:
+            compared.add(
+                0, check="records", table=table, key=key_of(key), problem="on chain, missing from the mirror"
+            )
+        elif theirs is None:
+            compared.add(
+                1, check="records", table=table, key=key_of(key), problem="in the mirror, not on chain"
+            )
+        elif ours != theirs:
+            for name, chain_value, mirror_value in zip(names, theirs, ours, strict=True):
+                if chain_value != mirror_value:
+                    compared.add(
+                        2,
+                        check="records",
+                        table=table,
+                        key=key_of(key),
+                        field=name,
+                        chain=chain_value,
+                        mirror=mirror_value,
+                        problem="altered in the mirror",
+                    )
+    return compared
+
+
+def _compare_all(
+    findings: Findings, chain: _Records, mirror: _Records, progress: Progress
+) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """Every table of both sides compared, a row at a time. Returns each table's row
+    counts and each side's SHA-256 digest (over the tables in the order of their names,
+    each table's rows in key order)."""
+    digests = (hashlib.sha256(), hashlib.sha256())
+    compared: dict[str, _Compared] = {}
+    for name, _, keys in sorted(TABLES, key=lambda entry: entry[0]):
+        progress.check()
+        progress.stage = f"comparing the records: {name}"
+        for digest in digests:
+            digest.update(name.encode())
+        compared[name] = _compare(name, keys, chain, mirror, digests)
+    for name, _, _ in TABLES:
+        listed = [difference for kind in compared[name].lists for difference in kind]
+        for difference in listed:
+            findings.add(**difference)
+        findings.count += compared[name].count - len(listed)
+    counts = {name: {"chain": compared[name].chain, "mirror": compared[name].mirror} for name, _, _ in TABLES}
+    return counts, {"algorithm": "sha256", "chain": digests[0].hexdigest(), "mirror": digests[1].hexdigest()}
+
+
+def _columns(table: str) -> list[str]:
+    model = next(m for n, m, _ in TABLES if n == table)
+    return [c.name for c in im.table(model).columns if c.name not in SKIP]
 
 
 # ------------------------------------------------------------ checked ranges
@@ -600,36 +768,25 @@ def _compare(
 
 @dataclass
 class Checked:
-    """What the stored ranges give a reconciliation: the mirror's events of the ranges
-    still canonical (to re-derive the records from, instead of the node's), and the
-    first block to read from the node (None: the deployment's first)."""
+    """What the stored ranges give a reconciliation: those still canonical (their mirror
+    events are replayed instead of asking the node again), the first block to read from
+    the node (None: the deployment's first), and the first block of the ranges a reorg
+    (or a lower height) left behind, to forget."""
 
-    replay: list[DecodedLog] = field(default_factory=list)
+    kept: list[Any] = field(default_factory=list)
     next_block: int | None = None
-    ranges: int = 0
+    drop_from: int | None = None
+    replayed: int = 0
+
+    @property
+    def ranges(self) -> int:
+        return len(self.kept)
 
 
-def _range_digests(events: dict[tuple, tuple], bounds: list[tuple[int, int]]) -> list[tuple[str, int]]:
-    """(SHA-256, event count) of the `events` rows of each (first, last) block range."""
-    ordered = sorted(events)
-    out, i = [], 0
-    for first, last in bounds:
-        while i < len(ordered) and ordered[i][0] < first:
-            i += 1
-        digest, count = hashlib.sha256(), 0
-        while i < len(ordered) and ordered[i][0] <= last:
-            digest.update(orjson.dumps(list(events[ordered[i]])))
-            i += 1
-            count += 1
-        out.append((digest.hexdigest(), count))
-    return out
-
-
-def _checked(auditing: Auditing, events: dict[tuple, tuple], height: int, findings: Findings) -> Checked:
-    """The stored ranges up to `height` that are still canonical, their mirror events
-    checked against their digests (a difference is a finding; the node is not asked
-    again for those blocks). Ranges no longer canonical (a reorg) or above the height
-    are dropped, so their blocks are read from the node again."""
+def _checked(auditing: Auditing, height: int) -> Checked:
+    """The stored ranges up to `height` that are still canonical. Ranges no longer
+    canonical (a reorg) or above the height are left out, so their blocks are read from
+    the node again."""
     R = ReconciledRange
     with auditing.engine.connect() as connection:
         ranges = list(
@@ -641,31 +798,71 @@ def _checked(auditing: Auditing, events: dict[tuple, tuple], height: int, findin
     # A block's hash covers its parents': the last range still canonical vouches for all before it.
     while kept and hex0x(_block_hash(auditing.w3, kept[-1].last_block)) != kept[-1].last_block_hash:
         kept.pop()
-    if len(kept) < len(ranges):
-        first_dropped = ranges[len(kept)].first_block
-        with auditing.engine.begin() as connection:
-            connection.execute(
-                delete(R).where(R.deployment_id == auditing.deployment_id, R.first_block >= first_dropped)
-            )
+    drop_from = ranges[len(kept)].first_block if len(kept) < len(ranges) else None
     if not kept:
-        return Checked()
-    bounds = [(r.first_block, r.last_block) for r in kept]
-    for r, (digest, count) in zip(kept, _range_digests(events, bounds), strict=True):
-        if digest != r.events_digest:
+        return Checked(drop_from=drop_from)
+    return Checked(kept=kept, next_block=kept[-1].last_block + 1, drop_from=drop_from)
+
+
+def _replay(
+    deployment_id: int,
+    derived: Engine,
+    mirror: _Records,
+    checked: Checked,
+    findings: Findings,
+    progress: Progress,
+) -> None:
+    """The mirror's events of the checked ranges, replayed into the derivation in order,
+    each range's events checked against its digest on the way (a difference is a
+    finding; the node is not asked again for those blocks)."""
+    names = _columns("events")
+    ranges = iter(checked.kept)
+    current = next(ranges)
+    digest, count = hashlib.sha256(), 0
+    batch: list[DecodedLog] = []
+
+    def close(checked_range: Any) -> None:
+        if digest.hexdigest() != checked_range.events_digest:
             findings.add(
                 check="records",
                 table="events",
-                key={"first_block": r.first_block, "last_block": r.last_block},
-                chain={"events": r.event_count, "sha256": r.events_digest},
-                mirror={"events": count, "sha256": digest},
+                key={"first_block": checked_range.first_block, "last_block": checked_range.last_block},
+                chain={"events": checked_range.event_count, "sha256": checked_range.events_digest},
+                mirror={"events": count, "sha256": digest.hexdigest()},
                 problem="the mirror's events of these blocks differ from those checked against the node",
             )
-    last = kept[-1].last_block
-    names = [c.name for c in im.table(im.Event).columns if c.name not in SKIP]
-    replay = [
-        _replayed(dict(zip(names, events[key], strict=True))) for key in sorted(events) if key[0] <= last
-    ]
-    return Checked(replay=replay, next_block=last + 1, ranges=len(kept))
+
+    def flush() -> None:
+        progress.check()
+        with derived.begin() as connection:
+            apply_logs(connection, deployment_id, batch)
+        checked.replayed += len(batch)
+        batch.clear()
+
+    for key, values in mirror.rows("events", blocks=(None, checked.kept[-1].last_block)):
+        while current is not None and key[0] > current.last_block:
+            close(current)
+            current, digest, count = next(ranges, None), hashlib.sha256(), 0
+        if current is not None and key[0] >= current.first_block:
+            digest.update(orjson.dumps(list(values)))
+            count += 1
+        batch.append(_replayed(dict(zip(names, values, strict=True))))
+        if len(batch) >= REPLAY_BATCH:
+            flush()
+    while current is not None:
+        close(current)
+        current, digest, count = next(ranges, None), hashlib.sha256(), 0
+    if batch:
+        flush()
+
+
+def _events_digest(records: _Records, first: int, last: int) -> tuple[int, str]:
+    """(count, SHA-256) of one side's events of blocks first..last."""
+    digest, count = hashlib.sha256(), 0
+    for _, values in records.rows("events", blocks=(first, last)):
+        digest.update(orjson.dumps(list(values)))
+        count += 1
+    return count, digest.hexdigest()
 
 
 def _replayed(row: dict[str, Any]) -> DecodedLog:
@@ -681,10 +878,9 @@ def _replayed(row: dict[str, Any]) -> DecodedLog:
 
 
 def _store_range(
-    auditing: Auditing, events: dict[tuple, tuple], first: int, height: int, block_hash: str
+    auditing: Auditing, first: int, height: int, block_hash: str, count: int, digest: str
 ) -> None:
     """Remember blocks first..height as checked: their events as the node gave them."""
-    ((digest, count),) = _range_digests(events, [(first, height)])
     with auditing.engine.begin() as connection:
         connection.execute(
             insert(ReconciledRange).values(
@@ -699,41 +895,20 @@ def _store_range(
         )
 
 
-# The mirror tables whose records the views check, each keyed by its record's ID first:
-# an incremental reconciliation asks the views only about those the new events name.
-_VIEWED = (
-    "campaigns",
-    "donations",
-    "disbursements",
-    "evidence_links",
-    "evidence_withdrawals",
-    "access_log_seals",
-    "grants",
-    "grant_donations",
-    "proposals",
-    "approval_rules",
-    "approval_rule_approvers",
-    "recipients",
-    "disbursement_recipients",
-)
-
-
-def _touched_only(mirror: dict[str, dict[tuple, tuple]], touched: set[Any]) -> dict[str, dict[tuple, tuple]]:
-    return {
-        name: {k: v for k, v in rows.items() if k[0] in touched} if name in _VIEWED else rows
-        for name, rows in mirror.items()
-    }
+def _forget_ranges(auditing: Auditing, first_block: int) -> None:
+    with auditing.engine.begin() as connection:
+        connection.execute(
+            delete(ReconciledRange).where(
+                ReconciledRange.deployment_id == auditing.deployment_id,
+                ReconciledRange.first_block >= first_block,
+            )
+        )
 
 
 def _cursor(connection: Connection, deployment_id: int) -> Row[int, str] | None:
     return connection.execute(
         select(im.Cursor.block_number, im.Cursor.block_hash).where(im.Cursor.deployment_id == deployment_id)
     ).one_or_none()
-
-
-def _mirror_tables(connection: Connection, deployment_id: int, scope: Scope) -> dict[str, dict[tuple, tuple]]:
-    """Every mirror table in scope (read in the same snapshot as the cursor)."""
-    return {name: _rows(connection, deployment_id, model, scope) for name, model, _ in TABLES}
 
 
 def reconcile(auditing: Auditing, scope: Scope, progress: Progress | None = None) -> dict[str, Any]:
@@ -754,70 +929,68 @@ def _reconcile(auditing: Auditing, scope: Scope, progress: Progress, incremental
     assert auditing.deployment_id is not None
     deployment_id = auditing.deployment_id
     progress.stage = "reading the mirror"
+    findings = Findings()
+    checked, new_range = Checked(), None
     # The cursor and the rows it covers, as of one moment: the indexer commits a range's
-    # rows with its cursor, so this is the mirror at exactly the cursor's block.
+    # rows with its cursor, so every read on this connection sees the mirror at exactly
+    # the cursor's block, however long the reconciliation takes.
     with db.snapshot(auditing.engine) as connection:
         cursor = _cursor(connection, deployment_id)
-        mirror_tables = _mirror_tables(connection, deployment_id, scope) if cursor else {}
-    height, mirror_hash = (cursor.block_number, cursor.block_hash) if cursor else (None, None)
-    progress.block_number = height
-    checked_at: dict[str, Any] = {
-        "chain_id": auditing.deployment.chain_id,
-        "contract": auditing.deployment.address,
-        "block_number": height,
-        "block_hash": mirror_hash,
-    }
-    answer: dict[str, Any] = {"scope": scope.describe(), "checked_at": checked_at, "full": not incremental}
-    if height is None:
-        findings = Findings()
-        findings.add(check="cursor", problem="the mirror has not indexed anything yet")
-        return _finish(answer, findings, began)
-    node_hash = hex0x(_block_hash(auditing.w3, height))
-    if node_hash != mirror_hash:
-        findings = Findings()
-        findings.add(
-            check="cursor",
-            problem="the node has another block at the mirror's height (a reorg the indexer has not "
-            "repaired yet); nothing else can be compared",
-            chain=node_hash,
-            mirror=mirror_hash,
-        )
-        return _finish(answer, findings, began)
-
-    findings = Findings()
-    checked = _checked(auditing, mirror_tables["events"], height, findings) if incremental else Checked()
-    progress.stage = "re-reading the chain"
-    derived, chain_events, touched = _derive(auditing, height, progress, checked)
-    progress.stage = "comparing the records"
-    chain_tables: dict[str, dict[tuple, tuple]] = {}
-    columns: dict[str, list[str]] = {}
-    with derived.connect() as theirs:
-        for name, model, keys in TABLES:
-            columns[name] = [c.name for c in im.table(model).columns if c.name not in SKIP]
-            chain_tables[name] = _rows(theirs, deployment_id, model, scope)
-            _compare(findings, name, columns[name], keys, chain_tables[name], mirror_tables[name])
-    derived.dispose()
-    viewed = _touched_only(mirror_tables, touched) if checked.next_block is not None else mirror_tables
-    view_findings, view_counts = _check_views(auditing, viewed, columns, height, progress)
+        height, mirror_hash = (cursor.block_number, cursor.block_hash) if cursor else (None, None)
+        progress.block_number = height
+        checked_at = {
+            "chain_id": auditing.deployment.chain_id,
+            "contract": auditing.deployment.address,
+            "block_number": height,
+            "block_hash": mirror_hash,
+        }
+        answer = {"scope": scope.describe(), "checked_at": checked_at, "full": not incremental}
+        if height is None:
+            findings.add(check="cursor", problem="the mirror has not indexed anything yet")
+            return _finish(answer, findings, began)
+        node_hash = hex0x(_block_hash(auditing.w3, height))
+        if node_hash != mirror_hash:
+            findings.add(
+                check="cursor",
+                problem="the node has another block at the mirror's height (a reorg the indexer has not "
+                "repaired yet); nothing else can be compared",
+                chain=node_hash,
+                mirror=mirror_hash,
+            )
+            return _finish(answer, findings, began)
+        mirror = _mirror_records(connection, deployment_id, scope)
+        if incremental:
+            checked = _checked(auditing, height)
+        with _private_database(auditing) as (derived, deployment_block):
+            progress.stage = "re-reading the chain"
+            chain_events, touched = _derive(
+                auditing, derived, deployment_block, mirror, height, progress, checked, findings
+            )
+            progress.stage = "comparing the records"
+            with derived.connect() as theirs:
+                chain = _Records(theirs, deployment_id, scope)
+                counts, digest = _compare_all(findings, chain, mirror, progress)
+                if incremental and (checked.next_block or 0) <= height:
+                    first = checked.next_block if checked.next_block is not None else deployment_block
+                    new_range = (first, *_events_digest(chain, first, height))
+        progress.stage = "view calls"
+        viewed = touched if checked.next_block is not None else None
+        view_findings, view_counts = _check_views(auditing, mirror, viewed, height, progress)
     for difference in view_findings.differences:
         findings.add(**difference)
     findings.count += view_findings.count - len(view_findings.differences)
-    if incremental and (checked.next_block or 0) <= height:
-        first = checked.next_block if checked.next_block is not None else auditing.deployment.block_number
-        _store_range(auditing, chain_tables["events"], first, height, node_hash)
-    answer["counts"] = {
-        name: {"chain": len(chain_tables[name]), "mirror": len(mirror_tables[name])} for name, _, _ in TABLES
-    }
+    if checked.drop_from is not None:
+        _forget_ranges(auditing, checked.drop_from)
+    if new_range is not None:
+        first, count, events_digest = new_range
+        _store_range(auditing, first, height, node_hash, count, events_digest)
+    answer["counts"] = counts
     answer["views_checked"] = view_counts
     answer["chain_events_read"] = chain_events
     if incremental:
         answer["ranges_reused"] = checked.ranges
-        answer["events_replayed"] = len(checked.replay)
-    answer["digest"] = {
-        "algorithm": "sha256",
-        "chain": _digest(chain_tables),
-        "mirror": _digest(mirror_tables),
-    }
+        answer["events_replayed"] = checked.replayed
+    answer["digest"] = digest
     return _finish(answer, findings, began)
 
 

@@ -98,11 +98,14 @@ class AnvilNode:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # --max-persisted-states 0: anvil spills older blocks' states to ~/.foundry/anvil/tmp
-        # and never removes them; a benchmark chain once filled a 79 GB disk.
+        # and never removes them; a benchmark chain once filled a 79 GB disk. --prune-history
+        # (which persists nothing either) excludes it.
+        persisted = () if "--prune-history" in extra_args else ("--max-persisted-states", "0")
         self.process = subprocess.Popen(
             [
                 *(str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent"),
-                *("--max-persisted-states", "0", *extra_args),
+                *persisted,
+                *extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import create_engine, func, insert, make_url, select, text
 from typer.testing import CliRunner
 from web3.types import RPCEndpoint
 
@@ -504,7 +504,7 @@ def _record_meanwhile(
 ) -> list[dict[str, Any]]:
     """Between the cursor read and the table reads of the next reconciliation, record
     three donations through the API and wait until the mirror has them."""
-    real = reconcile._mirror_tables
+    real = reconcile._mirror_records
     recorded: list[dict[str, Any]] = []
 
     def late(connection: Any, deployment_id: int, scope: Any) -> Any:
@@ -513,7 +513,7 @@ def _record_meanwhile(
             wait_for_mirror(service)
         return real(connection, deployment_id, scope)
 
-    monkeypatch.setattr(reconcile, "_mirror_tables", late)
+    monkeypatch.setattr(reconcile, "_mirror_records", late)
     return recorded
 
 
@@ -648,3 +648,96 @@ def test_the_embedded_log_reader_gives_what_eth_getlogs_gives(embedded_service: 
     assert [
         entry for block in range(start, head + 1) for entry in provider.ledger_logs(address, block, block)
     ] == read
+
+
+# ------------------------------------------------- rows in key order, a row at a time
+
+
+@pytest.mark.postgres
+def test_rows_come_in_key_order_whatever_the_databases_collation(postgres_server_url: str) -> None:
+    """The comparison merges the mirror's rows with the derived ones a row at a time, so
+    both must come in the same (Python's) order of keys. A PostgreSQL database whose
+    collation is a language's (ICU en-US here) orders checksummed addresses by letter,
+    case second; the mirror's reads order text by its bytes all the same."""
+    from ledger_api.audit.scope import Scope
+    from ledger_api.core.models import Deployment
+    from ledger_api.mirror import tables as im
+
+    name = f"ledger_test_icu_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                f'CREATE DATABASE "{name}" TEMPLATE template0'
+                " LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
+            )
+        )
+    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    engine = None
+    try:
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        charity = "0x" + "ab" * 32
+        accounts = [
+            "0xAa" + "0" * 38,
+            "0xab" + "0" * 38,
+            "0xAB" + "1" * 38,
+            "0xaC" + "0" * 38,
+            "0xB0" + "0" * 38,
+        ]
+        with engine.begin() as connection:
+            deployment = connection.execute(
+                insert(Deployment)
+                .values(chain_id=1, address="0x" + "1" * 40, deployment_block=1, source_hash="0" * 64)
+                .returning(Deployment.id)
+            ).scalar_one()
+            for account in reversed(accounts):
+                connection.execute(
+                    insert(im.Operator).values(
+                        deployment_id=deployment,
+                        charity_id=charity,
+                        account=account,
+                        active=True,
+                        block_number=1,
+                    )
+                )
+        with engine.connect() as connection:
+            by_collation = list(
+                connection.execute(
+                    text("SELECT account FROM operators ORDER BY charity_id, account")
+                ).scalars()
+            )
+            assert by_collation != sorted(accounts)  # the database's own order is not Python's
+            records = reconcile._Records(connection, deployment, Scope(None, None))
+            keys = [key for key, _ in records.rows("operators")]
+        assert keys == [(charity, account) for account in sorted(accounts)]
+    finally:
+        if engine is not None:
+            engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_the_merge_pairs_rows_by_key_and_holds_none_of_them() -> None:
+    """_merged joins two key-ordered streams lazily: it pairs equal keys, gives each
+    unpaired key with None on the other side, and reads no further than it has given."""
+    pulled = {"chain": 0, "mirror": 0}
+
+    def stream(side: str, keys: Iterator[int]) -> Iterator[tuple[tuple, tuple]]:
+        for key in keys:
+            pulled[side] += 1
+            yield (key,), (side, key)
+
+    chain = stream("chain", iter(range(0, 2_000_000, 2)))  # even keys
+    mirror = stream("mirror", iter(range(0, 2_000_000, 3)))  # multiples of three
+    merged = reconcile._merged(chain, mirror)
+    first = [next(merged) for _ in range(5)]
+    assert first == [
+        ((0,), ("chain", 0), ("mirror", 0)),
+        ((2,), ("chain", 2), None),
+        ((3,), None, ("mirror", 3)),
+        ((4,), ("chain", 4), None),
+        ((6,), ("chain", 6), ("mirror", 6)),
+    ]
+    assert pulled == {"chain": 4, "mirror": 3}  # no further than the rows given: never a stream whole
