@@ -100,16 +100,18 @@ def downgrade(url: str, revision: str) -> None:
 BULK_ROWS = 200
 
 
-def insert_ignore(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk insert that skips rows whose key is already there.
+def insert_ignore(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Bulk insert that skips rows whose key is already there; returns how many it
+    inserted (the indexer adds campaign totals from the rows only when all went in).
 
     Large batches go straight to the driver: SQLite gets one prepared
     `INSERT ... ON CONFLICT DO NOTHING` run over tuples; PostgreSQL gets the rows by COPY
     into a temporary table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`.
     SQLAlchemy's per-row parameter processing and psycopg's pipelined executemany were
-    most of a backfill's write time. Small batches take the ordinary path."""
+    most of a backfill's write time. Small batches are one multi-row INSERT (whose row
+    count both drivers report exactly, which an executemany's need not)."""
     if not rows:
-        return
+        return 0
     dialect = connection.dialect.name
     if len(rows) >= BULK_ROWS and dialect in ("sqlite", "postgresql"):
         columns = list(rows[0])
@@ -121,31 +123,28 @@ def insert_ignore(connection: Connection, table: Table, rows: Sequence[dict[str,
             else [(row[columns[0]],) for row in rows]
         )
         if dialect == "sqlite":
-            _sqlite_bulk(connection, table.name, columns, values)
-        else:
-            _postgres_bulk(connection, table.name, columns, values)
-        return
+            return _sqlite_bulk(connection, table.name, columns, values)
+        return _postgres_bulk(connection, table.name, columns, values)
     if dialect == "postgresql":
-        statement: Any = postgresql.insert(table).on_conflict_do_nothing()
+        statement: Any = postgresql.insert(table).values(list(rows)).on_conflict_do_nothing()
     elif dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing()
+        statement = sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise NotImplementedError(dialect)
-    connection.execute(statement, list(rows))
+    return int(connection.execute(statement).rowcount)
 
 
-def _sqlite_bulk(
-    connection: Connection, name: str, columns: list[str], values: list[tuple[Any, ...]]
-) -> None:
+def _sqlite_bulk(connection: Connection, name: str, columns: list[str], values: list[tuple[Any, ...]]) -> int:
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     sql = f'INSERT INTO "{name}" ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING'
-    connection.exec_driver_sql(sql, values)
+    # sqlite3 sums an executemany's row counts; a skipped row counts none.
+    return int(connection.exec_driver_sql(sql, values).rowcount)
 
 
 def _postgres_bulk(
     connection: Connection, name: str, columns: list[str], values: list[tuple[Any, ...]]
-) -> None:
+) -> int:
     names = ", ".join(f'"{c}"' for c in columns)
     stage = f'"stage_{name}"'
     driver = connection.connection.driver_connection
@@ -158,4 +157,6 @@ def _postgres_bulk(
             for row in values:
                 copy.write_row(row)
         cursor.execute(f'INSERT INTO "{name}" ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING')
+        inserted = cursor.rowcount
         cursor.execute(f"TRUNCATE {stage}")
+    return inserted

@@ -77,3 +77,67 @@ def test_an_event_without_a_projector_stops_the_range_before_anything_is_written
             apply_logs(connection, deployment_id, logs)
         assert raised.value.name == "DonationSwept"
         assert _trail(connection) == []  # not even the Paused before it
+
+
+def test_campaign_totals_add_up_range_by_range_and_a_range_applied_again_counts_once(
+    database_url: str,
+) -> None:
+    """A range's donations are added to their campaign's totals (no rescan of the
+    campaign); when a range's rows were already there (so nothing was inserted), the
+    totals are recomputed from the rows instead of being added to again."""
+    engine, deployment_id = _engine(database_url)
+    campaign, charity = "0x" + "cc" * 32, "0x" + "dd" * 32
+
+    def at(block: int, index: int, name: str, args: dict[str, object]) -> DecodedLog:
+        return DecodedLog(
+            name=name,
+            args=args,
+            block_number=block,
+            block_hash="0x" + f"{block:064x}",
+            tx_hash="0x" + f"{block * 1000 + index:064x}",
+            tx_index=index,
+            log_index=index,
+        )
+
+    def donation(block: int, index: int, amount: int) -> DecodedLog:
+        args = {
+            "donationId": "0x" + f"{block * 1000 + index:064x}",
+            "campaignId": campaign,
+            "amount": amount,
+            "donorCommitment": "0x" + "00" * 32,
+            "channel": "0x" + "00" * 32,
+            "metadataHash": "0x" + "00" * 32,
+            "operator": ACCOUNT,
+        }
+        return at(block, index, "DonationRecorded", args)
+
+    created = {
+        "campaignId": campaign,
+        "charityId": charity,
+        "name": "Wells",
+        "currency": "0x455552",
+        "goal": 10**24,
+        "metadataHash": "0x" + "00" * 32,
+        "operator": ACCOUNT,
+    }
+    ranges = [
+        [at(8, 0, "CampaignCreated", created), donation(8, 1, 5)],
+        [donation(9, index, 10 + index) for index in range(300)],  # the bulk insert's path
+        [donation(10, 0, 7), donation(10, 1, 9)],
+    ]
+    campaigns = m.table(m.Campaign)
+
+    def totals() -> tuple[int, int]:
+        with engine.connect() as connection:
+            row = connection.execute(select(campaigns.c.received, campaigns.c.donation_count)).one()
+        return row.received, row.donation_count
+
+    expected = (5 + sum(10 + index for index in range(300)) + 7 + 9, 303)
+    for logs in ranges:
+        with engine.begin() as connection:
+            apply_logs(connection, deployment_id, logs)
+    assert totals() == expected
+    for logs in ranges[1:]:  # applied again: every row is already there
+        with engine.begin() as connection:
+            apply_logs(connection, deployment_id, logs)
+        assert totals() == expected
