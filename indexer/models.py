@@ -154,7 +154,7 @@ class Campaign(Origin, Base):
     metadata_hash: Mapped[str] = mapped_column(HEX32)
     operator: Mapped[str] = mapped_column(ADDRESS)
     closed_block: Mapped[int | None] = mapped_column(BigInteger)
-    # Aggregates, recomputed from the rows below whenever they change.
+    # Aggregates of the rows below: a range's new rows added, recomputed after a rollback.
     received: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     disbursed: Mapped[int] = mapped_column(BigInteger, default=0)

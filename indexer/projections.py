@@ -1,10 +1,12 @@
 """Writes decoded events and the projections the API reads, and rolls them back.
 
 Rows are inserted in bulk with conflict-ignoring inserts keyed on the record IDs, so
-replaying a range changes nothing. Aggregates (campaign totals, a donation's allocated and
-refunded, a disbursement's evidence count, operator status) are never incremented: they
-are recomputed from the rows they summarise, for the keys a range or a rollback touched,
-by the same code on both paths, so they cannot drift.
+replaying a range changes nothing. Aggregates (a donation's allocated and refunded, a
+disbursement's evidence count, operator status) are recomputed from the rows they
+summarise, for the keys a range or a rollback touched, by the same code on both paths, so
+they cannot drift. Campaign totals are the exception: a campaign holds up to millions of
+donations, so a range adds its own new rows to them (add_to_campaigns) when it inserted
+every one, and they are recomputed like the others when it did not and after a rollback.
 """
 
 from __future__ import annotations

@@ -109,13 +109,14 @@ def _scorecard(
         .where(E.deployment_id == dep, E.disbursement_id.in_(disbursement_keys))
     ):
         anchored[anchor.disbursement_id].append((anchor.timestamp, anchor.document_hash))
-    withdrawn = set(
-        connection.execute(
+    withdrawn = {
+        (row.disbursement_id, row.document_hash)
+        for row in connection.execute(
             select(W.disbursement_id, W.document_hash).where(
                 W.deployment_id == dep, W.disbursement_id.in_(disbursement_keys)
             )
-        ).tuples()
-    )
+        )
+    }
     backed: dict[str, dict[str, int]] = defaultdict(lambda: {"disbursed": 0, "backed": 0})
     delays = []
     for row in paid:
