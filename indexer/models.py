@@ -160,6 +160,9 @@ class Campaign(Origin, Base):
     disbursed: Mapped[int] = mapped_column(BigInteger, default=0)
     donation_count: Mapped[int] = mapped_column(BigInteger, default=0)
     disbursement_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The disbursements with at least one evidence anchor: their total and number.
+    evidenced: Mapped[int] = mapped_column(BigInteger, default=0)
+    evidenced_count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Donation(Origin, Base):

@@ -7,6 +7,9 @@ summarise, for the keys a range or a rollback touched, by the same code on both 
 they cannot drift. Campaign totals are the exception: a campaign holds up to millions of
 donations, so a range adds its own new rows to them (add_to_campaigns) when it inserted
 every one, and they are recomputed like the others when it did not and after a rollback.
+Likewise a campaign's evidenced disbursements (their number and sum, for the campaign
+page's evidence coverage) change by the disbursements whose evidence count a range took
+from zero or, in a rollback, back to zero (_add_evidenced).
 """
 
 from __future__ import annotations
@@ -285,6 +288,8 @@ def _campaign_created(out: Projection, log: DecodedLog, args: dict[str, Any]) ->
             "disbursed": 0,
             "donation_count": 0,
             "disbursement_count": 0,
+            "evidenced": 0,
+            "evidenced_count": 0,
             **_origin(log),
         },
     )
@@ -818,12 +823,26 @@ def refresh(connection: Connection, deployment_id: int, touched: Touched) -> Non
                 refunded=total(R, "amount", "donation_id", D, "donation_id"),
             )
         )
+    evidenced: dict[str, list[int]] = {}  # campaign -> [amount, count] gained (or lost)
     for keys in _chunks(touched.disbursements):
+        before = _evidenced(connection, deployment_id, keys)
         connection.execute(
             update(B)
             .where(B.c.deployment_id == deployment_id, B.c.disbursement_id.in_(keys))
             .values(evidence_count=count(E, "disbursement_id", B, "disbursement_id"))
         )
+        for disbursement, (campaign, amount, now) in _evidenced(connection, deployment_id, keys).items():
+            was = before.get(disbursement, (campaign, amount, False))[2]
+            if now != was:  # (a touched campaign is recomputed below anyway)
+                delta = evidenced.setdefault(campaign, [0, 0])
+                sign = 1 if now else -1
+                delta[0] += sign * amount
+                delta[1] += sign
+    _add_evidenced(connection, deployment_id, evidenced)
+    evidenced_rows = and_(
+        B.c.deployment_id == C.c.deployment_id, B.c.campaign_id == C.c.campaign_id, B.c.evidence_count > 0
+    )
+    evidenced_sum = select(func.coalesce(func.sum(B.c.amount), 0)).where(evidenced_rows).scalar_subquery()
     for keys in _chunks(touched.campaigns):
         connection.execute(
             update(C)
@@ -834,6 +853,8 @@ def refresh(connection: Connection, deployment_id: int, touched: Touched) -> Non
                 refunded=total(R, "amount", "campaign_id", C, "campaign_id"),
                 disbursed=total(B, "amount", "campaign_id", C, "campaign_id"),
                 disbursement_count=count(B, "campaign_id", C, "campaign_id"),
+                evidenced=evidenced_sum,
+                evidenced_count=select(func.count()).where(evidenced_rows).scalar_subquery(),
             )
         )
     for keys in _chunks(touched.grants):
@@ -845,6 +866,41 @@ def refresh(connection: Connection, deployment_id: int, touched: Touched) -> Non
     _refresh_proposals(connection, deployment_id, touched.proposals)
     _refresh_operators(connection, deployment_id, touched.operators)
     _refresh_recipients(connection, deployment_id, touched.recipients)
+
+
+def _evidenced(
+    connection: Connection, deployment_id: int, keys: list[str]
+) -> dict[str, tuple[str, int, bool]]:
+    """Each disbursement's campaign, amount and whether it has evidence."""
+    B = m.table(m.Disbursement)
+    rows = connection.execute(
+        select(B.c.disbursement_id, B.c.campaign_id, B.c.amount, B.c.evidence_count).where(
+            B.c.deployment_id == deployment_id, B.c.disbursement_id.in_(keys)
+        )
+    )
+    return {row[0]: (row[1], int(row[2]), row[3] > 0) for row in rows}
+
+
+def _add_evidenced(connection: Connection, deployment_id: int, deltas: dict[str, list[int]]) -> None:
+    """Add to campaigns' evidenced totals the disbursements whose first evidence this range
+    anchored (or, after a rollback, take away those that lost their last)."""
+    changes = [
+        {"key": campaign, "add_amount": amount, "add_count": number}
+        for campaign, (amount, number) in sorted(deltas.items())
+        if amount or number
+    ]
+    if not changes:
+        return
+    C = m.table(m.Campaign)
+    connection.execute(
+        update(C)
+        .where(and_(C.c.deployment_id == deployment_id, C.c.campaign_id == bindparam("key")))
+        .values(
+            evidenced=C.c.evidenced + bindparam("add_amount", type_=BigInteger),
+            evidenced_count=C.c.evidenced_count + bindparam("add_count", type_=BigInteger),
+        ),
+        changes,
+    )
 
 
 def _refresh_recipients(connection: Connection, deployment_id: int, keys: set[str]) -> None:

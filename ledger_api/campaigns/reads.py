@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, tuple_
+from sqlalchemy import Select, and_, select, tuple_
 
 from ledger_api.campaigns.schemas import Campaign, EvidenceCoverage, Flows
 from ledger_api.core import ids
@@ -50,9 +50,11 @@ def _filtered(statement: Select[Any], model: Any, mirror: Mirror, filters: Recor
     return statement.order_by(model.block_number, model.log_index)
 
 
-def summary(row: Any, evidenced: tuple[int, int], reference: Proof) -> Campaign:
+def summary(row: Any, reference: Proof) -> Campaign:
     available = row.received - row.refunded - row.disbursed
-    count, amount = evidenced
+    # The indexer keeps the evidenced disbursements' number and sum on the campaign, so
+    # this read does not count them (a campaign may have many thousands).
+    count, amount = row.evidenced_count, row.evidenced
     return Campaign(
         id=ids.from_bytes32(row.campaign_id),
         charity_id=ids.from_bytes32(row.charity_id),
@@ -79,19 +81,6 @@ def summary(row: Any, evidenced: tuple[int, int], reference: Proof) -> Campaign:
     )
 
 
-def _coverage(connection: Any, mirror: Mirror, campaign_hexes: list[str]) -> dict[str, tuple[int, int]]:
-    if not campaign_hexes:
-        return {}
-    rows = connection.execute(
-        select(B.campaign_id, func.count(), func.coalesce(func.sum(B.amount), 0))
-        .where(
-            B.deployment_id == mirror.deployment_id, B.campaign_id.in_(campaign_hexes), B.evidence_count > 0
-        )
-        .group_by(B.campaign_id)
-    )
-    return {campaign: (int(count), int(amount)) for campaign, count, amount in rows}
-
-
 def list_campaigns(
     mirror: Mirror,
     limit: int,
@@ -106,10 +95,9 @@ def list_campaigns(
     statement = _filtered(statement, C, mirror, RecordFilters(limit, cursor, since, until)).limit(limit + 1)
     with mirror.engine.connect() as connection:
         rows = connection.execute(statement).all()
-        coverage = _coverage(connection, mirror, [r.campaign_id for r in rows[:limit]])
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, {r.block_number for r in rows[:limit]})
-    items = [summary(r, coverage.get(r.campaign_id, (0, 0)), proof(view, blocks, r)) for r in rows[:limit]]
+    items = [summary(r, proof(view, blocks, r)) for r in rows[:limit]]
     return page(mirror.settings.signing_key("cursor"), items, rows, limit)
 
 
@@ -127,10 +115,9 @@ def _campaign(connection: Any, mirror: Mirror, campaign_id: str) -> Any:
 def get_campaign(mirror: Mirror, campaign_id: str) -> Campaign:
     with mirror.engine.connect() as connection:
         row = _campaign(connection, mirror, campaign_id)
-        coverage = _coverage(connection, mirror, [row.campaign_id])
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, {row.block_number})
-    return summary(row, coverage.get(row.campaign_id, (0, 0)), proof(view, blocks, row))
+    return summary(row, proof(view, blocks, row))
 
 
 def list_donations(mirror: Mirror, campaign_id: str, filters: RecordFilters) -> Page[DonationSummary]:

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from indexer import models as m
 from indexer.decoder import DecodedLog, LogDecoder
-from indexer.projections import PROJECTORS, TRAIL_ONLY, UnprojectedEvent, apply_logs
+from indexer.projections import PROJECTORS, TRAIL_ONLY, UnprojectedEvent, apply_logs, rollback_above
 from ledger_api.core import db
 from ledger_api.core.models import Deployment
 
@@ -52,6 +52,46 @@ def _log(name: str, args: dict[str, object], log_index: int) -> DecodedLog:
     )
 
 
+CAMPAIGN, CHARITY = "0x" + "cc" * 32, "0x" + "dd" * 32
+
+
+def _at(block: int, index: int, name: str, args: dict[str, object]) -> DecodedLog:
+    return DecodedLog(
+        name=name,
+        args=args,
+        block_number=block,
+        block_hash="0x" + f"{block:064x}",
+        tx_hash="0x" + f"{block * 1000 + index:064x}",
+        tx_index=index,
+        log_index=index,
+    )
+
+
+def _created() -> dict[str, object]:
+    return {
+        "campaignId": CAMPAIGN,
+        "charityId": CHARITY,
+        "name": "Wells",
+        "currency": "0x455552",
+        "goal": 10**24,
+        "metadataHash": "0x" + "00" * 32,
+        "operator": ACCOUNT,
+    }
+
+
+def _donation(block: int, index: int, amount: int) -> DecodedLog:
+    args = {
+        "donationId": "0x" + f"{block * 1000 + index:064x}",
+        "campaignId": CAMPAIGN,
+        "amount": amount,
+        "donorCommitment": "0x" + "00" * 32,
+        "channel": "0x" + "00" * 32,
+        "metadataHash": "0x" + "00" * 32,
+        "operator": ACCOUNT,
+    }
+    return _at(block, index, "DonationRecorded", args)
+
+
 def _trail(connection: Connection) -> list[str]:
     events = m.table(m.Event)
     return list(connection.execute(select(events.c.name).order_by(events.c.log_index)).scalars())
@@ -86,44 +126,10 @@ def test_campaign_totals_add_up_range_by_range_and_a_range_applied_again_counts_
     campaign); when a range's rows were already there (so nothing was inserted), the
     totals are recomputed from the rows instead of being added to again."""
     engine, deployment_id = _engine(database_url)
-    campaign, charity = "0x" + "cc" * 32, "0x" + "dd" * 32
-
-    def at(block: int, index: int, name: str, args: dict[str, object]) -> DecodedLog:
-        return DecodedLog(
-            name=name,
-            args=args,
-            block_number=block,
-            block_hash="0x" + f"{block:064x}",
-            tx_hash="0x" + f"{block * 1000 + index:064x}",
-            tx_index=index,
-            log_index=index,
-        )
-
-    def donation(block: int, index: int, amount: int) -> DecodedLog:
-        args = {
-            "donationId": "0x" + f"{block * 1000 + index:064x}",
-            "campaignId": campaign,
-            "amount": amount,
-            "donorCommitment": "0x" + "00" * 32,
-            "channel": "0x" + "00" * 32,
-            "metadataHash": "0x" + "00" * 32,
-            "operator": ACCOUNT,
-        }
-        return at(block, index, "DonationRecorded", args)
-
-    created = {
-        "campaignId": campaign,
-        "charityId": charity,
-        "name": "Wells",
-        "currency": "0x455552",
-        "goal": 10**24,
-        "metadataHash": "0x" + "00" * 32,
-        "operator": ACCOUNT,
-    }
     ranges = [
-        [at(8, 0, "CampaignCreated", created), donation(8, 1, 5)],
-        [donation(9, index, 10 + index) for index in range(300)],  # the bulk insert's path
-        [donation(10, 0, 7), donation(10, 1, 9)],
+        [_at(8, 0, "CampaignCreated", _created()), _donation(8, 1, 5)],
+        [_donation(9, index, 10 + index) for index in range(300)],  # the bulk insert's path
+        [_donation(10, 0, 7), _donation(10, 1, 9)],
     ]
     campaigns = m.table(m.Campaign)
 
@@ -141,3 +147,68 @@ def test_campaign_totals_add_up_range_by_range_and_a_range_applied_again_counts_
         with engine.begin() as connection:
             apply_logs(connection, deployment_id, logs)
         assert totals() == expected
+
+
+def test_campaign_evidence_totals_follow_first_anchors_replays_and_rollbacks(database_url: str) -> None:
+    """A campaign's evidenced disbursements (number and sum) grow when a disbursement gets
+    its first anchor, in its own range or a later one, not with its second; a range applied
+    again changes nothing; a rollback takes back what the rolled-back blocks anchored.
+    After each step they equal a count from the disbursements themselves."""
+    engine, deployment_id = _engine(database_url)
+    campaigns, disbursements = m.table(m.Campaign), m.table(m.Disbursement)
+
+    def disbursement(block: int, index: int, amount: int) -> DecodedLog:
+        args = {
+            "disbursementId": "0x" + f"{block * 1000 + index:064x}",
+            "campaignId": CAMPAIGN,
+            "amount": amount,
+            "recipient": ACCOUNT,
+            "purpose": "wells",
+            "allocationCount": 0,
+            "operator": ACCOUNT,
+        }
+        return _at(block, index, "DisbursementRecorded", args)
+
+    def anchor(block: int, index: int, target: DecodedLog, document: int) -> DecodedLog:
+        args = {
+            "disbursementId": target.args["disbursementId"],
+            "documentHash": "0x" + f"{document:064x}",
+            "operator": ACCOUNT,
+        }
+        return _at(block, index, "EvidenceAnchored", args)
+
+    def totals() -> tuple[int, int]:
+        with engine.connect() as connection:
+            kept = connection.execute(select(campaigns.c.evidenced, campaigns.c.evidenced_count)).one()
+            counted = connection.execute(
+                select(func.coalesce(func.sum(disbursements.c.amount), 0), func.count()).where(
+                    disbursements.c.evidence_count > 0
+                )
+            ).one()
+        assert tuple(kept) == tuple(counted)
+        return kept.evidenced, kept.evidenced_count
+
+    first, second, third = disbursement(8, 1, 100), disbursement(9, 0, 20), disbursement(9, 1, 3)
+    ranges = [
+        [_at(8, 0, "CampaignCreated", _created()), first, anchor(8, 2, first, 1)],  # same range
+        [second, third, anchor(9, 2, first, 2)],  # a second anchor: no change
+        [anchor(10, 0, second, 3), anchor(10, 1, second, 4)],  # a later range, twice
+    ]
+    expected = [(100, 1), (100, 1), (120, 2)]
+    for logs, after in zip(ranges, expected, strict=True):
+        with engine.begin() as connection:
+            apply_logs(connection, deployment_id, logs)
+        assert totals() == after
+    for logs in ranges:  # applied again: every row is already there
+        with engine.begin() as connection:
+            apply_logs(connection, deployment_id, logs)
+        assert totals() == (120, 2)
+    with engine.begin() as connection:
+        rollback_above(connection, deployment_id, 9)  # the third range's anchors go
+    assert totals() == (100, 1)
+    with engine.begin() as connection:
+        apply_logs(connection, deployment_id, ranges[2] + [anchor(10, 2, third, 5)])
+    assert totals() == (123, 3)
+    with engine.begin() as connection:
+        rollback_above(connection, deployment_id, 8)  # the second and third disbursements go
+    assert totals() == (100, 1)
