@@ -232,40 +232,46 @@ def _transactions(mirror: Mirror, campaign_hex: str) -> Iterator[iati.Transactio
     )
     with mirror.engine.connect() as connection:
         finalized = chain_view(mirror, connection).finalized_block
-        for name, raw, tx_hash, block_number, ts in connection.execute(query):
-            args = orjson.loads(raw)
-            date = datetime.fromtimestamp(ts, UTC)
-            final = block_number <= finalized
-            if name == "DonationRecorded":
-                other, activity = sides.get(args["donationId"], (None, None))
-                yield iati.Transaction(
-                    "donation",
-                    ids.from_bytes32(args["donationId"]),
-                    args["amount"],
-                    date,
-                    tx_hash,
-                    final=final,
-                    counterpart=other,
-                    counterpart_activity=activity,
-                )
-            elif name == "DonationRefunded":
-                yield iati.Transaction(
-                    "refund", ids.from_bytes32(args["refundId"]), args["amount"], date, tx_hash, final=final
-                )
-            else:
-                other, activity = sides.get(args["disbursementId"], (None, None))
-                yield iati.Transaction(
-                    "disbursement",
-                    ids.from_bytes32(args["disbursementId"]),
-                    args["amount"],
-                    date,
-                    tx_hash,
-                    receiver=args["recipient"],
-                    purpose=args["purpose"],
-                    final=final,
-                    counterpart=other,
-                    counterpart_activity=activity,
-                )
+        with connection.execute(query) as rows:  # closed if the export is abandoned
+            for name, raw, tx_hash, block_number, ts in rows:
+                args = orjson.loads(raw)
+                date = datetime.fromtimestamp(ts, UTC)
+                final = block_number <= finalized
+                if name == "DonationRecorded":
+                    other, activity = sides.get(args["donationId"], (None, None))
+                    yield iati.Transaction(
+                        "donation",
+                        ids.from_bytes32(args["donationId"]),
+                        args["amount"],
+                        date,
+                        tx_hash,
+                        final=final,
+                        counterpart=other,
+                        counterpart_activity=activity,
+                    )
+                elif name == "DonationRefunded":
+                    yield iati.Transaction(
+                        "refund",
+                        ids.from_bytes32(args["refundId"]),
+                        args["amount"],
+                        date,
+                        tx_hash,
+                        final=final,
+                    )
+                else:
+                    other, activity = sides.get(args["disbursementId"], (None, None))
+                    yield iati.Transaction(
+                        "disbursement",
+                        ids.from_bytes32(args["disbursementId"]),
+                        args["amount"],
+                        date,
+                        tx_hash,
+                        receiver=args["recipient"],
+                        purpose=args["purpose"],
+                        final=final,
+                        counterpart=other,
+                        counterpart_activity=activity,
+                    )
 
 
 def iati_export(mirror: Mirror, scope: Scope) -> Iterator[bytes]:

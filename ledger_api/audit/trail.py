@@ -181,5 +181,6 @@ def trail_page(
 
 def stream(connection: Connection, view: ChainView, query: Select[Any]) -> Iterator[dict[str, Any]]:
     """Every entry of the query, read from the database in slices (for exports)."""
-    for row in connection.execute(query.execution_options(yield_per=2000)):
-        yield entry(view, row)
+    with connection.execute(query.execution_options(yield_per=2000)) as rows:  # closed if abandoned
+        for row in rows:
+            yield entry(view, row)

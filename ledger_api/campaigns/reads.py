@@ -193,16 +193,17 @@ def flows(mirror: Mirror, campaign_id: str, top: int = 20) -> Flows:
         sources: dict[str, dict[str, Any]] = {}
         refunded: dict[str, int] = defaultdict(int)
         unspent: dict[str, int] = defaultdict(int)
-        for donation_id, amount, refund, allocated, channel, ts in donation_groups:
-            label = f"{datetime.fromtimestamp(ts, UTC):%Y-%m} · {channel_name(channel)}"
-            source_of[donation_id] = label
-            node = sources.setdefault(
-                label, {"id": f"donations:{label}", "label": label, "amount": 0, "count": 0}
-            )
-            node["amount"] += amount
-            node["count"] += 1
-            refunded[label] += refund
-            unspent[label] += amount - allocated - refund
+        with donation_groups:  # closed whatever happens (a server-side cursor on PostgreSQL)
+            for donation_id, amount, refund, allocated, channel, ts in donation_groups:
+                label = f"{datetime.fromtimestamp(ts, UTC):%Y-%m} · {channel_name(channel)}"
+                source_of[donation_id] = label
+                node = sources.setdefault(
+                    label, {"id": f"donations:{label}", "label": label, "amount": 0, "count": 0}
+                )
+                node["amount"] += amount
+                node["count"] += 1
+                refunded[label] += refund
+                unspent[label] += amount - allocated - refund
         biggest = connection.execute(
             select(B.disbursement_id, B.amount, B.recipient, B.purpose)
             .where(B.deployment_id == dep, B.campaign_id == campaign.campaign_id)
@@ -218,13 +219,13 @@ def flows(mirror: Mirror, campaign_id: str, top: int = 20) -> Flows:
             .execution_options(yield_per=2000)
         )
         other = 0
-        for donation_id, disbursement_id, amount in allocations:
-            target = (
-                f"disbursement:{ids.from_bytes32(disbursement_id)}" if disbursement_id in shown else "other"
-            )
-            if target == "other":
-                other += amount
-            edges[(f"donations:{source_of[donation_id]}", target)] += amount
+        with allocations:
+            for donation_id, disbursement_id, amount in allocations:
+                shown_on_its_own = disbursement_id in shown
+                target = f"disbursement:{ids.from_bytes32(disbursement_id)}" if shown_on_its_own else "other"
+                if target == "other":
+                    other += amount
+                edges[(f"donations:{source_of[donation_id]}", target)] += amount
     targets = [
         {
             "id": f"disbursement:{ids.from_bytes32(b.disbursement_id)}",

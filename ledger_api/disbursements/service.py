@@ -47,13 +47,17 @@ def fifo(writes: Writes, campaign_hex: str, amount: int) -> list[tuple[bytes, in
     remaining = D.amount - D.allocated - D.refunded
     allocations: list[tuple[bytes, int]] = []
     left = amount
-    with writes.engine.connect() as connection:
-        rows = connection.execute(
+    # The result is closed by `with`: the loop stops early, and on PostgreSQL yield_per
+    # holds a server-side cursor that must not be left for the garbage collector.
+    with (
+        writes.engine.connect() as connection,
+        connection.execute(
             select(D.donation_id, remaining)
             .where(D.deployment_id == writes.deployment_id, D.campaign_id == campaign_hex, remaining > 0)
             .order_by(D.block_number, D.log_index)
             .execution_options(yield_per=500)
-        )
+        ) as rows,
+    ):
         for donation_id, balance in rows:
             take = min(int(balance), left)
             allocations.append((unhex(donation_id), take))

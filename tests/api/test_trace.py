@@ -4,6 +4,8 @@ chain reference that checks out against the node, and nothing personal in the an
 
 from __future__ import annotations
 
+import gc
+import warnings
 from typing import Any
 
 import httpx
@@ -160,3 +162,25 @@ def test_unknown_and_malformed_ids(service: Service) -> None:
         404,
         "not-found",
     )
+
+
+def test_a_fifo_disbursement_closes_its_cursor_on_the_donations(service: Service) -> None:
+    """Drawing a disbursement from the oldest donations stops reading them once the amount
+    is covered. On PostgreSQL the rows come through a server-side cursor, which must be
+    closed then, not left to the garbage collector (a ResourceWarning, and a cursor held
+    open on the database until then)."""
+    charity_id, key = service.charity()
+    campaign_id = service.campaign(charity_id, key)
+    for amount in (10_000, 20_000, 30_000):
+        service.donate(campaign_id, key, amount, DONOR)
+    wait_for_mirror(service)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        created = service.post(
+            "/v1/disbursements",
+            key,
+            json={"campaign_id": campaign_id, "amount": 15_000, "recipient": "CN-USCC-1", "purpose": "meals"},
+        )
+        gc.collect()
+    assert created.status_code == 201, created.text
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
