@@ -32,7 +32,7 @@ from ledger_api.core import db
 from ledger_api.core.config import Settings
 from ledger_api.core.models import Deployment as DeploymentRow
 from ledger_api.core.paths import ROOT
-from ledger_api.mirror.gateway import Mirror
+from ledger_api.mirror.gateway import Mirror, reading
 from ledger_api.mirror.replicas import Replicas
 from ledger_api.transactions.coalesce import GroupCommit
 from ledger_api.transactions.service import Writes
@@ -60,7 +60,14 @@ class Runtime:
 
     @cached_property
     def mirror(self) -> Mirror:
-        return Mirror(self.settings, self.engine, self.deployment, self.deployment_id, replicas=self.replicas)
+        return Mirror(
+            self.settings,
+            self.engine,
+            self.deployment,
+            self.deployment_id,
+            replicas=self.replicas,
+            reader=reading(self.engine),
+        )
 
     @cached_property
     def replicas(self) -> Replicas | None:

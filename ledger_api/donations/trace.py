@@ -88,7 +88,7 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
     D, C, A, B, R, CH = im.Donation, im.Campaign, im.Allocation, im.Disbursement, im.Refund, im.Charity
     dep = mirror.deployment_id
     with mirror.engine.connect() as connection:
-        # The donation with its campaign and charity, in one round trip.
+        # The donation with its campaign, its charity and who signed it, in one round trip.
         row = connection.execute(
             select(
                 D,
@@ -96,9 +96,11 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
                 C.currency,
                 C.charity_id,
                 CH.name.label("charity_name"),
+                im.Operator.held_by_charity.label("operator_held"),
             )
             .join(C, (C.deployment_id == D.deployment_id) & (C.campaign_id == D.campaign_id))
             .join(CH, (CH.deployment_id == C.deployment_id) & (CH.charity_id == C.charity_id))
+            .outerjoin(im.Operator, attribution.operator_of(D, C.charity_id))
             .where(D.deployment_id == dep, D.donation_id == donation_hex)
         ).one_or_none()
         if row is None:
@@ -142,7 +144,7 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
         numbers |= rel.blocks()
         view = chain_view(mirror, connection)
         blocks = block_info(mirror, connection, numbers)
-        signer = attribution.one(connection, dep, charity.charity_id, donation.operator)
+        signer = attribution.held_by(row.operator_held) if row.operator_held is not None else None
         own_approvals = approvals_of(mirror, connection, view, [a.disbursement_id for a in allocations])
         followed = hops(mirror, connection, view, donation, depth) if depth > 0 else None
         if followed:

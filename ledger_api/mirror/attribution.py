@@ -31,10 +31,23 @@ def signed_by(
             OP.deployment_id == deployment_id, tuple_(OP.charity_id, OP.account).in_(sorted(wanted))
         )
     )
-    return {
-        (charity, account): SignedBy(by="charity" if held else "platform", held_by_charity=bool(held))
-        for charity, account, held in rows
-    }
+    return {(charity, account): held_by(held) for charity, account, held in rows}
+
+
+def held_by(held: bool) -> SignedBy:
+    """Who signed, from the operator's `held_by_charity` flag."""
+    return SignedBy(by="charity" if held else "platform", held_by_charity=bool(held))
+
+
+def operator_of(record: Any, charity_id: Any) -> Any:
+    """The join of a record (a mirror table with `operator`) to its charity's operator row,
+    for a query that reads `held_by_charity` along with the record (one round trip)."""
+    OP = im.Operator
+    return (
+        (OP.deployment_id == record.deployment_id)
+        & (OP.charity_id == charity_id)
+        & (OP.account == record.operator)
+    )
 
 
 def one(connection: Any, deployment_id: int | None, charity_hex: str, account: str) -> SignedBy | None:

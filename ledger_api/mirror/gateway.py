@@ -33,18 +33,36 @@ class Mirror:
     # Keyword-only, so `Auditing` (always the primary) adds its own fields after these.
     replicas: Replicas | None = field(default=None, kw_only=True)
     on_replica: bool = field(default=False, kw_only=True)
+    # `reading(engine)`, for public reads on the primary; the engine itself when None.
+    reader: Engine | None = field(default=None, kw_only=True)
 
     def public(self) -> Mirror:
-        """This mirror on the database a public read should use now."""
+        """This mirror on the database a public read should use now, reading without a
+        transaction (`reading`)."""
+        primary = self.reader or self.engine
         if self.replicas is None:
-            return self
-        engine = self.replicas.choose()
-        return self if engine is self.replicas.primary else replace(self, engine=engine, on_replica=True)
+            return replace(self, engine=primary)
+        engine = self.replicas.choose()  # a replica's engine reads in autocommit already
+        if engine is self.replicas.primary:
+            return replace(self, engine=primary)
+        return replace(self, engine=engine, on_replica=True)
 
     def primary(self) -> Mirror:
         if not self.on_replica or self.replicas is None:
             return self
         return replace(self, engine=self.replicas.primary, on_replica=False)
+
+
+def reading(engine: Engine) -> Engine:
+    """The engine for public reads: on PostgreSQL, its connections run each statement on
+    its own (autocommit), so a read costs no BEGIN and no ROLLBACK round trip, a fifth of
+    a donor's trace's round trips. Nothing is lost: at PostgreSQL's READ COMMITTED each
+    statement of a transaction takes its own snapshot anyway. Public reads never write
+    (anything that must see a consistent state, reconciliation, uses `db.snapshot`). The
+    same pool: build it once (`Runtime.mirror`)."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def current_mirror(request: Request) -> Mirror:

@@ -68,9 +68,12 @@ def receipts_of(
         ).all()
         for row in rows:
             out[row.disbursement_id] = ReceiptStatus(row.recipient_id, row.identifier, row.name, row.amount)
+        named = sorted({row.disbursement_id for row in rows})
+        if not named:  # no registered recipient: nobody to confirm (a round trip saved per read)
+            continue
         found = connection.execute(
             select(RC)
-            .where(RC.deployment_id == deployment_id, RC.disbursement_id.in_(chunk))
+            .where(RC.deployment_id == deployment_id, RC.disbursement_id.in_(named))
             .order_by(RC.block_number, RC.log_index)
         ).all()
         blocks = block_info_for(connection, deployment_id, {c.block_number for c in found})

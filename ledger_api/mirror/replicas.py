@@ -62,9 +62,16 @@ class Replicas:
         poll_seconds: float,
     ) -> None:
         self.primary = primary
-        # A replica that hangs must not hold a reader (or the poller) for long.
+        # A replica that hangs must not hold a reader (or the poller) for long. Only public
+        # reads use a replica: no transactions (see gateway.reading).
         self.engines = [
-            create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 2}, **POOL)
+            create_engine(
+                url,
+                pool_pre_ping=True,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"connect_timeout": 2},
+                **POOL,
+            )
             for url in urls
         ]
         self.deployment_id = deployment_id

@@ -49,6 +49,8 @@ What it does, in order:
    goal), for `--duration`, `--repeat` times, from `--senders` threads; each latency
    counts from when the request was due, so a stall shows. The p99 goal is this run's.
    The load average (os.getloadavg) is printed with the figures: the machine is shared.
+   `--profile PREFIX` records the service with py-spy during each endpoint's first closed
+   loop (collapsed stacks, CPU samples), to find where a request's time goes.
 
 Figures depend on the machine; compare runs made on the same one.
 """
@@ -95,6 +97,7 @@ from scripts.bench.support import (
     new_deployment,
     percentile,
     postgres_database,
+    profiled,
     progress,
     revision,
     service,
@@ -721,7 +724,12 @@ def bench_database(
             load(running.base, pids, endpoint, paths[endpoint], options.clients, options.warmup)
         for r in range(options.repeat):
             for endpoint in ENDPOINTS:
-                run = load(running.base, pids, endpoint, paths[endpoint], options.clients, options.duration)
+                profile = (
+                    Path(f"{options.profile}.{name}.{endpoint}.txt") if options.profile and r == 0 else None
+                )
+                path, clients, duration = paths[endpoint], options.clients, options.duration
+                with profiled(running.process.pid, profile, subprocesses=options.workers > 1):
+                    run = load(running.base, pids, endpoint, path, clients, duration)
                 runs[endpoint].append(run)
                 progress(
                     f"{name} {r + 1}/{options.repeat} {endpoint}: {run.rps:,.0f} req/s,"
@@ -875,6 +883,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="smoke test: 2,000 donations, 200 disbursements, 3 s runs, 1 s warm-up, 1 repeat"
         " (each overridable)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="py-spy the service (CPU samples) during each endpoint's first closed-loop run,"
+        " to PREFIX.<database>.<endpoint>.txt (collapsed stacks)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of the tables")
     options = parser.parse_args()

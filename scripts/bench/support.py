@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -373,3 +374,39 @@ def service(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def profiled(pid: int, out: Path | None, idle: bool = False, subprocesses: bool = False) -> Iterator[None]:
+    """py-spy records the service process (every thread; CPU samples, or with `idle` wall
+    time, waits included; with `subprocesses`, its worker processes too) while the block
+    runs, into `out` as collapsed stacks; nothing when `out` is None."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "-p",
+            str(pid),
+            "-o",
+            str(out),
+            "-f",
+            "raw",
+            "-r",
+            "200",
+            "--threads",
+            "--nonblocking",
+            *(["--idle"] if idle else []),
+            *(["--subprocesses"] if subprocesses else []),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)

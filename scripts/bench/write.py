@@ -37,14 +37,11 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +55,7 @@ from ledger_api.chain.abi import encode_donations
 from ledger_api.chain.contract import deploy_ledger, ledger_contract, make_web3
 from ledger_api.core import ids
 from scripts.bench.read import cpu_seconds, machine_ticks
-from scripts.bench.support import DEFAULT_POSTGRES, AnvilNode, postgres_database, service
+from scripts.bench.support import DEFAULT_POSTGRES, AnvilNode, postgres_database, profiled, service
 
 ADMIN = "bench-admin-" + secrets.token_hex(16)
 
@@ -270,40 +267,6 @@ def bench_bare_batches(ledger: BareLedger, batches: int, size: int) -> float:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
-
-
-@contextlib.contextmanager
-def profiled(pid: int, out: Path | None, idle: bool = False) -> Iterator[None]:
-    """py-spy records the service process (every thread; CPU samples, or with `idle` wall
-    time, waits included) while the block runs, into `out` as collapsed stacks; nothing
-    when `out` is None."""
-    if out is None:
-        yield
-        return
-    spy = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "py-spy"),
-            "record",
-            "-p",
-            str(pid),
-            "-o",
-            str(out),
-            "-f",
-            "raw",
-            "-r",
-            "200",
-            "--threads",
-            "--nonblocking",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)  # py-spy attaches
-    try:
-        yield
-    finally:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(60)
 
 
 def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
