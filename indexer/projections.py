@@ -9,7 +9,7 @@ donations, so a range adds its own new rows to them (add_to_campaigns) when it i
 every one, and they are recomputed like the others when it did not and after a rollback.
 Likewise a campaign's evidenced disbursements (their number and sum, for the campaign
 page's evidence coverage) change by the disbursements whose evidence count a range took
-from zero or, in a rollback, back to zero (_add_evidenced).
+from zero or, in a rollback, back to zero (refresh).
 """
 
 from __future__ import annotations
@@ -754,30 +754,31 @@ def add_to_campaigns(connection: Connection, deployment_id: int, out: Projection
             totals[amount] += row["amount"]
             if count is not None:
                 totals[count] += 1
-    if not sums:
+    _add_to_columns(connection, deployment_id, _TOTALS, sums)
+
+
+# The order of add_to_campaigns' sums.
+_TOTALS = ("received", "donation_count", "refunded", "disbursed", "disbursement_count")
+
+
+def _add_to_columns(
+    connection: Connection, deployment_id: int, columns: Sequence[str], deltas: dict[str, list[int]]
+) -> None:
+    """Add each campaign's deltas (in the order of `columns`) to those columns, in one
+    UPDATE run for every campaign with something to add."""
+    changes = [
+        {"key": campaign, **{f"add_{column}": value for column, value in zip(columns, values, strict=True)}}
+        for campaign, values in sorted(deltas.items())
+        if any(values)
+    ]
+    if not changes:
         return
     C = m.table(m.Campaign)
     connection.execute(
         update(C)
         .where(and_(C.c.deployment_id == deployment_id, C.c.campaign_id == bindparam("key")))
-        .values(
-            received=C.c.received + bindparam("add_received", type_=BigInteger),
-            donation_count=C.c.donation_count + bindparam("add_donations", type_=BigInteger),
-            refunded=C.c.refunded + bindparam("add_refunded", type_=BigInteger),
-            disbursed=C.c.disbursed + bindparam("add_disbursed", type_=BigInteger),
-            disbursement_count=C.c.disbursement_count + bindparam("add_disbursements", type_=BigInteger),
-        ),
-        [
-            {
-                "key": campaign,
-                "add_received": received,
-                "add_donations": donations,
-                "add_refunded": refunded,
-                "add_disbursed": disbursed,
-                "add_disbursements": disbursements,
-            }
-            for campaign, (received, donations, refunded, disbursed, disbursements) in sorted(sums.items())
-        ],
+        .values({column: C.c[column] + bindparam(f"add_{column}", type_=BigInteger) for column in columns}),
+        changes,
     )
 
 
@@ -838,7 +839,9 @@ def refresh(connection: Connection, deployment_id: int, touched: Touched) -> Non
                 sign = 1 if now else -1
                 delta[0] += sign * amount
                 delta[1] += sign
-    _add_evidenced(connection, deployment_id, evidenced)
+    # The disbursements whose first evidence this range anchored (or, after a rollback,
+    # those that lost their last), added to (taken from) their campaigns.
+    _add_to_columns(connection, deployment_id, ("evidenced", "evidenced_count"), evidenced)
     evidenced_rows = and_(
         B.c.deployment_id == C.c.deployment_id, B.c.campaign_id == C.c.campaign_id, B.c.evidence_count > 0
     )
@@ -879,28 +882,6 @@ def _evidenced(
         )
     )
     return {row[0]: (row[1], int(row[2]), row[3] > 0) for row in rows}
-
-
-def _add_evidenced(connection: Connection, deployment_id: int, deltas: dict[str, list[int]]) -> None:
-    """Add to campaigns' evidenced totals the disbursements whose first evidence this range
-    anchored (or, after a rollback, take away those that lost their last)."""
-    changes = [
-        {"key": campaign, "add_amount": amount, "add_count": number}
-        for campaign, (amount, number) in sorted(deltas.items())
-        if amount or number
-    ]
-    if not changes:
-        return
-    C = m.table(m.Campaign)
-    connection.execute(
-        update(C)
-        .where(and_(C.c.deployment_id == deployment_id, C.c.campaign_id == bindparam("key")))
-        .values(
-            evidenced=C.c.evidenced + bindparam("add_amount", type_=BigInteger),
-            evidenced_count=C.c.evidenced_count + bindparam("add_count", type_=BigInteger),
-        ),
-        changes,
-    )
 
 
 def _refresh_recipients(connection: Connection, deployment_id: int, keys: set[str]) -> None:
