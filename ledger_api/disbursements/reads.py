@@ -39,8 +39,9 @@ def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
             .where(A.deployment_id == dep, A.disbursement_id == disbursement_hex)
             .order_by(A.log_index)
         ).all()
-        evidence = evidence_of(mirror, connection, [disbursement_hex]).get(disbursement_hex, [])
-        rel = related(mirror, connection, {e.document_hash for e in evidence})
+        anchored = evidence_of(mirror, connection, [disbursement_hex])
+        evidence = anchored.rows.get(disbursement_hex, [])
+        rel = related(mirror, connection, anchored.hashes(), described=anchored.files)
         view = chain_view(mirror, connection)
         numbers = (
             {row.block_number}

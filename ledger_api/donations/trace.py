@@ -4,15 +4,17 @@ never stored, and the donor commitment is not shown: ownership is checked separa
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from ledger_api.core import documents, ids
 from ledger_api.core.answers import MirrorPosition, Named, Proof
 from ledger_api.core.errors import NotFound
 from ledger_api.core.hexes import hex0x, text_of, unhex
+from ledger_api.core.models import EvidenceFile
 from ledger_api.core.reference import commitment
 from ledger_api.donations.hops import approvals_of, hops
 from ledger_api.donations.schemas import (
@@ -26,7 +28,7 @@ from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.mirror import attribution
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
-from ledger_api.mirror.proofs import ChainView, block_info, chain_view, proof
+from ledger_api.mirror.proofs import ChainView, block_info, block_join, blocks_of, position, proof
 from ledger_api.recipients.reads import receipt_views
 
 
@@ -34,20 +36,51 @@ def channel_name(hex_value: str) -> str:
     return text_of(hex_value)
 
 
-def evidence_of(
-    mirror: Mirror, connection: Connection, disbursement_hexes: list[str]
-) -> dict[str, list[Any]]:
+@dataclass
+class Anchored:
+    """The documents anchored on some disbursements, read in one query with their blocks
+    and the descriptions this service stores of them."""
+
+    rows: dict[str, list[Any]] = field(default_factory=dict)  # disbursement (0x) -> anchors, chain order
+    blocks: dict[int, tuple[str, int]] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=dict)  # bare SHA-256 -> description
+
+    def hashes(self) -> set[str]:
+        return {e.document_hash for rows in self.rows.values() for e in rows}
+
+
+def evidence_of(mirror: Mirror, connection: Connection, disbursement_hexes: list[str]) -> Anchored:
+    out = Anchored()
     if not disbursement_hexes:
-        return {}
-    E = im.Evidence
+        return out
+    E, F = im.Evidence, EvidenceFile.__table__
+    block, on_block = block_join(E.deployment_id, E.block_number)
     rows = connection.execute(
-        select(E.disbursement_id, E.document_hash, E.block_number, E.tx_hash, E.log_index)
+        select(
+            E.disbursement_id,
+            E.document_hash,
+            E.block_number,
+            E.tx_hash,
+            E.log_index,
+            block.hash.label("block_hash"),
+            block.timestamp.label("block_time"),
+            F.c.sha256,
+            F.c.visibility,
+            F.c.filename,
+            F.c.media_type,
+        )
+        .outerjoin(block, on_block)
+        .outerjoin(
+            F, (F.c.deployment_id == E.deployment_id) & (F.c.sha256 == func.substr(E.document_hash, 3))
+        )
         .where(E.deployment_id == mirror.deployment_id, E.disbursement_id.in_(disbursement_hexes))
         .order_by(E.block_number, E.log_index)
     ).all()
-    out: dict[str, list[Any]] = {}
     for row in rows:
-        out.setdefault(row.disbursement_id, []).append(row)
+        out.rows.setdefault(row.disbursement_id, []).append(row)
+        if row.sha256 is not None:
+            out.files[row.sha256] = row
+    out.blocks = blocks_of(rows, "block_number", "block_hash", "block_time")
     return out
 
 
@@ -83,12 +116,19 @@ def evidence_view(
 
 def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
     """The donation's trace; with depth 1..5, also its money followed through grants to
-    other campaigns on the ledger, hop by hop (donations/hops.py)."""
+    other campaigns on the ledger, hop by hop (donations/hops.py).
+
+    Round trips are what a trace costs (the service waits on each), so every query reads
+    its records' blocks with them, and a query is skipped when the rows already read say
+    it would find nothing: a donation with nothing allocated (most of them, until the
+    charity pays out) or refunded costs one query."""
     donation_hex = ids.to_hex(donation_id, "donation")
-    D, C, A, B, R, CH = im.Donation, im.Campaign, im.Allocation, im.Disbursement, im.Refund, im.Charity
+    D, C, CH = im.Donation, im.Campaign, im.Charity
     dep = mirror.deployment_id
     with mirror.engine.connect() as connection:
-        # The donation with its campaign, its charity and who signed it, in one round trip.
+        # The donation with its block, campaign, charity, who signed it and the mirror's
+        # position, in one round trip.
+        block, on_block = block_join(D.deployment_id, D.block_number)
         row = connection.execute(
             select(
                 D,
@@ -97,10 +137,16 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
                 C.charity_id,
                 CH.name.label("charity_name"),
                 im.Operator.held_by_charity.label("operator_held"),
+                block.hash.label("block_hash"),
+                block.timestamp.label("block_time"),
+                im.Cursor.block_number.label("indexed_block"),
+                im.Cursor.finalized_block.label("finalized_block"),
             )
             .join(C, (C.deployment_id == D.deployment_id) & (C.campaign_id == D.campaign_id))
             .join(CH, (CH.deployment_id == C.deployment_id) & (CH.charity_id == C.charity_id))
             .outerjoin(im.Operator, attribution.operator_of(D, C.charity_id))
+            .outerjoin(block, on_block)
+            .outerjoin(im.Cursor, im.Cursor.deployment_id == D.deployment_id)
             .where(D.deployment_id == dep, D.donation_id == donation_hex)
         ).one_or_none()
         if row is None:
@@ -108,67 +154,48 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
         donation = row
         campaign = SimpleNamespace(campaign_id=row.campaign_id, name=row.campaign_name, currency=row.currency)
         charity = SimpleNamespace(charity_id=row.charity_id, name=row.charity_name)
-        allocations = connection.execute(
-            select(
-                A.amount,
-                A.block_number,
-                A.tx_hash,
-                A.log_index,
-                B.disbursement_id,
-                B.amount.label("disbursement_amount"),
-                B.recipient,
-                B.purpose,
-                B.block_number.label("d_block"),
-                B.tx_hash.label("d_tx"),
-                B.log_index.label("d_log"),
-            )
-            .join(B, (B.deployment_id == A.deployment_id) & (B.disbursement_id == A.disbursement_id))
-            .where(A.deployment_id == dep, A.donation_id == donation_hex)
-            .order_by(A.block_number, A.log_index)
-        ).all()
-        refunds = connection.execute(
-            select(R)
-            .where(R.deployment_id == dep, R.donation_id == donation_hex)
-            .order_by(R.block_number, R.log_index)
-        ).all()
-        evidence = evidence_of(mirror, connection, [a.disbursement_id for a in allocations])
-        rel = related(mirror, connection, {e.document_hash for rows in evidence.values() for e in rows})
-        numbers = {
-            donation.block_number,
-            *(a.block_number for a in allocations),
-            *(a.d_block for a in allocations),
-        }
-        numbers |= {r.block_number for r in refunds} | {
-            e.block_number for rows in evidence.values() for e in rows
-        }
-        numbers |= rel.blocks()
-        view = chain_view(mirror, connection)
-        blocks = block_info(mirror, connection, numbers)
+        view = position(mirror, row.indexed_block, row.finalized_block)
+        blocks = blocks_of([row], "block_number", "block_hash", "block_time")
+        # Allocation and refund amounts are positive (the contract refuses zero), so the
+        # donation's totals say whether there are any.
+        allocations = _allocations(connection, dep, donation_hex) if donation.allocated > 0 else []
+        refunds = _refunds(connection, dep, donation_hex) if donation.refunded > 0 else []
+        blocks |= blocks_of(allocations, "block_number", "block_hash", "block_time")
+        blocks |= blocks_of(allocations, "d_block", "d_block_hash", "d_block_time")
+        blocks |= blocks_of(refunds, "block_number", "block_hash", "block_time")
+        evidenced = [a.disbursement_id for a in allocations if a.evidence_count]
+        anchored = evidence_of(mirror, connection, evidenced)
+        evidence = anchored.rows
+        rel = related(mirror, connection, anchored.hashes(), described=anchored.files)
+        blocks |= anchored.blocks
+        blocks |= block_info(mirror, connection, rel.blocks() - blocks.keys())
         signer = attribution.held_by(row.operator_held) if row.operator_held is not None else None
-        own_approvals = approvals_of(mirror, connection, view, [a.disbursement_id for a in allocations])
+        own_approvals = approvals_of(
+            mirror, connection, view, [a.disbursement_id for a in allocations if a.proposed is not None]
+        )
         followed = hops(mirror, connection, view, donation, depth) if depth > 0 else None
         if followed:
             # Each onward payment with what the donor needs to judge it: its evidence, who
             # approved it, what its recipient confirmed.
             onward = [ids.to_hex(d.id, "disbursement") for hop in followed for d in hop.disbursements]
-            hop_evidence = evidence_of(mirror, connection, onward)
-            hop_rel = related(
-                mirror, connection, {e.document_hash for rows in hop_evidence.values() for e in rows}
+            hop_anchored = evidence_of(mirror, connection, onward)
+            hop_rel = related(mirror, connection, hop_anchored.hashes(), described=hop_anchored.files)
+            hop_blocks = hop_anchored.blocks | block_info(
+                mirror, connection, hop_rel.blocks() - hop_anchored.blocks.keys()
             )
-            hop_blocks = block_info(
-                mirror, connection, {e.block_number for rows in hop_evidence.values() for e in rows}
-            )
-            hop_receipts = receipt_views(mirror, connection, onward)
+            hop_receipts = receipt_views(mirror, connection, onward, view)
             hop_approvals = approvals_of(mirror, connection, view, onward)
             for hop in followed:
                 for d in hop.disbursements:
                     key = ids.to_hex(d.id, "disbursement")
                     d.evidence = [
-                        evidence_view(mirror, view, hop_blocks, e, hop_rel) for e in hop_evidence.get(key, [])
+                        evidence_view(mirror, view, hop_blocks, e, hop_rel)
+                        for e in hop_anchored.rows.get(key, [])
                     ]
                     d.receipt = hop_receipts.get(key)
                     d.approval = hop_approvals.get(key)
-        receipts = receipt_views(mirror, connection, [a.disbursement_id for a in allocations])
+        named = [a.disbursement_id for a in allocations if a.named_recipient is not None]
+        receipts = receipt_views(mirror, connection, named, view) if named else {}
 
     def disbursement_proof(a: Any) -> Proof:
         return proof(view, blocks, SimpleNamespace(block_number=a.d_block, tx_hash=a.d_tx, log_index=a.d_log))
@@ -217,6 +244,65 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
         ],
         **({"hops": followed} if followed is not None else {}),
         mirror=MirrorPosition(indexed_block=view.indexed_block, finalized_block=view.finalized_block),
+    )
+
+
+def _allocations(connection: Connection, deployment_id: int | None, donation_hex: str) -> list[Any]:
+    """The donation's allocations with the disbursement each funded, both their blocks, and
+    whether that disbursement has evidence, a registered recipient or an executed approval
+    (so the trace asks for those only when there are some)."""
+    A, B = im.Allocation, im.Disbursement
+    NR, P = im.DisbursementRecipient, im.Proposal
+    allocation_block, on_allocation_block = block_join(A.deployment_id, A.block_number)
+    disbursement_block, on_disbursement_block = block_join(B.deployment_id, B.block_number)
+    return list(
+        connection.execute(
+            select(
+                A.amount,
+                A.block_number,
+                A.tx_hash,
+                A.log_index,
+                B.disbursement_id,
+                B.amount.label("disbursement_amount"),
+                B.recipient,
+                B.purpose,
+                B.block_number.label("d_block"),
+                B.tx_hash.label("d_tx"),
+                B.log_index.label("d_log"),
+                B.evidence_count,
+                allocation_block.hash.label("block_hash"),
+                allocation_block.timestamp.label("block_time"),
+                disbursement_block.hash.label("d_block_hash"),
+                disbursement_block.timestamp.label("d_block_time"),
+                NR.recipient_id.label("named_recipient"),
+                P.disbursement_id.label("proposed"),
+            )
+            .join(B, (B.deployment_id == A.deployment_id) & (B.disbursement_id == A.disbursement_id))
+            .outerjoin(allocation_block, on_allocation_block)
+            .outerjoin(disbursement_block, on_disbursement_block)
+            .outerjoin(NR, (NR.deployment_id == B.deployment_id) & (NR.disbursement_id == B.disbursement_id))
+            .outerjoin(
+                P,
+                (P.deployment_id == B.deployment_id)
+                & (P.disbursement_id == B.disbursement_id)
+                & (P.state == "executed"),
+            )
+            .where(A.deployment_id == deployment_id, A.donation_id == donation_hex)
+            .order_by(A.block_number, A.log_index)
+        ).all()
+    )
+
+
+def _refunds(connection: Connection, deployment_id: int | None, donation_hex: str) -> list[Any]:
+    R = im.Refund
+    block, on_block = block_join(R.deployment_id, R.block_number)
+    return list(
+        connection.execute(
+            select(R, block.hash.label("block_hash"), block.timestamp.label("block_time"))
+            .outerjoin(block, on_block)
+            .where(R.deployment_id == deployment_id, R.donation_id == donation_hex)
+            .order_by(R.block_number, R.log_index)
+        ).all()
     )
 
 

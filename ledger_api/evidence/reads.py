@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from cryptography.exceptions import InvalidTag
 from fastapi import Request
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, cast, literal_column, null, select, union_all
 
 from ledger_api.core import documents, ids
 from ledger_api.core.access_log import Trace
@@ -49,27 +49,50 @@ class Related:
         return {r.block_number for r in rows}
 
 
-def related(mirror: Mirror, connection: Connection, hashes: set[str]) -> Related:
-    """Links, withdrawals and descriptions of these documents (0x hashes), in three queries."""
+def related(
+    mirror: Mirror, connection: Connection, hashes: set[str], described: dict[str, Any] | None = None
+) -> Related:
+    """Links, withdrawals and descriptions of these documents (0x hashes): links and
+    withdrawals in one query, descriptions in another unless the caller read them with the
+    anchors (`described`, by bare SHA-256: see `donations.trace.evidence_of`)."""
     out = Related()
     if not hashes:
         return out
     L, W, F = im.EvidenceLink, im.EvidenceWithdrawal, EvidenceFile
     wanted = sorted(hashes)
-    link_columns = (L.disbursement_id, L.original_hash, L.copy_hash, L.block_number, L.tx_hash, L.log_index)
-    for row in connection.execute(
-        select(*link_columns).where(
-            L.deployment_id == mirror.deployment_id, L.original_hash.in_(wanted) | L.copy_hash.in_(wanted)
-        )
-    ):
-        out.copies.setdefault(row.original_hash, []).append(row)
-        out.original[row.copy_hash] = row
-    for row in connection.execute(
-        select(W.disbursement_id, W.document_hash, W.reason, W.block_number, W.tx_hash, W.log_index).where(
-            W.deployment_id == mirror.deployment_id, W.document_hash.in_(wanted)
-        )
-    ):
-        out.withdrawn.setdefault(row.document_hash, []).append(row)
+    nothing = cast(null(), String)
+    links = select(
+        literal_column("'link'", String).label("kind"),
+        L.disbursement_id,
+        L.original_hash,
+        L.copy_hash,
+        nothing.label("document_hash"),
+        nothing.label("reason"),
+        L.block_number,
+        L.tx_hash,
+        L.log_index,
+    ).where(L.deployment_id == mirror.deployment_id, L.original_hash.in_(wanted) | L.copy_hash.in_(wanted))
+    withdrawals = select(
+        literal_column("'withdrawal'", String),
+        W.disbursement_id,
+        nothing,
+        nothing,
+        W.document_hash,
+        W.reason,
+        W.block_number,
+        W.tx_hash,
+        W.log_index,
+    ).where(W.deployment_id == mirror.deployment_id, W.document_hash.in_(wanted))
+    both = union_all(links, withdrawals).subquery()
+    for row in connection.execute(select(both).order_by(both.c.block_number, both.c.log_index)):
+        if row.kind == "link":
+            out.copies.setdefault(row.original_hash, []).append(row)
+            out.original[row.copy_hash] = row
+        else:
+            out.withdrawn.setdefault(row.document_hash, []).append(row)
+    if described is not None:
+        out.files = described
+        return out
     files = F.__table__
     for row in connection.execute(
         select(files).where(

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy.orm import aliased
 
 from ledger_api.core.answers import Proof
 from ledger_api.mirror import tables as im
@@ -32,8 +33,33 @@ def chain_view(mirror: Mirror, connection: Connection) -> ChainView:
             im.Cursor.deployment_id == mirror.deployment_id
         )
     ).one_or_none()
-    indexed, finalized = (cursor.block_number, cursor.finalized_block) if cursor else (0, 0)
-    return ChainView(mirror.deployment.chain_id, mirror.deployment.address, indexed, finalized)
+    return position(mirror, *(cursor or (None, None)))
+
+
+def position(mirror: Mirror, indexed: int | None, finalized: int | None) -> ChainView:
+    """The view from the cursor's columns read along with a record (None before the indexer
+    has committed its first range), for queries that join the cursor instead of asking
+    for it in a round trip of their own."""
+    return ChainView(mirror.deployment.chain_id, mirror.deployment.address, indexed or 0, finalized or 0)
+
+
+def block_join(deployment: Any, number: Any) -> tuple[Any, ColumnElement[bool]]:
+    """An alias of the mirror's blocks and the condition joining it (outer) to a record's
+    block, so a query reads the block's hash and time with the record; `blocks_of` then
+    collects them into the map `proof` reads."""
+    block = aliased(im.Block)
+    return block, (block.deployment_id == deployment) & (block.number == number)
+
+
+def blocks_of(rows: Any, number: str, block_hash: str, timestamp: str) -> dict[int, tuple[str, int]]:
+    """(hash, timestamp) by block number from rows that joined their block (`block_join`);
+    a block the mirror does not hold is left out, as `block_info` leaves it out."""
+    out = {}
+    for row in rows:
+        found = getattr(row, block_hash)
+        if found is not None:
+            out[getattr(row, number)] = (found, getattr(row, timestamp))
+    return out
 
 
 def block_info(mirror: Mirror, connection: Connection, numbers: set[int]) -> dict[int, tuple[str, int]]:

@@ -77,13 +77,14 @@ def _view(row: Any, row_proof: Proof) -> Recipient:
 
 
 def receipt_views(
-    mirror: Mirror, connection: Connection, disbursements: Iterable[str]
+    mirror: Mirror, connection: Connection, disbursements: Iterable[str], view: ChainView | None = None
 ) -> dict[str, ReceiptView]:
     """The receipt status of each disbursement (0x hex) that names a registered recipient
-    organisation, as answers carry it; the others are absent."""
+    organisation, as answers carry it; the others are absent. `view`: the mirror's
+    position if the caller has read it already."""
     statuses = receipts_of(connection, mirror.deployment_id or 0, disbursements)
     numbers = {c.block_number for s in statuses.values() for c in s.confirmations}
-    view = chain_view(mirror, connection)
+    view = view or chain_view(mirror, connection)
     blocks = block_info(mirror, connection, numbers)
     return {key: receipt_view(status, view, blocks) for key, status in statuses.items()}
 

@@ -151,6 +151,15 @@ def test_a_foundation_donor_follows_the_money_three_organisations_down(service: 
     assert receipt["confirmations"][0]["account"] == SUPPLIER_KEY.address
     assert receipt["confirmations"][0]["statement"] == "received CNY 16.50 for rice, March"
 
+    # Each grant's own donor-side record says the same as the hop that reached it: the
+    # bureau's grant-in donation shows its payout's approvals, the school's shows the
+    # supplier's confirmation and the invoice.
+    own = _ok(service.get(f"/v1/donations/{parts[0]}"))["allocations"][0]["disbursement"]
+    assert own["id"] == g2 and own["approval"] == approval and own["receipt"] is None
+    own = _ok(service.get(f"/v1/donations/{school_in[0]}"))["allocations"][0]["disbursement"]
+    assert own["id"] == paid["id"] and own["receipt"] == receipt and own["approval"] is None
+    assert own["evidence"] == school_payout["evidence"]
+
     # The page says the same, in both languages, without JavaScript.
     for language, approved, confirmed_by in (
         ("en", "Approved by", "Receipt confirmed by Huining Rice Co-operative"),

@@ -5,13 +5,16 @@ chain reference that checks out against the node, and nothing personal in the an
 from __future__ import annotations
 
 import gc
+import threading
 import warnings
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from ledger_api.core import ids
+from ledger_api.donations.trace import trace
 from tests.api.checks import donation_view, problem, wait_for_mirror
 from tests.api.service import Service
 
@@ -50,6 +53,8 @@ def traced(service: Service) -> dict[str, Any]:
         "disbursement": disbursement,
         "invoice": invoice,
         "charity_id": charity_id,
+        "campaign_id": campaign_id,
+        "key": key,
     }
 
 
@@ -184,3 +189,44 @@ def test_a_fifo_disbursement_closes_its_cursor_on_the_donations(service: Service
         gc.collect()
     assert created.status_code == 201, created.text
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_trace_costs_few_round_trips(service: Service, traced: dict[str, Any]) -> None:
+    """A trace's cost is its round trips to the database (the service waits on each), so
+    their number is held: the donation with its block, campaign, charity, signer and the
+    mirror's position in one; allocations, refunds and evidence only when the donation's
+    rows say there are some. The answers are the ones the other tests check."""
+    mirror = service.runtime.mirror.public()
+    here = threading.get_ident()
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() == here:  # not the in-process indexer's
+            statements.append(statement)
+
+    def cost(donation_id: str) -> tuple[int, dict[str, Any]]:
+        statements.clear()
+        event.listen(mirror.engine, "before_cursor_execute", count)
+        try:
+            answer = trace(mirror, donation_id)
+        finally:
+            event.remove(mirror.engine, "before_cursor_execute", count)
+        # The mirror's position is read once, with the donation.
+        assert all("indexer_cursors" not in s for s in statements[1:]), statements
+        return len(statements), answer.model_dump()
+
+    first, third = traced["donations"][0], traced["donations"][2]
+    unallocated = service.donate(traced["campaign_id"], traced["key"], 5_000, DONOR)
+    wait_for_mirror(service)
+    # Nothing allocated or refunded: the donation's own row answers everything.
+    queries, answer = cost(unallocated["id"])
+    assert queries == 1 and answer["allocations"] == [] and answer["refunds"] == []
+    # Allocated (with evidence): the allocations, the anchors with their descriptions, their
+    # links and withdrawals.
+    queries, answer = cost(first["id"])
+    assert queries == 4 and answer["allocations"][0]["disbursement"]["evidence"]
+    # Refunded too: one more.
+    queries, answer = cost(third["id"])
+    assert queries == 5 and answer["refunds"]
+    for proofs in (answer["proof"], answer["refunds"][0]["proof"], answer["allocations"][0]["proof"]):
+        assert proofs["block_hash"] and proofs["recorded_at"]
