@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, bindparam, func, select
 
 from ledger_api.core import documents, ids
 from ledger_api.core.answers import MirrorPosition, Named, Proof
@@ -31,6 +31,9 @@ from ledger_api.mirror.gateway import Mirror
 from ledger_api.mirror.proofs import ChainView, block_info, block_join, blocks_of, position, proof
 from ledger_api.recipients.reads import receipt_views
 
+# A select of any columns (the builders below read more than Select[Any] says).
+Statement = Select[*tuple[Any, ...]]
+
 
 def channel_name(hex_value: str) -> str:
     return text_of(hex_value)
@@ -49,13 +52,10 @@ class Anchored:
         return {e.document_hash for rows in self.rows.values() for e in rows}
 
 
-def evidence_of(mirror: Mirror, connection: Connection, disbursement_hexes: list[str]) -> Anchored:
-    out = Anchored()
-    if not disbursement_hexes:
-        return out
+def _anchors_statement() -> Statement:
     E, F = im.Evidence, EvidenceFile.__table__
     block, on_block = block_join(E.deployment_id, E.block_number)
-    rows = connection.execute(
+    return (
         select(
             E.disbursement_id,
             E.document_hash,
@@ -73,8 +73,20 @@ def evidence_of(mirror: Mirror, connection: Connection, disbursement_hexes: list
         .outerjoin(
             F, (F.c.deployment_id == E.deployment_id) & (F.c.sha256 == func.substr(E.document_hash, 3))
         )
-        .where(E.deployment_id == mirror.deployment_id, E.disbursement_id.in_(disbursement_hexes))
+        .where(
+            E.deployment_id == bindparam("deployment"),
+            E.disbursement_id.in_(bindparam("disbursements", expanding=True)),
+        )
         .order_by(E.block_number, E.log_index)
+    )
+
+
+def evidence_of(mirror: Mirror, connection: Connection, disbursement_hexes: list[str]) -> Anchored:
+    out = Anchored()
+    if not disbursement_hexes:
+        return out
+    rows = connection.execute(
+        _ANCHORS, {"deployment": mirror.deployment_id, "disbursements": disbursement_hexes}
     ).all()
     for row in rows:
         out.rows.setdefault(row.disbursement_id, []).append(row)
@@ -123,32 +135,9 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
     it would find nothing: a donation with nothing allocated (most of them, until the
     charity pays out) or refunded costs one query."""
     donation_hex = ids.to_hex(donation_id, "donation")
-    D, C, CH = im.Donation, im.Campaign, im.Charity
     dep = mirror.deployment_id
     with mirror.engine.connect() as connection:
-        # The donation with its block, campaign, charity, who signed it and the mirror's
-        # position, in one round trip.
-        block, on_block = block_join(D.deployment_id, D.block_number)
-        row = connection.execute(
-            select(
-                D,
-                C.name.label("campaign_name"),
-                C.currency,
-                C.charity_id,
-                CH.name.label("charity_name"),
-                im.Operator.held_by_charity.label("operator_held"),
-                block.hash.label("block_hash"),
-                block.timestamp.label("block_time"),
-                im.Cursor.block_number.label("indexed_block"),
-                im.Cursor.finalized_block.label("finalized_block"),
-            )
-            .join(C, (C.deployment_id == D.deployment_id) & (C.campaign_id == D.campaign_id))
-            .join(CH, (CH.deployment_id == C.deployment_id) & (CH.charity_id == C.charity_id))
-            .outerjoin(im.Operator, attribution.operator_of(D, C.charity_id))
-            .outerjoin(block, on_block)
-            .outerjoin(im.Cursor, im.Cursor.deployment_id == D.deployment_id)
-            .where(D.deployment_id == dep, D.donation_id == donation_hex)
-        ).one_or_none()
+        row = connection.execute(_DONATION, {"deployment": dep, "donation": donation_hex}).one_or_none()
         if row is None:
             raise NotFound("donation not found (or not mirrored yet)")
         donation = row
@@ -158,8 +147,9 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
         blocks = blocks_of([row], "block_number", "block_hash", "block_time")
         # Allocation and refund amounts are positive (the contract refuses zero), so the
         # donation's totals say whether there are any.
-        allocations = _allocations(connection, dep, donation_hex) if donation.allocated > 0 else []
-        refunds = _refunds(connection, dep, donation_hex) if donation.refunded > 0 else []
+        keys = {"deployment": dep, "donation": donation_hex}
+        allocations = connection.execute(_ALLOCATIONS, keys).all() if donation.allocated > 0 else []
+        refunds = connection.execute(_REFUNDS, keys).all() if donation.refunded > 0 else []
         blocks |= blocks_of(allocations, "block_number", "block_hash", "block_time")
         blocks |= blocks_of(allocations, "d_block", "d_block_hash", "d_block_time")
         blocks |= blocks_of(refunds, "block_number", "block_hash", "block_time")
@@ -247,7 +237,34 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
     )
 
 
-def _allocations(connection: Connection, deployment_id: int | None, donation_hex: str) -> list[Any]:
+def _donation_statement() -> Statement:
+    """The donation with its block, campaign, charity, who signed it and the mirror's
+    position, in one round trip."""
+    D, C, CH = im.Donation, im.Campaign, im.Charity
+    block, on_block = block_join(D.deployment_id, D.block_number)
+    return (
+        select(
+            D,
+            C.name.label("campaign_name"),
+            C.currency,
+            C.charity_id,
+            CH.name.label("charity_name"),
+            im.Operator.held_by_charity.label("operator_held"),
+            block.hash.label("block_hash"),
+            block.timestamp.label("block_time"),
+            im.Cursor.block_number.label("indexed_block"),
+            im.Cursor.finalized_block.label("finalized_block"),
+        )
+        .join(C, (C.deployment_id == D.deployment_id) & (C.campaign_id == D.campaign_id))
+        .join(CH, (CH.deployment_id == C.deployment_id) & (CH.charity_id == C.charity_id))
+        .outerjoin(im.Operator, attribution.operator_of(D, C.charity_id))
+        .outerjoin(block, on_block)
+        .outerjoin(im.Cursor, im.Cursor.deployment_id == D.deployment_id)
+        .where(D.deployment_id == bindparam("deployment"), D.donation_id == bindparam("donation"))
+    )
+
+
+def _allocations_statement() -> Statement:
     """The donation's allocations with the disbursement each funded, both their blocks, and
     whether that disbursement has evidence, a registered recipient or an executed approval
     (so the trace asks for those only when there are some)."""
@@ -255,55 +272,59 @@ def _allocations(connection: Connection, deployment_id: int | None, donation_hex
     NR, P = im.DisbursementRecipient, im.Proposal
     allocation_block, on_allocation_block = block_join(A.deployment_id, A.block_number)
     disbursement_block, on_disbursement_block = block_join(B.deployment_id, B.block_number)
-    return list(
-        connection.execute(
-            select(
-                A.amount,
-                A.block_number,
-                A.tx_hash,
-                A.log_index,
-                B.disbursement_id,
-                B.amount.label("disbursement_amount"),
-                B.recipient,
-                B.purpose,
-                B.block_number.label("d_block"),
-                B.tx_hash.label("d_tx"),
-                B.log_index.label("d_log"),
-                B.evidence_count,
-                allocation_block.hash.label("block_hash"),
-                allocation_block.timestamp.label("block_time"),
-                disbursement_block.hash.label("d_block_hash"),
-                disbursement_block.timestamp.label("d_block_time"),
-                NR.recipient_id.label("named_recipient"),
-                P.disbursement_id.label("proposed"),
-            )
-            .join(B, (B.deployment_id == A.deployment_id) & (B.disbursement_id == A.disbursement_id))
-            .outerjoin(allocation_block, on_allocation_block)
-            .outerjoin(disbursement_block, on_disbursement_block)
-            .outerjoin(NR, (NR.deployment_id == B.deployment_id) & (NR.disbursement_id == B.disbursement_id))
-            .outerjoin(
-                P,
-                (P.deployment_id == B.deployment_id)
-                & (P.disbursement_id == B.disbursement_id)
-                & (P.state == "executed"),
-            )
-            .where(A.deployment_id == deployment_id, A.donation_id == donation_hex)
-            .order_by(A.block_number, A.log_index)
-        ).all()
+    return (
+        select(
+            A.amount,
+            A.block_number,
+            A.tx_hash,
+            A.log_index,
+            B.disbursement_id,
+            B.amount.label("disbursement_amount"),
+            B.recipient,
+            B.purpose,
+            B.block_number.label("d_block"),
+            B.tx_hash.label("d_tx"),
+            B.log_index.label("d_log"),
+            B.evidence_count,
+            allocation_block.hash.label("block_hash"),
+            allocation_block.timestamp.label("block_time"),
+            disbursement_block.hash.label("d_block_hash"),
+            disbursement_block.timestamp.label("d_block_time"),
+            NR.recipient_id.label("named_recipient"),
+            P.disbursement_id.label("proposed"),
+        )
+        .join(B, (B.deployment_id == A.deployment_id) & (B.disbursement_id == A.disbursement_id))
+        .outerjoin(allocation_block, on_allocation_block)
+        .outerjoin(disbursement_block, on_disbursement_block)
+        .outerjoin(NR, (NR.deployment_id == B.deployment_id) & (NR.disbursement_id == B.disbursement_id))
+        .outerjoin(
+            P,
+            (P.deployment_id == B.deployment_id)
+            & (P.disbursement_id == B.disbursement_id)
+            & (P.state == "executed"),
+        )
+        .where(A.deployment_id == bindparam("deployment"), A.donation_id == bindparam("donation"))
+        .order_by(A.block_number, A.log_index)
     )
 
 
-def _refunds(connection: Connection, deployment_id: int | None, donation_hex: str) -> list[Any]:
+def _refunds_statement() -> Statement:
     R = im.Refund
     block, on_block = block_join(R.deployment_id, R.block_number)
-    return list(
-        connection.execute(
-            select(R, block.hash.label("block_hash"), block.timestamp.label("block_time"))
-            .outerjoin(block, on_block)
-            .where(R.deployment_id == deployment_id, R.donation_id == donation_hex)
-            .order_by(R.block_number, R.log_index)
-        ).all()
+    return (
+        select(R, block.hash.label("block_hash"), block.timestamp.label("block_time"))
+        .outerjoin(block, on_block)
+        .where(R.deployment_id == bindparam("deployment"), R.donation_id == bindparam("donation"))
+        .order_by(R.block_number, R.log_index)
     )
+
+
+# Built once: constructing a statement with its aliases, and its cache key, cost more CPU
+# than the database spends answering it (a py-spy profile of the trace lookups).
+_DONATION = _donation_statement()
+_ALLOCATIONS = _allocations_statement()
+_REFUNDS = _refunds_statement()
+_ANCHORS = _anchors_statement()
 
 
 def owns(mirror: Mirror, donation_id: str, receipt_secret: str, donor_reference: str) -> bool:

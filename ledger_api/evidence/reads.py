@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from cryptography.exceptions import InvalidTag
 from fastapi import Request
-from sqlalchemy import Connection, String, cast, literal_column, null, select, union_all
+from sqlalchemy import Connection, String, bindparam, cast, literal_column, null, select, union_all
 
 from ledger_api.core import documents, ids
 from ledger_api.core.access_log import Trace
@@ -49,17 +49,11 @@ class Related:
         return {r.block_number for r in rows}
 
 
-def related(
-    mirror: Mirror, connection: Connection, hashes: set[str], described: dict[str, Any] | None = None
-) -> Related:
-    """Links, withdrawals and descriptions of these documents (0x hashes): links and
-    withdrawals in one query, descriptions in another unless the caller read them with the
-    anchors (`described`, by bare SHA-256: see `donations.trace.evidence_of`)."""
-    out = Related()
-    if not hashes:
-        return out
-    L, W, F = im.EvidenceLink, im.EvidenceWithdrawal, EvidenceFile
-    wanted = sorted(hashes)
+def _links_and_withdrawals() -> Any:
+    """Links and withdrawals of some documents in one query (built once, see
+    `donations.trace`): rows with every column of both, `kind` saying which."""
+    L, W = im.EvidenceLink, im.EvidenceWithdrawal
+    hashes: Any = bindparam("hashes", expanding=True)
     nothing = cast(null(), String)
     links = select(
         literal_column("'link'", String).label("kind"),
@@ -71,7 +65,7 @@ def related(
         L.block_number,
         L.tx_hash,
         L.log_index,
-    ).where(L.deployment_id == mirror.deployment_id, L.original_hash.in_(wanted) | L.copy_hash.in_(wanted))
+    ).where(L.deployment_id == bindparam("deployment"), L.original_hash.in_(hashes) | L.copy_hash.in_(hashes))
     withdrawals = select(
         literal_column("'withdrawal'", String),
         W.disbursement_id,
@@ -82,9 +76,27 @@ def related(
         W.block_number,
         W.tx_hash,
         W.log_index,
-    ).where(W.deployment_id == mirror.deployment_id, W.document_hash.in_(wanted))
+    ).where(W.deployment_id == bindparam("deployment"), W.document_hash.in_(hashes))
     both = union_all(links, withdrawals).subquery()
-    for row in connection.execute(select(both).order_by(both.c.block_number, both.c.log_index)):
+    return select(both).order_by(both.c.block_number, both.c.log_index)
+
+
+_LINKS_AND_WITHDRAWALS = _links_and_withdrawals()
+
+
+def related(
+    mirror: Mirror, connection: Connection, hashes: set[str], described: dict[str, Any] | None = None
+) -> Related:
+    """Links, withdrawals and descriptions of these documents (0x hashes): links and
+    withdrawals in one query, descriptions in another unless the caller read them with the
+    anchors (`described`, by bare SHA-256: see `donations.trace.evidence_of`)."""
+    out = Related()
+    if not hashes:
+        return out
+    wanted = sorted(hashes)
+    for row in connection.execute(
+        _LINKS_AND_WITHDRAWALS, {"deployment": mirror.deployment_id, "hashes": wanted}
+    ):
         if row.kind == "link":
             out.copies.setdefault(row.original_hash, []).append(row)
             out.original[row.copy_hash] = row
@@ -93,7 +105,7 @@ def related(
     if described is not None:
         out.files = described
         return out
-    files = F.__table__
+    files = EvidenceFile.__table__
     for row in connection.execute(
         select(files).where(
             files.c.deployment_id == mirror.deployment_id, files.c.sha256.in_([h[2:] for h in wanted])
