@@ -63,7 +63,7 @@ def dev(
     typer.echo(f"ledger at {runtime.deployment.address} on {chain} (chain id {runtime.deployment.chain_id})")
     public_rpc = rpc_url(runtime.settings, url)
     typer.echo(f"database: {runtime.engine.url.render_as_string(hide_password=True)}")
-    application = create_app(runtime)
+    application = create_app(runtime, long_lived=True)
     if demo:
         from ledger_api.demo import load_demo
 
@@ -163,7 +163,7 @@ def serve(
         raise typer.Exit(2) from None
     if workers == 1:
         uvicorn.run(
-            create_app(runtime),
+            create_app(runtime, long_lived=True),
             host=host or settings.host,
             port=port or settings.port,
             http=slow_client_protocol(settings),

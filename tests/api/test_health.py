@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from ledger_api.chain.contract import ledger_contract, make_web3
@@ -168,3 +171,30 @@ def test_health_is_degraded_when_the_writer_this_process_stands_by_for_stalls(tm
                     40,
                     "the standby healthy again once the writer resumed",
                 )
+
+
+def test_a_long_lived_app_freezes_what_it_built_once_started(tmp_path: Path) -> None:
+    """`ledger serve` and `ledger dev` build the app with long_lived=True: once started, the
+    collector no longer walks the process's long-lived objects (a full collection of them
+    paused every request in flight). An app built for a test leaves them alone."""
+    from ledger_api.app import create_app
+    from ledger_api.runtime import dev_runtime
+    from tests.api.service import settings_for
+
+    runtimes = [
+        dev_runtime(settings_for(tmp_path / name, None, f"sqlite:///{tmp_path / name}.db"))
+        for name in ("test", "served")
+    ]
+
+    async def frozen_once_started(app: FastAPI) -> int:
+        async with app.router.lifespan_context(app):
+            return gc.get_freeze_count()
+
+    before = gc.get_freeze_count()
+    try:
+        assert asyncio.run(frozen_once_started(create_app(runtimes[0]))) == before
+        assert asyncio.run(frozen_once_started(create_app(runtimes[1], long_lived=True))) > before + 100_000
+    finally:
+        gc.unfreeze()
+        for runtime in runtimes:
+            runtime.engine.dispose()
