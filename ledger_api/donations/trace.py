@@ -28,7 +28,15 @@ from ledger_api.evidence.schemas import EvidenceView
 from ledger_api.mirror import attribution
 from ledger_api.mirror import tables as im
 from ledger_api.mirror.gateway import Mirror
-from ledger_api.mirror.proofs import ChainView, block_info, block_join, blocks_of, position, proof
+from ledger_api.mirror.proofs import (
+    ChainView,
+    block_info,
+    block_join,
+    blocks_of,
+    origin_columns,
+    position,
+    proof,
+)
 from ledger_api.recipients.reads import receipt_views
 
 # A select of any columns (the builders below read more than Select[Any] says).
@@ -59,11 +67,7 @@ def _anchors_statement() -> Statement:
         select(
             E.disbursement_id,
             E.document_hash,
-            E.block_number,
-            E.tx_hash,
-            E.log_index,
-            block.hash.label("block_hash"),
-            block.timestamp.label("block_time"),
+            *origin_columns(E, block),
             F.c.sha256,
             F.c.visibility,
             F.c.filename,
@@ -275,9 +279,7 @@ def _allocations_statement() -> Statement:
     return (
         select(
             A.amount,
-            A.block_number,
-            A.tx_hash,
-            A.log_index,
+            *origin_columns(A, allocation_block),
             B.disbursement_id,
             B.amount.label("disbursement_amount"),
             B.recipient,
@@ -286,8 +288,6 @@ def _allocations_statement() -> Statement:
             B.tx_hash.label("d_tx"),
             B.log_index.label("d_log"),
             B.evidence_count,
-            allocation_block.hash.label("block_hash"),
-            allocation_block.timestamp.label("block_time"),
             disbursement_block.hash.label("d_block_hash"),
             disbursement_block.timestamp.label("d_block_time"),
             NR.recipient_id.label("named_recipient"),

@@ -51,6 +51,18 @@ def block_join(deployment: Any, number: Any) -> tuple[Any, ColumnElement[bool]]:
     return block, (block.deployment_id == deployment) & (block.number == number)
 
 
+def origin_columns(record: Any, block: Any) -> tuple[Any, ...]:
+    """A record's chain reference with its block's hash and time (`block` from
+    `block_join`), the columns `proof` and `blocks_of` read."""
+    return (
+        record.block_number,
+        record.tx_hash,
+        record.log_index,
+        block.hash.label("block_hash"),
+        block.timestamp.label("block_time"),
+    )
+
+
 def blocks_of(rows: Any, number: str, block_hash: str, timestamp: str) -> dict[int, tuple[str, int]]:
     """(hash, timestamp) by block number from rows that joined their block (`block_join`);
     a block the mirror does not hold is left out, as `block_info` leaves it out."""
