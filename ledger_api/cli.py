@@ -283,7 +283,11 @@ def deploy() -> None:
     keystore, service_account = open_keystore(settings)
     deployment = deploy_ledger(w3, service_account, keystore=keystore)
     db.upgrade(settings.database_url)
-    record_deployment(db.make_engine(settings.database_url), deployment)
+    engine = db.make_engine(settings.database_url)
+    try:
+        record_deployment(engine, deployment)
+    finally:
+        engine.dispose()  # its connections, not the garbage collector's (ResourceWarning in-process)
     where = f"block {deployment.block_number}, chain {deployment.chain_id}"
     typer.echo(f"deployed the ledger at {deployment.address} ({where})")
     typer.echo(f"admin (service account): {service_account}")
