@@ -122,10 +122,9 @@ def _stalled_writer(
 def create_app(runtime: Runtime, *, long_lived: bool = False) -> FastAPI:
     """The service. `long_lived`: this app is the process's until it ends (`ledger serve`,
     `ledger dev`), so once started, what it has built is moved out of the garbage
-    collector's sight (`gc.freeze`): a full collection walked those 300,000 objects of
-    imports, routes and pools in about 140 ms, a pause that landed on whichever requests
-    were in flight (the open-loop p99 of `scripts/bench/read.py`). Tests build many apps in
-    one process and leave it off."""
+    collector's sight (`gc.freeze`): a full collection walked those ~300,000 objects of
+    imports, routes and pools in about 160 ms (`scripts/bench/gc_pause.py`), a pause for
+    every request in flight. Tests build many apps in one process and leave it off."""
     sane_recursion_limit()  # this process parses untrusted JSON (see core/limits.py)
 
     @asynccontextmanager

@@ -49,7 +49,7 @@ def funding(mirror: Mirror, disbursement_id: str) -> Disbursement:
             | {e.block_number for e in evidence}
             | rel.blocks()
         )
-        blocks = block_info(mirror, connection, numbers)
+        blocks = anchored.blocks | block_info(mirror, connection, numbers - anchored.blocks.keys())
         signer = attribution.one(connection, dep, campaign.charity_id, row.operator)
         receipt = receipt_views(mirror, connection, [disbursement_hex]).get(disbursement_hex)
     return Disbursement(

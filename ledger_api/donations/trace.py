@@ -96,7 +96,7 @@ def evidence_of(mirror: Mirror, connection: Connection, disbursement_hexes: list
         out.rows.setdefault(row.disbursement_id, []).append(row)
         if row.sha256 is not None:
             out.files[row.sha256] = row
-    out.blocks = blocks_of(rows, "block_number", "block_hash", "block_time")
+    out.blocks = blocks_of(rows)
     return out
 
 
@@ -148,15 +148,15 @@ def trace(mirror: Mirror, donation_id: str, depth: int = 0) -> DonationTrace:
         campaign = SimpleNamespace(campaign_id=row.campaign_id, name=row.campaign_name, currency=row.currency)
         charity = SimpleNamespace(charity_id=row.charity_id, name=row.charity_name)
         view = position(mirror, row.indexed_block, row.finalized_block)
-        blocks = blocks_of([row], "block_number", "block_hash", "block_time")
+        blocks = blocks_of([row])
         # Allocation and refund amounts are positive (the contract refuses zero), so the
         # donation's totals say whether there are any.
         keys = {"deployment": dep, "donation": donation_hex}
         allocations = connection.execute(_ALLOCATIONS, keys).all() if donation.allocated > 0 else []
         refunds = connection.execute(_REFUNDS, keys).all() if donation.refunded > 0 else []
-        blocks |= blocks_of(allocations, "block_number", "block_hash", "block_time")
+        blocks |= blocks_of(allocations)
         blocks |= blocks_of(allocations, "d_block", "d_block_hash", "d_block_time")
-        blocks |= blocks_of(refunds, "block_number", "block_hash", "block_time")
+        blocks |= blocks_of(refunds)
         evidenced = [a.disbursement_id for a in allocations if a.evidence_count]
         anchored = evidence_of(mirror, connection, evidenced)
         evidence = anchored.rows

@@ -63,7 +63,9 @@ def origin_columns(record: Any, block: Any) -> tuple[Any, ...]:
     )
 
 
-def blocks_of(rows: Any, number: str, block_hash: str, timestamp: str) -> dict[int, tuple[str, int]]:
+def blocks_of(
+    rows: Any, number: str = "block_number", block_hash: str = "block_hash", timestamp: str = "block_time"
+) -> dict[int, tuple[str, int]]:
     """(hash, timestamp) by block number from rows that joined their block (`block_join`);
     a block the mirror does not hold is left out, as `block_info` leaves it out."""
     out = {}
