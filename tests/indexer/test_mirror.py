@@ -8,7 +8,7 @@ import zlib
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, event, insert, select, text
 
 from indexer import models as m
 from indexer.indexer import Indexer, IndexerConfig
@@ -150,6 +150,37 @@ def test_replaying_indexed_ranges_changes_nothing(chain: Ledger, database_url: s
         connection.execute(text("DELETE FROM indexer_cursors"))
     indexer.sync()
     assert dump(engine) == before
+
+
+@pytest.mark.parametrize("bulk_rows", [1, 10**9], ids=["bulk", "multi-row"])
+def test_a_first_index_adds_to_campaign_totals_without_recomputing_them(
+    chain: Ledger, database_url: str, bulk_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New donations, refunds and disbursements are added to their campaigns' totals; a
+    recomputation from every row of the campaign is for replays and rollbacks only (at a
+    million donations it made each range slower than the last). Both insert paths must
+    count what they inserted exactly: PostgreSQL's multi-row INSERT once reported -1."""
+    activity(chain, "a")
+    monkeypatch.setattr(db, "BULK_ROWS", bulk_rows)
+    indexer, engine = _indexer(chain, database_url, initial_range=3)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    def recomputations() -> int:
+        return sum(1 for sql in statements if sql.startswith("UPDATE campaigns SET received=(SELECT"))
+
+    indexer.sync()
+    assert any(sql.startswith("INSERT INTO refunds") for sql in statements) or bulk_rows == 1
+    assert any("campaigns.received +" in sql for sql in statements)  # the totals were added
+    assert recomputations() == 0
+    with engine.connect() as connection:
+        for c in connection.execute(select(m.Campaign)).mappings():
+            view = chain.campaign_view(bytes.fromhex(c["campaign_id"][2:]))
+            assert (c["received"], c["refunded"], c["disbursed"]) == (view[4], view[5], view[6])
+    with engine.begin() as connection:  # a replay finds its rows there and recomputes
+        connection.execute(text("DELETE FROM indexer_cursors"))
+    indexer.sync()
+    assert recomputations() > 0
 
 
 @pytest.mark.parametrize("depth", [1, 5])
