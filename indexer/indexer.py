@@ -58,9 +58,12 @@ class IndexerConfig:
     confirmations: int = 12
     # First and largest block span of one eth_getLogs; the span doubles after each
     # answered query and halves (or drops to the node's stated limit) when refused.
-    # Small at first: a dense chain's first range is then a few thousand logs, and the
-    # pipeline has ranges to overlap from the start; a sparse chain grows it in a few steps.
-    initial_range: int = 16
+    # One block at first: nothing says how many logs a chain's blocks hold until one is
+    # read, and a first range of 16 blocks of 10,000 donations each (blocks of 600M gas,
+    # scripts/bench/million.py) held 160,000 logs in memory at once, half a GiB in a
+    # reconciliation. After the first, ranges are sized by the density just seen, and a
+    # sparse chain grows the span to its maximum in seventeen quick steps.
+    initial_range: int = 1
     max_range: int = 100_000
     # Logs a range aims at: the next span is sized by the last one's density, so that a
     # backfill of a dense chain is a stream of ranges of about this many logs to overlap.
