@@ -179,13 +179,13 @@ class Miner:
     """Queues raw transactions and mines a block whenever the next one would take the
     block's gas (by the transactions' gas limits) past the budget."""
 
-    def __init__(self, rpc: Rpc, sender: Sender) -> None:
-        self.rpc, self.sender = rpc, sender
+    def __init__(self, rpc: Rpc, sender: Sender, budget: int = BLOCK_BUDGET) -> None:
+        self.rpc, self.sender, self.budget = rpc, sender, budget
         self.pending_gas = 0
         self.sent = 0
 
     def queue(self, data: bytes, gas: int) -> None:
-        if self.pending_gas + gas > BLOCK_BUDGET:
+        if self.pending_gas + gas > self.budget:
             self.mine()
         self.sender.send(data, gas)
         self.pending_gas += gas
@@ -206,7 +206,9 @@ class Miner:
         raise SystemExit("fill: transactions still pending after 1,000 extra blocks")
 
 
-def fill(node: AnvilNode, options: argparse.Namespace) -> Filled:
+def fill(node: AnvilNode, options: argparse.Namespace, block_gas_limit: int = BLOCK_GAS_LIMIT) -> Filled:
+    """Fills `node` (started with `--gas-limit block_gas_limit`); blocks are mined at half
+    their limit, so the base fee never rises."""
     started = time.perf_counter()
     rng = random.Random(options.seed)
     w3 = make_web3(node.url, timeout=300)
@@ -227,7 +229,7 @@ def fill(node: AnvilNode, options: argparse.Namespace) -> Filled:
     max_batch = int(contract.functions.MAX_BATCH().call())
     sender = Sender(rpc, operator, deployment.address, deployment.chain_id)
     rpc.call("evm_setAutomine", False)
-    miner = Miner(rpc, sender)
+    miner = Miner(rpc, sender, block_gas_limit // 2)
 
     campaign_ids = [readable_id(rng, "campaign") for _ in range(options.campaigns)]
     for k, campaign in enumerate(campaign_ids):
