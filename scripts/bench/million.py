@@ -57,7 +57,7 @@ POLL_SECONDS = 0.5
 # logs, the reconciliation's view calls ask about the head, which is kept).
 KEPT_STATES = 64
 # anvil's cost per block grows with its state (in this repository's runs: 20,000 donations
-# took 0.5 s at 20,000 on chain and 5 s at 180,000, in blocks of 30M gas), so the million
+# took 1 s at 20,000 on chain and 10 s at 180,000, in blocks of 30M gas), so the million
 # is filled in blocks ten times as large: a tenth of the blocks. 200,000 donations and
 # 20,000 disbursements filled in 70 s instead of 197 s. The indexer reads whole blocks, so
 # its ranges hold more logs each; both sizes of a run are filled the same way.
